@@ -1,0 +1,305 @@
+//! The commands: what each one does with its arguments, and its exit code.
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command, FailOn, Format, LintArgs, RulesArgs, SimulateArgs, TargetArgs};
+use crate::context::{Context, Options, Root};
+use crate::finding::Severity;
+use crate::relay::Query;
+use crate::report::{self, Report};
+use crate::{catalogue, fix, lint, plesk};
+
+pub const EXIT_CLEAN: i32 = 0;
+pub const EXIT_FINDINGS: i32 = 1;
+pub const EXIT_ERROR: i32 = 2;
+
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Lint(a) => cmd_lint(&a),
+        Command::Simulate(a) => cmd_simulate(&a),
+        Command::Rules(a) => cmd_rules(&a),
+        Command::Plesk(crate::cli::PleskCommand::Check(a)) => plesk::check(&a),
+        Command::Plesk(crate::cli::PleskCommand::Repair(a)) => plesk::repair(&a),
+    }
+}
+
+pub fn fail_on(f: FailOn) -> Severity {
+    match f {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Info => Severity::Info,
+    }
+}
+
+fn error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("relaydoctor: {msg}");
+    EXIT_ERROR
+}
+
+/// Build the run context from the target arguments; None (after an error message) when the
+/// arguments cannot work.
+fn context(
+    t: &TargetArgs,
+    target_version: Option<String>,
+    target_compat: Option<String>,
+) -> Result<Context, String> {
+    let root = match &t.root {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(format!("--root {}: not a directory", dir.display()));
+            }
+            Root::snapshot(dir)
+        }
+        None => Root::live(),
+    };
+    let mut defines = Vec::new();
+    for d in &t.defines {
+        match d.split_once('=') {
+            Some((n, v)) => defines.push((n.trim().to_string(), v.to_string())),
+            None => defines.push((d.trim().to_string(), String::new())),
+        }
+    }
+    Ok(Context::new(
+        root,
+        Options {
+            postfix_version: t.postfix_version.clone(),
+            target_version,
+            target_compat,
+            exim_defines: defines,
+        },
+    ))
+}
+
+fn lint_once(a: &LintArgs) -> Result<(Context, Report), String> {
+    let ctx = context(&a.target, a.target_version.clone(), a.target_compat.clone())?;
+    let mut report = lint::run(&ctx, &a.target.paths)?;
+    lint::filter(&mut report.findings, &a.select, &a.ignore);
+    Ok((ctx, report))
+}
+
+fn cmd_lint(a: &LintArgs) -> i32 {
+    let (ctx, report) = match lint_once(a) {
+        Ok(x) => x,
+        Err(e) => return error(e),
+    };
+    let threshold = fail_on(a.fail_on);
+    let color = report::use_color(a.color.color);
+    let mut out = String::new();
+
+    if a.diff || a.fix {
+        let plans = fix::plan(&report.findings, false);
+        if a.diff {
+            for p in &plans {
+                if let Some(d) = fix::diff(&ctx, p) {
+                    out.push_str(&d);
+                }
+            }
+            if plans.is_empty() && a.format == Format::Text {
+                out.push_str("No safe fixes to show.\n");
+            }
+            return finish(&out, report.fails(threshold));
+        }
+        let mut failed = false;
+        for p in &plans {
+            match fix::apply(&ctx, p) {
+                Ok(backup) => eprintln!(
+                    "relaydoctor: fixed {} (backup: {})",
+                    p.display.display(),
+                    ctx.root.display(&backup).display()
+                ),
+                Err(e) => {
+                    eprintln!("relaydoctor: {e}");
+                    failed = true;
+                }
+            }
+        }
+        // Report what is left after the fixes, as the admin will see it next time.
+        let (ctx2, report2) = match lint_once(a) {
+            Ok(x) => x,
+            Err(e) => return error(e),
+        };
+        let code = emit(a, &ctx2, &report2, threshold, color);
+        return if failed { EXIT_ERROR } else { code };
+    }
+    emit(a, &ctx, &report, threshold, color)
+}
+
+fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color: bool) -> i32 {
+    let fails = report.fails(threshold);
+    if a.quiet && !fails {
+        return EXIT_CLEAN;
+    }
+    let out = match a.format {
+        Format::Json => report::json::render(report),
+        Format::Text => report::text::render(report, Some(ctx), color),
+    };
+    finish(&out, fails)
+}
+
+fn finish(out: &str, fails: bool) -> i32 {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a panic or a message.
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    if fails {
+        EXIT_FINDINGS
+    } else {
+        EXIT_CLEAN
+    }
+}
+
+fn cmd_simulate(a: &SimulateArgs) -> i32 {
+    let ctx = match context(&a.target, None, None) {
+        Ok(c) => c,
+        Err(e) => return error(e),
+    };
+    if a.client.parse::<std::net::IpAddr>().is_err() {
+        return error(format!("--client {}: not an IP address", a.client));
+    }
+    if !a.rcpt.contains('@') {
+        return error(format!("--rcpt {}: not an address (user@domain)", a.rcpt));
+    }
+    let q = Query {
+        client_ip: a.client.clone(),
+        client_name: None,
+        sasl_user: a.sasl_user.clone(),
+        helo: a.helo.clone(),
+        sender: a.sender.clone(),
+        rcpt: a.rcpt.clone(),
+        service: a.service.clone(),
+    };
+    let decisions = match lint::simulate(&ctx, &a.target.paths, &q) {
+        Ok(d) => d,
+        Err(e) => return error(e),
+    };
+    let color = report::use_color(a.color.color);
+    let out = match a.format {
+        Format::Json => {
+            let v = serde_json::json!({"version": 1, "decisions": decisions});
+            format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+        }
+        Format::Text => render_decisions(&decisions, color),
+    };
+    finish(&out, false)
+}
+
+pub fn render_decisions(decisions: &[crate::relay::Decision], color: bool) -> String {
+    use colored::Colorize;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if decisions.is_empty() {
+        out.push_str("No listening SMTP service found.\n");
+    }
+    for d in decisions {
+        let verdict = d.result.as_str();
+        let verdict = if color {
+            match d.result {
+                crate::relay::Verdict::Accept => verdict.green().bold().to_string(),
+                crate::relay::Verdict::Reject => verdict.red().bold().to_string(),
+                _ => verdict.yellow().bold().to_string(),
+            }
+        } else {
+            verdict.to_string()
+        };
+        let reply = d.reply_line();
+        let _ = writeln!(
+            out,
+            "{} {}: {verdict}{}",
+            d.mta.as_str(),
+            d.service,
+            if reply.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reply})")
+            }
+        );
+        if !d.depends_on.is_empty() {
+            let _ = writeln!(out, "  depends on: {}", d.depends_on.join(", "));
+        }
+        for s in &d.trace {
+            let _ = writeln!(
+                out,
+                "  {}:{}: {} -> {}",
+                s.file.display(),
+                s.line,
+                s.entry,
+                s.effect
+            );
+        }
+    }
+    out
+}
+
+fn cmd_rules(a: &RulesArgs) -> i32 {
+    let cat = catalogue::all();
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    match &a.code {
+        Some(code) => {
+            let Some(r) = catalogue::get(&code.to_ascii_uppercase()) else {
+                return error(format!("no rule {code}; `relaydoctor rules` lists them"));
+            };
+            if a.format == Format::Json {
+                out = format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&rule_json(r)).unwrap_or_default()
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{} {} ({}, {})",
+                    r.code,
+                    r.name,
+                    r.category,
+                    r.severity.as_str()
+                );
+                let _ = writeln!(out, "{}\n", r.summary);
+                let _ = writeln!(out, "{}", r.explanation.trim_end());
+                if let Some(b) = &r.bad {
+                    let _ = writeln!(out, "\nTriggers on:\n{}", indent(b));
+                }
+                if let Some(g) = &r.good {
+                    let _ = writeln!(out, "\nCorrected:\n{}", indent(g));
+                }
+                if !r.references.is_empty() {
+                    let _ = writeln!(out, "\nReferences: {}", r.references.join("; "));
+                }
+            }
+        }
+        None => {
+            if a.format == Format::Json {
+                let v: Vec<_> = cat.values().map(rule_json).collect();
+                out = format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for r in cat.values() {
+                    let _ = writeln!(
+                        out,
+                        "{:<6} {:<8} {:<18} {:<36} {}",
+                        r.code,
+                        r.severity.as_str(),
+                        r.category,
+                        r.name,
+                        r.summary
+                    );
+                }
+            }
+        }
+    }
+    finish(&out, false)
+}
+
+fn indent(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn rule_json(r: &catalogue::Rule) -> serde_json::Value {
+    serde_json::json!({
+        "code": r.code, "name": r.name, "category": r.category,
+        "severity": r.severity.as_str(), "summary": r.summary,
+        "explanation": r.explanation, "bad": r.bad, "good": r.good,
+        "references": r.references,
+    })
+}

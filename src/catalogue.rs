@@ -1,0 +1,146 @@
+//! The rule catalogue: every rule's code, name, category, severity and explanation, kept as
+//! TOML under rules/ and compiled into the binary.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use crate::finding::Severity;
+
+/// The categories a finding may have (the foundation issue fixes this list).
+pub const CATEGORIES: &[&str] = &[
+    "syntax",
+    "open-relay",
+    "auth-relay-denied",
+    "relay-denied",
+    "mail-refused",
+    "plaintext-auth",
+    "risky-callout",
+    "risky-dnsbl",
+    "upgrade",
+    "stale-map",
+    "missing-file",
+    "db-integrity",
+    "db-settings",
+];
+
+/// The catalogue files, one per MTA, embedded at build time.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("rules/general.toml", include_str!("../rules/general.toml")),
+    ("rules/postfix.toml", include_str!("../rules/postfix.toml")),
+    ("rules/exim.toml", include_str!("../rules/exim.toml")),
+    ("rules/qmail.toml", include_str!("../rules/qmail.toml")),
+    ("rules/plesk.toml", include_str!("../rules/plesk.toml")),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawRule {
+    code: String,
+    name: String,
+    category: String,
+    severity: String,
+    summary: String,
+    explanation: String,
+    #[serde(default)]
+    bad: Option<String>,
+    #[serde(default)]
+    good: Option<String>,
+    #[serde(default)]
+    references: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub code: String,
+    pub name: String,
+    pub category: String,
+    pub severity: Severity,
+    pub summary: String,
+    pub explanation: String,
+    /// An example of the configuration that triggers the rule.
+    pub bad: Option<String>,
+    /// The same example, corrected.
+    pub good: Option<String>,
+    pub references: Vec<String>,
+}
+
+/// Parse and validate catalogue text. Errors name the file and the rule.
+pub fn parse(file: &str, text: &str) -> Result<Vec<Rule>, String> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+    raw.rule
+        .into_iter()
+        .map(|r| {
+            let severity = Severity::parse(&r.severity)
+                .ok_or_else(|| format!("{file}: {}: bad severity {:?}", r.code, r.severity))?;
+            if !CATEGORIES.contains(&r.category.as_str()) {
+                return Err(format!("{file}: {}: bad category {:?}", r.code, r.category));
+            }
+            Ok(Rule {
+                code: r.code,
+                name: r.name,
+                category: r.category,
+                severity,
+                summary: r.summary,
+                explanation: r.explanation,
+                bad: r.bad,
+                good: r.good,
+                references: r.references,
+            })
+        })
+        .collect()
+}
+
+/// All rules by code. The embedded catalogue is validated by the test suite, so a parse
+/// error here is a build defect; it is reported on stderr and the broken file skipped rather
+/// than panicking on a user's machine.
+pub fn all() -> &'static BTreeMap<String, Rule> {
+    static CAT: OnceLock<BTreeMap<String, Rule>> = OnceLock::new();
+    CAT.get_or_init(|| {
+        let mut map = BTreeMap::new();
+        for (file, text) in SOURCES {
+            match parse(file, text) {
+                Ok(rules) => {
+                    for r in rules {
+                        map.insert(r.code.clone(), r);
+                    }
+                }
+                Err(e) => eprintln!("relaydoctor: internal error in rule catalogue: {e}"),
+            }
+        }
+        map
+    })
+}
+
+pub fn get(code: &str) -> Option<&'static Rule> {
+    all().get(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_file_parses_and_codes_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (file, text) in SOURCES {
+            let rules = parse(file, text).unwrap();
+            for r in rules {
+                assert!(seen.insert(r.code.clone()), "duplicate code {}", r.code);
+                assert!(!r.summary.is_empty() && !r.explanation.is_empty());
+                assert!(
+                    r.name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                    "{} name must be kebab-case",
+                    r.code
+                );
+            }
+        }
+    }
+}

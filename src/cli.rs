@@ -1,0 +1,254 @@
+//! Command-line definitions (clap derive), nothing else.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  relaydoctor lint                              # the live system's Postfix, Exim and qmail
+  relaydoctor lint /etc/postfix                 # one configuration directory
+  relaydoctor lint --root /srv/snapshots/mx1    # a server snapshot (post-migration audit)
+  relaydoctor lint --diff                       # show proposed fixes as a diff, write nothing
+  relaydoctor lint --target-version 3.9         # pre-upgrade check
+  relaydoctor simulate --client 203.0.113.5 --rcpt user@example.net
+  relaydoctor rules PF101                       # explain one rule
+  relaydoctor plesk check --quiet               # cron: silent when the psa database is healthy
+
+Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 relaydoctor could not do its job.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "relaydoctor",
+    version,
+    about = "Finds why a mail server refuses to relay, or relays for everyone",
+    long_about = "relaydoctor reads Postfix, Exim and qmail configurations (and Plesk's psa \
+database), models who may relay where on every listening service, and explains each problem \
+with the file and line that causes it, proposing fixes as diffs.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check configurations for open relays, relay denials, risky checks and upgrade traps
+    #[command(after_help = "\
+Examples:
+  relaydoctor lint
+  relaydoctor lint /etc/postfix --format json
+  relaydoctor lint --root /srv/snapshot --select PF,EX101 --fail-on error
+  relaydoctor lint /etc/postfix --diff      # preview fixes
+  relaydoctor lint /etc/postfix --fix       # apply safe fixes (backup: FILE.relaydoctor.bak)")]
+    Lint(LintArgs),
+    /// Show what each listening service answers to one client and recipient, and why
+    #[command(after_help = "\
+Examples:
+  relaydoctor simulate --client 203.0.113.5 --rcpt user@example.net
+  relaydoctor simulate /etc/postfix --client 198.51.100.7 --sasl-user alice --rcpt bob@example.org --service submission
+  relaydoctor simulate --root /srv/snapshot --client 10.0.0.5 --rcpt x@example.com --format json")]
+    Simulate(SimulateArgs),
+    /// List the rules, or explain one
+    #[command(after_help = "\
+Examples:
+  relaydoctor rules
+  relaydoctor rules PF101")]
+    Rules(RulesArgs),
+    /// Check or repair Plesk's smtp_poplocks table and mail relay settings
+    #[command(subcommand)]
+    Plesk(PleskCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PleskFormat {
+    Text,
+    Json,
+    Nagios,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ColorArgs {
+    /// When to color text output (NO_COLOR in the environment means never for auto)
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Configuration directories or files (default: discover on the live system)
+    pub paths: Vec<PathBuf>,
+    /// Treat DIR as the root filesystem of a server snapshot
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Postfix version whose defaults apply (default: `postconf -h mail_version`, else the newest known)
+    #[arg(long, value_name = "X.Y")]
+    pub postfix_version: Option<String>,
+    /// Exim macro definition, like exim's -D (repeatable)
+    #[arg(long = "define", value_name = "NAME=VALUE")]
+    pub defines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub color: ColorArgs,
+    /// Only these rule codes or prefixes (comma-separated, e.g. PF,EX101)
+    #[arg(long, value_delimiter = ',', value_name = "CODES")]
+    pub select: Vec<String>,
+    /// Skip these rule codes or prefixes (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "CODES")]
+    pub ignore: Vec<String>,
+    /// Lowest severity that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+    /// Print the safe fixes as unified diffs; write nothing
+    #[arg(long)]
+    pub diff: bool,
+    /// Apply the safe fixes (atomically, keeping FILE.relaydoctor.bak), then lint again
+    #[arg(long, conflicts_with = "diff")]
+    pub fix: bool,
+    /// Pre-upgrade check: compare relay decisions with this MTA version
+    #[arg(long, value_name = "X.Y")]
+    pub target_version: Option<String>,
+    /// Postfix compatibility_level assumed after the upgrade
+    #[arg(long, value_name = "LEVEL")]
+    pub target_compat: Option<String>,
+    /// Print nothing when there is no finding at or above --fail-on (for cron)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Client IP address
+    #[arg(long, value_name = "IP")]
+    pub client: String,
+    /// The client authenticated with SMTP AUTH as NAME
+    #[arg(long, value_name = "NAME")]
+    pub sasl_user: Option<String>,
+    /// HELO/EHLO name the client sends
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Envelope sender (MAIL FROM)
+    #[arg(long, value_name = "ADDR")]
+    pub sender: Option<String>,
+    /// Envelope recipient (RCPT TO)
+    #[arg(long, value_name = "ADDR")]
+    pub rcpt: String,
+    /// Only this listening service (e.g. smtp, submission, 127.0.0.1:10025)
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub color: ColorArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RulesArgs {
+    /// A rule code to explain (default: list every rule)
+    pub code: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Root filesystem where Plesk's files are (/etc/psa/...)
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Database URL mysql://user:password@host:port/psa (visible to other users: prefer a DSN file)
+    #[arg(long, value_name = "URL")]
+    pub db_url: Option<String>,
+    /// A dsn.ini-style file with a [plesk] section
+    #[arg(long, value_name = "PATH")]
+    pub dsn_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PleskCommand {
+    /// Check smtp_poplocks and the relay settings (read-only)
+    #[command(after_help = "\
+Examples:
+  relaydoctor plesk check
+  relaydoctor plesk check --quiet                 # cron: silent when healthy
+  relaydoctor plesk check --format nagios         # Nagios/Icinga plugin")]
+    Check(PleskCheckArgs),
+    /// Show (and with --apply, make) the repairs smtp_poplocks needs
+    #[command(after_help = "\
+Examples:
+  relaydoctor plesk repair                        # dry run: diff and SQL, nothing written
+  relaydoctor plesk repair --apply                # back up, then repair all-or-nothing")]
+    Repair(PleskRepairArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PleskCheckArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PleskFormat::Text)]
+    pub format: PleskFormat,
+    #[command(flatten)]
+    pub color: ColorArgs,
+    /// Print nothing when healthy
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Lowest severity that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PleskRepairArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Write the changes (default: dry run)
+    #[arg(long)]
+    pub apply: bool,
+    /// Also remove bad white-list rows (lock_time NULL)
+    #[arg(long)]
+    pub include_whitelist: bool,
+    /// Where the backup of deleted rows goes
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/relaydoctor/backups"
+    )]
+    pub backup_dir: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub color: ColorArgs,
+}

@@ -1,0 +1,172 @@
+//! What every checker shares during one run: where the root filesystem is, the options that
+//! change semantics (versions, macro definitions), and the files loaded so far.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::finding::{Finding, Mta};
+use crate::source::{LoadError, SourceFile};
+
+/// The root filesystem the configuration lives in: `/` for a live system, or a snapshot
+/// directory given with `--root`, under which every absolute path in the configuration resolves.
+#[derive(Debug, Clone, Default)]
+pub struct Root {
+    pub dir: Option<PathBuf>,
+}
+
+impl Root {
+    pub fn live() -> Root {
+        Root { dir: None }
+    }
+
+    pub fn snapshot(dir: impl Into<PathBuf>) -> Root {
+        Root {
+            dir: Some(dir.into()),
+        }
+    }
+
+    /// Where an absolute path of the configured server is on this machine.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        match &self.dir {
+            Some(root) if path.is_absolute() => {
+                let rel: PathBuf = path
+                    .components()
+                    .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+                    .collect();
+                root.join(rel)
+            }
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// How a real path is shown to the user: relative to the root for a snapshot.
+    pub fn display(&self, real: &Path) -> PathBuf {
+        match &self.dir {
+            Some(root) => real
+                .strip_prefix(root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| real.to_path_buf()),
+            None => real.to_path_buf(),
+        }
+    }
+
+    pub fn is_snapshot(&self) -> bool {
+        self.dir.is_some()
+    }
+}
+
+/// Options that change how configurations are interpreted.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Postfix version whose defaults apply (`--postfix-version`).
+    pub postfix_version: Option<String>,
+    /// Pre-upgrade check: the version to compare against (`--target-version`).
+    pub target_version: Option<String>,
+    /// Compatibility level assumed after the upgrade (`--target-compat`).
+    pub target_compat: Option<String>,
+    /// Exim `-D` style macro definitions (`--define NAME=VALUE`).
+    pub exim_defines: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Context {
+    pub root: Root,
+    pub options: Options,
+    sources: Mutex<BTreeMap<PathBuf, Arc<SourceFile>>>,
+}
+
+impl Context {
+    pub fn new(root: Root, options: Options) -> Context {
+        Context {
+            root,
+            options,
+            sources: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Load (once) the file at `real`. The loaded file is remembered for rendering and fixes.
+    pub fn load(&self, real: &Path) -> Result<Arc<SourceFile>, LoadError> {
+        let display = self.root.display(real);
+        if let Some(s) = self.lock().get(&display) {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(SourceFile::load(real, &display)?);
+        self.lock().insert(display, Arc::clone(&s));
+        Ok(s)
+    }
+
+    /// Load a file and turn every problem except absence into a finding: unreadable (RD001),
+    /// binary (RD002), too large (RD004); invalid UTF-8 (RD003) still returns the text.
+    /// A missing file returns None with no finding: whether absence matters is the caller's
+    /// call (a missing rcpthosts is an open relay, a missing master.cf is not).
+    pub fn load_checked(
+        &self,
+        real: &Path,
+        mta: Mta,
+        findings: &mut Vec<Finding>,
+    ) -> Option<Arc<SourceFile>> {
+        match self.load(real) {
+            Ok(s) => {
+                if s.lossy {
+                    let first_bad = first_invalid_utf8(&s.original);
+                    let (line, col) = s.line_col(first_bad);
+                    findings.push(
+                        Finding::new(
+                            "RD003",
+                            mta,
+                            format!(
+                                "{} is not valid UTF-8 (first bad byte on line {line}, column {col}); checked with the bad bytes replaced",
+                                s.display.display()
+                            ),
+                        )
+                        .at(s.location(first_bad, first_bad)),
+                    );
+                }
+                Some(s)
+            }
+            Err(LoadError::Missing(_)) => None,
+            Err(e) => {
+                let code = match e {
+                    LoadError::Binary(..) => "RD002",
+                    LoadError::TooLarge(..) => "RD004",
+                    _ => "RD001",
+                };
+                findings.push(Finding::new(code, mta, e.to_string()).at(file_location(&e)));
+                None
+            }
+        }
+    }
+
+    /// A file loaded earlier in this run, by its displayed path.
+    pub fn source(&self, display: &Path) -> Option<Arc<SourceFile>> {
+        self.lock().get(display).cloned()
+    }
+
+    /// Number of files read in this run.
+    pub fn files_read(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Arc<SourceFile>>> {
+        // A poisoned lock only means another checker panicked; the map itself is intact.
+        self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn file_location(e: &LoadError) -> crate::finding::Location {
+    crate::finding::Location {
+        file: e.display_path().to_path_buf(),
+        line: 1,
+        column: 1,
+        end_line: 1,
+        end_column: 1,
+    }
+}
+
+fn first_invalid_utf8(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => 0,
+        Err(e) => e.valid_up_to(),
+    }
+}

@@ -1,0 +1,180 @@
+//! Applying fixes: collect the safe edits per file, render unified diffs, write atomically.
+//!
+//! Edits are byte ranges in the original text, so a fix never reformats lines it does not
+//! change. Writing goes through a temp file in the same directory and a rename, keeps the
+//! file's mode and owner, leaves `FILE.relaydoctor.bak`, and refuses a file whose bytes
+//! changed since relaydoctor read it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::context::Context;
+use crate::finding::{Applicability, Edit, Finding};
+
+/// The edits to make in one file, sorted and without overlaps.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    pub display: PathBuf,
+    pub real: PathBuf,
+    pub edits: Vec<Edit>,
+}
+
+/// Collect the safe edits of `findings`, grouped by file. Where two edits overlap, the
+/// first (in finding order) wins and the other waits for the next run: applying both could
+/// produce text neither fix intended.
+pub fn plan(findings: &[Finding], include_unsafe: bool) -> Vec<FilePlan> {
+    let mut by_file: BTreeMap<PathBuf, FilePlan> = BTreeMap::new();
+    for f in findings {
+        let Some(fix) = &f.fix else { continue };
+        if fix.applicability == Applicability::Unsafe && !include_unsafe {
+            continue;
+        }
+        // All edits of one fix go in together or not at all.
+        let fits = fix.edits.iter().all(|e| {
+            by_file.get(&e.file).is_none_or(|p| {
+                p.edits.iter().all(|o| {
+                    e.end <= o.start
+                        || e.start >= o.end
+                        || (e.start == e.end && o.start == o.end && e.start != o.start)
+                })
+            })
+        });
+        if !fits {
+            continue;
+        }
+        for e in &fix.edits {
+            by_file
+                .entry(e.file.clone())
+                .or_insert_with(|| FilePlan {
+                    display: e.file.clone(),
+                    real: e.real_file.clone(),
+                    edits: Vec::new(),
+                })
+                .edits
+                .push(e.clone());
+        }
+    }
+    let mut plans: Vec<FilePlan> = by_file.into_values().collect();
+    for p in &mut plans {
+        p.edits.sort_by_key(|e| (e.start, e.end));
+    }
+    plans
+}
+
+/// Apply edits to text. Edits must be sorted and non-overlapping (as `plan` makes them).
+pub fn apply_edits(text: &str, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut pos = 0;
+    for e in edits {
+        let start = e.start.clamp(pos, text.len());
+        let end = e.end.clamp(start, text.len());
+        out.push_str(&text[pos..start]);
+        out.push_str(&e.replacement);
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// Unified diff of one file's plan against the text relaydoctor read.
+pub fn diff(ctx: &Context, plan: &FilePlan) -> Option<String> {
+    let src = ctx.source(&plan.display)?;
+    let new = apply_edits(&src.text, &plan.edits);
+    let name = plan.display.display().to_string();
+    Some(
+        similar::TextDiff::from_lines(src.text.as_str(), new.as_str())
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{name}"), &format!("b/{name}"))
+            .to_string(),
+    )
+}
+
+/// Write one file's fixes. Returns the backup path.
+pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
+    let name = plan.display.display().to_string();
+    let src = ctx
+        .source(&plan.display)
+        .ok_or_else(|| format!("{name}: was not read in this run"))?;
+    if src.lossy {
+        return Err(format!(
+            "{name}: not valid UTF-8; refusing to rewrite it (fix by hand)"
+        ));
+    }
+    let current = fs::read(&plan.real).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    if current != src.original {
+        return Err(format!(
+            "{name}: changed since relaydoctor read it; run again"
+        ));
+    }
+    let new = apply_edits(&src.text, &plan.edits);
+    let backup = backup_path(&plan.real);
+    write_atomic(&plan.real, &current, Some(&backup))
+        .and_then(|_| write_atomic(&plan.real, new.as_bytes(), None))
+        .map_err(|e| format!("{name}: {e}"))?;
+    Ok(backup)
+}
+
+pub fn backup_path(real: &Path) -> PathBuf {
+    let mut s = real.as_os_str().to_os_string();
+    s.push(".relaydoctor.bak");
+    PathBuf::from(s)
+}
+
+/// Write `bytes` to `target` (or, with `copy_to`, write the bytes to that path instead)
+/// through a temp file in the same directory and a rename, with `target`'s mode and owner.
+pub fn write_atomic(target: &Path, bytes: &[u8], copy_to: Option<&Path>) -> Result<(), String> {
+    let dest = copy_to.unwrap_or(target);
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let meta = fs::metadata(target).map_err(|e| format!("cannot stat: {e}"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".relaydoctor.")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| format!("cannot write: {e}"))?;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| format!("cannot set mode: {e}"))?;
+    // Keeping the owner needs privilege when it is not ours; as non-root on our own file it
+    // is a no-op. Failing to keep another user's ownership is an error: the MTA may not read
+    // a root-owned copy of its file.
+    if let Err(e) = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid())) {
+        return Err(format!(
+            "cannot keep owner {}:{}: {e}",
+            meta.uid(),
+            meta.gid()
+        ));
+    }
+    tmp.persist(dest)
+        .map_err(|e| format!("cannot rename into place: {}", e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(start: usize, end: usize, r: &str) -> Edit {
+        Edit {
+            real_file: "f".into(),
+            file: "f".into(),
+            start,
+            end,
+            replacement: r.into(),
+        }
+    }
+
+    #[test]
+    fn edits_touch_only_their_span() {
+        let t = "a = 1\nb = 2 # x\nc = 3\n";
+        let out = apply_edits(t, &[edit(11, 15, ""), edit(20, 21, "4")]);
+        assert_eq!(out, "a = 1\nb = 2\nc = 4\n");
+    }
+}

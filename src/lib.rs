@@ -1,0 +1,17 @@
+//! relaydoctor: finds why mail servers refuse to relay, or relay for everyone.
+
+pub mod app;
+pub mod catalogue;
+pub mod cli;
+pub mod context;
+pub mod discover;
+pub mod exim;
+pub mod finding;
+pub mod fix;
+pub mod lint;
+pub mod plesk;
+pub mod postfix;
+pub mod qmail;
+pub mod relay;
+pub mod report;
+pub mod source;

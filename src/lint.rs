@@ -1,0 +1,132 @@
+//! The lint job: find configuration sets, run each MTA's checker, filter the findings.
+
+use std::path::{Path, PathBuf};
+
+use crate::context::Context;
+use crate::finding::Finding;
+use crate::relay::{Decision, Query};
+use crate::report::Report;
+use crate::{exim, postfix, qmail};
+
+/// One MTA configuration to check.
+#[derive(Debug, Clone)]
+pub enum ConfigSet {
+    Postfix(postfix::Target),
+    Exim(exim::Target),
+    Qmail(qmail::Target),
+}
+
+/// Find what to check: the explicitly named paths, or everything under the root.
+/// An explicitly named path that does not exist or that no checker recognises is an error
+/// (exit 2): the user asked for something relaydoctor cannot do.
+pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<Finding>), String> {
+    let mut findings = Vec::new();
+    let mut sets = Vec::new();
+    if paths.is_empty() {
+        sets.extend(
+            postfix::discover(ctx, &mut findings)
+                .into_iter()
+                .map(ConfigSet::Postfix),
+        );
+        sets.extend(
+            exim::discover(ctx, &mut findings)
+                .into_iter()
+                .map(ConfigSet::Exim),
+        );
+        sets.extend(
+            qmail::discover(ctx, &mut findings)
+                .into_iter()
+                .map(ConfigSet::Qmail),
+        );
+        return Ok((sets, findings));
+    }
+    for p in paths {
+        let real = ctx.root.resolve(p);
+        let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            // Reading the directory up front turns "permission denied" into a clear error.
+            std::fs::read_dir(&real).map_err(|e| format!("{}: {e}", p.display()))?;
+        } else {
+            std::fs::File::open(&real).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        let before = sets.len();
+        if let Some(t) = postfix::detect(ctx, &real) {
+            sets.push(ConfigSet::Postfix(t));
+        }
+        if let Some(t) = exim::detect(ctx, &real) {
+            sets.push(ConfigSet::Exim(t));
+        }
+        if let Some(t) = qmail::detect(ctx, &real) {
+            sets.push(ConfigSet::Qmail(t));
+        }
+        if sets.len() == before {
+            return Err(format!(
+                "{}: not a Postfix, Exim or qmail configuration that relaydoctor recognises \
+                 (use --root for a whole server snapshot)",
+                p.display()
+            ));
+        }
+    }
+    Ok((sets, findings))
+}
+
+/// Lint everything `collect` finds.
+pub fn run(ctx: &Context, paths: &[PathBuf]) -> Result<Report, String> {
+    let (sets, mut findings) = collect(ctx, paths)?;
+    for set in &sets {
+        match set {
+            ConfigSet::Postfix(t) => findings.extend(postfix::lint(ctx, t)),
+            ConfigSet::Exim(t) => findings.extend(exim::lint(ctx, t)),
+            ConfigSet::Qmail(t) => findings.extend(qmail::lint(ctx, t)),
+        }
+    }
+    let mut report = Report {
+        findings,
+        files: ctx.files_read(),
+    };
+    report.sort();
+    report.findings.dedup_by(|a, b| {
+        a.code == b.code
+            && a.location == b.location
+            && a.message == b.message
+            && a.service == b.service
+    });
+    Ok(report)
+}
+
+/// The relay decision of every listener found, for one query.
+pub fn simulate(ctx: &Context, paths: &[PathBuf], q: &Query) -> Result<Vec<Decision>, String> {
+    let (sets, _) = collect(ctx, paths)?;
+    let mut out = Vec::new();
+    for set in &sets {
+        match set {
+            ConfigSet::Postfix(t) => out.extend(postfix::simulate(ctx, t, q)?),
+            ConfigSet::Exim(t) => out.extend(exim::simulate(ctx, t, q)?),
+            ConfigSet::Qmail(t) => out.extend(qmail::simulate(ctx, t, q)?),
+        }
+    }
+    if let Some(s) = &q.service {
+        out.retain(|d| &d.service == s);
+        if out.is_empty() {
+            return Err(format!("no listening service named {s:?}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `--select` / `--ignore`: codes or prefixes (PF, PF1, PF101), case-insensitive.
+pub fn filter(findings: &mut Vec<Finding>, select: &[String], ignore: &[String]) {
+    let matches = |code: &str, pats: &[String]| {
+        pats.iter()
+            .map(|p| p.trim().to_ascii_uppercase())
+            .filter(|p| !p.is_empty())
+            .any(|p| code.starts_with(&p))
+    };
+    let has_select = select.iter().any(|s| !s.trim().is_empty());
+    findings.retain(|f| (!has_select || matches(&f.code, select)) && !matches(&f.code, ignore));
+}
+
+/// True when `path` exists (after resolving under the root).
+pub fn exists(ctx: &Context, path: &Path) -> bool {
+    ctx.root.resolve(path).exists()
+}

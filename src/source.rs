@@ -1,0 +1,210 @@
+//! A loaded configuration file: where it came from, its text, and the mapping from byte
+//! offsets to line:column that every finding and fix relies on.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Files larger than this are refused with a finding rather than read: no real MTA
+/// configuration comes close, and reading it would only burn memory.
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path as shown to the user (relative to --root when one is given).
+    pub display: PathBuf,
+    /// Path on this machine, used for reading and for fixes.
+    pub real: PathBuf,
+    /// The text; invalid UTF-8 is replaced (and reported by the loader's caller).
+    pub text: String,
+    /// The exact bytes read, so a fix can refuse a file that changed since.
+    pub original: Vec<u8>,
+    line_starts: Vec<usize>,
+    /// True when the bytes were not valid UTF-8 (text holds a lossy copy).
+    pub lossy: bool,
+}
+
+/// Why a file could not be loaded. Each variant names the file in its Display form.
+#[derive(Debug, Clone)]
+pub enum LoadError {
+    Missing(PathBuf),
+    Unreadable(PathBuf, String),
+    NotAFile(PathBuf),
+    TooLarge(PathBuf, u64),
+    Binary(PathBuf, usize),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Missing(p) => write!(f, "{}: no such file", p.display()),
+            LoadError::Unreadable(p, e) => write!(f, "{}: cannot read: {e}", p.display()),
+            LoadError::NotAFile(p) => write!(f, "{}: not a regular file", p.display()),
+            LoadError::TooLarge(p, n) => write!(
+                f,
+                "{}: {n} bytes is larger than the {MAX_FILE_BYTES}-byte limit",
+                p.display()
+            ),
+            LoadError::Binary(p, off) => write!(
+                f,
+                "{}: binary data (NUL byte at offset {off}), not a text configuration",
+                p.display()
+            ),
+        }
+    }
+}
+
+impl LoadError {
+    pub fn display_path(&self) -> &Path {
+        match self {
+            LoadError::Missing(p)
+            | LoadError::Unreadable(p, _)
+            | LoadError::NotAFile(p)
+            | LoadError::TooLarge(p, _)
+            | LoadError::Binary(p, _) => p,
+        }
+    }
+}
+
+impl SourceFile {
+    /// Build from text already in memory (tests, generated configuration).
+    pub fn from_text(display: impl Into<PathBuf>, text: impl Into<String>) -> SourceFile {
+        let text = text.into();
+        let display = display.into();
+        SourceFile {
+            real: display.clone(),
+            display,
+            original: text.clone().into_bytes(),
+            line_starts: line_starts(&text),
+            text,
+            lossy: false,
+        }
+    }
+
+    /// Read `real`, showing it as `display`. Binary files (a NUL byte) and oversized files
+    /// are refused; invalid UTF-8 is decoded lossily and flagged in `lossy`.
+    pub fn load(real: &Path, display: &Path) -> Result<SourceFile, LoadError> {
+        let meta = match fs::metadata(real) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::Missing(display.to_path_buf()))
+            }
+            Err(e) => return Err(LoadError::Unreadable(display.to_path_buf(), e.to_string())),
+        };
+        if !meta.is_file() {
+            return Err(LoadError::NotAFile(display.to_path_buf()));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(LoadError::TooLarge(display.to_path_buf(), meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        fs::File::open(real)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| LoadError::Unreadable(display.to_path_buf(), e.to_string()))?;
+        if let Some(off) = memchr_nul(&bytes) {
+            return Err(LoadError::Binary(display.to_path_buf(), off));
+        }
+        let (text, lossy) = match String::from_utf8(bytes.clone()) {
+            Ok(s) => (s, false),
+            Err(_) => (String::from_utf8_lossy(&bytes).into_owned(), true),
+        };
+        Ok(SourceFile {
+            display: display.to_path_buf(),
+            real: real.to_path_buf(),
+            line_starts: line_starts(&text),
+            text,
+            original: bytes,
+            lossy,
+        })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line_idx = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let start = self.line_starts[line_idx];
+        let col = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(offset - start);
+        (line_idx + 1, col + 1)
+    }
+
+    /// Byte offset where 1-based `line` starts.
+    pub fn line_start(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// Text of 1-based `line`, without its line terminator.
+    pub fn line_text(&self, line: usize) -> &str {
+        let start = self.line_start(line);
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        self.text[start..end].trim_end_matches(['\n', '\r'])
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// A location covering `start..end` of this file.
+    pub fn location(&self, start: usize, end: usize) -> crate::finding::Location {
+        let (line, column) = self.line_col(start);
+        let (end_line, end_column) = self.line_col(end.max(start));
+        crate::finding::Location {
+            file: self.display.clone(),
+            line,
+            column,
+            end_line,
+            end_column,
+        }
+    }
+
+    /// A location covering all of 1-based `line` (without its terminator).
+    pub fn line_location(&self, line: usize) -> crate::finding::Location {
+        let start = self.line_start(line);
+        self.location(start, start + self.line_text(line).len())
+    }
+}
+
+fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == 0)
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut v = Vec::with_capacity(text.len() / 40 + 1);
+    v.push(0);
+    v.extend(
+        text.bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let s = SourceFile::from_text("x", "ab\ncdé f\n");
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(3), (2, 1));
+        // é is two bytes; column counts characters.
+        assert_eq!(s.line_col(8), (2, 5));
+        assert_eq!(s.line_text(2), "cdé f");
+        assert_eq!(s.line_count(), 3);
+    }
+}
