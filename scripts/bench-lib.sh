@@ -1,0 +1,19 @@
+# Shared by scripts/bench.d/*: median wall time of a command, in seconds.
+# median_time N cmd args...   (stdout/stderr of the command are discarded)
+median_time() {
+  local n=$1; shift
+  python3 - "$n" "$@" <<'PY'
+import subprocess, sys, time, statistics
+n = int(sys.argv[1]); cmd = sys.argv[2:]
+ts = []
+for _ in range(n):
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ts.append(time.perf_counter() - t)
+print(f"{statistics.median(ts):.4f}")
+PY
+}
+# ratio A B -> A/B with 2 decimals
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+# peak RSS in MB of a command: peak_rss cmd args...
+peak_rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.1f\n", $1/1024}'; }
