@@ -38,6 +38,14 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<
                 .into_iter()
                 .map(ConfigSet::Qmail),
         );
+        if sets.is_empty() && findings.is_empty() {
+            let root = ctx.root.dir.as_deref().unwrap_or(Path::new("/"));
+            return Err(format!(
+                "no Postfix, Exim or qmail configuration found under {} \
+                 (looked for etc/postfix*/main.cf, etc/exim4, etc/exim.conf, var/qmail/control)",
+                root.display()
+            ));
+        }
         return Ok((sets, findings));
     }
     for p in paths {

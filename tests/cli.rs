@@ -1,0 +1,213 @@
+//! The command line as a user meets it: help, exit codes, output formats, color, filters.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::PathBuf;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("relaydoctor").unwrap();
+    c.env_remove("NO_COLOR").env_remove("RELAYDOCTOR_DB_URL");
+    c
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+#[test]
+fn help_has_examples_for_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["lint", "--help"],
+        vec!["simulate", "--help"],
+        vec!["rules", "--help"],
+        vec!["plesk", "check", "--help"],
+        vec!["plesk", "repair", "--help"],
+    ] {
+        bin()
+            .args(&args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Examples:"));
+    }
+    bin()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    bin().args(["lint", "--format", "xml"]).assert().code(2);
+    bin().args(["lint", "--no-such-flag"]).assert().code(2);
+    bin()
+        .args(["lint", "/nonexistent/relaydoctor/path"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/relaydoctor/path"));
+    bin()
+        .args(["lint", "--root", "/nonexistent/relaydoctor/root"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a directory"));
+}
+
+#[test]
+fn a_root_without_any_mta_configuration_is_an_error_not_a_clean_bill() {
+    let dir = tempfile::tempdir().unwrap();
+    bin()
+        .args(["lint", "--root"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no Postfix, Exim or qmail configuration found",
+        ));
+}
+
+#[test]
+fn rules_lists_and_explains() {
+    bin()
+        .arg("rules")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("RD002").and(predicate::str::contains("binary-file")));
+    bin()
+        .args(["rules", "rd002"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("NUL byte"));
+    bin()
+        .args(["rules", "ZZ999"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no rule ZZ999"));
+    let out = bin().args(["rules", "--format", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.as_array().unwrap().iter().any(|r| r["code"] == "RD003"));
+}
+
+#[test]
+fn json_output_has_the_documented_shape_and_paths_relative_to_root() {
+    let out = bin()
+        .args(["lint", "--format", "json", "--root"])
+        .arg(fixture("rules/RD002/bad"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["tool"]["name"], "relaydoctor");
+    assert_eq!(v["tool"]["version"], env!("CARGO_PKG_VERSION"));
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "RD002")
+        .expect("RD002 finding");
+    assert_eq!(f["file"], "etc/postfix/main.cf");
+    for key in [
+        "name",
+        "category",
+        "severity",
+        "mta",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "message",
+    ] {
+        assert!(!f[key].is_null(), "finding lacks {key}: {f}");
+    }
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["category"], "syntax");
+    assert!(v["summary"]["error"].as_u64().unwrap() >= 1);
+    assert!(v["summary"]["files"].is_number());
+}
+
+#[test]
+fn fail_on_and_quiet_decide_exit_code_and_silence() {
+    // RD003 (invalid UTF-8) is a warning.
+    let root = fixture("rules/RD003/bad");
+    bin()
+        .args(["lint", "--select", "RD003", "--root"])
+        .arg(&root)
+        .assert()
+        .code(1);
+    bin()
+        .args(["lint", "--select", "RD003", "--fail-on", "error", "--root"])
+        .arg(&root)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("RD003"));
+    bin()
+        .args([
+            "lint",
+            "--select",
+            "RD003",
+            "--fail-on",
+            "error",
+            "--quiet",
+            "--root",
+        ])
+        .arg(&root)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::is_empty());
+    bin()
+        .args(["lint", "--select", "RD003", "--quiet", "--root"])
+        .arg(&root)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("RD003"));
+}
+
+#[test]
+fn select_and_ignore_filter_by_code_or_prefix() {
+    let root = fixture("rules/RD003/bad");
+    bin()
+        .args(["lint", "--ignore", "RD", "--format", "json", "--root"])
+        .arg(&root)
+        .assert()
+        .stdout(predicate::str::contains("\"RD003\"").not());
+    bin()
+        .args(["lint", "--select", "rd00", "--format", "json", "--root"])
+        .arg(&root)
+        .assert()
+        .stdout(predicate::str::contains("\"RD003\""));
+}
+
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let root = fixture("rules/RD002/bad");
+    bin()
+        .args(["lint", "--color", "always", "--root"])
+        .arg(&root)
+        .assert()
+        .stdout(predicate::str::contains("\u{1b}["));
+    bin()
+        .args(["lint", "--color", "never", "--root"])
+        .arg(&root)
+        .assert()
+        .stdout(predicate::str::contains("\u{1b}[").not());
+    bin()
+        .env("NO_COLOR", "1")
+        .args(["lint", "--root"])
+        .arg(&root)
+        .assert()
+        .stdout(predicate::str::contains("\u{1b}[").not());
+}
+
+#[test]
+fn text_output_shows_the_line_and_a_caret() {
+    let out = bin()
+        .args(["lint", "--select", "RD003", "--color", "never", "--root"])
+        .arg(fixture("rules/RD003/bad"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!("rd003_text", text);
+}

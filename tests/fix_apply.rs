@@ -1,0 +1,111 @@
+//! `--fix` machinery: atomic write, mode and owner kept, backup left, a file that changed
+//! since it was read is refused, and bytes outside the edit are untouched.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use relaydoctor::context::{Context, Options, Root};
+use relaydoctor::finding::{Applicability, Edit, Finding, Fix, Mta};
+use relaydoctor::fix;
+
+fn finding_with_edit(
+    file: &std::path::Path,
+    shown: &str,
+    start: usize,
+    end: usize,
+    rep: &str,
+) -> Finding {
+    Finding::new("RD003", Mta::Postfix, "test").fix(Fix {
+        applicability: Applicability::Safe,
+        description: "test edit".into(),
+        edits: vec![Edit {
+            real_file: file.to_path_buf(),
+            file: shown.into(),
+            start,
+            end,
+            replacement: rep.into(),
+        }],
+    })
+}
+
+#[test]
+fn apply_keeps_mode_and_owner_and_leaves_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("etc/postfix")).unwrap();
+    let main = root.join("etc/postfix/main.cf");
+    let original = "a = 1\r\nmynetworks = 127.0.0.0/8 # office\r\nz = 2\r\n";
+    fs::write(&main, original).unwrap();
+    fs::set_permissions(&main, fs::Permissions::from_mode(0o640)).unwrap();
+    // Give the file another owner when we can (as root), to prove it is kept.
+    let (uid, gid) = (65534u32, 65534u32);
+    let chowned = std::os::unix::fs::chown(&main, Some(uid), Some(gid)).is_ok();
+    let before = fs::metadata(&main).unwrap();
+
+    let ctx = Context::new(Root::snapshot(root), Options::default());
+    let src = ctx.load(&main).unwrap();
+    let start = src.text.find(" # office").unwrap();
+    let f = finding_with_edit(&main, "etc/postfix/main.cf", start, start + 9, "");
+    let plans = fix::plan(&[f], false);
+    assert_eq!(plans.len(), 1);
+
+    let diff = fix::diff(&ctx, &plans[0]).unwrap();
+    assert!(
+        diff.contains("-mynetworks = 127.0.0.0/8 # office"),
+        "{diff}"
+    );
+    assert!(diff.contains("+mynetworks = 127.0.0.0/8\r"), "{diff}");
+
+    let backup = fix::apply(&ctx, &plans[0]).unwrap();
+    let after = fs::read_to_string(&main).unwrap();
+    // CRLF line endings and every other byte are kept.
+    assert_eq!(after, "a = 1\r\nmynetworks = 127.0.0.0/8\r\nz = 2\r\n");
+    assert_eq!(fs::read_to_string(&backup).unwrap(), original);
+    let meta = fs::metadata(&main).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_eq!(meta.uid(), before.uid());
+    assert_eq!(meta.gid(), before.gid());
+    if chowned {
+        assert_eq!(meta.uid(), uid);
+        assert_eq!(fs::metadata(&backup).unwrap().uid(), uid);
+    }
+    assert_ne!(meta.ino(), before.ino(), "written via rename, not in place");
+    // No temp files left behind.
+    let leftovers: Vec<_> = fs::read_dir(root.join("etc/postfix"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".relaydoctor."))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn apply_refuses_a_file_that_changed_since_it_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.cf");
+    fs::write(&main, "x = 1 # c\n").unwrap();
+    let ctx = Context::new(Root::live(), Options::default());
+    ctx.load(&main).unwrap();
+    let f = finding_with_edit(&main, main.to_str().unwrap(), 5, 9, "");
+    let plans = fix::plan(&[f], false);
+    fs::write(&main, "x = 1 # c\ny = 2\n").unwrap();
+    let err = fix::apply(&ctx, &plans[0]).unwrap_err();
+    assert!(err.contains("changed since"), "{err}");
+    assert_eq!(fs::read_to_string(&main).unwrap(), "x = 1 # c\ny = 2\n");
+    assert!(!fix::backup_path(&main).exists());
+}
+
+#[test]
+fn unsafe_fixes_are_not_planned_and_overlaps_are_dropped() {
+    let p = std::path::Path::new("f");
+    let mut unsafe_fix = finding_with_edit(p, "f", 0, 1, "x");
+    unsafe_fix.fix.as_mut().unwrap().applicability = Applicability::Unsafe;
+    assert!(fix::plan(&[unsafe_fix.clone()], false).is_empty());
+    assert_eq!(fix::plan(&[unsafe_fix], true).len(), 1);
+    let a = finding_with_edit(p, "f", 0, 5, "a");
+    let b = finding_with_edit(p, "f", 3, 8, "b");
+    let c = finding_with_edit(p, "f", 8, 9, "c");
+    let plans = fix::plan(&[a, b, c], false);
+    let starts: Vec<_> = plans[0].edits.iter().map(|e| e.start).collect();
+    assert_eq!(starts, vec![0, 8]);
+}
