@@ -2,12 +2,15 @@
 
 use std::io::Write;
 
-use crate::cli::{Cli, Command, FailOn, Format, LintArgs, RulesArgs, SimulateArgs, TargetArgs};
+use crate::cli::{
+    Cli, Command, FailOn, Format, LintArgs, LintFormat, RulesArgs, Shell, SimulateArgs, TargetArgs,
+};
+use crate::config::Config;
 use crate::context::{Context, Options, Root};
 use crate::finding::Severity;
 use crate::relay::Query;
 use crate::report::{self, Report};
-use crate::{catalogue, fix, lint, plesk};
+use crate::{baseline, catalogue, fix, lint, plesk, suppress};
 
 pub const EXIT_CLEAN: i32 = 0;
 pub const EXIT_FINDINGS: i32 = 1;
@@ -20,14 +23,18 @@ pub fn run(cli: Cli) -> i32 {
         Command::Rules(a) => cmd_rules(&a),
         Command::Plesk(crate::cli::PleskCommand::Check(a)) => plesk::check(&a),
         Command::Plesk(crate::cli::PleskCommand::Repair(a)) => plesk::repair(&a),
+        Command::Completions { shell } => cmd_completions(shell),
+        Command::Manpage => cmd_manpage(),
     }
 }
 
-pub fn fail_on(f: FailOn) -> Severity {
+/// The severity that fails the run: the flag, else the settings file, else warning.
+pub fn fail_on(f: Option<FailOn>, config: &Config) -> Severity {
     match f {
-        FailOn::Error => Severity::Error,
-        FailOn::Warning => Severity::Warning,
-        FailOn::Info => Severity::Info,
+        Some(FailOn::Error) => Severity::Error,
+        Some(FailOn::Warning) => Severity::Warning,
+        Some(FailOn::Info) => Severity::Info,
+        None => config.fail_on.unwrap_or(Severity::Warning),
     }
 }
 
@@ -70,35 +77,79 @@ fn context(
     ))
 }
 
-fn lint_once(a: &LintArgs) -> Result<(Context, Report), String> {
+fn lint_once(a: &LintArgs, config: &Config) -> Result<(Context, Report), String> {
     let ctx = context(&a.target, a.target_version.clone(), a.target_compat.clone())?;
     let mut report = lint::run(&ctx, &a.target.paths)?;
-    lint::filter(&mut report.findings, &a.select, &a.ignore);
+    suppress::apply(&ctx, &mut report.findings);
+    config.apply(&mut report.findings);
+    // Command-line filters replace the settings file's, as with ruff and shellcheck.
+    let select = if a.select.is_empty() {
+        &config.select
+    } else {
+        &a.select
+    };
+    let ignore = if a.ignore.is_empty() {
+        &config.ignore
+    } else {
+        &a.ignore
+    };
+    lint::filter(&mut report.findings, select, ignore);
+    report.sort();
     Ok((ctx, report))
 }
 
 fn cmd_lint(a: &LintArgs) -> i32 {
-    let (ctx, report) = match lint_once(a) {
-        Ok(x) => x,
-        Err(e) => return error(e),
-    };
-    let threshold = fail_on(a.fail_on);
-    let color = report::use_color(a.color.color);
-    let mut out = String::new();
-
-    if a.diff || a.fix {
-        let plans = fix::plan(&report.findings, false);
-        if a.diff {
-            for p in &plans {
-                if let Some(d) = fix::diff(&ctx, p) {
-                    out.push_str(&d);
-                }
-            }
-            if plans.is_empty() && a.format == Format::Text {
-                out.push_str("No safe fixes to show.\n");
-            }
-            return finish(&out, report.fails(threshold));
+    let nagios = a.format == LintFormat::Nagios;
+    let fail = |msg: String| {
+        if nagios {
+            print!("{}", report::nagios::unknown(&msg));
+            report::nagios::UNKNOWN
+        } else {
+            error(msg)
         }
+    };
+    let config = match Config::load(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let (ctx, mut report) = match lint_once(a, &config) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let threshold = fail_on(a.fail_on, &config);
+    let color = report::use_color(a.color.color) && a.output.is_none();
+
+    if let Some(path) = &a.write_baseline {
+        if let Err(e) = baseline::write(&ctx, &report.findings, path) {
+            return fail(e);
+        }
+        eprintln!(
+            "relaydoctor: recorded {} findings in baseline {}",
+            report.findings.len(),
+            path.display()
+        );
+    }
+    if let Some(path) = &a.baseline {
+        if let Err(e) = baseline::filter(&ctx, &mut report.findings, path) {
+            return fail(e);
+        }
+    }
+
+    if a.diff {
+        let plans = fix::plan(&report.findings, false);
+        let mut out = String::new();
+        for p in &plans {
+            if let Some(d) = fix::diff(&ctx, p) {
+                out.push_str(&d);
+            }
+        }
+        if plans.is_empty() {
+            out.push_str("No safe fixes to show.\n");
+        }
+        return finish(&out, report.fails(threshold));
+    }
+    if a.fix {
+        let plans = fix::plan(&report.findings, false);
         let mut failed = false;
         for p in &plans {
             match fix::apply(&ctx, p) {
@@ -114,10 +165,15 @@ fn cmd_lint(a: &LintArgs) -> i32 {
             }
         }
         // Report what is left after the fixes, as the admin will see it next time.
-        let (ctx2, report2) = match lint_once(a) {
+        let (ctx2, mut report2) = match lint_once(a, &config) {
             Ok(x) => x,
-            Err(e) => return error(e),
+            Err(e) => return fail(e),
         };
+        if let Some(path) = &a.baseline {
+            if let Err(e) = baseline::filter(&ctx2, &mut report2.findings, path) {
+                return fail(e);
+            }
+        }
         let code = emit(a, &ctx2, &report2, threshold, color);
         return if failed { EXIT_ERROR } else { code };
     }
@@ -126,14 +182,38 @@ fn cmd_lint(a: &LintArgs) -> i32 {
 
 fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color: bool) -> i32 {
     let fails = report.fails(threshold);
-    if a.quiet && !fails {
+    if a.quiet && !fails && a.output.is_none() {
         return EXIT_CLEAN;
     }
     let out = match a.format {
-        Format::Json => report::json::render(report),
-        Format::Text => report::text::render(report, Some(ctx), color),
+        LintFormat::Json => report::json::render(report),
+        LintFormat::Text => report::text::render(report, Some(ctx), color),
+        LintFormat::Sarif => report::sarif::render(report),
+        LintFormat::Github => report::github::render(report),
+        LintFormat::Nagios => report::nagios::render(report),
+        LintFormat::Prometheus => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            report::prometheus::render(report, now)
+        }
     };
-    finish(&out, fails)
+    let code = if a.format == LintFormat::Nagios {
+        report::nagios::status(report).1
+    } else if fails {
+        EXIT_FINDINGS
+    } else {
+        EXIT_CLEAN
+    };
+    if let Some(path) = &a.output {
+        if let Err(e) = fix::write_new_atomic(path, out.as_bytes()) {
+            return error(format!("{}: {e}", path.display()));
+        }
+        return code;
+    }
+    finish(&out, false);
+    code
 }
 
 fn finish(out: &str, fails: bool) -> i32 {
@@ -302,4 +382,67 @@ fn rule_json(r: &catalogue::Rule) -> serde_json::Value {
         "explanation": r.explanation, "bad": r.bad, "good": r.good,
         "references": r.references,
     })
+}
+
+fn cmd_completions(shell: Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    let sh = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(sh, &mut cmd, "relaydoctor", &mut buf);
+    finish(&String::from_utf8_lossy(&buf), false)
+}
+
+/// The man page, generated from the same definitions as --help: the top-level page, then a
+/// section per command (options, examples), then exit status.
+pub fn manpage_roff() -> String {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut buf = Vec::new();
+    let _ = clap_mangen::Man::new(cmd.clone()).render(&mut buf);
+    let mut out = String::from_utf8_lossy(&buf).into_owned();
+    let mut subs: Vec<clap::Command> = Vec::new();
+    for sub in cmd.get_subcommands() {
+        if sub.has_subcommands() {
+            for s2 in sub.get_subcommands() {
+                subs.push(
+                    s2.clone()
+                        .name(format!("{} {}", sub.get_name(), s2.get_name())),
+                );
+            }
+        } else {
+            subs.push(sub.clone());
+        }
+    }
+    for sub in subs {
+        let title = format!("relaydoctor {}", sub.get_name());
+        out.push_str(&format!(".SH \"{}\"\n", title.to_uppercase()));
+        if let Some(about) = sub.get_about() {
+            out.push_str(&format!("{about}\n.PP\n"));
+        }
+        let man = clap_mangen::Man::new(sub.clone());
+        let mut b = Vec::new();
+        let _ = man.render_synopsis_section(&mut b);
+        let _ = man.render_options_section(&mut b);
+        let _ = man.render_extra_section(&mut b);
+        // Nest the command's sections under its heading.
+        let text = String::from_utf8_lossy(&b).replace(".SH ", ".SS ");
+        out.push_str(&text);
+    }
+    out.push_str(
+        ".SH \"EXIT STATUS\"\n0: no finding at or above \\-\\-fail\\-on. 1: findings. 2: relaydoctor could not do its job \
+         (bad arguments, unreadable named path, database unreachable). With \\-\\-format nagios: 0 OK, 1 WARNING, \
+         2 CRITICAL, 3 UNKNOWN.\n.SH FILES\n./relaydoctor.toml, /etc/relaydoctor.toml: settings (select, ignore, \
+         per\\-path\\-ignores, severity, fail\\-on).\n.SH ENVIRONMENT\nNO_COLOR: no colors with \\-\\-color auto. \
+         RELAYDOCTOR_DB_URL: database URL for the plesk commands.\n",
+    );
+    out
+}
+
+fn cmd_manpage() -> i32 {
+    finish(&manpage_roff(), false)
 }

@@ -40,7 +40,16 @@ Examples:
   relaydoctor lint /etc/postfix --format json
   relaydoctor lint --root /srv/snapshot --select PF,EX101 --fail-on error
   relaydoctor lint /etc/postfix --diff      # preview fixes
-  relaydoctor lint /etc/postfix --fix       # apply safe fixes (backup: FILE.relaydoctor.bak)")]
+  relaydoctor lint /etc/postfix --fix       # apply safe fixes (backup: FILE.relaydoctor.bak)
+  relaydoctor lint --quiet --fail-on error  # cron: silent unless something is wrong
+  relaydoctor lint --format sarif -o relaydoctor.sarif
+  relaydoctor lint --format prometheus -o /var/lib/node_exporter/relaydoctor.prom
+  relaydoctor lint --write-baseline .relaydoctor-baseline.json   # accept today's findings
+  relaydoctor lint --baseline .relaydoctor-baseline.json         # fail only on new ones
+
+Suppress one finding with a comment on the line before the setting:
+  # relaydoctor: ignore PF103 -- office range, approved by J. Smith 2026-03
+  mynetworks = 127.0.0.0/8 192.0.2.0/24")]
     Lint(LintArgs),
     /// Show what each listening service answers to one client and recipient, and why
     #[command(after_help = "\
@@ -58,12 +67,49 @@ Examples:
     /// Check or repair Plesk's smtp_poplocks table and mail relay settings
     #[command(subcommand)]
     Plesk(PleskCommand),
+    /// Print a shell completion script
+    #[command(after_help = "\
+Examples:
+  relaydoctor completions bash > /etc/bash_completion.d/relaydoctor
+  relaydoctor completions zsh > \"${fpath[1]}/_relaydoctor\"
+  relaydoctor completions fish > ~/.config/fish/completions/relaydoctor.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff)
+    #[command(after_help = "\
+Examples:
+  relaydoctor manpage > relaydoctor.1 && man ./relaydoctor.1")]
+    Manpage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+/// Output formats of `lint`: people, programs, code scanning, CI annotations, monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning, IDEs)
+    Sarif,
+    /// GitHub Actions workflow annotations
+    Github,
+    /// Nagios/Icinga plugin: one status line with perfdata, exit 0/1/2/3
+    Nagios,
+    /// node_exporter textfile collector format
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,8 +160,20 @@ pub struct LintArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+    /// Write the report to FILE (atomically: a scrape or reader never sees half a file)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Settings file (default: ./relaydoctor.toml, then /etc/relaydoctor.toml)
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Report only findings not recorded in this baseline file
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Record today's findings in FILE as the baseline, then report as usual
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
     #[command(flatten)]
     pub color: ColorArgs,
     /// Only these rule codes or prefixes (comma-separated, e.g. PF,EX101)
@@ -124,9 +182,9 @@ pub struct LintArgs {
     /// Skip these rule codes or prefixes (comma-separated)
     #[arg(long, value_delimiter = ',', value_name = "CODES")]
     pub ignore: Vec<String>,
-    /// Lowest severity that makes the exit code 1
-    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
-    pub fail_on: FailOn,
+    /// Lowest severity that makes the exit code 1 [default: warning, or fail-on in relaydoctor.toml]
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
     /// Print the safe fixes as unified diffs; write nothing
     #[arg(long)]
     pub diff: bool,

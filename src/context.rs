@@ -143,6 +143,11 @@ impl Context {
         self.lock().get(display).cloned()
     }
 
+    /// Displayed paths of every file read in this run.
+    pub fn loaded_paths(&self) -> Vec<PathBuf> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// Number of files read in this run.
     pub fn files_read(&self) -> usize {
         self.lock().len()

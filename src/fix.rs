@@ -178,3 +178,28 @@ mod tests {
         assert_eq!(out, "a = 1\nb = 2\nc = 4\n");
     }
 }
+
+/// Write a new file (or replace one) atomically: temp file in the same directory + rename.
+/// Used for reports and baselines, where a reader must never see half a file.
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".relaydoctor.")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| format!("cannot write: {e}"))?;
+    // Reports are read by other users (node_exporter); tempfile creates 0600.
+    let mode = fs::metadata(path)
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or(0o644);
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot set mode: {e}"))?;
+    tmp.persist(path)
+        .map_err(|e| format!("cannot rename into place: {}", e.error))?;
+    Ok(())
+}

@@ -1,8 +1,10 @@
 //! relaydoctor: finds why mail servers refuse to relay, or relay for everyone.
 
 pub mod app;
+pub mod baseline;
 pub mod catalogue;
 pub mod cli;
+pub mod config;
 pub mod context;
 pub mod discover;
 pub mod exim;
@@ -15,3 +17,4 @@ pub mod qmail;
 pub mod relay;
 pub mod report;
 pub mod source;
+pub mod suppress;

@@ -1,6 +1,10 @@
 //! Rendering findings for people (text) and programs (json).
 
+pub mod github;
 pub mod json;
+pub mod nagios;
+pub mod prometheus;
+pub mod sarif;
 pub mod text;
 
 use crate::cli::ColorChoice;
