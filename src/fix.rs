@@ -157,28 +157,6 @@ pub fn write_atomic(target: &Path, bytes: &[u8], copy_to: Option<&Path>) -> Resu
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn edit(start: usize, end: usize, r: &str) -> Edit {
-        Edit {
-            real_file: "f".into(),
-            file: "f".into(),
-            start,
-            end,
-            replacement: r.into(),
-        }
-    }
-
-    #[test]
-    fn edits_touch_only_their_span() {
-        let t = "a = 1\nb = 2 # x\nc = 3\n";
-        let out = apply_edits(t, &[edit(11, 15, ""), edit(20, 21, "4")]);
-        assert_eq!(out, "a = 1\nb = 2\nc = 4\n");
-    }
-}
-
 /// Write a new file (or replace one) atomically: temp file in the same directory + rename.
 /// Used for reports and baselines, where a reader must never see half a file.
 pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -202,4 +180,26 @@ pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.persist(path)
         .map_err(|e| format!("cannot rename into place: {}", e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(start: usize, end: usize, r: &str) -> Edit {
+        Edit {
+            real_file: "f".into(),
+            file: "f".into(),
+            start,
+            end,
+            replacement: r.into(),
+        }
+    }
+
+    #[test]
+    fn edits_touch_only_their_span() {
+        let t = "a = 1\nb = 2 # x\nc = 3\n";
+        let out = apply_edits(t, &[edit(11, 15, ""), edit(20, 21, "4")]);
+        assert_eq!(out, "a = 1\nb = 2\nc = 4\n");
+    }
 }
