@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::cli::{
-    Cli, Command, FailOn, Format, LintArgs, LintFormat, RulesArgs, Shell, SimulateArgs, TargetArgs,
+    Cli, Command, FailOn, Format, LintArgs, LintFormat, RulesArgs, RulesFormat, Shell, SimulateArgs, TargetArgs,
 };
 use crate::config::Config;
 use crate::context::{Context, Options, Root};
@@ -319,7 +319,7 @@ fn cmd_rules(a: &RulesArgs) -> i32 {
             let Some(r) = catalogue::get(&code.to_ascii_uppercase()) else {
                 return error(format!("no rule {code}; `relaydoctor rules` lists them"));
             };
-            if a.format == Format::Json {
+            if a.format == RulesFormat::Json {
                 out = format!(
                     "{}\n",
                     serde_json::to_string_pretty(&rule_json(r)).unwrap_or_default()
@@ -346,8 +346,9 @@ fn cmd_rules(a: &RulesArgs) -> i32 {
                 }
             }
         }
+        None if a.format == RulesFormat::Markdown => out = rules_markdown(),
         None => {
-            if a.format == Format::Json {
+            if a.format == RulesFormat::Json {
                 let v: Vec<_> = cat.values().map(rule_json).collect();
                 out = format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
@@ -445,4 +446,48 @@ pub fn manpage_roff() -> String {
 
 fn cmd_manpage() -> i32 {
     finish(&manpage_roff(), false)
+}
+
+/// docs/rules.md: the catalogue as Markdown (a test fails when the committed file is stale).
+pub fn rules_markdown() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "# relaydoctor rules\n\nGenerated from rules/*.toml by `relaydoctor rules --format markdown`; do not edit.\n\n\
+         | code | name | category | severity | summary |\n|---|---|---|---|---|\n",
+    );
+    let cat = catalogue::all();
+    for r in cat.values() {
+        let _ = writeln!(
+            out,
+            "| [{c}](#{l}) | {} | {} | {} | {} |",
+            r.name,
+            r.category,
+            r.severity.as_str(),
+            r.summary.replace('|', "\\|"),
+            c = r.code,
+            l = r.code.to_ascii_lowercase()
+        );
+    }
+    for r in cat.values() {
+        let _ = write!(
+            out,
+            "\n## {}\n\n**{}** · {} · {}\n\n{}\n\n{}\n",
+            r.code,
+            r.name,
+            r.category,
+            r.severity.as_str(),
+            r.summary,
+            r.explanation.trim()
+        );
+        if let Some(b) = &r.bad {
+            let _ = write!(out, "\nTriggers on:\n\n```\n{}\n```\n", b.trim_matches('\n'));
+        }
+        if let Some(g) = &r.good {
+            let _ = write!(out, "\nCorrected:\n\n```\n{}\n```\n", g.trim_matches('\n'));
+        }
+        if !r.references.is_empty() {
+            let _ = write!(out, "\nReferences: {}\n", r.references.join("; "));
+        }
+    }
+    out
 }

@@ -235,9 +235,16 @@ pub struct SimulateArgs {
 pub struct RulesArgs {
     /// A rule code to explain (default: list every rule)
     pub code: Option<String>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format (markdown: the whole catalogue, as in docs/rules.md)
+    #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+    pub format: RulesFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Args)]
