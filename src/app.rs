@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use crate::cli::{
-    Cli, Command, FailOn, Format, LintArgs, LintFormat, RulesArgs, RulesFormat, Shell, SimulateArgs, TargetArgs,
+    Cli, Command, FailOn, Format, LintArgs, LintFormat, RulesArgs, RulesFormat, Shell,
+    SimulateArgs, TargetArgs,
 };
 use crate::config::Config;
 use crate::context::{Context, Options, Root};
@@ -79,7 +80,11 @@ fn context(
 
 fn lint_once(a: &LintArgs, config: &Config) -> Result<(Context, Report), String> {
     let ctx = context(&a.target, a.target_version.clone(), a.target_compat.clone())?;
-    let mut report = lint::run(&ctx, &a.target.paths)?;
+    let mut report = lint::run_with_progress(
+        &ctx,
+        &a.target.paths,
+        a.format == LintFormat::Text && !a.quiet,
+    )?;
     suppress::apply(&ctx, &mut report.findings);
     config.apply(&mut report.findings);
     // Command-line filters replace the settings file's, as with ruff and shellcheck.
@@ -480,7 +485,11 @@ pub fn rules_markdown() -> String {
             r.explanation.trim()
         );
         if let Some(b) = &r.bad {
-            let _ = write!(out, "\nTriggers on:\n\n```\n{}\n```\n", b.trim_matches('\n'));
+            let _ = write!(
+                out,
+                "\nTriggers on:\n\n```\n{}\n```\n",
+                b.trim_matches('\n')
+            );
         }
         if let Some(g) = &r.good {
             let _ = write!(out, "\nCorrected:\n\n```\n{}\n```\n", g.trim_matches('\n'));

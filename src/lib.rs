@@ -13,6 +13,7 @@ pub mod fix;
 pub mod lint;
 pub mod plesk;
 pub mod postfix;
+pub mod progress;
 pub mod qmail;
 pub mod relay;
 pub mod report;

@@ -16,6 +16,18 @@ pub enum ConfigSet {
     Qmail(qmail::Target),
 }
 
+impl ConfigSet {
+    /// Short description for progress messages.
+    pub fn describe(&self, ctx: &Context) -> String {
+        let (mta, p) = match self {
+            ConfigSet::Postfix(t) => ("postfix", &t.path),
+            ConfigSet::Exim(t) => ("exim", &t.path),
+            ConfigSet::Qmail(t) => ("qmail", &t.path),
+        };
+        format!("{mta} {}", ctx.root.display(p).display())
+    }
+}
+
 /// Find what to check: the explicitly named paths, or everything under the root.
 /// An explicitly named path that does not exist or that no checker recognises is an error
 /// (exit 2): the user asked for something relaydoctor cannot do.
@@ -80,8 +92,19 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<
 
 /// Lint everything `collect` finds.
 pub fn run(ctx: &Context, paths: &[PathBuf]) -> Result<Report, String> {
+    run_with_progress(ctx, paths, false)
+}
+
+/// `run`, with a spinner on a terminal's stderr when `progress` (text output) is asked for.
+pub fn run_with_progress(
+    ctx: &Context,
+    paths: &[PathBuf],
+    progress: bool,
+) -> Result<Report, String> {
+    let spinner = crate::progress::Progress::spinner(progress, "discovering configuration");
     let (sets, mut findings) = collect(ctx, paths)?;
     for set in &sets {
+        spinner.set_message(&format!("checking {}", set.describe(ctx)));
         match set {
             ConfigSet::Postfix(t) => findings.extend(postfix::lint(ctx, t)),
             ConfigSet::Exim(t) => findings.extend(exim::lint(ctx, t)),

@@ -18,13 +18,21 @@ fn every_rule_explanation_has_a_bad_and_a_good_example() {
         .filter(|r| r.bad.is_none() || r.good.is_none())
         .map(|r| r.code.clone())
         .collect();
-    assert!(missing.is_empty(), "rules without bad/good examples: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "rules without bad/good examples: {missing:?}"
+    );
 }
 
 #[test]
 fn man_page_and_completions_come_from_the_cli_definitions() {
     let man = relaydoctor::app::manpage_roff();
-    for needle in ["relaydoctor", "RELAYDOCTOR LINT", "\\-\\-fail\\-on", "EXIT STATUS"] {
+    for needle in [
+        "relaydoctor",
+        "RELAYDOCTOR LINT",
+        "\\-\\-fail\\-on",
+        "EXIT STATUS",
+    ] {
         assert!(man.contains(needle), "man page lacks {needle}");
     }
     for shell in ["bash", "zsh", "fish"] {
@@ -35,6 +43,9 @@ fn man_page_and_completions_come_from_the_cli_definitions() {
             .unwrap();
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("--fail-on") && text.contains("simulate"), "{shell}");
+        assert!(
+            text.contains("--fail-on") && text.contains("simulate"),
+            "{shell}"
+        );
     }
 }
