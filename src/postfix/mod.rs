@@ -1,30 +1,101 @@
 //! Postfix: discovery, parsing, effective configuration, relay policy and checks.
 
+pub mod checks;
+pub mod expand;
+pub mod model;
+pub mod params;
+pub mod parse;
+
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
-use crate::finding::Finding;
+use crate::finding::{Finding, Mta};
 use crate::relay::{Decision, Query};
 
-/// One Postfix configuration to check.
+/// One Postfix configuration to check: an instance's configuration directory.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Real path of the configuration (directory or file).
+    /// Real path of the configuration directory (holding main.cf and master.cf).
     pub path: PathBuf,
 }
 
-/// Configurations of this MTA on the live system or snapshot.
-pub fn discover(_ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
-    Vec::new()
+/// Configurations of this MTA on the live system or snapshot: /etc/postfix and postmulti
+/// instances /etc/postfix-* (each with a main.cf), plus any directory listed in the default
+/// instance's multi_instance_directories.
+pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
+    let etc = ctx.root.resolve(Path::new("/etc"));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let default = etc.join("postfix");
+    if default.is_dir() {
+        dirs.push(default.clone());
+    }
+    for p in crate::discover::list_dir(ctx, &etc, Mta::Postfix, findings) {
+        let is_instance = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("postfix-"));
+        if is_instance && p.is_dir() && p.join("main.cf").exists() {
+            dirs.push(p);
+        }
+    }
+    // postmulti(1): secondary instances may live anywhere; the default main.cf lists them.
+    if let Ok(text) = std::fs::read_to_string(default.join("main.cf")) {
+        let m = parse::parse_main(&text);
+        if let Some(e) = m
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.name == "multi_instance_directories")
+        {
+            for d in e
+                .value
+                .split([' ', ',', '\t'])
+                .filter(|d| d.starts_with('/'))
+            {
+                let real = ctx.root.resolve(Path::new(d));
+                if real.join("main.cf").exists() && !dirs.contains(&real) {
+                    dirs.push(real);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        // Walk the directory so that symlink loops and unreadable subdirectories (where map
+        // files live) are reported; the files themselves are read by the checks that use them.
+        crate::discover::walk_files(ctx, &d, 4, Mta::Postfix, findings);
+        out.push(Target { path: d });
+    }
+    out
 }
 
-/// Whether an explicitly named path (real) is a Postfix configuration.
-pub fn detect(_ctx: &Context, _path: &Path) -> Option<Target> {
+/// Whether an explicitly named path (real) is a Postfix configuration: a directory holding
+/// main.cf or master.cf, or a file named main.cf / master.cf (then its directory).
+pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
+    if path.is_dir() {
+        if path.join("main.cf").exists() || path.join("master.cf").exists() {
+            return Some(Target {
+                path: path.to_path_buf(),
+            });
+        }
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    if name == "main.cf" || name == "master.cf" {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        return Some(Target { path: dir });
+    }
     None
 }
 
-pub fn lint(_ctx: &Context, _target: &Target) -> Vec<Finding> {
-    Vec::new()
+pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let model = model::Model::load(ctx, &target.path, &mut findings);
+    checks::run(ctx, &model, &mut findings);
+    findings
 }
 
 pub fn simulate(_ctx: &Context, _target: &Target, _q: &Query) -> Result<Vec<Decision>, String> {

@@ -1,0 +1,1026 @@
+//! Postfix rules PF001-PF012 over one instance's parsed files and effective configuration.
+
+use std::collections::{HashMap, HashSet};
+
+use super::expand::{self, ExpandError};
+use super::model::Model;
+use super::params::{self, show_version};
+use super::parse::{ProblemKind, Span};
+use crate::context::Context;
+use crate::finding::{Applicability, Edit, Finding, Fix, Mta};
+use crate::source::SourceFile;
+
+pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    syntax(m, f);
+    hash_in_value(m, f);
+    duplicates(m, f);
+    unknown_params(m, f);
+    undefined_refs(m, f);
+    master_fields(m, f);
+    short_override_blanks(m, f);
+    orphaned_overrides(m, f);
+    deprecated(ctx, m, f);
+    expansion(m, f);
+}
+
+fn edit(src: &SourceFile, start: usize, end: usize, replacement: impl Into<String>) -> Edit {
+    Edit {
+        real_file: src.real.clone(),
+        file: src.display.clone(),
+        start,
+        end,
+        replacement: replacement.into(),
+    }
+}
+
+fn at(src: &SourceFile, s: Span) -> crate::finding::Location {
+    src.location(s.start, s.end)
+}
+
+/// End of the line that contains `pos`, including its newline.
+fn line_end_incl(text: &str, pos: usize) -> usize {
+    match text.get(pos..).and_then(|t| t.find('\n')) {
+        Some(i) => pos + i + 1,
+        None => text.len(),
+    }
+}
+
+fn short(v: &str) -> String {
+    let v = v.trim();
+    if v.chars().count() > 70 {
+        let s: String = v.chars().take(67).collect();
+        format!("{s}...")
+    } else {
+        v.to_string()
+    }
+}
+
+// ------------------------------------------------------------ PF001, PF002
+
+fn syntax(m: &Model, f: &mut Vec<Finding>) {
+    let Some(main) = &m.main else { return };
+    let src = &main.source;
+    for p in &main.parsed.problems {
+        let text = p.span.text(&src.text).trim_end();
+        match p.kind {
+            ProblemKind::MissingEquals | ProblemKind::MissingName => {
+                let what = if p.kind == ProblemKind::MissingName {
+                    "missing attribute name"
+                } else {
+                    "missing '=' after attribute name"
+                };
+                f.push(
+                    Finding::new(
+                        "PF001",
+                        Mta::Postfix,
+                        format!(
+                            "`{}` is not `name = value`: every Postfix command (postfix start, sendmail, postqueue, the daemons) stops with `fatal: {}, line {}: {what}`, so no mail is received or sent",
+                            short(text),
+                            src.display.display(),
+                            p.line
+                        ),
+                    )
+                    .at(at(src, p.span))
+                    .help("Add the `=` (`name = value`), or make the line a comment by starting it with `#`."),
+                );
+            }
+            ProblemKind::IndentedFirstLine => {
+                let start = src.line_start(p.line);
+                f.push(
+                    Finding::new(
+                        "PF002",
+                        Mta::Postfix,
+                        format!(
+                            "indented text before the first parameter (`{}`): Postfix warns `logical line must not start with whitespace` and ignores it",
+                            short(text)
+                        ),
+                    )
+                    .at(at(src, p.span))
+                    .help("A line that starts with whitespace continues the previous line; there is none here. Make it a comment or remove the indentation.")
+                    .fix(Fix {
+                        applicability: Applicability::Safe,
+                        description: "comment out the ignored line".into(),
+                        edits: vec![edit(src, start, start, "#")],
+                    }),
+                );
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ PF003
+
+fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
+    let Some(main) = &m.main else { return };
+    let src = &main.source;
+    let text = src.text.as_str();
+    for e in &main.parsed.entries {
+        let Some(k) = e
+            .words
+            .iter()
+            .position(|w| text[w.start..].starts_with('#'))
+        else {
+            continue;
+        };
+        let hash = e.words[k];
+        // The comment runs to the last word on the same physical line; later continuation
+        // lines are value again.
+        let mut end = hash.end;
+        for w in &e.words[k + 1..] {
+            if text[end..w.start].contains('\n') {
+                break;
+            }
+            end = w.end;
+        }
+        let comment = &text[hash.start..end];
+        let del_start = match k.checked_sub(1).map(|i| e.words[i]) {
+            Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
+            _ => hash.start,
+        };
+        f.push(
+            Finding::new(
+                "PF003",
+                Mta::Postfix,
+                format!(
+                    "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so Postfix reads {} as `{}` and every use of it sees the comment words as part of the value",
+                    e.name,
+                    short(&e.value)
+                ),
+            )
+            .at(src.location(hash.start, end))
+            .help("Move the comment to its own line above the parameter.")
+            .fix(Fix {
+                applicability: Applicability::Safe,
+                description: format!("move `{}` to its own line above {}", short(comment), e.name),
+                edits: vec![
+                    edit(src, e.span.start, e.span.start, format!("{comment}\n")),
+                    edit(src, del_start, end, ""),
+                ],
+            }),
+        );
+    }
+}
+
+// ------------------------------------------------------------ PF004
+
+fn duplicates(m: &Model, f: &mut Vec<Finding>) {
+    let Some(main) = &m.main else { return };
+    let src = &main.source;
+    for e in &main.parsed.entries {
+        let Some(last) = m.main_entry(&e.name) else {
+            continue;
+        };
+        if last.span == e.span {
+            continue;
+        }
+        let end = line_end_incl(&src.text, e.span.end);
+        f.push(
+            Finding::new(
+                "PF004",
+                Mta::Postfix,
+                format!(
+                    "{} is set again on line {}: Postfix uses that later value (`{}`), logs `overriding earlier entry`, and ignores this one (`{}`)",
+                    e.name,
+                    last.line,
+                    short(&last.value),
+                    short(&e.value)
+                ),
+            )
+            .at(at(src, e.name_span))
+            .help("Keep one definition. If this earlier value is the one you want, move it to the later line.")
+            .fix(Fix {
+                applicability: Applicability::Safe,
+                description: format!("remove the overridden {} on line {}", e.name, e.line),
+                edits: vec![edit(src, e.span.start, end, "")],
+            }),
+        );
+    }
+}
+
+// ------------------------------------------------------------ PF005
+
+/// Names that are in use although Postfix has no such built-in parameter: referenced as
+/// `$name`, restriction classes, per-service names (`relay_destination_concurrency_limit`)
+/// and database client prefixes (`ldap:foo` -> `foo_server_host`). This is how postconf
+/// decides what to warn about as `unused parameter`.
+struct Used {
+    names: HashSet<String>,
+    prefixes: Vec<String>,
+}
+
+impl Used {
+    fn collect(m: &Model) -> Used {
+        let mut names = HashSet::new();
+        let mut prefixes = Vec::new();
+        let p = params::get();
+        let scan = |v: &str, names: &mut HashSet<String>, prefixes: &mut Vec<String>| {
+            if v.contains('$') {
+                for (_, n) in expand::references(v) {
+                    names.insert(n.to_string());
+                }
+            }
+            if v.contains(':') {
+                for w in v.split(|c: char| c.is_whitespace() || c == ',') {
+                    if let Some((ty, rest)) = w.split_once(':') {
+                        if matches!(
+                            ty,
+                            "ldap" | "mysql" | "pgsql" | "sqlite" | "memcache" | "mongodb"
+                        ) && !rest.contains('/')
+                            && !rest.is_empty()
+                        {
+                            prefixes.push(format!("{rest}_"));
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(main) = &m.main {
+            for e in &main.parsed.entries {
+                if !Model::is_raw(&e.name) {
+                    scan(&e.value, &mut names, &mut prefixes);
+                }
+                if e.name == "smtpd_restriction_classes" {
+                    for c in e.value.split(|c: char| c.is_whitespace() || c == ',') {
+                        if !c.is_empty() {
+                            names.insert(c.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for s in m.services() {
+            for o in &s.overrides {
+                scan(&o.value, &mut names, &mut prefixes);
+            }
+            for a in &s.other_args {
+                scan(&a.text, &mut names, &mut prefixes);
+            }
+            for suf in &p.service_suffixes {
+                names.insert(format!("{}_{suf}", s.name()));
+            }
+        }
+        Used { names, prefixes }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names.contains(name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
+}
+
+/// Known names bucketed by their first two bytes, so that suggesting a name for each of
+/// thousands of unknown parameters stays cheap.
+struct Suggester {
+    buckets: HashMap<[u8; 2], Vec<&'static str>>,
+}
+
+impl Suggester {
+    fn new() -> Suggester {
+        let mut buckets: HashMap<[u8; 2], Vec<&'static str>> = HashMap::new();
+        for n in params::get().names() {
+            if let Some(k) = key(n) {
+                buckets.entry(k).or_default().push(n);
+            }
+        }
+        for v in buckets.values_mut() {
+            v.sort_unstable();
+        }
+        Suggester { buckets }
+    }
+
+    fn closest(&self, name: &str) -> Option<&'static str> {
+        let limit = if name.len() > 16 { 3 } else { 2 };
+        let cands = self.buckets.get(&key(name)?)?;
+        let mut best: Option<(usize, &'static str)> = None;
+        for c in cands {
+            if c.len().abs_diff(name.len()) > limit {
+                continue;
+            }
+            let d = strsim::levenshtein(name, c);
+            if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, c));
+            }
+        }
+        best.map(|(_, c)| c)
+    }
+}
+
+fn key(n: &str) -> Option<[u8; 2]> {
+    let b = n.as_bytes();
+    Some([*b.first()?, *b.get(1)?])
+}
+
+fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
+    let p = params::get();
+    let used = Used::collect(m);
+    let mut sugg: Option<Suggester> = None;
+    // A name is a built-in of the version in use; newer names are checked against it.
+    let known = |name: &str| -> Result<(), Option<String>> {
+        if p.defaults.contains_key(name) {
+            return Ok(());
+        }
+        if let Some(n) = p.newer.iter().find(|n| n.name == name) {
+            let since = params::parse_version(&n.since).unwrap_or(p.newest);
+            return if m.version() >= since {
+                Ok(())
+            } else {
+                Err(Some(n.since.clone()))
+            };
+        }
+        Err(None)
+    };
+    let mut report = |src: &SourceFile,
+                      name: &str,
+                      name_span: Span,
+                      where_: String,
+                      defined_names: &dyn Fn(&str) -> bool,
+                      f: &mut Vec<Finding>| {
+        let since = match known(name) {
+            Ok(()) => return,
+            Err(s) => s,
+        };
+        if used.contains(name) {
+            return;
+        }
+        let mut msg = match &since {
+            Some(v) => format!(
+                "{name} {where_} exists only in Postfix {v} and later; Postfix {} does not know it, ignores the setting and warns `unused parameter`",
+                show_version(m.version())
+            ),
+            None => format!(
+                "Postfix has no parameter {name} {where_}: it ignores the setting (postconf warns `unused parameter: {name}=...`), so it has no effect"
+            ),
+        };
+        let mut finding = Finding::new("PF005", Mta::Postfix, String::new()).at(at(src, name_span));
+        if since.is_none() {
+            let s = sugg.get_or_insert_with(Suggester::new);
+            if let Some(c) = s.closest(name) {
+                msg.push_str(&format!("; did you mean {c}?"));
+                let clash = defined_names(c);
+                finding = finding
+                    .help(format!("Rename it to {c}."))
+                    .fix(Fix {
+                        applicability: if clash {
+                            Applicability::Unsafe
+                        } else {
+                            Applicability::Safe
+                        },
+                        description: if clash {
+                            format!("rename {name} to {c} (which is also set elsewhere: review which value should win)")
+                        } else {
+                            format!("rename {name} to {c}")
+                        },
+                        edits: vec![edit(src, name_span.start, name_span.end, c)],
+                    });
+            } else {
+                finding = finding.help("Check the spelling against postconf(5); a parameter you define for your own use must be referenced as $name somewhere to count as used.");
+            }
+        }
+        finding.message = msg;
+        f.push(finding);
+    };
+    if let Some(main) = &m.main {
+        let in_main = |n: &str| m.main_entry(n).is_some();
+        for e in &main.parsed.entries {
+            // Report each name once, at its effective entry.
+            if m.main_entry(&e.name).is_some_and(|l| l.span == e.span) {
+                report(
+                    &main.source,
+                    &e.name,
+                    e.name_span,
+                    "in main.cf".into(),
+                    &in_main,
+                    f,
+                );
+            }
+        }
+    }
+    if let Some(master) = &m.master {
+        for s in m.services() {
+            let in_service =
+                |n: &str| s.overrides.iter().any(|o| o.name == n) || m.main_entry(n).is_some();
+            for o in &s.overrides {
+                if m.main_entry(&o.name).is_some() {
+                    continue;
+                }
+                report(
+                    &master.source,
+                    &o.name,
+                    o.name_span,
+                    format!("(-o override of service {})", s.id()),
+                    &in_service,
+                    f,
+                );
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ PF006
+
+/// A `$name` reference and whether it is of the conditional kind (`${name?..}`, `${name:..}`),
+/// which tests definedness on purpose.
+fn plain_refs(text: &str) -> Vec<(usize, &str)> {
+    expand::references(text)
+        .into_iter()
+        .filter(|(off, n)| {
+            let after =
+                off + if text[*off + 1..].starts_with(['{', '(']) {
+                    2
+                } else {
+                    1
+                } + n.len();
+            !matches!(text.as_bytes().get(after), Some(b'?') | Some(b':'))
+        })
+        .collect()
+}
+
+fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
+    let defined = |n: &str| m.raw(None, n).is_some();
+    if let Some(main) = &m.main {
+        let src = &main.source;
+        for e in &main.parsed.entries {
+            if Model::is_raw(&e.name) || !e.value.contains('$') {
+                continue;
+            }
+            let raw = e.value_span.text(&src.text);
+            for (off, n) in plain_refs(raw) {
+                if defined(n) {
+                    continue;
+                }
+                let start = e.value_span.start + off;
+                let len = if raw[off + 1..].starts_with(['{', '(']) {
+                    n.len() + 3
+                } else {
+                    n.len() + 1
+                };
+                f.push(
+                    Finding::new(
+                        "PF006",
+                        Mta::Postfix,
+                        format!(
+                            "${n} is not defined in main.cf and is not a Postfix parameter: it expands to nothing (postconf warns `undefined parameter: {n}`), so {} is `{}`{}",
+                            e.name,
+                            short(&m.scope(None).value(&e.name)),
+                            list_effect(&e.name)
+                        ),
+                    )
+                    .at(src.location(start, start + len))
+                    .help(format!("Define {n} in main.cf, or fix the name.")),
+                );
+            }
+        }
+    }
+    if let Some(master) = &m.master {
+        let src = &master.source;
+        for (si, s) in m.services().iter().enumerate() {
+            for o in &s.overrides {
+                if Model::is_raw(&o.name) || !o.value.contains('$') {
+                    continue;
+                }
+                let raw = o.value_span.text(&src.text);
+                for (off, n) in plain_refs(raw) {
+                    if defined(n) || s.overrides.iter().any(|x| x.name == n) {
+                        continue;
+                    }
+                    let start = o.value_span.start + off;
+                    let len = if raw[off + 1..].starts_with(['{', '(']) {
+                        n.len() + 3
+                    } else {
+                        n.len() + 1
+                    };
+                    let value = m.scope(Some(si)).value(&o.name);
+                    f.push(
+                        Finding::new(
+                            "PF006",
+                            Mta::Postfix,
+                            format!(
+                                "${n} is not defined in main.cf: it expands to nothing (postconf warns `undefined parameter: {n}`), so on service {} {} is `{}`{}",
+                                s.id(),
+                                o.name,
+                                short(&value),
+                                list_effect(&o.name)
+                            ),
+                        )
+                        .service(s.id())
+                        .at(src.location(start, start + len))
+                        .help(format!(
+                            "Define {n} in main.cf (e.g. `{n} = permit_sasl_authenticated, reject`), or put the value into the -o directly."
+                        )),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What an empty or partial value of a restriction list means to clients.
+fn list_effect(name: &str) -> &'static str {
+    if name == "smtpd_relay_restrictions" || name == "smtpd_recipient_restrictions" {
+        ": with the relay and recipient lists both lacking reject_unauth_destination smtpd refuses to run (`fatal: ... specify at least one working instance of: reject_unauth_destination, ...`) and clients see the connection close"
+    } else if name.starts_with("smtpd_") && name.ends_with("_restrictions") {
+        ": an empty list permits every client at that stage, so the restrictions meant for it do not apply"
+    } else {
+        ""
+    }
+}
+
+// ------------------------------------------------------------ PF007
+
+fn master_fields(m: &Model, f: &mut Vec<Finding>) {
+    let Some(master) = &m.master else { return };
+    let src = &master.source;
+    let fatal = |line: usize, what: &str| {
+        format!(
+            "{what}: `postfix start` and `postfix reload` stop with `fatal: ... master.cf: line {line}: ...` (the same check as postconf -M), so while this entry is broken no Postfix service (SMTP, delivery, queue) runs"
+        )
+    };
+    for s in m.services() {
+        if s.fields.len() < 8 {
+            f.push(
+                Finding::new(
+                    "PF007",
+                    Mta::Postfix,
+                    fatal(
+                        s.line,
+                        &format!(
+                            "service entry `{}` has {} fields; master.cf needs 8 (service type private unpriv chroot wakeup maxproc command)",
+                            short(s.span.text(&src.text).lines().next().unwrap_or("")),
+                            s.fields.len()
+                        ),
+                    ),
+                )
+                .at(at(src, s.span)),
+            );
+            continue;
+        }
+        let checks: [(usize, &str, fn(&str) -> bool); 6] = [
+            (1, "type", |v| {
+                matches!(v, "inet" | "unix" | "unix-dgram" | "fifo" | "pass")
+            }),
+            (2, "private", yn),
+            (3, "unpriv", yn),
+            (4, "chroot", yn),
+            (5, "wakeup", |v| {
+                v == "-" || {
+                    let d = v.strip_suffix('?').unwrap_or(v);
+                    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+                }
+            }),
+            (6, "maxproc", |v| {
+                v == "-" || (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            }),
+        ];
+        for (i, what, ok) in checks {
+            let Some(fd) = s.fields.get(i) else { continue };
+            if ok(&fd.text) {
+                continue;
+            }
+            let expect = match what {
+                "type" => "inet, unix, unix-dgram, fifo or pass",
+                "wakeup" => "`-` or a number of seconds, optionally followed by `?`",
+                "maxproc" => "`-` or a number",
+                _ => "`y`, `n` or `-`",
+            };
+            f.push(
+                Finding::new(
+                    "PF007",
+                    Mta::Postfix,
+                    fatal(
+                        s.line,
+                        &format!(
+                            "invalid {what} field `{}` in service {} (expected {expect})",
+                            fd.text,
+                            s.name()
+                        ),
+                    ),
+                )
+                .at(at(src, fd.span)),
+            );
+        }
+    }
+}
+
+fn yn(v: &str) -> bool {
+    matches!(v, "y" | "n" | "-")
+}
+
+// ------------------------------------------------------------ PF008
+
+/// Daemons that take service arguments after their options (pipe's flags=/user=/argv=).
+fn takes_args(command: &str) -> bool {
+    matches!(command, "pipe" | "spawn" | "local" | "virtual")
+}
+
+fn short_override_blanks(m: &Model, f: &mut Vec<Finding>) {
+    let Some(master) = &m.master else { return };
+    let src = &master.source;
+    for s in m.services() {
+        if !s.complete() || takes_args(s.command()) {
+            continue;
+        }
+        let Some(first) = s.other_args.iter().position(|a| !a.text.starts_with('-')) else {
+            continue;
+        };
+        let stray_start = &s.other_args[first];
+        // The override right before the stray argument, if any.
+        let Some(o) = s
+            .overrides
+            .iter()
+            .rev()
+            .find(|o| o.span.end <= stray_start.span.start)
+            .filter(|o| !o.long)
+        else {
+            continue;
+        };
+        // The stray words: up to the next option-looking argument.
+        let strays: Vec<_> = s.other_args[first..]
+            .iter()
+            .take_while(|a| !a.text.starts_with('-'))
+            .collect();
+        let lost: Vec<&str> = strays.iter().map(|a| a.text.as_str()).collect();
+        let ignored_after = s.other_args[first..]
+            .iter()
+            .any(|a| a.text.starts_with("-o"));
+        let mut edits = Vec::new();
+        let mut prev_end = o.span.end;
+        let mut prev_text = o.value.clone();
+        for a in &strays {
+            let sep = if prev_text.ends_with(',') || a.text.starts_with(',') {
+                ""
+            } else {
+                ","
+            };
+            edits.push(edit(src, prev_end, a.span.start, sep));
+            prev_end = a.span.end;
+            prev_text = a.text.clone();
+        }
+        let joined = format!(
+            "{}{}",
+            o.value,
+            strays
+                .iter()
+                .map(|a| a.text.as_str())
+                .fold(String::new(), |mut acc, w| {
+                    if !(acc.ends_with(',') || (acc.is_empty() && o.value.ends_with(','))) {
+                        acc.push(',');
+                    }
+                    acc.push_str(w);
+                    acc
+                })
+        );
+        f.push(
+            Finding::new(
+                "PF008",
+                Mta::Postfix,
+                format!(
+                    "the short form `-o {}=...` ends at the first blank: {} on service {} gets `{}`, and `{}` becomes a command-line argument; {} stops with `fatal: unexpected command-line argument: {}` on every connection, so clients of this listener see the connection close{}",
+                    o.name,
+                    o.name,
+                    s.id(),
+                    o.value,
+                    lost.join(" "),
+                    s.command(),
+                    lost.first().copied().unwrap_or(""),
+                    if ignored_after { " (and every -o after it is ignored)" } else { "" }
+                ),
+            )
+            .service(s.id())
+            .at(src.location(o.span.start, stray_start.span.end))
+            .help(format!(
+                "Write the list without blanks (`-o {}={joined}`) or use the long form `-o {{ {} = ... }}` (Postfix 3.0+).",
+                o.name, o.name
+            ))
+            .fix(Fix {
+                applicability: Applicability::Safe,
+                description: format!("join the value without blanks: -o {}={joined}", o.name),
+                edits,
+            }),
+        );
+    }
+}
+
+// ------------------------------------------------------------ PF009
+
+/// A comment line that reads like a master.cf service header.
+fn commented_header(line: &str) -> Option<String> {
+    let t = line.trim_start().trim_start_matches('#').trim();
+    let fields: Vec<&str> = t.split_whitespace().collect();
+    if fields.len() >= 8
+        && matches!(fields[1], "inet" | "unix" | "unix-dgram" | "fifo" | "pass")
+        && fields[2..5].iter().all(|v| yn(v))
+    {
+        Some(format!("{} {}", fields[0], fields[1]))
+    } else {
+        None
+    }
+}
+
+fn orphaned_overrides(m: &Model, f: &mut Vec<Finding>) {
+    let Some(master) = &m.master else { return };
+    let src = &master.source;
+    let text = src.text.as_str();
+    for s in m.services() {
+        for c in &s.inner_comments {
+            let Some(header) = commented_header(c.text(text)) else {
+                continue;
+            };
+            let orphans: Vec<_> = s
+                .overrides
+                .iter()
+                .filter(|o| o.span.start > c.end)
+                .collect();
+            if orphans.is_empty() {
+                continue;
+            }
+            let (first_line, _) = src.line_col(orphans[0].span.start);
+            let (last_line, _) = src.line_col(orphans[orphans.len() - 1].span.end);
+            let names: Vec<String> = orphans
+                .iter()
+                .map(|o| format!("{}={}", o.name, short(&o.value)))
+                .collect();
+            // Comment out every physical line that holds an orphaned override.
+            let mut edits = Vec::new();
+            let mut line = first_line;
+            while line <= last_line {
+                let st = src.line_start(line);
+                let lt = src.line_text(line);
+                if !lt.trim_start().starts_with('#') && !lt.trim().is_empty() {
+                    edits.push(edit(src, st, st, "#"));
+                }
+                line += 1;
+            }
+            f.push(
+                Finding::new(
+                    "PF009",
+                    Mta::Postfix,
+                    format!(
+                        "the service header `{header}` is commented out, but its indented lines {first_line}-{last_line} still continue the service above, {} (line {}): {} now apply to {}, not to the disabled service",
+                        s.id(),
+                        s.line,
+                        names.join(", "),
+                        s.id()
+                    ),
+                )
+                .service(s.id())
+                .at(at(src, *c))
+                .help("Comment out the indented lines together with the header (or restore the header).")
+                .fix(Fix {
+                    applicability: Applicability::Unsafe,
+                    description: format!(
+                        "comment out lines {first_line}-{last_line} so they no longer apply to {}",
+                        s.id()
+                    ),
+                    edits,
+                }),
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ PF010, PF011
+
+fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    let p = params::get();
+    // Collect uses first; resolving the version (may run postconf) only when there are any.
+    struct Use<'a> {
+        src: &'a SourceFile,
+        span: Span,
+        name: String,
+        service: Option<String>,
+        scope_has_replacement: bool,
+    }
+    let mut uses: Vec<Use> = Vec::new();
+    let restriction_words = |v: &str| -> Vec<String> {
+        v.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let is_restriction_list = |name: &str| {
+        name.ends_with("_restrictions")
+            || m.main_entry("smtpd_restriction_classes")
+                .is_some_and(|e| e.value.split([' ', ',', '\t']).any(|c| c == name))
+    };
+    if let Some(main) = &m.main {
+        let src = &main.source;
+        for e in &main.parsed.entries {
+            if let Some(d) = p.deprecation(&e.name) {
+                if d.kind == "parameter" {
+                    uses.push(Use {
+                        src,
+                        span: e.name_span,
+                        name: e.name.clone(),
+                        service: None,
+                        scope_has_replacement: m.main_entry(&d.replacement).is_some(),
+                    });
+                }
+            }
+            if is_restriction_list(&e.name) {
+                for w in &e.words {
+                    let t = w.text(&src.text).trim_end_matches(',');
+                    if p.deprecation(t).is_some_and(|d| d.kind == "restriction") {
+                        uses.push(Use {
+                            src,
+                            span: Span::new(w.start, w.start + t.len()),
+                            name: t.to_string(),
+                            service: None,
+                            scope_has_replacement: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if let Some(master) = &m.master {
+        let src = &master.source;
+        for s in m.services() {
+            for o in &s.overrides {
+                if let Some(d) = p.deprecation(&o.name) {
+                    if d.kind == "parameter" {
+                        uses.push(Use {
+                            src,
+                            span: o.name_span,
+                            name: o.name.clone(),
+                            service: Some(s.id()),
+                            scope_has_replacement: s
+                                .overrides
+                                .iter()
+                                .any(|x| x.name == d.replacement),
+                        });
+                    }
+                }
+                if is_restriction_list(&o.name) {
+                    let raw = o.value_span.text(&src.text);
+                    let mut off = 0;
+                    for w in restriction_words(raw) {
+                        let pos = raw[off..].find(&w).map(|i| i + off).unwrap_or(off);
+                        off = pos + w.len();
+                        if p.deprecation(&w).is_some_and(|d| d.kind == "restriction") {
+                            let st = o.value_span.start + pos;
+                            uses.push(Use {
+                                src,
+                                span: Span::new(st, st + w.len()),
+                                name: w.clone(),
+                                service: Some(s.id()),
+                                scope_has_replacement: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if uses.is_empty() {
+        return;
+    }
+    let version = ctx
+        .options
+        .target_version
+        .as_deref()
+        .and_then(params::parse_version)
+        .unwrap_or_else(|| m.version());
+    let vs = show_version(version);
+    for u in uses {
+        let Some(d) = p.deprecation(&u.name) else {
+            continue;
+        };
+        let removed = params::parse_version(&d.removed).filter(|r| version >= *r);
+        let warned = params::parse_version(&d.warn).is_some_and(|w| version >= w);
+        let repl = if d.replacement.is_empty() {
+            "remove it (leave the default)".to_string()
+        } else {
+            format!("use {} instead", d.replacement)
+        };
+        let mut finding = if removed.is_some() {
+            Finding::new(
+                "PF011",
+                Mta::Postfix,
+                format!(
+                    "restriction {} was removed in Postfix {}: with Postfix {vs} smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl}",
+                    u.name, d.removed, u.name
+                ),
+            )
+        } else if warned {
+            let what = if d.kind == "restriction" {
+                format!(
+                    "smtpd logs `support for restriction \"{}\" will be removed`",
+                    u.name
+                )
+            } else {
+                format!(
+                    "postconf and the daemons log `support for parameter \"{}\" will be removed`",
+                    u.name
+                )
+            };
+            let gone = if d.removed.is_empty() {
+                "a future release will drop it".to_string()
+            } else {
+                format!("Postfix {} removes it", d.removed)
+            };
+            Finding::new(
+                "PF010",
+                Mta::Postfix,
+                format!(
+                    "{} {} is deprecated since Postfix {}: with Postfix {vs} {what}; {gone} and then the setting stops working; {repl}",
+                    d.kind, u.name, d.warn
+                ),
+            )
+        } else {
+            continue;
+        };
+        finding = finding.at(at(u.src, u.span));
+        if let Some(s) = u.service {
+            finding = finding.service(s);
+        }
+        if d.rename && !d.replacement.is_empty() {
+            finding = finding.fix(Fix {
+                applicability: if u.scope_has_replacement {
+                    Applicability::Unsafe
+                } else {
+                    Applicability::Safe
+                },
+                description: format!("rename {} to {}", u.name, d.replacement),
+                edits: vec![edit(u.src, u.span.start, u.span.end, d.replacement.clone())],
+            });
+        }
+        f.push(finding);
+    }
+}
+
+// ------------------------------------------------------------ PF012
+
+fn expansion(m: &Model, f: &mut Vec<Finding>) {
+    let mut reported: HashSet<Vec<String>> = HashSet::new();
+    let describe = |e: &ExpandError| -> (Vec<String>, String) {
+        match e {
+            ExpandError::Loop(c) => {
+                let mut key = c.clone();
+                key.pop();
+                key.sort();
+                (
+                    key,
+                    format!(
+                        "{e}: Postfix cannot compute these values; the first daemon or command that reads one stops with `unreasonable macro call nesting` and `fatal: macro processing error`"
+                    ),
+                )
+            }
+            ExpandError::TooDeep(c) => (
+                vec![c.first().cloned().unwrap_or_default(), "deep".into()],
+                format!(
+                    "{e}: Postfix stops with `unreasonable macro call nesting` and `fatal: macro processing error` when it reads this value"
+                ),
+            ),
+            ExpandError::Syntax(s) => (
+                vec![s.clone()],
+                format!("{e}: Postfix stops with a fatal macro processing error when it reads this value"),
+            ),
+        }
+    };
+    if let Some(main) = &m.main {
+        let scope = m.scope(None);
+        let src = &main.source;
+        for e in &main.parsed.entries {
+            if Model::is_raw(&e.name) || !e.value.contains('$') {
+                continue;
+            }
+            if m.main_entry(&e.name).is_some_and(|l| l.span != e.span) {
+                continue;
+            }
+            if let Some(Err(err)) = scope.get(&e.name).map(|x| x.value) {
+                let (key, msg) = describe(&err);
+                if reported.insert(key) {
+                    f.push(
+                        Finding::new("PF012", Mta::Postfix, format!("{}: {msg}", e.name))
+                            .at(at(src, e.value_span))
+                            .help("Break the chain: give one of the parameters a literal value."),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(master) = &m.master {
+        let src = &master.source;
+        for (si, s) in m.services().iter().enumerate() {
+            if s.overrides.iter().all(|o| !o.value.contains('$')) {
+                continue;
+            }
+            let scope = m.scope(Some(si));
+            for o in s.overrides.iter().filter(|o| o.value.contains('$')) {
+                if let Some(Err(err)) = scope.get(&o.name).map(|x| x.value) {
+                    let (key, msg) = describe(&err);
+                    if reported.insert(key) {
+                        f.push(
+                            Finding::new(
+                                "PF012",
+                                Mta::Postfix,
+                                format!("{} on service {}: {msg}", o.name, s.id()),
+                            )
+                            .service(s.id())
+                            .at(at(src, o.value_span)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The effective configuration of one Postfix instance, computed the way Postfix computes it:
+//! built-in defaults (per version and compatibility level), main.cf (last entry wins),
+//! host facts (myhostname, mydomain), and for each master.cf service its `-o` overrides.
+//!
+//! The relay policy engine asks `Model::scope(Some(service))` for any parameter of one smtpd
+//! listener and gets the expanded value with where it was set (`Origin`: file, line, spans).
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use super::expand::{ExpandError, Expander, Lookup};
+use super::params::{self, Version};
+use super::parse::{self, MainCf, MasterCf, Span};
+use crate::context::Context;
+use crate::finding::{Finding, Mta};
+use crate::source::SourceFile;
+
+/// Where an effective value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginKind {
+    MainCf,
+    /// A master.cf `-o` override of the service in scope.
+    MasterOverride,
+    /// Computed from the host (myhostname, mydomain, config_directory).
+    Host,
+    /// Postfix's built-in default for the version in use.
+    Default,
+}
+
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub kind: OriginKind,
+    /// Displayed path of the file that set it (main.cf or master.cf).
+    pub file: Option<PathBuf>,
+    pub line: usize,
+    pub name_span: Option<Span>,
+    pub value_span: Option<Span>,
+}
+
+impl Origin {
+    fn builtin(kind: OriginKind) -> Origin {
+        Origin {
+            kind,
+            file: None,
+            line: 0,
+            name_span: None,
+            value_span: None,
+        }
+    }
+
+    /// "main.cf:12", "master.cf:40 (-o)", "built-in default", ...
+    pub fn describe(&self) -> String {
+        match (&self.file, self.kind) {
+            (Some(f), OriginKind::MasterOverride) => {
+                format!("{}:{} (-o override)", f.display(), self.line)
+            }
+            (Some(f), _) => format!("{}:{}", f.display(), self.line),
+            (None, OriginKind::Host) => "computed from the host name".into(),
+            _ => "Postfix built-in default".into(),
+        }
+    }
+}
+
+/// One parameter's effective value in a scope.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub name: String,
+    pub raw: String,
+    pub value: Result<String, ExpandError>,
+    pub origin: Origin,
+}
+
+/// The host's name as Postfix would see it.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    /// The system host name (may lack a domain).
+    pub hostname: String,
+    /// Debian's /etc/mailname, when present.
+    pub mailname: Option<String>,
+    /// Where the host name came from, for messages.
+    pub source: String,
+}
+
+impl HostFacts {
+    pub fn detect(ctx: &Context) -> HostFacts {
+        let read = |p: &str| -> Option<String> {
+            let real = ctx.root.resolve(Path::new(p));
+            std::fs::read_to_string(real)
+                .ok()
+                .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+                .filter(|s| !s.is_empty())
+        };
+        let mailname = read("/etc/mailname");
+        if ctx.root.is_snapshot() {
+            match read("/etc/hostname") {
+                Some(h) => HostFacts {
+                    hostname: h,
+                    mailname,
+                    source: "etc/hostname".into(),
+                },
+                None => HostFacts {
+                    hostname: "localhost".into(),
+                    mailname,
+                    source: "no etc/hostname in the snapshot; assumed localhost".into(),
+                },
+            }
+        } else {
+            let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .or_else(|| read("/etc/hostname"))
+                .unwrap_or_else(|| "localhost".into());
+            HostFacts {
+                hostname: h,
+                mailname,
+                source: "the system host name".into(),
+            }
+        }
+    }
+}
+
+pub struct LoadedFile<T> {
+    pub source: Arc<SourceFile>,
+    pub parsed: T,
+}
+
+/// One Postfix instance (a directory with main.cf and usually master.cf).
+pub struct Model {
+    /// Real path of the configuration directory.
+    pub dir: PathBuf,
+    pub main: Option<LoadedFile<MainCf>>,
+    pub master: Option<LoadedFile<MasterCf>>,
+    /// Index into main.entries of the effective (last) entry of each name.
+    last: HashMap<String, usize>,
+    pub host: HostFacts,
+    version_opt: Option<String>,
+    live: bool,
+    version: OnceCell<Version>,
+    config_directory: String,
+}
+
+impl Model {
+    /// Load and parse main.cf and master.cf of `dir` (real path). Unreadable files become
+    /// findings (through `Context::load_checked`).
+    pub fn load(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Model {
+        let main = ctx
+            .load_checked(&dir.join("main.cf"), Mta::Postfix, findings)
+            .map(|s| LoadedFile {
+                parsed: parse::parse_main(&s.text),
+                source: s,
+            });
+        let master = ctx
+            .load_checked(&dir.join("master.cf"), Mta::Postfix, findings)
+            .map(|s| LoadedFile {
+                parsed: parse::parse_master(&s.text),
+                source: s,
+            });
+        Self::from_parts(ctx, dir, main, master)
+    }
+
+    pub fn from_parts(
+        ctx: &Context,
+        dir: &Path,
+        main: Option<LoadedFile<MainCf>>,
+        master: Option<LoadedFile<MasterCf>>,
+    ) -> Model {
+        let mut last = HashMap::new();
+        if let Some(m) = &main {
+            for (i, e) in m.parsed.entries.iter().enumerate() {
+                last.insert(e.name.clone(), i);
+            }
+        }
+        let config_directory = if ctx.root.is_snapshot() {
+            Path::new("/")
+                .join(ctx.root.display(dir))
+                .display()
+                .to_string()
+        } else {
+            dir.display().to_string()
+        };
+        Model {
+            dir: dir.to_path_buf(),
+            main,
+            master,
+            last,
+            host: HostFacts::detect(ctx),
+            version_opt: ctx.options.postfix_version.clone(),
+            live: !ctx.root.is_snapshot(),
+            version: OnceCell::new(),
+            config_directory,
+        }
+    }
+
+    /// The Postfix version whose defaults apply: --postfix-version, else the installed
+    /// Postfix on a live system (`postconf -h mail_version`), else the newest known.
+    /// Resolved only when a version-dependent answer is needed (running postconf costs as
+    /// much as a whole lint).
+    pub fn version(&self) -> Version {
+        *self.version.get_or_init(|| {
+            if let Some(v) = self.version_opt.as_deref().and_then(params::parse_version) {
+                return v;
+            }
+            if self.live {
+                if let Some(v) = installed_version() {
+                    return v;
+                }
+            }
+            params::get().newest
+        })
+    }
+
+    /// The effective main.cf entry of `name`, if main.cf sets it.
+    pub fn main_entry(&self, name: &str) -> Option<&parse::MainEntry> {
+        let i = *self.last.get(name)?;
+        self.main.as_ref()?.parsed.entries.get(i)
+    }
+
+    pub fn services(&self) -> &[parse::Service] {
+        self.master
+            .as_ref()
+            .map(|m| m.parsed.services.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Indices of services run by smtpd: `smtp inet ... smtpd`, `submission`, `smtps`,
+    /// re-injection listeners such as `127.0.0.1:10025`, and `smtpd pass` behind postscreen.
+    pub fn smtpd_listeners(&self) -> Vec<usize> {
+        self.services()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.complete() && s.command() == "smtpd")
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The raw value and origin of `name` in the scope of `service` (None = main.cf only).
+    pub fn raw(&self, service: Option<usize>, name: &str) -> Option<(String, Origin)> {
+        if let Some(si) = service {
+            if let (Some(svc), Some(m)) = (self.services().get(si), &self.master) {
+                if let Some(o) = svc.overrides.iter().rev().find(|o| o.name == name) {
+                    let (line, _) = m.source.line_col(o.span.start);
+                    return Some((
+                        o.value.clone(),
+                        Origin {
+                            kind: OriginKind::MasterOverride,
+                            file: Some(m.source.display.clone()),
+                            line,
+                            name_span: Some(o.name_span),
+                            value_span: Some(o.value_span),
+                        },
+                    ));
+                }
+            }
+        }
+        if let (Some(e), Some(m)) = (self.main_entry(name), &self.main) {
+            return Some((
+                e.value.clone(),
+                Origin {
+                    kind: OriginKind::MainCf,
+                    file: Some(m.source.display.clone()),
+                    line: e.line,
+                    name_span: Some(e.name_span),
+                    value_span: Some(e.value_span),
+                },
+            ));
+        }
+        match name {
+            "myhostname" => {
+                let h = &self.host.hostname;
+                // mail_params.c check_myhostname(): a name without a dot gets $mydomain (if
+                // main.cf sets it) or "localdomain" appended. Debian's /etc/mailname often
+                // holds the full name when /etc/hostname has only the first label.
+                let v = if h.contains('.') {
+                    h.clone()
+                } else if let Some(mn) = self
+                    .host
+                    .mailname
+                    .as_ref()
+                    .filter(|m| m.starts_with(&format!("{h}.")))
+                {
+                    mn.clone()
+                } else if self.main_entry("mydomain").is_some() {
+                    format!("{h}.$mydomain")
+                } else {
+                    format!("{h}.localdomain")
+                };
+                return Some((v, Origin::builtin(OriginKind::Host)));
+            }
+            // Computed from the expanded myhostname in `Scope::get` (mail_params.c check_mydomain()).
+            "mydomain" => return Some((String::new(), Origin::builtin(OriginKind::Host))),
+            "config_directory" => {
+                return Some((
+                    self.config_directory.clone(),
+                    Origin::builtin(OriginKind::Host),
+                ))
+            }
+            // Derived from mynetworks_style and the host's interfaces, which a snapshot does not
+            // record; loopback is what every style includes.
+            "mynetworks" => {
+                return Some((
+                    "127.0.0.0/8 [::1]/128".into(),
+                    Origin::builtin(OriginKind::Default),
+                ))
+            }
+            "mail_version" => {
+                return Some((
+                    params::show_version(self.version()),
+                    Origin::builtin(OriginKind::Default),
+                ))
+            }
+            _ => {}
+        }
+        let p = params::get();
+        // Only names whose default depends on the version need the version resolved.
+        let versioned = p.versioned.iter().any(|v| v.name == name)
+            || (!p.defaults.contains_key(name) && p.newer.iter().any(|n| n.name == name));
+        let d = if versioned {
+            p.default_for(name, self.version())
+        } else {
+            p.defaults.get(name).map(String::as_str)
+        };
+        d.map(|v| (v.to_string(), Origin::builtin(OriginKind::Default)))
+    }
+
+    /// An expansion scope: main.cf alone (`None`) or one master.cf service.
+    pub fn scope(&self, service: Option<usize>) -> Scope<'_> {
+        Scope {
+            model: self,
+            exp: RefCell::new(Expander::new(ScopeLookup {
+                model: self,
+                service,
+                mydomain: OnceCell::new(),
+            })),
+        }
+    }
+
+    /// Whether `name` is a parameter that Postfix does not expand when reading main.cf.
+    pub fn is_raw(name: &str) -> bool {
+        params::get().raw.contains(name)
+    }
+}
+
+struct ScopeLookup<'m> {
+    model: &'m Model,
+    service: Option<usize>,
+    mydomain: OnceCell<String>,
+}
+
+impl Lookup for ScopeLookup<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        let (v, origin) = self.model.raw(self.service, name)?;
+        if name == "mydomain" && origin.kind == OriginKind::Host {
+            // mydomain defaults to myhostname without its first label; myhostname is
+            // expanded in a fresh expander (it may itself reference other names).
+            let d = self.mydomain.get_or_init(|| {
+                let mut e = Expander::new(ScopeLookup {
+                    model: self.model,
+                    service: self.service,
+                    mydomain: OnceCell::from("localdomain".to_string()),
+                });
+                let h = e
+                    .param("myhostname")
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                match h.split_once('.') {
+                    Some((_, d)) if !d.is_empty() => d.to_string(),
+                    _ => "localdomain".into(),
+                }
+            });
+            return Some(d.clone());
+        }
+        if Model::is_raw(name) {
+            // Postfix leaves these unexpanded; `$` is escaped so expansion returns them as is.
+            return Some(v.replace('$', "$$"));
+        }
+        Some(v)
+    }
+}
+
+/// Effective values in one scope, expanded lazily with a shared memo.
+pub struct Scope<'m> {
+    model: &'m Model,
+    exp: RefCell<Expander<ScopeLookup<'m>>>,
+}
+
+impl Scope<'_> {
+    pub fn get(&self, name: &str) -> Option<Effective> {
+        let service = self.exp.borrow().lookup.service;
+        let (raw, origin) = self.model.raw(service, name)?;
+        let value = self
+            .exp
+            .borrow_mut()
+            .param(name)
+            .unwrap_or_else(|| Ok(String::new()));
+        Some(Effective {
+            name: name.to_string(),
+            raw,
+            value,
+            origin,
+        })
+    }
+
+    /// Expanded value, empty when undefined or broken.
+    pub fn value(&self, name: &str) -> String {
+        self.get(name)
+            .and_then(|e| e.value.ok())
+            .unwrap_or_default()
+    }
+
+    /// Expand text in this scope.
+    pub fn expand(&self, text: &str) -> Result<String, ExpandError> {
+        self.exp.borrow_mut().text(text)
+    }
+
+    /// Names referenced but undefined so far in this scope.
+    pub fn undefined(&self) -> Vec<String> {
+        self.exp.borrow().undefined.clone()
+    }
+}
+
+/// `postconf -h mail_version` of the installed Postfix, once per process.
+fn installed_version() -> Option<Version> {
+    static V: OnceLock<Option<Version>> = OnceLock::new();
+    *V.get_or_init(|| {
+        let out = std::process::Command::new("postconf")
+            .args(["-h", "mail_version"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        params::parse_version(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Options, Root};
+
+    fn model(main: &str, master: &str) -> (Context, Model) {
+        let ctx = Context::new(
+            Root::snapshot("/nonexistent-root"),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let mk = |t: &str, n: &str| Arc::new(SourceFile::from_text(n, t));
+        let mainf = mk(main, "etc/postfix/main.cf");
+        let masterf = mk(master, "etc/postfix/master.cf");
+        let m = Model::from_parts(
+            &ctx,
+            Path::new("/nonexistent-root/etc/postfix"),
+            Some(LoadedFile {
+                parsed: parse::parse_main(&mainf.text),
+                source: mainf,
+            }),
+            Some(LoadedFile {
+                parsed: parse::parse_master(&masterf.text),
+                source: masterf,
+            }),
+        );
+        (ctx, m)
+    }
+
+    #[test]
+    fn compat_level_defaults_and_overrides() {
+        let (_c, m) = model(
+            "compatibility_level = 2\nmydestination = example.com\nmua = permit_sasl_authenticated, reject\n",
+            "smtp inet n - y - - smtpd\nsubmission inet n - y - - smtpd\n  -o smtpd_relay_restrictions=$mua\n  -o relay_domains=$mydestination\n",
+        );
+        let main = m.scope(None);
+        assert_eq!(main.value("relay_domains"), "");
+        assert_eq!(main.value("mynetworks_style"), "host");
+        assert_eq!(
+            main.value("smtpd_relay_restrictions"),
+            "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"
+        );
+        assert_eq!(m.smtpd_listeners(), vec![0, 1]);
+        let sub = m.scope(Some(1));
+        let e = sub.get("smtpd_relay_restrictions").unwrap();
+        assert_eq!(e.value.unwrap(), "permit_sasl_authenticated, reject");
+        assert_eq!(e.origin.kind, OriginKind::MasterOverride);
+        assert_eq!(e.origin.line, 3);
+        assert_eq!(sub.value("relay_domains"), "example.com");
+        let (_c, m) = model("", "");
+        // compatibility_level unset (0): relay_domains = $mydestination, mynetworks_style = subnet.
+        assert!(m.scope(None).value("relay_domains").ends_with("localhost"));
+        assert_eq!(m.scope(None).value("mynetworks_style"), "subnet");
+    }
+
+    #[test]
+    fn host_facts_feed_mydomain() {
+        let (_c, m) = model("myhostname = mx1.example.net\nx = $mydomain\n", "");
+        assert_eq!(m.scope(None).value("x"), "example.net");
+    }
+}
