@@ -30,3 +30,5 @@ pub fn lint(_ctx: &Context, _target: &Target) -> Vec<Finding> {
 pub fn simulate(_ctx: &Context, _target: &Target, _q: &Query) -> Result<Vec<Decision>, String> {
     Ok(Vec::new())
 }
+pub mod cdb;
+pub mod parse;
