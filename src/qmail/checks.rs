@@ -493,7 +493,7 @@ fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
                 )
                 .at(src.line_location(1))
                 .help(format!(
-                    "tcprules {cdb} {cdb}.tmp < {src}",
+                    "tcprules {cdb} {src}.tmp < {src}",
                     cdb = r.cdb_display.display(),
                     src = src.display.display()
                 )),
@@ -558,7 +558,7 @@ fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
                 )
                 .at(src.line_location(line))
                 .help(format!(
-                    "tcprules {cdb} {cdb}.tmp < {src}",
+                    "tcprules {cdb} {src}.tmp < {src}",
                     cdb = r.cdb_display.display(),
                     src = src.display.display()
                 )),
