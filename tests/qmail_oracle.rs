@@ -34,7 +34,12 @@ fn tcprules(dir: &Path, name: &str, src: &str) -> Vec<u8> {
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(src.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(src.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success(), "tcprules refused:\n{src}");
     std::fs::read(cdbp).unwrap()
 }
@@ -76,7 +81,10 @@ fn our_tcprules_compilation_matches_the_real_tcprules() {
     assert_eq!(ours, theirs, "record by record, in order");
     // Lookups through the hash tables return the first record of a key, like cdb_find.
     assert_eq!(real.get(b"1.2.3.4"), Some(&b"D\0"[..]));
-    assert_eq!(real.get(b"192.168.1.11").map(|d| d.to_vec()), Some(b"+RELAYCLIENT=\0+RBLSMTPD=-no, thanks\0".to_vec()));
+    assert_eq!(
+        real.get(b"192.168.1.11").map(|d| d.to_vec()),
+        Some(b"+RELAYCLIENT=\0+RBLSMTPD=-no, thanks\0".to_vec())
+    );
     assert_eq!(real.get(b"10.1.2.3"), None);
 }
 
@@ -105,13 +113,22 @@ fn lines_tcprules_refuses_are_the_lines_we_reject() {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(src.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(src.as_bytes())
+                .unwrap();
             child.wait().unwrap()
         };
         let (rules, mut errs) = parse::tcprules(&src);
         errs.extend(parse::compile(&rules).1);
         assert_eq!(!status.success(), refused, "tcprules on {line:?}");
-        assert_eq!(!errs.is_empty(), refused, "our parser on {line:?}: {errs:?}");
+        assert_eq!(
+            !errs.is_empty(),
+            refused,
+            "our parser on {line:?}: {errs:?}"
+        );
     }
 }
 
@@ -135,7 +152,9 @@ fn lookup_order_matches_tcprulescheck() {
         ("10.1.9.9", Some("mx.example.com")),
     ] {
         let mut cmd = Command::new("tcprulescheck");
-        cmd.arg(d.path().join("rules.cdb")).env("TCPREMOTEIP", ip).env_remove("TCPREMOTEINFO");
+        cmd.arg(d.path().join("rules.cdb"))
+            .env("TCPREMOTEIP", ip)
+            .env_remove("TCPREMOTEINFO");
         match host {
             Some(h) => cmd.env("TCPREMOTEHOST", h),
             None => cmd.env_remove("TCPREMOTEHOST"),
@@ -146,7 +165,10 @@ fn lookup_order_matches_tcprulescheck() {
             .find_map(|l| l.strip_prefix("rule ").and_then(|x| x.strip_suffix(':')))
             .map(str::to_string);
         let ours = policy::tcp_lookup(&c, ip, host).map(|(k, _)| k);
-        assert_eq!(ours, theirs, "client {ip} {host:?}: tcprulescheck said\n{out}");
+        assert_eq!(
+            ours, theirs,
+            "client {ip} {host:?}: tcprulescheck said\n{out}"
+        );
     }
 }
 
@@ -163,8 +185,18 @@ fn tinycdb_files_read_and_our_writer_agrees_with_cdb_dump() {
         input.push_str(&format!("+{},0:{}->\n", k.len(), k));
     }
     input.push('\n');
-    let mut child = Command::new("cdb").arg("-c").arg(&p).stdin(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut child = Command::new("cdb")
+        .arg("-c")
+        .arg(&p)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let c = Cdb::read(&p).unwrap();
     assert_eq!(c.len(), domains.len());
@@ -182,7 +214,12 @@ fn tinycdb_files_read_and_our_writer_agrees_with_cdb_dump() {
         "+9,0:a.example->\n+4,14:127.->+RELAYCLIENT=\0\n\n"
     );
     for k in ["a.example", "127."] {
-        let q1 = Command::new("cdb").args(["-q"]).arg(&q).arg(k).output().unwrap();
+        let q1 = Command::new("cdb")
+            .args(["-q"])
+            .arg(&q)
+            .arg(k)
+            .output()
+            .unwrap();
         assert!(q1.status.success(), "cdb -q finds {k} in our file");
     }
 }

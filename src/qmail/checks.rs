@@ -111,15 +111,19 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
         for e in &f.entries {
             let text = f.entry(e);
             let why = bad_domain_entry(text).or_else(|| {
-                (name != "locals" && text.contains(':'))
-                    .then_some("contains ':': this file takes one domain per line, not domain:value")
+                (name != "locals" && text.contains(':')).then_some(
+                    "contains ':': this file takes one domain per line, not domain:value",
+                )
             });
             if let Some(why) = why {
                 n += 1;
                 if n <= MAX_PER_FILE {
                     out.push(
-                        qm("QM015", format!("{name} entry {:?} {why}", text.trim_end_matches('\r')))
-                            .at(f.src.location(e.start as usize, e.end as usize)),
+                        qm(
+                            "QM015",
+                            format!("{name} entry {:?} {why}", text.trim_end_matches('\r')),
+                        )
+                        .at(f.src.location(e.start as usize, e.end as usize)),
                     );
                 }
             }
@@ -129,8 +133,11 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
     if let Some((src, vds, errs)) = &c.virtualdomains {
         for e in errs.iter().take(MAX_PER_FILE) {
             out.push(
-                qm("QM015", format!("virtualdomains line {}: {}", e.line, e.message))
-                    .at(src.location(e.start, e.end)),
+                qm(
+                    "QM015",
+                    format!("virtualdomains line {}: {}", e.line, e.message),
+                )
+                .at(src.location(e.start, e.end)),
             );
         }
         let mut n = 0;
@@ -144,8 +151,14 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
                 n += 1;
                 if n <= MAX_PER_FILE {
                     out.push(
-                        qm("QM015", format!("virtualdomains entry {:?} {why}", key.trim_end_matches('\r')))
-                            .at(src.location(v.key.start as usize, v.prepend.end as usize)),
+                        qm(
+                            "QM015",
+                            format!(
+                                "virtualdomains entry {:?} {why}",
+                                key.trim_end_matches('\r')
+                            ),
+                        )
+                        .at(src.location(v.key.start as usize, v.prepend.end as usize)),
                     );
                 }
             }
@@ -155,8 +168,11 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
     if let Some((src, _, errs)) = &c.smtproutes {
         for e in errs.iter().take(MAX_PER_FILE) {
             out.push(
-                qm("QM015", format!("smtproutes line {}: {}", e.line, e.message))
-                    .at(src.location(e.start, e.end)),
+                qm(
+                    "QM015",
+                    format!("smtproutes line {}: {}", e.line, e.message),
+                )
+                .at(src.location(e.start, e.end)),
             );
         }
     }
@@ -248,8 +264,15 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
             if missing_n == 0 && extra_n == 0 {
                 return;
             }
-            let newer = match (std::fs::metadata(&src.src.real).and_then(|m| m.modified()).ok(), cdb_time) {
-                (Some(s), Some(c)) if s > *c => " morercpthosts was edited after the cdb was built, and",
+            let newer = match (
+                std::fs::metadata(&src.src.real)
+                    .and_then(|m| m.modified())
+                    .ok(),
+                cdb_time,
+            ) {
+                (Some(s), Some(c)) if s > *c => {
+                    " morercpthosts was edited after the cdb was built, and"
+                }
                 _ => "",
             };
             let mut msg = format!(
@@ -286,9 +309,10 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if c.rcpthosts.is_none() {
         return;
     }
-    let more_src: Option<FastSet<Cow<'_, str>>> = c.morercpthosts.as_ref().map(|f| {
-        f.entries.iter().map(|e| lower(f.entry(e))).collect()
-    });
+    let more_src: Option<FastSet<Cow<'_, str>>> = c
+        .morercpthosts
+        .as_ref()
+        .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect());
     let explain = |d: &str| -> String {
         let in_src = more_src
             .as_ref()
@@ -300,7 +324,13 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
             String::new()
         }
     };
-    let check = |what: &str, src: &SourceFile, key: &str, start: usize, end: usize, n: &mut usize| -> Option<Finding> {
+    let check = |what: &str,
+                 src: &SourceFile,
+                 key: &str,
+                 start: usize,
+                 end: usize,
+                 n: &mut usize|
+     -> Option<Finding> {
         let d = key_domain(key);
         if d.is_empty()
             || d.eq_ignore_ascii_case("localhost")
@@ -336,7 +366,14 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if let Some(l) = &c.locals {
         let mut n = 0;
         for e in &l.entries {
-            out.extend(check("locals", &l.src, l.entry(e), e.start as usize, e.end as usize, &mut n));
+            out.extend(check(
+                "locals",
+                &l.src,
+                l.entry(e),
+                e.start as usize,
+                e.end as usize,
+                &mut n,
+            ));
         }
         summary(out, "QM003", &l.src, n, "refused locals");
     }
@@ -361,20 +398,30 @@ fn strip_brackets(h: &str) -> &str {
 }
 
 fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
-    let Some((src, routes, _)) = &c.smtproutes else { return };
-    let me = c
-        .me
-        .as_ref()
-        .and_then(|(s, v)| v.map(|v| v.text(&s.text).to_ascii_lowercase()));
+    let Some((src, routes, _)) = &c.smtproutes else {
+        return;
+    };
+    let me =
+        c.me.as_ref()
+            .and_then(|(s, v)| v.map(|v| v.text(&s.text).to_ascii_lowercase()));
     let locals: Vec<String> = c
         .locals
         .as_ref()
-        .map(|l| l.entries.iter().map(|e| l.entry(e).to_ascii_lowercase()).collect())
+        .map(|l| {
+            l.entries
+                .iter()
+                .map(|e| l.entry(e).to_ascii_lowercase())
+                .collect()
+        })
         .unwrap_or_default();
     let vd_keys: Vec<String> = c
         .virtualdomains
         .as_ref()
-        .map(|(s, v, _)| v.iter().map(|x| x.key.text(&s.text).to_ascii_lowercase()).collect())
+        .map(|(s, v, _)| {
+            v.iter()
+                .map(|x| x.key.text(&s.text).to_ascii_lowercase())
+                .collect()
+        })
         .unwrap_or_default();
     let is_local = |d: &str| locals.iter().any(|l| l == d) || vd_keys.iter().any(|v| v == d);
     for r in routes {
@@ -415,7 +462,10 @@ fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
     }
     // A default route takes every domain that is not delivered locally, including domains
     // this server accepts in rcpthosts but forgot in locals/virtualdomains.
-    let Some(def) = routes.iter().find(|r| r.domain.is_empty() && !r.relay.is_empty()) else {
+    let Some(def) = routes
+        .iter()
+        .find(|r| r.domain.is_empty() && !r.relay.is_empty())
+    else {
         return;
     };
     let Some(rh) = &c.rcpthosts else { return };
@@ -503,7 +553,11 @@ fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
             out.push(
                 qm(
                     "QM013",
-                    format!("{} cannot be read ({e}); rebuild it from {}", r.cdb_display.display(), src.display.display()),
+                    format!(
+                        "{} cannot be read ({e}); rebuild it from {}",
+                        r.cdb_display.display(),
+                        src.display.display()
+                    ),
                 )
                 .at(file_location(&r.cdb_display)),
             );
@@ -519,16 +573,33 @@ fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
                 cdb.records()
                     .map(|x| (String::from_utf8_lossy(x.key).to_string(), x.data.to_vec())),
             );
-            let have_map: std::collections::HashMap<&str, &[u8]> =
-                have.iter().map(|(k, d)| (k.as_str(), d.as_slice())).collect();
-            let want_map: std::collections::HashMap<&str, &[u8]> =
-                want.iter().map(|(k, d)| (k.as_str(), d.as_slice())).collect();
+            let have_map: std::collections::HashMap<&str, &[u8]> = have
+                .iter()
+                .map(|(k, d)| (k.as_str(), d.as_slice()))
+                .collect();
+            let want_map: std::collections::HashMap<&str, &[u8]> = want
+                .iter()
+                .map(|(k, d)| (k.as_str(), d.as_slice()))
+                .collect();
             let mut diffs: Vec<(usize, String)> = Vec::new();
             for c in &r.compiled {
                 match have_map.get(c.0.as_str()) {
-                    None => diffs.push((c.2, format!("`{}` is not in the cdb", policy::describe(&c.0, &c.1)))),
-                    Some(d) if *d != c.1.as_slice() && want_map.get(c.0.as_str()) == Some(&c.1.as_slice()) => {
-                        diffs.push((c.2, format!("the cdb says `{}` instead of `{}`", policy::describe(&c.0, d), policy::describe(&c.0, &c.1))))
+                    None => diffs.push((
+                        c.2,
+                        format!("`{}` is not in the cdb", policy::describe(&c.0, &c.1)),
+                    )),
+                    Some(d)
+                        if *d != c.1.as_slice()
+                            && want_map.get(c.0.as_str()) == Some(&c.1.as_slice()) =>
+                    {
+                        diffs.push((
+                            c.2,
+                            format!(
+                                "the cdb says `{}` instead of `{}`",
+                                policy::describe(&c.0, d),
+                                policy::describe(&c.0, &c.1)
+                            ),
+                        ))
                     }
                     _ => {}
                 }
@@ -541,9 +612,20 @@ fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
             if diffs.is_empty() {
                 return;
             }
-            let newer = match (std::fs::metadata(&src.real).and_then(|m| m.modified()).ok(), cdb_time) {
-                (Some(s), Some(c)) if s > *c => format!("{} was edited after {} was built and they differ", src.display.display(), r.cdb_display.display()),
-                _ => format!("{} and {} differ", src.display.display(), r.cdb_display.display()),
+            let newer = match (
+                std::fs::metadata(&src.real).and_then(|m| m.modified()).ok(),
+                cdb_time,
+            ) {
+                (Some(s), Some(c)) if s > *c => format!(
+                    "{} was edited after {} was built and they differ",
+                    src.display.display(),
+                    r.cdb_display.display()
+                ),
+                _ => format!(
+                    "{} and {} differ",
+                    src.display.display(),
+                    r.cdb_display.display()
+                ),
             };
             let n = diffs.len();
             let line = diffs.iter().map(|d| d.0).find(|&l| l > 0).unwrap_or(1);
@@ -605,7 +687,9 @@ fn never_matches(addr: &str) -> Option<String> {
 fn never_matching(r: &RulesFile, out: &mut Vec<Finding>) {
     let Some(src) = &r.source else { return };
     for rule in &r.rules {
-        let Some(why) = never_matches(&rule.address) else { continue };
+        let Some(why) = never_matches(&rule.address) else {
+            continue;
+        };
         let relay = rule.var("RELAYCLIENT").is_some();
         let effect = if relay {
             format!(
@@ -621,7 +705,11 @@ fn never_matching(r: &RulesFile, out: &mut Vec<Finding>) {
             format!("tcp rule address {:?} {why}: {effect}", rule.address),
         )
         .at(src.location(rule.addr_start, rule.addr_end));
-        if let Some(fixed) = why.split("write `").nth(1).and_then(|x| x.split('`').next()) {
+        if let Some(fixed) = why
+            .split("write `")
+            .nth(1)
+            .and_then(|x| x.split('`').next())
+        {
             f = f.fix(Fix {
                 applicability: Applicability::Unsafe,
                 description: format!("use the prefix {fixed} (then run tcprules)"),
@@ -641,7 +729,9 @@ fn never_matching(r: &RulesFile, out: &mut Vec<Finding>) {
 fn relayclient_value(r: &RulesFile, out: &mut Vec<Finding>) {
     let Some(src) = &r.source else { return };
     for rule in &r.rules {
-        let Some(v) = rule.var("RELAYCLIENT") else { continue };
+        let Some(v) = rule.var("RELAYCLIENT") else {
+            continue;
+        };
         if v.value.is_empty() || rule.deny {
             continue;
         }
@@ -680,7 +770,9 @@ fn broad_key(key: &str) -> Option<String> {
     if key.starts_with('=') || key.contains('@') {
         return None;
     }
-    let Some(prefix) = key.strip_suffix('.') else { return None };
+    let Some(prefix) = key.strip_suffix('.') else {
+        return None;
+    };
     let oct: Vec<u32> = prefix.split('.').filter_map(|o| o.parse().ok()).collect();
     if oct.len() != prefix.split('.').count() {
         return None;
@@ -709,7 +801,9 @@ fn broad_relay(ctx: &Context, m: &Model, r: &RulesFile, out: &mut Vec<Finding>) 
     let users = m.services_using(ctx, r);
     // Which services make a broad RELAYCLIENT rule a problem, and as which rule.
     let mut targets: Vec<(&str, Option<&Service>)> = Vec::new();
-    if users.is_empty() {
+    // A rules file no discovered service reads is not live; with no service found at all
+    // (only the rules file was given, or the run scripts are elsewhere) assume port 25.
+    if users.is_empty() && m.services.is_empty() {
         targets.push(("QM005", None));
     }
     for s in &users {
@@ -736,9 +830,19 @@ fn broad_relay(ctx: &Context, m: &Model, r: &RulesFile, out: &mut Vec<Finding>) 
             continue;
         }
         let Some(src) = &r.source else { continue };
-        let Some(rule) = r.rules.iter().find(|x| x.line == *line) else { continue };
-        let live = r.cdb.cdb().map(|c| c.get(key.as_bytes()).is_some()).unwrap_or(false);
-        let note = if live { "" } else { " (not compiled into the cdb yet: live after the next tcprules run)" };
+        let Some(rule) = r.rules.iter().find(|x| x.line == *line) else {
+            continue;
+        };
+        let live = r
+            .cdb
+            .cdb()
+            .map(|c| c.get(key.as_bytes()).is_some())
+            .unwrap_or(false);
+        let note = if live {
+            ""
+        } else {
+            " (not compiled into the cdb yet: live after the next tcprules run)"
+        };
         for (code, svc) in &targets {
             out.push(relay_finding(code, *svc, who, note).at(src.location(rule.start, rule.end)));
         }
@@ -769,7 +873,10 @@ fn broad_relay(ctx: &Context, m: &Model, r: &RulesFile, out: &mut Vec<Finding>) 
                 out.push(
                     relay_finding(code, *svc, &who, note)
                         .at(file_location(&r.cdb_display))
-                        .help(format!("the live rule is `{}`; recompile the rules with tcprules", policy::describe(&key, rec.data))),
+                        .help(format!(
+                            "the live rule is `{}`; recompile the rules with tcprules",
+                            policy::describe(&key, rec.data)
+                        )),
                 );
             }
         }
@@ -797,7 +904,9 @@ fn relay_finding(code: &str, svc: Option<&Service>, who: &str, note: &str) -> Fi
 }
 
 fn service_env(s: &Service, out: &mut Vec<Finding>) {
-    let Some(e) = s.env_var("RELAYCLIENT") else { return };
+    let Some(e) = s.env_var("RELAYCLIENT") else {
+        return;
+    };
     if e.conditional {
         return;
     }
@@ -820,7 +929,15 @@ fn service_env(s: &Service, out: &mut Vec<Finding>) {
         return;
     }
     let code = if s.is_submission() { "QM010" } else { "QM005" };
-    out.push(relay_finding(code, Some(s), "every client of this service (set in the run script)", "").at(loc));
+    out.push(
+        relay_finding(
+            code,
+            Some(s),
+            "every client of this service (set in the run script)",
+            "",
+        )
+        .at(loc),
+    );
 }
 
 fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
@@ -832,7 +949,7 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
                     qm(
                         "QM009",
                         format!(
-                            "qmail-smtpd on {} runs {p} as its checkpassword program (the checkpassword argument is missing: /bin/true is meant as the subprogram after it): every user name and password is accepted, and authenticated clients may relay to any domain (open relay)",
+                            "qmail-smtpd on {} runs {p} as its checkpassword program (the checkpassword argument is missing: {p} is meant as the subprogram that runs after a successful check): every user name and password is accepted, and authenticated clients may relay to any domain (open relay)",
                             s.name
                         ),
                     )
@@ -841,7 +958,9 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
                     .help("give the real checkpassword first, then the subprogram: qmail-smtpd /home/vpopmail/bin/vchkpw /bin/true"),
                 );
             }
-            let standalone_unknown = m.control.is_none() && s.launcher != super::runscript::Launcher::Sslserver && s.env_var("UCSPITLS").is_none();
+            let standalone_unknown = m.control.is_none()
+                && s.launcher != super::runscript::Launcher::Sslserver
+                && s.env_var("UCSPITLS").is_none();
             if !standalone_unknown && !policy::tls_available(s, m.control.as_ref()) {
                 out.push(
                     qm(

@@ -145,7 +145,10 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     }
     for d in ["/etc/tcprules.d", "/etc/tcp"] {
         for f in list_dir(ctx, &r(d), Mta::Qmail, findings) {
-            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             if f.is_file() && !skip_rules_name(&name) && looks_like_rules(&f) {
                 rules.push(f);
             }
@@ -153,7 +156,10 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     }
     if let Some(c) = &t.control {
         for f in list_dir(ctx, c, Mta::Qmail, findings) {
-            let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             if (name.starts_with("tcp.") || name.starts_with("rules."))
                 && f.is_file()
                 && !skip_rules_name(&name)

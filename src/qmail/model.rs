@@ -132,11 +132,7 @@ pub struct Model {
     pub standalone: bool,
 }
 
-fn load_domains(
-    ctx: &Context,
-    real: &Path,
-    findings: &mut Vec<Finding>,
-) -> Option<DomainFile> {
+fn load_domains(ctx: &Context, real: &Path, findings: &mut Vec<Finding>) -> Option<DomainFile> {
     let src = ctx.load_checked(real, Mta::Qmail, findings)?;
     let (entries, errors) = parse::domain_list(&src.text);
     Some(DomainFile {

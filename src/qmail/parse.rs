@@ -70,9 +70,7 @@ fn strip_trailing(line: &str) -> &str {
 }
 
 fn plain(line: &str) -> bool {
-    !line.is_empty()
-        && !line.starts_with('#')
-        && !line.bytes().any(|b| b == b' ' || b == b'\t')
+    !line.is_empty() && !line.starts_with('#') && !line.bytes().any(|b| b == b' ' || b == b'\t')
 }
 
 fn span(line: usize, start: usize, end: usize) -> Span {
@@ -387,7 +385,10 @@ pub fn compile(rules: &[TcpRule]) -> (Vec<(String, Vec<u8>, usize)>, Vec<LineErr
                 let right = a[i + 1..].find('.').map(|p| i + 1 + p).unwrap_or(a.len());
                 let num = |s: &str| -> Option<u64> {
                     if s.bytes().all(|b| b.is_ascii_digit()) {
-                        Some(s.parse::<u64>().unwrap_or(if s.is_empty() { 0 } else { u64::MAX }))
+                        Some(
+                            s.parse::<u64>()
+                                .unwrap_or(if s.is_empty() { 0 } else { u64::MAX }),
+                        )
                     } else {
                         None
                     }
@@ -428,7 +429,8 @@ mod tests {
 
     #[test]
     fn domain_lists_follow_control_readfile() {
-        let (e, errs) = domain_list("example.com\n# c\n\n  lead.example\ttail  \nx.org\r\n.sub.net");
+        let (e, errs) =
+            domain_list("example.com\n# c\n\n  lead.example\ttail  \nx.org\r\n.sub.net");
         assert!(errs.is_empty());
         let t = "example.com\n# c\n\n  lead.example\ttail  \nx.org\r\n.sub.net";
         let v: Vec<&str> = e.iter().map(|s| s.text(t)).collect();
@@ -441,7 +443,13 @@ mod tests {
 
     #[test]
     fn fast_path_agrees_with_grammar() {
-        for line in ["example.com", "a:b", ".x.y", "user@d.com:pre-", "UPPER.Case"] {
+        for line in [
+            "example.com",
+            "a:b",
+            ".x.y",
+            "user@d.com:pre-",
+            "UPPER.Case",
+        ] {
             let r = ControlGrammar::parse(Rule::domain_line, line).unwrap();
             let inner = r.into_iter().next().unwrap().into_inner().next().unwrap();
             assert_eq!(inner.as_rule(), Rule::domain_text);
@@ -464,7 +472,8 @@ mod tests {
         assert_eq!(v[1].key.text(t), "");
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, 3);
-        let (r, errs) = smtproutes(":smarthost.example:587\nexample.org:[10.0.0.1]\nlocal.example:\n");
+        let (r, errs) =
+            smtproutes(":smarthost.example:587\nexample.org:[10.0.0.1]\nlocal.example:\n");
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(r[0].domain, "");
         assert_eq!(r[0].relay, "smarthost.example");

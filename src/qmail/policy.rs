@@ -244,7 +244,12 @@ pub fn tls_available(s: &Service, c: Option<&Control>) -> bool {
         || c.map(|c| c.has_servercert).unwrap_or(false)
 }
 
-fn step(file: impl Into<PathBuf>, line: usize, entry: impl Into<String>, effect: &str) -> TraceStep {
+fn step(
+    file: impl Into<PathBuf>,
+    line: usize,
+    entry: impl Into<String>,
+    effect: &str,
+) -> TraceStep {
     TraceStep {
         file: file.into(),
         line,
@@ -272,7 +277,12 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
                     ));
                 } else if let Some(v) = &e.value {
                     relayclient = Some(v.clone());
-                    d.trace.push(step(&shown, e.line, format!("RELAYCLIENT=\"{v}\""), "relay for every client of this service"));
+                    d.trace.push(step(
+                        &shown,
+                        e.line,
+                        format!("RELAYCLIENT=\"{v}\""),
+                        "relay for every client of this service",
+                    ));
                 }
             }
         }
@@ -294,7 +304,12 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
             relay_depends = Some(format!(
                 "Plesk relaylock: whether {ip} has a POP/IMAP login in smtp_poplocks or is on the relay white list"
             ));
-            d.trace.push(step(&shown, s.line, "relaylock", "sets RELAYCLIENT for POP-before-SMTP clients"));
+            d.trace.push(step(
+                &shown,
+                s.line,
+                "relaylock",
+                "sets RELAYCLIENT for POP-before-SMTP clients",
+            ));
         }
     } else {
         d.depends_on
@@ -310,7 +325,10 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
                 d.trace.push(step(
                     &shown,
                     line,
-                    format!("AUTH as {user} via {}", checkprog.as_deref().unwrap_or("(none)")),
+                    format!(
+                        "AUTH as {user} via {}",
+                        checkprog.as_deref().unwrap_or("(none)")
+                    ),
                     "authenticated: RELAYCLIENT set",
                 ));
                 return d.accept_relay(None);
@@ -321,11 +339,21 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
                 return d;
             }
             Auth::Off => {
-                d.trace.push(step(&shown, line, "SMTPAUTH", "AUTH is not offered on this service: the client cannot authenticate"));
+                d.trace.push(step(
+                    &shown,
+                    line,
+                    "SMTPAUTH",
+                    "AUTH is not offered on this service: the client cannot authenticate",
+                ));
             }
         }
     } else if let Auth::On { required: true, .. } = auth {
-        d.trace.push(step(&shown, line, "AUTH required", "unauthenticated client refused"));
+        d.trace.push(step(
+            &shown,
+            line,
+            "AUTH required",
+            "unauthenticated client refused",
+        ));
         d.result = Verdict::Reject;
         d.code = Some(530);
         d.text = Some("authentication required (#5.7.1)".into());
@@ -344,27 +372,43 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
     let rh = c.display.join("rcpthosts");
     match rcpt_check(c, &domain) {
         RcptCheck::NoRcpthosts => {
-            d.trace.push(step(&rh, 1, "(file missing)", "every recipient domain accepted: open relay"));
+            d.trace.push(step(
+                &rh,
+                1,
+                "(file missing)",
+                "every recipient domain accepted: open relay",
+            ));
         }
         RcptCheck::Rcpthosts(e, l) => {
             d.trace.push(step(&rh, l, e, "permit"));
         }
         RcptCheck::More(k) => {
-            d.trace.push(step(c.display.join("morercpthosts.cdb"), 1, k, "permit"));
+            d.trace
+                .push(step(c.display.join("morercpthosts.cdb"), 1, k, "permit"));
         }
         RcptCheck::Broken(e) => {
-            d.trace.push(step(c.display.join("morercpthosts.cdb"), 1, e, "cannot read"));
+            d.trace.push(step(
+                c.display.join("morercpthosts.cdb"),
+                1,
+                e,
+                "cannot read",
+            ));
             d.result = Verdict::Defer;
             d.code = Some(421);
             d.text = Some("unable to read controls (#4.3.0)".into());
         }
         RcptCheck::Refused => {
-            d.trace.push(step(&rh, 1, domain.clone(), "no match (rcpthosts, morercpthosts.cdb)"));
+            d.trace.push(step(
+                &rh,
+                1,
+                domain.clone(),
+                "no match (rcpthosts, morercpthosts.cdb)",
+            ));
+            // A client relaylock or a conditional RELAYCLIENT could let through is still
+            // refused as a stranger; the condition is named.
+            d.result = Verdict::Reject;
             if let Some(why) = relay_depends {
-                d.result = Verdict::Depends;
-                d.depends_on.push(why);
-            } else {
-                d.result = Verdict::Reject;
+                d.depends_on.push(format!("accepted instead if: {why}"));
             }
             d.code = Some(553);
             d.text = Some(NOGATEWAY.into());
@@ -386,19 +430,30 @@ fn connection(
     let cdbf = r.cdb_display.clone();
     match &r.cdb {
         CdbState::Missing if s.allow_no_rules => {
-            d.trace.push(step(&cdbf, 1, "(file missing)", "tcpserver -X: no rules"));
+            d.trace
+                .push(step(&cdbf, 1, "(file missing)", "tcpserver -X: no rules"));
             None
         }
         CdbState::Missing | CdbState::Unreadable(_) => {
             let mut x = d.clone();
-            x.trace.push(step(&cdbf, 1, "(cannot read)", "tcpserver drops the connection"));
+            x.trace.push(step(
+                &cdbf,
+                1,
+                "(cannot read)",
+                "tcpserver drops the connection",
+            ));
             x.result = Verdict::Unavailable;
             x.text = Some("connection closed by tcpserver: unable to read the rules file".into());
             Some(x)
         }
         CdbState::Ok(cdb, _) => match tcp_lookup(cdb, ip, q.client_name.as_deref()) {
             None => {
-                d.trace.push(step(&cdbf, 1, format!("{ip} (no rule)"), "allow, no environment"));
+                d.trace.push(step(
+                    &cdbf,
+                    1,
+                    format!("{ip} (no rule)"),
+                    "allow, no environment",
+                ));
                 None
             }
             Some((key, data)) => {
@@ -412,7 +467,12 @@ fn connection(
                 let entry = describe(&key, data);
                 if deny {
                     let mut x = d.clone();
-                    x.trace.push(step(file, line, entry, "deny: tcpserver drops the connection"));
+                    x.trace.push(step(
+                        file,
+                        line,
+                        entry,
+                        "deny: tcpserver drops the connection",
+                    ));
                     x.result = Verdict::Unavailable;
                     x.text = Some("connection closed by tcpserver (deny rule)".into());
                     return Some(x);

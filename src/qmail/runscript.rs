@@ -389,12 +389,7 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
                 None => expanded.push(None),
             }
         }
-        let has = |n: &str| {
-            expanded
-                .iter()
-                .flatten()
-                .any(|w| basename(w) == n)
-        };
+        let has = |n: &str| expanded.iter().flatten().any(|w| basename(w) == n);
         if (has("tcpserver") || has("sslserver")) && has("qmail-smtpd") {
             command = Some((line_no, expanded));
         }
@@ -540,9 +535,7 @@ fn read_chain(svc: &mut Service, chain: &[Option<String>]) {
                 for a in &chain[k + 1..] {
                     match a.as_deref() {
                         Some(a) if a.starts_with('2') && a.contains('>') => break,
-                        Some(a) if a.starts_with('>') || a == "|" || a == ";" || a == "&&" => {
-                            break
-                        }
+                        Some(a) if a.starts_with('>') || a == "|" || a == ";" || a == "&&" => break,
                         Some(a) => svc.smtpd_args.push(a.to_string()),
                         None => {
                             svc.smtpd_args.push("?".into());
@@ -709,7 +702,10 @@ mod tests {
     #[test]
     fn command_built_in_variables() {
         let s = svc("SCMD=/usr/local/bin/sslserver\nIP=0\nPORT=smtp\nSMTP_CDB=\"/var/qmail/control/rules.smtpd.cdb\"\nif [ x ]; then\n  ACMD=\"\"\nelse\n  ACMD=\"-x $SMTP_CDB\"\nfi\nCMD=\"$SCMD -seVn -Rp -l x $ACMD $IP $PORT\"\nCMD=\"$CMD /var/qmail/bin/qmail-smtpd\"\nexec $CMD 2>&1\n");
-        assert_eq!(s.rules_cdb.as_deref(), Some("/var/qmail/control/rules.smtpd.cdb"));
+        assert_eq!(
+            s.rules_cdb.as_deref(),
+            Some("/var/qmail/control/rules.smtpd.cdb")
+        );
         assert_eq!(s.launcher, Launcher::Sslserver);
         assert!(!s.implicit_tls);
         assert_eq!(s.name, "smtp");
