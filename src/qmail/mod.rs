@@ -1,32 +1,244 @@
-//! Qmail: discovery, parsing, effective configuration, relay policy and checks.
+//! qmail: discovery, parsing, effective configuration, relay policy and checks.
+//!
+//! A target is one qmail installation: its control directory (/var/qmail/control), the
+//! qmail-smtpd services that start it (daemontools/runit run scripts, Plesk's xinetd
+//! services) and the tcpserver rule files (/etc/tcp.smtp and friends, with their cdb).
+
+pub mod cdb;
+pub mod checks;
+pub mod model;
+pub mod parse;
+pub mod policy;
+pub mod runscript;
 
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
-use crate::finding::Finding;
+use crate::discover::list_dir;
+use crate::finding::{Finding, Mta};
 use crate::relay::{Decision, Query};
 
-/// One Qmail configuration to check.
-#[derive(Debug, Clone)]
+/// One qmail configuration to check.
+#[derive(Debug, Clone, Default)]
 pub struct Target {
-    /// Real path of the configuration (directory or file).
+    /// Real path of what was found or named (directory or file).
     pub path: PathBuf,
+    /// Real path of the control directory, when known.
+    pub control: Option<PathBuf>,
+    /// Run scripts and xinetd files that start qmail-smtpd (real paths).
+    pub services: Vec<PathBuf>,
+    /// tcpserver rule files (source or cdb) found on their own (real paths).
+    pub rules: Vec<PathBuf>,
+    /// Only a single file was named: files it refers to are not read.
+    pub standalone: bool,
+}
+
+/// Files qmail reads from its control directory that say "this is a qmail control dir".
+const CONTROL_NAMES: &[&str] = &[
+    "rcpthosts",
+    "morercpthosts",
+    "morercpthosts.cdb",
+    "locals",
+    "virtualdomains",
+    "smtproutes",
+    "me",
+    "defaultdomain",
+    "plusdomain",
+];
+
+fn is_control_dir(dir: &Path) -> bool {
+    CONTROL_NAMES.iter().any(|n| dir.join(n).is_file())
+}
+
+fn read_text_prefix(p: &Path) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(p) {
+        let _ = f.take(256 * 1024).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn is_service_file(p: &Path) -> bool {
+    p.is_file() && runscript::looks_like_service(&read_text_prefix(p))
+}
+
+/// Names that are not tcprules sources even in a rules directory.
+fn skip_rules_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".tmp")
+        || lower.ends_with('~')
+        || lower.ends_with(".bak")
+        || lower.ends_with(".orig")
+        || lower.starts_with("readme")
+        || lower == "makefile"
+        || lower.starts_with('.')
+}
+
+/// A tcprules source: lines that look like `address:allow|deny...`.
+fn looks_like_rules(p: &Path) -> bool {
+    if p.extension().is_some_and(|e| e == "cdb") {
+        return p.is_file();
+    }
+    let t = read_text_prefix(p);
+    let mut rules = 0;
+    for l in t.lines() {
+        let l = l.trim_end();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        match l.split_once(':') {
+            Some((_, rest)) if rest.starts_with("allow") || rest.starts_with("deny") => rules += 1,
+            _ => return false,
+        }
+    }
+    rules > 0
 }
 
 /// Configurations of this MTA on the live system or snapshot.
-pub fn discover(_ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
-    Vec::new()
+pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
+    let r = |p: &str| ctx.root.resolve(Path::new(p));
+    let mut t = Target {
+        path: r("/var/qmail"),
+        ..Target::default()
+    };
+    for c in ["/var/qmail/control", "/etc/qmail", "/var/lib/qmail/control"] {
+        let d = r(c);
+        if d.is_dir() && is_control_dir(&d) {
+            t.path = d.clone();
+            t.control = Some(d);
+            break;
+        }
+    }
+    // Run scripts (daemontools, runit) and xinetd services.
+    let mut seen = std::collections::HashSet::new();
+    for base in [
+        "/service",
+        "/etc/service",
+        "/var/service",
+        "/var/qmail/supervise",
+        "/etc/sv",
+        "/etc/runit/runsvdir/default",
+    ] {
+        for d in list_dir(ctx, &r(base), Mta::Qmail, findings) {
+            let run = d.join("run");
+            if is_service_file(&run) {
+                let canon = std::fs::canonicalize(&run).unwrap_or(run.clone());
+                if seen.insert(canon) {
+                    t.services.push(run);
+                }
+            }
+        }
+    }
+    for f in list_dir(ctx, &r("/etc/xinetd.d"), Mta::Qmail, findings) {
+        if is_service_file(&f) {
+            t.services.push(f);
+        }
+    }
+    // tcpserver rules in the usual places.
+    let mut rules = Vec::new();
+    for f in ["/etc/tcp.smtp", "/etc/tcp.smtp.cdb"] {
+        let p = r(f);
+        if p.is_file() {
+            rules.push(p);
+        }
+    }
+    for d in ["/etc/tcprules.d", "/etc/tcp"] {
+        for f in list_dir(ctx, &r(d), Mta::Qmail, findings) {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if f.is_file() && !skip_rules_name(&name) && looks_like_rules(&f) {
+                rules.push(f);
+            }
+        }
+    }
+    if let Some(c) = &t.control {
+        for f in list_dir(ctx, c, Mta::Qmail, findings) {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if (name.starts_with("tcp.") || name.starts_with("rules."))
+                && f.is_file()
+                && !skip_rules_name(&name)
+                && looks_like_rules(&f)
+            {
+                rules.push(f);
+            }
+        }
+    }
+    // A source and its cdb are one rules file.
+    let mut seen_cdb = std::collections::HashSet::new();
+    for p in rules {
+        if seen_cdb.insert(model::rules_pair(&p).0) {
+            t.rules.push(p);
+        }
+    }
+    if t.control.is_none() && t.services.is_empty() && t.rules.is_empty() {
+        return Vec::new();
+    }
+    vec![t]
 }
 
-/// Whether an explicitly named path (real) is a Qmail configuration.
-pub fn detect(_ctx: &Context, _path: &Path) -> Option<Target> {
+/// Whether an explicitly named path (real) is a qmail configuration.
+pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
+    if path.is_dir() {
+        // A server root, /var/qmail, or the control directory itself.
+        for c in ["var/qmail/control", "control", ""] {
+            let d = if c.is_empty() {
+                path.to_path_buf()
+            } else {
+                path.join(c)
+            };
+            if d.is_dir() && is_control_dir(&d) {
+                return Some(Target {
+                    path: path.to_path_buf(),
+                    control: Some(d),
+                    ..Target::default()
+                });
+            }
+        }
+        return None;
+    }
+    let name = path.file_name()?.to_string_lossy().to_string();
+    if CONTROL_NAMES.contains(&name.as_str()) {
+        let dir = path.parent()?.to_path_buf();
+        return Some(Target {
+            path: path.to_path_buf(),
+            control: Some(dir),
+            ..Target::default()
+        });
+    }
+    if is_service_file(path) {
+        return Some(Target {
+            path: path.to_path_buf(),
+            services: vec![path.to_path_buf()],
+            standalone: true,
+            ..Target::default()
+        });
+    }
+    if !skip_rules_name(&name) && looks_like_rules(path) {
+        return Some(Target {
+            path: path.to_path_buf(),
+            rules: vec![path.to_path_buf()],
+            standalone: true,
+            ..Target::default()
+        });
+    }
     None
 }
 
-pub fn lint(_ctx: &Context, _target: &Target) -> Vec<Finding> {
-    Vec::new()
+pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let m = model::load(ctx, target, &mut findings);
+    checks::run(ctx, &m, &mut findings);
+    findings
 }
 
-pub fn simulate(_ctx: &Context, _target: &Target, _q: &Query) -> Result<Vec<Decision>, String> {
-    Ok(Vec::new())
+pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decision>, String> {
+    let mut ignored = Vec::new();
+    let m = model::load(ctx, target, &mut ignored);
+    Ok(policy::simulate(ctx, &m, q))
 }

@@ -1,0 +1,1029 @@
+//! The qmail rules (QMnnn). Each check reads the model and points at the line that causes
+//! the problem, saying what clients will see.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use super::model::{file_location, CdbState, Control, FastSet, Model, RulesFile};
+use super::policy::{self, auth_mode, is_true_prog, rule_env, Auth, NOGATEWAY};
+use super::runscript::Service;
+use crate::context::Context;
+use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
+use crate::source::SourceFile;
+
+/// At most this many findings of one kind per file; the rest are counted in one summary.
+const MAX_PER_FILE: usize = 50;
+
+pub fn run(ctx: &Context, m: &Model, out: &mut Vec<Finding>) {
+    if let Some(c) = &m.control {
+        rcpthosts_missing_or_empty(c, out);
+        control_syntax(c, out);
+        morercpthosts_stale(c, out);
+        domains_not_accepted(c, out);
+        smtproutes(c, out);
+    }
+    for r in &m.rules {
+        tcprules_syntax(r, out);
+        tcprules_stale(r, out);
+        never_matching(r, out);
+        relayclient_value(r, out);
+        broad_relay(ctx, m, r, out);
+    }
+    for s in &m.services {
+        service_env(s, out);
+        auth_checks(m, s, out);
+        if !m.standalone {
+            rules_cdb_missing(ctx, m, s, out);
+        }
+    }
+}
+
+fn qm(code: &str, msg: impl Into<String>) -> Finding {
+    Finding::new(code, Mta::Qmail, msg)
+}
+
+fn rcpthosts_missing_or_empty(c: &Control, out: &mut Vec<Finding>) {
+    let shown = c.display.join("rcpthosts");
+    match &c.rcpthosts {
+        None => {
+            if c.dir.join("rcpthosts").exists() {
+                return; // unreadable: RD001 already says so
+            }
+            out.push(
+                qm(
+                    "QM001",
+                    "control/rcpthosts does not exist: qmail-smtpd accepts every recipient domain from every client, so anyone can send mail to any domain through this server (open relay)",
+                )
+                .at(file_location(&shown))
+                .help("create control/rcpthosts listing the domains this server receives mail for (every locals and virtualdomains domain); qmail-smtpd reads it per connection. Without rcpthosts, morercpthosts.cdb is ignored too."),
+            );
+        }
+        Some(r) if r.entries.is_empty() => {
+            let more = c
+                .morercpthosts_cdb
+                .cdb()
+                .map(|x| !x.is_empty())
+                .unwrap_or(false);
+            if more {
+                return;
+            }
+            out.push(
+                qm(
+                    "QM002",
+                    format!(
+                        "control/rcpthosts lists no domain and morercpthosts.cdb adds none: other servers get `553 {NOGATEWAY}` for every recipient; only clients with RELAYCLIENT or AUTH can send"
+                    ),
+                )
+                .at(r.src.line_location(1))
+                .help("list the domains this server receives mail for, one per line"),
+            );
+        }
+        Some(_) => {}
+    }
+}
+
+/// An entry that qmail compares literally but that can never equal a domain.
+fn bad_domain_entry(e: &str) -> Option<&'static str> {
+    if e.contains('\r') {
+        Some("ends in a carriage return (Windows line ending): qmail keeps it, so the entry never matches")
+    } else if e.starts_with([' ', '\t']) {
+        Some("starts with whitespace: qmail keeps leading blanks, so the entry never matches")
+    } else if e.contains([' ', '\t']) {
+        Some("contains whitespace: qmail compares the whole line, so the entry never matches")
+    } else {
+        None
+    }
+}
+
+fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
+    let mut lists = vec![];
+    if let Some(r) = &c.rcpthosts {
+        lists.push(("rcpthosts", r));
+    }
+    if let Some(r) = &c.morercpthosts {
+        lists.push(("morercpthosts", r));
+    }
+    if let Some(r) = &c.locals {
+        lists.push(("locals", r));
+    }
+    for (name, f) in lists {
+        let mut n = 0;
+        for e in &f.entries {
+            let text = f.entry(e);
+            let why = bad_domain_entry(text).or_else(|| {
+                (name != "locals" && text.contains(':')).then_some(
+                    "contains ':': this file takes one domain per line, not domain:value",
+                )
+            });
+            if let Some(why) = why {
+                n += 1;
+                if n <= MAX_PER_FILE {
+                    out.push(
+                        qm(
+                            "QM015",
+                            format!("{name} entry {:?} {why}", text.trim_end_matches('\r')),
+                        )
+                        .at(f.src.location(e.start as usize, e.end as usize)),
+                    );
+                }
+            }
+        }
+        summary(out, "QM015", &f.src, n, name);
+    }
+    if let Some((src, vds, errs)) = &c.virtualdomains {
+        for e in errs.iter().take(MAX_PER_FILE) {
+            out.push(
+                qm(
+                    "QM015",
+                    format!("virtualdomains line {}: {}", e.line, e.message),
+                )
+                .at(src.location(e.start, e.end)),
+            );
+        }
+        let mut n = 0;
+        for v in vds {
+            let key = v.key.text(&src.text);
+            let prepend = v.prepend.text(&src.text);
+            let why = bad_domain_entry(key).or_else(|| {
+                bad_domain_entry(prepend).map(|_| "has whitespace or a carriage return in its prepend part: deliveries go to a user name with that byte in it")
+            });
+            if let Some(why) = why {
+                n += 1;
+                if n <= MAX_PER_FILE {
+                    out.push(
+                        qm(
+                            "QM015",
+                            format!(
+                                "virtualdomains entry {:?} {why}",
+                                key.trim_end_matches('\r')
+                            ),
+                        )
+                        .at(src.location(v.key.start as usize, v.prepend.end as usize)),
+                    );
+                }
+            }
+        }
+        summary(out, "QM015", src, n, "virtualdomains");
+    }
+    if let Some((src, _, errs)) = &c.smtproutes {
+        for e in errs.iter().take(MAX_PER_FILE) {
+            out.push(
+                qm(
+                    "QM015",
+                    format!("smtproutes line {}: {}", e.line, e.message),
+                )
+                .at(src.location(e.start, e.end)),
+            );
+        }
+    }
+}
+
+fn summary(out: &mut Vec<Finding>, code: &str, src: &SourceFile, n: usize, what: &str) {
+    if n > MAX_PER_FILE {
+        out.push(
+            qm(
+                code,
+                format!(
+                    "{} more {what} entries like the ones above ({n} in all); only the first {MAX_PER_FILE} are listed",
+                    n - MAX_PER_FILE
+                ),
+            )
+            .at(src.line_location(1)),
+        );
+    }
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
+    let Some(src) = &c.morercpthosts else { return };
+    let cdb_shown = c.display.join("morercpthosts.cdb");
+    let n = src.entries.len();
+    match &c.morercpthosts_cdb {
+        CdbState::Missing => {
+            if n == 0 {
+                return;
+            }
+            out.push(
+                qm(
+                    "QM004",
+                    format!(
+                        "morercpthosts lists {n} domain(s) but morercpthosts.cdb does not exist: qmail-smtpd reads only the cdb, so mail for them from other servers gets `553 {NOGATEWAY}`"
+                    ),
+                )
+                .at(src.src.line_location(src.entries[0].line as usize))
+                .help("run qmail-newmrh to build control/morercpthosts.cdb"),
+            );
+        }
+        CdbState::Unreadable(e) => {
+            out.push(
+                qm(
+                    "QM004",
+                    format!(
+                        "{} cannot be read ({e}): qmail-smtpd answers `421 unable to read controls (#4.3.0)` to recipients not in rcpthosts",
+                        cdb_shown.display()
+                    ),
+                )
+                .at(file_location(&cdb_shown))
+                .help("rebuild it with qmail-newmrh"),
+            );
+        }
+        CdbState::Ok(cdb, cdb_time) => {
+            // qmail-newmrh lowercases every line; the cdb keys are what qmail-smtpd looks up.
+            let mut in_source: FastSet<Cow<'_, str>> = FastSet::default();
+            in_source.reserve(n);
+            let mut missing = Vec::new();
+            let mut missing_n = 0usize;
+            for e in &src.entries {
+                let key = lower(src.entry(e));
+                if cdb.get(key.as_bytes()).is_none() {
+                    missing_n += 1;
+                    if missing.len() < 5 {
+                        missing.push((key.to_string(), e.line as usize));
+                    }
+                }
+                in_source.insert(key);
+            }
+            let mut extra = Vec::new();
+            let mut extra_n = 0usize;
+            for r in cdb.records() {
+                let k = String::from_utf8_lossy(r.key);
+                if !in_source.contains(&k) {
+                    extra_n += 1;
+                    if extra.len() < 5 {
+                        extra.push(k.to_string());
+                    }
+                }
+            }
+            if missing_n == 0 && extra_n == 0 {
+                return;
+            }
+            let newer = match (
+                std::fs::metadata(&src.src.real)
+                    .and_then(|m| m.modified())
+                    .ok(),
+                cdb_time,
+            ) {
+                (Some(s), Some(c)) if s > *c => {
+                    " morercpthosts was edited after the cdb was built, and"
+                }
+                _ => "",
+            };
+            let mut msg = format!(
+                "morercpthosts and morercpthosts.cdb differ:{newer} qmail-smtpd uses only the cdb."
+            );
+            if missing_n > 0 {
+                msg.push_str(&format!(
+                    " {missing_n} domain(s) of morercpthosts are not in the cdb (e.g. {}): mail for them gets `553 {NOGATEWAY}`.",
+                    missing.iter().map(|m| format!("{} (line {})", m.0, m.1)).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if extra_n > 0 {
+                msg.push_str(&format!(
+                    " {extra_n} domain(s) in the cdb are no longer in morercpthosts (e.g. {}): they are still accepted.",
+                    extra.join(", ")
+                ));
+            }
+            let line = missing.first().map(|m| m.1).unwrap_or(1);
+            out.push(
+                qm("QM004", msg)
+                    .at(src.src.line_location(line))
+                    .help("run qmail-newmrh to rebuild morercpthosts.cdb from morercpthosts"),
+            );
+        }
+    }
+}
+
+/// The domain part of a locals / virtualdomains key (`user@domain` -> domain).
+fn key_domain(k: &str) -> &str {
+    k.rsplit_once('@').map(|x| x.1).unwrap_or(k)
+}
+
+fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
+    if c.rcpthosts.is_none() {
+        return;
+    }
+    let more_src: Option<FastSet<Cow<'_, str>>> = c
+        .morercpthosts
+        .as_ref()
+        .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect());
+    let explain = |d: &str| -> String {
+        let in_src = more_src
+            .as_ref()
+            .map(|s| s.contains(&Cow::Owned(d.to_ascii_lowercase())))
+            .unwrap_or(false);
+        if in_src {
+            " (it is in morercpthosts, but not in morercpthosts.cdb: run qmail-newmrh)".into()
+        } else {
+            String::new()
+        }
+    };
+    let check = |what: &str,
+                 src: &SourceFile,
+                 key: &str,
+                 start: usize,
+                 end: usize,
+                 n: &mut usize|
+     -> Option<Finding> {
+        let d = key_domain(key);
+        if d.is_empty()
+            || d.eq_ignore_ascii_case("localhost")
+            || d.starts_with('[')
+            || bad_domain_entry(d).is_some()
+        {
+            return None;
+        }
+        if policy::rcpt_accepts(c, d) {
+            return None;
+        }
+        *n += 1;
+        if *n > MAX_PER_FILE {
+            return None;
+        }
+        let shown = if d.starts_with('.') {
+            format!("any subdomain of {}", &d[1..])
+        } else {
+            d.to_string()
+        };
+        Some(
+            qm(
+                "QM003",
+                format!(
+                    "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb{}: mail for it from other servers gets `553 {NOGATEWAY}`",
+                    explain(d)
+                ),
+            )
+            .at(src.location(start, end))
+            .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
+        )
+    };
+    if let Some(l) = &c.locals {
+        let mut n = 0;
+        for e in &l.entries {
+            out.extend(check(
+                "locals",
+                &l.src,
+                l.entry(e),
+                e.start as usize,
+                e.end as usize,
+                &mut n,
+            ));
+        }
+        summary(out, "QM003", &l.src, n, "refused locals");
+    }
+    if let Some((src, vds, _)) = &c.virtualdomains {
+        let mut n = 0;
+        for v in vds {
+            out.extend(check(
+                "virtualdomains",
+                src,
+                v.key.text(&src.text),
+                v.key.start as usize,
+                v.key.end as usize,
+                &mut n,
+            ));
+        }
+        summary(out, "QM003", src, n, "refused virtualdomains");
+    }
+}
+
+fn strip_brackets(h: &str) -> &str {
+    h.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
+    let Some((src, routes, _)) = &c.smtproutes else {
+        return;
+    };
+    let me =
+        c.me.as_ref()
+            .and_then(|(s, v)| v.map(|v| v.text(&s.text).to_ascii_lowercase()));
+    let locals: Vec<String> = c
+        .locals
+        .as_ref()
+        .map(|l| {
+            l.entries
+                .iter()
+                .map(|e| l.entry(e).to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let vd_keys: Vec<String> = c
+        .virtualdomains
+        .as_ref()
+        .map(|(s, v, _)| {
+            v.iter()
+                .map(|x| x.key.text(&s.text).to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_local = |d: &str| locals.iter().any(|l| l == d) || vd_keys.iter().any(|v| v == d);
+    for r in routes {
+        if r.relay.is_empty() {
+            continue;
+        }
+        if !r.domain.is_empty() && is_local(&r.domain) {
+            continue; // local delivery happens first; the route never applies
+        }
+        let host = strip_brackets(&r.relay).to_ascii_lowercase();
+        let selfish = if Some(&host) == me.as_ref() {
+            Some("this server's own name (control/me)")
+        } else if host == "localhost" || host.starts_with("127.") || host == "::1" {
+            Some("this server (loopback)")
+        } else if locals.iter().any(|l| *l == host) {
+            Some("a name in control/locals, i.e. this server")
+        } else {
+            None
+        };
+        if let Some(why) = selfish {
+            let what = if r.domain.is_empty() {
+                "every remote domain (default route)".to_string()
+            } else {
+                r.domain.clone()
+            };
+            out.push(
+                qm(
+                    "QM011",
+                    format!(
+                        "smtproutes sends mail for {what} to {}, {why}: qmail-remote does not check for itself on smtproutes, so the message comes back to this qmail-smtpd and loops until it bounces (`553 {NOGATEWAY}` or too many hops)",
+                        r.relay
+                    ),
+                )
+                .at(src.location(r.start, r.end))
+                .help("route to the real next hop, or list the domain in locals/virtualdomains if this server should deliver it"),
+            );
+        }
+    }
+    // A default route takes every domain that is not delivered locally, including domains
+    // this server accepts in rcpthosts but forgot in locals/virtualdomains.
+    let Some(def) = routes
+        .iter()
+        .find(|r| r.domain.is_empty() && !r.relay.is_empty())
+    else {
+        return;
+    };
+    let Some(rh) = &c.rcpthosts else { return };
+    let routed: Vec<&str> = routes.iter().map(|r| r.domain.as_str()).collect();
+    let mut bypass = Vec::new();
+    for e in &rh.entries {
+        let d = rh.entry(e).to_ascii_lowercase();
+        if d.starts_with('.')
+            || d == "localhost"
+            || bad_domain_entry(&d).is_some()
+            || is_local(&d)
+            || routed.contains(&d.as_str())
+            || me.as_deref() == Some(d.as_str())
+        {
+            continue;
+        }
+        bypass.push(d);
+    }
+    if bypass.is_empty() {
+        return;
+    }
+    let n = bypass.len();
+    bypass.truncate(5);
+    out.push(
+        qm(
+            "QM012",
+            format!(
+                "the default route `:{}` also takes {n} domain(s) this server accepts in rcpthosts but does not deliver locally ({}): their mail goes to {} instead of a local mailbox, where it is usually refused as relaying or comes back in a loop",
+                def.relay,
+                bypass.join(", "),
+                def.relay
+            ),
+        )
+        .at(src.location(def.start, def.end))
+        .help("add these domains to locals or virtualdomains if they are hosted here, or give them their own smtproutes entry (`domain:` delivers by MX)"),
+    );
+}
+
+fn tcprules_syntax(r: &RulesFile, out: &mut Vec<Finding>) {
+    let Some(src) = &r.source else { return };
+    for e in r.errors.iter().take(MAX_PER_FILE) {
+        out.push(
+            qm(
+                "QM014",
+                format!(
+                    "tcprules refuses this line ({}): it stops with `unable to parse this line` and leaves {} as it was, so no edit of {} takes effect until this line is fixed",
+                    e.message,
+                    r.cdb_display.display(),
+                    src.display.display()
+                ),
+            )
+            .at(src.location(e.start, e.end)),
+        );
+    }
+}
+
+/// First record per key, as tcpserver sees it.
+fn first_per_key(recs: impl Iterator<Item = (String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    let mut seen = std::collections::HashSet::new();
+    recs.filter(|(k, _)| seen.insert(k.clone())).collect()
+}
+
+fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
+    let Some(src) = &r.source else { return };
+    match &r.cdb {
+        CdbState::Missing => {
+            out.push(
+                qm(
+                    "QM013",
+                    format!(
+                        "{} has never been compiled: {} does not exist and tcpserver reads only the cdb",
+                        src.display.display(),
+                        r.cdb_display.display()
+                    ),
+                )
+                .at(src.line_location(1))
+                .help(format!(
+                    "tcprules {cdb} {src}.tmp < {src}",
+                    cdb = r.cdb_display.display(),
+                    src = src.display.display()
+                )),
+            );
+        }
+        CdbState::Unreadable(e) => {
+            out.push(
+                qm(
+                    "QM013",
+                    format!(
+                        "{} cannot be read ({e}); rebuild it from {}",
+                        r.cdb_display.display(),
+                        src.display.display()
+                    ),
+                )
+                .at(file_location(&r.cdb_display)),
+            );
+        }
+        CdbState::Ok(cdb, cdb_time) => {
+            if !r.errors.is_empty() {
+                // QM014 explains why the cdb cannot be rebuilt; comparing a half-parsed
+                // source would only add noise.
+                return;
+            }
+            let want = first_per_key(r.compiled.iter().map(|c| (c.0.clone(), c.1.clone())));
+            let have = first_per_key(
+                cdb.records()
+                    .map(|x| (String::from_utf8_lossy(x.key).to_string(), x.data.to_vec())),
+            );
+            let have_map: std::collections::HashMap<&str, &[u8]> = have
+                .iter()
+                .map(|(k, d)| (k.as_str(), d.as_slice()))
+                .collect();
+            let want_map: std::collections::HashMap<&str, &[u8]> = want
+                .iter()
+                .map(|(k, d)| (k.as_str(), d.as_slice()))
+                .collect();
+            let mut diffs: Vec<(usize, String)> = Vec::new();
+            for c in &r.compiled {
+                match have_map.get(c.0.as_str()) {
+                    None => diffs.push((
+                        c.2,
+                        format!("`{}` is not in the cdb", policy::describe(&c.0, &c.1)),
+                    )),
+                    Some(d)
+                        if *d != c.1.as_slice()
+                            && want_map.get(c.0.as_str()) == Some(&c.1.as_slice()) =>
+                    {
+                        diffs.push((
+                            c.2,
+                            format!(
+                                "the cdb says `{}` instead of `{}`",
+                                policy::describe(&c.0, d),
+                                policy::describe(&c.0, &c.1)
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            for (k, d) in &have {
+                if !want_map.contains_key(k.as_str()) {
+                    diffs.push((0, format!("the cdb still has `{}`", policy::describe(k, d))));
+                }
+            }
+            if diffs.is_empty() {
+                return;
+            }
+            let newer = match (
+                std::fs::metadata(&src.real).and_then(|m| m.modified()).ok(),
+                cdb_time,
+            ) {
+                (Some(s), Some(c)) if s > *c => format!(
+                    "{} was edited after {} was built and they differ",
+                    src.display.display(),
+                    r.cdb_display.display()
+                ),
+                _ => format!(
+                    "{} and {} differ",
+                    src.display.display(),
+                    r.cdb_display.display()
+                ),
+            };
+            let n = diffs.len();
+            let line = diffs.iter().map(|d| d.0).find(|&l| l > 0).unwrap_or(1);
+            let list: Vec<String> = diffs.into_iter().take(5).map(|d| d.1).collect();
+            out.push(
+                qm(
+                    "QM013",
+                    format!(
+                        "{newer} ({n} difference(s): {}): tcpserver follows the cdb, so the source is not what is live",
+                        list.join("; ")
+                    ),
+                )
+                .at(src.line_location(line))
+                .help(format!(
+                    "tcprules {cdb} {src}.tmp < {src}",
+                    cdb = r.cdb_display.display(),
+                    src = src.display.display()
+                )),
+            );
+        }
+    }
+}
+
+/// A tcprules address no client can ever match, and why.
+fn never_matches(addr: &str) -> Option<String> {
+    if addr.starts_with([' ', '\t']) {
+        return Some("starts with whitespace, which tcprules keeps in the key".into());
+    }
+    if addr.contains('=') || addr.contains('@') || addr.is_empty() {
+        return None;
+    }
+    if let Some((net, bits)) = addr.split_once('/') {
+        let mut hint = String::new();
+        let octets: Vec<&str> = net.split('.').collect();
+        if let Ok(b) = bits.parse::<usize>() {
+            if b % 8 == 0 && (8..=24).contains(&b) && octets.len() == 4 {
+                hint = format!("; write `{}.` for that prefix", octets[..b / 8].join("."));
+            }
+        }
+        return Some(format!(
+            "is CIDR notation, which classic tcprules (ucspi-tcp 0.88) does not understand: it is stored literally as {addr:?}{hint}"
+        ));
+    }
+    let plain_ip = addr.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if plain_ip && !addr.ends_with('.') {
+        let n = addr.split('.').count();
+        if n < 4 {
+            return Some(format!(
+                "has {n} octet(s) and no trailing dot: it is an exact key no IPv4 address equals; a prefix needs the dot (`{addr}.`)"
+            ));
+        }
+        if addr == "0.0.0.0" {
+            return Some("is 0.0.0.0, which is never a client's address (it does not mean \"everyone\"; the empty address does)".into());
+        }
+    }
+    None
+}
+
+fn never_matching(r: &RulesFile, out: &mut Vec<Finding>) {
+    let Some(src) = &r.source else { return };
+    for rule in &r.rules {
+        let Some(why) = never_matches(&rule.address) else {
+            continue;
+        };
+        let relay = rule.var("RELAYCLIENT").is_some();
+        let effect = if relay {
+            format!(
+                "those clients do not get this rule's RELAYCLIENT: they fall through to a less specific rule and get `553 {NOGATEWAY}` for outside domains"
+            )
+        } else if rule.deny {
+            "those clients are not denied".into()
+        } else {
+            "the rule has no effect".into()
+        };
+        let mut f = qm(
+            "QM006",
+            format!("tcp rule address {:?} {why}: {effect}", rule.address),
+        )
+        .at(src.location(rule.addr_start, rule.addr_end));
+        if let Some(fixed) = why
+            .split("write `")
+            .nth(1)
+            .and_then(|x| x.split('`').next())
+        {
+            f = f.fix(Fix {
+                applicability: Applicability::Unsafe,
+                description: format!("use the prefix {fixed} (then run tcprules)"),
+                edits: vec![Edit {
+                    real_file: src.real.clone(),
+                    file: src.display.clone(),
+                    start: rule.addr_start,
+                    end: rule.addr_end,
+                    replacement: fixed.to_string(),
+                }],
+            });
+        }
+        out.push(f);
+    }
+}
+
+fn relayclient_value(r: &RulesFile, out: &mut Vec<Finding>) {
+    let Some(src) = &r.source else { return };
+    for rule in &r.rules {
+        let Some(v) = rule.var("RELAYCLIENT") else {
+            continue;
+        };
+        if v.value.is_empty() || rule.deny {
+            continue;
+        }
+        out.push(
+            qm(
+                "QM007",
+                format!(
+                    "RELAYCLIENT=\"{}\" is appended to every recipient of these clients: user@example.com becomes user@example.com{}, a domain that does not exist, so their mail bounces",
+                    v.value, v.value
+                ),
+            )
+            .at(src.location(v.value_start, v.value_end))
+            .fix(Fix {
+                applicability: Applicability::Safe,
+                description: "make RELAYCLIENT empty (then run tcprules)".into(),
+                edits: vec![Edit {
+                    real_file: src.real.clone(),
+                    file: src.display.clone(),
+                    start: v.value_start,
+                    end: v.value_end,
+                    replacement: String::new(),
+                }],
+            }),
+        );
+    }
+}
+
+/// Who a tcprules key covers, if that is broad enough to be an open relay.
+fn broad_key(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("every client".into());
+    }
+    if key == "=" {
+        return Some("every client whose address has a DNS name".into());
+    }
+    if key.starts_with('=') || key.contains('@') {
+        return None;
+    }
+    let Some(prefix) = key.strip_suffix('.') else {
+        return None;
+    };
+    let oct: Vec<u32> = prefix.split('.').filter_map(|o| o.parse().ok()).collect();
+    if oct.len() != prefix.split('.').count() {
+        return None;
+    }
+    let private = match oct.as_slice() {
+        [10, ..] | [127, ..] => true,
+        [192, 168, ..] => true,
+        [172, b, ..] => (16..=31).contains(b),
+        [169, 254, ..] => true,
+        [100, b, ..] => (64..=127).contains(b),
+        _ => false,
+    };
+    match oct.len() {
+        1 if !private => Some(format!("{}.0.0.0/8 (16 million public addresses)", oct[0])),
+        1 => None,
+        2 if !private => Some(format!("the public network {}.{}.0.0/16", oct[0], oct[1])),
+        _ => None,
+    }
+}
+
+fn auth_required(s: &Service) -> bool {
+    matches!(auth_mode(s), Auth::On { required: true, .. })
+}
+
+fn broad_relay(ctx: &Context, m: &Model, r: &RulesFile, out: &mut Vec<Finding>) {
+    let users = m.services_using(ctx, r);
+    // Which services make a broad RELAYCLIENT rule a problem, and as which rule.
+    let mut targets: Vec<(&str, Option<&Service>)> = Vec::new();
+    // A rules file no discovered service reads is not live; with no service found at all
+    // (only the rules file was given, or the run scripts are elsewhere) assume port 25.
+    if users.is_empty() && m.services.is_empty() {
+        targets.push(("QM005", None));
+    }
+    for s in &users {
+        if auth_required(s) {
+            continue;
+        }
+        targets.push((if s.is_submission() { "QM010" } else { "QM005" }, Some(s)));
+    }
+    if targets.is_empty() {
+        return;
+    }
+    let relay_keys_src: Vec<(&str, usize, String)> = r
+        .compiled
+        .iter()
+        .filter(|c| {
+            let (deny, env) = rule_env(&c.1);
+            !deny && env.iter().any(|e| e.0 == "RELAYCLIENT")
+        })
+        .filter_map(|c| broad_key(&c.0).map(|who| (c.0.as_str(), c.2, who)))
+        .collect();
+    let mut reported_lines = std::collections::HashSet::new();
+    for (key, line, who) in &relay_keys_src {
+        if !reported_lines.insert(*line) {
+            continue;
+        }
+        let Some(src) = &r.source else { continue };
+        let Some(rule) = r.rules.iter().find(|x| x.line == *line) else {
+            continue;
+        };
+        let live = r
+            .cdb
+            .cdb()
+            .map(|c| c.get(key.as_bytes()).is_some())
+            .unwrap_or(false);
+        let note = if live {
+            ""
+        } else {
+            " (not compiled into the cdb yet: live after the next tcprules run)"
+        };
+        for (code, svc) in &targets {
+            out.push(relay_finding(code, *svc, who, note).at(src.location(rule.start, rule.end)));
+        }
+    }
+    // Granted only by the compiled cdb (source fixed but not recompiled, or no source).
+    if let Some(cdb) = r.cdb.cdb() {
+        let mut seen = std::collections::HashSet::new();
+        for rec in cdb.records() {
+            let key = String::from_utf8_lossy(rec.key).to_string();
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let (deny, env) = rule_env(rec.data);
+            if deny || !env.iter().any(|e| e.0 == "RELAYCLIENT") {
+                continue;
+            }
+            let Some(who) = broad_key(&key) else { continue };
+            let in_source = r.compiled.iter().any(|c| c.0 == key && c.1 == rec.data);
+            if in_source {
+                continue;
+            }
+            let note = if r.source.is_some() {
+                " (only the compiled cdb says so: the source no longer does, but tcpserver reads the cdb)"
+            } else {
+                " (in the compiled cdb; its source is not here)"
+            };
+            for (code, svc) in &targets {
+                out.push(
+                    relay_finding(code, *svc, &who, note)
+                        .at(file_location(&r.cdb_display))
+                        .help(format!(
+                            "the live rule is `{}`; recompile the rules with tcprules",
+                            policy::describe(&key, rec.data)
+                        )),
+                );
+            }
+        }
+    }
+}
+
+fn relay_finding(code: &str, svc: Option<&Service>, who: &str, note: &str) -> Finding {
+    let name = svc.map(|s| s.name.as_str()).unwrap_or("smtp");
+    let msg = if code == "QM010" {
+        format!(
+            "the submission service {name} gives RELAYCLIENT to {who}{note} and does not require AUTH (no REQUIRE_AUTH=1 or SMTPAUTH=\"!\"): anyone who connects can send mail to any domain through it (open relay)"
+        )
+    } else {
+        format!(
+            "this rule gives RELAYCLIENT to {who}{note}: qmail-smtpd then skips rcpthosts, so they can send mail to any domain through {name} (open relay)"
+        )
+    };
+    let mut f = qm(code, msg).service(name);
+    f = f.help(if code == "QM010" {
+        "require AUTH on submission (export SMTPAUTH=\"!\" or REQUIRE_AUTH=1, depending on the AUTH patch), or give RELAYCLIENT only to your own networks"
+    } else {
+        "give RELAYCLIENT only to your own networks (e.g. `127.:allow,RELAYCLIENT=\"\"`, `192.168.1.:allow,RELAYCLIENT=\"\"`); remote users should authenticate"
+    });
+    f
+}
+
+fn service_env(s: &Service, out: &mut Vec<Finding>) {
+    let Some(e) = s.env_var("RELAYCLIENT") else {
+        return;
+    };
+    if e.conditional {
+        return;
+    }
+    let Some(v) = &e.value else { return };
+    let loc = s.file.line_location(e.line);
+    if !v.is_empty() {
+        out.push(
+            qm(
+                "QM007",
+                format!(
+                    "RELAYCLIENT=\"{v}\" is appended to every recipient on {}: user@example.com becomes user@example.com{v}, so mail bounces",
+                    s.name
+                ),
+            )
+            .service(&s.name)
+            .at(loc.clone()),
+        );
+    }
+    if auth_required(s) {
+        return;
+    }
+    let code = if s.is_submission() { "QM010" } else { "QM005" };
+    out.push(
+        relay_finding(
+            code,
+            Some(s),
+            "every client of this service (set in the run script)",
+            "",
+        )
+        .at(loc),
+    );
+}
+
+fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
+    let loc = s.file.line_location(s.line);
+    match auth_mode(s) {
+        Auth::On { checkprog, .. } => {
+            if let Some(p) = checkprog.as_deref().filter(|p| is_true_prog(p)) {
+                out.push(
+                    qm(
+                        "QM009",
+                        format!(
+                            "qmail-smtpd on {} runs {p} as its checkpassword program (the checkpassword argument is missing: {p} is meant as the subprogram that runs after a successful check): every user name and password is accepted, and authenticated clients may relay to any domain (open relay)",
+                            s.name
+                        ),
+                    )
+                    .service(&s.name)
+                    .at(loc.clone())
+                    .help("give the real checkpassword first, then the subprogram: qmail-smtpd /home/vpopmail/bin/vchkpw /bin/true"),
+                );
+            }
+            let standalone_unknown = m.control.is_none()
+                && s.launcher != super::runscript::Launcher::Sslserver
+                && s.env_var("UCSPITLS").is_none();
+            if !standalone_unknown && !policy::tls_available(s, m.control.as_ref()) {
+                out.push(
+                    qm(
+                        "QM008",
+                        format!(
+                            "{} offers SMTP AUTH without any TLS (not under sslserver, no UCSPITLS, no control/servercert.pem): AUTH PLAIN and LOGIN send passwords base64-encoded in clear text",
+                            s.name
+                        ),
+                    )
+                    .service(&s.name)
+                    .at(loc),
+                );
+            }
+        }
+        Auth::Unknown(why) => {
+            if let Some(p) = s.smtpd_args.first().filter(|p| is_true_prog(p)) {
+                out.push(
+                    qm(
+                        "QM009",
+                        format!(
+                            "qmail-smtpd on {} gets {p} as its only argument, so {p} is the checkpassword program: with the AUTH patches that enable AUTH from the arguments (Dabrowski/Shupp, qmailtoaster) every password is accepted and anyone can relay ({why})",
+                            s.name
+                        ),
+                    )
+                    .severity(Severity::Warning)
+                    .service(&s.name)
+                    .at(loc),
+                );
+            }
+        }
+        Auth::Off => {}
+    }
+}
+
+fn rules_cdb_missing(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Finding>) {
+    let Some(x) = &s.rules_cdb else { return };
+    let Some(r) = m.rules_for(ctx, s) else { return };
+    if s.allow_no_rules {
+        return;
+    }
+    let why = match &r.cdb {
+        CdbState::Missing => "does not exist".to_string(),
+        CdbState::Unreadable(e) => format!("cannot be read ({e})"),
+        CdbState::Ok(..) => return,
+    };
+    let port = s
+        .port_number()
+        .map(|p| format!(" on port {p}"))
+        .unwrap_or_default();
+    out.push(
+        qm(
+            "QM016",
+            format!(
+                "tcpserver -x {x}: the rules file {why}, so tcpserver drops every connection to {}{port} (`unable to read rules`): clients see the connection close without a greeting",
+                s.name
+            ),
+        )
+        .service(&s.name)
+        .at(s.file.line_location(s.line))
+        .help(if Path::new(x).extension().is_some_and(|e| e == "cdb") {
+            format!("compile it: tcprules {x} {x}.tmp < {}", x.trim_end_matches(".cdb"))
+        } else {
+            "point -x at the compiled .cdb file".to_string()
+        }),
+    );
+}

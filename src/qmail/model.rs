@@ -1,0 +1,317 @@
+//! What one qmail installation is made of, loaded: control files, tcpserver rule files
+//! (source and compiled cdb), and the qmail-smtpd services with their environment.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::cdb::Cdb;
+use super::parse::{self, LineError, Route, Span, TcpRule, VirtualDomain};
+use super::runscript::{self, Service};
+use super::Target;
+use crate::context::Context;
+use crate::finding::{Finding, Location, Mta};
+use crate::source::SourceFile;
+
+/// FNV-1a: a fast hasher for the million-domain sets (no DoS concern: the input is the
+/// admin's own configuration).
+#[derive(Default)]
+pub struct Fnv(u64);
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+pub type FastSet<T> = HashSet<T, BuildHasherDefault<Fnv>>;
+
+/// A compiled cdb as found on disk.
+#[derive(Debug)]
+pub enum CdbState {
+    Missing,
+    Unreadable(String),
+    Ok(Box<Cdb>, Option<SystemTime>),
+}
+
+impl CdbState {
+    pub fn load(real: &Path) -> CdbState {
+        match std::fs::metadata(real) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CdbState::Missing,
+            Err(e) => CdbState::Unreadable(e.to_string()),
+            Ok(m) if !m.is_file() => CdbState::Unreadable("not a regular file".into()),
+            Ok(m) => match Cdb::read(real) {
+                Ok(c) => CdbState::Ok(Box::new(c), m.modified().ok()),
+                Err(e) => CdbState::Unreadable(e),
+            },
+        }
+    }
+    pub fn cdb(&self) -> Option<&Cdb> {
+        match self {
+            CdbState::Ok(c, _) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn mtime(&self) -> Option<SystemTime> {
+        match self {
+            CdbState::Ok(_, t) => *t,
+            _ => None,
+        }
+    }
+}
+
+/// A domain list control file with its entries.
+#[derive(Debug)]
+pub struct DomainFile {
+    pub src: Arc<SourceFile>,
+    pub entries: Vec<Span>,
+    pub errors: Vec<LineError>,
+}
+
+impl DomainFile {
+    pub fn entry<'a>(&'a self, s: &Span) -> &'a str {
+        s.text(&self.src.text)
+    }
+}
+
+#[derive(Debug)]
+pub struct Control {
+    pub dir: PathBuf,
+    pub display: PathBuf,
+    pub rcpthosts: Option<DomainFile>,
+    /// Lowercased rcpthosts entries (qmail's constmap compares case-insensitively).
+    pub rcpthosts_set: FastSet<String>,
+    pub morercpthosts: Option<DomainFile>,
+    pub morercpthosts_cdb: CdbState,
+    pub morercpthosts_cdb_real: PathBuf,
+    pub locals: Option<DomainFile>,
+    pub virtualdomains: Option<(Arc<SourceFile>, Vec<VirtualDomain>, Vec<LineError>)>,
+    pub smtproutes: Option<(Arc<SourceFile>, Vec<Route>, Vec<LineError>)>,
+    pub me: Option<(Arc<SourceFile>, Option<Span>)>,
+    /// control/servercert.pem: the qmail-tls patch offers STARTTLS when it exists.
+    pub has_servercert: bool,
+}
+
+/// A tcpserver rules file: its source (if any) and the compiled cdb tcpserver reads.
+#[derive(Debug)]
+pub struct RulesFile {
+    pub cdb_real: PathBuf,
+    pub cdb_display: PathBuf,
+    pub source: Option<Arc<SourceFile>>,
+    pub rules: Vec<TcpRule>,
+    pub errors: Vec<LineError>,
+    /// What tcprules would write from the source: (key, data, source line).
+    pub compiled: Vec<(String, Vec<u8>, usize)>,
+    pub cdb: CdbState,
+}
+
+impl RulesFile {
+    pub fn source_rule_for_key(&self, key: &str) -> Option<&TcpRule> {
+        let line = self.compiled.iter().find(|c| c.0 == key)?.2;
+        self.rules.iter().find(|r| r.line == line)
+    }
+}
+
+pub struct Model {
+    pub control: Option<Control>,
+    pub rules: Vec<RulesFile>,
+    pub services: Vec<Service>,
+    /// Services are known only from a single named file: referenced files are not read.
+    pub standalone: bool,
+}
+
+fn load_domains(ctx: &Context, real: &Path, findings: &mut Vec<Finding>) -> Option<DomainFile> {
+    let src = ctx.load_checked(real, Mta::Qmail, findings)?;
+    let (entries, errors) = parse::domain_list(&src.text);
+    Some(DomainFile {
+        src,
+        entries,
+        errors,
+    })
+}
+
+pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Control {
+    let rcpthosts = load_domains(ctx, &dir.join("rcpthosts"), findings);
+    let mut rcpthosts_set = FastSet::default();
+    if let Some(r) = &rcpthosts {
+        for e in &r.entries {
+            rcpthosts_set.insert(r.entry(e).to_ascii_lowercase());
+        }
+    }
+    let virtualdomains = ctx
+        .load_checked(&dir.join("virtualdomains"), Mta::Qmail, findings)
+        .map(|s| {
+            let (v, e) = parse::virtualdomains(&s.text);
+            (s, v, e)
+        });
+    let smtproutes = ctx
+        .load_checked(&dir.join("smtproutes"), Mta::Qmail, findings)
+        .map(|s| {
+            let (v, e) = parse::smtproutes(&s.text);
+            (s, v, e)
+        });
+    let me = ctx
+        .load_checked(&dir.join("me"), Mta::Qmail, findings)
+        .map(|s| {
+            let v = parse::first_value(&s.text);
+            (s, v)
+        });
+    let cdb_real = dir.join("morercpthosts.cdb");
+    Control {
+        display: ctx.root.display(dir),
+        rcpthosts,
+        rcpthosts_set,
+        morercpthosts: load_domains(ctx, &dir.join("morercpthosts"), findings),
+        morercpthosts_cdb: CdbState::load(&cdb_real),
+        morercpthosts_cdb_real: cdb_real,
+        locals: load_domains(ctx, &dir.join("locals"), findings),
+        virtualdomains,
+        smtproutes,
+        me,
+        has_servercert: dir.join("servercert.pem").exists(),
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// Where a rules cdb lives for a path (source or cdb), and its source path.
+pub fn rules_pair(path: &Path) -> (PathBuf, PathBuf) {
+    let s = path.to_string_lossy();
+    match s.strip_suffix(".cdb") {
+        Some(src) => (path.to_path_buf(), PathBuf::from(src)),
+        None => (PathBuf::from(format!("{s}.cdb")), path.to_path_buf()),
+    }
+}
+
+pub fn load_rules(ctx: &Context, path: &Path, findings: &mut Vec<Finding>) -> RulesFile {
+    let (cdb_real, src_real) = rules_pair(path);
+    let source = ctx.load_checked(&src_real, Mta::Qmail, findings);
+    let (rules, mut errors) = source
+        .as_ref()
+        .map(|s| parse::tcprules(&s.text))
+        .unwrap_or_default();
+    let (compiled, cerr) = parse::compile(&rules);
+    errors.extend(cerr);
+    errors.sort_by_key(|e| e.line);
+    RulesFile {
+        cdb_display: ctx.root.display(&cdb_real),
+        cdb: CdbState::load(&cdb_real),
+        cdb_real,
+        source,
+        rules,
+        errors,
+        compiled,
+    }
+}
+
+/// Build the model of a target: control files, services, the rules files they use.
+pub fn load(ctx: &Context, target: &Target, findings: &mut Vec<Finding>) -> Model {
+    let control = target
+        .control
+        .as_ref()
+        .map(|d| load_control(ctx, d, findings));
+    let mut services = Vec::new();
+    for f in &target.services {
+        let Some(src) = ctx.load_checked(f, Mta::Qmail, findings) else {
+            continue;
+        };
+        if f.parent().map(|p| p.ends_with("xinetd.d")).unwrap_or(false)
+            || src.text.contains("server_args")
+        {
+            services.extend(runscript::parse_xinetd(src));
+        } else {
+            let dir_name = service_dir_name(f);
+            if let Some(s) = runscript::parse_run_script(src, &dir_name) {
+                services.push(s);
+            }
+        }
+    }
+    // Two services with the same name (e.g. two port-25 listeners): keep them apart.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for s in &mut services {
+        let n = seen.entry(s.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            s.name = format!("{}#{}", s.name, n);
+        }
+    }
+    let mut rule_paths: Vec<PathBuf> = target.rules.clone();
+    if !target.standalone {
+        for s in &services {
+            if let Some(x) = &s.rules_cdb {
+                rule_paths.push(ctx.root.resolve(Path::new(x)));
+            }
+        }
+    }
+    let mut seen_cdb = HashSet::new();
+    let mut rules = Vec::new();
+    for p in rule_paths {
+        let (cdb, _) = rules_pair(&p);
+        if seen_cdb.insert(cdb) {
+            rules.push(load_rules(ctx, &p, findings));
+        }
+    }
+    Model {
+        control,
+        rules,
+        services,
+        standalone: target.standalone,
+    }
+}
+
+/// The name of a run script's service directory (`/service/qmail-smtpd/run` -> qmail-smtpd).
+pub fn service_dir_name(f: &Path) -> String {
+    let name = f.file_name().map(|n| n.to_string_lossy().to_string());
+    match name.as_deref() {
+        Some("run") => f
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "qmail-smtpd".into()),
+        Some(n) => n.to_string(),
+        None => "qmail-smtpd".into(),
+    }
+}
+
+impl Model {
+    /// The rules file a service reads (by its -x path).
+    pub fn rules_for(&self, ctx: &Context, s: &Service) -> Option<&RulesFile> {
+        let x = s.rules_cdb.as_ref()?;
+        let (cdb, _) = rules_pair(&ctx.root.resolve(Path::new(x)));
+        self.rules.iter().find(|r| r.cdb_real == cdb)
+    }
+
+    /// Services that read this rules file.
+    pub fn services_using<'a>(&'a self, ctx: &Context, r: &RulesFile) -> Vec<&'a Service> {
+        self.services
+            .iter()
+            .filter(|s| {
+                self.rules_for(ctx, s)
+                    .map(|x| x.cdb_real == r.cdb_real)
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+}
+
+/// A location at line 1 of a file that may not exist (a missing control file, a cdb).
+pub fn file_location(display: &Path) -> Location {
+    Location {
+        file: display.to_path_buf(),
+        line: 1,
+        column: 1,
+        end_line: 1,
+        end_column: 1,
+    }
+}

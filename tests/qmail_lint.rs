@@ -1,0 +1,240 @@
+//! qmail end to end: lint and simulate on the demo Plesk-style tree and on built trees.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn run(args: &[&str]) -> Value {
+    let out = Command::cargo_bin("relaydoctor")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn findings(root: &Path) -> Vec<(String, String, usize)> {
+    let v = run(&["lint", "--root", root.to_str().unwrap(), "--format", "json"]);
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap_or("").to_string(),
+                f["line"].as_u64().unwrap_or(0) as usize,
+            )
+        })
+        .collect()
+}
+
+fn decide(root: &Path, client: &str, rcpt: &str, extra: &[&str]) -> Vec<Value> {
+    let mut a = vec![
+        "simulate",
+        "--root",
+        root.to_str().unwrap(),
+        "--client",
+        client,
+        "--rcpt",
+        rcpt,
+        "--format",
+        "json",
+    ];
+    a.extend_from_slice(extra);
+    run(&a)["decisions"].as_array().unwrap().clone()
+}
+
+#[test]
+fn demo_plesk_tree_findings_point_at_the_cause() {
+    let got = findings(&repo("fixtures/demo/qmail-server"));
+    let want = [
+        ("QM009", "etc/xinetd.d/submission_psa", 11),
+        ("QM004", "var/qmail/control/morercpthosts", 61),
+        ("QM012", "var/qmail/control/smtproutes", 1),
+        ("QM003", "var/qmail/control/virtualdomains", 62),
+        ("QM003", "var/qmail/control/virtualdomains", 63),
+    ];
+    for w in want {
+        assert!(
+            got.iter().any(|g| g.0 == w.0 && g.1 == w.1 && g.2 == w.2),
+            "missing {w:?} in {got:?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:?}");
+}
+
+#[test]
+fn demo_simulate_answers_as_qmail() {
+    let root = repo("fixtures/demo/qmail-server");
+    let d = decide(
+        &root,
+        "203.0.113.9",
+        "u@newclient.example",
+        &["--service", "smtp"],
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["mta"], "qmail");
+    assert_eq!(d[0]["result"], "reject");
+    assert_eq!(d[0]["code"], 553);
+    assert_eq!(
+        d[0]["text"],
+        "sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"
+    );
+    assert!(d[0]["depends_on"][0]
+        .as_str()
+        .unwrap()
+        .contains("relaylock"));
+    // A domain in morercpthosts.cdb is accepted from anyone.
+    let d = decide(
+        &root,
+        "203.0.113.9",
+        "u@client7.example",
+        &["--service", "smtp"],
+    );
+    assert_eq!(d[0]["result"], "accept");
+    assert_eq!(
+        d[0]["trace"].as_array().unwrap().last().unwrap()["file"],
+        "var/qmail/control/morercpthosts.cdb"
+    );
+    // Authenticated clients relay on all three services.
+    let d = decide(&root, "203.0.113.9", "u@gmail.com", &["--sasl-user", "bob"]);
+    let names: Vec<&str> = d.iter().map(|x| x["service"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["smtp", "smtps", "submission"]);
+    assert!(d.iter().all(|x| x["result"] == "accept"));
+}
+
+#[test]
+fn most_specific_rule_wins_not_file_order() {
+    let root = repo("fixtures/rules/QM005/good");
+    // 127.:allow,RELAYCLIENT="" is line 1, :allow line 3: the prefix wins for 127.0.0.1.
+    let d = decide(&root, "127.0.0.1", "u@gmail.com", &[]);
+    assert_eq!(d[0]["result"], "accept");
+    assert_eq!(d[0]["trace"][0]["line"], 1);
+    let d = decide(&root, "198.51.100.7", "u@gmail.com", &[]);
+    assert_eq!(d[0]["result"], "reject");
+    assert_eq!(d[0]["code"], 553);
+    let d = decide(&root, "198.51.100.7", "u@example.com", &[]);
+    assert_eq!(d[0]["result"], "accept");
+}
+
+#[test]
+fn the_cdb_is_what_is_live() {
+    // QM013/bad: the source gives 10.1. RELAYCLIENT, the cdb was compiled before that.
+    let root = repo("fixtures/rules/QM013/bad");
+    let d = decide(&root, "10.1.2.3", "u@gmail.com", &[]);
+    assert_eq!(d[0]["result"], "reject", "{d:?}");
+    // CIDR stored literally never matches.
+    let root = repo("fixtures/rules/QM006/bad");
+    let d = decide(&root, "192.168.5.5", "u@gmail.com", &[]);
+    assert_eq!(d[0]["result"], "reject", "{d:?}");
+    let root = repo("fixtures/rules/QM006/good");
+    let d = decide(&root, "192.168.5.5", "u@gmail.com", &[]);
+    assert_eq!(d[0]["result"], "accept", "{d:?}");
+}
+
+#[test]
+fn missing_rcpthosts_relays_and_missing_rules_drop_connections() {
+    let d = decide(
+        &repo("fixtures/rules/QM001/bad"),
+        "198.51.100.7",
+        "u@gmail.com",
+        &[],
+    );
+    assert_eq!(d[0]["result"], "accept");
+    let d = decide(
+        &repo("fixtures/rules/QM016/bad"),
+        "198.51.100.7",
+        "u@example.com",
+        &[],
+    );
+    assert_eq!(d[0]["result"], "unavailable");
+}
+
+#[test]
+fn submission_requiring_auth_refuses_strangers() {
+    let root = repo("fixtures/rules/QM010/good");
+    let d = decide(
+        &root,
+        "198.51.100.7",
+        "u@gmail.com",
+        &["--service", "submission"],
+    );
+    assert_eq!(d[0]["result"], "reject");
+    assert_eq!(d[0]["code"], 530);
+    let d = decide(
+        &repo("fixtures/rules/QM010/bad"),
+        "198.51.100.7",
+        "u@gmail.com",
+        &["--service", "submission"],
+    );
+    assert_eq!(d[0]["result"], "accept");
+}
+
+#[test]
+fn stale_tcprules_when_only_the_cdb_relays_for_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("var/qmail/control")).unwrap();
+    std::fs::write(root.join("var/qmail/control/rcpthosts"), "example.com\n").unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    // The cdb (as tcprules wrote it before the fix) still relays for everyone.
+    let old =
+        relaydoctor::qmail::cdb::build(&[(b"127.", b"+RELAYCLIENT=\0"), (b"", b"+RELAYCLIENT=\0")]);
+    std::fs::write(root.join("etc/tcp.smtp.cdb"), old).unwrap();
+    std::fs::write(
+        root.join("etc/tcp.smtp"),
+        "127.:allow,RELAYCLIENT=\"\"\n:allow\n",
+    )
+    .unwrap();
+    let got = findings(root);
+    assert!(
+        got.iter()
+            .any(|g| g.0 == "QM005" && g.1 == "etc/tcp.smtp.cdb"),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|g| g.0 == "QM013" && g.1 == "etc/tcp.smtp" && g.2 == 2),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn garbage_inputs_never_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let c = root.join("var/qmail/control");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::create_dir_all(root.join("etc/tcprules.d")).unwrap();
+    std::fs::create_dir_all(root.join("service/x")).unwrap();
+    std::fs::write(c.join("rcpthosts"), "a\n\u{feff}b c\n:::\n").unwrap();
+    std::fs::write(c.join("morercpthosts"), "x\n").unwrap();
+    std::fs::write(c.join("morercpthosts.cdb"), b"\x01\x02short").unwrap();
+    std::fs::write(c.join("virtualdomains"), ":\n::\n@:\n").unwrap();
+    std::fs::write(c.join("smtproutes"), "::::\n:[\n").unwrap();
+    std::fs::write(
+        root.join("etc/tcprules.d/tcp.smtp"),
+        "1.2.3.999-1:allow\n:allow,A=\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/tcprules.d/tcp.smtp.cdb"), vec![0xffu8; 4096]).unwrap();
+    std::fs::write(
+        root.join("service/x/run"),
+        "exec tcpserver -x \"${X:-/nope}\" -c $(cat /x) 0 $P qmail-smtpd `a` \"$B\" \\\n",
+    )
+    .unwrap();
+    let got = findings(root);
+    assert!(got.iter().any(|g| g.0 == "QM004"), "{got:?}");
+    assert!(got.iter().any(|g| g.0 == "QM014"), "{got:?}");
+}
