@@ -403,6 +403,7 @@ impl<'a> Eval<'a> {
                 None => M::No,
             },
             "encrypted" => M::No,
+            "condition" if first_rcpt_guard(v) => M::No,
             "condition" => match expand(self.ctx, v) {
                 Ok(x) => {
                     let x = x.trim().to_ascii_lowercase();
@@ -450,6 +451,18 @@ impl<'a> Eval<'a> {
             _ => M::Unknown(format!("verify = {v}")),
         }
     }
+}
+
+/// `${if and {{>{$rcpt_count}{N}}...}}` with N >= 1 is false for the first recipient of a
+/// message ($rcpt_count counts RCPT commands including the current one), which is the
+/// recipient every relay decision here is about (Debian's "too many bad recipients" check).
+fn first_rcpt_guard(v: &str) -> bool {
+    let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    if !t.starts_with("${ifand{{>{$rcpt_count}{") {
+        return false;
+    }
+    let rest = &t["${ifand{{>{$rcpt_count}{".len()..];
+    rest.split('}').next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1)
 }
 
 /// `message = 451 4.7.1 text`-style custom codes are honoured by Exim for deny/defer when

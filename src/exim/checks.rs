@@ -175,8 +175,9 @@ fn origin_of(cfg: &Config, by: &Option<(std::path::PathBuf, usize)>) -> Option<O
 /// EX110 (open relay) and EX120/EX121 (relay denied to authenticated / trusted clients) from
 /// the decision matrix.
 fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
-    if cfg.option("acl_smtp_rcpt").is_none() {
-        return;
+    match cfg.option("acl_smtp_rcpt") {
+        Some(o) if cfg.acl(o.value.trim()).is_some() => {}
+        _ => return, // EX101 / EX102 already say that every RCPT is refused
     }
     let cells = super::matrix(ctx, cfg);
     let has_auth_server = !cfg.server_authenticators().is_empty();
@@ -411,10 +412,10 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         let empty_adv = advertise.is_some_and(|o| expand(ctx, &o.value).map(|v| split(&v).is_empty()).unwrap_or(false));
         if servers.is_empty() {
             out.push(f("EX122", format!(
-                "`{}` can never match: no authenticator has a server side (no begin authenticators section with server_* options), so Exim does not offer AUTH and mail clients that need to relay get `550 relay not permitted`", stmt.render()), &stmt.origin));
+                "`{}` can never match: no authenticator has a server side (no begin authenticators section with server_* options), so Exim does not offer AUTH and mail clients that need to relay get `550 relay not permitted`", stmt.render()), &stmt.origin).severity(Severity::Warning).help("if users send through this server, configure a server authenticator (e.g. Debian's conf.d/auth/30_exim4-config_examples); on a pure inbound MX this is expected"));
         } else if empty_adv {
             if let Some(a) = advertise {
-                out.push(f("EX122", "auth_advertise_hosts is empty: Exim never advertises AUTH, so `accept authenticated = *` can never match and mail clients that need to relay get `550 relay not permitted`", &a.origin));
+                out.push(f("EX122", "auth_advertise_hosts is empty: Exim never advertises AUTH, so `accept authenticated = *` can never match and mail clients that need to relay get `550 relay not permitted`", &a.origin).severity(Severity::Error));
             }
         }
     }

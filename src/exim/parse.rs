@@ -153,7 +153,7 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 if let Ok(mut p) = EximLine::parse(Rule::acl_verb_line, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let v = it.next().and_then(|x| verb(x.as_str()));
-                    let first = it.next().map(|c| condition(c, &line));
+                    let first = it.find(|c| c.as_rule() == Rule::acl_condition).map(|c| condition(c, &line));
                     match (cfg.acls.last_mut(), v) {
                         (Some(acl), Some(v)) => acl.stmts.push(Stmt {
                             verb: v,
