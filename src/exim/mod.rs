@@ -1,32 +1,337 @@
-//! Exim: discovery, parsing, effective configuration, relay policy and checks.
+//! Exim: discovery (Debian, cPanel, plain), the configuration reader, the model of the
+//! configuration Exim would run, ACL relay decisions and checks.
 
+pub mod acl;
+pub mod checks;
+pub mod debian;
+pub mod lists;
+pub mod model;
+pub mod parse;
+pub mod reader;
+
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
-use crate::finding::Finding;
-use crate::relay::{Decision, Query};
+use crate::finding::{Finding, Mta};
+use crate::relay::{ClientClass, Decision, Query, RecipientClass};
+
+use acl::{Branch, Envelope, Eval};
+use model::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A single configuration file (/etc/exim/exim.conf, /etc/exim4/exim4.conf, a named file).
+    Plain,
+    /// Debian's /etc/exim4 directory, read the way update-exim4.conf builds it.
+    Debian,
+    /// cPanel's /etc/exim.conf (with the host files it reads).
+    Cpanel,
+}
 
 /// One Exim configuration to check.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Real path of the configuration (directory or file).
     pub path: PathBuf,
+    pub kind: Kind,
+}
+
+/// The name every decision is reported under: Exim runs one ACL set for all its ports.
+pub const SERVICE: &str = "smtp";
+
+fn server_path(ctx: &Context, real: &Path) -> PathBuf {
+    if ctx.root.is_snapshot() {
+        Path::new("/").join(ctx.root.display(real))
+    } else {
+        real.to_path_buf()
+    }
 }
 
 /// Configurations of this MTA on the live system or snapshot.
-pub fn discover(_ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
-    Vec::new()
+pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
+    let mut out = Vec::new();
+    let r = |p: &str| ctx.root.resolve(Path::new(p));
+    let etc_exim4 = r("/etc/exim4");
+    if etc_exim4.join("exim4.conf").is_file() {
+        out.push(Target { path: etc_exim4.join("exim4.conf"), kind: Kind::Plain });
+    } else if etc_exim4.join("update-exim4.conf.conf").is_file()
+        || etc_exim4.join("conf.d").is_dir()
+        || etc_exim4.join("exim4.conf.template").is_file()
+    {
+        out.push(Target { path: etc_exim4, kind: Kind::Debian });
+    }
+    let etc_exim_conf = r("/etc/exim.conf");
+    if etc_exim_conf.is_file() {
+        let cpanel = r("/usr/local/cpanel").exists()
+            || r("/etc/exim.conf.localopts").exists()
+            || r("/etc/trustedmailhosts").exists()
+            || r("/etc/skipsmtpcheckhosts").exists();
+        out.push(Target { path: etc_exim_conf, kind: if cpanel { Kind::Cpanel } else { Kind::Plain } });
+    }
+    let etc_exim = r("/etc/exim/exim.conf");
+    if etc_exim.is_file() {
+        out.push(Target { path: etc_exim, kind: Kind::Plain });
+    }
+    out
 }
 
-/// Whether an explicitly named path (real) is a Exim configuration.
-pub fn detect(_ctx: &Context, _path: &Path) -> Option<Target> {
+/// Whether an explicitly named path (real) is an Exim configuration.
+pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
+    if path.is_dir() {
+        if path.join("exim4.conf").is_file() {
+            return Some(Target { path: path.join("exim4.conf"), kind: Kind::Plain });
+        }
+        if path.join("update-exim4.conf.conf").is_file()
+            || path.join("conf.d").is_dir()
+            || path.join("exim4.conf.template").is_file()
+        {
+            return Some(Target { path: path.to_path_buf(), kind: Kind::Debian });
+        }
+        // A bare conf.d (main/, acl/, router/ ...): treat its parent layout as Debian's.
+        if path.join("main").is_dir() && path.join("acl").is_dir() {
+            return Some(Target { path: path.to_path_buf(), kind: Kind::Debian });
+        }
+        return None;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let head = std::fs::read(path).ok()?;
+    let head = String::from_utf8_lossy(&head[..head.len().min(256 * 1024)]).to_string();
+    let exim_like = head.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("begin acl") || l.starts_with("begin routers") || l.starts_with("begin transports")
+            || l.starts_with("acl_smtp_") || l.starts_with("domainlist ") || l.starts_with("hostlist ")
+    });
+    if exim_like || (name.contains("exim") && !head.contains("smtpd_")) {
+        return Some(Target { path: path.to_path_buf(), kind: Kind::Plain });
+    }
     None
 }
 
-pub fn lint(_ctx: &Context, _target: &Target) -> Vec<Finding> {
-    Vec::new()
+/// A configuration read the way Exim would read it.
+pub struct Loaded {
+    pub cfg: Config,
+    pub findings: Vec<Finding>,
+    pub kind: Kind,
+    pub debian_vars: Vec<debian::Var>,
+    pub files: Vec<PathBuf>,
 }
 
-pub fn simulate(_ctx: &Context, _target: &Target, _q: &Query) -> Result<Vec<Decision>, String> {
-    Ok(Vec::new())
+pub fn load(ctx: &Context, target: &Target) -> Loaded {
+    let mut findings = Vec::new();
+    let mut rd = reader::Reader::new(ctx);
+    let mut debian_vars = Vec::new();
+    let segments = match target.kind {
+        Kind::Debian => {
+            // A bare conf.d directory is its own conf.d.
+            let (dir, server) = if target.path.join("main").is_dir() && !target.path.join("conf.d").is_dir() {
+                (target.path.clone(), PathBuf::from("/etc/exim4"))
+            } else {
+                (target.path.clone(), server_path(ctx, &target.path))
+            };
+            if dir.join("main").is_dir() && !dir.join("conf.d").is_dir() {
+                let mut segs = Vec::new();
+                for s in debian::SECTIONS {
+                    for f in debian::run_parts(ctx, &dir.join(s), &mut findings) {
+                        let sp = server_path(ctx, &f);
+                        segs.push(reader::Segment::File { real: f, server: sp });
+                        segs.push(reader::Segment::Lines(vec![(String::new(), reader::Origin { file: PathBuf::new(), line: 0, src: None, start: 0, end: 0 })]));
+                    }
+                }
+                segs
+            } else {
+                let a = debian::assemble(ctx, &dir, &server, &mut findings);
+                rd.debian_seed = a.seed;
+                debian_vars = a.vars;
+                a.segments
+            }
+        }
+        _ => vec![reader::Segment::File { real: target.path.clone(), server: server_path(ctx, &target.path) }],
+    };
+    let out = rd.read(segments);
+    findings.extend(out.findings);
+    checks::placeholders(&out.lines, &mut findings);
+    let mut cfg = parse::build(out.lines, &mut findings);
+    cfg.macros = out.macros;
+    Loaded { cfg, findings, kind: target.kind, debian_vars, files: out.files }
+}
+
+pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
+    if let Some(o) = cfg.option("primary_hostname") {
+        if !o.value.contains('$') && !o.value.is_empty() {
+            return o.value.to_ascii_lowercase();
+        }
+    }
+    let p = if ctx.root.is_snapshot() { "/etc/hostname" } else { "/proc/sys/kernel/hostname" };
+    std::fs::read_to_string(ctx.root.resolve(Path::new(p)))
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_ascii_lowercase()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "primary-hostname.invalid".into())
+}
+
+/// Evaluate connect, MAIL and RCPT ACLs in order for one envelope.
+pub fn evaluate(ctx: &Context, cfg: &Config, env: &Envelope) -> Vec<Branch> {
+    let ev = Eval::new(ctx, cfg, env, primary_hostname(ctx, cfg));
+    let mut out = Vec::new();
+    for c in ev.run_option("acl_smtp_connect", false) {
+        if c.verdict != crate::relay::Verdict::Accept {
+            out.push(c);
+            continue;
+        }
+        for m in ev.run_option("acl_smtp_mail", false) {
+            if m.verdict != crate::relay::Verdict::Accept {
+                out.push(join(&c, m));
+                continue;
+            }
+            let cm = join(&c, m);
+            for r in ev.run_option("acl_smtp_rcpt", true) {
+                let b = join(&cm, r);
+                // Drop combinations that assume contradictory outcomes for one condition.
+                let contradictory = b.assumed.iter().any(|(r1, v1)| b.assumed.iter().any(|(r2, v2)| r1 == r2 && v1 != v2));
+                if !contradictory {
+                    out.push(b);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn join(a: &Branch, mut b: Branch) -> Branch {
+    let mut trace = a.trace.clone();
+    trace.append(&mut b.trace);
+    let mut assumed = a.assumed.clone();
+    assumed.append(&mut b.assumed);
+    Branch { trace, assumed, ..b }
+}
+
+/// The representative client and recipient of each class, from the configuration.
+pub struct Classes {
+    pub trusted_ip: Option<IpAddr>,
+    pub local_domain: Option<String>,
+    pub relay_domain: Option<String>,
+}
+
+pub const STRANGER_IP: &str = "203.0.113.5";
+pub const EXTERNAL_DOMAIN: &str = "external.example";
+
+fn literal_domain(ctx: &Context, cfg: &Config, list: &str, primary: &str) -> Option<String> {
+    let l = cfg.list(list)?;
+    let v = lists::expand(ctx, &l.value).ok()?;
+    let items = lists::split(&v);
+    let lit = |i: &&String| {
+        !i.is_empty() && !i.starts_with(['!', '+', '*', '^', '/', '@', '$']) && !i.contains(';') && i.as_str() != "localhost"
+    };
+    if let Some(i) = items.iter().find(lit) {
+        return Some(i.to_ascii_lowercase());
+    }
+    if items.iter().any(|i| i == "@") {
+        return Some(primary.to_string());
+    }
+    items.iter().find(|i| i.as_str() == "localhost").cloned()
+}
+
+pub fn classes(ctx: &Context, cfg: &Config) -> Classes {
+    let primary = primary_hostname(ctx, cfg);
+    let trusted_ip = cfg.list("relay_from_hosts").and_then(|l| {
+        let v = lists::expand(ctx, &l.value).ok()?;
+        let nets: Vec<ipnet::IpNet> = lists::split(&v)
+            .iter()
+            .filter(|i| !i.starts_with('!'))
+            .filter_map(|i| lists::parse_net(i))
+            .collect();
+        let pick = nets.iter().find(|n| !n.addr().is_loopback()).or(nets.first())?;
+        Some(representative(pick))
+    });
+    Classes {
+        trusted_ip,
+        local_domain: literal_domain(ctx, cfg, "local_domains", &primary),
+        relay_domain: literal_domain(ctx, cfg, "relay_to_domains", &primary),
+    }
+}
+
+fn representative(n: &ipnet::IpNet) -> IpAddr {
+    match n {
+        ipnet::IpNet::V4(v) if v.prefix_len() < 31 => {
+            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v.network()).wrapping_add(1)))
+        }
+        ipnet::IpNet::V6(v) if v.prefix_len() < 127 => {
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v.network()).wrapping_add(1)))
+        }
+        other => other.addr(),
+    }
+}
+
+/// One cell of the relay matrix.
+pub struct Cell {
+    pub client: ClientClass,
+    pub rcpt: RecipientClass,
+    pub env: Envelope,
+    pub branches: Vec<Branch>,
+    pub decision: Decision,
+}
+
+pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
+    let cl = classes(ctx, cfg);
+    let stranger: IpAddr = STRANGER_IP.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 5)));
+    let mut out = Vec::new();
+    for client in ClientClass::ALL {
+        let (ip, auth) = match client {
+            ClientClass::Stranger => (stranger, None),
+            ClientClass::Trusted => match cl.trusted_ip {
+                Some(ip) => (ip, None),
+                None => continue,
+            },
+            ClientClass::Authenticated => (stranger, Some("alice".to_string())),
+        };
+        for rcpt in RecipientClass::ALL {
+            let domain = match rcpt {
+                RecipientClass::Local => cl.local_domain.clone(),
+                RecipientClass::Relay => cl.relay_domain.clone(),
+                RecipientClass::External => Some(EXTERNAL_DOMAIN.to_string()),
+            };
+            let Some(domain) = domain else { continue };
+            let env = Envelope {
+                ip: Some(ip),
+                host_name: None,
+                auth_id: auth.clone(),
+                sender: None,
+                rcpt_local: "user".into(),
+                rcpt_domain: domain,
+            };
+            let branches = evaluate(ctx, cfg, &env);
+            let decision = acl::decide(SERVICE, &branches);
+            out.push(Cell { client, rcpt, env, branches, decision });
+        }
+    }
+    out
+}
+
+pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
+    let loaded = load(ctx, target);
+    let mut findings = loaded.findings.clone();
+    checks::run(ctx, &loaded, &mut findings);
+    findings
+}
+
+pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decision>, String> {
+    let loaded = load(ctx, target);
+    let ip: IpAddr = q.client_ip.parse().map_err(|_| format!("{}: not an IP address", q.client_ip))?;
+    let rcpt = q.rcpt.trim().trim_start_matches('<').trim_end_matches('>');
+    let (lp, dom) = rcpt.rsplit_once('@').unwrap_or((rcpt, ""));
+    let env = Envelope {
+        ip: Some(ip),
+        host_name: q.client_name.clone(),
+        auth_id: q.sasl_user.clone(),
+        sender: q.sender.as_ref().map(|s| s.trim().trim_start_matches('<').trim_end_matches('>').to_string()),
+        rcpt_local: lp.to_string(),
+        rcpt_domain: dom.to_ascii_lowercase(),
+    };
+    let branches = evaluate(ctx, &loaded.cfg, &env);
+    Ok(vec![acl::decide(SERVICE, &branches)])
+}
+
+pub fn mta() -> Mta {
+    Mta::Exim
 }

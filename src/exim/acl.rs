@@ -1,0 +1,529 @@
+//! ACL evaluation (acl.c semantics, Exim specification chapter 43): statements in order,
+//! conditions ANDed left to right, the first false condition ends the statement, modifiers
+//! always true, `endpass` turns a later failure of `accept` into a denial, `require` denies
+//! when a condition fails, and every ACL ends in an implicit deny. Conditions the static model
+//! cannot decide (DNS lists, callouts, lookups, expansions) split the evaluation: both
+//! outcomes are followed, and the decision is `depends` when they differ.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+
+use super::lists::{expand, Matcher, Subject, M};
+use super::model::{Acl, Cond, Config, ListKind, Stmt, Verb};
+use crate::context::Context;
+use crate::finding::Mta;
+use crate::relay::{Decision, TraceStep, Verdict};
+
+/// One concrete SMTP transaction to evaluate.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub ip: Option<IpAddr>,
+    pub host_name: Option<String>,
+    pub auth_id: Option<String>,
+    /// Envelope sender without brackets; None = not known (lint's generic sender).
+    pub sender: Option<String>,
+    pub rcpt_local: String,
+    pub rcpt_domain: String,
+}
+
+/// One way the evaluation can end.
+#[derive(Debug, Clone)]
+pub struct Branch {
+    pub verdict: Verdict,
+    pub code: Option<u16>,
+    pub text: Option<String>,
+    pub trace: Vec<TraceStep>,
+    /// Undecidable conditions and the outcome assumed on this branch.
+    pub assumed: Vec<(String, bool)>,
+    /// The statement that decided (for findings).
+    pub decided_by: Option<(std::path::PathBuf, usize)>,
+}
+
+#[derive(Clone)]
+struct State {
+    trace: Vec<TraceStep>,
+    assumed: Vec<(String, bool)>,
+    message: Option<String>,
+    endpass: bool,
+}
+
+pub struct Eval<'a> {
+    pub ctx: &'a Context,
+    pub cfg: &'a Config,
+    pub env: &'a Envelope,
+    pub primary_hostname: String,
+    budget: Cell<usize>,
+}
+
+const MODIFIERS: &[&str] = &[
+    "message",
+    "log_message",
+    "logwrite",
+    "add_header",
+    "remove_header",
+    "control",
+    "set",
+    "delay",
+    "log_reject_target",
+    "continue",
+    "queue",
+    "udpsend",
+    "debug",
+];
+
+pub fn is_known_condition(name: &str) -> bool {
+    MODIFIERS.contains(&name)
+        || name.starts_with("acl_")
+        || matches!(
+            name,
+            "endpass"
+                | "acl"
+                | "authenticated"
+                | "condition"
+                | "dnslists"
+                | "domains"
+                | "encrypted"
+                | "hosts"
+                | "local_parts"
+                | "ratelimit"
+                | "recipients"
+                | "regex"
+                | "mime_regex"
+                | "sender_domains"
+                | "senders"
+                | "seen"
+                | "spam"
+                | "malware"
+                | "spf"
+                | "spf_guess"
+                | "verify"
+                | "dkim_signers"
+                | "dkim_status"
+                | "dmarc_status"
+                | "decode"
+                | "demime"
+                | "bmi_optin"
+                | "wellknown"
+                | "queue_only"
+        )
+}
+
+fn step(origin: &super::reader::Origin, entry: String, effect: &str) -> TraceStep {
+    TraceStep {
+        file: origin.file.clone(),
+        line: origin.line,
+        entry,
+        effect: effect.to_string(),
+    }
+}
+
+impl<'a> Eval<'a> {
+    pub fn new(ctx: &'a Context, cfg: &'a Config, env: &'a Envelope, primary: String) -> Eval<'a> {
+        Eval {
+            ctx,
+            cfg,
+            env,
+            primary_hostname: primary,
+            budget: Cell::new(512),
+        }
+    }
+
+    fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            ctx: self.ctx,
+            cfg: self.cfg,
+            subject: Subject {
+                ip: self.env.ip,
+                host_name: self.env.host_name.as_deref(),
+                primary_hostname: &self.primary_hostname,
+            },
+        }
+    }
+
+    /// Run the ACL named by a main option (`acl_smtp_rcpt`, ...). `unset` is what an unset
+    /// option means for this SMTP command.
+    pub fn run_option(&self, option: &str, unset_denies: bool) -> Vec<Branch> {
+        let st = State {
+            trace: Vec::new(),
+            assumed: Vec::new(),
+            message: None,
+            endpass: false,
+        };
+        let setting = match self.cfg.option(option) {
+            Some(s) if !s.value.trim().is_empty() => s,
+            _ => {
+                if unset_denies {
+                    let mut st = st;
+                    st.trace.push(TraceStep {
+                        file: std::path::PathBuf::from("(main configuration)"),
+                        line: 0,
+                        entry: format!("{option} is not set"),
+                        effect: "reject: Exim refuses every RCPT over SMTP without an RCPT ACL".into(),
+                    });
+                    return vec![self.end(st, Verdict::Reject, 550, "Administrative prohibition".into(), None)];
+                }
+                return vec![self.end(st, Verdict::Accept, 250, "Accepted".into(), None)];
+            }
+        };
+        let name = setting.value.trim();
+        match self.cfg.acl(name) {
+            Some(acl) => {
+                let mut st = st;
+                st.trace.push(step(
+                    &setting.origin,
+                    format!("{option} = {name}"),
+                    "run ACL",
+                ));
+                self.walk(acl, 0, 0, st, 0)
+            }
+            None => {
+                let mut st = st;
+                st.trace.push(step(
+                    &setting.origin,
+                    format!("{option} = {name}"),
+                    "defer: no ACL of that name, so Exim parses the text as an inline ACL and fails",
+                ));
+                vec![self.end(st, Verdict::Defer, 451, "Temporary local problem - please try later".into(), Some((setting.origin.file.clone(), setting.origin.line)))]
+            }
+        }
+    }
+
+    fn end(&self, st: State, v: Verdict, code: u16, text: String, by: Option<(std::path::PathBuf, usize)>) -> Branch {
+        Branch {
+            verdict: v,
+            code: Some(code),
+            text: Some(text),
+            trace: st.trace,
+            assumed: st.assumed,
+            decided_by: by,
+        }
+    }
+
+    fn walk(&self, acl: &Acl, i: usize, k: usize, mut st: State, depth: usize) -> Vec<Branch> {
+        let Some(stmt) = acl.stmts.get(i) else {
+            st.trace.push(step(&acl.origin, format!("end of ACL {}", acl.name), "reject: implicit deny at the end of every ACL"));
+            let by = Some((acl.origin.file.clone(), acl.origin.line));
+            return vec![self.end(st, Verdict::Reject, 550, "Administrative prohibition".into(), by)];
+        };
+        if k == 0 {
+            st.message = None;
+            st.endpass = false;
+        }
+        let by = Some((stmt.origin.file.clone(), stmt.origin.line));
+        if k >= stmt.conds.len() {
+            return self.all_true(acl, i, stmt, st, depth, by);
+        }
+        let c = &stmt.conds[k];
+        if c.name == "endpass" {
+            st.endpass = true;
+            return self.walk(acl, i, k + 1, st, depth);
+        }
+        if MODIFIERS.contains(&c.name.as_str()) {
+            if c.name == "message" {
+                st.message = Some(c.value().to_string());
+            }
+            return self.walk(acl, i, k + 1, st, depth);
+        }
+        if c.name == "acl" {
+            return self.sub_acl(acl, i, k, c, st, depth);
+        }
+        match self.cond(c) {
+            M::Yes => {
+                self.walk(acl, i, k + 1, st, depth)
+            }
+            M::No => self.failed(acl, i, stmt, c, st, depth, by),
+            M::Unknown(reason) => self.split(acl, i, k, stmt, c, reason, st, depth, by),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn split(&self, acl: &Acl, i: usize, k: usize, stmt: &Stmt, c: &Cond, reason: String, st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+        // A warn statement never changes the outcome.
+        if stmt.verb == Verb::Warn {
+            return self.walk(acl, i + 1, 0, st, depth);
+        }
+        // Same undecidable condition seen earlier on this path: reuse its assumed value.
+        if let Some(&(_, v)) = st.assumed.iter().find(|(r, _)| *r == reason) {
+            let holds = v != c.negated;
+            return if holds { self.walk(acl, i, k + 1, st, depth) } else { self.failed(acl, i, stmt, c, st, depth, by) };
+        }
+        let left = self.budget.get();
+        if left == 0 {
+            let mut st = st;
+            st.trace.push(step(&c.origin, c.render(), "depends"));
+            return vec![Branch {
+                verdict: Verdict::Depends,
+                code: None,
+                text: Some("too many undecidable conditions to follow".into()),
+                trace: st.trace,
+                assumed: st.assumed,
+                decided_by: by,
+            }];
+        }
+        self.budget.set(left - 1);
+        let mut out = Vec::new();
+        for raw in [true, false] {
+            let mut s2 = st.clone();
+            s2.assumed.push((reason.clone(), raw));
+            let holds = raw != c.negated;
+            s2.trace.push(step(&c.origin, c.render(), if holds { "assumed true" } else { "assumed false" }));
+            if holds {
+                out.extend(self.walk(acl, i, k + 1, s2, depth));
+            } else {
+                out.extend(self.failed_noted(acl, i, stmt, s2, depth, by.clone()));
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn failed(&self, acl: &Acl, i: usize, stmt: &Stmt, c: &Cond, mut st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+        st.trace.push(step(&c.origin, c.render(), "false"));
+        self.failed_noted(acl, i, stmt, st, depth, by)
+    }
+
+    fn failed_noted(&self, acl: &Acl, i: usize, stmt: &Stmt, mut st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+        match stmt.verb {
+            Verb::Require => {
+                let text = st.message.clone().unwrap_or_else(|| "Administrative prohibition".into());
+                st.trace.push(step(&stmt.origin, stmt.verb.as_str().into(), "reject: a require condition failed"));
+                vec![self.end(st, Verdict::Reject, 550, text, by)]
+            }
+            Verb::Accept | Verb::Discard if st.endpass => {
+                let text = st.message.clone().unwrap_or_else(|| "Administrative prohibition".into());
+                st.trace.push(step(&stmt.origin, stmt.verb.as_str().into(), "reject: a condition after endpass failed"));
+                vec![self.end(st, Verdict::Reject, 550, text, by)]
+            }
+            _ => {
+                st.trace.push(step(&stmt.origin, stmt.render(), "no match"));
+                self.walk(acl, i + 1, 0, st, depth)
+            }
+        }
+    }
+
+    fn all_true(&self, acl: &Acl, i: usize, stmt: &Stmt, mut st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+        let entry = stmt.render();
+        match stmt.verb {
+            Verb::Accept | Verb::Discard => {
+                st.trace.push(step(&stmt.origin, entry, "accept"));
+                vec![self.end(st, Verdict::Accept, 250, "Accepted".into(), by)]
+            }
+            Verb::Deny | Verb::Drop => {
+                let text = st.message.clone().unwrap_or_else(|| "Administrative prohibition".into());
+                st.trace.push(step(&stmt.origin, entry, "reject"));
+                let (code, text) = split_code(&text, 550);
+                vec![self.end(st, Verdict::Reject, code, text, by)]
+            }
+            Verb::Defer => {
+                let text = st.message.clone().unwrap_or_else(|| "Temporary local problem - please try later".into());
+                st.trace.push(step(&stmt.origin, entry, "defer"));
+                let (code, text) = split_code(&text, 450);
+                vec![self.end(st, Verdict::Defer, code, text, by)]
+            }
+            Verb::Require | Verb::Warn => {
+                st.trace.push(step(&stmt.origin, entry, "pass"));
+                self.walk(acl, i + 1, 0, st, depth)
+            }
+        }
+    }
+
+    fn sub_acl(&self, acl: &Acl, i: usize, k: usize, c: &Cond, st: State, depth: usize) -> Vec<Branch> {
+        let stmt = &acl.stmts[i];
+        let by = Some((stmt.origin.file.clone(), stmt.origin.line));
+        let name = c.value().trim();
+        let sub = match self.cfg.acl(name) {
+            Some(a) if depth < 20 => a,
+            _ => {
+                return self.split(acl, i, k, stmt, c, format!("the ACL {name}"), st, depth, by);
+            }
+        };
+        let mut sub_st = st.clone();
+        sub_st.message = None;
+        sub_st.endpass = false;
+        let mut out = Vec::new();
+        for b in self.walk(sub, 0, 0, sub_st, depth + 1) {
+            let mut s2 = st.clone();
+            s2.trace = b.trace;
+            s2.assumed = b.assumed;
+            let sub_true = match b.verdict {
+                Verdict::Accept => true,
+                Verdict::Reject => false,
+                _ => {
+                    out.push(Branch { decided_by: by.clone(), trace: s2.trace, assumed: s2.assumed, ..b });
+                    continue;
+                }
+            };
+            let holds = sub_true != c.negated;
+            if holds {
+                s2.trace.push(step(&c.origin, c.render(), "true"));
+                out.extend(self.walk(acl, i, k + 1, s2, depth));
+            } else {
+                s2.trace.push(step(&c.origin, c.render(), "false"));
+                out.extend(self.failed_noted(acl, i, stmt, s2, depth, by.clone()));
+            }
+        }
+        out
+    }
+
+    /// Decide one condition (before negation is applied by the caller? no: here).
+    pub fn cond(&self, c: &Cond) -> M {
+        let m = self.cond_raw(c);
+        match (m, c.negated) {
+            (M::Yes, true) => M::No,
+            (M::No, true) => M::Yes,
+            (m, _) => m,
+        }
+    }
+
+    fn cond_raw(&self, c: &Cond) -> M {
+        let v = c.value();
+        let m = self.matcher();
+        match c.name.as_str() {
+            "hosts" => m.list(ListKind::Host, v, "", 0),
+            "domains" => m.list(ListKind::Domain, v, &self.env.rcpt_domain, 0),
+            "local_parts" => m.list(ListKind::LocalPart, v, &self.env.rcpt_local, 0),
+            "recipients" => {
+                let a = format!("{}@{}", self.env.rcpt_local, self.env.rcpt_domain);
+                m.list(ListKind::Address, v, &a, 0)
+            }
+            "senders" => match &self.env.sender {
+                Some(s) => m.list(ListKind::Address, v, s, 0),
+                None => match expand(self.ctx, v) {
+                    Ok(x) if super::lists::split(&x).is_empty() => M::No,
+                    Ok(x) if super::lists::split(&x).iter().any(|i| i == "*") => M::Yes,
+                    _ => M::Unknown(format!("the envelope sender ({})", c.render())),
+                },
+            },
+            "sender_domains" => match &self.env.sender {
+                Some(s) => m.list(ListKind::Domain, v, s.rsplit_once('@').map(|x| x.1).unwrap_or(""), 0),
+                None => M::Unknown(format!("the envelope sender ({})", c.render())),
+            },
+            "authenticated" => match &self.env.auth_id {
+                Some(id) => m.list(ListKind::LocalPart, v, id, 0),
+                None => M::No,
+            },
+            "encrypted" => M::No,
+            "condition" if first_rcpt_guard(v) => M::No,
+            "condition" => match expand(self.ctx, v) {
+                Ok(x) => {
+                    let x = x.trim().to_ascii_lowercase();
+                    if x.is_empty() || x == "no" || x == "false" || x == "0" {
+                        M::No
+                    } else if x == "yes" || x == "true" || x.parse::<i64>().is_ok() {
+                        M::Yes
+                    } else {
+                        M::Unknown(format!("condition = {}", c.value()))
+                    }
+                }
+                Err(e) => M::Unknown(e),
+            },
+            "verify" => self.verify(v),
+            "dnslists" => M::Unknown(format!("the DNS blocklist lookup dnslists = {}", v.trim())),
+            "ratelimit" => M::Unknown(format!("the rate limit ratelimit = {}", v.trim())),
+            "spf" | "spf_guess" => M::Unknown("the SPF check".into()),
+            other => M::Unknown(format!("the ACL condition {other}")),
+        }
+    }
+
+    fn verify(&self, v: &str) -> M {
+        let v = v.trim();
+        let (what, opts) = match v.split_once('/') {
+            Some((a, b)) => (a.trim(), b.to_ascii_lowercase()),
+            None => (v, String::new()),
+        };
+        let callout = opts.contains("callout");
+        match what {
+            "recipient" => {
+                if callout {
+                    M::Unknown(format!("the recipient callout verify = {v}"))
+                } else {
+                    // Modelled for an address that exists: a deliverable recipient routes.
+                    M::Yes
+                }
+            }
+            "sender" => match &self.env.sender {
+                Some(s) if s.is_empty() => M::Yes,
+                _ if callout => M::Unknown(format!("the sender callout verify = {v}")),
+                _ => M::Unknown(format!("sender verification verify = {v}")),
+            },
+            "certificate" => M::No,
+            "header_syntax" | "header_sender" | "not_blind" | "header_names_ascii" | "arc" => M::Yes,
+            _ => M::Unknown(format!("verify = {v}")),
+        }
+    }
+}
+
+/// `${if and {{>{$rcpt_count}{N}}...}}` with N >= 1 is false for the first recipient of a
+/// message ($rcpt_count counts RCPT commands including the current one), which is the
+/// recipient every relay decision here is about (Debian's "too many bad recipients" check).
+fn first_rcpt_guard(v: &str) -> bool {
+    let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    if !t.starts_with("${ifand{{>{$rcpt_count}{") {
+        return false;
+    }
+    let rest = &t["${ifand{{>{$rcpt_count}{".len()..];
+    rest.split('}').next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1)
+}
+
+/// `message = 451 4.7.1 text`-style custom codes are honoured by Exim for deny/defer when
+/// the first digit matches the verb's class.
+fn split_code(text: &str, default: u16) -> (u16, String) {
+    let t = text.trim_start();
+    if t.len() > 4 && t.as_bytes()[3] == b' ' {
+        if let Ok(c) = t[..3].parse::<u16>() {
+            if c / 100 == default / 100 {
+                return (c, t[4..].to_string());
+            }
+        }
+    }
+    (default, text.to_string())
+}
+
+/// Collapse branches into one decision.
+pub fn decide(service: &str, branches: &[Branch]) -> Decision {
+    let Some(first) = branches.first() else {
+        return Decision::new(Mta::Exim, service, Verdict::Depends);
+    };
+    let same = branches
+        .iter()
+        .all(|b| b.verdict == first.verdict && b.code == first.code);
+    let mut d = Decision::new(Mta::Exim, service, first.verdict);
+    d.trace = first.trace.clone();
+    if same {
+        d.code = first.code;
+        d.text = first.text.clone();
+        if first.verdict == Verdict::Accept {
+            d.enhanced = None;
+        }
+        return d;
+    }
+    d.result = Verdict::Depends;
+    let mut reasons: Vec<String> = Vec::new();
+    for b in branches {
+        for (r, _) in &b.assumed {
+            if !reasons.contains(r) {
+                reasons.push(r.clone());
+            }
+        }
+    }
+    d.depends_on = reasons;
+    let mut outcomes: Vec<String> = Vec::new();
+    for b in branches {
+        let cond: Vec<String> = b
+            .assumed
+            .iter()
+            .map(|(r, v)| format!("{r} {}", if *v { "true" } else { "false" }))
+            .collect();
+        let o = format!(
+            "{} {}{}",
+            b.verdict.as_str(),
+            b.code.map(|c| c.to_string()).unwrap_or_default(),
+            if cond.is_empty() { String::new() } else { format!(" if {}", cond.join(" and ")) }
+        );
+        if !outcomes.contains(&o) {
+            outcomes.push(o);
+        }
+    }
+    d.text = Some(outcomes.join("; "));
+    d
+}

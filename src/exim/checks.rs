@@ -1,0 +1,572 @@
+//! Exim rules (EXnnn in rules/exim.toml). Each finding points at the line that causes it, in
+//! the conf.d fragment or included file it came from, and says what SMTP clients will see.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+
+use super::lists::{self, expand, split};
+use super::model::{Config, Stmt, Verb};
+use super::reader::{LogicalLine, Origin};
+use super::Loaded;
+use crate::context::Context;
+use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
+use crate::relay::{ClientClass, RecipientClass, Verdict};
+
+fn f(code: &str, msg: impl Into<String>, o: &Origin) -> Finding {
+    Finding::new(code, Mta::Exim, msg).at(o.location()).service(super::SERVICE)
+}
+
+/// EX001: placeholders of other template systems left in the configuration.
+pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
+    let pats = [
+        (r"%[A-Z][A-Z0-9_]*%", "a %PLACEHOLDER%"),
+        (r"\{\{-?\s*[A-Za-z_][A-Za-z0-9_.]*\s*(\|[^{}]*)?-?\}\}", "a {{ jinja }} placeholder"),
+        (r"\{%-?\s*(if|for|endif|endfor|else|elif|set|include|macro)\b", "a {% jinja %} block"),
+        (r"@[A-Z][A-Z0-9_]+@", "an @PLACEHOLDER@"),
+    ];
+    let res: Vec<(regex::Regex, &str)> = pats
+        .iter()
+        .filter_map(|(p, d)| regex::Regex::new(p).ok().map(|r| (r, *d)))
+        .collect();
+    let mut seen: BTreeSet<std::path::PathBuf> = BTreeSet::new();
+    for l in lines {
+        if seen.contains(&l.origin.file) {
+            continue;
+        }
+        for (r, what) in &res {
+            if let Some(m) = r.find(&l.text) {
+                seen.insert(l.origin.file.clone());
+                findings.push(f(
+                    "EX001",
+                    format!(
+                        "{} is a template, not a configuration Exim can run: `{}` is {what} that another tool replaces; relaydoctor checks the rest, but decisions involving such values are not meaningful",
+                        l.origin.file.display(),
+                        m.as_str()
+                    ),
+                    &l.origin,
+                ));
+                break;
+            }
+        }
+    }
+}
+
+pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
+    let cfg = &loaded.cfg;
+    unknown_conditions(cfg, out);
+    let rcpt = rcpt_acl(cfg, out);
+    relay_matrix(ctx, cfg, out);
+    wide_hosts(ctx, cfg, out);
+    relay_domains(ctx, cfg, out);
+    auth(ctx, cfg, out);
+    if let Some(acl) = rcpt {
+        callouts(ctx, cfg, &acl, out);
+    }
+    if let Some(acl) = cfg.option("acl_smtp_mail").and_then(|o| cfg.acl(o.value.trim())) {
+        callouts(ctx, cfg, &acl.name.clone(), out);
+    }
+    dnsbl(cfg, out);
+    upgrade(ctx, cfg, out);
+}
+
+/// EX002 for ACL conditions Exim does not know (reported when the ACL is compiled: the
+/// command then gets a temporary error).
+fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
+    for a in &cfg.acls {
+        for s in &a.stmts {
+            for c in &s.conds {
+                if !super::acl::is_known_condition(&c.name) {
+                    out.push(f("EX002", format!(
+                        "unknown ACL condition/modifier `{}` in ACL {}: Exim only notices when it compiles the ACL, and then answers every command that runs it with a 451 temporary error",
+                        c.name, a.name), &c.origin));
+                }
+            }
+        }
+    }
+}
+
+/// EX101/EX102. Returns the RCPT ACL name when it exists.
+fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
+    match cfg.option("acl_smtp_rcpt") {
+        None => {
+            let o = cfg
+                .sections
+                .first()
+                .map(|s| s.1.clone())
+                .or_else(|| cfg.options.first().map(|o| o.origin.clone()));
+            let mut fd = Finding::new(
+                "EX101",
+                Mta::Exim,
+                "acl_smtp_rcpt is not set: Exim refuses every recipient over SMTP with `550 Administrative prohibition`, so no mail from other hosts is accepted",
+            )
+            .service(super::SERVICE)
+            .help("set `acl_smtp_rcpt = acl_check_rcpt` in the main section and define that ACL (see Exim's default configuration)");
+            if let Some(o) = o {
+                fd = fd.at(o.location());
+            }
+            out.push(fd);
+            None
+        }
+        Some(o) => {
+            let name = o.value.trim();
+            if cfg.acl(name).is_some() {
+                return Some(name.to_string());
+            }
+            let near = cfg
+                .acls
+                .iter()
+                .map(|a| (strsim::levenshtein(&a.name, name), a.name.clone()))
+                .min();
+            let mut fd = f("EX102", format!(
+                "acl_smtp_rcpt = {name} names no ACL: Exim then parses `{name}` as an inline ACL, which fails, and every RCPT gets `451 Temporary local problem - please try later`"), &o.origin);
+            if let Some((d, n)) = near {
+                if d <= 3 {
+                    fd = fd.help(format!("did you mean `{n}`?"));
+                    if let Some(src) = &o.origin.src {
+                        let line = src.text.get(o.origin.start..o.origin.end).unwrap_or("");
+                        if let Some(pos) = line.rfind(name) {
+                            let start = o.origin.start + pos;
+                            fd = fd.fix(Fix {
+                                applicability: Applicability::Safe,
+                                description: format!("name the existing ACL {n}"),
+                                edits: vec![Edit {
+                                    real_file: src.real.clone(),
+                                    file: src.display.clone(),
+                                    start,
+                                    end: start + name.len(),
+                                    replacement: n,
+                                }],
+                            });
+                        }
+                    }
+                }
+            }
+            out.push(fd);
+            None
+        }
+    }
+}
+
+fn trace_text(b: &super::acl::Branch) -> String {
+    b.trace
+        .iter()
+        .filter(|t| t.effect != "no match")
+        .map(|t| format!("{}:{} `{}` -> {}", t.file.display(), t.line, t.entry, t.effect))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn origin_of(cfg: &Config, by: &Option<(std::path::PathBuf, usize)>) -> Option<Origin> {
+    let (file, line) = by.as_ref()?;
+    for a in &cfg.acls {
+        if &a.origin.file == file && a.origin.line == *line {
+            return Some(a.origin.clone());
+        }
+        for s in &a.stmts {
+            if &s.origin.file == file && s.origin.line == *line {
+                return Some(s.origin.clone());
+            }
+        }
+    }
+    cfg.options.iter().find(|o| &o.origin.file == file && o.origin.line == *line).map(|o| o.origin.clone())
+}
+
+/// EX110 (open relay) and EX120/EX121 (relay denied to authenticated / trusted clients) from
+/// the decision matrix.
+fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
+    match cfg.option("acl_smtp_rcpt") {
+        Some(o) if cfg.acl(o.value.trim()).is_some() => {}
+        _ => return, // EX101 / EX102 already say that every RCPT is refused
+    }
+    let cells = super::matrix(ctx, cfg);
+    let has_auth_server = !cfg.server_authenticators().is_empty();
+    for c in &cells {
+        if c.client == ClientClass::Stranger && c.rcpt == RecipientClass::External {
+            if let Some(b) = c.branches.iter().find(|b| b.verdict == Verdict::Accept) {
+                let when = if b.assumed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (when {})", b.assumed.iter().map(|(r, v)| format!("{r} is {v}")).collect::<Vec<_>>().join(" and "))
+                };
+                let msg = format!(
+                    "open relay: a client from anywhere ({}) that is not authenticated gets `250 Accepted` for user@{}{when}; spammers can send through this server. Trace: {}",
+                    super::STRANGER_IP, super::EXTERNAL_DOMAIN, trace_text(b));
+                let o = origin_of(cfg, &b.decided_by);
+                let mut fd = Finding::new("EX110", Mta::Exim, msg).service(super::SERVICE)
+                    .help("end the relay section with `require message = relay not permitted` + `domains = +local_domains : +relay_to_domains` before any unconditional accept");
+                if let Some(o) = o {
+                    fd = fd.at(o.location());
+                }
+                out.push(fd);
+            }
+        }
+        if c.client == ClientClass::Authenticated && c.rcpt == RecipientClass::External && has_auth_server {
+            if c.branches.iter().all(|b| b.verdict == Verdict::Reject || b.verdict == Verdict::Defer) {
+                if let Some(b) = c.branches.first() {
+                    let o = origin_of(cfg, &b.decided_by);
+                    let later = find_auth_accept(cfg);
+                    let why = match &later {
+                        Some(a) => format!(" The statement `accept authenticated = *` at {} comes too late.", a.describe()),
+                        None => " No statement accepts authenticated clients.".into(),
+                    };
+                    let msg = format!(
+                        "authenticated clients cannot relay: after a successful SMTP AUTH, RCPT TO an external domain gets `{} {}`.{why} Trace: {}",
+                        b.code.unwrap_or(550), b.text.clone().unwrap_or_default(), trace_text(b));
+                    let mut fd = Finding::new("EX120", Mta::Exim, msg).service(super::SERVICE)
+                        .help("put `accept authenticated = *` before the `require ... domains = +local_domains : +relay_to_domains` statement");
+                    if let Some(o) = o {
+                        fd = fd.at(o.location());
+                    }
+                    out.push(fd);
+                }
+            }
+        }
+        if c.client == ClientClass::Trusted && c.rcpt == RecipientClass::External {
+            let only_loopback = c.env.ip.is_some_and(|i| i.is_loopback());
+            if !only_loopback && c.branches.iter().all(|b| b.verdict == Verdict::Reject) {
+                if let Some(b) = c.branches.first() {
+                    let o = origin_of(cfg, &b.decided_by);
+                    let msg = format!(
+                        "hosts in relay_from_hosts (e.g. {}) cannot relay: RCPT TO an external domain gets `{} {}`. Trace: {}",
+                        c.env.ip.map(|i| i.to_string()).unwrap_or_default(), b.code.unwrap_or(550), b.text.clone().unwrap_or_default(), trace_text(b));
+                    let mut fd = Finding::new("EX121", Mta::Exim, msg).service(super::SERVICE);
+                    if let Some(o) = o {
+                        fd = fd.at(o.location());
+                    }
+                    out.push(fd);
+                }
+            }
+        }
+    }
+}
+
+fn find_auth_accept(cfg: &Config) -> Option<Origin> {
+    let name = cfg.option("acl_smtp_rcpt")?.value.trim().to_string();
+    let acl = cfg.acl(&name)?;
+    acl.stmts
+        .iter()
+        .find(|s| s.verb == Verb::Accept && s.cond("authenticated").is_some())
+        .map(|s| s.origin.clone())
+}
+
+/// A host item that admits (nearly) everyone.
+fn wide(item: &str) -> Option<String> {
+    let i = item.trim();
+    if i == "*" {
+        return Some("`*` (every host)".into());
+    }
+    let n: IpNet = lists::parse_net(i)?;
+    let public = match n {
+        IpNet::V4(v) => !(v.network().is_private() || v.network().is_loopback() || v.network().is_link_local()),
+        IpNet::V6(v) => !(v.network().is_loopback() || (v.network().segments()[0] & 0xfe00) == 0xfc00),
+    };
+    let limit = if matches!(n, IpNet::V4(_)) { 8 } else { 16 };
+    if n.prefix_len() == 0 {
+        return Some(format!("{i} (every address)"));
+    }
+    if public && n.prefix_len() < limit {
+        return Some(format!("{i} (a public range of {} addresses or more)", if limit == 8 { "16 million" } else { "2^112" }));
+    }
+    None
+}
+
+/// EX111: relay_from_hosts and hosts of relay-granting accept statements admitting everyone,
+/// also through macros (Debian's dc_relay_nets) and host files (cPanel).
+fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
+    let mut reported: BTreeSet<(std::path::PathBuf, usize)> = BTreeSet::new();
+    let mut lists_to_check: Vec<(String, Origin, Vec<String>)> = Vec::new();
+    if let Some(l) = cfg.list("relay_from_hosts") {
+        lists_to_check.push((l.value.clone(), l.origin.clone(), l.macros_used.clone()));
+    }
+    if let Some(name) = cfg.option("acl_smtp_rcpt").map(|o| o.value.trim().to_string()) {
+        if let Some(acl) = cfg.acl(&name) {
+            for s in &acl.stmts {
+                if s.verb != Verb::Accept {
+                    continue;
+                }
+                let only_hosts = s.conds.iter().all(|c| c.name == "hosts" && !c.negated || super::acl::is_known_condition(&c.name) && matches!(c.name.as_str(), "control" | "message" | "log_message" | "logwrite" | "add_header" | "set"));
+                if !only_hosts {
+                    continue;
+                }
+                for c in s.conds.iter().filter(|c| c.name == "hosts") {
+                    lists_to_check.push((c.value().to_string(), c.origin.clone(), c.macros_used.clone()));
+                }
+            }
+        }
+    }
+    for (value, origin, used) in lists_to_check {
+        check_host_list(ctx, cfg, &value, &origin, &used, 0, &mut reported, out);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_host_list(ctx: &Context, cfg: &Config, value: &str, origin: &Origin, used: &[String], depth: usize, reported: &mut BTreeSet<(std::path::PathBuf, usize)>, out: &mut Vec<Finding>) {
+    if depth > 10 {
+        return;
+    }
+    let Ok(v) = expand(ctx, value) else { return };
+    for item in split(&v) {
+        if item.starts_with('!') {
+            return; // a negation before: too complex to call wide
+        }
+        if let Some(name) = item.strip_prefix('+') {
+            if let Some(l) = cfg.list(name) {
+                let (val, o, u) = (l.value.clone(), l.origin.clone(), l.macros_used.clone());
+                check_host_list(ctx, cfg, &val, &o, &u, depth + 1, reported, out);
+            }
+            continue;
+        }
+        let file = if item.starts_with('/') {
+            Some(item.clone())
+        } else {
+            item.split_once(';').filter(|(t, _)| t.contains("lsearch")).map(|(_, p)| p.trim().to_string())
+        };
+        if let Some(path) = file {
+            let real = ctx.root.resolve(std::path::Path::new(&path));
+            let mut fs = Vec::new();
+            if let Some(src) = ctx.load_checked(&real, Mta::Exim, &mut fs) {
+                let mut off = 0;
+                for (n, raw) in src.text.split_inclusive('\n').enumerate() {
+                    let key = raw.split('#').next().unwrap_or("").trim();
+                    let key = key.split(|c: char| c == ':' && !key.contains("::") || c.is_whitespace()).next().unwrap_or("");
+                    if let Some(w) = wide(key) {
+                        if reported.insert((src.display.clone(), n + 1)) {
+                            let start = off + raw.find(key).unwrap_or(0);
+                            let o = Origin { file: src.display.clone(), line: n + 1, src: Some(src.clone()), start, end: start + key.len() };
+                            out.push(f("EX111", format!(
+                                "open relay: {} lists {w}, and it is used as a relay-permitted host list (via {}): every such host may send mail anywhere through this server",
+                                src.display.display(), origin.describe()), &o));
+                        }
+                    }
+                    off += raw.len();
+                }
+            }
+            continue;
+        }
+        if let Some(w) = wide(&item) {
+            // Point at the macro definition (e.g. dc_relay_nets) when the item came from one.
+            let mac = used.iter().filter_map(|n| cfg.macro_def(n)).find(|m| m.value.contains(item.as_str()) && m.origin.is_some());
+            let (o, via) = match mac {
+                Some(m) => (m.origin.clone().unwrap_or_else(|| origin.clone()), format!(" (the macro {} used at {})", m.name, origin.describe())),
+                None => (origin.clone(), String::new()),
+            };
+            if reported.insert((o.file.clone(), o.line)) {
+                out.push(f("EX111", format!(
+                    "open relay: a relay-permitted host list{via} contains {w}: every such client may send mail anywhere through this server"), &o));
+            }
+        }
+    }
+}
+
+/// EX112 relay_to_domains that matches everything; EX113 percent_hack_domains = *.
+fn relay_domains(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
+    if let Some(l) = cfg.list("relay_to_domains") {
+        if let Ok(v) = expand(ctx, &l.value) {
+            let items = split(&v);
+            let star = items.iter().any(|i| i == "*");
+            let neg_end = items.last().is_some_and(|i| i.starts_with('!'));
+            if star || neg_end {
+                let why = if star { "contains `*`".to_string() } else { format!("ends in the negative item `{}`, and a list ending in a negation matches every domain its items do not", items.last().cloned().unwrap_or_default()) };
+                out.push(f("EX112", format!(
+                    "domainlist relay_to_domains {why}: the RCPT ACL's relay check (`domains = +local_domains : +relay_to_domains`) passes for every domain, so anyone can relay{}",
+                    cfg.via_macros(&l.macros_used)), &l.origin));
+            }
+        }
+    }
+    if let Some(o) = cfg.option("percent_hack_domains") {
+        if split(&o.value).iter().any(|i| i == "*") {
+            out.push(f("EX113", "percent_hack_domains = * makes Exim treat user%remote.example@yourdomain as mail for user@remote.example: a local-domain address relays to any domain", &o.origin));
+        }
+    }
+}
+
+fn tls_configured(cfg: &Config) -> bool {
+    cfg.option("tls_certificate").is_some_and(|o| !o.value.trim().is_empty())
+}
+
+fn tls_guarded(s: &str) -> bool {
+    let s = s.to_ascii_lowercase();
+    s.contains("tls_in_cipher") || s.contains("tls_cipher") || s.contains("encrypted") || s.contains("tls_in_ver")
+}
+
+/// EX114 anyone authenticates; EX122 authenticated = * without a server authenticator or with
+/// AUTH never advertised; EX123 AUTH gated on TLS without TLS; EX130 plaintext AUTH.
+fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
+    let servers = cfg.server_authenticators();
+    for d in &cfg.authenticators {
+        if let Some(sc) = d.setting("server_condition") {
+            let v = sc.value.trim().to_ascii_lowercase();
+            if matches!(v.as_str(), "yes" | "true" | "1" | "${if true}" | "${if true{yes}{no}}") {
+                out.push(f("EX114", format!(
+                    "authenticator {} has the constant server_condition `{}`: any user name with any password authenticates, and authenticated clients may relay", d.name, sc.value), &sc.origin));
+            }
+        }
+    }
+    let rcpt_uses_auth = cfg
+        .option("acl_smtp_rcpt")
+        .and_then(|o| cfg.acl(o.value.trim()))
+        .and_then(|a| a.stmts.iter().find(|s| s.verb == Verb::Accept && s.cond("authenticated").is_some()).cloned());
+    let advertise = cfg.option("auth_advertise_hosts");
+    if let Some(stmt) = &rcpt_uses_auth {
+        let empty_adv = advertise.is_some_and(|o| expand(ctx, &o.value).map(|v| split(&v).is_empty()).unwrap_or(false));
+        if servers.is_empty() {
+            out.push(f("EX122", format!(
+                "`{}` can never match: no authenticator has a server side (no begin authenticators section with server_* options), so Exim does not offer AUTH and mail clients that need to relay get `550 relay not permitted`", stmt.render()), &stmt.origin).severity(Severity::Warning).help("if users send through this server, configure a server authenticator (e.g. Debian's conf.d/auth/30_exim4-config_examples); on a pure inbound MX this is expected"));
+        } else if empty_adv {
+            if let Some(a) = advertise {
+                out.push(f("EX122", "auth_advertise_hosts is empty: Exim never advertises AUTH, so `accept authenticated = *` can never match and mail clients that need to relay get `550 relay not permitted`", &a.origin).severity(Severity::Error));
+            }
+        }
+    }
+    if !tls_configured(cfg) {
+        if let Some(a) = advertise {
+            if tls_guarded(&a.value) {
+                out.push(f("EX123", "auth_advertise_hosts only offers AUTH over TLS, but tls_certificate is not set, so TLS never starts and AUTH is never offered: mail clients cannot authenticate and get `550 relay not permitted`", &a.origin));
+            }
+        }
+        for d in &servers {
+            if let Some(s) = d.setting("server_advertise_condition") {
+                if tls_guarded(&s.value) {
+                    out.push(f("EX123", format!("authenticator {} is only offered over TLS, but tls_certificate is not set: it is never offered, so its users cannot authenticate", d.name), &s.origin));
+                }
+            }
+        }
+    }
+    let adv_guard = advertise.is_some_and(|a| tls_guarded(&a.value));
+    for d in &servers {
+        let driver = d.opt("driver").unwrap_or("");
+        let public = d.opt("public_name").unwrap_or("").to_ascii_uppercase();
+        let plain = driver == "plaintext" || (matches!(driver, "dovecot" | "cyrus_sasl") && matches!(public.as_str(), "PLAIN" | "LOGIN"));
+        if !plain || adv_guard {
+            continue;
+        }
+        let guarded = d.setting("server_advertise_condition").is_some_and(|s| tls_guarded(&s.value));
+        if !guarded {
+            out.push(f("EX130", format!(
+                "authenticator {} ({}) is offered without TLS: passwords cross the network in clear text (base64). Add `server_advertise_condition = ${{if def:tls_in_cipher}}`", d.name, if public.is_empty() { driver.to_string() } else { public }), &d.origin));
+        }
+    }
+}
+
+/// Whether a statement can fire at all: a `senders`/`recipients`/`hosts` condition whose list
+/// expands to nothing never matches (Debian gates callouts on optional files this way).
+fn inert(ctx: &Context, s: &Stmt) -> bool {
+    s.conds.iter().any(|c| {
+        !c.negated
+            && matches!(c.name.as_str(), "senders" | "recipients" | "hosts" | "domains" | "local_parts")
+            && expand(ctx, c.value()).map(|v| split(&v).is_empty()).unwrap_or(false)
+    })
+}
+
+/// EX140 sender callouts, EX141 recipient callouts, EX142 use_sender/random callouts.
+fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>) {
+    let Some(acl) = cfg.acl(acl_name) else { return };
+    for s in &acl.stmts {
+        if !matches!(s.verb, Verb::Deny | Verb::Require | Verb::Drop | Verb::Defer) || inert(ctx, s) {
+            continue;
+        }
+        for c in s.conds.iter().filter(|c| c.name == "verify") {
+            let v = c.value().trim().to_ascii_lowercase();
+            let (what, opts) = v.split_once('/').unwrap_or((v.as_str(), ""));
+            if !opts.contains("callout") {
+                continue;
+            }
+            let defer_ok = opts.contains("defer_ok");
+            let code = if what == "sender" { "EX140" } else { "EX141" };
+            let who = if what == "sender" {
+                "each sender's mail server (HELO; MAIL FROM:<>; RCPT TO:<sender>); senders whose MX is firewalled, greylists or refuses null senders are rejected (`Sender verify failed`), and servers that probe too often get blocklisted"
+            } else {
+                "the recipient's mail server; when it is slow or down, senders are refused"
+            };
+            let mut fd = f(code, format!(
+                "`{}` in `{}` makes Exim call back {who}{}",
+                c.render(), s.verb.as_str(),
+                if defer_ok { "" } else { "; without defer_ok, an unreachable server turns into a 451 temporary rejection (`Could not complete sender verify callout`)" }), &c.origin);
+            if !defer_ok {
+                fd = fd.severity(Severity::Error);
+            }
+            out.push(fd);
+            if opts.contains("use_sender") || opts.contains("random") {
+                out.push(f("EX142", format!(
+                    "`{}` probes with {}: remote servers see this as address harvesting or backscatter and blocklist the prober", c.render(),
+                    if opts.contains("random") { "a random local part" } else { "the real sender address" }), &c.origin));
+            }
+        }
+    }
+}
+
+const DEAD: &[(&str, &str)] = &[
+    ("sorbs.net", "SORBS shut down in June 2024"),
+    ("njabl.org", "NJABL closed in 2013"),
+    ("ahbl.org", "AHBL answers positive for every query since 2015"),
+    ("dsbl.org", "DSBL closed in 2008/2009"),
+    ("ordb.org", "ORDB closed in 2006/2008"),
+    ("spamcannibal.org", "SpamCannibal closed in 2019"),
+    ("cbl.abuseat.org", "the CBL was merged into Spamhaus XBL"),
+    ("dnsbl-2.uceprotect.net", "UCEPROTECT level 2 lists whole netblocks"),
+    ("dnsbl-3.uceprotect.net", "UCEPROTECT level 3 lists whole ASNs"),
+];
+
+/// EX150 dead/aggressive lists, EX151 unfiltered Spamhaus, EX152 +include_unknown/+defer_unknown.
+fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
+    for a in &cfg.acls {
+        for s in &a.stmts {
+            let blocking = matches!(s.verb, Verb::Deny | Verb::Drop | Verb::Require | Verb::Defer);
+            for c in s.conds.iter().filter(|c| c.name == "dnslists") {
+                for item in split(c.value()) {
+                    let item = item.trim().to_string();
+                    let zone = item.split(['=', '&', '!', '/']).next().unwrap_or("").to_ascii_lowercase();
+                    if let Some((_, why)) = DEAD.iter().find(|(z, _)| zone == *z || zone.ends_with(&format!(".{z}"))) {
+                        if blocking {
+                            out.push(f("EX150", format!("dnslists zone {zone} in `{}`: {why}; listing results are meaningless and legitimate mail may be refused", s.verb.as_str()), &c.origin));
+                        }
+                    }
+                    if blocking && zone.ends_with("spamhaus.org") && !item.contains('=') && !item.contains('&') {
+                        out.push(f("EX151", format!(
+                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin));
+                    }
+                    if blocking && (item == "+include_unknown" || item == "+defer_unknown") {
+                        out.push(f("EX152", format!(
+                            "`{item}` in a `{}` dnslists condition: when the DNS lookup fails, every client is {}", s.verb.as_str(),
+                            if item == "+include_unknown" { "treated as listed and refused" } else { "deferred (451) until DNS works again" }), &c.origin));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn version_ge(v: &str, major: u32, minor: u32) -> bool {
+    let mut it = v.split('.').map(|p| p.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse::<u32>().unwrap_or(0));
+    let a = it.next().unwrap_or(0);
+    let b = it.next().unwrap_or(0);
+    (a, b) >= (major, minor)
+}
+
+/// EX160 allow_insecure_tainted_data (removed in 4.96); EX161 tainted file paths (4.94+).
+fn upgrade(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
+    let Some(target) = ctx.options.target_version.as_deref() else { return };
+    if version_ge(target, 4, 96) {
+        if let Some(o) = cfg.option("allow_insecure_tainted_data") {
+            out.push(f("EX160", format!("allow_insecure_tainted_data was removed in Exim 4.96: with --target-version {target}, Exim refuses to start with this option (\"unknown option\"), so no mail is accepted or delivered"), &o.origin));
+        }
+    }
+    if version_ge(target, 4, 94) && cfg.option("allow_insecure_tainted_data").is_none() {
+        for d in cfg.routers.iter().chain(cfg.transports.iter()) {
+            for o in &d.options {
+                if !matches!(o.name.as_str(), "file" | "directory" | "require_files" | "router_home_directory" | "home_directory" | "create_file" | "maildir_tag") {
+                    continue;
+                }
+                let v = &o.value;
+                let tainted = ["$local_part", "${local_part", "$domain", "${domain"].iter().any(|t| {
+                    v.match_indices(t).any(|(i, _)| !v[i..].starts_with("$local_part_data") && !v[i..].starts_with("${local_part_data") && !v[i..].starts_with("$domain_data") && !v[i..].starts_with("${domain_data"))
+                });
+                if tainted && !o.name.starts_with("require") {
+                    out.push(f("EX161", format!(
+                        "{} `{} = {}` builds a path from tainted $local_part/$domain: from Exim 4.94 such deliveries fail with `Tainted filename`; use $local_part_data / $domain_data from a lookup or check_local_user", d.name, o.name, v), &o.origin));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! Exim lists: splitting (`:` separator, `::` escape, `<;` separator change), the small part
+//! of string expansion a static model can do, and matching host, domain, local-part and
+//! address lists the way match.c does (first match wins, `!` negates, a list that ends in a
+//! negative item matches what none of its items matched).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+
+use super::model::{Config, ListKind};
+use crate::context::Context;
+
+/// Three-valued match result: the static model cannot always know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum M {
+    Yes,
+    No,
+    Unknown(String),
+}
+
+/// string_nextinlist(): split a list. Leading/trailing white space of items is dropped, a
+/// doubled separator stands for one literal separator character.
+pub fn split(list: &str) -> Vec<String> {
+    let s = list.trim_start();
+    let mut sep = ':';
+    let mut rest = s;
+    let mut chars = s.chars();
+    if chars.next() == Some('<') {
+        if let Some(c) = chars.next() {
+            if !c.is_ascii_alphanumeric() && !c.is_whitespace() {
+                sep = c;
+                rest = &s[1 + c.len_utf8()..];
+            }
+        }
+    }
+    let mut items = Vec::new();
+    let mut it = rest.chars().peekable();
+    loop {
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        if it.peek().is_none() {
+            break;
+        }
+        let mut item = String::new();
+        while let Some(c) = it.next() {
+            if c == sep {
+                if it.peek() == Some(&sep) {
+                    it.next();
+                    item.push(sep);
+                    continue;
+                }
+                break;
+            }
+            item.push(c);
+        }
+        items.push(item.trim_end().to_string());
+    }
+    items
+}
+
+/// Expand the constructs a static model can decide: text without `$`, and
+/// `${if exists{PATH}{A}{B}}` (Debian's idiom for optional files). Anything else is unknown.
+pub fn expand(ctx: &Context, s: &str) -> Result<String, String> {
+    if !s.contains('$') {
+        return Ok(s.to_string());
+    }
+    let t = s.trim();
+    if let Some(inner) = t.strip_prefix("${if").and_then(|r| r.strip_suffix('}')) {
+        let inner = inner.trim_start();
+        if let Some(args) = inner.strip_prefix("exists") {
+            let groups = brace_groups(args.trim_start());
+            if (2..=3).contains(&groups.len()) && !groups[0].contains('$') {
+                let exists = ctx.root.resolve(Path::new(groups[0].trim())).exists();
+                let pick = if exists {
+                    groups[1].clone()
+                } else {
+                    groups.get(2).cloned().unwrap_or_default()
+                };
+                return expand(ctx, &pick);
+            }
+        }
+    }
+    Err(format!("the expansion `{}`", shorten(t)))
+}
+
+fn shorten(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > 80 {
+        format!("{}...", one.chars().take(77).collect::<String>())
+    } else {
+        one
+    }
+}
+
+/// `{a}{b}{c}` -> ["a", "b", "c"], honouring nesting and backslash escapes.
+fn brace_groups(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut cur = String::new();
+    let mut esc = false;
+    for c in s.chars() {
+        if esc {
+            cur.push(c);
+            esc = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                esc = true;
+                if depth > 0 {
+                    cur.push(c);
+                }
+            }
+            '{' => {
+                if depth > 0 {
+                    cur.push(c);
+                }
+                depth += 1;
+            }
+            '}' => {
+                if depth == 0 {
+                    return out;
+                }
+                depth -= 1;
+                if depth == 0 {
+                    out.push(std::mem::take(&mut cur));
+                } else {
+                    cur.push(c);
+                }
+            }
+            c if depth > 0 => cur.push(c),
+            c if c.is_whitespace() => {}
+            _ => return out,
+        }
+    }
+    out
+}
+
+/// The subject of a match.
+pub struct Subject<'a> {
+    pub ip: Option<IpAddr>,
+    /// Verified reverse DNS name of the client, when known.
+    pub host_name: Option<&'a str>,
+    pub primary_hostname: &'a str,
+}
+
+pub struct Matcher<'a> {
+    pub ctx: &'a Context,
+    pub cfg: &'a Config,
+    pub subject: Subject<'a>,
+}
+
+/// Is `item` a lookup (`type;arg`, possibly `partial-`/`net-` prefixed)?
+fn lookup(item: &str) -> Option<(&str, &str)> {
+    let (ty, arg) = item.split_once(';')?;
+    let ty = ty.trim();
+    if ty.is_empty()
+        || !ty
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*' || c == '@' || c == '_')
+    {
+        return None;
+    }
+    Some((ty, arg.trim()))
+}
+
+fn file_items(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
+    let real = ctx.root.resolve(Path::new(path));
+    let text = std::fs::read_to_string(&real).map_err(|e| format!("the list file {path} ({e})"))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Keys of an lsearch-style file (first field, up to `:` or white space).
+pub fn lsearch_keys(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
+    let real = ctx.root.resolve(Path::new(path));
+    let text = std::fs::read_to_string(&real).map_err(|e| format!("the lookup file {path} ({e})"))?;
+    let mut keys = Vec::new();
+    for l in text.lines() {
+        if l.starts_with('#') || l.trim().is_empty() || l.starts_with([' ', '\t']) {
+            continue;
+        }
+        let k = if let Some(r) = l.strip_prefix('"') {
+            r.split('"').next().unwrap_or("").to_string()
+        } else {
+            l.split(|c: char| c == ':' || c.is_whitespace())
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
+        keys.push(k);
+    }
+    Ok(keys)
+}
+
+/// iplsearch keys may be `1.2.3.4`, `1.2.3.0/24`, `"::1"`, `<;...`.
+fn ip_key(k: &str) -> Option<IpNet> {
+    let k = k.trim().trim_matches('"');
+    if let Ok(n) = k.parse::<IpNet>() {
+        return Some(n);
+    }
+    k.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+pub fn parse_net(item: &str) -> Option<IpNet> {
+    ip_key(item)
+}
+
+impl<'a> Matcher<'a> {
+    /// Match a whole list (expanded first, as Exim does).
+    pub fn list(&self, kind: ListKind, list: &str, value: &str, depth: usize) -> M {
+        let list = match expand(self.ctx, list) {
+            Ok(l) => l,
+            Err(e) => return M::Unknown(e),
+        };
+        let items = split(&list);
+        self.items(kind, &items, value, depth)
+    }
+
+    fn items(&self, kind: ListKind, items: &[String], value: &str, depth: usize) -> M {
+        let mut last_negated = false;
+        for raw in items {
+            let (neg, item) = match raw.strip_prefix('!') {
+                Some(r) => (true, r.trim_start()),
+                None => (false, raw.as_str()),
+            };
+            last_negated = neg;
+            let m = self.item(kind, item, value, depth);
+            match m {
+                M::Yes => return if neg { M::No } else { M::Yes },
+                M::No => {}
+                M::Unknown(r) => return M::Unknown(r),
+            }
+        }
+        if last_negated {
+            M::Yes
+        } else {
+            M::No
+        }
+    }
+
+    fn item(&self, kind: ListKind, item: &str, value: &str, depth: usize) -> M {
+        if item == "*" {
+            return M::Yes;
+        }
+        if let Some(name) = item.strip_prefix('+') {
+            if depth > 20 {
+                return M::Unknown(format!("named list +{name} refers to itself"));
+            }
+            return match self.cfg.list(name) {
+                Some(l) => self.list(kind, &l.value, value, depth + 1),
+                // Exim: "unknown named list" is a configuration error at use time (defer).
+                None => M::Unknown(format!("the undefined named list +{name}")),
+            };
+        }
+        if item.starts_with('/') {
+            return match file_items(self.ctx, item) {
+                Ok(v) => self.items(kind, &v, value, depth + 1),
+                Err(e) => M::Unknown(e),
+            };
+        }
+        if let Some((ty, arg)) = lookup(item) {
+            return self.lookup_item(kind, ty, arg, value);
+        }
+        match kind {
+            ListKind::Host => self.host_item(item),
+            ListKind::Domain => self.domain_item(item, value),
+            ListKind::LocalPart => self.string_item(item, value),
+            ListKind::Address => self.address_item(item, value, depth),
+        }
+    }
+
+    fn lookup_item(&self, kind: ListKind, ty: &str, arg: &str, value: &str) -> M {
+        let base = ty.trim_start_matches("partial-").trim_start_matches("net-");
+        let base = base.trim_end_matches(['*', '@']);
+        let file_based = matches!(base, "lsearch" | "iplsearch" | "wildlsearch" | "nwildlsearch");
+        if !file_based {
+            if base == "dsearch" && kind == ListKind::Domain {
+                let real = self.ctx.root.resolve(Path::new(arg));
+                return if real.join(value).exists() { M::Yes } else { M::No };
+            }
+            return M::Unknown(format!("the lookup {ty};{}", shorten(arg)));
+        }
+        let keys = match lsearch_keys(self.ctx, arg) {
+            Ok(k) => k,
+            Err(e) => return M::Unknown(e),
+        };
+        match kind {
+            ListKind::Host => {
+                let ip = match self.subject.ip {
+                    Some(ip) => ip,
+                    None => return M::No,
+                };
+                if ty.starts_with("net") || base == "iplsearch" {
+                    let hit = keys.iter().any(|k| match ip_key(k) {
+                        Some(n) => base == "iplsearch" && n.contains(&ip) || n.addr() == ip && n.prefix_len() == n.max_prefix_len(),
+                        None => false,
+                    });
+                    if hit {
+                        M::Yes
+                    } else {
+                        M::No
+                    }
+                } else {
+                    // A plain lsearch in a host list looks up the host *name*.
+                    self.host_name_match(|n| keys.iter().any(|k| k.eq_ignore_ascii_case(n)))
+                }
+            }
+            _ => {
+                let v = value.to_ascii_lowercase();
+                let partial = ty.starts_with("partial");
+                let hit = keys.iter().any(|k| {
+                    let k = k.to_ascii_lowercase();
+                    k == v || (partial && (v.ends_with(&format!(".{k}")) || k.strip_prefix("*.").is_some_and(|s| v.ends_with(&format!(".{s}")))))
+                        || (base.contains("wild") && glob(&k, &v))
+                });
+                if hit {
+                    M::Yes
+                } else {
+                    M::No
+                }
+            }
+        }
+    }
+
+    fn host_name_match(&self, f: impl Fn(&str) -> bool) -> M {
+        match self.subject.host_name {
+            Some(n) => {
+                if f(n) {
+                    M::Yes
+                } else {
+                    M::No
+                }
+            }
+            // No verified reverse name: Exim treats a failed host name lookup as no match.
+            None => M::No,
+        }
+    }
+
+    fn host_item(&self, item: &str) -> M {
+        let ip = match self.subject.ip {
+            Some(ip) => ip,
+            None => return if item.is_empty() { M::Yes } else { M::No },
+        };
+        if item.is_empty() {
+            return M::No; // an empty item matches only locally submitted mail (no host)
+        }
+        if item == "@[]" {
+            return if ip.is_loopback() { M::Yes } else { M::No };
+        }
+        if let Some(n) = ip_key(item) {
+            return if n.contains(&ip) { M::Yes } else { M::No };
+        }
+        if item.contains('$') {
+            return M::Unknown(format!("the expansion `{}`", shorten(item)));
+        }
+        if item == "@" {
+            let p = self.subject.primary_hostname.to_string();
+            return self.host_name_match(|n| n.eq_ignore_ascii_case(&p));
+        }
+        if item.starts_with('^') {
+            return match regex::Regex::new(item) {
+                Ok(r) => self.host_name_match(|n| r.is_match(n)),
+                Err(_) => M::Unknown(format!("the regular expression {item}")),
+            };
+        }
+        self.host_name_match(|n| glob(&item.to_ascii_lowercase(), &n.to_ascii_lowercase()))
+    }
+
+    fn domain_item(&self, item: &str, domain: &str) -> M {
+        let d = domain.to_ascii_lowercase();
+        if item.contains('$') {
+            return M::Unknown(format!("the expansion `{}`", shorten(item)));
+        }
+        if item == "@" {
+            return yes(d.eq_ignore_ascii_case(self.subject.primary_hostname));
+        }
+        if item == "@[]" {
+            return M::No;
+        }
+        if item.starts_with("@mx_") {
+            return M::Unknown(format!("the DNS MX lookup {item}"));
+        }
+        if item.starts_with('^') {
+            return match regex::RegexBuilder::new(item).case_insensitive(true).build() {
+                Ok(r) => yes(r.is_match(&d)),
+                Err(_) => M::Unknown(format!("the regular expression {item}")),
+            };
+        }
+        if let Some(suffix) = item.strip_prefix('*') {
+            return yes(d.ends_with(&suffix.to_ascii_lowercase()));
+        }
+        yes(item.eq_ignore_ascii_case(&d))
+    }
+
+    fn string_item(&self, item: &str, value: &str) -> M {
+        if item.contains('$') {
+            return M::Unknown(format!("the expansion `{}`", shorten(item)));
+        }
+        if item.starts_with('^') {
+            return match regex::RegexBuilder::new(item).case_insensitive(true).build() {
+                Ok(r) => yes(r.is_match(value)),
+                Err(_) => M::Unknown(format!("the regular expression {item}")),
+            };
+        }
+        if let Some(suffix) = item.strip_prefix('*') {
+            return yes(value.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase()));
+        }
+        yes(item.eq_ignore_ascii_case(value))
+    }
+
+    fn address_item(&self, item: &str, addr: &str, depth: usize) -> M {
+        if item.is_empty() {
+            return yes(addr.is_empty());
+        }
+        if item.contains('$') {
+            return M::Unknown(format!("the expansion `{}`", shorten(item)));
+        }
+        if item.starts_with('^') {
+            return self.string_item(item, addr);
+        }
+        let (lp, dom) = match addr.rsplit_once('@') {
+            Some(x) => x,
+            None => (addr, ""),
+        };
+        match item.rsplit_once('@') {
+            None => self.item(ListKind::Domain, item, dom, depth),
+            Some((ilp, idom)) => {
+                let lp_ok = ilp == "*" || ilp.is_empty() || ilp.eq_ignore_ascii_case(lp);
+                if !lp_ok {
+                    return M::No;
+                }
+                self.domain_item(idom, dom)
+            }
+        }
+    }
+}
+
+fn yes(b: bool) -> M {
+    if b {
+        M::Yes
+    } else {
+        M::No
+    }
+}
+
+/// `*` wildcards in host name patterns (`*.example.com`).
+fn glob(pat: &str, s: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == s,
+        Some((a, b)) => s.len() >= a.len() + b.len() && s.starts_with(a) && glob_rest(b, &s[a.len()..]),
+    }
+}
+
+fn glob_rest(pat: &str, s: &str) -> bool {
+    if !pat.contains('*') {
+        return s.ends_with(pat);
+    }
+    (0..=s.len()).any(|i| s.is_char_boundary(i) && glob(pat, &s[i..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_handles_separators_and_escapes() {
+        assert_eq!(split(" a : b::c :d "), vec!["a", "b:c", "d"]);
+        assert_eq!(split("<; 127.0.0.1 ; ::1"), vec!["127.0.0.1", "::1"]);
+        assert_eq!(split(":"), vec![""]);
+        assert_eq!(split("a :"), vec!["a"]);
+        assert_eq!(split(": 127.0.0.1 : ::::1"), vec!["", "127.0.0.1", "::1"]);
+        assert!(split("   ").is_empty());
+    }
+
+    #[test]
+    fn negation_at_the_end_matches_the_rest() {
+        let ctx = Context::default();
+        let cfg = Config::default();
+        let m = Matcher {
+            ctx: &ctx,
+            cfg: &cfg,
+            subject: Subject {
+                ip: "203.0.113.5".parse().ok(),
+                host_name: None,
+                primary_hostname: "mx.example.org",
+            },
+        };
+        assert_eq!(m.list(ListKind::Domain, "!a.example", "b.example", 0), M::Yes);
+        assert_eq!(m.list(ListKind::Domain, "!a.example", "a.example", 0), M::No);
+        assert_eq!(m.list(ListKind::Domain, "@ : x.org", "mx.example.org", 0), M::Yes);
+        assert_eq!(m.list(ListKind::Host, "192.0.2.0/24 : 203.0.113.0/24", "", 0), M::Yes);
+        assert_eq!(m.list(ListKind::Host, ": 127.0.0.1", "", 0), M::No);
+        assert_eq!(m.list(ListKind::Domain, "*.example.org", "a.example.org", 0), M::Yes);
+        assert!(matches!(m.list(ListKind::Host, "${lookup mysql{x}}", "", 0), M::Unknown(_)));
+    }
+}

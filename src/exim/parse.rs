@@ -1,0 +1,320 @@
+//! Logical lines -> the configuration model (sections, options, named lists, ACLs, drivers),
+//! with the pest grammar in grammar/exim.pest deciding the shape of each line.
+
+use pest::Parser;
+use pest_derive::Parser;
+
+use super::model::{
+    Acl, Cond, Config, Driver, ListKind, NamedList, OptSetting, Section, Stmt, Verb,
+};
+use super::reader::LogicalLine;
+use crate::finding::{Finding, Mta};
+
+#[derive(Parser)]
+#[grammar = "../grammar/exim.pest"]
+struct EximLine;
+
+/// Section names as readconf.c knows them; a missing or extra trailing "s" is accepted
+/// ("begin router" and "begin routers" both work).
+fn section(name: &str) -> Option<Section> {
+    let n = name.to_ascii_lowercase();
+    let table = [
+        ("acl", Section::Acl),
+        ("authenticators", Section::Authenticators),
+        ("local_scans", Section::LocalScan),
+        ("retry", Section::Retry),
+        ("rewrite", Section::Rewrite),
+        ("routers", Section::Routers),
+        ("transports", Section::Transports),
+    ];
+    for (t, s) in table {
+        if n == t || format!("{n}s") == t || n == format!("{t}s") {
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn dequote(v: &str) -> String {
+    let v = v.trim();
+    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        let inner = &v[1..v.len() - 1];
+        let mut out = String::with_capacity(inner.len());
+        let mut it = inner.chars();
+        while let Some(c) = it.next() {
+            if c == '\\' {
+                match it.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some(o) => out.push(o),
+                    None => {}
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        v.to_string()
+    }
+}
+
+fn verb(s: &str) -> Option<Verb> {
+    Some(match s {
+        "accept" => Verb::Accept,
+        "defer" => Verb::Defer,
+        "deny" => Verb::Deny,
+        "discard" => Verb::Discard,
+        "drop" => Verb::Drop,
+        "require" => Verb::Require,
+        "warn" => Verb::Warn,
+        _ => return None,
+    })
+}
+
+/// Parse `[!]name [= value]` (the acl_condition rule).
+fn condition(p: pest::iterators::Pair<'_, Rule>, line: &LogicalLine) -> Cond {
+    let mut negated = false;
+    let mut name = String::new();
+    let mut value = None;
+    for q in p.into_inner() {
+        match q.as_rule() {
+            Rule::negation => negated = true,
+            Rule::name => name = q.as_str().to_string(),
+            Rule::rest => value = Some(dequote(q.as_str())),
+            _ => {}
+        }
+    }
+    Cond {
+        negated,
+        name,
+        value,
+        origin: line.origin.clone(),
+        macros_used: line.macros_used.clone(),
+    }
+}
+
+pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
+    let mut cfg = Config::default();
+    let mut sec = Section::Main;
+    let mut err = |line: &LogicalLine, msg: String| {
+        findings.push(Finding::new("EX002", Mta::Exim, msg).at(line.origin.location()));
+    };
+    for line in lines {
+        let text = line.text.as_str();
+        if let Ok(mut p) = EximLine::parse(Rule::begin_line, text) {
+            let name = p
+                .next()
+                .and_then(|b| b.into_inner().next())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default();
+            match section(&name) {
+                Some(s) => {
+                    sec = s;
+                    cfg.sections.push((s, line.origin.clone()));
+                }
+                None => {
+                    err(&line, format!("unknown configuration section \"begin {name}\"; Exim refuses to start"));
+                    sec = Section::Unknown;
+                }
+            }
+            continue;
+        }
+        match sec {
+            Section::Main => {
+                if let Ok(mut p) = EximLine::parse(Rule::named_list, text) {
+                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+                    let kind = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
+                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
+                    let value = it.next().map(|x| x.as_str().trim().to_string()).unwrap_or_default();
+                    let kind = match kind.trim_end_matches("_cache") {
+                        "domainlist" => ListKind::Domain,
+                        "hostlist" => ListKind::Host,
+                        "addresslist" => ListKind::Address,
+                        _ => ListKind::LocalPart,
+                    };
+                    if cfg.lists.iter().any(|l| l.name == name) {
+                        err(&line, format!("there is already a named list called \"{name}\"; Exim refuses to start"));
+                    }
+                    cfg.lists.push(NamedList {
+                        kind,
+                        name,
+                        value,
+                        origin: line.origin.clone(),
+                        macros_used: line.macros_used.clone(),
+                    });
+                } else if let Some(o) = option(&line) {
+                    cfg.options.push(o);
+                } else {
+                    err(&line, format!("option setting expected: `{text}`; Exim refuses to start"));
+                }
+            }
+            Section::Acl => {
+                if let Ok(mut p) = EximLine::parse(Rule::acl_verb_line, text) {
+                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+                    let v = it.next().and_then(|x| verb(x.as_str()));
+                    let first = it.find(|c| c.as_rule() == Rule::acl_condition).map(|c| condition(c, &line));
+                    match (cfg.acls.last_mut(), v) {
+                        (Some(acl), Some(v)) => acl.stmts.push(Stmt {
+                            verb: v,
+                            origin: line.origin.clone(),
+                            conds: first.into_iter().collect(),
+                        }),
+                        _ => err(&line, format!("ACL statement `{text}` before any ACL name; Exim refuses to start")),
+                    }
+                } else if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
+                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
+                    cfg.acls.push(Acl {
+                        name,
+                        origin: line.origin.clone(),
+                        stmts: Vec::new(),
+                    });
+                } else if let Ok(mut p) = EximLine::parse(Rule::acl_condition_line, text) {
+                    let c = p.next().and_then(|x| x.into_inner().next()).map(|c| condition(c, &line));
+                    match (cfg.acls.last_mut().and_then(|a| a.stmts.last_mut()), c) {
+                        (Some(s), Some(c)) => s.conds.push(c),
+                        _ => err(&line, format!("ACL condition `{text}` outside a statement; Exim refuses to start")),
+                    }
+                } else {
+                    err(&line, format!("ACL line not understood: `{text}`; Exim refuses to start"));
+                }
+            }
+            Section::Routers | Section::Transports | Section::Authenticators => {
+                if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
+                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
+                    let rest = it.next().map(|x| x.as_str().trim().to_string()).unwrap_or_default();
+                    let mut d = Driver {
+                        name,
+                        origin: line.origin.clone(),
+                        options: Vec::new(),
+                    };
+                    if !rest.is_empty() {
+                        let l2 = LogicalLine {
+                            text: rest,
+                            origin: line.origin.clone(),
+                            macros_used: line.macros_used.clone(),
+                        };
+                        if let Some(o) = option(&l2) {
+                            d.options.push(o);
+                        }
+                    }
+                    let list = match sec {
+                        Section::Routers => &mut cfg.routers,
+                        Section::Transports => &mut cfg.transports,
+                        _ => &mut cfg.authenticators,
+                    };
+                    list.push(d);
+                } else if let Some(o) = option(&line) {
+                    let list = match sec {
+                        Section::Routers => &mut cfg.routers,
+                        Section::Transports => &mut cfg.transports,
+                        _ => &mut cfg.authenticators,
+                    };
+                    match list.last_mut() {
+                        Some(d) => d.options.push(o),
+                        None => err(&line, format!("option `{text}` before any driver instance name; Exim refuses to start")),
+                    }
+                } else {
+                    err(&line, format!("driver option expected: `{text}`; Exim refuses to start"));
+                }
+            }
+            Section::Retry | Section::Rewrite | Section::LocalScan | Section::Unknown => {}
+        }
+    }
+    cfg
+}
+
+fn option(line: &LogicalLine) -> Option<OptSetting> {
+    let mut p = EximLine::parse(Rule::option_line, &line.text).ok()?;
+    let mut hidden = false;
+    let mut name = String::new();
+    let mut value = None;
+    for q in p.next()?.into_inner() {
+        match q.as_rule() {
+            Rule::hide => hidden = true,
+            Rule::name => name = q.as_str().to_string(),
+            Rule::rest => value = Some(dequote(q.as_str())),
+            _ => {}
+        }
+    }
+    // Booleans: "name" = true, "no_name" / "not_name" = false (readconf.c).
+    let (name, negated) = if value.is_none() {
+        if let Some(n) = name.strip_prefix("no_") {
+            (n.to_string(), true)
+        } else if let Some(n) = name.strip_prefix("not_") {
+            (n.to_string(), true)
+        } else {
+            (name, false)
+        }
+    } else {
+        (name, false)
+    };
+    let value = match value {
+        Some(v) => v,
+        None if negated => "false".into(),
+        None => "true".into(),
+    };
+    Some(OptSetting {
+        name,
+        value,
+        hidden,
+        origin: line.origin.clone(),
+        macros_used: line.macros_used.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exim::reader::Origin;
+    use std::path::PathBuf;
+
+    fn ll(t: &str, n: usize) -> LogicalLine {
+        LogicalLine {
+            text: t.into(),
+            origin: Origin {
+                file: PathBuf::from("x"),
+                line: n,
+                src: None,
+                start: 0,
+                end: 0,
+            },
+            macros_used: vec![],
+        }
+    }
+
+    #[test]
+    fn sections_acls_and_drivers() {
+        let lines = [
+            "acl_smtp_rcpt = acl_check_rcpt",
+            "hide mysql_servers = x",
+            "no_syslog_timestamp",
+            "hostlist relay_from_hosts = <; 127.0.0.1 ; ::1",
+            "begin acl",
+            "acl_check_rcpt:",
+            "accept hosts = +relay_from_hosts",
+            "require message = relay not permitted",
+            "!verify = sender",
+            "endpass",
+            "begin authenticator",
+            "plain:",
+            "driver = plaintext",
+        ];
+        let mut f = Vec::new();
+        let c = build(
+            lines.iter().enumerate().map(|(i, t)| ll(t, i + 1)).collect(),
+            &mut f,
+        );
+        assert!(f.is_empty(), "{f:?}");
+        assert_eq!(c.option("acl_smtp_rcpt").map(|o| o.value.as_str()), Some("acl_check_rcpt"));
+        assert_eq!(c.option("syslog_timestamp").map(|o| o.value.as_str()), Some("false"));
+        assert!(c.option("mysql_servers").is_some_and(|o| o.hidden));
+        let acl = c.acl("acl_check_rcpt").unwrap();
+        assert_eq!(acl.stmts.len(), 2);
+        assert_eq!(acl.stmts[1].conds.len(), 3);
+        assert!(acl.stmts[1].conds[1].negated);
+        assert_eq!(c.authenticators[0].opt("driver"), Some("plaintext"));
+    }
+}
