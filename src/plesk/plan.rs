@@ -1,0 +1,310 @@
+//! The repair plan: which rows of smtp_poplocks go, computed from the rows themselves (the
+//! table has no key, so a row is identified only by its values and how many identical copies
+//! exist).
+
+use std::fmt::Write as _;
+
+use super::connect::ident;
+use super::inspect::{fault, Fault, Inspection, TABLE};
+use super::values::{self, sql_literal, RawRow};
+
+/// One distinct row value: `count` identical copies were read, `keep` of them stay.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub row: RawRow,
+    pub count: u64,
+    pub keep: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    Invalid,
+    Future,
+    Expired,
+    Duplicate,
+    WhitelistInvalid,
+    WhitelistOpen,
+    WhitelistDuplicate,
+}
+
+impl Reason {
+    pub fn title(self) -> &'static str {
+        match self {
+            Reason::Invalid => "invalid POP lock rows (address, mask or lock_time)",
+            Reason::Future => "POP lock rows with lock_time in the future",
+            Reason::Expired => "expired POP lock rows",
+            Reason::Duplicate => {
+                "duplicate POP lock rows (the newest lock of each address is kept)"
+            }
+            Reason::WhitelistInvalid => "invalid white-list rows",
+            Reason::WhitelistOpen => "white-list rows that match every address (open relay)",
+            Reason::WhitelistDuplicate => "duplicate white-list rows (one copy is kept)",
+        }
+    }
+    pub fn key(self) -> &'static str {
+        match self {
+            Reason::Invalid => "invalid",
+            Reason::Future => "future",
+            Reason::Expired => "expired",
+            Reason::Duplicate => "duplicate",
+            Reason::WhitelistInvalid => "whitelist-invalid",
+            Reason::WhitelistOpen => "whitelist-open-relay",
+            Reason::WhitelistDuplicate => "whitelist-duplicate",
+        }
+    }
+}
+
+/// One delete operation: the groups it touches, for one reason.
+#[derive(Debug, Clone)]
+pub struct DeleteOp {
+    pub reason: Reason,
+    pub groups: Vec<Group>,
+}
+
+impl DeleteOp {
+    pub fn deleted(&self) -> u64 {
+        self.groups.iter().map(|g| g.count - g.keep).sum()
+    }
+    /// The rows deleted, one entry per copy.
+    pub fn rows(&self) -> impl Iterator<Item = &RawRow> {
+        self.groups
+            .iter()
+            .flat_map(|g| std::iter::repeat_n(&g.row, (g.count - g.keep) as usize))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub repair_table: bool,
+    pub deletes: Vec<DeleteOp>,
+    /// The rows could not be read (damaged table): deletions are planned after the repair.
+    pub rows_unknown: bool,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        !self.repair_table && self.deletes.is_empty()
+    }
+    pub fn deleted(&self) -> u64 {
+        self.deletes.iter().map(DeleteOp::deleted).sum()
+    }
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.deletes.iter().flat_map(|d| d.groups.iter())
+    }
+}
+
+/// Decide. Lock rows go when invalid, in the future, expired, or older duplicates of the
+/// same address and mask (the newest lock is the one that counts; of identical copies one
+/// stays). White-list rows (lock_time NULL) are never touched unless `include_whitelist`.
+pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
+    let mut plan = Plan {
+        repair_table: insp.damage.iter().any(|d| d.repairable),
+        rows_unknown: insp.scan_failed,
+        ..Plan::default()
+    };
+    let Some(mut rows) = insp.rows.take() else {
+        return plan;
+    };
+    rows.sort_unstable();
+    // Identical rows become one group with a count.
+    let mut groups: Vec<Group> = Vec::new();
+    for r in rows {
+        match groups.last_mut() {
+            Some(g) if g.row == r => g.count += 1,
+            _ => groups.push(Group {
+                row: r,
+                count: 1,
+                keep: 0,
+            }),
+        }
+    }
+    let mut ops: std::collections::BTreeMap<Reason, Vec<Group>> = Default::default();
+    let (now, minutes) = (insp.now, insp.poplock_minutes);
+    let mut i = 0;
+    while i < groups.len() {
+        // All groups of one (address, mask): NULL lock_time sorts first.
+        let mut j = i + 1;
+        while j < groups.len()
+            && groups[j].row.ip == groups[i].row.ip
+            && groups[j].row.mask == groups[i].row.mask
+        {
+            j += 1;
+        }
+        let block = &groups[i..j];
+        let mut newest: Option<(i64, usize)> = None;
+        for (k, g) in block.iter().enumerate() {
+            let f = fault(&g.row, now, minutes);
+            if g.row.is_whitelist() {
+                if !include_whitelist {
+                    continue;
+                }
+                let open = g.row.ip.as_deref().and_then(values::parse_ip).is_some()
+                    && g.row.mask.as_deref().and_then(values::parse_uint) == Some(0);
+                let (reason, keep) = match f {
+                    Some(_) => (Reason::WhitelistInvalid, 0),
+                    None if open => (Reason::WhitelistOpen, 0),
+                    None if g.count > 1 => (Reason::WhitelistDuplicate, 1),
+                    None => continue,
+                };
+                ops.entry(reason)
+                    .or_default()
+                    .push(Group { keep, ..g.clone() });
+                continue;
+            }
+            match f {
+                Some(f) => {
+                    let reason = match f {
+                        Fault::Expired => Reason::Expired,
+                        Fault::Future => Reason::Future,
+                        _ => Reason::Invalid,
+                    };
+                    ops.entry(reason).or_default().push(Group {
+                        keep: 0,
+                        ..g.clone()
+                    });
+                }
+                None => {
+                    let t = g
+                        .row
+                        .lock
+                        .as_deref()
+                        .and_then(values::parse_datetime)
+                        .unwrap_or(i64::MIN);
+                    if newest.is_none_or(|(nt, _)| t >= nt) {
+                        newest = Some((t, k));
+                    }
+                }
+            }
+        }
+        // Valid lock rows of this address: keep one copy of the newest.
+        for (k, g) in block.iter().enumerate() {
+            if g.row.is_whitelist() || fault(&g.row, now, minutes).is_some() {
+                continue;
+            }
+            let is_newest = newest.is_some_and(|(_, nk)| nk == k);
+            if is_newest && g.count > 1 {
+                ops.entry(Reason::Duplicate).or_default().push(Group {
+                    keep: 1,
+                    ..g.clone()
+                });
+            } else if !is_newest {
+                ops.entry(Reason::Duplicate).or_default().push(Group {
+                    keep: 0,
+                    ..g.clone()
+                });
+            }
+        }
+        i = j;
+    }
+    plan.deletes = ops
+        .into_iter()
+        .map(|(reason, groups)| DeleteOp { reason, groups })
+        .collect();
+    plan
+}
+
+/// The WHERE clause that matches one row value exactly: byte-wise on the address (a
+/// PAD SPACE collation would otherwise match '10.0.0.1 ' with '10.0.0.1') and NULL-safe.
+fn where_row(r: &RawRow) -> String {
+    let eq = |col: &str, v: &Option<Vec<u8>>, binary: bool| match v {
+        None => format!("{col} IS NULL"),
+        Some(_) if col == "ip_mask" => format!("{col} = {}", mask_literal(v.as_deref())),
+        Some(_) => format!(
+            "{}{col} = {}",
+            if binary { "BINARY " } else { "" },
+            sql_literal(v.as_deref())
+        ),
+    };
+    format!(
+        "{} AND {} AND {}",
+        eq("ip_address", &r.ip, true),
+        eq("ip_mask", &r.mask, false),
+        eq("lock_time", &r.lock, false)
+    )
+}
+
+/// ip_mask is an integer column: written as a number when it is one.
+pub fn mask_literal(v: Option<&[u8]>) -> String {
+    match v.and_then(values::parse_uint) {
+        Some(n) => n.to_string(),
+        None => sql_literal(v),
+    }
+}
+
+pub fn insert_values(r: &RawRow) -> String {
+    format!(
+        "({}, {}, {})",
+        sql_literal(r.ip.as_deref()),
+        mask_literal(r.mask.as_deref()),
+        sql_literal(r.lock.as_deref())
+    )
+}
+
+/// The SQL of one operation as an admin could run it by hand: each distinct row value is
+/// deleted by its full value (never by position), and where copies are kept they are
+/// inserted back. relaydoctor runs the equivalent set-based statements (repair.rs).
+pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>) -> String {
+    let t = format!("{}.{}", ident(db), ident(TABLE));
+    let mut s = String::new();
+    for (n, g) in op.groups.iter().enumerate() {
+        if limit.is_some_and(|l| n >= l) {
+            let _ = writeln!(
+                s,
+                "-- ... and {} more row values (all of them in --format json)",
+                op.groups.len() - n
+            );
+            break;
+        }
+        let _ = writeln!(s, "DELETE FROM {t} WHERE {};", where_row(&g.row));
+        for _ in 0..g.keep {
+            let _ = writeln!(
+                s,
+                "INSERT INTO {t} (ip_address, ip_mask, lock_time) VALUES {};",
+                insert_values(&g.row)
+            );
+        }
+    }
+    s
+}
+
+pub fn repair_sql(db: &str) -> String {
+    format!("REPAIR TABLE {}.{};\n", ident(db), ident(TABLE))
+}
+
+/// A unified diff of the affected rows before and after (similar). Large plans are cut to
+/// `max_groups` row values so the diff stays readable and fast.
+pub fn diff(db: &str, plan: &Plan, max_groups: usize) -> String {
+    let mut groups: Vec<&Group> = plan.groups().collect();
+    groups.sort_by(|a, b| a.row.cmp(&b.row));
+    let shown = groups.len().min(max_groups);
+    let mut before = String::new();
+    let mut after = String::new();
+    for g in &groups[..shown] {
+        let line = g.row.diff_line();
+        for _ in 0..g.count {
+            before.push_str(&line);
+        }
+        for _ in 0..g.keep {
+            after.push_str(&line);
+        }
+    }
+    let d = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_secs(2))
+        .diff_lines(&before, &after);
+    let mut out = d
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &format!("{db}.{TABLE} (affected rows, before)"),
+            &format!("{db}.{TABLE} (affected rows, after)"),
+        )
+        .to_string();
+    if groups.len() > shown {
+        let _ = writeln!(
+            out,
+            "... {} more affected row values not shown (--format json lists every row)",
+            groups.len() - shown
+        );
+    }
+    out
+}

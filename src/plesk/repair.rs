@@ -1,0 +1,408 @@
+//! Applying a repair plan: backup first, then one all-or-nothing change.
+//!
+//! * InnoDB: one transaction. `SELECT ... FOR UPDATE` over the whole table locks every row
+//!   and the gap after the last one, so other sessions' inserts wait until COMMIT; the row
+//!   counts are then verified against the plan, the planned row values are deleted by value
+//!   (a join on a temporary table; the table has no key to delete by), the kept copies of
+//!   duplicates are inserted back, and the transaction commits or rolls back as a whole.
+//! * MyISAM/Aria (no transactions): the kept rows are built into a new table while
+//!   `LOCK TABLES ... READ` holds writers off (readers, i.e. the SMTP server's lookups, go
+//!   on), and one `RENAME TABLE` swaps the new table in. MariaDB forbids RENAME TABLE
+//!   under LOCK TABLES, so the RENAME is issued from a second connection and queued behind
+//!   the lock *before* the lock is released: a pending exclusive metadata lock is granted
+//!   ahead of the writers that were waiting (MariaDB's MDL priority rules, sql/mdl.cc), so
+//!   their inserts run after the swap, against the new table, and are neither lost nor
+//!   duplicated. RENAME TABLE is atomic across crashes since MariaDB 10.6 (atomic DDL): a
+//!   kill leaves either the old table or the new one, never a half-deleted table.
+//!
+//! Both paths re-verify, under the lock, that every planned row value still has exactly the
+//! number of copies seen by the scan; if another session changed them the step aborts with
+//! nothing changed.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use mysql::Conn;
+
+use super::connect::{self, ident, DbError};
+use super::credentials::Credentials;
+use super::inspect::{Schema, NEW_TABLE, OLD_TABLE, TABLE};
+use super::plan::{insert_values, mask_literal, Plan};
+use super::values::sql_literal;
+
+/// Test-only hook (documented in docs/plesk.md): seconds to sleep right before the commit
+/// point (COMMIT on InnoDB, the RENAME on MyISAM/Aria), after printing
+/// "relaydoctor: test pause before commit" on stderr, so the fault tests can kill the
+/// server mid-apply.
+pub const TEST_PAUSE_ENV: &str = "RELAYDOCTOR_TEST_PAUSE_BEFORE_COMMIT";
+
+const DEL: &str = "relaydoctor_delete";
+
+fn test_pause() {
+    if let Some(secs) = std::env::var(TEST_PAUSE_ENV)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        eprintln!("relaydoctor: test pause before commit");
+        std::thread::sleep(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+    }
+}
+
+fn now_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Write every row to be deleted as INSERT statements that restore them with the mysql
+/// client (`mariadb psa < FILE`). The file is complete and fsynced before anything changes;
+/// its last line is `-- end of backup` so a truncated file is recognisable.
+pub fn write_backup(dir: &Path, db: &str, plan: &Plan) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create backup directory {}: {e}", dir.display()))?;
+    let path = dir.join(format!(
+        "{db}.{TABLE}-{}-{}.sql",
+        now_stamp(),
+        std::process::id()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| format!("cannot create backup file {}: {e}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let werr = |e: std::io::Error| format!("cannot write backup file {}: {e}", path.display());
+    writeln!(
+        w,
+        "-- relaydoctor backup: {} row(s) deleted from {db}.{TABLE}\n\
+         -- restore with: mariadb {db} < {}\n\
+         SET SESSION sql_mode = 'ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION';",
+        plan.deleted(),
+        path.display()
+    )
+    .map_err(werr)?;
+    let t = ident(TABLE);
+    let mut n = 0usize;
+    for op in &plan.deletes {
+        writeln!(w, "-- {}", op.reason.title()).map_err(werr)?;
+        for row in op.rows() {
+            if n % 500 == 0 {
+                if n > 0 {
+                    writeln!(w, ";").map_err(werr)?;
+                }
+                write!(
+                    w,
+                    "INSERT INTO {t} (ip_address, ip_mask, lock_time) VALUES\n  "
+                )
+                .map_err(werr)?;
+            } else {
+                write!(w, ",\n  ").map_err(werr)?;
+            }
+            write!(w, "{}", insert_values(row)).map_err(werr)?;
+            n += 1;
+        }
+        if n > 0 {
+            writeln!(w, ";").map_err(werr)?;
+            n = 0;
+        }
+    }
+    writeln!(w, "-- end of backup").map_err(werr)?;
+    let file = w.into_inner().map_err(|e| werr(e.into_error()))?;
+    file.sync_all().map_err(werr)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(path)
+}
+
+pub struct Applied {
+    pub deleted: u64,
+    pub reinserted: u64,
+    pub method: &'static str,
+}
+
+fn q(db: &str, t: &str) -> String {
+    format!("{}.{}", ident(db), ident(t))
+}
+
+/// The planned row values, with the copy counts seen by the scan, in a temporary table of
+/// this session (visible under LOCK TABLES without being locked).
+fn load_plan(conn: &mut Conn, creds: &Credentials, plan: &Plan) -> Result<u64, DbError> {
+    let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
+    conn.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {DEL}"))
+        .map_err(err)?;
+    conn.query_drop(format!(
+        "CREATE TEMPORARY TABLE {DEL} (\
+         id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+         ip_address VARBINARY(255) NULL, ip_mask BIGINT NULL, lock_time DATETIME NULL, \
+         cnt BIGINT NOT NULL, keep BIGINT NOT NULL, \
+         KEY value_key (ip_address, ip_mask, lock_time)) ENGINE=MyISAM"
+    ))
+    .map_err(err)?;
+    let mut n = 0u64;
+    let groups: Vec<_> = plan.groups().collect();
+    for chunk in groups.chunks(1000) {
+        let mut sql =
+            format!("INSERT INTO {DEL} (ip_address, ip_mask, lock_time, cnt, keep) VALUES ");
+        for (i, g) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let ip = match &g.row.ip {
+                // Always a hex literal: the comparison is on bytes.
+                Some(b) => {
+                    let mut s = String::from("X'");
+                    for c in b {
+                        s.push_str(&format!("{c:02X}"));
+                    }
+                    s.push('\'');
+                    s
+                }
+                None => "NULL".into(),
+            };
+            sql.push_str(&format!(
+                "({ip}, {}, {}, {}, {})",
+                mask_literal(g.row.mask.as_deref()),
+                sql_literal(g.row.lock.as_deref()),
+                g.count,
+                g.keep
+            ));
+        }
+        conn.query_drop(sql).map_err(err)?;
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+/// Join condition between the live table (alias p) and the plan (alias d).
+const MATCH: &str = "d.ip_address = BINARY p.ip_address AND d.ip_mask <=> p.ip_mask \
+                     AND d.lock_time <=> p.lock_time";
+
+/// Every planned value still has exactly the copies the scan saw.
+fn verify(conn: &mut Conn, creds: &Credentials, table: &str, groups: u64) -> Result<(), DbError> {
+    let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
+    let r: Option<(u64, u64)> = conn
+        .query_first(format!(
+            "SELECT COUNT(*), COALESCE(SUM(c = cnt), 0) FROM (SELECT d.id, d.cnt, COUNT(*) AS c \
+             FROM {table} p STRAIGHT_JOIN {DEL} d ON {MATCH} GROUP BY d.id, d.cnt) x"
+        ))
+        .map_err(err)?;
+    let (seen, same) = r.unwrap_or((0, 0));
+    if seen != groups || same != groups {
+        return Err(DbError(format!(
+            "the table changed since it was read ({} of {groups} planned row values still have \
+             the same copies); nothing was changed, run the repair again",
+            same
+        )));
+    }
+    Ok(())
+}
+
+pub fn apply(
+    conn: &mut Conn,
+    creds: &Credentials,
+    schema: &Schema,
+    plan: &Plan,
+) -> Result<Applied, DbError> {
+    let db = creds.db.clone();
+    let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
+    let deleted = plan.deleted();
+    let reinserted: u64 = plan.groups().map(|g| g.keep).sum();
+    let removed_total: u64 = plan.groups().map(|g| g.count).sum();
+    let groups = load_plan(conn, creds, plan)?;
+    let t = q(&db, TABLE);
+    if schema.transactional() {
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .map_err(err)?;
+        conn.query_drop("START TRANSACTION").map_err(err)?;
+        let result = (|| -> Result<(), DbError> {
+            // Lock every row and the gaps: concurrent inserts wait for COMMIT.
+            conn.query_drop(format!("SELECT COUNT(*) FROM {t} FOR UPDATE"))
+                .map_err(err)?;
+            verify(conn, creds, &t, groups)?;
+            conn.query_drop(format!(
+                "DELETE p FROM {t} p STRAIGHT_JOIN {DEL} d ON {MATCH}"
+            ))
+            .map_err(err)?;
+            let gone = conn.affected_rows();
+            if gone != removed_total {
+                return Err(DbError(format!(
+                    "deleting matched {gone} rows, the plan expected {removed_total}; rolled back"
+                )));
+            }
+            insert_keeps(conn, creds, &t)?;
+            test_pause();
+            conn.query_drop("COMMIT").map_err(err)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = conn.query_drop("ROLLBACK");
+            return Err(e);
+        }
+        let _ = conn.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {DEL}"));
+        return Ok(Applied {
+            deleted,
+            reinserted,
+            method: "one InnoDB transaction",
+        });
+    }
+
+    // MyISAM / Aria: build and swap.
+    let new = q(&db, NEW_TABLE);
+    let old = q(&db, OLD_TABLE);
+    conn.query_drop(format!("DROP TABLE IF EXISTS {new}, {old}"))
+        .map_err(err)?;
+    conn.query_drop(format!("CREATE TABLE {new} LIKE {t}"))
+        .map_err(err)?;
+    // The connection that will run the RENAME, opened before anything is locked.
+    let mut renamer = connect::connect(creds).map_err(|e| DbError(e.0))?;
+    let renamer_id = renamer.connection_id();
+    let cleanup_new = |conn: &mut Conn| {
+        let _ = conn.query_drop("UNLOCK TABLES");
+        let _ = conn.query_drop(format!("DROP TABLE IF EXISTS {new}"));
+    };
+    conn.query_drop(format!("LOCK TABLES {t} AS p READ, {new} WRITE"))
+        .map_err(err)?;
+    let built = (|| -> Result<(), DbError> {
+        verify(conn, creds, &t, groups)?;
+        conn.query_drop(format!(
+            "INSERT INTO {new} SELECT p.* FROM {t} p LEFT JOIN {DEL} d ON {MATCH} WHERE d.id IS NULL"
+        ))
+        .map_err(err)?;
+        insert_keeps(conn, creds, &new)?;
+        let (before, after): (u64, u64) = conn
+            .query_first(format!(
+                "SELECT (SELECT COUNT(*) FROM {t} p), (SELECT COUNT(*) FROM {new})"
+            ))
+            .map_err(err)?
+            .unwrap_or((0, 0));
+        if before.saturating_sub(deleted) != after {
+            return Err(DbError(format!(
+                "the rebuilt table has {after} rows, expected {}; nothing was changed",
+                before.saturating_sub(deleted)
+            )));
+        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        cleanup_new(conn);
+        return Err(e);
+    }
+    test_pause();
+    let rename_sql = format!("RENAME TABLE {t} TO {old}, {new} TO {t}");
+    let outcome = std::thread::scope(|s| {
+        let handle = s.spawn(move || {
+            let _ = renamer.query_drop("SET SESSION lock_wait_timeout = 120");
+            renamer.query_drop(rename_sql).map(|_| renamer)
+        });
+        // Release the lock only once the RENAME waits for it (queued ahead of writers).
+        let mut queued = false;
+        for _ in 0..24_000 {
+            let state: Option<Option<String>> = conn
+                .exec_first(
+                    "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?",
+                    (renamer_id,),
+                )
+                .unwrap_or(None);
+            if state.flatten().is_some_and(|s| s.contains("metadata lock")) {
+                queued = true;
+                break;
+            }
+            if handle.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let unlock = conn.query_drop("UNLOCK TABLES");
+        let joined = handle.join();
+        (queued, unlock, joined)
+    });
+    let (queued, unlock, joined) = outcome;
+    match joined {
+        Ok(Ok(mut renamer)) => {
+            let _ = renamer.query_drop(format!("DROP TABLE IF EXISTS {old}"));
+        }
+        Ok(Err(e)) => {
+            let _ = unlock;
+            cleanup_new(conn);
+            return Err(DbError(format!(
+                "swapping in the repaired table failed ({}); the table is unchanged",
+                connect::describe(creds, &e)
+            )));
+        }
+        Err(_) => {
+            cleanup_new(conn);
+            return Err(DbError(
+                "internal error while swapping tables; the table is unchanged".into(),
+            ));
+        }
+    }
+    if !queued {
+        eprintln!("relaydoctor: note: the swap was not seen queued before the lock was released");
+    }
+    let _ = conn.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {DEL}"));
+    Ok(Applied {
+        deleted,
+        reinserted,
+        method: "rebuilt under LOCK TABLES and swapped in with one atomic RENAME TABLE",
+    })
+}
+
+/// Insert the kept copy of each duplicated value (the plan keeps at most one) into `table`.
+fn insert_keeps(conn: &mut Conn, creds: &Credentials, table: &str) -> Result<(), DbError> {
+    conn.query_drop(format!(
+        "INSERT INTO {table} (ip_address, ip_mask, lock_time) \
+         SELECT ip_address, ip_mask, lock_time FROM {DEL} WHERE keep = 1"
+    ))
+    .map_err(|e| DbError(connect::describe(creds, &e)))
+}
+
+/// REPAIR TABLE for MyISAM/Aria damage; USE_FRM when the index header itself is unreadable
+/// (MariaDB manual, REPAIR TABLE: "USE_FRM ... if the .MYI header is corrupted").
+pub fn repair_table(conn: &mut Conn, creds: &Credentials) -> Result<String, DbError> {
+    let t = q(&creds.db, TABLE);
+    let mut last = String::new();
+    for sql in [
+        format!("REPAIR TABLE {t}"),
+        format!("REPAIR TABLE {t} USE_FRM"),
+    ] {
+        let rows: Vec<(String, String, String, String)> = conn
+            .query(&sql)
+            .map_err(|e| DbError(connect::describe(creds, &e)))?;
+        let ok = rows
+            .iter()
+            .rev()
+            .find(|r| r.2.eq_ignore_ascii_case("status"))
+            .is_some_and(|r| r.3 == "OK");
+        last = rows
+            .iter()
+            .map(|r| format!("{}: {}", r.2, r.3))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if ok {
+            return Ok(format!("{sql}: {last}"));
+        }
+    }
+    Err(DbError(format!("REPAIR TABLE failed: {last}")))
+}

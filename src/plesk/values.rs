@@ -1,0 +1,282 @@
+//! What one smtp_poplocks row says: its address, mask and lock time, checked the way the
+//! mail server will read them. Pure functions, no database.
+//!
+//! The columns arrive as raw bytes (text protocol), so nothing here trusts them: an address
+//! with a trailing blank, a mask of 40 on an IPv4 address or a lock time of
+//! `0000-00-00 00:00:00` are all representable in the table and all handled.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// One row as read, columns in table order (ip_address, ip_mask, lock_time); `None` is NULL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RawRow {
+    pub ip: Option<Vec<u8>>,
+    pub mask: Option<Vec<u8>>,
+    pub lock: Option<Vec<u8>>,
+}
+
+impl RawRow {
+    /// A white-list row: no lock time (primer section 5: most likely the admin's list).
+    pub fn is_whitelist(&self) -> bool {
+        self.lock.is_none()
+    }
+
+    /// How the row is shown to people: `ip_address='10.0.0.1' ip_mask=32 lock_time=NULL`.
+    pub fn describe(&self) -> String {
+        format!(
+            "ip_address={} ip_mask={} lock_time={}",
+            show_quoted(self.ip.as_deref()),
+            show_plain(self.mask.as_deref()),
+            show_quoted(self.lock.as_deref())
+        )
+    }
+
+    /// One line for the before/after diff (tab-separated, like `mariadb -B` prints rows).
+    pub fn diff_line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\n",
+            show_plain(self.ip.as_deref()),
+            show_plain(self.mask.as_deref()),
+            show_plain(self.lock.as_deref())
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let s = |v: &Option<Vec<u8>>| match v {
+            Some(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
+            None => serde_json::Value::Null,
+        };
+        let mask = match self.mask.as_deref().and_then(parse_uint) {
+            Some(m) => serde_json::json!(m),
+            None => s(&self.mask),
+        };
+        serde_json::json!({"ip_address": s(&self.ip), "ip_mask": mask, "lock_time": s(&self.lock)})
+    }
+}
+
+fn show_plain(v: Option<&[u8]>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(b) => escape_visible(b),
+    }
+}
+
+fn show_quoted(v: Option<&[u8]>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(b) => format!("'{}'", escape_visible(b)),
+    }
+}
+
+/// Printable ASCII as is, everything else as \xNN, so a stray byte is visible and a
+/// terminal cannot be driven by table content.
+pub fn escape_visible(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        if (0x20..0x7f).contains(&c) && c != b'\\' {
+            s.push(c as char);
+        } else {
+            let _ = write!(s, "\\x{c:02x}");
+        }
+    }
+    s
+}
+
+/// A MariaDB literal for a value: NULL, a quoted string when it is plain printable ASCII,
+/// else a hex literal (X'..') so that any byte sequence round-trips through the client.
+pub fn sql_literal(v: Option<&[u8]>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(b) => {
+            if b.iter()
+                .all(|c| (0x20..0x7f).contains(c) && *c != b'\\' && *c != b'\'')
+            {
+                format!("'{}'", String::from_utf8_lossy(b))
+            } else {
+                let mut s = String::from("X'");
+                for c in b {
+                    let _ = write!(s, "{c:02X}");
+                }
+                s.push('\'');
+                s
+            }
+        }
+    }
+}
+
+pub fn parse_uint(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// The address exactly as stored; whitespace or anything else around it makes it invalid
+/// (the MTA's lookup compares the string, so ' 10.0.0.1' never matches a client).
+pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+pub fn max_mask(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// True when the address has bits set beyond the prefix (10.1.2.3/8). Plesk's own default
+/// white-list entry is 127.0.0.1/8, so this is information, not a fault.
+pub fn host_bits_set(ip: IpAddr, mask: u32) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let v = u32::from(a);
+            let hostmask = if mask >= 32 { 0 } else { u32::MAX >> mask };
+            v & hostmask != 0
+        }
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            let hostmask = if mask >= 128 { 0 } else { u128::MAX >> mask };
+            v & hostmask != 0
+        }
+    }
+}
+
+/// Networks that are not reachable from the Internet (RFC 1918, loopback, link-local,
+/// CGNAT RFC 6598, IPv6 ULA and link-local): a wide white-list entry inside them does not
+/// open the server to strangers.
+fn inside_private(net: ipnet::IpNet) -> bool {
+    const PRIVATE: &[&str] = &[
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    ];
+    PRIVATE.iter().any(|p| {
+        p.parse::<ipnet::IpNet>()
+            .map(|p| p.contains(&net))
+            .unwrap_or(false)
+    })
+}
+
+/// How open a row makes the server: None, or why it is an open relay. Every address
+/// (mask 0), or a public range wider than /24 (IPv4) or /48 (IPv6).
+pub fn open_relay(ip: IpAddr, mask: u32) -> Option<String> {
+    if mask == 0 {
+        return Some("matches every address on the Internet".into());
+    }
+    let wide = match ip {
+        IpAddr::V4(_) => mask < 24,
+        IpAddr::V6(_) => mask < 48,
+    };
+    if !wide {
+        return None;
+    }
+    let net = ipnet::IpNet::new(ip, mask as u8).ok()?.trunc();
+    if inside_private(net) {
+        return None;
+    }
+    Some(format!(
+        "covers the public network {net} ({} addresses)",
+        match ip {
+            IpAddr::V4(_) => format!("{}", 1u64 << (32 - mask)),
+            IpAddr::V6(_) => format!("2^{}", 128 - mask),
+        }
+    ))
+}
+
+/// A DATETIME as stored, as seconds on a naive (zone-less) civil time line, so it compares
+/// with the server's NOW() read the same way. None for zero or impossible dates.
+pub fn parse_datetime(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?;
+    let (date, time) = s.split_once(' ')?;
+    let mut d = date.split('-');
+    let (y, m, day) = (d.next()?, d.next()?, d.next()?);
+    if d.next().is_some() {
+        return None;
+    }
+    let time = time.split('.').next()?; // fractional seconds, if a wider type is used
+    let mut t = time.split(':');
+    let (hh, mm, ss) = (t.next()?, t.next()?, t.next()?);
+    if t.next().is_some() {
+        return None;
+    }
+    let num = |x: &str| -> Option<i64> {
+        if x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        x.parse().ok()
+    };
+    let (y, m, day, hh, mm, ss) = (num(y)?, num(m)?, num(day)?, num(hh)?, num(mm)?, num(ss)?);
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || day < 1 {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let dim = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if day > dim || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_datetime(b"1970-01-01 00:00:00"), Some(0));
+        assert_eq!(parse_datetime(b"1970-01-02 00:00:01"), Some(86_401));
+        assert_eq!(parse_datetime(b"0000-00-00 00:00:00"), None);
+        assert_eq!(parse_datetime(b"2024-02-30 00:00:00"), None);
+        assert!(parse_datetime(b"2024-02-29 23:59:59").is_some());
+        assert_eq!(parse_datetime(b"2023-02-29 00:00:00"), None);
+        assert_eq!(parse_datetime(b"garbage"), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(parse_ip(b"10.0.0.1").is_some());
+        assert!(parse_ip(b" 10.0.0.1").is_none());
+        assert!(parse_ip(b"999.0.0.1").is_none());
+        assert!(parse_ip(b"2001:db8::1").is_some());
+        let lo = parse_ip(b"127.0.0.1").unwrap();
+        assert!(host_bits_set(lo, 8));
+        assert!(!host_bits_set(lo, 32));
+        assert!(open_relay(lo, 8).is_none());
+        assert!(open_relay(parse_ip(b"0.0.0.0").unwrap(), 0).is_some());
+        assert!(open_relay(parse_ip(b"10.0.0.0").unwrap(), 8).is_none());
+        assert!(open_relay(parse_ip(b"203.0.0.0").unwrap(), 16).is_some());
+        assert!(open_relay(parse_ip(b"203.0.113.0").unwrap(), 24).is_none());
+        assert!(open_relay(parse_ip(b"::").unwrap(), 0).is_some());
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(sql_literal(None), "NULL");
+        assert_eq!(sql_literal(Some(b"1.2.3.4")), "'1.2.3.4'");
+        assert_eq!(sql_literal(Some(b"a'b")), "X'612762'");
+        assert_eq!(escape_visible(b"a\nb"), "a\\x0ab");
+    }
+}
