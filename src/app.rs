@@ -29,14 +29,18 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-/// The severity that fails the run: the flag, else the settings file, else warning.
-pub fn fail_on(f: Option<FailOn>, config: &Config) -> Severity {
+pub fn fail_on(f: FailOn) -> Severity {
     match f {
-        Some(FailOn::Error) => Severity::Error,
-        Some(FailOn::Warning) => Severity::Warning,
-        Some(FailOn::Info) => Severity::Info,
-        None => config.fail_on.unwrap_or(Severity::Warning),
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Info => Severity::Info,
     }
+}
+
+/// The severity that fails a lint run: the flag, else the settings file, else warning.
+pub fn effective_fail_on(f: Option<FailOn>, config: &Config) -> Severity {
+    f.map(fail_on)
+        .unwrap_or(config.fail_on.unwrap_or(Severity::Warning))
 }
 
 fn error(msg: impl std::fmt::Display) -> i32 {
@@ -121,7 +125,7 @@ fn cmd_lint(a: &LintArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let threshold = fail_on(a.fail_on, &config);
+    let threshold = effective_fail_on(a.fail_on, &config);
     let color = report::use_color(a.color.color) && a.output.is_none();
 
     if let Some(path) = &a.write_baseline {

@@ -114,7 +114,12 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                     cfg.sections.push((s, line.origin.clone()));
                 }
                 None => {
-                    err(&line, format!("unknown configuration section \"begin {name}\"; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!(
+                            "unknown configuration section \"begin {name}\"; Exim refuses to start"
+                        ),
+                    );
                     sec = Section::Unknown;
                 }
             }
@@ -124,9 +129,18 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
             Section::Main => {
                 if let Ok(mut p) = EximLine::parse(Rule::named_list, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let kind = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
-                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
-                    let value = it.next().map(|x| x.as_str().trim().to_string()).unwrap_or_default();
+                    let kind = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    let value = it
+                        .next()
+                        .map(|x| x.as_str().trim().to_string())
+                        .unwrap_or_default();
                     let kind = match kind.trim_end_matches("_cache") {
                         "domainlist" => ListKind::Domain,
                         "hostlist" => ListKind::Host,
@@ -146,45 +160,75 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 } else if let Some(o) = option(&line) {
                     cfg.options.push(o);
                 } else {
-                    err(&line, format!("option setting expected: `{text}`; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!("option setting expected: `{text}`; Exim refuses to start"),
+                    );
                 }
             }
             Section::Acl => {
                 if let Ok(mut p) = EximLine::parse(Rule::acl_verb_line, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let v = it.next().and_then(|x| verb(x.as_str()));
-                    let first = it.find(|c| c.as_rule() == Rule::acl_condition).map(|c| condition(c, &line));
+                    let first = it
+                        .find(|c| c.as_rule() == Rule::acl_condition)
+                        .map(|c| condition(c, &line));
                     match (cfg.acls.last_mut(), v) {
                         (Some(acl), Some(v)) => acl.stmts.push(Stmt {
                             verb: v,
                             origin: line.origin.clone(),
                             conds: first.into_iter().collect(),
                         }),
-                        _ => err(&line, format!("ACL statement `{text}` before any ACL name; Exim refuses to start")),
+                        _ => err(
+                            &line,
+                            format!(
+                                "ACL statement `{text}` before any ACL name; Exim refuses to start"
+                            ),
+                        ),
                     }
                 } else if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
                     cfg.acls.push(Acl {
                         name,
                         origin: line.origin.clone(),
                         stmts: Vec::new(),
                     });
                 } else if let Ok(mut p) = EximLine::parse(Rule::acl_condition_line, text) {
-                    let c = p.next().and_then(|x| x.into_inner().next()).map(|c| condition(c, &line));
+                    let c = p
+                        .next()
+                        .and_then(|x| x.into_inner().next())
+                        .map(|c| condition(c, &line));
                     match (cfg.acls.last_mut().and_then(|a| a.stmts.last_mut()), c) {
                         (Some(s), Some(c)) => s.conds.push(c),
-                        _ => err(&line, format!("ACL condition `{text}` outside a statement; Exim refuses to start")),
+                        _ => err(
+                            &line,
+                            format!(
+                                "ACL condition `{text}` outside a statement; Exim refuses to start"
+                            ),
+                        ),
                     }
                 } else {
-                    err(&line, format!("ACL line not understood: `{text}`; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!("ACL line not understood: `{text}`; Exim refuses to start"),
+                    );
                 }
             }
             Section::Routers | Section::Transports | Section::Authenticators => {
                 if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
-                    let rest = it.next().map(|x| x.as_str().trim().to_string()).unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    let rest = it
+                        .next()
+                        .map(|x| x.as_str().trim().to_string())
+                        .unwrap_or_default();
                     let mut d = Driver {
                         name,
                         origin: line.origin.clone(),
@@ -217,7 +261,10 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                         None => err(&line, format!("option `{text}` before any driver instance name; Exim refuses to start")),
                     }
                 } else {
-                    err(&line, format!("driver option expected: `{text}`; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!("driver option expected: `{text}`; Exim refuses to start"),
+                    );
                 }
             }
             Section::Retry | Section::Rewrite | Section::LocalScan | Section::Unknown => {}
@@ -304,12 +351,22 @@ mod tests {
         ];
         let mut f = Vec::new();
         let c = build(
-            lines.iter().enumerate().map(|(i, t)| ll(t, i + 1)).collect(),
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ll(t, i + 1))
+                .collect(),
             &mut f,
         );
         assert!(f.is_empty(), "{f:?}");
-        assert_eq!(c.option("acl_smtp_rcpt").map(|o| o.value.as_str()), Some("acl_check_rcpt"));
-        assert_eq!(c.option("syslog_timestamp").map(|o| o.value.as_str()), Some("false"));
+        assert_eq!(
+            c.option("acl_smtp_rcpt").map(|o| o.value.as_str()),
+            Some("acl_check_rcpt")
+        );
+        assert_eq!(
+            c.option("syslog_timestamp").map(|o| o.value.as_str()),
+            Some("false")
+        );
         assert!(c.option("mysql_servers").is_some_and(|o| o.hidden));
         let acl = c.acl("acl_check_rcpt").unwrap();
         assert_eq!(acl.stmts.len(), 2);

@@ -136,7 +136,10 @@ impl Frame {
                     return None;
                 }
                 let start = *pos;
-                let end = text[start..].find('\n').map(|i| start + i).unwrap_or(text.len());
+                let end = text[start..]
+                    .find('\n')
+                    .map(|i| start + i)
+                    .unwrap_or(text.len());
                 *pos = end + 1;
                 *lineno += 1;
                 let raw = text[start..end].trim_end_matches('\r');
@@ -652,7 +655,10 @@ mod tests {
     fn macros_substitute_in_definition_order_without_word_boundaries() {
         let o = read("AB = 1\nABC = 2\nx = ABC xABx\n", &[]);
         // ABC contains AB, defined earlier: a configuration error, and ABC is not defined.
-        assert!(o.findings.iter().any(|f| f.message.contains("is a substring")));
+        assert!(o
+            .findings
+            .iter()
+            .any(|f| f.message.contains("is a substring")));
         assert_eq!(texts(&o), vec!["x = 1C x1x"]);
     }
 
@@ -689,7 +695,10 @@ mod tests {
     fn missing_endif_and_include() {
         let o = read(".ifdef X\n.include /nonexistent/x\n", &[]);
         assert!(o.findings.iter().any(|f| f.message.contains(".endif")));
-        let o = read(".include /nonexistent/x\n.include_if_exists /nonexistent/y\n", &[]);
+        let o = read(
+            ".include /nonexistent/x\n.include_if_exists /nonexistent/y\n",
+            &[],
+        );
         assert_eq!(o.findings.len(), 1);
         assert_eq!(o.findings[0].code, "EX003");
     }
