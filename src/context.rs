@@ -74,6 +74,9 @@ pub struct Context {
     pub root: Root,
     pub options: Options,
     sources: Mutex<BTreeMap<PathBuf, Arc<SourceFile>>>,
+    /// Files that exist but could not be loaded (unreadable, binary, too large): they were
+    /// looked at, so they count in the summary.
+    rejected: Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Context {
@@ -82,6 +85,7 @@ impl Context {
             root,
             options,
             sources: Mutex::new(BTreeMap::new()),
+            rejected: Mutex::new(Default::default()),
         }
     }
 
@@ -91,7 +95,18 @@ impl Context {
         if let Some(s) = self.lock().get(&display) {
             return Ok(Arc::clone(s));
         }
-        let s = Arc::new(SourceFile::load(real, &display)?);
+        let s = match SourceFile::load(real, &display) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                if !matches!(e, LoadError::Missing(_)) {
+                    self.rejected
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(display);
+                }
+                return Err(e);
+            }
+        };
         self.lock().insert(display, Arc::clone(&s));
         Ok(s)
     }
@@ -150,7 +165,13 @@ impl Context {
 
     /// Number of files read in this run.
     pub fn files_read(&self) -> usize {
-        self.lock().len()
+        let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        let sources = self.lock();
+        sources.len()
+            + rejected
+                .iter()
+                .filter(|p| !sources.contains_key(*p))
+                .count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Arc<SourceFile>>> {

@@ -212,12 +212,12 @@ mod tests {
     #[test]
     fn parses_directives() {
         assert_eq!(
-            parse_line("  # relaydoctor: ignore PF103, pf104 -- approved"),
-            Some((vec!["PF103".into(), "PF104".into()], true))
+            parse_line("  # relaydoctor: ignore QQ103, qq104 -- approved"),
+            Some((vec!["QQ103".into(), "QQ104".into()], true))
         );
         assert_eq!(
-            parse_line("# relaydoctor: ignore PF103"),
-            Some((vec!["PF103".into()], false))
+            parse_line("# relaydoctor: ignore QQ103"),
+            Some((vec!["QQ103".into()], false))
         );
         assert_eq!(
             parse_line("mynetworks = x # relaydoctor: ignore PF1 -- r"),

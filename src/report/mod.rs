@@ -39,6 +39,13 @@ impl Report {
 /// Decide whether to color: `--color always|never` win; `auto` means a terminal on stdout
 /// and no NO_COLOR in the environment (https://no-color.org).
 pub fn use_color(choice: ColorChoice) -> bool {
+    let on = decide_color(choice);
+    // `colored` makes its own terminal/NO_COLOR guess; ours (with --color) wins.
+    colored::control::set_override(on);
+    on
+}
+
+fn decide_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
