@@ -127,12 +127,35 @@ pub fn backup_path(real: &Path) -> PathBuf {
 /// Write `bytes` to `target` (or, with `copy_to`, write the bytes to that path instead)
 /// through a temp file in the same directory and a rename, with `target`'s mode and owner.
 pub fn write_atomic(target: &Path, bytes: &[u8], copy_to: Option<&Path>) -> Result<(), String> {
-    let dest = copy_to.unwrap_or(target);
+    let meta = fs::metadata(target).map_err(|e| format!("cannot stat: {e}"))?;
+    persist_via_temp(
+        copy_to.unwrap_or(target),
+        bytes,
+        meta.mode() & 0o7777,
+        Some((meta.uid(), meta.gid())),
+    )
+}
+
+/// Write a new file (or replace one) atomically: temp file in the same directory + rename.
+/// Used for reports and baselines, where a reader must never see half a file. An existing
+/// file's mode is kept; a new one is 0644 (node_exporter and others read it as another user).
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mode = fs::metadata(path)
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or(0o644);
+    persist_via_temp(path, bytes, mode, None)
+}
+
+fn persist_via_temp(
+    dest: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let meta = fs::metadata(target).map_err(|e| format!("cannot stat: {e}"))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".relaydoctor.")
         .tempfile_in(dir)
@@ -140,44 +163,16 @@ pub fn write_atomic(target: &Path, bytes: &[u8], copy_to: Option<&Path>) -> Resu
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| format!("cannot write: {e}"))?;
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(meta.mode() & 0o7777))
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot set mode: {e}"))?;
     // Keeping the owner needs privilege when it is not ours; as non-root on our own file it
     // is a no-op. Failing to keep another user's ownership is an error: the MTA may not read
     // a root-owned copy of its file.
-    if let Err(e) = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid())) {
-        return Err(format!(
-            "cannot keep owner {}:{}: {e}",
-            meta.uid(),
-            meta.gid()
-        ));
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid))
+            .map_err(|e| format!("cannot keep owner {uid}:{gid}: {e}"))?;
     }
     tmp.persist(dest)
-        .map_err(|e| format!("cannot rename into place: {}", e.error))?;
-    Ok(())
-}
-
-/// Write a new file (or replace one) atomically: temp file in the same directory + rename.
-/// Used for reports and baselines, where a reader must never see half a file.
-pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".relaydoctor.")
-        .tempfile_in(dir)
-        .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| format!("cannot write: {e}"))?;
-    // Reports are read by other users (node_exporter); tempfile creates 0600.
-    let mode = fs::metadata(path)
-        .map(|m| m.mode() & 0o7777)
-        .unwrap_or(0o644);
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot set mode: {e}"))?;
-    tmp.persist(path)
         .map_err(|e| format!("cannot rename into place: {}", e.error))?;
     Ok(())
 }
