@@ -315,7 +315,7 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
     let mut sugg: Option<Suggester> = None;
     // A name is a built-in of the version in use; newer names are checked against it.
     let known = |name: &str| -> Result<(), Option<String>> {
-        if p.defaults.contains_key(name) {
+        if p.defaults.contains_key(name) || p.legacy().contains(name) {
             return Ok(());
         }
         if let Some(n) = p.newer.iter().find(|n| n.name == name) {
