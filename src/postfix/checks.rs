@@ -796,11 +796,17 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             .map(str::to_string)
             .collect()
     };
-    let is_restriction_list = |name: &str| {
-        name.ends_with("_restrictions")
-            || m.main_entry("smtpd_restriction_classes")
-                .is_some_and(|e| e.value.split([' ', ',', '\t']).any(|c| c == name))
-    };
+    let classes: HashSet<&str> = m
+        .main_entry("smtpd_restriction_classes")
+        .map(|e| {
+            e.value
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_restriction_list =
+        |name: &str| name.ends_with("_restrictions") || classes.contains(name);
     if let Some(main) = &m.main {
         let src = &main.source;
         for e in &main.parsed.entries {
