@@ -60,10 +60,29 @@ fn short(v: &str) -> String {
 fn syntax(m: &Model, f: &mut Vec<Finding>) {
     let Some(main) = &m.main else { return };
     let src = &main.source;
+    // Postfix stops at the first fatal line; report it, and count the rest (a log or dump
+    // pasted into main.cf would otherwise give one finding per line).
+    let fatal_count = main
+        .parsed
+        .problems
+        .iter()
+        .filter(|p| p.kind != ProblemKind::IndentedFirstLine)
+        .count();
+    let mut fatal_seen = false;
     for p in &main.parsed.problems {
         let text = p.span.text(&src.text).trim_end();
         match p.kind {
+            ProblemKind::MissingEquals | ProblemKind::MissingName if fatal_seen => {}
             ProblemKind::MissingEquals | ProblemKind::MissingName => {
+                fatal_seen = true;
+                let more = if fatal_count > 1 {
+                    format!(
+                        " ({} more lines after it are not `name = value` either)",
+                        fatal_count - 1
+                    )
+                } else {
+                    String::new()
+                };
                 let what = if p.kind == ProblemKind::MissingName {
                     "missing attribute name"
                 } else {
@@ -74,7 +93,7 @@ fn syntax(m: &Model, f: &mut Vec<Finding>) {
                         "PF001",
                         Mta::Postfix,
                         format!(
-                            "`{}` is not `name = value`: every Postfix command (postfix start, sendmail, postqueue, the daemons) stops with `fatal: {}, line {}: {what}`, so no mail is received or sent",
+                            "`{}` is not `name = value`: every Postfix command (postfix start, sendmail, postqueue, the daemons) stops with `fatal: {}, line {}: {what}`, so no mail is received or sent{more}",
                             short(text),
                             src.display.display(),
                             p.line
