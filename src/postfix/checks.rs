@@ -60,10 +60,29 @@ fn short(v: &str) -> String {
 fn syntax(m: &Model, f: &mut Vec<Finding>) {
     let Some(main) = &m.main else { return };
     let src = &main.source;
+    // Postfix stops at the first fatal line; report it, and count the rest (a log or dump
+    // pasted into main.cf would otherwise give one finding per line).
+    let fatal_count = main
+        .parsed
+        .problems
+        .iter()
+        .filter(|p| p.kind != ProblemKind::IndentedFirstLine)
+        .count();
+    let mut fatal_seen = false;
     for p in &main.parsed.problems {
         let text = p.span.text(&src.text).trim_end();
         match p.kind {
+            ProblemKind::MissingEquals | ProblemKind::MissingName if fatal_seen => {}
             ProblemKind::MissingEquals | ProblemKind::MissingName => {
+                fatal_seen = true;
+                let more = if fatal_count > 1 {
+                    format!(
+                        " ({} more lines after it are not `name = value` either)",
+                        fatal_count - 1
+                    )
+                } else {
+                    String::new()
+                };
                 let what = if p.kind == ProblemKind::MissingName {
                     "missing attribute name"
                 } else {
@@ -74,7 +93,7 @@ fn syntax(m: &Model, f: &mut Vec<Finding>) {
                         "PF001",
                         Mta::Postfix,
                         format!(
-                            "`{}` is not `name = value`: every Postfix command (postfix start, sendmail, postqueue, the daemons) stops with `fatal: {}, line {}: {what}`, so no mail is received or sent",
+                            "`{}` is not `name = value`: every Postfix command (postfix start, sendmail, postqueue, the daemons) stops with `fatal: {}, line {}: {what}`, so no mail is received or sent{more}",
                             short(text),
                             src.display.display(),
                             p.line
@@ -315,7 +334,7 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
     let mut sugg: Option<Suggester> = None;
     // A name is a built-in of the version in use; newer names are checked against it.
     let known = |name: &str| -> Result<(), Option<String>> {
-        if p.defaults.contains_key(name) {
+        if p.defaults.contains_key(name) || p.legacy().contains(name) {
             return Ok(());
         }
         if let Some(n) = p.newer.iter().find(|n| n.name == name) {
@@ -796,11 +815,17 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             .map(str::to_string)
             .collect()
     };
-    let is_restriction_list = |name: &str| {
-        name.ends_with("_restrictions")
-            || m.main_entry("smtpd_restriction_classes")
-                .is_some_and(|e| e.value.split([' ', ',', '\t']).any(|c| c == name))
-    };
+    let classes: HashSet<&str> = m
+        .main_entry("smtpd_restriction_classes")
+        .map(|e| {
+            e.value
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_restriction_list =
+        |name: &str| name.ends_with("_restrictions") || classes.contains(name);
     if let Some(main) = &m.main {
         let src = &main.source;
         for e in &main.parsed.entries {

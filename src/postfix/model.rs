@@ -139,6 +139,7 @@ pub struct Model {
     version_opt: Option<String>,
     live: bool,
     version: OnceCell<Version>,
+    live_mynetworks: OnceCell<Option<String>>,
     config_directory: String,
 }
 
@@ -190,6 +191,7 @@ impl Model {
             version_opt: ctx.options.postfix_version.clone(),
             live: !ctx.root.is_snapshot(),
             version: OnceCell::new(),
+            live_mynetworks: OnceCell::new(),
             config_directory,
         }
     }
@@ -297,13 +299,34 @@ impl Model {
                     Origin::builtin(OriginKind::Host),
                 ))
             }
-            // Derived from mynetworks_style and the host's interfaces, which a snapshot does not
-            // record; loopback is what every style includes.
+            // Derived from mynetworks_style and the host's interfaces. On a live system the
+            // installed Postfix computes it (only when something needs it); a snapshot does not
+            // record interfaces, so only loopback, which every style includes, is assumed.
             "mynetworks" => {
-                return Some((
-                    "127.0.0.0/8 [::1]/128".into(),
-                    Origin::builtin(OriginKind::Default),
-                ))
+                let v = self
+                    .live_mynetworks
+                    .get_or_init(|| {
+                        if self.live {
+                            live_mynetworks(&self.dir)
+                        } else {
+                            None
+                        }
+                    })
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.0/8 [::1]/128".into());
+                return Some((v, Origin::builtin(OriginKind::Default)));
+            }
+            // Per-service names that Postfix sets when a daemon starts (mail_task.c,
+            // master's service table): the master.cf service name and command.
+            "service_name" | "process_name" => {
+                if let Some(s) = service.and_then(|i| self.services().get(i)) {
+                    let v = if name == "service_name" {
+                        s.name()
+                    } else {
+                        s.command()
+                    };
+                    return Some((v.to_string(), Origin::builtin(OriginKind::Host)));
+                }
             }
             "mail_version" => {
                 return Some((
@@ -419,6 +442,29 @@ impl Scope<'_> {
     pub fn undefined(&self) -> Vec<String> {
         self.exp.borrow().undefined.clone()
     }
+}
+
+/// The default mynetworks the installed Postfix computes for this configuration directory
+/// (it depends on mynetworks_style and the interfaces of this host).
+fn live_mynetworks(dir: &Path) -> Option<String> {
+    if !dir.join("main.cf").is_file() {
+        return None;
+    }
+    let out = std::process::Command::new("postconf")
+        .arg("-c")
+        .arg(dir)
+        .args(["-h", "mynetworks"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    // Postfix builds the value as "addr/len " per network (src/global/mynetworks.c), so it
+    // ends with a blank, which shows when $mynetworks is followed by a comma in another
+    // list; postconf -h trims it when printing.
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Some(if v.is_empty() { v } else { format!("{v} ") })
 }
 
 /// `postconf -h mail_version` of the installed Postfix, once per process.

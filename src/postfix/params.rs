@@ -94,7 +94,33 @@ impl Params {
 
     /// Whether `name` is a built-in parameter of some version relaydoctor knows.
     pub fn is_known(&self, name: &str) -> bool {
-        self.defaults.contains_key(name) || self.newer.iter().any(|n| n.name == name)
+        self.defaults.contains_key(name)
+            || self.newer.iter().any(|n| n.name == name)
+            || self.legacy().contains(name)
+    }
+
+    /// Names that built-in defaults refer to without being parameters themselves: the old
+    /// names of renamed parameters (`smtp_fallback_relay = $fallback_relay`,
+    /// `postscreen_dnsbl_max_ttl = ${postscreen_dnsbl_ttl?...}`). postconf counts them as used,
+    /// so setting them is not "unknown" (it may be deprecated).
+    pub fn legacy(&self) -> &HashSet<String> {
+        static L: OnceLock<HashSet<String>> = OnceLock::new();
+        L.get_or_init(|| {
+            let mut out = HashSet::new();
+            // Raw parameters' `$name`s are per-message macros ($client_address), not parameters.
+            for (_, v) in self
+                .defaults
+                .iter()
+                .filter(|(k, v)| v.contains('$') && !self.raw.contains(k.as_str()))
+            {
+                for (_, n) in super::expand::references(v) {
+                    if !self.defaults.contains_key(n) {
+                        out.insert(n.to_string());
+                    }
+                }
+            }
+            out
+        })
     }
 
     /// All built-in names (for "did you mean").

@@ -175,7 +175,14 @@ pub fn parse_main(text: &str) -> MainCf {
     let mut entries = Vec::with_capacity(lines.len());
     for l in lines {
         let src = l.span.text(text);
-        match MainGrammar::parse(Rule::entry, src) {
+        // Without any `=` the grammar cannot match; say so without building pest's error
+        // (a log pasted into main.cf has millions of such lines).
+        let parsed = if src.contains('=') {
+            MainGrammar::parse(Rule::entry, src).ok()
+        } else {
+            None
+        };
+        match parsed.ok_or(()) {
             Ok(mut pairs) => {
                 let Some(entry) = pairs.next() else { continue };
                 let base = l.span.start;
