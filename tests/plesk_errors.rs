@@ -8,12 +8,19 @@ use std::process::Command;
 
 fn bare() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
-    c.env_remove("RELAYDOCTOR_DB_URL").env_remove("MYSQL_UNIX_PORT").env("NO_COLOR", "1");
+    c.env_remove("RELAYDOCTOR_DB_URL")
+        .env_remove("MYSQL_UNIX_PORT")
+        .env("NO_COLOR", "1");
     c
 }
 
 fn no_secret(o: &Out, secret: &str) {
-    assert!(!o.stdout.contains(secret) && !o.stderr.contains(secret), "{secret} leaked: {}{}", o.stdout, o.stderr);
+    assert!(
+        !o.stdout.contains(secret) && !o.stderr.contains(secret),
+        "{secret} leaked: {}{}",
+        o.stdout,
+        o.stderr
+    );
 }
 
 #[test]
@@ -29,20 +36,32 @@ fn wrong_password_is_exit_2_without_the_password() {
         no_secret(&o, wrong);
         assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
         assert!(o.stderr.contains("1045"), "{}", o.stderr);
-        assert!(o.stderr.contains("password"), "names the problem: {}", o.stderr);
+        assert!(
+            o.stderr.contains("password"),
+            "names the problem: {}",
+            o.stderr
+        );
     }
     let mut c = relaydoctor(&url);
     c.args(["plesk", "check", "--format", "nagios"]);
     let o = run(c);
     no_secret(&o, wrong);
     assert_eq!(o.code, 3);
-    assert!(o.stdout.starts_with("RELAYDOCTOR UNKNOWN - "), "{}", o.stdout);
+    assert!(
+        o.stdout.starts_with("RELAYDOCTOR UNKNOWN - "),
+        "{}",
+        o.stdout
+    );
     assert_eq!(o.stdout.lines().count(), 1);
 }
 
 #[test]
 fn unreachable_host_is_exit_2() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{port}/psa");
     let mut c = relaydoctor(&url);
     c.args(["plesk", "check"]);
@@ -92,7 +111,10 @@ fn bad_urls_are_exit_2_without_the_password() {
         format!("http://{USER}:{PASSWORD}@127.0.0.1/psa"),
         format!("mysql://{USER}:{PASSWORD}@127.0.0.1/psa?bogus_param=1"),
         format!("{USER}:{PASSWORD}"),
-        format!("mysql://{USER}:{}@127.0.0.1:1/psa", PASSWORD.replace('-', "%2D")),
+        format!(
+            "mysql://{USER}:{}@127.0.0.1:1/psa",
+            PASSWORD.replace('-', "%2D")
+        ),
     ] {
         let mut c = relaydoctor(&url);
         c.args(["plesk", "check"]);
@@ -102,7 +124,12 @@ fn bad_urls_are_exit_2_without_the_password() {
     }
     // On the command line too: accepted with a warning, and still never echoed.
     let mut c = bare();
-    c.args(["plesk", "check", "--db-url", &format!("mysql://{USER}:{PASSWORD}@127.0.0.1:notaport/psa")]);
+    c.args([
+        "plesk",
+        "check",
+        "--db-url",
+        &format!("mysql://{USER}:{PASSWORD}@127.0.0.1:notaport/psa"),
+    ]);
     let o = run(c);
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("other local users"), "{}", o.stderr);
@@ -131,7 +158,10 @@ fn dsn_file_and_plesk_files_under_root() {
     let dsn = dir.path().join("dsn.ini");
     std::fs::write(
         &dsn,
-        format!("[plesk]\nhost=127.0.0.1\nport={}\nusername={USER}\npassword={PASSWORD}\ndbname={db}\n", s.port),
+        format!(
+            "[plesk]\nhost=127.0.0.1\nport={}\nusername={USER}\npassword={PASSWORD}\ndbname={db}\n",
+            s.port
+        ),
     )
     .unwrap();
     let mut c = bare();
@@ -144,7 +174,8 @@ fn dsn_file_and_plesk_files_under_root() {
     s.source(&db, &fixture("healthy.sql"));
     let mut c = bare();
     c.env("MYSQL_UNIX_PORT", &s.socket);
-    c.args(["plesk", "check", "--root"]).arg(fixture("roots/dsn"));
+    c.args(["plesk", "check", "--root"])
+        .arg(fixture("roots/dsn"));
     let o = run(c);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("dsn.ini"), "{}", o.stdout);
@@ -158,7 +189,8 @@ fn dsn_file_and_plesk_files_under_root() {
     s.source("psa", &fixture("healthy.sql"));
     let mut c = bare();
     c.env("MYSQL_UNIX_PORT", &s.socket);
-    c.args(["plesk", "check", "--root"]).arg(fixture("roots/shadow-plain"));
+    c.args(["plesk", "check", "--root"])
+        .arg(fixture("roots/shadow-plain"));
     let o = run(c);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(o.stdout.contains(".psa.shadow"), "{}", o.stdout);
@@ -167,23 +199,30 @@ fn dsn_file_and_plesk_files_under_root() {
 #[test]
 fn encrypted_shadow_is_refused_clearly() {
     let mut c = bare();
-    c.args(["plesk", "check", "--root"]).arg(fixture("roots/shadow-encrypted"));
+    c.args(["plesk", "check", "--root"])
+        .arg(fixture("roots/shadow-encrypted"));
     let o = run(c);
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("encrypted"), "{}", o.stderr);
-    assert!(o.stderr.contains("--dsn-file"), "says how to pass credentials: {}", o.stderr);
+    assert!(
+        o.stderr.contains("--dsn-file"),
+        "says how to pass credentials: {}",
+        o.stderr
+    );
     assert!(!o.stderr.contains("ZW5jcnlwdGVk"), "{}", o.stderr);
 }
 
 #[test]
 fn no_credentials_is_exit_2() {
     let mut c = bare();
-    c.args(["plesk", "check", "--root"]).arg(fixture("roots/empty"));
+    c.args(["plesk", "check", "--root"])
+        .arg(fixture("roots/empty"));
     let o = run(c);
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("no database credentials"), "{}", o.stderr);
     let mut c = bare();
-    c.args(["plesk", "check", "--format", "nagios", "--root"]).arg(fixture("roots/empty"));
+    c.args(["plesk", "check", "--format", "nagios", "--root"])
+        .arg(fixture("roots/empty"));
     let o = run(c);
     assert_eq!(o.code, 3);
     assert!(o.stdout.starts_with("RELAYDOCTOR UNKNOWN"));
