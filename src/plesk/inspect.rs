@@ -153,7 +153,12 @@ pub fn classify(code: u16, message: &str) -> Option<(String, bool)> {
         }
         _ => return None,
     };
-    Some((format!("{what} (code {code})"), repairable))
+    let what = if what.contains("handler error") {
+        what.to_string()
+    } else {
+        format!("{what} (error {code})")
+    };
+    Some((what, repairable))
 }
 
 fn text(v: Option<&Value>) -> Option<Vec<u8>> {
@@ -719,8 +724,14 @@ pub fn inspect(
 
     // CHECK TABLE: the same check mysqlcheck runs. Its result rows carry no error code, so
     // a failing status is reported with the code from reading the table when there was one.
-    let check: Result<Vec<(String, String, String, String)>, _> =
-        conn.query(format!("CHECK TABLE {qualified}"));
+    // When reading already failed with a damage code, CHECK TABLE is skipped: on MyISAM it
+    // would rewrite the table's state (clear or set the crashed mark), and the check is
+    // meant to change nothing; the code is the classification.
+    let check: Result<Vec<(String, String, String, String)>, _> = if insp.scan_failed {
+        Ok(Vec::new())
+    } else {
+        conn.query(format!("CHECK TABLE {qualified}"))
+    };
     let mut check_msgs = Vec::new();
     let mut check_failed = false;
     let mut check_warnings = Vec::new();

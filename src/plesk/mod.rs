@@ -187,13 +187,12 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
     if plan.deleted() > 0 {
         match repair::write_backup(&args.backup_dir, &creds.db, &plan) {
             Ok(p) => {
-                if !json {
-                    eprintln!(
-                        "relaydoctor: backup of the {} row(s) to delete: {}",
-                        plan.deleted(),
-                        p.display()
-                    );
-                }
+                // Printed before anything changes, so it is known even if the apply dies.
+                eprintln!(
+                    "relaydoctor: backup of the {} row(s) to delete: {}",
+                    plan.deleted(),
+                    p.display()
+                );
                 backup = Some(p);
             }
             Err(e) => {

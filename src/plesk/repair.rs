@@ -1,13 +1,17 @@
 //! Applying a repair plan: backup first, then one all-or-nothing change.
 //!
-//! * InnoDB: one transaction. `SELECT ... FOR UPDATE` over the whole table locks every row
-//!   and the gap after the last one, so other sessions' inserts wait until COMMIT; the row
-//!   counts are then verified against the plan, the planned row values are deleted by value
-//!   (a join on a temporary table; the table has no key to delete by), the kept copies of
-//!   duplicates are inserted back, and the transaction commits or rolls back as a whole.
+//! * InnoDB: one transaction (autocommit off) under `LOCK TABLES ... WRITE`, so other
+//!   sessions' inserts wait on the metadata lock until COMMIT instead of deadlocking with
+//!   row locks; the row counts are verified against the plan, the planned row values are
+//!   deleted by value (a join on a temporary table; the table has no key to delete by), the
+//!   kept copies of duplicates are inserted back, and the transaction commits or rolls back
+//!   as a whole (a killed server rolls it back on restart).
 //! * MyISAM/Aria (no transactions): the kept rows are built into a new table while
-//!   `LOCK TABLES ... READ` holds writers off (readers, i.e. the SMTP server's lookups, go
-//!   on), and one `RENAME TABLE` swaps the new table in. MariaDB forbids RENAME TABLE
+//!   `LOCK TABLES ... WRITE` holds other sessions off, and one `RENAME TABLE` swaps the new
+//!   table in. (`LOCK TABLES ... READ` is not enough: it takes only a shared-read metadata
+//!   lock, so a writer would pass the metadata lock, wait on the old table's table-level
+//!   lock, and insert into the old table after the swap — measured by
+//!   tests/plesk_repair.rs concurrent_writer_loses_nothing.) MariaDB forbids RENAME TABLE
 //!   under LOCK TABLES, so the RENAME is issued from a second connection and queued behind
 //!   the lock *before* the lock is released: a pending exclusive metadata lock is granted
 //!   ahead of the writers that were waiting (MariaDB's MDL priority rules, sql/mdl.cc), so
@@ -233,12 +237,13 @@ pub fn apply(
     let groups = load_plan(conn, creds, plan)?;
     let t = q(&db, TABLE);
     if schema.transactional() {
-        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .map_err(err)?;
-        conn.query_drop("START TRANSACTION").map_err(err)?;
+        // LOCK TABLES ... WRITE makes other sessions' writers wait on the metadata lock
+        // before they touch InnoDB (no row-lock deadlocks with them); autocommit=0 keeps
+        // the change one transaction until COMMIT (the pattern the MariaDB manual gives
+        // for LOCK TABLES with transactional tables).
+        conn.query_drop("SET autocommit = 0").map_err(err)?;
         let result = (|| -> Result<(), DbError> {
-            // Lock every row and the gaps: concurrent inserts wait for COMMIT.
-            conn.query_drop(format!("SELECT COUNT(*) FROM {t} FOR UPDATE"))
+            conn.query_drop(format!("LOCK TABLES {t} WRITE, {t} AS p WRITE"))
                 .map_err(err)?;
             verify(conn, creds, &t, groups)?;
             conn.query_drop(format!(
@@ -258,13 +263,17 @@ pub fn apply(
         })();
         if let Err(e) = result {
             let _ = conn.query_drop("ROLLBACK");
+            let _ = conn.query_drop("UNLOCK TABLES");
+            let _ = conn.query_drop("SET autocommit = 1");
             return Err(e);
         }
+        let _ = conn.query_drop("UNLOCK TABLES");
+        let _ = conn.query_drop("SET autocommit = 1");
         let _ = conn.query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {DEL}"));
         return Ok(Applied {
             deleted,
             reinserted,
-            method: "one InnoDB transaction",
+            method: "one InnoDB transaction under LOCK TABLES",
         });
     }
 
@@ -282,7 +291,7 @@ pub fn apply(
         let _ = conn.query_drop("UNLOCK TABLES");
         let _ = conn.query_drop(format!("DROP TABLE IF EXISTS {new}"));
     };
-    conn.query_drop(format!("LOCK TABLES {t} AS p READ, {new} WRITE"))
+    conn.query_drop(format!("LOCK TABLES {t} AS p WRITE, {new} WRITE"))
         .map_err(err)?;
     let built = (|| -> Result<(), DbError> {
         verify(conn, creds, &t, groups)?;
