@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, m: &Model, out: &mut Vec<Finding>) {
     }
     for r in &m.rules {
         tcprules_syntax(r, out);
-        tcprules_stale(r, out);
+        tcprules_stale(r, m.standalone, out);
         never_matching(r, out);
         relayclient_value(r, out);
         broad_relay(ctx, m, r, out);
@@ -528,9 +528,11 @@ fn first_per_key(recs: impl Iterator<Item = (String, Vec<u8>)>) -> Vec<(String, 
     recs.filter(|(k, _)| seen.insert(k.clone())).collect()
 }
 
-fn tcprules_stale(r: &RulesFile, out: &mut Vec<Finding>) {
+fn tcprules_stale(r: &RulesFile, standalone: bool, out: &mut Vec<Finding>) {
     let Some(src) = &r.source else { return };
     match &r.cdb {
+        // A rules file named on its own (a sample, a copy): no cdb beside it says nothing.
+        CdbState::Missing if standalone => {}
         CdbState::Missing => {
             out.push(
                 qm(

@@ -199,6 +199,9 @@ pub fn auth_mode(s: &Service) -> Auth {
         .unwrap_or(false);
     match s.env_var("SMTPAUTH") {
         Some(v) => match v.value.as_deref() {
+            Some(x) if super::runscript::is_dynamic(x) => {
+                Auth::Unknown(format!("SMTPAUTH is {x}, known only at run time"))
+            }
             Some(x) if x.starts_with('-') => Auth::Off,
             Some(x) => Auth::On {
                 required: x.contains('!') || require_auth,

@@ -229,6 +229,11 @@ fn push_word(out: &mut Vec<String>, cur: &mut String, dynamic: bool) {
     out.push(if dynamic { format!("\u{0}{w}") } else { w });
 }
 
+/// A word whose value only the running shell knows.
+pub fn is_dynamic(w: &str) -> bool {
+    w.contains('$') || w.contains('`')
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -244,7 +249,7 @@ struct ShVar {
 }
 
 /// Expand `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}` from known variables.
-/// Unknown variables expand to None (the caller keeps the word as dynamic).
+/// Unknown variables stay as `${NAME}`; a word with a command substitution gives None.
 fn expand(word: &str, vars: &HashMap<String, ShVar>) -> Option<String> {
     if word.starts_with('\u{0}') {
         return None;
@@ -281,12 +286,12 @@ fn expand(word: &str, vars: &HashMap<String, ShVar>) -> Option<String> {
                 Some(v) if !v.is_empty() || default.is_none() => out.push_str(&v),
                 _ => match default {
                     Some(d) => out.push_str(&d),
+                    // Unknown: kept as written, so consumers see a '$' and treat the
+                    // value as dynamic instead of guessing.
                     None => {
-                        if name == "PATH" || name == "HOME" {
-                            // Irrelevant to relaying; keep going.
-                        } else {
-                            return None;
-                        }
+                        out.push_str("${");
+                        out.push_str(&name);
+                        out.push('}');
                     }
                 },
             }
@@ -386,7 +391,7 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
                     expanded.extend(x.split_whitespace().map(|s| Some(s.to_string())))
                 }
                 Some(x) => expanded.push(Some(x)),
-                None => expanded.push(None),
+                None => expanded.push(Some(w.trim_start_matches('\u{0}').to_string())),
             }
         }
         let has = |n: &str| expanded.iter().flatten().any(|w| basename(w) == n);
@@ -484,7 +489,7 @@ fn read_command(svc: &mut Service, cmd: &[Option<String>]) {
                     Some(rest)
                 };
                 if o == 'x' {
-                    match arg {
+                    match arg.filter(|a| !is_dynamic(a)) {
                         Some(a) => svc.rules_cdb = Some(a),
                         None => svc
                             .dynamic
@@ -505,7 +510,7 @@ fn read_command(svc: &mut Service, cmd: &[Option<String>]) {
     }
     // host, port
     i += 1;
-    svc.port = cmd.get(i).cloned().flatten();
+    svc.port = cmd.get(i).cloned().flatten().filter(|p| !is_dynamic(p));
     i += 1;
     let chain = cmd.get(i..).unwrap_or(&[]);
     read_chain(svc, chain);
@@ -536,7 +541,13 @@ fn read_chain(svc: &mut Service, chain: &[Option<String>]) {
                     match a.as_deref() {
                         Some(a) if a.starts_with('2') && a.contains('>') => break,
                         Some(a) if a.starts_with('>') || a == "|" || a == ";" || a == "&&" => break,
-                        Some(a) => svc.smtpd_args.push(a.to_string()),
+                        Some(a) => {
+                            if is_dynamic(a) {
+                                svc.dynamic
+                                    .push(format!("qmail-smtpd argument {a} (set at run time)"));
+                            }
+                            svc.smtpd_args.push(a.to_string())
+                        }
                         None => {
                             svc.smtpd_args.push("?".into());
                             svc.dynamic
