@@ -158,9 +158,16 @@ impl<'a> Eval<'a> {
                         file: std::path::PathBuf::from("(main configuration)"),
                         line: 0,
                         entry: format!("{option} is not set"),
-                        effect: "reject: Exim refuses every RCPT over SMTP without an RCPT ACL".into(),
+                        effect: "reject: Exim refuses every RCPT over SMTP without an RCPT ACL"
+                            .into(),
                     });
-                    return vec![self.end(st, Verdict::Reject, 550, "Administrative prohibition".into(), None)];
+                    return vec![self.end(
+                        st,
+                        Verdict::Reject,
+                        550,
+                        "Administrative prohibition".into(),
+                        None,
+                    )];
                 }
                 return vec![self.end(st, Verdict::Accept, 250, "Accepted".into(), None)];
             }
@@ -183,12 +190,25 @@ impl<'a> Eval<'a> {
                     format!("{option} = {name}"),
                     "defer: no ACL of that name, so Exim parses the text as an inline ACL and fails",
                 ));
-                vec![self.end(st, Verdict::Defer, 451, "Temporary local problem - please try later".into(), Some((setting.origin.file.clone(), setting.origin.line)))]
+                vec![self.end(
+                    st,
+                    Verdict::Defer,
+                    451,
+                    "Temporary local problem - please try later".into(),
+                    Some((setting.origin.file.clone(), setting.origin.line)),
+                )]
             }
         }
     }
 
-    fn end(&self, st: State, v: Verdict, code: u16, text: String, by: Option<(std::path::PathBuf, usize)>) -> Branch {
+    fn end(
+        &self,
+        st: State,
+        v: Verdict,
+        code: u16,
+        text: String,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Branch {
         Branch {
             verdict: v,
             code: Some(code),
@@ -201,9 +221,19 @@ impl<'a> Eval<'a> {
 
     fn walk(&self, acl: &Acl, i: usize, k: usize, mut st: State, depth: usize) -> Vec<Branch> {
         let Some(stmt) = acl.stmts.get(i) else {
-            st.trace.push(step(&acl.origin, format!("end of ACL {}", acl.name), "reject: implicit deny at the end of every ACL"));
+            st.trace.push(step(
+                &acl.origin,
+                format!("end of ACL {}", acl.name),
+                "reject: implicit deny at the end of every ACL",
+            ));
             let by = Some((acl.origin.file.clone(), acl.origin.line));
-            return vec![self.end(st, Verdict::Reject, 550, "Administrative prohibition".into(), by)];
+            return vec![self.end(
+                st,
+                Verdict::Reject,
+                550,
+                "Administrative prohibition".into(),
+                by,
+            )];
         };
         if k == 0 {
             st.message = None;
@@ -228,16 +258,25 @@ impl<'a> Eval<'a> {
             return self.sub_acl(acl, i, k, c, st, depth);
         }
         match self.cond(c) {
-            M::Yes => {
-                self.walk(acl, i, k + 1, st, depth)
-            }
+            M::Yes => self.walk(acl, i, k + 1, st, depth),
             M::No => self.failed(acl, i, stmt, c, st, depth, by),
             M::Unknown(reason) => self.split(acl, i, k, stmt, c, reason, st, depth, by),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn split(&self, acl: &Acl, i: usize, k: usize, stmt: &Stmt, c: &Cond, reason: String, st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+    fn split(
+        &self,
+        acl: &Acl,
+        i: usize,
+        k: usize,
+        stmt: &Stmt,
+        c: &Cond,
+        reason: String,
+        st: State,
+        depth: usize,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Vec<Branch> {
         // A warn statement never changes the outcome.
         if stmt.verb == Verb::Warn {
             return self.walk(acl, i + 1, 0, st, depth);
@@ -245,7 +284,11 @@ impl<'a> Eval<'a> {
         // Same undecidable condition seen earlier on this path: reuse its assumed value.
         if let Some(&(_, v)) = st.assumed.iter().find(|(r, _)| *r == reason) {
             let holds = v != c.negated;
-            return if holds { self.walk(acl, i, k + 1, st, depth) } else { self.failed(acl, i, stmt, c, st, depth, by) };
+            return if holds {
+                self.walk(acl, i, k + 1, st, depth)
+            } else {
+                self.failed(acl, i, stmt, c, st, depth, by)
+            };
         }
         let left = self.budget.get();
         if left == 0 {
@@ -266,7 +309,15 @@ impl<'a> Eval<'a> {
             let mut s2 = st.clone();
             s2.assumed.push((reason.clone(), raw));
             let holds = raw != c.negated;
-            s2.trace.push(step(&c.origin, c.render(), if holds { "assumed true" } else { "assumed false" }));
+            s2.trace.push(step(
+                &c.origin,
+                c.render(),
+                if holds {
+                    "assumed true"
+                } else {
+                    "assumed false"
+                },
+            ));
             if holds {
                 out.extend(self.walk(acl, i, k + 1, s2, depth));
             } else {
@@ -277,21 +328,52 @@ impl<'a> Eval<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn failed(&self, acl: &Acl, i: usize, stmt: &Stmt, c: &Cond, mut st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+    fn failed(
+        &self,
+        acl: &Acl,
+        i: usize,
+        stmt: &Stmt,
+        c: &Cond,
+        mut st: State,
+        depth: usize,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Vec<Branch> {
         st.trace.push(step(&c.origin, c.render(), "false"));
         self.failed_noted(acl, i, stmt, st, depth, by)
     }
 
-    fn failed_noted(&self, acl: &Acl, i: usize, stmt: &Stmt, mut st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+    fn failed_noted(
+        &self,
+        acl: &Acl,
+        i: usize,
+        stmt: &Stmt,
+        mut st: State,
+        depth: usize,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Vec<Branch> {
         match stmt.verb {
             Verb::Require => {
-                let text = st.message.clone().unwrap_or_else(|| "Administrative prohibition".into());
-                st.trace.push(step(&stmt.origin, stmt.verb.as_str().into(), "reject: a require condition failed"));
+                let text = st
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "Administrative prohibition".into());
+                st.trace.push(step(
+                    &stmt.origin,
+                    stmt.verb.as_str().into(),
+                    "reject: a require condition failed",
+                ));
                 vec![self.end(st, Verdict::Reject, 550, text, by)]
             }
             Verb::Accept | Verb::Discard if st.endpass => {
-                let text = st.message.clone().unwrap_or_else(|| "Administrative prohibition".into());
-                st.trace.push(step(&stmt.origin, stmt.verb.as_str().into(), "reject: a condition after endpass failed"));
+                let text = st
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "Administrative prohibition".into());
+                st.trace.push(step(
+                    &stmt.origin,
+                    stmt.verb.as_str().into(),
+                    "reject: a condition after endpass failed",
+                ));
                 vec![self.end(st, Verdict::Reject, 550, text, by)]
             }
             _ => {
@@ -301,7 +383,15 @@ impl<'a> Eval<'a> {
         }
     }
 
-    fn all_true(&self, acl: &Acl, i: usize, stmt: &Stmt, mut st: State, depth: usize, by: Option<(std::path::PathBuf, usize)>) -> Vec<Branch> {
+    fn all_true(
+        &self,
+        acl: &Acl,
+        i: usize,
+        stmt: &Stmt,
+        mut st: State,
+        depth: usize,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Vec<Branch> {
         let entry = stmt.render();
         match stmt.verb {
             Verb::Accept | Verb::Discard => {
@@ -309,13 +399,19 @@ impl<'a> Eval<'a> {
                 vec![self.end(st, Verdict::Accept, 250, "Accepted".into(), by)]
             }
             Verb::Deny | Verb::Drop => {
-                let text = st.message.clone().unwrap_or_else(|| "Administrative prohibition".into());
+                let text = st
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "Administrative prohibition".into());
                 st.trace.push(step(&stmt.origin, entry, "reject"));
                 let (code, text) = split_code(&text, 550);
                 vec![self.end(st, Verdict::Reject, code, text, by)]
             }
             Verb::Defer => {
-                let text = st.message.clone().unwrap_or_else(|| "Temporary local problem - please try later".into());
+                let text = st
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "Temporary local problem - please try later".into());
                 st.trace.push(step(&stmt.origin, entry, "defer"));
                 let (code, text) = split_code(&text, 450);
                 vec![self.end(st, Verdict::Defer, code, text, by)]
@@ -327,7 +423,15 @@ impl<'a> Eval<'a> {
         }
     }
 
-    fn sub_acl(&self, acl: &Acl, i: usize, k: usize, c: &Cond, st: State, depth: usize) -> Vec<Branch> {
+    fn sub_acl(
+        &self,
+        acl: &Acl,
+        i: usize,
+        k: usize,
+        c: &Cond,
+        st: State,
+        depth: usize,
+    ) -> Vec<Branch> {
         let stmt = &acl.stmts[i];
         let by = Some((stmt.origin.file.clone(), stmt.origin.line));
         let name = c.value().trim();
@@ -349,7 +453,12 @@ impl<'a> Eval<'a> {
                 Verdict::Accept => true,
                 Verdict::Reject => false,
                 _ => {
-                    out.push(Branch { decided_by: by.clone(), trace: s2.trace, assumed: s2.assumed, ..b });
+                    out.push(Branch {
+                        decided_by: by.clone(),
+                        trace: s2.trace,
+                        assumed: s2.assumed,
+                        ..b
+                    });
                     continue;
                 }
             };
@@ -395,7 +504,12 @@ impl<'a> Eval<'a> {
                 },
             },
             "sender_domains" => match &self.env.sender {
-                Some(s) => m.list(ListKind::Domain, v, s.rsplit_once('@').map(|x| x.1).unwrap_or(""), 0),
+                Some(s) => m.list(
+                    ListKind::Domain,
+                    v,
+                    s.rsplit_once('@').map(|x| x.1).unwrap_or(""),
+                    0,
+                ),
                 None => M::Unknown(format!("the envelope sender ({})", c.render())),
             },
             "authenticated" => match &self.env.auth_id {
@@ -447,7 +561,9 @@ impl<'a> Eval<'a> {
                 _ => M::Unknown(format!("sender verification verify = {v}")),
             },
             "certificate" => M::No,
-            "header_syntax" | "header_sender" | "not_blind" | "header_names_ascii" | "arc" => M::Yes,
+            "header_syntax" | "header_sender" | "not_blind" | "header_names_ascii" | "arc" => {
+                M::Yes
+            }
             _ => M::Unknown(format!("verify = {v}")),
         }
     }
@@ -462,7 +578,10 @@ fn first_rcpt_guard(v: &str) -> bool {
         return false;
     }
     let rest = &t["${ifand{{>{$rcpt_count}{".len()..];
-    rest.split('}').next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1)
+    rest.split('}')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n >= 1)
 }
 
 /// `message = 451 4.7.1 text`-style custom codes are honoured by Exim for deny/defer when
@@ -518,7 +637,11 @@ pub fn decide(service: &str, branches: &[Branch]) -> Decision {
             "{} {}{}",
             b.verdict.as_str(),
             b.code.map(|c| c.to_string()).unwrap_or_default(),
-            if cond.is_empty() { String::new() } else { format!(" if {}", cond.join(" and ")) }
+            if cond.is_empty() {
+                String::new()
+            } else {
+                format!(" if {}", cond.join(" and "))
+            }
         );
         if !outcomes.contains(&o) {
             outcomes.push(o);

@@ -14,15 +14,23 @@ use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
 use crate::relay::{ClientClass, RecipientClass, Verdict};
 
 fn f(code: &str, msg: impl Into<String>, o: &Origin) -> Finding {
-    Finding::new(code, Mta::Exim, msg).at(o.location()).service(super::SERVICE)
+    Finding::new(code, Mta::Exim, msg)
+        .at(o.location())
+        .service(super::SERVICE)
 }
 
 /// EX001: placeholders of other template systems left in the configuration.
 pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
     let pats = [
         (r"%[A-Z][A-Z0-9_]*%", "a %PLACEHOLDER%"),
-        (r"\{\{-?\s*[A-Za-z_][A-Za-z0-9_.]*\s*(\|[^{}]*)?-?\}\}", "a {{ jinja }} placeholder"),
-        (r"\{%-?\s*(if|for|endif|endfor|else|elif|set|include|macro)\b", "a {% jinja %} block"),
+        (
+            r"\{\{-?\s*[A-Za-z_][A-Za-z0-9_.]*\s*(\|[^{}]*)?-?\}\}",
+            "a {{ jinja }} placeholder",
+        ),
+        (
+            r"\{%-?\s*(if|for|endif|endfor|else|elif|set|include|macro)\b",
+            "a {% jinja %} block",
+        ),
         (r"@[A-Z][A-Z0-9_]+@", "an @PLACEHOLDER@"),
     ];
     let res: Vec<(regex::Regex, &str)> = pats
@@ -63,7 +71,10 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     if let Some(acl) = rcpt {
         callouts(ctx, cfg, &acl, out);
     }
-    if let Some(acl) = cfg.option("acl_smtp_mail").and_then(|o| cfg.acl(o.value.trim())) {
+    if let Some(acl) = cfg
+        .option("acl_smtp_mail")
+        .and_then(|o| cfg.acl(o.value.trim()))
+    {
         callouts(ctx, cfg, &acl.name.clone(), out);
     }
     dnsbl(cfg, out);
@@ -89,6 +100,12 @@ fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
 /// EX101/EX102. Returns the RCPT ACL name when it exists.
 fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
     match cfg.option("acl_smtp_rcpt") {
+        // A fragment without ACLs, routers or transports is not a whole configuration.
+        None if cfg.options.is_empty()
+            || (cfg.acls.is_empty() && cfg.routers.is_empty() && cfg.transports.is_empty()) =>
+        {
+            None
+        }
         None => {
             let o = cfg
                 .sections
@@ -152,7 +169,15 @@ fn trace_text(b: &super::acl::Branch) -> String {
     b.trace
         .iter()
         .filter(|t| t.effect != "no match")
-        .map(|t| format!("{}:{} `{}` -> {}", t.file.display(), t.line, t.entry, t.effect))
+        .map(|t| {
+            format!(
+                "{}:{} `{}` -> {}",
+                t.file.display(),
+                t.line,
+                t.entry,
+                t.effect
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -169,7 +194,10 @@ fn origin_of(cfg: &Config, by: &Option<(std::path::PathBuf, usize)>) -> Option<O
             }
         }
     }
-    cfg.options.iter().find(|o| &o.origin.file == file && o.origin.line == *line).map(|o| o.origin.clone())
+    cfg.options
+        .iter()
+        .find(|o| &o.origin.file == file && o.origin.line == *line)
+        .map(|o| o.origin.clone())
 }
 
 /// EX110 (open relay) and EX120/EX121 (relay denied to authenticated / trusted clients) from
@@ -183,11 +211,29 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     let has_auth_server = !cfg.server_authenticators().is_empty();
     for c in &cells {
         if c.client == ClientClass::Stranger && c.rcpt == RecipientClass::External {
-            if let Some(b) = c.branches.iter().find(|b| b.verdict == Verdict::Accept) {
+            // Count accept branches an outsider can reach: undecidable conditions assumed
+            // false (not listed, rate limit not hit) or verifications an attacker can pass;
+            // not branches that need an unknown host list or expansion to admit the client.
+            let reachable = |b: &&super::acl::Branch| {
+                b.verdict == Verdict::Accept
+                    && b.assumed.iter().all(|(r, v)| {
+                        !*v || r.starts_with("sender verification")
+                            || r.starts_with("the sender callout")
+                            || r.starts_with("the recipient callout")
+                    })
+            };
+            if let Some(b) = c.branches.iter().find(reachable) {
                 let when = if b.assumed.is_empty() {
                     String::new()
                 } else {
-                    format!(" (when {})", b.assumed.iter().map(|(r, v)| format!("{r} is {v}")).collect::<Vec<_>>().join(" and "))
+                    format!(
+                        " (when {})",
+                        b.assumed
+                            .iter()
+                            .map(|(r, v)| format!("{r} is {v}"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    )
                 };
                 let msg = format!(
                     "open relay: a client from anywhere ({}) that is not authenticated gets `250 Accepted` for user@{}{when}; spammers can send through this server. Trace: {}",
@@ -201,13 +247,22 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                 out.push(fd);
             }
         }
-        if c.client == ClientClass::Authenticated && c.rcpt == RecipientClass::External && has_auth_server {
-            if c.branches.iter().all(|b| b.verdict == Verdict::Reject || b.verdict == Verdict::Defer) {
+        if c.client == ClientClass::Authenticated
+            && c.rcpt == RecipientClass::External
+            && has_auth_server
+            && c.branches
+                .iter()
+                .all(|b| b.verdict == Verdict::Reject || b.verdict == Verdict::Defer)
+        {
+            {
                 if let Some(b) = c.branches.first() {
                     let o = origin_of(cfg, &b.decided_by);
                     let later = find_auth_accept(cfg);
                     let why = match &later {
-                        Some(a) => format!(" The statement `accept authenticated = *` at {} comes too late.", a.describe()),
+                        Some(a) => format!(
+                            " The statement `accept authenticated = *` at {} comes too late.",
+                            a.describe()
+                        ),
                         None => " No statement accepts authenticated clients.".into(),
                     };
                     let msg = format!(
@@ -258,15 +313,22 @@ fn wide(item: &str) -> Option<String> {
     }
     let n: IpNet = lists::parse_net(i)?;
     let public = match n {
-        IpNet::V4(v) => !(v.network().is_private() || v.network().is_loopback() || v.network().is_link_local()),
-        IpNet::V6(v) => !(v.network().is_loopback() || (v.network().segments()[0] & 0xfe00) == 0xfc00),
+        IpNet::V4(v) => {
+            !(v.network().is_private() || v.network().is_loopback() || v.network().is_link_local())
+        }
+        IpNet::V6(v) => {
+            !(v.network().is_loopback() || (v.network().segments()[0] & 0xfe00) == 0xfc00)
+        }
     };
     let limit = if matches!(n, IpNet::V4(_)) { 8 } else { 16 };
     if n.prefix_len() == 0 {
         return Some(format!("{i} (every address)"));
     }
     if public && n.prefix_len() < limit {
-        return Some(format!("{i} (a public range of {} addresses or more)", if limit == 8 { "16 million" } else { "2^112" }));
+        return Some(format!(
+            "{i} (a public range of {} addresses or more)",
+            if limit == 8 { "16 million" } else { "2^112" }
+        ));
     }
     None
 }
@@ -279,18 +341,37 @@ fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     if let Some(l) = cfg.list("relay_from_hosts") {
         lists_to_check.push((l.value.clone(), l.origin.clone(), l.macros_used.clone()));
     }
-    if let Some(name) = cfg.option("acl_smtp_rcpt").map(|o| o.value.trim().to_string()) {
+    if let Some(name) = cfg
+        .option("acl_smtp_rcpt")
+        .map(|o| o.value.trim().to_string())
+    {
         if let Some(acl) = cfg.acl(&name) {
             for s in &acl.stmts {
                 if s.verb != Verb::Accept {
                     continue;
                 }
-                let only_hosts = s.conds.iter().all(|c| c.name == "hosts" && !c.negated || super::acl::is_known_condition(&c.name) && matches!(c.name.as_str(), "control" | "message" | "log_message" | "logwrite" | "add_header" | "set"));
+                let only_hosts = s.conds.iter().all(|c| {
+                    c.name == "hosts" && !c.negated
+                        || super::acl::is_known_condition(&c.name)
+                            && matches!(
+                                c.name.as_str(),
+                                "control"
+                                    | "message"
+                                    | "log_message"
+                                    | "logwrite"
+                                    | "add_header"
+                                    | "set"
+                            )
+                });
                 if !only_hosts {
                     continue;
                 }
                 for c in s.conds.iter().filter(|c| c.name == "hosts") {
-                    lists_to_check.push((c.value().to_string(), c.origin.clone(), c.macros_used.clone()));
+                    lists_to_check.push((
+                        c.value().to_string(),
+                        c.origin.clone(),
+                        c.macros_used.clone(),
+                    ));
                 }
             }
         }
@@ -301,7 +382,16 @@ fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn check_host_list(ctx: &Context, cfg: &Config, value: &str, origin: &Origin, used: &[String], depth: usize, reported: &mut BTreeSet<(std::path::PathBuf, usize)>, out: &mut Vec<Finding>) {
+fn check_host_list(
+    ctx: &Context,
+    cfg: &Config,
+    value: &str,
+    origin: &Origin,
+    used: &[String],
+    depth: usize,
+    reported: &mut BTreeSet<(std::path::PathBuf, usize)>,
+    out: &mut Vec<Finding>,
+) {
     if depth > 10 {
         return;
     }
@@ -320,7 +410,9 @@ fn check_host_list(ctx: &Context, cfg: &Config, value: &str, origin: &Origin, us
         let file = if item.starts_with('/') {
             Some(item.clone())
         } else {
-            item.split_once(';').filter(|(t, _)| t.contains("lsearch")).map(|(_, p)| p.trim().to_string())
+            item.split_once(';')
+                .filter(|(t, _)| t.contains("lsearch"))
+                .map(|(_, p)| p.trim().to_string())
         };
         if let Some(path) = file {
             let real = ctx.root.resolve(std::path::Path::new(&path));
@@ -329,11 +421,20 @@ fn check_host_list(ctx: &Context, cfg: &Config, value: &str, origin: &Origin, us
                 let mut off = 0;
                 for (n, raw) in src.text.split_inclusive('\n').enumerate() {
                     let key = raw.split('#').next().unwrap_or("").trim();
-                    let key = key.split(|c: char| c == ':' && !key.contains("::") || c.is_whitespace()).next().unwrap_or("");
+                    let key = key
+                        .split(|c: char| c == ':' && !key.contains("::") || c.is_whitespace())
+                        .next()
+                        .unwrap_or("");
                     if let Some(w) = wide(key) {
                         if reported.insert((src.display.clone(), n + 1)) {
                             let start = off + raw.find(key).unwrap_or(0);
-                            let o = Origin { file: src.display.clone(), line: n + 1, src: Some(src.clone()), start, end: start + key.len() };
+                            let o = Origin {
+                                file: src.display.clone(),
+                                line: n + 1,
+                                src: Some(src.clone()),
+                                start,
+                                end: start + key.len(),
+                            };
                             out.push(f("EX111", format!(
                                 "open relay: {} lists {w}, and it is used as a relay-permitted host list (via {}): every such host may send mail anywhere through this server",
                                 src.display.display(), origin.describe()), &o));
@@ -346,9 +447,15 @@ fn check_host_list(ctx: &Context, cfg: &Config, value: &str, origin: &Origin, us
         }
         if let Some(w) = wide(&item) {
             // Point at the macro definition (e.g. dc_relay_nets) when the item came from one.
-            let mac = used.iter().filter_map(|n| cfg.macro_def(n)).find(|m| m.value.contains(item.as_str()) && m.origin.is_some());
+            let mac = used
+                .iter()
+                .filter_map(|n| cfg.macro_def(n))
+                .find(|m| m.value.contains(item.as_str()) && m.origin.is_some());
             let (o, via) = match mac {
-                Some(m) => (m.origin.clone().unwrap_or_else(|| origin.clone()), format!(" (the macro {} used at {})", m.name, origin.describe())),
+                Some(m) => (
+                    m.origin.clone().unwrap_or_else(|| origin.clone()),
+                    format!(" (the macro {} used at {})", m.name, origin.describe()),
+                ),
                 None => (origin.clone(), String::new()),
             };
             if reported.insert((o.file.clone(), o.line)) {
@@ -367,7 +474,11 @@ fn relay_domains(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
             let star = items.iter().any(|i| i == "*");
             let neg_end = items.last().is_some_and(|i| i.starts_with('!'));
             if star || neg_end {
-                let why = if star { "contains `*`".to_string() } else { format!("ends in the negative item `{}`, and a list ending in a negation matches every domain its items do not", items.last().cloned().unwrap_or_default()) };
+                let why = if star {
+                    "contains `*`".to_string()
+                } else {
+                    format!("ends in the negative item `{}`, and a list ending in a negation matches every domain its items do not", items.last().cloned().unwrap_or_default())
+                };
                 out.push(f("EX112", format!(
                     "domainlist relay_to_domains {why}: the RCPT ACL's relay check (`domains = +local_domains : +relay_to_domains`) passes for every domain, so anyone can relay{}",
                     cfg.via_macros(&l.macros_used)), &l.origin));
@@ -382,12 +493,16 @@ fn relay_domains(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
 }
 
 fn tls_configured(cfg: &Config) -> bool {
-    cfg.option("tls_certificate").is_some_and(|o| !o.value.trim().is_empty())
+    cfg.option("tls_certificate")
+        .is_some_and(|o| !o.value.trim().is_empty())
 }
 
 fn tls_guarded(s: &str) -> bool {
     let s = s.to_ascii_lowercase();
-    s.contains("tls_in_cipher") || s.contains("tls_cipher") || s.contains("encrypted") || s.contains("tls_in_ver")
+    s.contains("tls_in_cipher")
+        || s.contains("tls_cipher")
+        || s.contains("encrypted")
+        || s.contains("tls_in_ver")
 }
 
 /// EX114 anyone authenticates; EX122 authenticated = * without a server authenticator or with
@@ -397,7 +512,10 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     for d in &cfg.authenticators {
         if let Some(sc) = d.setting("server_condition") {
             let v = sc.value.trim().to_ascii_lowercase();
-            if matches!(v.as_str(), "yes" | "true" | "1" | "${if true}" | "${if true{yes}{no}}") {
+            if matches!(
+                v.as_str(),
+                "yes" | "true" | "1" | "${if true}" | "${if true{yes}{no}}"
+            ) {
                 out.push(f("EX114", format!(
                     "authenticator {} has the constant server_condition `{}`: any user name with any password authenticates, and authenticated clients may relay", d.name, sc.value), &sc.origin));
             }
@@ -406,10 +524,19 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     let rcpt_uses_auth = cfg
         .option("acl_smtp_rcpt")
         .and_then(|o| cfg.acl(o.value.trim()))
-        .and_then(|a| a.stmts.iter().find(|s| s.verb == Verb::Accept && s.cond("authenticated").is_some()).cloned());
+        .and_then(|a| {
+            a.stmts
+                .iter()
+                .find(|s| s.verb == Verb::Accept && s.cond("authenticated").is_some())
+                .cloned()
+        });
     let advertise = cfg.option("auth_advertise_hosts");
     if let Some(stmt) = &rcpt_uses_auth {
-        let empty_adv = advertise.is_some_and(|o| expand(ctx, &o.value).map(|v| split(&v).is_empty()).unwrap_or(false));
+        let empty_adv = advertise.is_some_and(|o| {
+            expand(ctx, &o.value)
+                .map(|v| split(&v).is_empty())
+                .unwrap_or(false)
+        });
         if servers.is_empty() {
             out.push(f("EX122", format!(
                 "`{}` can never match: no authenticator has a server side (no begin authenticators section with server_* options), so Exim does not offer AUTH and mail clients that need to relay get `550 relay not permitted`", stmt.render()), &stmt.origin).severity(Severity::Warning).help("if users send through this server, configure a server authenticator (e.g. Debian's conf.d/auth/30_exim4-config_examples); on a pure inbound MX this is expected"));
@@ -437,11 +564,15 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     for d in &servers {
         let driver = d.opt("driver").unwrap_or("");
         let public = d.opt("public_name").unwrap_or("").to_ascii_uppercase();
-        let plain = driver == "plaintext" || (matches!(driver, "dovecot" | "cyrus_sasl") && matches!(public.as_str(), "PLAIN" | "LOGIN"));
+        let plain = driver == "plaintext"
+            || (matches!(driver, "dovecot" | "cyrus_sasl")
+                && matches!(public.as_str(), "PLAIN" | "LOGIN"));
         if !plain || adv_guard {
             continue;
         }
-        let guarded = d.setting("server_advertise_condition").is_some_and(|s| tls_guarded(&s.value));
+        let guarded = d
+            .setting("server_advertise_condition")
+            .is_some_and(|s| tls_guarded(&s.value));
         if !guarded {
             out.push(f("EX130", format!(
                 "authenticator {} ({}) is offered without TLS: passwords cross the network in clear text (base64). Add `server_advertise_condition = ${{if def:tls_in_cipher}}`", d.name, if public.is_empty() { driver.to_string() } else { public }), &d.origin));
@@ -454,8 +585,13 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
 fn inert(ctx: &Context, s: &Stmt) -> bool {
     s.conds.iter().any(|c| {
         !c.negated
-            && matches!(c.name.as_str(), "senders" | "recipients" | "hosts" | "domains" | "local_parts")
-            && expand(ctx, c.value()).map(|v| split(&v).is_empty()).unwrap_or(false)
+            && matches!(
+                c.name.as_str(),
+                "senders" | "recipients" | "hosts" | "domains" | "local_parts"
+            )
+            && expand(ctx, c.value())
+                .map(|v| split(&v).is_empty())
+                .unwrap_or(false)
     })
 }
 
@@ -463,7 +599,11 @@ fn inert(ctx: &Context, s: &Stmt) -> bool {
 fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>) {
     let Some(acl) = cfg.acl(acl_name) else { return };
     for s in &acl.stmts {
-        if !matches!(s.verb, Verb::Deny | Verb::Require | Verb::Drop | Verb::Defer) || inert(ctx, s) {
+        if !matches!(
+            s.verb,
+            Verb::Deny | Verb::Require | Verb::Drop | Verb::Defer
+        ) || inert(ctx, s)
+        {
             continue;
         }
         for c in s.conds.iter().filter(|c| c.name == "verify") {
@@ -479,10 +619,20 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
             } else {
                 "the recipient's mail server; when it is slow or down, senders are refused"
             };
-            let mut fd = f(code, format!(
-                "`{}` in `{}` makes Exim call back {who}{}",
-                c.render(), s.verb.as_str(),
-                if defer_ok { "" } else { "; without defer_ok, an unreachable server turns into a 451 temporary rejection (`Could not complete sender verify callout`)" }), &c.origin);
+            let mut fd = f(
+                code,
+                format!(
+                    "`{}` in `{}` makes Exim call back {who}{}",
+                    c.render(),
+                    s.verb.as_str(),
+                    if defer_ok {
+                        ""
+                    } else {
+                        "; without defer_ok, an unreachable server turns into a 451 temporary rejection (`Could not complete sender verify callout`)"
+                    }
+                ),
+                &c.origin,
+            );
             if !defer_ok {
                 fd = fd.severity(Severity::Error);
             }
@@ -499,30 +649,53 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
 const DEAD: &[(&str, &str)] = &[
     ("sorbs.net", "SORBS shut down in June 2024"),
     ("njabl.org", "NJABL closed in 2013"),
-    ("ahbl.org", "AHBL answers positive for every query since 2015"),
+    (
+        "ahbl.org",
+        "AHBL answers positive for every query since 2015",
+    ),
     ("dsbl.org", "DSBL closed in 2008/2009"),
     ("ordb.org", "ORDB closed in 2006/2008"),
     ("spamcannibal.org", "SpamCannibal closed in 2019"),
     ("cbl.abuseat.org", "the CBL was merged into Spamhaus XBL"),
-    ("dnsbl-2.uceprotect.net", "UCEPROTECT level 2 lists whole netblocks"),
-    ("dnsbl-3.uceprotect.net", "UCEPROTECT level 3 lists whole ASNs"),
+    (
+        "dnsbl-2.uceprotect.net",
+        "UCEPROTECT level 2 lists whole netblocks",
+    ),
+    (
+        "dnsbl-3.uceprotect.net",
+        "UCEPROTECT level 3 lists whole ASNs",
+    ),
 ];
 
 /// EX150 dead/aggressive lists, EX151 unfiltered Spamhaus, EX152 +include_unknown/+defer_unknown.
 fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
     for a in &cfg.acls {
         for s in &a.stmts {
-            let blocking = matches!(s.verb, Verb::Deny | Verb::Drop | Verb::Require | Verb::Defer);
+            let blocking = matches!(
+                s.verb,
+                Verb::Deny | Verb::Drop | Verb::Require | Verb::Defer
+            );
             for c in s.conds.iter().filter(|c| c.name == "dnslists") {
                 for item in split(c.value()) {
                     let item = item.trim().to_string();
-                    let zone = item.split(['=', '&', '!', '/']).next().unwrap_or("").to_ascii_lowercase();
-                    if let Some((_, why)) = DEAD.iter().find(|(z, _)| zone == *z || zone.ends_with(&format!(".{z}"))) {
+                    let zone = item
+                        .split(['=', '&', '!', '/'])
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_lowercase();
+                    if let Some((_, why)) = DEAD
+                        .iter()
+                        .find(|(z, _)| zone == *z || zone.ends_with(&format!(".{z}")))
+                    {
                         if blocking {
                             out.push(f("EX150", format!("dnslists zone {zone} in `{}`: {why}; listing results are meaningless and legitimate mail may be refused", s.verb.as_str()), &c.origin));
                         }
                     }
-                    if blocking && zone.ends_with("spamhaus.org") && !item.contains('=') && !item.contains('&') {
+                    if blocking
+                        && zone.ends_with("spamhaus.org")
+                        && !item.contains('=')
+                        && !item.contains('&')
+                    {
                         out.push(f("EX151", format!(
                             "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin));
                     }
@@ -538,7 +711,13 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
 }
 
 fn version_ge(v: &str, major: u32, minor: u32) -> bool {
-    let mut it = v.split('.').map(|p| p.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse::<u32>().unwrap_or(0));
+    let mut it = v.split('.').map(|p| {
+        p.chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
     let a = it.next().unwrap_or(0);
     let b = it.next().unwrap_or(0);
     (a, b) >= (major, minor)
@@ -546,7 +725,9 @@ fn version_ge(v: &str, major: u32, minor: u32) -> bool {
 
 /// EX160 allow_insecure_tainted_data (removed in 4.96); EX161 tainted file paths (4.94+).
 fn upgrade(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
-    let Some(target) = ctx.options.target_version.as_deref() else { return };
+    let Some(target) = ctx.options.target_version.as_deref() else {
+        return;
+    };
     if version_ge(target, 4, 96) {
         if let Some(o) = cfg.option("allow_insecure_tainted_data") {
             out.push(f("EX160", format!("allow_insecure_tainted_data was removed in Exim 4.96: with --target-version {target}, Exim refuses to start with this option (\"unknown option\"), so no mail is accepted or delivered"), &o.origin));
@@ -555,13 +736,29 @@ fn upgrade(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     if version_ge(target, 4, 94) && cfg.option("allow_insecure_tainted_data").is_none() {
         for d in cfg.routers.iter().chain(cfg.transports.iter()) {
             for o in &d.options {
-                if !matches!(o.name.as_str(), "file" | "directory" | "require_files" | "router_home_directory" | "home_directory" | "create_file" | "maildir_tag") {
+                if !matches!(
+                    o.name.as_str(),
+                    "file"
+                        | "directory"
+                        | "require_files"
+                        | "router_home_directory"
+                        | "home_directory"
+                        | "create_file"
+                        | "maildir_tag"
+                ) {
                     continue;
                 }
                 let v = &o.value;
-                let tainted = ["$local_part", "${local_part", "$domain", "${domain"].iter().any(|t| {
-                    v.match_indices(t).any(|(i, _)| !v[i..].starts_with("$local_part_data") && !v[i..].starts_with("${local_part_data") && !v[i..].starts_with("$domain_data") && !v[i..].starts_with("${domain_data"))
-                });
+                let tainted = ["$local_part", "${local_part", "$domain", "${domain"]
+                    .iter()
+                    .any(|t| {
+                        v.match_indices(t).any(|(i, _)| {
+                            !v[i..].starts_with("$local_part_data")
+                                && !v[i..].starts_with("${local_part_data")
+                                && !v[i..].starts_with("$domain_data")
+                                && !v[i..].starts_with("${domain_data")
+                        })
+                    });
                 if tainted && !o.name.starts_with("require") {
                     out.push(f("EX161", format!(
                         "{} `{} = {}` builds a path from tainted $local_part/$domain: from Exim 4.94 such deliveries fail with `Tainted filename`; use $local_part_data / $domain_data from a lookup or check_local_user", d.name, o.name, v), &o.origin));

@@ -19,7 +19,15 @@ use crate::context::Context;
 use crate::finding::{Finding, Mta};
 use crate::source::SourceFile;
 
-pub const SECTIONS: &[&str] = &["main", "acl", "router", "transport", "retry", "rewrite", "auth"];
+pub const SECTIONS: &[&str] = &[
+    "main",
+    "acl",
+    "router",
+    "transport",
+    "retry",
+    "rewrite",
+    "auth",
+];
 
 /// A shell variable from update-exim4.conf.conf and where it was set.
 #[derive(Debug, Clone)]
@@ -42,12 +50,17 @@ pub fn parse_ue4cc(src: &Arc<SourceFile>) -> Vec<Var> {
         if l.starts_with('#') || l.is_empty() {
             continue;
         }
-        let Some((n, v)) = l.split_once('=') else { continue };
+        let Some((n, v)) = l.split_once('=') else {
+            continue;
+        };
         if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
         let v = v.trim();
-        let v = if v.len() >= 2 && ((v.starts_with('\'') && v.ends_with('\'')) || (v.starts_with('"') && v.ends_with('"'))) {
+        let v = if v.len() >= 2
+            && ((v.starts_with('\'') && v.ends_with('\''))
+                || (v.starts_with('"') && v.ends_with('"')))
+        {
             &v[1..v.len() - 1]
         } else {
             v
@@ -95,7 +108,11 @@ pub fn run_parts(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Vec<
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     names.sort();
-    let ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ok = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     let mut out = Vec::new();
     for n in &names {
         if !ok(n) {
@@ -138,32 +155,58 @@ pub fn assemble(ctx: &Context, dir: &Path, server: &Path, findings: &mut Vec<Fin
     if split {
         for s in SECTIONS {
             for f in run_parts(ctx, &conf_d.join(s), findings) {
-                let rel = f.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_else(|_| f.clone());
-                segments.push(Segment::File { real: f.clone(), server: server.join(rel) });
+                let rel = f
+                    .strip_prefix(dir)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|_| f.clone());
+                segments.push(Segment::File {
+                    real: f.clone(),
+                    server: server.join(rel),
+                });
                 segments.push(Segment::Lines(vec![(String::new(), blank_origin(ctx, &f))]));
             }
         }
     } else {
         let lm = dir.join("exim4.conf.localmacros");
         if lm.is_file() {
-            segments.push(Segment::File { real: lm, server: server.join("exim4.conf.localmacros") });
+            segments.push(Segment::File {
+                real: lm,
+                server: server.join("exim4.conf.localmacros"),
+            });
         }
         let t = dir.join("exim4.conf.template");
         if t.is_file() {
-            segments.push(Segment::File { real: t, server: server.join("exim4.conf.template") });
+            segments.push(Segment::File {
+                real: t,
+                server: server.join("exim4.conf.template"),
+            });
         }
     }
     let configtype = sanitize(&val("dc_eximconfig_configtype"));
-    let seed = if matches!(configtype.as_str(), "internet" | "local" | "satellite" | "smarthost") {
+    let seed = if matches!(
+        configtype.as_str(),
+        "internet" | "local" | "satellite" | "smarthost"
+    ) {
         Some(seed(ctx, &vars, &configtype))
     } else {
         None
     };
-    Assembly { segments, seed, vars, split }
+    Assembly {
+        segments,
+        seed,
+        vars,
+        split,
+    }
 }
 
 fn blank_origin(ctx: &Context, f: &Path) -> Origin {
-    Origin { file: ctx.root.display(f), line: 0, src: None, start: 0, end: 0 }
+    Origin {
+        file: ctx.root.display(f),
+        line: 0,
+        src: None,
+        start: 0,
+        end: 0,
+    }
 }
 
 fn seed(ctx: &Context, vars: &[Var], configtype: &str) -> Vec<(String, Origin)> {
@@ -199,7 +242,11 @@ fn seed(ctx: &Context, vars: &[Var], configtype: &str) -> Vec<(String, Origin)> 
         .replace(';', ":");
     let li = semi(val("dc_local_interfaces"));
     if !li.is_empty() {
-        push("MAIN_LOCAL_INTERFACES", &li, generated("dc_local_interfaces"));
+        push(
+            "MAIN_LOCAL_INTERFACES",
+            &li,
+            generated("dc_local_interfaces"),
+        );
     }
     if val("dc_minimaldns").eq_ignore_ascii_case("true") {
         push("DC_minimaldns", "1", generated("dc_minimaldns"));
@@ -210,15 +257,31 @@ fn seed(ctx: &Context, vars: &[Var], configtype: &str) -> Vec<(String, Origin)> 
     {
         push("HIDE_MAILNAME", "1", generated("dc_hide_mailname"));
     }
-    push("MAIN_PACKAGE_VERSION", "4.96-15+deb12u10", generated("MAIN_PACKAGE_VERSION"));
-    push("MAIN_LOCAL_DOMAINS", &local_domains, generated("dc_other_hostnames"));
-    push("MAIN_RELAY_TO_DOMAINS", &semi(val("dc_relay_domains")), generated("dc_relay_domains"));
+    push(
+        "MAIN_PACKAGE_VERSION",
+        "4.96-15+deb12u10",
+        generated("MAIN_PACKAGE_VERSION"),
+    );
+    push(
+        "MAIN_LOCAL_DOMAINS",
+        &local_domains,
+        generated("dc_other_hostnames"),
+    );
+    push(
+        "MAIN_RELAY_TO_DOMAINS",
+        &semi(val("dc_relay_domains")),
+        generated("dc_relay_domains"),
+    );
     let mailname = std::fs::read_to_string(ctx.root.resolve(Path::new("/etc/mailname")))
         .map(|s| s.lines().next().unwrap_or("").trim().to_string())
         .unwrap_or_default();
     push("ETC_MAILNAME", &mailname, generated("ETC_MAILNAME"));
     let ld = val("dc_localdelivery");
-    push("LOCAL_DELIVERY", if ld.is_empty() { "mail_spool" } else { &ld }, generated("dc_localdelivery"));
+    push(
+        "LOCAL_DELIVERY",
+        if ld.is_empty() { "mail_spool" } else { &ld },
+        generated("dc_localdelivery"),
+    );
     let rn = sanitize(&semi(val("dc_relay_nets")));
     let rn = if rn.starts_with("<;") {
         format!("{rn} ; 127.0.0.1 ; ::1")
@@ -227,9 +290,21 @@ fn seed(ctx: &Context, vars: &[Var], configtype: &str) -> Vec<(String, Origin)> 
     };
     push("MAIN_RELAY_NETS", &rn, generated("dc_relay_nets"));
     push("DCreadhost", &val("dc_readhost"), generated("dc_readhost"));
-    push("DCsmarthost", &val("dc_smarthost").replace(';', ":"), generated("dc_smarthost"));
-    push("DC_eximconfig_configtype", configtype, generated("dc_eximconfig_configtype"));
-    push(&format!("DCconfig_{configtype}"), "1", generated("dc_eximconfig_configtype"));
+    push(
+        "DCsmarthost",
+        &val("dc_smarthost").replace(';', ":"),
+        generated("dc_smarthost"),
+    );
+    push(
+        "DC_eximconfig_configtype",
+        configtype,
+        generated("dc_eximconfig_configtype"),
+    );
+    push(
+        &format!("DCconfig_{configtype}"),
+        "1",
+        generated("dc_eximconfig_configtype"),
+    );
     for v in vars {
         if v.name.starts_with(|c: char| c.is_ascii_uppercase()) && v.name != "CFILEMODE" {
             push(&v.name, &v.value, v.origin.clone());

@@ -179,7 +179,8 @@ fn file_items(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
 /// Keys of an lsearch-style file (first field, up to `:` or white space).
 pub fn lsearch_keys(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
     let real = ctx.root.resolve(Path::new(path));
-    let text = std::fs::read_to_string(&real).map_err(|e| format!("the lookup file {path} ({e})"))?;
+    let text =
+        std::fs::read_to_string(&real).map_err(|e| format!("the lookup file {path} ({e})"))?;
     let mut keys = Vec::new();
     for l in text.lines() {
         if l.starts_with('#') || l.trim().is_empty() || l.starts_with([' ', '\t']) {
@@ -278,11 +279,18 @@ impl<'a> Matcher<'a> {
     fn lookup_item(&self, kind: ListKind, ty: &str, arg: &str, value: &str) -> M {
         let base = ty.trim_start_matches("partial-").trim_start_matches("net-");
         let base = base.trim_end_matches(['*', '@']);
-        let file_based = matches!(base, "lsearch" | "iplsearch" | "wildlsearch" | "nwildlsearch");
+        let file_based = matches!(
+            base,
+            "lsearch" | "iplsearch" | "wildlsearch" | "nwildlsearch"
+        );
         if !file_based {
             if base == "dsearch" && kind == ListKind::Domain {
                 let real = self.ctx.root.resolve(Path::new(arg));
-                return if real.join(value).exists() { M::Yes } else { M::No };
+                return if real.join(value).exists() {
+                    M::Yes
+                } else {
+                    M::No
+                };
             }
             return M::Unknown(format!("the lookup {ty};{}", shorten(arg)));
         }
@@ -298,7 +306,10 @@ impl<'a> Matcher<'a> {
                 };
                 if ty.starts_with("net") || base == "iplsearch" {
                     let hit = keys.iter().any(|k| match ip_key(k) {
-                        Some(n) => base == "iplsearch" && n.contains(&ip) || n.addr() == ip && n.prefix_len() == n.max_prefix_len(),
+                        Some(n) => {
+                            base == "iplsearch" && n.contains(&ip)
+                                || n.addr() == ip && n.prefix_len() == n.max_prefix_len()
+                        }
                         None => false,
                     });
                     if hit {
@@ -316,7 +327,11 @@ impl<'a> Matcher<'a> {
                 let partial = ty.starts_with("partial");
                 let hit = keys.iter().any(|k| {
                     let k = k.to_ascii_lowercase();
-                    k == v || (partial && (v.ends_with(&format!(".{k}")) || k.strip_prefix("*.").is_some_and(|s| v.ends_with(&format!(".{s}")))))
+                    k == v
+                        || (partial
+                            && (v.ends_with(&format!(".{k}"))
+                                || k.strip_prefix("*.")
+                                    .is_some_and(|s| v.ends_with(&format!(".{s}")))))
                         || (base.contains("wild") && glob(&k, &v))
                 });
                 if hit {
@@ -387,7 +402,10 @@ impl<'a> Matcher<'a> {
             return M::Unknown(format!("the DNS MX lookup {item}"));
         }
         if item.starts_with('^') {
-            return match regex::RegexBuilder::new(item).case_insensitive(true).build() {
+            return match regex::RegexBuilder::new(item)
+                .case_insensitive(true)
+                .build()
+            {
                 Ok(r) => yes(r.is_match(&d)),
                 Err(_) => M::Unknown(format!("the regular expression {item}")),
             };
@@ -403,13 +421,18 @@ impl<'a> Matcher<'a> {
             return M::Unknown(format!("the expansion `{}`", shorten(item)));
         }
         if item.starts_with('^') {
-            return match regex::RegexBuilder::new(item).case_insensitive(true).build() {
+            return match regex::RegexBuilder::new(item)
+                .case_insensitive(true)
+                .build()
+            {
                 Ok(r) => yes(r.is_match(value)),
                 Err(_) => M::Unknown(format!("the regular expression {item}")),
             };
         }
         if let Some(suffix) = item.strip_prefix('*') {
-            return yes(value.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase()));
+            return yes(value
+                .to_ascii_lowercase()
+                .ends_with(&suffix.to_ascii_lowercase()));
         }
         yes(item.eq_ignore_ascii_case(value))
     }
@@ -453,7 +476,9 @@ fn yes(b: bool) -> M {
 fn glob(pat: &str, s: &str) -> bool {
     match pat.split_once('*') {
         None => pat == s,
-        Some((a, b)) => s.len() >= a.len() + b.len() && s.starts_with(a) && glob_rest(b, &s[a.len()..]),
+        Some((a, b)) => {
+            s.len() >= a.len() + b.len() && s.starts_with(a) && glob_rest(b, &s[a.len()..])
+        }
     }
 }
 
@@ -491,12 +516,30 @@ mod tests {
                 primary_hostname: "mx.example.org",
             },
         };
-        assert_eq!(m.list(ListKind::Domain, "!a.example", "b.example", 0), M::Yes);
-        assert_eq!(m.list(ListKind::Domain, "!a.example", "a.example", 0), M::No);
-        assert_eq!(m.list(ListKind::Domain, "@ : x.org", "mx.example.org", 0), M::Yes);
-        assert_eq!(m.list(ListKind::Host, "192.0.2.0/24 : 203.0.113.0/24", "", 0), M::Yes);
+        assert_eq!(
+            m.list(ListKind::Domain, "!a.example", "b.example", 0),
+            M::Yes
+        );
+        assert_eq!(
+            m.list(ListKind::Domain, "!a.example", "a.example", 0),
+            M::No
+        );
+        assert_eq!(
+            m.list(ListKind::Domain, "@ : x.org", "mx.example.org", 0),
+            M::Yes
+        );
+        assert_eq!(
+            m.list(ListKind::Host, "192.0.2.0/24 : 203.0.113.0/24", "", 0),
+            M::Yes
+        );
         assert_eq!(m.list(ListKind::Host, ": 127.0.0.1", "", 0), M::No);
-        assert_eq!(m.list(ListKind::Domain, "*.example.org", "a.example.org", 0), M::Yes);
-        assert!(matches!(m.list(ListKind::Host, "${lookup mysql{x}}", "", 0), M::Unknown(_)));
+        assert_eq!(
+            m.list(ListKind::Domain, "*.example.org", "a.example.org", 0),
+            M::Yes
+        );
+        assert!(matches!(
+            m.list(ListKind::Host, "${lookup mysql{x}}", "", 0),
+            M::Unknown(_)
+        ));
     }
 }

@@ -54,12 +54,18 @@ pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
     let r = |p: &str| ctx.root.resolve(Path::new(p));
     let etc_exim4 = r("/etc/exim4");
     if etc_exim4.join("exim4.conf").is_file() {
-        out.push(Target { path: etc_exim4.join("exim4.conf"), kind: Kind::Plain });
+        out.push(Target {
+            path: etc_exim4.join("exim4.conf"),
+            kind: Kind::Plain,
+        });
     } else if etc_exim4.join("update-exim4.conf.conf").is_file()
         || etc_exim4.join("conf.d").is_dir()
         || etc_exim4.join("exim4.conf.template").is_file()
     {
-        out.push(Target { path: etc_exim4, kind: Kind::Debian });
+        out.push(Target {
+            path: etc_exim4,
+            kind: Kind::Debian,
+        });
     }
     let etc_exim_conf = r("/etc/exim.conf");
     if etc_exim_conf.is_file() {
@@ -67,11 +73,17 @@ pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
             || r("/etc/exim.conf.localopts").exists()
             || r("/etc/trustedmailhosts").exists()
             || r("/etc/skipsmtpcheckhosts").exists();
-        out.push(Target { path: etc_exim_conf, kind: if cpanel { Kind::Cpanel } else { Kind::Plain } });
+        out.push(Target {
+            path: etc_exim_conf,
+            kind: if cpanel { Kind::Cpanel } else { Kind::Plain },
+        });
     }
     let etc_exim = r("/etc/exim/exim.conf");
     if etc_exim.is_file() {
-        out.push(Target { path: etc_exim, kind: Kind::Plain });
+        out.push(Target {
+            path: etc_exim,
+            kind: Kind::Plain,
+        });
     }
     out
 }
@@ -80,30 +92,52 @@ pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
 pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
     if path.is_dir() {
         if path.join("exim4.conf").is_file() {
-            return Some(Target { path: path.join("exim4.conf"), kind: Kind::Plain });
+            return Some(Target {
+                path: path.join("exim4.conf"),
+                kind: Kind::Plain,
+            });
         }
         if path.join("update-exim4.conf.conf").is_file()
             || path.join("conf.d").is_dir()
             || path.join("exim4.conf.template").is_file()
         {
-            return Some(Target { path: path.to_path_buf(), kind: Kind::Debian });
+            return Some(Target {
+                path: path.to_path_buf(),
+                kind: Kind::Debian,
+            });
         }
         // A bare conf.d (main/, acl/, router/ ...): treat its parent layout as Debian's.
         if path.join("main").is_dir() && path.join("acl").is_dir() {
-            return Some(Target { path: path.to_path_buf(), kind: Kind::Debian });
+            return Some(Target {
+                path: path.to_path_buf(),
+                kind: Kind::Debian,
+            });
         }
         return None;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let head = std::fs::read(path).ok()?;
     let head = String::from_utf8_lossy(&head[..head.len().min(256 * 1024)]).to_string();
     let exim_like = head.lines().any(|l| {
         let l = l.trim_start();
-        l.starts_with("begin acl") || l.starts_with("begin routers") || l.starts_with("begin transports")
-            || l.starts_with("acl_smtp_") || l.starts_with("domainlist ") || l.starts_with("hostlist ")
+        l.starts_with("begin acl")
+            || l.starts_with("begin routers")
+            || l.starts_with("begin transports")
+            || l.starts_with("acl_smtp_")
+            || l.starts_with("domainlist ")
+            || l.starts_with("hostlist ")
     });
-    if exim_like || (name.contains("exim") && !head.contains("smtpd_")) {
-        return Some(Target { path: path.to_path_buf(), kind: Kind::Plain });
+    // Named explicitly and living under an exim path: a fragment (conf.d/retry.conf) is still
+    // Exim syntax worth reading.
+    let exim_path = path.to_string_lossy().to_ascii_lowercase().contains("exim");
+    if exim_like || ((name.contains("exim") || exim_path) && !head.contains("smtpd_")) {
+        return Some(Target {
+            path: path.to_path_buf(),
+            kind: Kind::Plain,
+        });
     }
     None
 }
@@ -124,18 +158,31 @@ pub fn load(ctx: &Context, target: &Target) -> Loaded {
     let segments = match target.kind {
         Kind::Debian => {
             // A bare conf.d directory is its own conf.d.
-            let (dir, server) = if target.path.join("main").is_dir() && !target.path.join("conf.d").is_dir() {
-                (target.path.clone(), PathBuf::from("/etc/exim4"))
-            } else {
-                (target.path.clone(), server_path(ctx, &target.path))
-            };
+            let (dir, server) =
+                if target.path.join("main").is_dir() && !target.path.join("conf.d").is_dir() {
+                    (target.path.clone(), PathBuf::from("/etc/exim4"))
+                } else {
+                    (target.path.clone(), server_path(ctx, &target.path))
+                };
             if dir.join("main").is_dir() && !dir.join("conf.d").is_dir() {
                 let mut segs = Vec::new();
                 for s in debian::SECTIONS {
                     for f in debian::run_parts(ctx, &dir.join(s), &mut findings) {
                         let sp = server_path(ctx, &f);
-                        segs.push(reader::Segment::File { real: f, server: sp });
-                        segs.push(reader::Segment::Lines(vec![(String::new(), reader::Origin { file: PathBuf::new(), line: 0, src: None, start: 0, end: 0 })]));
+                        segs.push(reader::Segment::File {
+                            real: f,
+                            server: sp,
+                        });
+                        segs.push(reader::Segment::Lines(vec![(
+                            String::new(),
+                            reader::Origin {
+                                file: PathBuf::new(),
+                                line: 0,
+                                src: None,
+                                start: 0,
+                                end: 0,
+                            },
+                        )]));
                     }
                 }
                 segs
@@ -146,14 +193,23 @@ pub fn load(ctx: &Context, target: &Target) -> Loaded {
                 a.segments
             }
         }
-        _ => vec![reader::Segment::File { real: target.path.clone(), server: server_path(ctx, &target.path) }],
+        _ => vec![reader::Segment::File {
+            real: target.path.clone(),
+            server: server_path(ctx, &target.path),
+        }],
     };
     let out = rd.read(segments);
     findings.extend(out.findings);
     checks::placeholders(&out.lines, &mut findings);
     let mut cfg = parse::build(out.lines, &mut findings);
     cfg.macros = out.macros;
-    Loaded { cfg, findings, kind: target.kind, debian_vars, files: out.files }
+    Loaded {
+        cfg,
+        findings,
+        kind: target.kind,
+        debian_vars,
+        files: out.files,
+    }
 }
 
 pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
@@ -162,7 +218,11 @@ pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
             return o.value.to_ascii_lowercase();
         }
     }
-    let p = if ctx.root.is_snapshot() { "/etc/hostname" } else { "/proc/sys/kernel/hostname" };
+    let p = if ctx.root.is_snapshot() {
+        "/etc/hostname"
+    } else {
+        "/proc/sys/kernel/hostname"
+    };
     std::fs::read_to_string(ctx.root.resolve(Path::new(p)))
         .ok()
         .and_then(|s| s.lines().next().map(|l| l.trim().to_ascii_lowercase()))
@@ -188,7 +248,10 @@ pub fn evaluate(ctx: &Context, cfg: &Config, env: &Envelope) -> Vec<Branch> {
             for r in ev.run_option("acl_smtp_rcpt", true) {
                 let b = join(&cm, r);
                 // Drop combinations that assume contradictory outcomes for one condition.
-                let contradictory = b.assumed.iter().any(|(r1, v1)| b.assumed.iter().any(|(r2, v2)| r1 == r2 && v1 != v2));
+                let contradictory = b
+                    .assumed
+                    .iter()
+                    .any(|(r1, v1)| b.assumed.iter().any(|(r2, v2)| r1 == r2 && v1 != v2));
                 if !contradictory {
                     out.push(b);
                 }
@@ -203,7 +266,11 @@ fn join(a: &Branch, mut b: Branch) -> Branch {
     trace.append(&mut b.trace);
     let mut assumed = a.assumed.clone();
     assumed.append(&mut b.assumed);
-    Branch { trace, assumed, ..b }
+    Branch {
+        trace,
+        assumed,
+        ..b
+    }
 }
 
 /// The representative client and recipient of each class, from the configuration.
@@ -221,7 +288,10 @@ fn literal_domain(ctx: &Context, cfg: &Config, list: &str, primary: &str) -> Opt
     let v = lists::expand(ctx, &l.value).ok()?;
     let items = lists::split(&v);
     let lit = |i: &&String| {
-        !i.is_empty() && !i.starts_with(['!', '+', '*', '^', '/', '@', '$']) && !i.contains(';') && i.as_str() != "localhost"
+        !i.is_empty()
+            && !i.starts_with(['!', '+', '*', '^', '/', '@', '$'])
+            && !i.contains(';')
+            && i.as_str() != "localhost"
     };
     if let Some(i) = items.iter().find(lit) {
         return Some(i.to_ascii_lowercase());
@@ -241,7 +311,10 @@ pub fn classes(ctx: &Context, cfg: &Config) -> Classes {
             .filter(|i| !i.starts_with('!'))
             .filter_map(|i| lists::parse_net(i))
             .collect();
-        let pick = nets.iter().find(|n| !n.addr().is_loopback()).or(nets.first())?;
+        let pick = nets
+            .iter()
+            .find(|n| !n.addr().is_loopback())
+            .or(nets.first())?;
         Some(representative(pick))
     });
     Classes {
@@ -253,12 +326,12 @@ pub fn classes(ctx: &Context, cfg: &Config) -> Classes {
 
 fn representative(n: &ipnet::IpNet) -> IpAddr {
     match n {
-        ipnet::IpNet::V4(v) if v.prefix_len() < 31 => {
-            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v.network()).wrapping_add(1)))
-        }
-        ipnet::IpNet::V6(v) if v.prefix_len() < 127 => {
-            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v.network()).wrapping_add(1)))
-        }
+        ipnet::IpNet::V4(v) if v.prefix_len() < 31 => IpAddr::V4(std::net::Ipv4Addr::from(
+            u32::from(v.network()).wrapping_add(1),
+        )),
+        ipnet::IpNet::V6(v) if v.prefix_len() < 127 => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v.network()).wrapping_add(1),
+        )),
         other => other.addr(),
     }
 }
@@ -274,7 +347,9 @@ pub struct Cell {
 
 pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
     let cl = classes(ctx, cfg);
-    let stranger: IpAddr = STRANGER_IP.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 5)));
+    let stranger: IpAddr = STRANGER_IP
+        .parse()
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 5)));
     let mut out = Vec::new();
     for client in ClientClass::ALL {
         let (ip, auth) = match client {
@@ -302,7 +377,13 @@ pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
             };
             let branches = evaluate(ctx, cfg, &env);
             let decision = acl::decide(SERVICE, &branches);
-            out.push(Cell { client, rcpt, env, branches, decision });
+            out.push(Cell {
+                client,
+                rcpt,
+                env,
+                branches,
+                decision,
+            });
         }
     }
     out
@@ -317,14 +398,22 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
 
 pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decision>, String> {
     let loaded = load(ctx, target);
-    let ip: IpAddr = q.client_ip.parse().map_err(|_| format!("{}: not an IP address", q.client_ip))?;
+    let ip: IpAddr = q
+        .client_ip
+        .parse()
+        .map_err(|_| format!("{}: not an IP address", q.client_ip))?;
     let rcpt = q.rcpt.trim().trim_start_matches('<').trim_end_matches('>');
     let (lp, dom) = rcpt.rsplit_once('@').unwrap_or((rcpt, ""));
     let env = Envelope {
         ip: Some(ip),
         host_name: q.client_name.clone(),
         auth_id: q.sasl_user.clone(),
-        sender: q.sender.as_ref().map(|s| s.trim().trim_start_matches('<').trim_end_matches('>').to_string()),
+        sender: q.sender.as_ref().map(|s| {
+            s.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        }),
         rcpt_local: lp.to_string(),
         rcpt_domain: dom.to_ascii_lowercase(),
     };

@@ -81,7 +81,12 @@ impl Cond {
     }
     pub fn render(&self) -> String {
         match &self.value {
-            Some(v) => format!("{}{} = {}", if self.negated { "!" } else { "" }, self.name, v),
+            Some(v) => format!(
+                "{}{} = {}",
+                if self.negated { "!" } else { "" },
+                self.name,
+                v
+            ),
             None => format!("{}{}", if self.negated { "!" } else { "" }, self.name),
         }
     }
@@ -182,7 +187,13 @@ impl Config {
             .iter()
             .filter(|d| {
                 d.options.iter().any(|o| o.name.starts_with("server_"))
-                    || matches!(d.opt("driver"), Some("dovecot") | Some("cyrus_sasl") | Some("gsasl") | Some("heimdal_gssapi"))
+                    || matches!(
+                        d.opt("driver"),
+                        Some("dovecot")
+                            | Some("cyrus_sasl")
+                            | Some("gsasl")
+                            | Some("heimdal_gssapi")
+                    )
             })
             .collect()
     }

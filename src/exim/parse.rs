@@ -77,13 +77,18 @@ fn condition(p: pest::iterators::Pair<'_, Rule>, line: &LogicalLine) -> Cond {
     let mut negated = false;
     let mut name = String::new();
     let mut value = None;
+    let mut var = None;
     for q in p.into_inner() {
         match q.as_rule() {
             Rule::negation => negated = true,
             Rule::name => name = q.as_str().to_string(),
+            Rule::set_var => var = Some(q.as_str().to_string()),
             Rule::rest => value = Some(dequote(q.as_str())),
             _ => {}
         }
+    }
+    if let Some(v) = var {
+        value = Some(format!("{v} = {}", value.unwrap_or_default()));
     }
     Cond {
         negated,
@@ -100,8 +105,23 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
     let mut err = |line: &LogicalLine, msg: String| {
         findings.push(Finding::new("EX002", Mta::Exim, msg).at(line.origin.location()));
     };
-    for line in lines {
+    for (idx, line) in lines.iter().enumerate() {
+        let line = line.clone();
         let text = line.text.as_str();
+        // A conf.d fragment read on its own starts with `name:` and no `begin` line: take the
+        // section from what follows (ACL statements or driver options).
+        if sec == Section::Main
+            && cfg.sections.is_empty()
+            && EximLine::parse(Rule::instance_header, text).is_ok()
+        {
+            let next = next_text(&lines, idx);
+            sec = if EximLine::parse(Rule::acl_verb_line, next).is_ok() {
+                Section::Acl
+            } else {
+                Section::Routers
+            };
+            cfg.sections.push((sec, line.origin.clone()));
+        }
         if let Ok(mut p) = EximLine::parse(Rule::begin_line, text) {
             let name = p
                 .next()
@@ -114,7 +134,12 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                     cfg.sections.push((s, line.origin.clone()));
                 }
                 None => {
-                    err(&line, format!("unknown configuration section \"begin {name}\"; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!(
+                            "unknown configuration section \"begin {name}\"; Exim refuses to start"
+                        ),
+                    );
                     sec = Section::Unknown;
                 }
             }
@@ -124,9 +149,18 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
             Section::Main => {
                 if let Ok(mut p) = EximLine::parse(Rule::named_list, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let kind = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
-                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
-                    let value = it.next().map(|x| x.as_str().trim().to_string()).unwrap_or_default();
+                    let kind = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    let value = it
+                        .next()
+                        .map(|x| x.as_str().trim().to_string())
+                        .unwrap_or_default();
                     let kind = match kind.trim_end_matches("_cache") {
                         "domainlist" => ListKind::Domain,
                         "hostlist" => ListKind::Host,
@@ -146,45 +180,75 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 } else if let Some(o) = option(&line) {
                     cfg.options.push(o);
                 } else {
-                    err(&line, format!("option setting expected: `{text}`; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!("option setting expected: `{text}`; Exim refuses to start"),
+                    );
                 }
             }
             Section::Acl => {
                 if let Ok(mut p) = EximLine::parse(Rule::acl_verb_line, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let v = it.next().and_then(|x| verb(x.as_str()));
-                    let first = it.find(|c| c.as_rule() == Rule::acl_condition).map(|c| condition(c, &line));
+                    let first = it
+                        .find(|c| c.as_rule() == Rule::acl_condition)
+                        .map(|c| condition(c, &line));
                     match (cfg.acls.last_mut(), v) {
                         (Some(acl), Some(v)) => acl.stmts.push(Stmt {
                             verb: v,
                             origin: line.origin.clone(),
                             conds: first.into_iter().collect(),
                         }),
-                        _ => err(&line, format!("ACL statement `{text}` before any ACL name; Exim refuses to start")),
+                        _ => err(
+                            &line,
+                            format!(
+                                "ACL statement `{text}` before any ACL name; Exim refuses to start"
+                            ),
+                        ),
                     }
                 } else if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
                     cfg.acls.push(Acl {
                         name,
                         origin: line.origin.clone(),
                         stmts: Vec::new(),
                     });
                 } else if let Ok(mut p) = EximLine::parse(Rule::acl_condition_line, text) {
-                    let c = p.next().and_then(|x| x.into_inner().next()).map(|c| condition(c, &line));
+                    let c = p
+                        .next()
+                        .and_then(|x| x.into_inner().next())
+                        .map(|c| condition(c, &line));
                     match (cfg.acls.last_mut().and_then(|a| a.stmts.last_mut()), c) {
                         (Some(s), Some(c)) => s.conds.push(c),
-                        _ => err(&line, format!("ACL condition `{text}` outside a statement; Exim refuses to start")),
+                        _ => err(
+                            &line,
+                            format!(
+                                "ACL condition `{text}` outside a statement; Exim refuses to start"
+                            ),
+                        ),
                     }
                 } else {
-                    err(&line, format!("ACL line not understood: `{text}`; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!("ACL line not understood: `{text}`; Exim refuses to start"),
+                    );
                 }
             }
             Section::Routers | Section::Transports | Section::Authenticators => {
                 if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = it.next().map(|x| x.as_str().to_string()).unwrap_or_default();
-                    let rest = it.next().map(|x| x.as_str().trim().to_string()).unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default();
+                    let rest = it
+                        .next()
+                        .map(|x| x.as_str().trim().to_string())
+                        .unwrap_or_default();
                     let mut d = Driver {
                         name,
                         origin: line.origin.clone(),
@@ -217,13 +281,20 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                         None => err(&line, format!("option `{text}` before any driver instance name; Exim refuses to start")),
                     }
                 } else {
-                    err(&line, format!("driver option expected: `{text}`; Exim refuses to start"));
+                    err(
+                        &line,
+                        format!("driver option expected: `{text}`; Exim refuses to start"),
+                    );
                 }
             }
             Section::Retry | Section::Rewrite | Section::LocalScan | Section::Unknown => {}
         }
     }
     cfg
+}
+
+fn next_text(lines: &[LogicalLine], idx: usize) -> &str {
+    lines.get(idx + 1).map(|l| l.text.as_str()).unwrap_or("")
 }
 
 fn option(line: &LogicalLine) -> Option<OptSetting> {
@@ -304,12 +375,22 @@ mod tests {
         ];
         let mut f = Vec::new();
         let c = build(
-            lines.iter().enumerate().map(|(i, t)| ll(t, i + 1)).collect(),
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ll(t, i + 1))
+                .collect(),
             &mut f,
         );
         assert!(f.is_empty(), "{f:?}");
-        assert_eq!(c.option("acl_smtp_rcpt").map(|o| o.value.as_str()), Some("acl_check_rcpt"));
-        assert_eq!(c.option("syslog_timestamp").map(|o| o.value.as_str()), Some("false"));
+        assert_eq!(
+            c.option("acl_smtp_rcpt").map(|o| o.value.as_str()),
+            Some("acl_check_rcpt")
+        );
+        assert_eq!(
+            c.option("syslog_timestamp").map(|o| o.value.as_str()),
+            Some("false")
+        );
         assert!(c.option("mysql_servers").is_some_and(|o| o.hidden));
         let acl = c.acl("acl_check_rcpt").unwrap();
         assert_eq!(acl.stmts.len(), 2);

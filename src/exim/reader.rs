@@ -136,7 +136,10 @@ impl Frame {
                     return None;
                 }
                 let start = *pos;
-                let end = text[start..].find('\n').map(|i| start + i).unwrap_or(text.len());
+                let end = text[start..]
+                    .find('\n')
+                    .map(|i| start + i)
+                    .unwrap_or(text.len());
                 *pos = end + 1;
                 *lineno += 1;
                 let raw = text[start..end].trim_end_matches('\r');
@@ -490,14 +493,11 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             }
-            match &mut cur {
-                None => {
-                    if text.is_empty() {
-                        continue;
-                    }
-                    cur = Some((String::new(), phys.origin.clone(), Vec::new()));
+            if cur.is_none() {
+                if text.is_empty() {
+                    continue;
                 }
-                Some(_) => {}
+                cur = Some((String::new(), phys.origin.clone(), Vec::new()));
             }
             let mut done = false;
             if let Some((buf, _, u)) = &mut cur {
@@ -556,9 +556,21 @@ impl<'a> Reader<'a> {
         used: Vec<String>,
         out: &mut Vec<LogicalLine>,
     ) {
-        if text.as_bytes().first().is_some_and(|&c| is_upper(c)) {
-            self.assign(&text, &origin);
-            return;
+        // `NAME = ...` / `NAME == ...` is a macro definition; an upper-case driver name such
+        // as `LOGIN:` is not (Exim accepts those in the driver sections).
+        let b = text.as_bytes();
+        if b.first().is_some_and(|&c| is_upper(c)) {
+            let mut i = 0;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if b.get(i) == Some(&b'=') || i >= b.len() {
+                self.assign(&text, &origin);
+                return;
+            }
         }
         out.push(LogicalLine {
             text,
@@ -652,7 +664,10 @@ mod tests {
     fn macros_substitute_in_definition_order_without_word_boundaries() {
         let o = read("AB = 1\nABC = 2\nx = ABC xABx\n", &[]);
         // ABC contains AB, defined earlier: a configuration error, and ABC is not defined.
-        assert!(o.findings.iter().any(|f| f.message.contains("is a substring")));
+        assert!(o
+            .findings
+            .iter()
+            .any(|f| f.message.contains("is a substring")));
         assert_eq!(texts(&o), vec!["x = 1C x1x"]);
     }
 
@@ -689,7 +704,10 @@ mod tests {
     fn missing_endif_and_include() {
         let o = read(".ifdef X\n.include /nonexistent/x\n", &[]);
         assert!(o.findings.iter().any(|f| f.message.contains(".endif")));
-        let o = read(".include /nonexistent/x\n.include_if_exists /nonexistent/y\n", &[]);
+        let o = read(
+            ".include /nonexistent/x\n.include_if_exists /nonexistent/y\n",
+            &[],
+        );
         assert_eq!(o.findings.len(), 1);
         assert_eq!(o.findings[0].code, "EX003");
     }
