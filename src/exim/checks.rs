@@ -100,6 +100,12 @@ fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
 /// EX101/EX102. Returns the RCPT ACL name when it exists.
 fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
     match cfg.option("acl_smtp_rcpt") {
+        // A fragment without ACLs, routers or transports is not a whole configuration.
+        None if cfg.options.is_empty()
+            || (cfg.acls.is_empty() && cfg.routers.is_empty() && cfg.transports.is_empty()) =>
+        {
+            None
+        }
         None => {
             let o = cfg
                 .sections
@@ -205,7 +211,18 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     let has_auth_server = !cfg.server_authenticators().is_empty();
     for c in &cells {
         if c.client == ClientClass::Stranger && c.rcpt == RecipientClass::External {
-            if let Some(b) = c.branches.iter().find(|b| b.verdict == Verdict::Accept) {
+            // Count accept branches an outsider can reach: undecidable conditions assumed
+            // false (not listed, rate limit not hit) or verifications an attacker can pass;
+            // not branches that need an unknown host list or expansion to admit the client.
+            let reachable = |b: &&super::acl::Branch| {
+                b.verdict == Verdict::Accept
+                    && b.assumed.iter().all(|(r, v)| {
+                        !*v || r.starts_with("sender verification")
+                            || r.starts_with("the sender callout")
+                            || r.starts_with("the recipient callout")
+                    })
+            };
+            if let Some(b) = c.branches.iter().find(reachable) {
                 let when = if b.assumed.is_empty() {
                     String::new()
                 } else {
@@ -233,10 +250,10 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         if c.client == ClientClass::Authenticated
             && c.rcpt == RecipientClass::External
             && has_auth_server
-        {
-            if c.branches
+            && c.branches
                 .iter()
                 .all(|b| b.verdict == Verdict::Reject || b.verdict == Verdict::Defer)
+        {
             {
                 if let Some(b) = c.branches.first() {
                     let o = origin_of(cfg, &b.decided_by);

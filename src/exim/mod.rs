@@ -130,7 +130,10 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
             || l.starts_with("domainlist ")
             || l.starts_with("hostlist ")
     });
-    if exim_like || (name.contains("exim") && !head.contains("smtpd_")) {
+    // Named explicitly and living under an exim path: a fragment (conf.d/retry.conf) is still
+    // Exim syntax worth reading.
+    let exim_path = path.to_string_lossy().to_ascii_lowercase().contains("exim");
+    if exim_like || ((name.contains("exim") || exim_path) && !head.contains("smtpd_")) {
         return Some(Target {
             path: path.to_path_buf(),
             kind: Kind::Plain,

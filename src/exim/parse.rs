@@ -77,13 +77,18 @@ fn condition(p: pest::iterators::Pair<'_, Rule>, line: &LogicalLine) -> Cond {
     let mut negated = false;
     let mut name = String::new();
     let mut value = None;
+    let mut var = None;
     for q in p.into_inner() {
         match q.as_rule() {
             Rule::negation => negated = true,
             Rule::name => name = q.as_str().to_string(),
+            Rule::set_var => var = Some(q.as_str().to_string()),
             Rule::rest => value = Some(dequote(q.as_str())),
             _ => {}
         }
+    }
+    if let Some(v) = var {
+        value = Some(format!("{v} = {}", value.unwrap_or_default()));
     }
     Cond {
         negated,
@@ -100,8 +105,23 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
     let mut err = |line: &LogicalLine, msg: String| {
         findings.push(Finding::new("EX002", Mta::Exim, msg).at(line.origin.location()));
     };
-    for line in lines {
+    for (idx, line) in lines.iter().enumerate() {
+        let line = line.clone();
         let text = line.text.as_str();
+        // A conf.d fragment read on its own starts with `name:` and no `begin` line: take the
+        // section from what follows (ACL statements or driver options).
+        if sec == Section::Main
+            && cfg.sections.is_empty()
+            && EximLine::parse(Rule::instance_header, text).is_ok()
+        {
+            let next = next_text(&lines, idx);
+            sec = if EximLine::parse(Rule::acl_verb_line, next).is_ok() {
+                Section::Acl
+            } else {
+                Section::Routers
+            };
+            cfg.sections.push((sec, line.origin.clone()));
+        }
         if let Ok(mut p) = EximLine::parse(Rule::begin_line, text) {
             let name = p
                 .next()
@@ -271,6 +291,10 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         }
     }
     cfg
+}
+
+fn next_text(lines: &[LogicalLine], idx: usize) -> &str {
+    lines.get(idx + 1).map(|l| l.text.as_str()).unwrap_or("")
 }
 
 fn option(line: &LogicalLine) -> Option<OptSetting> {

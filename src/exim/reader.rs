@@ -493,14 +493,11 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             }
-            match &mut cur {
-                None => {
-                    if text.is_empty() {
-                        continue;
-                    }
-                    cur = Some((String::new(), phys.origin.clone(), Vec::new()));
+            if cur.is_none() {
+                if text.is_empty() {
+                    continue;
                 }
-                Some(_) => {}
+                cur = Some((String::new(), phys.origin.clone(), Vec::new()));
             }
             let mut done = false;
             if let Some((buf, _, u)) = &mut cur {
@@ -559,9 +556,21 @@ impl<'a> Reader<'a> {
         used: Vec<String>,
         out: &mut Vec<LogicalLine>,
     ) {
-        if text.as_bytes().first().is_some_and(|&c| is_upper(c)) {
-            self.assign(&text, &origin);
-            return;
+        // `NAME = ...` / `NAME == ...` is a macro definition; an upper-case driver name such
+        // as `LOGIN:` is not (Exim accepts those in the driver sections).
+        let b = text.as_bytes();
+        if b.first().is_some_and(|&c| is_upper(c)) {
+            let mut i = 0;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if b.get(i) == Some(&b'=') || i >= b.len() {
+                self.assign(&text, &origin);
+                return;
+            }
         }
         out.push(LogicalLine {
             text,
