@@ -54,7 +54,11 @@ pub fn reply_in(text: &str) -> Option<Event> {
             reply = &reply[..j];
         }
     }
-    let reply = reply.trim_end_matches(['\'', '"', ')']).trim_end();
+    let mut reply = reply.trim_end_matches(['\'', '"']).trim_end();
+    // A closing parenthesis belongs to the reply only when the reply opened it.
+    while reply.ends_with(')') && reply.matches(')').count() > reply.matches('(').count() {
+        reply = reply[..reply.len() - 1].trim_end();
+    }
     let mut e = Event::new(Source::Bounce, Side::Unknown, reply.to_string()).with_reply_codes();
     if e.code.is_none() {
         // Bare enhanced code: the basic code follows from its class.
@@ -116,7 +120,12 @@ pub fn line(h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
             e.side = Side::RecipientServer;
         }
     }
-    e.recipient = address(&e.reply).or_else(|| address(text));
+    let addr = address(&e.reply).or_else(|| address(text));
+    if e.cause == super::event::Cause::SenderVerify {
+        e.sender = addr;
+    } else {
+        e.recipient = addr;
+    }
     if let Some(i) = text.find("(in reply to ") {
         let s = &text[i + 13..];
         e.stage = s.split(' ').next().map(str::to_string);

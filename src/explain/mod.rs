@@ -66,6 +66,8 @@ pub struct Stats {
     pub bad: u64,
     /// Examined lines no parser recognised.
     pub unknown: u64,
+    /// Log lines (with a timestamp or program) that are not refusals: deliveries, connects.
+    pub ignored: u64,
     /// Events outside --since/--until.
     pub filtered: u64,
     /// Events without a timestamp while --since/--until was given (kept).
@@ -125,12 +127,18 @@ impl Analyzer {
             Some(p) if postfix::is_postfix(p) => self.postfix.line(&h, o, &mut out),
             Some(p) if p.starts_with("exim") => self.exim.line(&h, o, &mut out),
             Some(p) if p.contains("qmail") || p.contains("vpopmail") || p == "chkuser" => {
-                qmail::line(&h, o, &mut out)
+                match qmail::line(&h, o, &mut out) {
+                    Seen::NotMine => qmail::transcript(&h, o, &mut out),
+                    s => s,
+                }
             }
             _ => {
-                let mut s = self.exim.line(&h, o, &mut out);
+                let mut s = qmail::line(&h, o, &mut out);
                 if s == Seen::NotMine {
-                    s = qmail::line(&h, o, &mut out);
+                    s = self.exim.line(&h, o, &mut out);
+                }
+                if s == Seen::NotMine {
+                    s = qmail::transcript(&h, o, &mut out);
                 }
                 if s == Seen::NotMine && self.free_text {
                     s = bounce::line(&h, o, &mut out);
@@ -140,6 +148,7 @@ impl Analyzer {
         };
         match seen {
             Seen::Understood => {}
+            Seen::NotMine if h.program.is_some() || h.stamp.is_some() => self.stats.ignored += 1,
             Seen::Bad | Seen::NotMine => {
                 if seen == Seen::Bad {
                     self.stats.bad += 1;

@@ -49,6 +49,7 @@ fn labelled<'a>(ps: &[&'a str], label: &str, idx: usize) -> Option<&'a str> {
         })
 }
 
+/// Lines of the logging patches (recognised by their own markers).
 pub fn line(h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
     let msg = h.msg;
     if let Some(i) = msg.find("CHKUSER ") {
@@ -70,7 +71,18 @@ pub fn line(h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
         out.push(e);
         return Seen::Understood;
     }
-    // A transcript line with a qmail-smtpd reply.
+    Seen::NotMine
+}
+
+/// A session transcript line with a qmail-smtpd reply (`pid > 553 ...`, `server:[pid] 553
+/// ...`): only for lines that carry a qmail-ish header (multilog label or qmail program).
+pub fn transcript(h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
+    let msg = h.msg;
+    let qmailish = h.program.is_some_and(|p| p.contains("qmail"))
+        || h.time.is_some_and(|t| t.starts_with('@'));
+    if !qmailish {
+        return Seen::NotMine;
+    }
     if let Some(mut e) = bounce::reply_in(msg) {
         if e.code.is_some_and(|c| c >= 400) {
             e.source = Source::Qmail;

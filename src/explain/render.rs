@@ -368,12 +368,14 @@ pub fn events_text(
             let _ = writeln!(out, "   client:      {c}");
         }
         if e.sender.is_some() || e.recipient.is_some() {
-            let _ = writeln!(
-                out,
-                "   envelope:    from <{}> to <{}>",
-                e.sender.as_deref().unwrap_or(""),
-                e.recipient.as_deref().unwrap_or("?")
-            );
+            let mut env = String::new();
+            if let Some(s) = &e.sender {
+                let _ = write!(env, "from <{s}> ");
+            }
+            if let Some(r) = &e.recipient {
+                let _ = write!(env, "to <{r}>");
+            }
+            let _ = writeln!(out, "   envelope:    {}", env.trim_end());
         }
         if let Some(rc) = e.recipient_class {
             let what = match rc {
