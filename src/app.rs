@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Lint(a) => cmd_lint(&a),
         Command::Simulate(a) => cmd_simulate(&a),
+        Command::Explain(a) => crate::explain::run(&a),
         Command::Rules(a) => cmd_rules(&a),
         Command::Plesk(crate::cli::PleskCommand::Check(a)) => plesk::check(&a),
         Command::Plesk(crate::cli::PleskCommand::Repair(a)) => plesk::repair(&a),

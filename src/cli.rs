@@ -58,6 +58,9 @@ Examples:
   relaydoctor simulate /etc/postfix --client 198.51.100.7 --sasl-user alice --rcpt bob@example.org --service submission
   relaydoctor simulate --root /srv/snapshot --client 10.0.0.5 --rcpt x@example.com --format json")]
     Simulate(SimulateArgs),
+    /// Explain bounces and mail-log lines: who refused, why, and what to check
+    #[command(after_help = crate::explain::HELP_EXAMPLES)]
+    Explain(ExplainArgs),
     /// List the rules, or explain one
     #[command(after_help = "\
 Examples:
@@ -224,6 +227,52 @@ pub struct SimulateArgs {
     /// Only this listening service (e.g. smtp, submission, 127.0.0.1:10025)
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub color: ColorArgs,
+}
+
+/// `explain [--root DIR | PATH] [TEXT | --log FILE | -]`; what the options mean is documented
+/// in src/explain/mod.rs.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Configuration PATHs (existing paths) to simulate against, then the TEXT to explain (a
+    /// pasted bounce or log lines; `-` reads standard input)
+    #[arg(value_name = "PATH|TEXT")]
+    pub args: Vec<String>,
+    /// Treat DIR as the root filesystem of a server snapshot
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Postfix version whose defaults apply
+    #[arg(long, value_name = "X.Y")]
+    pub postfix_version: Option<String>,
+    /// Exim macro definition, like exim's -D (repeatable)
+    #[arg(long = "define", value_name = "NAME=VALUE")]
+    pub defines: Vec<String>,
+    /// Summarise a whole mail log (plain or gzip; repeatable; `-` for standard input)
+    #[arg(long, value_name = "FILE")]
+    pub log: Vec<PathBuf>,
+    /// With --log FILE: also read its rotated siblings (FILE.1, FILE.2.gz, ...), oldest first
+    #[arg(long)]
+    pub rotated: bool,
+    /// Only events at or after this time (YYYY-MM-DD[ HH:MM[:SS]] or RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Year of syslog timestamps, which have none [default: the current year, or the previous
+    /// one for dates that would lie more than a day in the future]
+    #[arg(long, value_name = "YYYY")]
+    pub year: Option<i32>,
+    /// How many top clients and recipients each group lists
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top: usize,
+    /// Do not simulate the configuration's decision
+    #[arg(long)]
+    pub no_simulate: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod discover;
 pub mod exim;
+pub mod explain;
 pub mod finding;
 pub mod fix;
 pub mod lint;

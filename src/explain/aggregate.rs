@@ -1,0 +1,181 @@
+//! Grouping events of a whole log by cause, in bounded memory.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::event::{Auth, Cause, Event, Side, Source};
+use super::stamp::Stamp;
+
+/// Distinct values kept per counter. When twice as many are seen, the least frequent half is
+/// dropped (counts of values seen again later restart): the heavy hitters admins look for
+/// survive, memory stays bounded, and the output says when counts are approximate.
+const KEEP: usize = 1000;
+
+#[derive(Debug, Default)]
+pub struct TopK {
+    counts: HashMap<String, u64>,
+    pub pruned: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Count {
+    pub value: String,
+    pub count: u64,
+}
+
+impl TopK {
+    pub fn add(&mut self, key: &str) {
+        if let Some(c) = self.counts.get_mut(key) {
+            *c += 1;
+            return;
+        }
+        if self.counts.len() >= 2 * KEEP {
+            let mut v: Vec<u64> = self.counts.values().copied().collect();
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            let cut = v.get(KEEP).copied().unwrap_or(0);
+            let mut kept = 0;
+            self.counts.retain(|_, c| {
+                // Keep strictly larger ones, then ties until KEEP.
+                if *c > cut || (*c == cut && kept < KEEP) {
+                    kept += 1;
+                    true
+                } else {
+                    false
+                }
+            });
+            self.pruned = true;
+        }
+        self.counts.insert(key.to_string(), 1);
+    }
+
+    pub fn top(&self, n: usize) -> Vec<Count> {
+        let mut v: Vec<Count> = self
+            .counts
+            .iter()
+            .map(|(k, c)| Count {
+                value: k.clone(),
+                count: *c,
+            })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        v.truncate(n);
+        v
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub cause: Cause,
+    pub source: Source,
+    pub side: Side,
+    pub auth: Auth,
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub key: Key,
+    pub count: u64,
+    pub first: Option<(Stamp, String)>,
+    pub last: Option<(Stamp, String)>,
+    pub clients: TopK,
+    pub recipients: TopK,
+    pub users: TopK,
+    pub programs: TopK,
+    /// The first event of the group, for the simulation and as an example.
+    pub example: Event,
+}
+
+#[derive(Debug, Default)]
+pub struct Aggregate {
+    pub groups: HashMap<Key, Group>,
+}
+
+fn client_label(e: &Event) -> Option<String> {
+    match (&e.client_ip, &e.client_name, &e.remote_host) {
+        (Some(ip), Some(n), _) if n != "unknown" && n != ip => Some(format!("{ip} ({n})")),
+        (Some(ip), _, _) => Some(ip.clone()),
+        (None, _, Some(r)) => Some(r.clone()),
+        (None, Some(n), None) => Some(n.clone()),
+        _ => None,
+    }
+}
+
+impl Aggregate {
+    pub fn add(&mut self, e: Event) {
+        let key = Key {
+            cause: e.cause,
+            source: e.source,
+            side: e.side,
+            auth: e.auth,
+        };
+        let stamp = e.stamp.map(|s| (s, e.time.clone().unwrap_or_default()));
+        let label = client_label(&e);
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            key,
+            count: 0,
+            first: None,
+            last: None,
+            clients: TopK::default(),
+            recipients: TopK::default(),
+            users: TopK::default(),
+            programs: TopK::default(),
+            example: e.clone(),
+        });
+        g.count += 1;
+        if let Some(s) = stamp {
+            if g.first.as_ref().is_none_or(|f| s.0.cmp_to(&f.0).is_lt()) {
+                g.first = Some(s.clone());
+            }
+            if g.last.as_ref().is_none_or(|l| s.0.cmp_to(&l.0).is_ge()) {
+                g.last = Some(s);
+            }
+        }
+        if let Some(l) = label {
+            g.clients.add(&l);
+        }
+        if let Some(r) = &e.recipient {
+            g.recipients.add(r);
+        }
+        if let Some(u) = &e.sasl_user {
+            g.users.add(u);
+        }
+        if let Some(p) = &e.program {
+            g.programs.add(p);
+        }
+    }
+
+    /// Groups, most frequent first (relay-related before the rest at equal counts).
+    pub fn sorted(&self) -> Vec<&Group> {
+        let mut v: Vec<&Group> = self.groups.values().collect();
+        v.sort_by(|a, b| {
+            b.key
+                .cause
+                .is_relay_related()
+                .cmp(&a.key.cause.is_relay_related())
+                .then(b.count.cmp(&a.count))
+                .then(a.key.cmp(&b.key))
+        });
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topk_keeps_heavy_hitters_in_bounded_memory() {
+        let mut t = TopK::default();
+        for i in 0..50_000u32 {
+            t.add(&format!("rare{i}"));
+            if i % 10 == 0 {
+                t.add("heavy");
+            }
+        }
+        assert!(t.counts.len() <= 2 * KEEP);
+        let top = t.top(1);
+        assert_eq!(top[0].value, "heavy");
+        assert!(t.pruned);
+    }
+}

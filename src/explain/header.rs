@@ -1,0 +1,107 @@
+//! The part of a log line before the message: timestamp, host, `program[pid]:`.
+
+use super::stamp::{parse_prefix, Stamp, YearRule};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Header<'a> {
+    pub stamp: Option<Stamp>,
+    pub time: Option<&'a str>,
+    pub host: Option<&'a str>,
+    /// `postfix/submission/smtpd`, `exim`, `qmail-smtpd`, ...
+    pub program: Option<&'a str>,
+    pub pid: Option<&'a str>,
+    pub msg: &'a str,
+}
+
+/// A syslog tag `prog[pid]:` or `prog:`; returns (program, pid).
+fn tag(tok: &str) -> Option<(&str, Option<&str>)> {
+    let t = tok.strip_suffix(':')?;
+    if t.is_empty() {
+        return None;
+    }
+    let (prog, pid) = match t.strip_suffix(']') {
+        Some(inner) => {
+            let (p, pid) = inner.split_once('[')?;
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (p, Some(pid))
+        }
+        None => (t, None),
+    };
+    let ok = !prog.is_empty()
+        && prog
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
+        && prog.bytes().any(|b| b.is_ascii_alphabetic());
+    ok.then_some((prog, pid))
+}
+
+/// Split a line into header and message. Lines without a recognisable header are all message.
+pub fn split<'a>(line: &'a str, years: &YearRule) -> Header<'a> {
+    let mut h = Header {
+        msg: line,
+        ..Header::default()
+    };
+    let Some((stamp, n)) = parse_prefix(line.as_bytes(), years) else {
+        return h;
+    };
+    // parse_prefix consumed only ASCII, so `n` is a char boundary.
+    let (Some(time), Some(rest)) = (line.get(..n), line.get(n..)) else {
+        return h;
+    };
+    h.stamp = Some(stamp);
+    h.time = Some(time);
+    let rest = rest.trim_start_matches(' ');
+    h.msg = rest;
+    // `host prog[pid]: message` (syslog) - Exim's own files and multilog have no host/tag.
+    let mut it = rest.splitn(3, ' ');
+    if let (Some(host), Some(t), Some(msg)) = (it.next(), it.next(), it.next()) {
+        if let Some((prog, pid)) = tag(t) {
+            h.host = Some(host);
+            h.program = Some(prog);
+            h.pid = pid;
+            h.msg = msg;
+            return h;
+        }
+    }
+    // multilog/journal without host: `prog[pid]: message`.
+    if let Some((t, msg)) = rest.split_once(' ') {
+        if let Some((prog, pid)) = tag(t) {
+            if prog.contains("qmail") || prog.contains("smtpd") {
+                h.program = Some(prog);
+                h.pid = pid;
+                h.msg = msg;
+            }
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_and_exim_headers() {
+        let y = YearRule {
+            fixed: Some(2026),
+            now: 0,
+        };
+        let h = split(
+            "Nov 28 02:46:29 mx postfix/submission/smtpd[20328]: NOQUEUE: reject: x",
+            &y,
+        );
+        assert_eq!(h.host, Some("mx"));
+        assert_eq!(h.program, Some("postfix/submission/smtpd"));
+        assert_eq!(h.pid, Some("20328"));
+        assert_eq!(h.msg, "NOQUEUE: reject: x");
+        let h = split("2026-11-28 02:47:35 H=(laptop.home) [127.0.0.5] F=<a@b> rejected", &y);
+        assert_eq!(h.program, None);
+        assert!(h.msg.starts_with("H=(laptop.home)"));
+        let h = split("554 5.7.1 <x@y>: Relay access denied", &y);
+        assert!(h.stamp.is_none());
+        let h = split("2026-11-28T02:46:29.123+01:00 mx postfix/smtpd[1]: hi", &y);
+        assert_eq!((h.program, h.msg), (Some("postfix/smtpd"), "hi"));
+    }
+}

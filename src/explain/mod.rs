@@ -1,0 +1,515 @@
+//! `relaydoctor explain`: from the evidence a user has (a bounce, a mail-program error, mail-log
+//! lines) to who refused, why, and what to check; with a configuration at hand, the simulated
+//! decision for exactly that client and recipient, with the file:line that decides.
+//!
+//! Modes:
+//! - TEXT arguments or `-` (standard input): every event is explained on its own.
+//! - `--log FILE` (repeatable, plain or gzip, `-` for standard input, `--rotated` adds FILE.1,
+//!   FILE.2.gz, ... oldest first): the log is streamed in bounded memory and events are
+//!   grouped by cause, with counts, first/last time, top clients and recipients.
+//!
+//! Lines that are not understood are counted and skipped, never fatal. Exit codes: 0 no
+//! refusal found, 1 refusals (evidence) found, 2 relaydoctor could not do its job (unreadable
+//! log, bad arguments).
+
+pub mod aggregate;
+pub mod bounce;
+pub mod event;
+pub mod exim;
+pub mod header;
+pub mod postfix;
+pub mod qmail;
+pub mod reader;
+pub mod render;
+pub mod stamp;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{ExplainArgs, Format};
+use crate::context::{Context, Options, Root};
+use crate::finding::Finding;
+use crate::relay::{Decision, Query};
+
+use event::{Event, Origin, Side};
+use postfix::Seen;
+use stamp::{Stamp, YearRule};
+
+pub const HELP_EXAMPLES: &str = "\
+Examples:
+  relaydoctor explain '554 5.7.1 <bob@example.net>: Relay access denied'
+  relaydoctor explain --root /srv/snapshot/mx1 \"$(grep 'NOQUEUE: reject' /var/log/mail.log | tail -3)\"
+  relaydoctor explain /etc/postfix - < bounce.txt
+  relaydoctor explain --log /var/log/mail.log --rotated --since 2026-11-01
+  relaydoctor explain --log /var/log/exim4/mainlog --format json
+  zcat /var/log/mail.log.*.gz | relaydoctor explain --log -
+
+Syslog timestamps have no year: they are taken to be in the current year, or the previous one
+when that would put them more than a day in the future (--year overrides). --since/--until
+compare as the log's wall clock unless both sides carry a zone (RFC 3339).
+
+Exit codes: 0 no refusal found, 1 refusals found, 2 relaydoctor could not do its job.";
+
+/// Per-event mode keeps at most this many events (the rest are counted).
+const MAX_EVENTS: usize = 1000;
+/// At most this many simulations per run.
+const MAX_SIMULATIONS: usize = 50;
+
+/// Counters over all input.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Stats {
+    pub inputs: Vec<String>,
+    pub lines: u64,
+    /// Lines the parsers looked at (all lines in per-event mode; pre-filter hits for --log).
+    pub examined: u64,
+    pub events: u64,
+    /// Lines of a known kind that could not be parsed.
+    pub bad: u64,
+    /// Examined lines no parser recognised.
+    pub unknown: u64,
+    /// Log lines (with a timestamp or program) that are not refusals: deliveries, connects.
+    pub ignored: u64,
+    /// Events outside --since/--until.
+    pub filtered: u64,
+    /// Events without a timestamp while --since/--until was given (kept).
+    pub undated: u64,
+    /// Events beyond the per-event limit (counted, not shown).
+    pub dropped: u64,
+    /// Line numbers (input, line) of the first lines not understood, for the report.
+    pub unknown_examples: Vec<(String, u64)>,
+}
+
+/// Where events go: kept one by one, or grouped.
+pub enum Sink {
+    Events(Vec<Event>),
+    Groups(aggregate::Aggregate),
+}
+
+/// Line dispatcher with the parsers' state.
+pub struct Analyzer {
+    pub years: YearRule,
+    pub since: Option<Stamp>,
+    pub until: Option<Stamp>,
+    /// Accept free-text replies (pasted bounces): per-event mode only, a log's lines are
+    /// attributed to their program.
+    pub free_text: bool,
+    pub postfix: postfix::Postfix,
+    pub exim: exim::Exim,
+    pub stats: Stats,
+    pub sink: Sink,
+    scratch: Vec<Event>,
+}
+
+impl Analyzer {
+    pub fn new(years: YearRule, free_text: bool, sink: Sink) -> Analyzer {
+        Analyzer {
+            years,
+            since: None,
+            until: None,
+            free_text,
+            postfix: postfix::Postfix::default(),
+            exim: exim::Exim::default(),
+            stats: Stats::default(),
+            sink,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// One line (without its newline).
+    pub fn feed(&mut self, line: &str, o: &Origin) {
+        self.stats.examined += 1;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            return;
+        }
+        let h = header::split(line, &self.years);
+        let mut out = std::mem::take(&mut self.scratch);
+        let seen = match h.program {
+            Some(p) if postfix::is_postfix(p) => self.postfix.line(&h, o, &mut out),
+            Some(p) if p.starts_with("exim") => self.exim.line(&h, o, &mut out),
+            Some(p) if p.contains("qmail") || p.contains("vpopmail") || p == "chkuser" => {
+                match qmail::line(&h, o, &mut out) {
+                    Seen::NotMine => qmail::transcript(&h, o, &mut out),
+                    s => s,
+                }
+            }
+            _ => {
+                let mut s = qmail::line(&h, o, &mut out);
+                if s == Seen::NotMine {
+                    s = self.exim.line(&h, o, &mut out);
+                }
+                if s == Seen::NotMine {
+                    s = qmail::transcript(&h, o, &mut out);
+                }
+                if s == Seen::NotMine && self.free_text {
+                    s = bounce::line(&h, o, &mut out);
+                }
+                s
+            }
+        };
+        match seen {
+            Seen::Understood => {}
+            Seen::NotMine if h.program.is_some() || h.stamp.is_some() => self.stats.ignored += 1,
+            Seen::Bad | Seen::NotMine => {
+                if seen == Seen::Bad {
+                    self.stats.bad += 1;
+                } else {
+                    self.stats.unknown += 1;
+                }
+                if self.stats.unknown_examples.len() < 10 {
+                    self.stats
+                        .unknown_examples
+                        .push((o.input.to_string(), o.line));
+                }
+            }
+        }
+        for e in out.drain(..) {
+            self.emit(e);
+        }
+        self.scratch = out;
+    }
+
+    fn emit(&mut self, e: Event) {
+        if self.since.is_some() || self.until.is_some() {
+            match e.stamp {
+                Some(s) => {
+                    let early = self.since.is_some_and(|b| s.cmp_to(&b).is_lt());
+                    let late = self.until.is_some_and(|b| s.cmp_to(&b).is_ge());
+                    if early || late {
+                        self.stats.filtered += 1;
+                        return;
+                    }
+                }
+                None => self.stats.undated += 1,
+            }
+        }
+        self.stats.events += 1;
+        match &mut self.sink {
+            Sink::Events(v) => {
+                if v.len() < MAX_EVENTS {
+                    v.push(e);
+                } else {
+                    self.stats.dropped += 1;
+                }
+            }
+            Sink::Groups(g) => g.add(e),
+        }
+    }
+
+    /// End of all input: release events still waiting for their session's end.
+    pub fn finish(&mut self) {
+        let mut out = Vec::new();
+        self.postfix.finish(&mut out);
+        self.exim.finish(&mut out);
+        for e in out {
+            self.emit(e);
+        }
+        if let Sink::Events(v) = &mut self.sink {
+            v.sort_by(|a, b| a.input.cmp(&b.input).then(a.line.cmp(&b.line)));
+        }
+    }
+}
+
+/// What the configuration says about one event.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Simulation {
+    /// Not asked (--no-simulate) or not meaningful for this event.
+    Skipped { reason: String },
+    /// No configuration could be read.
+    Unavailable { reason: String },
+    Done {
+        query: QueryView,
+        decisions: Vec<Decision>,
+        /// The decision of the service that logged the event, when it can be told.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueryView {
+    pub client_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    pub rcpt: String,
+}
+
+/// The configuration side of the run: context, paths, findings (linted once).
+pub struct Config {
+    pub ctx: Context,
+    pub paths: Vec<PathBuf>,
+    /// None: no configuration available (reason).
+    pub findings: Result<Vec<Finding>, String>,
+    pub simulations: usize,
+}
+
+/// The listening service a Postfix syslog name points at: `postfix/submission/smtpd` ->
+/// `submission` (Debian's master.cf sets `syslog_name=postfix/$service_name`), `postfix/smtpd`
+/// -> `smtp`.
+pub fn service_hint(program: &str) -> Option<String> {
+    let parts: Vec<&str> = program.split('/').collect();
+    match parts.as_slice() {
+        [_, "smtpd"] => Some("smtp".to_string()),
+        [_, svc, "smtpd"] => Some((*svc).to_string()),
+        _ => None,
+    }
+}
+
+impl Config {
+    pub fn simulate(&mut self, e: &Event) -> Simulation {
+        if e.side == Side::RecipientServer {
+            return Simulation::Skipped {
+                reason: "the recipient's server refused; its configuration is not here".into(),
+            };
+        }
+        if let Err(reason) = &self.findings {
+            return Simulation::Unavailable {
+                reason: reason.clone(),
+            };
+        }
+        let (Some(ip), Some(rcpt)) = (&e.client_ip, &e.recipient) else {
+            return Simulation::Skipped {
+                reason: "the evidence names no client IP address and recipient to simulate".into(),
+            };
+        };
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Simulation::Skipped {
+                reason: format!("client address {ip:?} is not an IP address"),
+            };
+        }
+        if self.simulations >= MAX_SIMULATIONS {
+            return Simulation::Skipped {
+                reason: format!("only the first {MAX_SIMULATIONS} events are simulated"),
+            };
+        }
+        self.simulations += 1;
+        let sasl_user = if e.auth == event::Auth::Yes {
+            e.sasl_user.clone().or_else(|| Some("(authenticated)".to_string()))
+        } else {
+            None
+        };
+        let q = Query {
+            client_ip: ip.clone(),
+            client_name: e.client_name.clone().filter(|n| n != "unknown"),
+            sasl_user: sasl_user.clone(),
+            helo: e.helo.clone(),
+            sender: e.sender.clone(),
+            rcpt: rcpt.clone(),
+            service: None,
+        };
+        match crate::lint::simulate(&self.ctx, &self.paths, &q) {
+            Ok(decisions) => {
+                let hint = e.program.as_deref().and_then(service_hint);
+                let service = hint.filter(|h| decisions.iter().any(|d| &d.service == h));
+                Simulation::Done {
+                    query: QueryView {
+                        client_ip: q.client_ip,
+                        sasl_user,
+                        helo: q.helo,
+                        sender: q.sender,
+                        rcpt: q.rcpt,
+                    },
+                    decisions,
+                    service,
+                }
+            }
+            Err(reason) => Simulation::Unavailable { reason },
+        }
+    }
+
+    /// Findings that bear on an event's cause, for its MTA.
+    pub fn relevant(&self, e: &Event) -> Vec<&Finding> {
+        let Ok(all) = &self.findings else {
+            return Vec::new();
+        };
+        let cats: &[&str] = match e.cause {
+            event::Cause::RelayDenied => &["auth-relay-denied", "relay-denied", "upgrade", "db-integrity", "db-settings", "stale-map"],
+            event::Cause::SenderVerify => &["risky-callout"],
+            event::Cause::Blocklist => &["risky-dnsbl"],
+            event::Cause::AuthFailed | event::Cause::AuthRequired => &["auth-relay-denied", "plaintext-auth", "db-integrity"],
+            event::Cause::ServerConfig => &["syntax", "upgrade", "missing-file", "stale-map"],
+            event::Cause::UnknownRecipient => &["mail-refused", "stale-map"],
+            event::Cause::Microsoft | event::Cause::Other => &[],
+        };
+        let mta = match e.source {
+            event::Source::Postfix => Some(crate::finding::Mta::Postfix),
+            event::Source::Exim => Some(crate::finding::Mta::Exim),
+            event::Source::Qmail => Some(crate::finding::Mta::Qmail),
+            event::Source::Bounce => None,
+        };
+        all.iter()
+            .filter(|f| cats.contains(&f.category.as_str()))
+            .filter(|f| mta.is_none_or(|m| f.mta == m || f.mta == crate::finding::Mta::Plesk))
+            .collect()
+    }
+}
+
+fn error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("relaydoctor: {msg}");
+    crate::app::EXIT_ERROR
+}
+
+/// Split positional arguments into configuration paths (leading arguments naming existing
+/// files or directories) and the text to explain.
+fn split_args(args: &[String], root: Option<&Path>) -> (Vec<PathBuf>, Vec<String>) {
+    let mut paths = Vec::new();
+    let mut text = Vec::new();
+    for a in args {
+        let p = Path::new(a);
+        let exists = match root {
+            Some(r) if p.is_absolute() => Root::snapshot(r).resolve(p).exists(),
+            _ => p.exists(),
+        };
+        if text.is_empty() && a != "-" && !a.contains('\n') && exists {
+            paths.push(p.to_path_buf());
+        } else {
+            text.push(a.clone());
+        }
+    }
+    (paths, text)
+}
+
+pub fn run(a: &ExplainArgs) -> i32 {
+    if let Some(r) = &a.root {
+        if !r.is_dir() {
+            return error(format!("--root {}: not a directory", r.display()));
+        }
+    }
+    let (paths, text) = split_args(&a.args, a.root.as_deref());
+    if text.is_empty() && a.log.is_empty() {
+        return error(
+            "nothing to explain: give the bounce or log lines as TEXT, `-` for standard input, \
+             or --log FILE (see --help)",
+        );
+    }
+    if !text.is_empty() && !a.log.is_empty() {
+        return error("give either TEXT/`-` or --log, not both");
+    }
+    let years = YearRule {
+        fixed: a.year,
+        now: stamp::now_wall(),
+    };
+    let summary = !a.log.is_empty();
+    let sink = if summary {
+        Sink::Groups(aggregate::Aggregate::default())
+    } else {
+        Sink::Events(Vec::new())
+    };
+    let mut an = Analyzer::new(years, !summary, sink);
+    for (flag, v, slot) in [("--since", &a.since, 0), ("--until", &a.until, 1)] {
+        if let Some(t) = v {
+            match stamp::parse_bound(t) {
+                Ok(s) if slot == 0 => an.since = Some(s),
+                Ok(s) => an.until = Some(s),
+                Err(e) => return error(format!("{flag} {e}")),
+            }
+        }
+    }
+
+    if summary {
+        let files = match reader::expand(&a.log, a.rotated) {
+            Ok(f) => f,
+            Err(e) => return error(e),
+        };
+        for f in &files {
+            if let Err(e) = reader::stream_path(f, &mut an) {
+                return error(e);
+            }
+        }
+    } else {
+        let stdin = text.iter().any(|t| t == "-");
+        if stdin {
+            if let Err(e) = reader::stream_text(std::io::stdin().lock(), "stdin", &mut an) {
+                return error(format!("standard input: {e}"));
+            }
+        }
+        let joined: Vec<&str> = text.iter().filter(|t| *t != "-").map(String::as_str).collect();
+        if !joined.is_empty() {
+            let t = joined.join(" ");
+            if let Err(e) = reader::stream_text(t.as_bytes(), "text", &mut an) {
+                return error(e);
+            }
+        }
+    }
+    an.finish();
+
+    let mut config = configuration(a, paths);
+    let color = crate::report::use_color(a.color.color);
+    let out = match &an.sink {
+        Sink::Events(events) => {
+            let sims: Vec<Simulation> = events.iter().map(|e| sim(&mut config, e, a)).collect();
+            match a.format {
+                Format::Json => render::events_json(&an.stats, events, &sims, &config),
+                Format::Text => render::events_text(&an.stats, events, &sims, &config, color),
+            }
+        }
+        Sink::Groups(g) => {
+            let groups = g.sorted();
+            let sims: Vec<Simulation> = groups.iter().map(|g| sim(&mut config, &g.example, a)).collect();
+            match a.format {
+                Format::Json => render::groups_json(&an.stats, &groups, &sims, &config, a.top),
+                Format::Text => render::groups_text(&an.stats, &groups, &sims, &config, a.top, color),
+            }
+        }
+    };
+    let found = an.stats.events > 0;
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes());
+        let _ = stdout.flush();
+    }
+    if found {
+        crate::app::EXIT_FINDINGS
+    } else {
+        crate::app::EXIT_CLEAN
+    }
+}
+
+fn sim(config: &mut Config, e: &Event, a: &ExplainArgs) -> Simulation {
+    if a.no_simulate {
+        return Simulation::Skipped {
+            reason: "--no-simulate".into(),
+        };
+    }
+    config.simulate(e)
+}
+
+fn configuration(a: &ExplainArgs, paths: Vec<PathBuf>) -> Config {
+    let root = match &a.root {
+        Some(d) => Root::snapshot(d),
+        None => Root::live(),
+    };
+    let defines = a
+        .defines
+        .iter()
+        .map(|d| match d.split_once('=') {
+            Some((n, v)) => (n.trim().to_string(), v.to_string()),
+            None => (d.trim().to_string(), String::new()),
+        })
+        .collect();
+    let ctx = Context::new(
+        root,
+        Options {
+            postfix_version: a.postfix_version.clone(),
+            target_version: None,
+            target_compat: None,
+            exim_defines: defines,
+        },
+    );
+    let findings = if a.no_simulate {
+        Err("--no-simulate".to_string())
+    } else {
+        crate::lint::run(&ctx, &paths).map(|r| r.findings)
+    };
+    Config {
+        ctx,
+        paths,
+        findings,
+        simulations: 0,
+    }
+}
