@@ -211,3 +211,63 @@ fn text_output_shows_the_line_and_a_caret() {
     let text = String::from_utf8(out.stdout).unwrap();
     insta::assert_snapshot!("rd003_text", text);
 }
+
+/// `--diff` shows the fix and writes nothing; `--fix` applies it, keeps a backup, and the
+/// re-lint no longer reports the problem.
+#[test]
+fn diff_previews_and_fix_applies_with_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/postfix");
+    std::fs::create_dir_all(&etc).unwrap();
+    let main = etc.join("main.cf");
+    let original = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8 192.0.2.0/24 # office\n";
+    std::fs::write(&main, original).unwrap();
+
+    let out = bin()
+        .args(["lint", "--select", "PF003", "--diff", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let diff = String::from_utf8(out.stdout).unwrap();
+    assert!(diff.contains("--- a/etc/postfix/main.cf"), "{diff}");
+    assert!(
+        diff.contains("-mynetworks = 127.0.0.0/8 192.0.2.0/24 # office"),
+        "{diff}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&main).unwrap(),
+        original,
+        "--diff wrote"
+    );
+
+    let out = bin()
+        .args([
+            "lint", "--select", "PF003", "--fix", "--format", "json", "--root",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fixed = std::fs::read_to_string(&main).unwrap();
+    assert!(!fixed.contains("192.0.2.0/24 # office"), "{fixed}");
+    assert!(
+        fixed.contains("mynetworks = 127.0.0.0/8 192.0.2.0/24\n"),
+        "{fixed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc.join("main.cf.relaydoctor.bak")).unwrap(),
+        original
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["findings"].as_array().unwrap().len(),
+        0,
+        "re-lint after --fix: {v}"
+    );
+}
