@@ -11,15 +11,23 @@ use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
 
+/// Entries processed per batch in the million-entry checks (bounded memory).
+const CHUNK: usize = 4096;
+
 /// At most this many findings of one kind per file; the rest are counted in one summary.
 const MAX_PER_FILE: usize = 50;
 
 pub fn run(ctx: &Context, m: &Model, out: &mut Vec<Finding>) {
     if let Some(c) = &m.control {
         rcpthosts_missing_or_empty(c, out);
-        control_syntax(c, out);
-        morercpthosts_stale(c, out);
-        domains_not_accepted(c, out);
+        // The two million-entry checks are independent: run them side by side.
+        let mut stale = Vec::new();
+        std::thread::scope(|sc| {
+            sc.spawn(|| morercpthosts_stale(c, &mut stale));
+            control_syntax(c, out);
+            domains_not_accepted(c, out);
+        });
+        out.extend(stale);
         smtproutes(c, out);
     }
     for r in &m.rules {
@@ -84,6 +92,9 @@ fn rcpthosts_missing_or_empty(c: &Control, out: &mut Vec<Finding>) {
 
 /// An entry that qmail compares literally but that can never equal a domain.
 fn bad_domain_entry(e: &str) -> Option<&'static str> {
+    if !e.bytes().any(|b| b == b'\r' || b == b' ' || b == b'\t') {
+        return None;
+    }
     if e.contains('\r') {
         Some("ends in a carriage return (Windows line ending): qmail keeps it, so the entry never matches")
     } else if e.starts_with([' ', '\t']) {
@@ -107,6 +118,9 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
         lists.push(("locals", r));
     }
     for (name, f) in lists {
+        if !has_any(&f.src.text, b"\r \t:") {
+            continue; // the usual case, decided by a few memchr passes over the file
+        }
         let mut n = 0;
         for e in &f.entries {
             let text = f.entry(e);
@@ -141,6 +155,7 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
             );
         }
         let mut n = 0;
+        let vds: &[_] = if has_any(&src.text, b"\r \t") { vds } else { &[] };
         for v in vds {
             let key = v.key.text(&src.text);
             let prepend = v.prepend.text(&src.text);
@@ -176,6 +191,11 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// Whether the text holds any of these bytes (slice::contains on u8 uses memchr).
+fn has_any(text: &str, bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| text.as_bytes().contains(b))
 }
 
 fn summary(out: &mut Vec<Finding>, code: &str, src: &SourceFile, n: usize, what: &str) {
@@ -236,28 +256,44 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
         }
         CdbState::Ok(cdb, cdb_time) => {
             // qmail-newmrh lowercases every line; the cdb keys are what qmail-smtpd looks up.
-            let mut in_source: FastSet<Cow<'_, str>> = FastSet::default();
-            in_source.reserve(n);
+            // Each source domain is looked up in the cdb and the record it finds is marked;
+            // unmarked records are domains only the cdb has. No set of a million strings.
+            let mut hit = vec![0u64; cdb.size() / 8 / 64 + 1];
             let mut missing = Vec::new();
             let mut missing_n = 0usize;
-            for e in &src.entries {
-                let key = lower(src.entry(e));
-                if cdb.get(key.as_bytes()).is_none() {
-                    missing_n += 1;
-                    if missing.len() < 5 {
-                        missing.push((key.to_string(), e.line as usize));
+            let mut found = Vec::with_capacity(CHUNK);
+            for entries in src.entries.chunks(CHUNK) {
+                let keys: Vec<Cow<'_, str>> = entries.iter().map(|e| lower(src.entry(e))).collect();
+                let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+                found.clear();
+                cdb.find_batch(&refs, &mut found);
+                for (i, f) in found.iter().enumerate() {
+                    match f {
+                        Some(p) => {
+                            let b = p >> 3;
+                            if let Some(w) = hit.get_mut(b / 64) {
+                                *w |= 1 << (b % 64);
+                            }
+                        }
+                        None => {
+                            missing_n += 1;
+                            if missing.len() < 5 {
+                                missing.push((keys[i].to_string(), entries[i].line as usize));
+                            }
+                        }
                     }
                 }
-                in_source.insert(key);
             }
             let mut extra = Vec::new();
             let mut extra_n = 0usize;
-            for r in cdb.records() {
-                let k = String::from_utf8_lossy(r.key);
-                if !in_source.contains(&k) {
+            for (pos, r) in cdb.records_at() {
+                let b = pos >> 3;
+                let marked = hit.get(b / 64).map(|w| w & (1 << (b % 64)) != 0).unwrap_or(false);
+                // A later duplicate of a key is never found by a lookup: not "extra".
+                if !marked && cdb.find(r.key) == Some(pos) {
                     extra_n += 1;
                     if extra.len() < 5 {
-                        extra.push(k.to_string());
+                        extra.push(String::from_utf8_lossy(r.key).to_string());
                     }
                 }
             }
@@ -302,94 +338,89 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
 
 /// The domain part of a locals / virtualdomains key (`user@domain` -> domain).
 fn key_domain(k: &str) -> &str {
-    k.rsplit_once('@').map(|x| x.1).unwrap_or(k)
+    // A plain byte loop: keys are short, a memrchr call costs more than it saves.
+    match k.bytes().rposition(|b| b == b'@') {
+        Some(i) => &k[i + 1..],
+        None => k,
+    }
 }
+
+/// One locally delivered domain: (file name, source, key, start, end).
+type Cand<'a> = (&'static str, &'a SourceFile, &'a str, usize, usize);
 
 fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if c.rcpthosts.is_none() {
         return;
     }
-    let more_src: Option<FastSet<Cow<'_, str>>> = c
-        .morercpthosts
-        .as_ref()
-        .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect());
-    let explain = |d: &str| -> String {
-        let in_src = more_src
-            .as_ref()
-            .map(|s| s.contains(&Cow::Owned(d.to_ascii_lowercase())))
-            .unwrap_or(false);
-        if in_src {
-            " (it is in morercpthosts, but not in morercpthosts.cdb: run qmail-newmrh)".into()
-        } else {
-            String::new()
-        }
-    };
-    let check = |what: &str,
-                 src: &SourceFile,
-                 key: &str,
-                 start: usize,
-                 end: usize,
-                 n: &mut usize|
-     -> Option<Finding> {
-        let d = key_domain(key);
-        if d.is_empty()
+    let blanks = c.locals.as_ref().map(|l| has_any(&l.src.text, b"\r \t")).unwrap_or(false)
+        || c.virtualdomains.as_ref().map(|v| has_any(&v.0.text, b"\r \t")).unwrap_or(false);
+    let wanted = |d: &str| {
+        !(d.is_empty()
             || d.eq_ignore_ascii_case("localhost")
             || d.starts_with('[')
-            || bad_domain_entry(d).is_some()
-        {
-            return None;
-        }
-        if policy::rcpt_accepts(c, d) {
-            return None;
-        }
-        *n += 1;
-        if *n > MAX_PER_FILE {
-            return None;
-        }
-        let shown = if d.starts_with('.') {
-            format!("any subdomain of {}", &d[1..])
-        } else {
-            d.to_string()
-        };
-        Some(
-            qm(
-                "QM003",
-                format!(
-                    "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb{}: mail for it from other servers gets `553 {NOGATEWAY}`",
-                    explain(d)
-                ),
-            )
-            .at(src.location(start, end))
-            .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
-        )
+            || (blanks && bad_domain_entry(d).is_some()))
     };
-    if let Some(l) = &c.locals {
-        let mut n = 0;
-        for e in &l.entries {
-            out.extend(check(
-                "locals",
-                &l.src,
-                l.entry(e),
-                e.start as usize,
-                e.end as usize,
-                &mut n,
-            ));
+    let locals = c.locals.iter().flat_map(|l| {
+        l.entries
+            .iter()
+            .map(move |e| ("locals", &*l.src, l.entry(e), e.start as usize, e.end as usize))
+    });
+    let vds = c.virtualdomains.iter().flat_map(|(src, v, _)| {
+        v.iter().map(move |v| {
+            ("virtualdomains", &**src, v.key.text(&src.text), v.key.start as usize, v.key.end as usize)
+        })
+    });
+    let mut all = locals.chain(vds).filter(|x| wanted(key_domain(x.2)));
+    // Built only when something is refused: is the domain in morercpthosts (not its cdb)?
+    let mut more_src: Option<FastSet<Cow<'_, str>>> = None;
+    let mut counts: std::collections::BTreeMap<&str, (usize, &SourceFile)> = Default::default();
+    loop {
+        let chunk: Vec<Cand<'_>> = all.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
         }
-        summary(out, "QM003", &l.src, n, "refused locals");
+        let domains: Vec<&str> = chunk.iter().map(|x| key_domain(x.2)).collect();
+        let ok = policy::rcpt_accepts_batch(c, &domains);
+        for (i, x) in chunk.iter().enumerate() {
+            if ok[i] {
+                continue;
+            }
+            let (what, src, _, start, end) = *x;
+            let n = &mut counts.entry(what).or_insert((0, src)).0;
+            *n += 1;
+            if *n > MAX_PER_FILE {
+                continue;
+            }
+            let d = domains[i];
+            let set = more_src.get_or_insert_with(|| {
+                c.morercpthosts
+                    .as_ref()
+                    .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect())
+                    .unwrap_or_default()
+            });
+            let explain = if set.contains(&Cow::Owned(d.to_ascii_lowercase())) {
+                " (it is in morercpthosts, but not in morercpthosts.cdb: run qmail-newmrh)"
+            } else {
+                ""
+            };
+            let shown = match d.strip_prefix('.') {
+                Some(rest) => format!("any subdomain of {rest}"),
+                None => d.to_string(),
+            };
+            out.push(
+                qm(
+                    "QM003",
+                    format!(
+                        "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb{explain}: mail for it from other servers gets `553 {NOGATEWAY}`"
+                    ),
+                )
+                .at(src.location(start, end))
+                .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
+            );
+        }
     }
-    if let Some((src, vds, _)) = &c.virtualdomains {
-        let mut n = 0;
-        for v in vds {
-            out.extend(check(
-                "virtualdomains",
-                src,
-                v.key.text(&src.text),
-                v.key.start as usize,
-                v.key.end as usize,
-                &mut n,
-            ));
-        }
-        summary(out, "QM003", src, n, "refused virtualdomains");
+    for (what, (n, src)) in counts {
+        summary(out, "QM003", src, n, &format!("refused {what}"));
     }
 }
 

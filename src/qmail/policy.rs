@@ -177,6 +177,57 @@ pub fn rcpt_accepts(c: &Control, d: &str) -> bool {
     false
 }
 
+/// `rcpt_accepts` for many domains (the million-domain cross-check): rcpthosts first, then
+/// batched morercpthosts.cdb lookups of the whole domain, then the remaining suffixes.
+pub fn rcpt_accepts_batch(c: &Control, domains: &[&str]) -> Vec<bool> {
+    if c.rcpthosts.is_none() {
+        return vec![true; domains.len()];
+    }
+    let lowered: Vec<std::borrow::Cow<'_, str>> = domains
+        .iter()
+        .map(|d| {
+            if d.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(d.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(*d)
+            }
+        })
+        .collect();
+    // A small rcpthosts is faster to scan than to hash every suffix against: an entry
+    // matches the whole domain, or (with a leading '.') a suffix at a label boundary.
+    let small: Option<Vec<&str>> =
+        (c.rcpthosts_set.len() <= 32).then(|| c.rcpthosts_set.iter().map(String::as_str).collect());
+    let in_rcpthosts = |d: &str| -> bool {
+        match &small {
+            Some(v) => v
+                .iter()
+                .any(|e| *e == d || (e.starts_with('.') && d.ends_with(*e))),
+            None => {
+                let b = d.as_bytes();
+                (0..b.len()).any(|i| (i == 0 || b[i] == b'.') && c.rcpthosts_set.contains(&d[i..]))
+            }
+        }
+    };
+    let mut out: Vec<bool> = lowered.iter().map(|d| in_rcpthosts(d)).collect();
+    let Some(cdb) = c.morercpthosts_cdb.cdb() else {
+        return out;
+    };
+    let todo: Vec<usize> = (0..out.len()).filter(|&i| !out[i]).collect();
+    let keys: Vec<&[u8]> = todo.iter().map(|&i| lowered[i].as_bytes()).collect();
+    let mut found = Vec::with_capacity(keys.len());
+    cdb.find_batch(&keys, &mut found);
+    for (j, &i) in todo.iter().enumerate() {
+        if found[j].is_some() {
+            out[i] = true;
+            continue;
+        }
+        let d = lowered[i].as_ref();
+        let b = d.as_bytes();
+        out[i] = (1..b.len()).any(|k| b[k] == b'.' && cdb.find(&b[k..]).is_some());
+    }
+    out
+}
+
 /// AUTH on a service, as the AUTH patches decide it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
