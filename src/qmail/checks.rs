@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::model::{file_location, CdbState, Control, FastSet, Model, RulesFile};
+use super::model::{file_location, has_any, CdbState, Control, FastSet, Model, RulesFile};
 use super::policy::{self, auth_mode, is_true_prog, rule_env, Auth, NOGATEWAY};
 use super::runscript::Service;
 use crate::context::Context;
@@ -118,7 +118,7 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
         lists.push(("locals", r));
     }
     for (name, f) in lists {
-        if !has_any(&f.src.text, b"\r \t:") {
+        if !f.blanks && !(name != "locals" && has_any(&f.src.text, b":")) {
             continue; // the usual case, decided by a few memchr passes over the file
         }
         let mut n = 0;
@@ -155,7 +155,7 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
             );
         }
         let mut n = 0;
-        let vds: &[_] = if has_any(&src.text, b"\r \t") { vds } else { &[] };
+        let vds: &[_] = if c.virtualdomains_blanks { vds } else { &[] };
         for v in vds {
             let key = v.key.text(&src.text);
             let prepend = v.prepend.text(&src.text);
@@ -191,11 +191,6 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
             );
         }
     }
-}
-
-/// Whether the text holds any of these bytes (slice::contains on u8 uses memchr).
-fn has_any(text: &str, bytes: &[u8]) -> bool {
-    bytes.iter().any(|b| text.as_bytes().contains(b))
 }
 
 fn summary(out: &mut Vec<Finding>, code: &str, src: &SourceFile, n: usize, what: &str) {
@@ -255,48 +250,26 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
             );
         }
         CdbState::Ok(cdb, cdb_time) => {
-            // qmail-newmrh lowercases every line; the cdb keys are what qmail-smtpd looks up.
-            // Each source domain is looked up in the cdb and the record it finds is marked;
-            // unmarked records are domains only the cdb has. No set of a million strings.
-            let mut hit = vec![0u64; cdb.size() / 8 / 64 + 1];
-            let mut missing = Vec::new();
-            let mut missing_n = 0usize;
-            let mut found = Vec::with_capacity(CHUNK);
-            for entries in src.entries.chunks(CHUNK) {
-                let keys: Vec<Cow<'_, str>> = entries.iter().map(|e| lower(src.entry(e))).collect();
-                let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-                found.clear();
-                cdb.find_batch(&refs, &mut found);
-                for (i, f) in found.iter().enumerate() {
-                    match f {
-                        Some(p) => {
-                            let b = p >> 3;
-                            if let Some(w) = hit.get_mut(b / 64) {
-                                *w |= 1 << (b % 64);
-                            }
-                        }
-                        None => {
-                            missing_n += 1;
-                            if missing.len() < 5 {
-                                missing.push((keys[i].to_string(), entries[i].line as usize));
-                            }
-                        }
+            // qmail-newmrh lowercases every line and adds the records in file order, so an
+            // up-to-date cdb holds the source's domains in the same order: compare in lockstep
+            // (sequential, no lookups) and fall back to lookups from the first difference.
+            let mut recs = cdb.records_at().peekable();
+            let mut same = 0usize;
+            for e in &src.entries {
+                let key = src.entry(e);
+                match recs.peek() {
+                    Some((_, r)) if r.key.eq_ignore_ascii_case(key.as_bytes()) && !has_upper(r.key) => {
+                        recs.next();
+                        same += 1;
                     }
+                    _ => break,
                 }
             }
-            let mut extra = Vec::new();
-            let mut extra_n = 0usize;
-            for (pos, r) in cdb.records_at() {
-                let b = pos >> 3;
-                let marked = hit.get(b / 64).map(|w| w & (1 << (b % 64)) != 0).unwrap_or(false);
-                // A later duplicate of a key is never found by a lookup: not "extra".
-                if !marked && cdb.find(r.key) == Some(pos) {
-                    extra_n += 1;
-                    if extra.len() < 5 {
-                        extra.push(String::from_utf8_lossy(r.key).to_string());
-                    }
-                }
-            }
+            let (missing_n, missing, extra_n, extra) = if same == src.entries.len() && recs.peek().is_none() {
+                (0, Vec::new(), 0, Vec::new())
+            } else {
+                compare_by_lookup(src, cdb)
+            };
             if missing_n == 0 && extra_n == 0 {
                 return;
             }
@@ -336,6 +309,60 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
     }
 }
 
+/// Source domains missing from the cdb, and cdb domains missing from the source: each
+/// source domain is looked up (in batches) and the record it finds is marked; unmarked
+/// records are domains only the cdb has. No set of a million strings.
+#[allow(clippy::type_complexity)]
+fn compare_by_lookup(
+    src: &super::model::DomainFile,
+    cdb: &super::cdb::Cdb,
+) -> (usize, Vec<(String, usize)>, usize, Vec<String>) {
+    let mut hit = vec![0u64; cdb.size() / 8 / 64 + 1];
+    let mut missing = Vec::new();
+    let mut missing_n = 0usize;
+    let mut found = Vec::with_capacity(CHUNK);
+    for entries in src.entries.chunks(CHUNK) {
+        let keys: Vec<Cow<'_, str>> = entries.iter().map(|e| lower(src.entry(e))).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        found.clear();
+        cdb.find_batch(&refs, &mut found);
+        for (i, f) in found.iter().enumerate() {
+            match f {
+                Some(p) => {
+                    let b = p >> 3;
+                    if let Some(w) = hit.get_mut(b / 64) {
+                        *w |= 1 << (b % 64);
+                    }
+                }
+                None => {
+                    missing_n += 1;
+                    if missing.len() < 5 {
+                        missing.push((keys[i].to_string(), entries[i].line as usize));
+                    }
+                }
+            }
+        }
+    }
+    let mut extra = Vec::new();
+    let mut extra_n = 0usize;
+    for (pos, r) in cdb.records_at() {
+        let b = pos >> 3;
+        let marked = hit.get(b / 64).map(|w| w & (1 << (b % 64)) != 0).unwrap_or(false);
+        // A later duplicate of a key is never found by a lookup: not "extra".
+        if !marked && cdb.find(r.key) == Some(pos) {
+            extra_n += 1;
+            if extra.len() < 5 {
+                extra.push(String::from_utf8_lossy(r.key).to_string());
+            }
+        }
+    }
+    (missing_n, missing, extra_n, extra)
+}
+
+fn has_upper(b: &[u8]) -> bool {
+    b.iter().any(u8::is_ascii_uppercase)
+}
+
 /// The domain part of a locals / virtualdomains key (`user@domain` -> domain).
 fn key_domain(k: &str) -> &str {
     // A plain byte loop: keys are short, a memrchr call costs more than it saves.
@@ -352,8 +379,7 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if c.rcpthosts.is_none() {
         return;
     }
-    let blanks = c.locals.as_ref().map(|l| has_any(&l.src.text, b"\r \t")).unwrap_or(false)
-        || c.virtualdomains.as_ref().map(|v| has_any(&v.0.text, b"\r \t")).unwrap_or(false);
+    let blanks = c.locals.as_ref().map(|l| l.blanks).unwrap_or(false) || c.virtualdomains_blanks;
     let wanted = |d: &str| {
         !(d.is_empty()
             || d.eq_ignore_ascii_case("localhost")

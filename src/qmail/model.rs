@@ -78,6 +78,14 @@ pub struct DomainFile {
     pub src: Arc<SourceFile>,
     pub entries: Vec<Span>,
     pub errors: Vec<LineError>,
+    /// The file holds a blank, tab or carriage return somewhere (checked once, so the
+    /// million-entry checks can skip per-entry tests on clean files).
+    pub blanks: bool,
+}
+
+/// Whether the text holds any of these bytes (slice::contains on u8 uses memchr).
+pub fn has_any(text: &str, bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| text.as_bytes().contains(b))
 }
 
 impl DomainFile {
@@ -98,6 +106,8 @@ pub struct Control {
     pub morercpthosts_cdb_real: PathBuf,
     pub locals: Option<DomainFile>,
     pub virtualdomains: Option<(Arc<SourceFile>, Vec<VirtualDomain>, Vec<LineError>)>,
+    /// virtualdomains holds a blank, tab or carriage return somewhere.
+    pub virtualdomains_blanks: bool,
     pub smtproutes: Option<(Arc<SourceFile>, Vec<Route>, Vec<LineError>)>,
     pub me: Option<(Arc<SourceFile>, Option<Span>)>,
     /// control/servercert.pem: the qmail-tls patch offers STARTTLS when it exists.
@@ -134,11 +144,13 @@ pub struct Model {
 
 fn load_domains(ctx: &Context, real: &Path, findings: &mut Vec<Finding>) -> Option<DomainFile> {
     let src = ctx.load_checked(real, Mta::Qmail, findings)?;
-    let (entries, errors) = parse::domain_list_src(&src);
+    let blanks = has_any(&src.text, b" \t\r");
+    let (entries, errors) = parse::domain_list_src(&src, blanks);
     Some(DomainFile {
         src,
         entries,
         errors,
+        blanks,
     })
 }
 
@@ -152,8 +164,9 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
         let vd = ctx
             .load_checked(&dir.join("virtualdomains"), Mta::Qmail, &mut f2)
             .map(|s| {
-                let (v, e) = parse::virtualdomains_src(&s);
-                (s, v, e)
+                let blanks = has_any(&s.text, b" \t\r");
+                let (v, e) = parse::virtualdomains_src(&s, blanks);
+                (s, v, e, blanks)
             });
         let more = more.join().unwrap_or(None);
         let cdb = cdb
@@ -161,6 +174,8 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
             .unwrap_or_else(|_| CdbState::Unreadable("reader failed".into()));
         (more, cdb, vd)
     });
+    let virtualdomains_blanks = virtualdomains.as_ref().map(|v| v.3).unwrap_or(false);
+    let virtualdomains = virtualdomains.map(|(s, v, e, _)| (s, v, e));
     findings.extend(f1);
     findings.extend(f2);
     let rcpthosts = load_domains(ctx, &dir.join("rcpthosts"), findings);
@@ -191,6 +206,7 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
         morercpthosts_cdb_real: cdb_real,
         locals: load_domains(ctx, &dir.join("locals"), findings),
         virtualdomains,
+        virtualdomains_blanks,
         smtproutes,
         me,
         has_servercert: dir.join("servercert.pem").exists(),
