@@ -372,52 +372,67 @@ fn key_domain(k: &str) -> &str {
     }
 }
 
-/// One locally delivered domain: (file name, source, key, start, end).
-type Cand<'a> = (&'static str, &'a SourceFile, &'a str, usize, usize);
+/// Keys (locals entries or virtualdomains keys) whose domain rcpthosts and
+/// morercpthosts.cdb refuse, as (start, end) byte ranges, in order. `keys` yields
+/// (key, start, end).
+fn refused<'a>(
+    c: &Control,
+    blanks: bool,
+    keys: impl Iterator<Item = (&'a str, usize, usize)>,
+) -> Vec<(usize, usize, &'a str)> {
+    let mut keys = keys.filter(|k| {
+        let d = key_domain(k.0);
+        !(d.is_empty()
+            || d.eq_ignore_ascii_case("localhost")
+            || d.starts_with('[')
+            || (blanks && bad_domain_entry(d).is_some()))
+    });
+    let mut out = Vec::new();
+    loop {
+        let chunk: Vec<(&str, usize, usize)> = keys.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            return out;
+        }
+        let domains: Vec<&str> = chunk.iter().map(|x| key_domain(x.0)).collect();
+        let ok = policy::rcpt_accepts_batch(c, &domains);
+        out.extend(
+            chunk
+                .iter()
+                .zip(ok)
+                .filter(|(_, ok)| !ok)
+                .map(|(x, _)| (x.1, x.2, key_domain(x.0))),
+        );
+    }
+}
 
 fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if c.rcpthosts.is_none() {
         return;
     }
-    let blanks = c.locals.as_ref().map(|l| l.blanks).unwrap_or(false) || c.virtualdomains_blanks;
-    let wanted = |d: &str| {
-        !(d.is_empty()
-            || d.eq_ignore_ascii_case("localhost")
-            || d.starts_with('[')
-            || (blanks && bad_domain_entry(d).is_some()))
-    };
-    let locals = c.locals.iter().flat_map(|l| {
-        l.entries
-            .iter()
-            .map(move |e| ("locals", &*l.src, l.entry(e), e.start as usize, e.end as usize))
-    });
-    let vds = c.virtualdomains.iter().flat_map(|(src, v, _)| {
-        v.iter().map(move |v| {
-            ("virtualdomains", &**src, v.key.text(&src.text), v.key.start as usize, v.key.end as usize)
-        })
-    });
-    let mut all = locals.chain(vds).filter(|x| wanted(key_domain(x.2)));
+    let mut lists: Vec<(&str, &SourceFile, Vec<(usize, usize, &str)>)> = Vec::new();
+    if let Some(l) = &c.locals {
+        let keys = l.entries.iter().map(|e| (l.entry(e), e.start as usize, e.end as usize));
+        lists.push(("locals", &l.src, refused(c, l.blanks, keys)));
+    }
+    if let Some((src, vds, _)) = &c.virtualdomains {
+        // The biggest list is checked in two halves side by side.
+        let (a, b) = vds.split_at(vds.len() / 2);
+        let blanks = c.virtualdomains_blanks;
+        let text = &src.text;
+        let (mut ra, rb) = std::thread::scope(|sc| {
+            let hb = sc.spawn(|| {
+                refused(c, blanks, b.iter().map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)))
+            });
+            let ra = refused(c, blanks, a.iter().map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)));
+            (ra, hb.join().unwrap_or_default())
+        });
+        ra.extend(rb);
+        lists.push(("virtualdomains", src, ra));
+    }
     // Built only when something is refused: is the domain in morercpthosts (not its cdb)?
     let mut more_src: Option<FastSet<Cow<'_, str>>> = None;
-    let mut counts: std::collections::BTreeMap<&str, (usize, &SourceFile)> = Default::default();
-    loop {
-        let chunk: Vec<Cand<'_>> = all.by_ref().take(CHUNK).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let domains: Vec<&str> = chunk.iter().map(|x| key_domain(x.2)).collect();
-        let ok = policy::rcpt_accepts_batch(c, &domains);
-        for (i, x) in chunk.iter().enumerate() {
-            if ok[i] {
-                continue;
-            }
-            let (what, src, _, start, end) = *x;
-            let n = &mut counts.entry(what).or_insert((0, src)).0;
-            *n += 1;
-            if *n > MAX_PER_FILE {
-                continue;
-            }
-            let d = domains[i];
+    for (what, src, bad) in lists {
+        for &(start, end, d) in bad.iter().take(MAX_PER_FILE) {
             let set = more_src.get_or_insert_with(|| {
                 c.morercpthosts
                     .as_ref()
@@ -444,9 +459,7 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
                 .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
             );
         }
-    }
-    for (what, (n, src)) in counts {
-        summary(out, "QM003", src, n, &format!("refused {what}"));
+        summary(out, "QM003", src, bad.len(), &format!("refused {what}"));
     }
 }
 
