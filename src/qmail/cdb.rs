@@ -142,7 +142,14 @@ impl Cdb {
         self.probe(key, h, pos, slots, first)
     }
 
-    fn probe(&self, key: &[u8], h: u32, pos: usize, slots: usize, mut slot: usize) -> Option<usize> {
+    fn probe(
+        &self,
+        key: &[u8],
+        h: u32,
+        pos: usize,
+        slots: usize,
+        mut slot: usize,
+    ) -> Option<usize> {
         for _ in 0..slots {
             let so = pos + slot * 8;
             let sh = u32_at(&self.data, so)?;

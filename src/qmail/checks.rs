@@ -118,7 +118,7 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
         lists.push(("locals", r));
     }
     for (name, f) in lists {
-        if !f.blanks && !(name != "locals" && has_any(&f.src.text, b":")) {
+        if !(f.blanks || name != "locals" && has_any(&f.src.text, b":")) {
             continue; // the usual case, decided by a few memchr passes over the file
         }
         let mut n = 0;
@@ -258,18 +258,21 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
             for e in &src.entries {
                 let key = src.entry(e);
                 match recs.peek() {
-                    Some((_, r)) if r.key.eq_ignore_ascii_case(key.as_bytes()) && !has_upper(r.key) => {
+                    Some((_, r))
+                        if r.key.eq_ignore_ascii_case(key.as_bytes()) && !has_upper(r.key) =>
+                    {
                         recs.next();
                         same += 1;
                     }
                     _ => break,
                 }
             }
-            let (missing_n, missing, extra_n, extra) = if same == src.entries.len() && recs.peek().is_none() {
-                (0, Vec::new(), 0, Vec::new())
-            } else {
-                compare_by_lookup(src, cdb)
-            };
+            let (missing_n, missing, extra_n, extra) =
+                if same == src.entries.len() && recs.peek().is_none() {
+                    (0, Vec::new(), 0, Vec::new())
+                } else {
+                    compare_by_lookup(src, cdb)
+                };
             if missing_n == 0 && extra_n == 0 {
                 return;
             }
@@ -347,7 +350,10 @@ fn compare_by_lookup(
     let mut extra_n = 0usize;
     for (pos, r) in cdb.records_at() {
         let b = pos >> 3;
-        let marked = hit.get(b / 64).map(|w| w & (1 << (b % 64)) != 0).unwrap_or(false);
+        let marked = hit
+            .get(b / 64)
+            .map(|w| w & (1 << (b % 64)) != 0)
+            .unwrap_or(false);
         // A later duplicate of a key is never found by a lookup: not "extra".
         if !marked && cdb.find(r.key) == Some(pos) {
             extra_n += 1;
@@ -405,13 +411,19 @@ fn refused<'a>(
     }
 }
 
+/// A file's refused keys: (file name, source, (start, end, domain) per key).
+type RefusedList<'a> = (&'a str, &'a SourceFile, Vec<(usize, usize, &'a str)>);
+
 fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if c.rcpthosts.is_none() {
         return;
     }
-    let mut lists: Vec<(&str, &SourceFile, Vec<(usize, usize, &str)>)> = Vec::new();
+    let mut lists: Vec<RefusedList<'_>> = Vec::new();
     if let Some(l) = &c.locals {
-        let keys = l.entries.iter().map(|e| (l.entry(e), e.start as usize, e.end as usize));
+        let keys = l
+            .entries
+            .iter()
+            .map(|e| (l.entry(e), e.start as usize, e.end as usize));
         lists.push(("locals", &l.src, refused(c, l.blanks, keys)));
     }
     if let Some((src, vds, _)) = &c.virtualdomains {
@@ -421,9 +433,19 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
         let text = &src.text;
         let (mut ra, rb) = std::thread::scope(|sc| {
             let hb = sc.spawn(|| {
-                refused(c, blanks, b.iter().map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)))
+                refused(
+                    c,
+                    blanks,
+                    b.iter()
+                        .map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)),
+                )
             });
-            let ra = refused(c, blanks, a.iter().map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)));
+            let ra = refused(
+                c,
+                blanks,
+                a.iter()
+                    .map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)),
+            );
             (ra, hb.join().unwrap_or_default())
         });
         ra.extend(rb);
@@ -506,7 +528,7 @@ fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
             Some("this server's own name (control/me)")
         } else if host == "localhost" || host.starts_with("127.") || host == "::1" {
             Some("this server (loopback)")
-        } else if locals.iter().any(|l| *l == host) {
+        } else if locals.contains(&host) {
             Some("a name in control/locals, i.e. this server")
         } else {
             None
@@ -842,9 +864,7 @@ fn broad_key(key: &str) -> Option<String> {
     if key.starts_with('=') || key.contains('@') {
         return None;
     }
-    let Some(prefix) = key.strip_suffix('.') else {
-        return None;
-    };
+    let prefix = key.strip_suffix('.')?;
     let oct: Vec<u32> = prefix.split('.').filter_map(|o| o.parse().ok()).collect();
     if oct.len() != prefix.split('.').count() {
         return None;

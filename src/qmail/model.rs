@@ -123,7 +123,7 @@ pub struct RulesFile {
     pub rules: Vec<TcpRule>,
     pub errors: Vec<LineError>,
     /// What tcprules would write from the source: (key, data, source line).
-    pub compiled: Vec<(String, Vec<u8>, usize)>,
+    pub compiled: Vec<parse::Compiled>,
     pub cdb: CdbState,
 }
 

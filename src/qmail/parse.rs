@@ -117,7 +117,10 @@ pub fn domain_list(text: &str) -> (Vec<Span>, Vec<LineError>) {
 }
 
 /// `blanks`: the file holds a blank or tab somewhere (the caller checked once).
-pub fn domain_list_src(src: &crate::source::SourceFile, blanks: bool) -> (Vec<Span>, Vec<LineError>) {
+pub fn domain_list_src(
+    src: &crate::source::SourceFile,
+    blanks: bool,
+) -> (Vec<Span>, Vec<LineError>) {
     domain_list_lines(lines_of(src), src.text.len(), blanks)
 }
 
@@ -432,7 +435,10 @@ fn tcprules_complaint(line: &str) -> String {
 /// The (key, data) records tcprules writes for these rules, in order: `a.b.c.d-e` ranges are
 /// expanded (tcprules.c doaddressdata). A range whose numbers do not parse is an error, as
 /// tcprules refuses it.
-pub fn compile(rules: &[TcpRule]) -> (Vec<(String, Vec<u8>, usize)>, Vec<LineError>) {
+/// A compiled rule: (cdb key, cdb data, source line).
+pub type Compiled = (String, Vec<u8>, usize);
+
+pub fn compile(rules: &[TcpRule]) -> (Vec<Compiled>, Vec<LineError>) {
     let mut out = Vec::with_capacity(rules.len());
     let mut errors = Vec::new();
     for r in rules {

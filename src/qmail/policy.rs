@@ -6,6 +6,7 @@
 //! 4. `=$TCPREMOTEHOST`, 5. shorter and shorter prefixes of the IP ending with '.',
 //! 6. shorter and shorter suffixes of the host starting with '.', preceded by '=',
 //! 7. `=` (any host with a name), 8. the empty key (everyone).
+//!
 //! Ranges `a.b.c.d-e` were expanded by tcprules into single IPs; there is no CIDR.
 //!
 //! qmail-smtpd (qmail-smtpd.c, rcpthosts.c): with RELAYCLIENT set, any recipient is
