@@ -423,7 +423,13 @@ pub fn tcprules(text: &str) -> (Vec<TcpRule>, Vec<LineError>) {
 }
 
 fn tcprules_complaint(line: &str) -> String {
-    let after = line.split_once(':').map(|x| x.1).unwrap_or("");
+    let (addr, after) = line.split_once(':').unwrap_or((line, ""));
+    let hexish = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if addr.is_empty() && after.starts_with(':')
+        || hexish(addr) && !after.starts_with("allow") && !after.starts_with("deny")
+    {
+        return "an IPv6 address: classic tcprules (ucspi-tcp 0.88) has no IPv6 and takes the address only up to the first ':' (ucspi-tcp6 accepts this line)".into();
+    }
     if !(after.starts_with("allow") || after.starts_with("deny")) {
         "the instruction after ':' must start with allow or deny".into()
     } else {
