@@ -386,27 +386,32 @@ fn refused<'a>(
     blanks: bool,
     keys: impl Iterator<Item = (&'a str, usize, usize)>,
 ) -> Vec<(usize, usize, &'a str)> {
-    let mut keys = keys.filter(|k| {
-        let d = key_domain(k.0);
-        !(d.is_empty()
+    let mut keys = keys.filter_map(|(k, start, end)| {
+        let d = key_domain(k);
+        let skip = d.is_empty()
             || d.eq_ignore_ascii_case("localhost")
             || d.starts_with('[')
-            || (blanks && bad_domain_entry(d).is_some()))
+            || (blanks && bad_domain_entry(d).is_some());
+        (!skip).then_some((d, start, end))
     });
     let mut out = Vec::new();
+    let mut chunk: Vec<(&str, usize, usize)> = Vec::with_capacity(CHUNK);
+    let mut domains: Vec<&str> = Vec::with_capacity(CHUNK);
     loop {
-        let chunk: Vec<(&str, usize, usize)> = keys.by_ref().take(CHUNK).collect();
+        chunk.clear();
+        chunk.extend(keys.by_ref().take(CHUNK));
         if chunk.is_empty() {
             return out;
         }
-        let domains: Vec<&str> = chunk.iter().map(|x| key_domain(x.0)).collect();
+        domains.clear();
+        domains.extend(chunk.iter().map(|x| x.0));
         let ok = policy::rcpt_accepts_batch(c, &domains);
         out.extend(
             chunk
                 .iter()
                 .zip(ok)
                 .filter(|(_, ok)| !ok)
-                .map(|(x, _)| (x.1, x.2, key_domain(x.0))),
+                .map(|(x, _)| (x.1, x.2, x.0)),
         );
     }
 }

@@ -85,7 +85,22 @@ pub struct DomainFile {
 
 /// Whether the text holds any of these bytes (slice::contains on u8 uses memchr).
 pub fn has_any(text: &str, bytes: &[u8]) -> bool {
-    bytes.iter().any(|b| text.as_bytes().contains(b))
+    // One pass, eight bytes at a time: a word holds byte b when (w ^ b*0x01..01) has a
+    // zero byte, and `(x - 0x01..01) & !x & 0x80..80` is non-zero exactly when x has one.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pats: Vec<u64> = bytes.iter().map(|&b| u64::from(b) * LO).collect();
+    let mut words = text.as_bytes().chunks_exact(8);
+    for c in &mut words {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        for p in &pats {
+            let x = w ^ p;
+            if x.wrapping_sub(LO) & !x & HI != 0 {
+                return true;
+            }
+        }
+    }
+    words.remainder().iter().any(|b| bytes.contains(b))
 }
 
 impl DomainFile {
@@ -342,5 +357,22 @@ pub fn file_location(display: &Path) -> Location {
         column: 1,
         end_line: 1,
         end_column: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn has_any_finds_bytes_anywhere() {
+        for (t, want) in [
+            ("abcdefgh", false),
+            ("abcdefgh ", true),
+            ("ab\rcdefghijklmnop", true),
+            ("abcdefghijklmno\t", true),
+            ("", false),
+            ("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}", false),
+        ] {
+            assert_eq!(super::has_any(t, b" \t\r"), want, "{t:?}");
+        }
     }
 }
