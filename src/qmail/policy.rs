@@ -624,3 +624,43 @@ mod tests {
         assert_eq!(describe("", b"D\0"), ":deny");
     }
 }
+
+#[cfg(test)]
+mod rcpthosts_tests {
+    use super::*;
+    use crate::context::{Context, Options, Root};
+
+    #[test]
+    fn rcpthosts_semantics_agree_in_all_three_forms() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("rcpthosts"),
+            ".example.com\nexact.org\nUPPER.example\n",
+        )
+        .unwrap();
+        let cdb = crate::qmail::cdb::build(&[(b"more.net", b""), (b".sub.io", b"")]);
+        std::fs::write(d.path().join("morercpthosts.cdb"), cdb).unwrap();
+        let ctx = Context::new(Root::live(), Options::default());
+        let c = crate::qmail::model::load_control(&ctx, d.path(), &mut Vec::new());
+        let cases = [
+            ("a.example.com", true),
+            ("example.com", false),
+            ("exact.org", true),
+            ("x.exact.org", false),
+            ("upper.example", true),
+            ("more.net", true),
+            ("MORE.NET", true),
+            ("y.sub.io", true),
+            ("sub.io", false),
+            ("other.test", false),
+        ];
+        let domains: Vec<&str> = cases.iter().map(|c| c.0).collect();
+        let batch = rcpt_accepts_batch(&c, &domains);
+        for (i, (dom, want)) in cases.iter().enumerate() {
+            assert_eq!(rcpt_accepts(&c, dom), *want, "rcpt_accepts {dom}");
+            assert_eq!(batch[i], *want, "batch {dom}");
+            let one = !matches!(rcpt_check(&c, dom), RcptCheck::Refused);
+            assert_eq!(one, *want, "rcpt_check {dom}");
+        }
+    }
+}
