@@ -178,18 +178,20 @@ impl SourceFile {
 }
 
 fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    // slice::contains on u8 is memchr; the byte-by-byte position() only runs on files that
+    // do hold a NUL (rare), so multi-megabyte control files are scanned at memchr speed.
+    if !bytes.contains(&0) {
+        return None;
+    }
     bytes.iter().position(|&b| b == 0)
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
     let mut v = Vec::with_capacity(text.len() / 40 + 1);
     v.push(0);
-    v.extend(
-        text.bytes()
-            .enumerate()
-            .filter(|&(_, b)| b == b'\n')
-            .map(|(i, _)| i + 1),
-    );
+    // match_indices on a char uses memchr: several times faster than a byte loop on the
+    // million-line control files (qmail morercpthosts/virtualdomains).
+    v.extend(text.match_indices('\n').map(|(i, _)| i + 1));
     v
 }
 

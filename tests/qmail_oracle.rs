@@ -100,6 +100,7 @@ fn lines_tcprules_refuses_are_the_lines_we_reject() {
         ("127.:permit", true),
         ("127.:allow,RELAYCLIENT", true),
         ("1.2.3.x-5:allow", true),
+        ("::1:allow,RELAYCLIENT=\"\"", true),
         ("127.:allow,A=..,B=''", false),
         ("127.:deny", false),
         ("nothing here", false),

@@ -120,6 +120,12 @@ impl Cdb {
 
     /// The first record with `key`, found through the hash tables the way cdb_find does.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let pos = self.find(key)?;
+        self.record_at(pos).map(|(r, _)| r.data)
+    }
+
+    /// Where the lookup of `key` starts: (hash, table position, slots, first slot).
+    fn start(&self, key: &[u8]) -> Option<(u32, usize, usize, usize)> {
         let h = hash(key);
         let t = (h & 255) as usize;
         let pos = u32_at(&self.data, t * 8)? as usize;
@@ -127,7 +133,23 @@ impl Cdb {
         if slots == 0 {
             return None;
         }
-        let mut slot = ((h >> 8) as usize) % slots;
+        Some((h, pos, slots, ((h >> 8) as usize) % slots))
+    }
+
+    /// Offset of the first record with `key`.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
+        let (h, pos, slots, first) = self.start(key)?;
+        self.probe(key, h, pos, slots, first)
+    }
+
+    fn probe(
+        &self,
+        key: &[u8],
+        h: u32,
+        pos: usize,
+        slots: usize,
+        mut slot: usize,
+    ) -> Option<usize> {
         for _ in 0..slots {
             let so = pos + slot * 8;
             let sh = u32_at(&self.data, so)?;
@@ -138,7 +160,7 @@ impl Cdb {
             if sh == h {
                 if let Some((r, _)) = self.record_at(rp) {
                     if r.key == key {
-                        return Some(r.data);
+                        return Some(rp);
                     }
                 }
             }
@@ -148,6 +170,72 @@ impl Cdb {
             }
         }
         None
+    }
+
+    /// `find` for many keys at once. The lookups of a batch touch their hash slots and
+    /// records in separate passes, so the CPU overlaps the cache misses of independent keys
+    /// instead of waiting for each in turn (a million lookups in a 50 MB file are almost all
+    /// misses). Same answers as `find`.
+    pub fn find_batch(&self, keys: &[&[u8]], out: &mut Vec<Option<usize>>) {
+        const B: usize = 32;
+        for chunk in keys.chunks(B) {
+            let mut st = [(0u32, 0usize, 0usize, 0usize); B];
+            let mut ok = [false; B];
+            let mut first = [(0u32, 0usize); B];
+            for (i, k) in chunk.iter().enumerate() {
+                if let Some(x) = self.start(k) {
+                    st[i] = x;
+                    ok[i] = true;
+                }
+            }
+            // Pass 1: the first slot of each key (independent loads).
+            for i in 0..chunk.len() {
+                if ok[i] {
+                    let (_, pos, _, slot) = st[i];
+                    let so = pos + slot * 8;
+                    first[i] = (
+                        u32_at(&self.data, so).unwrap_or(0),
+                        u32_at(&self.data, so + 4).unwrap_or(0) as usize,
+                    );
+                }
+            }
+            // Pass 2: the key length of each candidate record (independent loads).
+            let mut warm = 0u32;
+            for i in 0..chunk.len() {
+                if ok[i] && first[i].0 == st[i].0 && first[i].1 != 0 {
+                    warm ^= u32_at(&self.data, first[i].1).unwrap_or(0);
+                }
+            }
+            std::hint::black_box(warm);
+            // Pass 3: the full lookups, now mostly from cache.
+            for (i, k) in chunk.iter().enumerate() {
+                out.push(if ok[i] {
+                    let (h, pos, slots, slot) = st[i];
+                    self.probe(k, h, pos, slots, slot)
+                } else {
+                    None
+                });
+            }
+        }
+    }
+
+    /// Records with their offsets, in file order.
+    pub fn records_at(&self) -> impl Iterator<Item = (usize, Record<'_>)> + '_ {
+        let mut off = 2048;
+        std::iter::from_fn(move || {
+            if off >= self.records_end {
+                return None;
+            }
+            let at = off;
+            let (r, next) = self.record_at(off)?;
+            off = next;
+            Some((at, r))
+        })
+    }
+
+    /// Size of the file in bytes.
+    pub fn size(&self) -> usize {
+        self.data.len()
     }
 }
 
@@ -208,6 +296,12 @@ mod tests {
         assert_eq!(c.get(b"a"), Some(&b"D\0"[..]), "first record of a key wins");
         assert_eq!(c.get(b"zz"), None);
         assert_eq!(c.len(), 4);
+        let keys: Vec<&[u8]> = vec![b"a", b"zz", b"", b"127."];
+        let mut got = Vec::new();
+        c.find_batch(&keys, &mut got);
+        let want: Vec<Option<usize>> = keys.iter().map(|k| c.find(k)).collect();
+        assert_eq!(got, want);
+        assert!(got[1].is_none() && got[0].is_some());
     }
 
     #[test]

@@ -4,12 +4,15 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::model::{file_location, CdbState, Control, FastSet, Model, RulesFile};
+use super::model::{file_location, has_any, CdbState, Control, FastSet, Model, RulesFile};
 use super::policy::{self, auth_mode, is_true_prog, rule_env, Auth, NOGATEWAY};
 use super::runscript::Service;
 use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
+
+/// Entries processed per batch in the million-entry checks (bounded memory).
+const CHUNK: usize = 4096;
 
 /// At most this many findings of one kind per file; the rest are counted in one summary.
 const MAX_PER_FILE: usize = 50;
@@ -17,9 +20,14 @@ const MAX_PER_FILE: usize = 50;
 pub fn run(ctx: &Context, m: &Model, out: &mut Vec<Finding>) {
     if let Some(c) = &m.control {
         rcpthosts_missing_or_empty(c, out);
-        control_syntax(c, out);
-        morercpthosts_stale(c, out);
-        domains_not_accepted(c, out);
+        // The two million-entry checks are independent: run them side by side.
+        let mut stale = Vec::new();
+        std::thread::scope(|sc| {
+            sc.spawn(|| morercpthosts_stale(c, &mut stale));
+            control_syntax(c, out);
+            domains_not_accepted(c, out);
+        });
+        out.extend(stale);
         smtproutes(c, out);
     }
     for r in &m.rules {
@@ -84,6 +92,9 @@ fn rcpthosts_missing_or_empty(c: &Control, out: &mut Vec<Finding>) {
 
 /// An entry that qmail compares literally but that can never equal a domain.
 fn bad_domain_entry(e: &str) -> Option<&'static str> {
+    if !e.bytes().any(|b| b == b'\r' || b == b' ' || b == b'\t') {
+        return None;
+    }
     if e.contains('\r') {
         Some("ends in a carriage return (Windows line ending): qmail keeps it, so the entry never matches")
     } else if e.starts_with([' ', '\t']) {
@@ -107,6 +118,9 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
         lists.push(("locals", r));
     }
     for (name, f) in lists {
+        if !(f.blanks || name != "locals" && has_any(&f.src.text, b":")) {
+            continue; // the usual case, decided by a few memchr passes over the file
+        }
         let mut n = 0;
         for e in &f.entries {
             let text = f.entry(e);
@@ -141,6 +155,7 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
             );
         }
         let mut n = 0;
+        let vds: &[_] = if c.virtualdomains_blanks { vds } else { &[] };
         for v in vds {
             let key = v.key.text(&src.text);
             let prepend = v.prepend.text(&src.text);
@@ -235,32 +250,29 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
             );
         }
         CdbState::Ok(cdb, cdb_time) => {
-            // qmail-newmrh lowercases every line; the cdb keys are what qmail-smtpd looks up.
-            let mut in_source: FastSet<Cow<'_, str>> = FastSet::default();
-            in_source.reserve(n);
-            let mut missing = Vec::new();
-            let mut missing_n = 0usize;
+            // qmail-newmrh lowercases every line and adds the records in file order, so an
+            // up-to-date cdb holds the source's domains in the same order: compare in lockstep
+            // (sequential, no lookups) and fall back to lookups from the first difference.
+            let mut recs = cdb.records_at().peekable();
+            let mut same = 0usize;
             for e in &src.entries {
-                let key = lower(src.entry(e));
-                if cdb.get(key.as_bytes()).is_none() {
-                    missing_n += 1;
-                    if missing.len() < 5 {
-                        missing.push((key.to_string(), e.line as usize));
+                let key = src.entry(e);
+                match recs.peek() {
+                    Some((_, r))
+                        if r.key.eq_ignore_ascii_case(key.as_bytes()) && !has_upper(r.key) =>
+                    {
+                        recs.next();
+                        same += 1;
                     }
-                }
-                in_source.insert(key);
-            }
-            let mut extra = Vec::new();
-            let mut extra_n = 0usize;
-            for r in cdb.records() {
-                let k = String::from_utf8_lossy(r.key);
-                if !in_source.contains(&k) {
-                    extra_n += 1;
-                    if extra.len() < 5 {
-                        extra.push(k.to_string());
-                    }
+                    _ => break,
                 }
             }
+            let (missing_n, missing, extra_n, extra) =
+                if same == src.entries.len() && recs.peek().is_none() {
+                    (0, Vec::new(), 0, Vec::new())
+                } else {
+                    compare_by_lookup(src, cdb)
+                };
             if missing_n == 0 && extra_n == 0 {
                 return;
             }
@@ -300,96 +312,181 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
     }
 }
 
+/// Source domains missing from the cdb, and cdb domains missing from the source: each
+/// source domain is looked up (in batches) and the record it finds is marked; unmarked
+/// records are domains only the cdb has. No set of a million strings.
+#[allow(clippy::type_complexity)]
+fn compare_by_lookup(
+    src: &super::model::DomainFile,
+    cdb: &super::cdb::Cdb,
+) -> (usize, Vec<(String, usize)>, usize, Vec<String>) {
+    let mut hit = vec![0u64; cdb.size() / 8 / 64 + 1];
+    let mut missing = Vec::new();
+    let mut missing_n = 0usize;
+    let mut found = Vec::with_capacity(CHUNK);
+    for entries in src.entries.chunks(CHUNK) {
+        let keys: Vec<Cow<'_, str>> = entries.iter().map(|e| lower(src.entry(e))).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        found.clear();
+        cdb.find_batch(&refs, &mut found);
+        for (i, f) in found.iter().enumerate() {
+            match f {
+                Some(p) => {
+                    let b = p >> 3;
+                    if let Some(w) = hit.get_mut(b / 64) {
+                        *w |= 1 << (b % 64);
+                    }
+                }
+                None => {
+                    missing_n += 1;
+                    if missing.len() < 5 {
+                        missing.push((keys[i].to_string(), entries[i].line as usize));
+                    }
+                }
+            }
+        }
+    }
+    let mut extra = Vec::new();
+    let mut extra_n = 0usize;
+    for (pos, r) in cdb.records_at() {
+        let b = pos >> 3;
+        let marked = hit
+            .get(b / 64)
+            .map(|w| w & (1 << (b % 64)) != 0)
+            .unwrap_or(false);
+        // A later duplicate of a key is never found by a lookup: not "extra".
+        if !marked && cdb.find(r.key) == Some(pos) {
+            extra_n += 1;
+            if extra.len() < 5 {
+                extra.push(String::from_utf8_lossy(r.key).to_string());
+            }
+        }
+    }
+    (missing_n, missing, extra_n, extra)
+}
+
+fn has_upper(b: &[u8]) -> bool {
+    b.iter().any(u8::is_ascii_uppercase)
+}
+
 /// The domain part of a locals / virtualdomains key (`user@domain` -> domain).
 fn key_domain(k: &str) -> &str {
-    k.rsplit_once('@').map(|x| x.1).unwrap_or(k)
+    // A plain byte loop: keys are short, a memrchr call costs more than it saves.
+    match k.bytes().rposition(|b| b == b'@') {
+        Some(i) => &k[i + 1..],
+        None => k,
+    }
 }
+
+/// Keys (locals entries or virtualdomains keys) whose domain rcpthosts and
+/// morercpthosts.cdb refuse, as (start, end) byte ranges, in order. `keys` yields
+/// (key, start, end).
+fn refused<'a>(
+    c: &Control,
+    blanks: bool,
+    keys: impl Iterator<Item = (&'a str, usize, usize)>,
+) -> Vec<(usize, usize, &'a str)> {
+    let mut keys = keys.filter_map(|(k, start, end)| {
+        let d = key_domain(k);
+        let skip = d.is_empty()
+            || d.eq_ignore_ascii_case("localhost")
+            || d.starts_with('[')
+            || (blanks && bad_domain_entry(d).is_some());
+        (!skip).then_some((d, start, end))
+    });
+    let mut out = Vec::new();
+    let mut chunk: Vec<(&str, usize, usize)> = Vec::with_capacity(CHUNK);
+    let mut domains: Vec<&str> = Vec::with_capacity(CHUNK);
+    loop {
+        chunk.clear();
+        chunk.extend(keys.by_ref().take(CHUNK));
+        if chunk.is_empty() {
+            return out;
+        }
+        domains.clear();
+        domains.extend(chunk.iter().map(|x| x.0));
+        let ok = policy::rcpt_accepts_batch(c, &domains);
+        out.extend(
+            chunk
+                .iter()
+                .zip(ok)
+                .filter(|(_, ok)| !ok)
+                .map(|(x, _)| (x.1, x.2, x.0)),
+        );
+    }
+}
+
+/// A file's refused keys: (file name, source, (start, end, domain) per key).
+type RefusedList<'a> = (&'a str, &'a SourceFile, Vec<(usize, usize, &'a str)>);
 
 fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
     if c.rcpthosts.is_none() {
         return;
     }
-    let more_src: Option<FastSet<Cow<'_, str>>> = c
-        .morercpthosts
-        .as_ref()
-        .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect());
-    let explain = |d: &str| -> String {
-        let in_src = more_src
-            .as_ref()
-            .map(|s| s.contains(&Cow::Owned(d.to_ascii_lowercase())))
-            .unwrap_or(false);
-        if in_src {
-            " (it is in morercpthosts, but not in morercpthosts.cdb: run qmail-newmrh)".into()
-        } else {
-            String::new()
-        }
-    };
-    let check = |what: &str,
-                 src: &SourceFile,
-                 key: &str,
-                 start: usize,
-                 end: usize,
-                 n: &mut usize|
-     -> Option<Finding> {
-        let d = key_domain(key);
-        if d.is_empty()
-            || d.eq_ignore_ascii_case("localhost")
-            || d.starts_with('[')
-            || bad_domain_entry(d).is_some()
-        {
-            return None;
-        }
-        if policy::rcpt_accepts(c, d) {
-            return None;
-        }
-        *n += 1;
-        if *n > MAX_PER_FILE {
-            return None;
-        }
-        let shown = if d.starts_with('.') {
-            format!("any subdomain of {}", &d[1..])
-        } else {
-            d.to_string()
-        };
-        Some(
-            qm(
-                "QM003",
-                format!(
-                    "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb{}: mail for it from other servers gets `553 {NOGATEWAY}`",
-                    explain(d)
-                ),
-            )
-            .at(src.location(start, end))
-            .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
-        )
-    };
+    let mut lists: Vec<RefusedList<'_>> = Vec::new();
     if let Some(l) = &c.locals {
-        let mut n = 0;
-        for e in &l.entries {
-            out.extend(check(
-                "locals",
-                &l.src,
-                l.entry(e),
-                e.start as usize,
-                e.end as usize,
-                &mut n,
-            ));
-        }
-        summary(out, "QM003", &l.src, n, "refused locals");
+        let keys = l
+            .entries
+            .iter()
+            .map(|e| (l.entry(e), e.start as usize, e.end as usize));
+        lists.push(("locals", &l.src, refused(c, l.blanks, keys)));
     }
     if let Some((src, vds, _)) = &c.virtualdomains {
-        let mut n = 0;
-        for v in vds {
-            out.extend(check(
-                "virtualdomains",
-                src,
-                v.key.text(&src.text),
-                v.key.start as usize,
-                v.key.end as usize,
-                &mut n,
-            ));
+        // The biggest list is checked in two halves side by side.
+        let (a, b) = vds.split_at(vds.len() / 2);
+        let blanks = c.virtualdomains_blanks;
+        let text = &src.text;
+        let (mut ra, rb) = std::thread::scope(|sc| {
+            let hb = sc.spawn(|| {
+                refused(
+                    c,
+                    blanks,
+                    b.iter()
+                        .map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)),
+                )
+            });
+            let ra = refused(
+                c,
+                blanks,
+                a.iter()
+                    .map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)),
+            );
+            (ra, hb.join().unwrap_or_default())
+        });
+        ra.extend(rb);
+        lists.push(("virtualdomains", src, ra));
+    }
+    // Built only when something is refused: is the domain in morercpthosts (not its cdb)?
+    let mut more_src: Option<FastSet<Cow<'_, str>>> = None;
+    for (what, src, bad) in lists {
+        for &(start, end, d) in bad.iter().take(MAX_PER_FILE) {
+            let set = more_src.get_or_insert_with(|| {
+                c.morercpthosts
+                    .as_ref()
+                    .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect())
+                    .unwrap_or_default()
+            });
+            let explain = if set.contains(&Cow::Owned(d.to_ascii_lowercase())) {
+                " (it is in morercpthosts, but not in morercpthosts.cdb: run qmail-newmrh)"
+            } else {
+                ""
+            };
+            let shown = match d.strip_prefix('.') {
+                Some(rest) => format!("any subdomain of {rest}"),
+                None => d.to_string(),
+            };
+            out.push(
+                qm(
+                    "QM003",
+                    format!(
+                        "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb{explain}: mail for it from other servers gets `553 {NOGATEWAY}`"
+                    ),
+                )
+                .at(src.location(start, end))
+                .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
+            );
         }
-        summary(out, "QM003", src, n, "refused virtualdomains");
+        summary(out, "QM003", src, bad.len(), &format!("refused {what}"));
     }
 }
 
@@ -436,7 +533,7 @@ fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
             Some("this server's own name (control/me)")
         } else if host == "localhost" || host.starts_with("127.") || host == "::1" {
             Some("this server (loopback)")
-        } else if locals.iter().any(|l| *l == host) {
+        } else if locals.contains(&host) {
             Some("a name in control/locals, i.e. this server")
         } else {
             None
@@ -772,9 +869,7 @@ fn broad_key(key: &str) -> Option<String> {
     if key.starts_with('=') || key.contains('@') {
         return None;
     }
-    let Some(prefix) = key.strip_suffix('.') else {
-        return None;
-    };
+    let prefix = key.strip_suffix('.')?;
     let oct: Vec<u32> = prefix.split('.').filter_map(|o| o.parse().ok()).collect();
     if oct.len() != prefix.split('.').count() {
         return None;

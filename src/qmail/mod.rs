@@ -87,9 +87,11 @@ fn looks_like_rules(p: &Path) -> bool {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        match l.split_once(':') {
-            Some((_, rest)) if rest.starts_with("allow") || rest.starts_with("deny") => rules += 1,
-            _ => return false,
+        // `:allow` / `:deny` anywhere: IPv6 rules (`::1:allow`) count as rules too.
+        if l.contains(":allow") || l.contains(":deny") {
+            rules += 1;
+        } else {
+            return false;
         }
     }
     rules > 0

@@ -78,6 +78,29 @@ pub struct DomainFile {
     pub src: Arc<SourceFile>,
     pub entries: Vec<Span>,
     pub errors: Vec<LineError>,
+    /// The file holds a blank, tab or carriage return somewhere (checked once, so the
+    /// million-entry checks can skip per-entry tests on clean files).
+    pub blanks: bool,
+}
+
+/// Whether the text holds any of these bytes (slice::contains on u8 uses memchr).
+pub fn has_any(text: &str, bytes: &[u8]) -> bool {
+    // One pass, eight bytes at a time: a word holds byte b when (w ^ b*0x01..01) has a
+    // zero byte, and `(x - 0x01..01) & !x & 0x80..80` is non-zero exactly when x has one.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pats: Vec<u64> = bytes.iter().map(|&b| u64::from(b) * LO).collect();
+    let mut words = text.as_bytes().chunks_exact(8);
+    for c in &mut words {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        for p in &pats {
+            let x = w ^ p;
+            if x.wrapping_sub(LO) & !x & HI != 0 {
+                return true;
+            }
+        }
+    }
+    words.remainder().iter().any(|b| bytes.contains(b))
 }
 
 impl DomainFile {
@@ -98,6 +121,8 @@ pub struct Control {
     pub morercpthosts_cdb_real: PathBuf,
     pub locals: Option<DomainFile>,
     pub virtualdomains: Option<(Arc<SourceFile>, Vec<VirtualDomain>, Vec<LineError>)>,
+    /// virtualdomains holds a blank, tab or carriage return somewhere.
+    pub virtualdomains_blanks: bool,
     pub smtproutes: Option<(Arc<SourceFile>, Vec<Route>, Vec<LineError>)>,
     pub me: Option<(Arc<SourceFile>, Option<Span>)>,
     /// control/servercert.pem: the qmail-tls patch offers STARTTLS when it exists.
@@ -113,7 +138,7 @@ pub struct RulesFile {
     pub rules: Vec<TcpRule>,
     pub errors: Vec<LineError>,
     /// What tcprules would write from the source: (key, data, source line).
-    pub compiled: Vec<(String, Vec<u8>, usize)>,
+    pub compiled: Vec<parse::Compiled>,
     pub cdb: CdbState,
 }
 
@@ -134,15 +159,40 @@ pub struct Model {
 
 fn load_domains(ctx: &Context, real: &Path, findings: &mut Vec<Finding>) -> Option<DomainFile> {
     let src = ctx.load_checked(real, Mta::Qmail, findings)?;
-    let (entries, errors) = parse::domain_list(&src.text);
+    let blanks = has_any(&src.text, b" \t\r");
+    let (entries, errors) = parse::domain_list_src(&src, blanks);
     Some(DomainFile {
         src,
         entries,
         errors,
+        blanks,
     })
 }
 
 pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Control {
+    // The three files that can hold a million lines are read and parsed side by side.
+    let cdb_real = dir.join("morercpthosts.cdb");
+    let (mut f1, mut f2) = (Vec::new(), Vec::new());
+    let (morercpthosts, morercpthosts_cdb, virtualdomains) = std::thread::scope(|sc| {
+        let more = sc.spawn(|| load_domains(ctx, &dir.join("morercpthosts"), &mut f1));
+        let cdb = sc.spawn(|| CdbState::load(&cdb_real));
+        let vd = ctx
+            .load_checked(&dir.join("virtualdomains"), Mta::Qmail, &mut f2)
+            .map(|s| {
+                let blanks = has_any(&s.text, b" \t\r");
+                let (v, e) = parse::virtualdomains_src(&s, blanks);
+                (s, v, e, blanks)
+            });
+        let more = more.join().unwrap_or(None);
+        let cdb = cdb
+            .join()
+            .unwrap_or_else(|_| CdbState::Unreadable("reader failed".into()));
+        (more, cdb, vd)
+    });
+    let virtualdomains_blanks = virtualdomains.as_ref().map(|v| v.3).unwrap_or(false);
+    let virtualdomains = virtualdomains.map(|(s, v, e, _)| (s, v, e));
+    findings.extend(f1);
+    findings.extend(f2);
     let rcpthosts = load_domains(ctx, &dir.join("rcpthosts"), findings);
     let mut rcpthosts_set = FastSet::default();
     if let Some(r) = &rcpthosts {
@@ -150,12 +200,6 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
             rcpthosts_set.insert(r.entry(e).to_ascii_lowercase());
         }
     }
-    let virtualdomains = ctx
-        .load_checked(&dir.join("virtualdomains"), Mta::Qmail, findings)
-        .map(|s| {
-            let (v, e) = parse::virtualdomains(&s.text);
-            (s, v, e)
-        });
     let smtproutes = ctx
         .load_checked(&dir.join("smtproutes"), Mta::Qmail, findings)
         .map(|s| {
@@ -168,16 +212,16 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
             let v = parse::first_value(&s.text);
             (s, v)
         });
-    let cdb_real = dir.join("morercpthosts.cdb");
     Control {
         display: ctx.root.display(dir),
         rcpthosts,
         rcpthosts_set,
-        morercpthosts: load_domains(ctx, &dir.join("morercpthosts"), findings),
-        morercpthosts_cdb: CdbState::load(&cdb_real),
+        morercpthosts,
+        morercpthosts_cdb,
         morercpthosts_cdb_real: cdb_real,
         locals: load_domains(ctx, &dir.join("locals"), findings),
         virtualdomains,
+        virtualdomains_blanks,
         smtproutes,
         me,
         has_servercert: dir.join("servercert.pem").exists(),
@@ -313,5 +357,22 @@ pub fn file_location(display: &Path) -> Location {
         column: 1,
         end_line: 1,
         end_column: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn has_any_finds_bytes_anywhere() {
+        for (t, want) in [
+            ("abcdefgh", false),
+            ("abcdefgh ", true),
+            ("ab\rcdefghijklmnop", true),
+            ("abcdefghijklmno\t", true),
+            ("", false),
+            ("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}", false),
+        ] {
+            assert_eq!(super::has_any(t, b" \t\r"), want, "{t:?}");
+        }
     }
 }

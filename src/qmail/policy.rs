@@ -6,6 +6,7 @@
 //! 4. `=$TCPREMOTEHOST`, 5. shorter and shorter prefixes of the IP ending with '.',
 //! 6. shorter and shorter suffixes of the host starting with '.', preceded by '=',
 //! 7. `=` (any host with a name), 8. the empty key (everyone).
+//!
 //! Ranges `a.b.c.d-e` were expanded by tcprules into single IPs; there is no CIDR.
 //!
 //! qmail-smtpd (qmail-smtpd.c, rcpthosts.c): with RELAYCLIENT set, any recipient is
@@ -175,6 +176,57 @@ pub fn rcpt_accepts(c: &Control, d: &str) -> bool {
     }
     let _ = lower;
     false
+}
+
+/// `rcpt_accepts` for many domains (the million-domain cross-check): rcpthosts first, then
+/// batched morercpthosts.cdb lookups of the whole domain, then the remaining suffixes.
+pub fn rcpt_accepts_batch(c: &Control, domains: &[&str]) -> Vec<bool> {
+    if c.rcpthosts.is_none() {
+        return vec![true; domains.len()];
+    }
+    let lowered: Vec<std::borrow::Cow<'_, str>> = domains
+        .iter()
+        .map(|d| {
+            if d.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(d.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(*d)
+            }
+        })
+        .collect();
+    // A small rcpthosts is faster to scan than to hash every suffix against: an entry
+    // matches the whole domain, or (with a leading '.') a suffix at a label boundary.
+    let small: Option<Vec<&str>> =
+        (c.rcpthosts_set.len() <= 32).then(|| c.rcpthosts_set.iter().map(String::as_str).collect());
+    let in_rcpthosts = |d: &str| -> bool {
+        match &small {
+            Some(v) => v
+                .iter()
+                .any(|e| *e == d || (e.starts_with('.') && d.ends_with(*e))),
+            None => {
+                let b = d.as_bytes();
+                (0..b.len()).any(|i| (i == 0 || b[i] == b'.') && c.rcpthosts_set.contains(&d[i..]))
+            }
+        }
+    };
+    let mut out: Vec<bool> = lowered.iter().map(|d| in_rcpthosts(d)).collect();
+    let Some(cdb) = c.morercpthosts_cdb.cdb() else {
+        return out;
+    };
+    let todo: Vec<usize> = (0..out.len()).filter(|&i| !out[i]).collect();
+    let keys: Vec<&[u8]> = todo.iter().map(|&i| lowered[i].as_bytes()).collect();
+    let mut found = Vec::with_capacity(keys.len());
+    cdb.find_batch(&keys, &mut found);
+    for (j, &i) in todo.iter().enumerate() {
+        if found[j].is_some() {
+            out[i] = true;
+            continue;
+        }
+        let d = lowered[i].as_ref();
+        let b = d.as_bytes();
+        out[i] = (1..b.len()).any(|k| b[k] == b'.' && cdb.find(&b[k..]).is_some());
+    }
+    out
 }
 
 /// AUTH on a service, as the AUTH patches decide it.
@@ -570,5 +622,45 @@ mod tests {
         assert!(!deny);
         assert_eq!(env[0], ("RELAYCLIENT".into(), String::new()));
         assert_eq!(describe("", b"D\0"), ":deny");
+    }
+}
+
+#[cfg(test)]
+mod rcpthosts_tests {
+    use super::*;
+    use crate::context::{Context, Options, Root};
+
+    #[test]
+    fn rcpthosts_semantics_agree_in_all_three_forms() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("rcpthosts"),
+            ".example.com\nexact.org\nUPPER.example\n",
+        )
+        .unwrap();
+        let cdb = crate::qmail::cdb::build(&[(b"more.net", b""), (b".sub.io", b"")]);
+        std::fs::write(d.path().join("morercpthosts.cdb"), cdb).unwrap();
+        let ctx = Context::new(Root::live(), Options::default());
+        let c = crate::qmail::model::load_control(&ctx, d.path(), &mut Vec::new());
+        let cases = [
+            ("a.example.com", true),
+            ("example.com", false),
+            ("exact.org", true),
+            ("x.exact.org", false),
+            ("upper.example", true),
+            ("more.net", true),
+            ("MORE.NET", true),
+            ("y.sub.io", true),
+            ("sub.io", false),
+            ("other.test", false),
+        ];
+        let domains: Vec<&str> = cases.iter().map(|c| c.0).collect();
+        let batch = rcpt_accepts_batch(&c, &domains);
+        for (i, (dom, want)) in cases.iter().enumerate() {
+            assert_eq!(rcpt_accepts(&c, dom), *want, "rcpt_accepts {dom}");
+            assert_eq!(batch[i], *want, "batch {dom}");
+            let one = !matches!(rcpt_check(&c, dom), RcptCheck::Refused);
+            assert_eq!(one, *want, "rcpt_check {dom}");
+        }
     }
 }

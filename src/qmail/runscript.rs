@@ -575,11 +575,14 @@ fn read_chain(svc: &mut Service, chain: &[Option<String>]) {
     }
 }
 
+/// An xinetd service's settings: key -> (value, line).
+type XinetdKeys = HashMap<String, (String, usize)>;
+
 /// Read an xinetd file: every `service NAME { ... }` whose server or server_args run
 /// qmail-smtpd.
 pub fn parse_xinetd(file: Arc<SourceFile>) -> Vec<Service> {
     let mut out = Vec::new();
-    let mut cur: Option<(String, usize, HashMap<String, (String, usize)>)> = None;
+    let mut cur: Option<(String, usize, XinetdKeys)> = None;
     for (n, raw) in file.text.lines().enumerate() {
         let line = raw.trim();
         let n = n + 1;
@@ -625,7 +628,7 @@ fn xinetd_service(
     file: &Arc<SourceFile>,
     name: &str,
     start: usize,
-    kv: &HashMap<String, (String, usize)>,
+    kv: &XinetdKeys,
 ) -> Option<Service> {
     let server = kv.get("server").map(|x| x.0.as_str()).unwrap_or("");
     let (args, args_line) = kv
