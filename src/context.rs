@@ -124,7 +124,7 @@ impl Context {
         match self.load(real) {
             Ok(s) => {
                 if s.lossy {
-                    let first_bad = first_invalid_utf8(&s.original);
+                    let first_bad = first_invalid_utf8(s.original());
                     let (line, col) = s.line_col(first_bad);
                     findings.push(
                         Finding::new(

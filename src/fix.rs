@@ -105,7 +105,7 @@ pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
         ));
     }
     let current = fs::read(&plan.real).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    if current != src.original {
+    if current != src.original() {
         return Err(format!(
             "{name}: changed since relaydoctor read it; run again"
         ));

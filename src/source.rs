@@ -17,8 +17,10 @@ pub struct SourceFile {
     pub real: PathBuf,
     /// The text; invalid UTF-8 is replaced (and reported by the loader's caller).
     pub text: String,
-    /// The exact bytes read, so a fix can refuse a file that changed since.
-    pub original: Vec<u8>,
+    /// The exact bytes read when they differ from `text` (invalid UTF-8); see `original()`.
+    /// Valid files are not kept twice: on a million-line control file the copy costs as
+    /// much as the parse.
+    raw: Option<Vec<u8>>,
     line_starts: Vec<usize>,
     /// True when the bytes were not valid UTF-8 (text holds a lossy copy).
     pub lossy: bool,
@@ -74,7 +76,7 @@ impl SourceFile {
         SourceFile {
             real: display.clone(),
             display,
-            original: text.clone().into_bytes(),
+            raw: None,
             line_starts: line_starts(&text),
             text,
             lossy: false,
@@ -104,18 +106,26 @@ impl SourceFile {
         if let Some(off) = memchr_nul(&bytes) {
             return Err(LoadError::Binary(display.to_path_buf(), off));
         }
-        let (text, lossy) = match String::from_utf8(bytes.clone()) {
-            Ok(s) => (s, false),
-            Err(_) => (String::from_utf8_lossy(&bytes).into_owned(), true),
+        let (text, raw, lossy) = match String::from_utf8(bytes) {
+            Ok(s) => (s, None, false),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                (String::from_utf8_lossy(&bytes).into_owned(), Some(bytes), true)
+            }
         };
         Ok(SourceFile {
             display: display.to_path_buf(),
             real: real.to_path_buf(),
             line_starts: line_starts(&text),
             text,
-            original: bytes,
+            raw,
             lossy,
         })
+    }
+
+    /// The exact bytes read, so a fix can refuse a file that changed since.
+    pub fn original(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.text.as_bytes())
     }
 
     /// 1-based line and column (in characters) of a byte offset.
