@@ -35,10 +35,14 @@ pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
     ];
     let res: Vec<(regex::Regex, &str)> = pats
         .iter()
-        .filter_map(|(p, d)| regex::Regex::new(p).ok().map(|r| (r, *d)))
+        .filter_map(|(p, d)| lists::regex(p, false).map(|r| (r, *d)))
         .collect();
     let mut seen: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     for l in lines {
+        // Cheap pre-filter: every pattern needs one of these characters.
+        if !l.text.contains(['%', '@']) && !l.text.contains("{{") && !l.text.contains("{%") {
+            continue;
+        }
         if seen.contains(&l.origin.file) {
             continue;
         }

@@ -122,7 +122,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
             };
             cfg.sections.push((sec, line.origin.clone()));
         }
-        if let Ok(mut p) = EximLine::parse(Rule::begin_line, text) {
+        if let Some(Ok(mut p)) =
+            starts_ci(text, "begin").then(|| EximLine::parse(Rule::begin_line, text))
+        {
             let name = p
                 .next()
                 .and_then(|b| b.into_inner().next())
@@ -147,7 +149,10 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         }
         match sec {
             Section::Main => {
-                if let Ok(mut p) = EximLine::parse(Rule::named_list, text) {
+                if let Some(Ok(mut p)) = text
+                    .contains("list")
+                    .then(|| EximLine::parse(Rule::named_list, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let kind = it
                         .next()
@@ -291,6 +296,11 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         }
     }
     cfg
+}
+
+fn starts_ci(text: &str, word: &str) -> bool {
+    text.get(..word.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(word))
 }
 
 fn next_text(lines: &[LogicalLine], idx: usize) -> &str {

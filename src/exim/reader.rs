@@ -190,6 +190,7 @@ pub struct Reader<'a> {
     files: Vec<PathBuf>,
     /// Lines inserted after the line starting with `UPEX4CmacrosUPEX4C` (Debian).
     pub debian_seed: Option<Vec<(String, Origin)>>,
+    builtin_names: std::collections::HashSet<String>,
 }
 
 fn is_upper(b: u8) -> bool {
@@ -204,6 +205,19 @@ fn candidate(bytes: &[u8], i: usize) -> bool {
     }
 }
 
+fn find_from(hay: &str, from: usize, needle: &[u8]) -> Option<usize> {
+    let b = hay.as_bytes();
+    let first = *needle.first()?;
+    let mut i = from;
+    while i + needle.len() <= b.len() {
+        if b[i] == first && b[i..].starts_with(needle) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 fn skip_to_candidate(s: &str, mut i: usize) -> usize {
     let b = s.as_bytes();
     while i < b.len() && !candidate(b, i) {
@@ -216,6 +230,7 @@ impl<'a> Reader<'a> {
     pub fn new(ctx: &'a Context) -> Reader<'a> {
         let mut macros = builtin_macros();
         let first_user = macros.len();
+        let builtin_names = macros.iter().map(|m| m.name.clone()).collect();
         for (n, v) in &ctx.options.exim_defines {
             macros.push(Macro {
                 name: n.clone(),
@@ -232,6 +247,7 @@ impl<'a> Reader<'a> {
             findings: Vec::new(),
             files: Vec::new(),
             debian_seed: None,
+            builtin_names,
         }
     }
 
@@ -274,8 +290,10 @@ impl<'a> Reader<'a> {
                 break;
             }
             let mut t = s;
-            while let Some(off) = buf.get(t..).and_then(|r| r.find(m.name.as_str())) {
-                let p = t + off;
+            // Every occurrence of a macro name starts at a candidate position (an upper-case
+            // letter, or `_` + upper case for built-ins), so scanning candidates finds the same
+            // matches as Exim's strstr() without building a searcher per macro and line.
+            while let Some(p) = find_from(&buf, t, m.name.as_bytes()) {
                 buf.replace_range(p..p + m.name.len(), &m.value);
                 t = skip_to_candidate(&buf, p + m.value.len());
                 if !used.contains(&m.name) {
@@ -325,7 +343,18 @@ impl<'a> Reader<'a> {
             return;
         }
         let mut existing = None;
-        for (k, m) in self.macros.iter().enumerate() {
+        // Built-in names all start with `_`: only a name containing one of them at a `_`
+        // can clash, so look those up by substring instead of scanning ~740 names.
+        let builtin_clash = name.match_indices('_').find_map(|(i, _)| {
+            (i + 2..=name.len())
+                .find_map(|j| self.builtin_names.get(&name[i..j]).map(|_| &name[i..j]))
+        });
+        let first_checked = if builtin_clash.is_some() {
+            0
+        } else {
+            self.first_user
+        };
+        for (k, m) in self.macros.iter().enumerate().skip(first_checked) {
             if m.name == name {
                 existing = Some(k);
                 break;
@@ -421,8 +450,13 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             };
-            last_origin = Some(phys.origin.clone());
             let logical_start = cur.is_none();
+            // A comment stays a comment after substitution (it starts at the first upper-case
+            // letter, never at the leading `#`), so comment lines need no macro work.
+            if phys.text.trim_start().starts_with('#') {
+                continue;
+            }
+            last_origin = Some(phys.origin.clone());
             let (text, used) = self.expand(&phys.text, logical_start);
             if text.starts_with('#') {
                 continue;
