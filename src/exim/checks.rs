@@ -69,7 +69,8 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     unknown_conditions(cfg, out);
     let rcpt = rcpt_acl(cfg, out);
     relay_matrix(ctx, cfg, out);
-    wide_hosts(ctx, cfg, out);
+    let mut reported = BTreeSet::new();
+    wide_hosts(ctx, cfg, &mut reported, out);
     relay_domains(ctx, cfg, out);
     auth(ctx, cfg, out);
     if let Some(acl) = rcpt {
@@ -83,6 +84,35 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     }
     dnsbl(cfg, out);
     upgrade(ctx, cfg, out);
+    if loaded.kind == super::Kind::Cpanel {
+        cpanel_host_files(ctx, cfg, &mut reported, out);
+    }
+}
+
+/// cPanel's host files: /etc/relayhosts and /etc/alwaysrelay grant relay, /etc/trustedmailhosts
+/// and /etc/skipsmtpcheckhosts skip the sender/recipient checks. A wide entry in any of them
+/// opens the server to everyone in that range, whether or not this exim.conf names the file.
+fn cpanel_host_files(
+    ctx: &Context,
+    cfg: &Config,
+    reported: &mut BTreeSet<(std::path::PathBuf, usize)>,
+    out: &mut Vec<Finding>,
+) {
+    for file in [
+        "/etc/relayhosts",
+        "/etc/alwaysrelay",
+        "/etc/trustedmailhosts",
+        "/etc/skipsmtpcheckhosts",
+    ] {
+        let origin = Origin {
+            file: std::path::PathBuf::from(format!("{file} (cPanel host file)")),
+            line: 0,
+            src: None,
+            start: 0,
+            end: 0,
+        };
+        check_host_list(ctx, cfg, file, &origin, &[], 0, reported, out);
+    }
 }
 
 /// EX002 for ACL conditions Exim does not know (reported when the ACL is compiled: the
@@ -339,8 +369,12 @@ fn wide(item: &str) -> Option<String> {
 
 /// EX111: relay_from_hosts and hosts of relay-granting accept statements admitting everyone,
 /// also through macros (Debian's dc_relay_nets) and host files (cPanel).
-fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
-    let mut reported: BTreeSet<(std::path::PathBuf, usize)> = BTreeSet::new();
+fn wide_hosts(
+    ctx: &Context,
+    cfg: &Config,
+    reported: &mut BTreeSet<(std::path::PathBuf, usize)>,
+    out: &mut Vec<Finding>,
+) {
     let mut lists_to_check: Vec<(String, Origin, Vec<String>)> = Vec::new();
     if let Some(l) = cfg.list("relay_from_hosts") {
         lists_to_check.push((l.value.clone(), l.origin.clone(), l.macros_used.clone()));
@@ -381,7 +415,7 @@ fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         }
     }
     for (value, origin, used) in lists_to_check {
-        check_host_list(ctx, cfg, &value, &origin, &used, 0, &mut reported, out);
+        check_host_list(ctx, cfg, &value, &origin, &used, 0, reported, out);
     }
 }
 
@@ -439,9 +473,17 @@ fn check_host_list(
                                 start,
                                 end: start + key.len(),
                             };
+                            let how = if origin.line == 0 {
+                                "cPanel trusts the hosts in this file to relay or to skip the recipient checks".to_string()
+                            } else {
+                                format!(
+                                    "it is used as a relay-permitted host list (via {})",
+                                    origin.describe()
+                                )
+                            };
                             out.push(f("EX111", format!(
-                                "open relay: {} lists {w}, and it is used as a relay-permitted host list (via {}): every such host may send mail anywhere through this server",
-                                src.display.display(), origin.describe()), &o));
+                                "open relay: {} lists {w}, and {how}: every such host may send mail anywhere through this server",
+                                src.display.display()), &o));
                         }
                     }
                     off += raw.len();
