@@ -24,6 +24,8 @@ pub struct Envelope {
     pub sender: Option<String>,
     pub rcpt_local: String,
     pub rcpt_domain: String,
+    /// The port the client connected to ($received_port), when the decision is per port.
+    pub port: Option<u16>,
 }
 
 /// One way the evaluation can end.
@@ -518,6 +520,16 @@ impl<'a> Eval<'a> {
             },
             "encrypted" => M::No,
             "condition" if first_rcpt_guard(v) => M::No,
+            "condition" if port_test(v).is_some() => match (port_test(v), self.env.port) {
+                (Some((want, negate)), Some(p)) => {
+                    if (p == want) != negate {
+                        M::Yes
+                    } else {
+                        M::No
+                    }
+                }
+                _ => M::Unknown(format!("the port the client connected to ({})", v.trim())),
+            },
             "condition" => match expand(self.ctx, v) {
                 Ok(x) => {
                     let x = x.trim().to_ascii_lowercase();
@@ -567,6 +579,24 @@ impl<'a> Eval<'a> {
             _ => M::Unknown(format!("verify = {v}")),
         }
     }
+}
+
+/// `${if eq{$received_port}{587}}` (also `==`, `!eq`, `{yes}{no}` arms, $interface_port):
+/// the port a condition compares against, and whether the comparison is negated.
+pub fn port_test(v: &str) -> Option<(u16, bool)> {
+    let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let re = super::lists::regex(
+        r"^\$\{if(!?)(?:eq|==|=)\{\$(?:received_port|interface_port)\}\{(\d+)\}(?:\{(yes|true|1|no|false|0)\}(?:\{(yes|true|1|no|false|0)?\})?)?\}$",
+        false,
+    )?;
+    let c = re.captures(&t)?;
+    let port = c.get(2)?.as_str().parse().ok()?;
+    let negated = !c.get(1)?.as_str().is_empty();
+    // `{no}{yes}` arms invert the comparison.
+    let inverted = c
+        .get(3)
+        .is_some_and(|a| matches!(a.as_str(), "no" | "false" | "0"));
+    Some((port, negated != inverted))
 }
 
 /// `${if and {{>{$rcpt_count}{N}}...}}` with N >= 1 is false for the first recipient of a

@@ -273,7 +273,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     "open relay: a client from anywhere ({}) that is not authenticated gets `250 Accepted` for user@{}{when}; spammers can send through this server. Trace: {}",
                     super::STRANGER_IP, super::EXTERNAL_DOMAIN, trace_text(b));
                 let o = origin_of(cfg, &b.decided_by);
-                let mut fd = Finding::new("EX110", Mta::Exim, msg).service(super::SERVICE)
+                let mut fd = Finding::new("EX110", Mta::Exim, msg).service(c.service.clone())
                     .help("end the relay section with `require message = relay not permitted` + `domains = +local_domains : +relay_to_domains` before any unconditional accept");
                 if let Some(o) = o {
                     fd = fd.at(o.location());
@@ -302,7 +302,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     let msg = format!(
                         "authenticated clients cannot relay: after a successful SMTP AUTH, RCPT TO an external domain gets `{} {}`.{why} Trace: {}",
                         b.code.unwrap_or(550), b.text.clone().unwrap_or_default(), trace_text(b));
-                    let mut fd = Finding::new("EX120", Mta::Exim, msg).service(super::SERVICE)
+                    let mut fd = Finding::new("EX120", Mta::Exim, msg).service(c.service.clone())
                         .help("put `accept authenticated = *` before the `require ... domains = +local_domains : +relay_to_domains` statement");
                     if let Some(o) = o {
                         fd = fd.at(o.location());
@@ -319,7 +319,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     let msg = format!(
                         "hosts in relay_from_hosts (e.g. {}) cannot relay: RCPT TO an external domain gets `{} {}`. Trace: {}",
                         c.env.ip.map(|i| i.to_string()).unwrap_or_default(), b.code.unwrap_or(550), b.text.clone().unwrap_or_default(), trace_text(b));
-                    let mut fd = Finding::new("EX121", Mta::Exim, msg).service(super::SERVICE);
+                    let mut fd = Finding::new("EX121", Mta::Exim, msg).service(c.service.clone());
                     if let Some(o) = o {
                         fd = fd.at(o.location());
                     }

@@ -343,6 +343,77 @@ pub struct Cell {
     pub env: Envelope,
     pub branches: Vec<Branch>,
     pub decision: Decision,
+    pub service: String,
+}
+
+/// A listening port Exim's daemon serves (daemon_smtp_ports, tls_on_connect_ports).
+pub struct Service {
+    pub name: String,
+    pub port: Option<u16>,
+}
+
+fn port_number(s: &str) -> Option<u16> {
+    match s.trim() {
+        "smtp" => Some(25),
+        "submission" => Some(587),
+        "smtps" | "submissions" | "ssmtp" => Some(465),
+        n => n.parse().ok(),
+    }
+}
+
+/// Decisions are per port only when an ACL condition tests `$received_port` /
+/// `$interface_port`; otherwise every port runs the same ACLs and one decision ("smtp")
+/// stands for all of them.
+pub fn services(cfg: &Config) -> Vec<Service> {
+    let per_port = cfg.acls.iter().any(|a| {
+        a.stmts.iter().any(|s| {
+            s.conds.iter().any(|c| {
+                c.value().contains("received_port") || c.value().contains("interface_port")
+            })
+        })
+    });
+    if !per_port {
+        return vec![Service {
+            name: SERVICE.into(),
+            port: None,
+        }];
+    }
+    let ports = cfg
+        .option("daemon_smtp_ports")
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| "smtp".into());
+    let tls: Vec<u16> = cfg
+        .option("tls_on_connect_ports")
+        .map(|o| {
+            lists::split(&o.value)
+                .iter()
+                .filter_map(|p| port_number(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out: Vec<Service> = Vec::new();
+    for p in lists::split(&ports).iter().filter_map(|p| port_number(p)) {
+        let name = match p {
+            25 => "smtp".to_string(),
+            587 => "submission".to_string(),
+            465 if tls.contains(&465) => "smtps".to_string(),
+            n if tls.contains(&n) => format!("smtps/{n}"),
+            n => format!("smtp/{n}"),
+        };
+        if !out.iter().any(|s| s.port == Some(p)) {
+            out.push(Service {
+                name,
+                port: Some(p),
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(Service {
+            name: SERVICE.into(),
+            port: None,
+        });
+    }
+    out
 }
 
 pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
@@ -374,16 +445,24 @@ pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
                 sender: None,
                 rcpt_local: "user".into(),
                 rcpt_domain: domain,
+                port: None,
             };
-            let branches = evaluate(ctx, cfg, &env);
-            let decision = acl::decide(SERVICE, &branches);
-            out.push(Cell {
-                client,
-                rcpt,
-                env,
-                branches,
-                decision,
-            });
+            for svc in services(cfg) {
+                let env = Envelope {
+                    port: svc.port,
+                    ..env.clone()
+                };
+                let branches = evaluate(ctx, cfg, &env);
+                let decision = acl::decide(&svc.name, &branches);
+                out.push(Cell {
+                    client,
+                    rcpt,
+                    env,
+                    branches,
+                    decision,
+                    service: svc.name.clone(),
+                });
+            }
         }
     }
     out
@@ -416,9 +495,18 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
         }),
         rcpt_local: lp.to_string(),
         rcpt_domain: dom.to_ascii_lowercase(),
+        port: None,
     };
-    let branches = evaluate(ctx, &loaded.cfg, &env);
-    Ok(vec![acl::decide(SERVICE, &branches)])
+    let mut out = Vec::new();
+    for svc in services(&loaded.cfg) {
+        let env = Envelope {
+            port: svc.port,
+            ..env.clone()
+        };
+        let branches = evaluate(ctx, &loaded.cfg, &env);
+        out.push(acl::decide(&svc.name, &branches));
+    }
+    Ok(out)
 }
 
 pub fn mta() -> Mta {
