@@ -288,3 +288,27 @@ fn never_panics_on_odd_input() {
         );
     }
 }
+
+#[test]
+fn typo_in_acl_smtp_rcpt_is_fixed_safely() {
+    let bad = std::fs::read_to_string(base().join("fixtures/rules/EX102/bad/etc/exim/exim.conf"))
+        .unwrap();
+    let d = tree(&[("etc/exim/exim.conf", bad.as_str())]);
+    let r = d.path().to_string_lossy().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--root", r.as_str(), "--fix"])
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "{out:?}");
+    let fixed = std::fs::read_to_string(d.path().join("etc/exim/exim.conf")).unwrap();
+    assert!(
+        fixed.contains("acl_smtp_rcpt = acl_check_rcpt\n"),
+        "{fixed}"
+    );
+    // Only that span changed.
+    assert_eq!(
+        fixed.replace("acl_check_rcpt\n", "acl_check_rcp\n").len(),
+        bad.len()
+    );
+    assert!(!findings(d.path(), &[]).iter().any(|f| f.0 == "EX102"));
+}

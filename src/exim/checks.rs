@@ -681,6 +681,15 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
             );
             if !defer_ok {
                 fd = fd.severity(Severity::Error);
+                let raw = c.value().trim();
+                let with = if raw.contains("callout=") {
+                    format!("{raw},defer_ok")
+                } else {
+                    raw.replacen("callout", "callout=defer_ok", 1)
+                };
+                if let Some(fix) = replace_in_line(&c.origin, raw, &with, "accept the message when the callout cannot be completed (defer_ok); consider dropping the callout altogether") {
+                    fd = fd.fix(fix);
+                }
             }
             out.push(fd);
             if opts.contains("use_sender") || opts.contains("random") {
@@ -742,8 +751,12 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                         && !item.contains('=')
                         && !item.contains('&')
                     {
-                        out.push(f("EX151", format!(
-                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin));
+                        let mut fd = f("EX151", format!(
+                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin);
+                        if let Some(fix) = replace_in_line(&c.origin, &item, &format!("{item}=127.0.0.2..127.0.0.11"), "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers") {
+                            fd = fd.fix(fix);
+                        }
+                        out.push(fd);
                     }
                     if blocking && (item == "+include_unknown" || item == "+defer_unknown") {
                         out.push(f("EX152", format!(
@@ -754,6 +767,27 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// An (unsafe: behaviour-changing, for review) edit replacing the first `old` on the first
+/// physical line of `origin` by `new`. None when the text is not on that line (e.g. it came
+/// from a macro or a continuation line).
+fn replace_in_line(origin: &Origin, old: &str, new: &str, why: &str) -> Option<Fix> {
+    let src = origin.src.as_ref()?;
+    let line = src.text.get(origin.start..origin.end)?;
+    let at = line.find(old)?;
+    let start = origin.start + at;
+    Some(Fix {
+        applicability: Applicability::Unsafe,
+        description: why.to_string(),
+        edits: vec![Edit {
+            real_file: src.real.clone(),
+            file: src.display.clone(),
+            start,
+            end: start + old.len(),
+            replacement: new.to_string(),
+        }],
+    })
 }
 
 fn version_ge(v: &str, major: u32, minor: u32) -> bool {
