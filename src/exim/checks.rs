@@ -67,6 +67,7 @@ pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
 pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     let cfg = &loaded.cfg;
     unknown_conditions(cfg, out);
+    undefined_macros(cfg, out);
     let rcpt = rcpt_acl(cfg, out);
     relay_matrix(ctx, cfg, out);
     let mut reported = BTreeSet::new();
@@ -128,6 +129,60 @@ fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
                 }
             }
         }
+    }
+}
+
+/// EX004: an upper-case NAME_WITH_UNDERSCORES left in a main option or named list after
+/// macro substitution: no macro of that name was defined before the line, so Exim uses the
+/// text literally (typical: a Debian template read without update-exim4.conf's macros, or a
+/// macro used above its definition).
+fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
+    let Some(re) = lists::regex(
+        r"(^|[^A-Za-z0-9_${%@])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)($|[^A-Za-z0-9_}%@])",
+        false,
+    ) else {
+        return;
+    };
+    let items = cfg
+        .options
+        .iter()
+        // Environment variable names, not macros.
+        .filter(|o| !matches!(o.name.as_str(), "keep_environment" | "add_environment"))
+        .map(|o| {
+            (
+                format!("{} = {}", o.name, o.value),
+                o.value.as_str(),
+                &o.origin,
+            )
+        })
+        .chain(
+            cfg.lists
+                .iter()
+                .map(|l| (format!("list {}", l.name), l.value.as_str(), &l.origin)),
+        );
+    for (what, value, origin) in items {
+        let Some(c) = re.captures(value) else {
+            continue;
+        };
+        let Some(tok) = c.get(2).map(|m| m.as_str()) else {
+            continue;
+        };
+        let def = cfg.macro_def(tok).map(|m| m.origin.as_ref());
+        let later = match def {
+            // Defined before this line: the token came out of a substitution, not a miss.
+            Some(Some(o)) if !(o.file == origin.file && o.line > origin.line) => continue,
+            Some(None) => continue,
+            Some(Some(o)) => format!("; it is defined later, at {}, and macros only apply to lines after their definition", o.describe()),
+            None => {
+                if tok.starts_with("MAIN_") || tok.starts_with("DC") || tok == "ETC_MAILNAME" {
+                    "; on Debian, update-exim4.conf defines it from update-exim4.conf.conf".to_string()
+                } else {
+                    String::new()
+                }
+            }
+        };
+        out.push(f("EX004", format!(
+            "`{tok}` in `{what}` looks like a macro, but no macro of that name is defined before this line: Exim uses the text literally{later}"), origin));
     }
 }
 
