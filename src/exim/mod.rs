@@ -232,6 +232,26 @@ pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
 
 /// Evaluate connect, MAIL and RCPT ACLs in order for one envelope.
 pub fn evaluate(ctx: &Context, cfg: &Config, env: &Envelope) -> Vec<Branch> {
+    // Exim's address parser refuses a recipient domain with characters outside letters,
+    // digits, '-' and '.' (or a [literal]) before any ACL runs: `501 <...>: malformed address`.
+    if !valid_domain(&env.rcpt_domain) {
+        return vec![Branch {
+            verdict: crate::relay::Verdict::Reject,
+            code: Some(501),
+            text: Some(format!(
+                "<{}@{}>: malformed address",
+                env.rcpt_local, env.rcpt_domain
+            )),
+            trace: vec![crate::relay::TraceStep {
+                file: PathBuf::from("(SMTP)"),
+                line: 0,
+                entry: format!("RCPT TO:<{}@{}>", env.rcpt_local, env.rcpt_domain),
+                effect: "reject: not a syntactically valid address".into(),
+            }],
+            assumed: Vec::new(),
+            decided_by: None,
+        }];
+    }
     let ev = Eval::new(ctx, cfg, env, primary_hostname(ctx, cfg));
     let mut out = Vec::new();
     for c in ev.run_option("acl_smtp_connect", false) {
@@ -259,6 +279,15 @@ pub fn evaluate(ctx: &Context, cfg: &Config, env: &Envelope) -> Vec<Branch> {
         }
     }
     out
+}
+
+pub fn valid_domain(d: &str) -> bool {
+    if d.starts_with('[') && d.ends_with(']') {
+        return true;
+    }
+    !d.is_empty()
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 fn join(a: &Branch, mut b: Branch) -> Branch {
@@ -293,7 +322,7 @@ fn literal_domain(ctx: &Context, cfg: &Config, list: &str, primary: &str) -> Opt
             && !i.contains(';')
             && i.as_str() != "localhost"
     };
-    if let Some(i) = items.iter().find(lit) {
+    if let Some(i) = items.iter().filter(|i| valid_domain(i)).find(lit) {
         return Some(i.to_ascii_lowercase());
     }
     if items.iter().any(|i| i == "@") {
