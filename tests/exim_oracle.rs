@@ -92,7 +92,11 @@ fn fixtures(exim_bin: &Path, tmp: &Path) -> Vec<Fixture> {
         let dst = tmp.join(format!("{name}.conf"));
         let plain = d.join("etc/exim/exim.conf");
         if plain.is_file() {
-            std::fs::copy(&plain, &dst).unwrap();
+            // Files the configuration reads at run time (/etc/aliases, ...) come from the
+            // fixture tree, as they do for relaydoctor under --root.
+            let text = std::fs::read_to_string(&plain).unwrap();
+            let text = text.replace("/etc/", &format!("{}/etc/", d.display()));
+            std::fs::write(&dst, text).unwrap();
             out.push(Fixture {
                 name: format!("oracle/{name}"),
                 root: d,
