@@ -104,6 +104,18 @@ pub fn expand(ctx: &Context, s: &str) -> Result<String, String> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }
+    // \N...\N protects text (typically a regex ending in `$`) from expansion.
+    if s.contains("\\N") {
+        let mut out = String::new();
+        for (k, part) in s.split("\\N").enumerate() {
+            if k % 2 == 1 {
+                out.push_str(part);
+            } else {
+                out.push_str(&expand(ctx, part)?);
+            }
+        }
+        return Ok(out);
+    }
     let t = s.trim();
     if let Some(inner) = t.strip_prefix("${if").and_then(|r| r.strip_suffix('}')) {
         let inner = inner.trim_start();
@@ -409,9 +421,6 @@ impl<'a> Matcher<'a> {
         if let Some(n) = ip_key(item) {
             return if n.contains(&ip) { M::Yes } else { M::No };
         }
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
-        }
         if item == "@" {
             let p = self.subject.primary_hostname.to_string();
             return self.host_name_match(|n| n.eq_ignore_ascii_case(&p));
@@ -427,9 +436,6 @@ impl<'a> Matcher<'a> {
 
     fn domain_item(&self, item: &str, domain: &str) -> M {
         let d = domain.to_ascii_lowercase();
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
-        }
         if item == "@" {
             return yes(d.eq_ignore_ascii_case(self.subject.primary_hostname));
         }
@@ -452,9 +458,6 @@ impl<'a> Matcher<'a> {
     }
 
     fn string_item(&self, item: &str, value: &str) -> M {
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
-        }
         if item.starts_with('^') {
             return match regex(item, true) {
                 Some(r) => yes(r.is_match(value)),
@@ -472,9 +475,6 @@ impl<'a> Matcher<'a> {
     fn address_item(&self, item: &str, addr: &str, depth: usize) -> M {
         if item.is_empty() {
             return yes(addr.is_empty());
-        }
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
         }
         if item.starts_with('^') {
             return self.string_item(item, addr);
