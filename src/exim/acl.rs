@@ -55,6 +55,7 @@ pub struct Eval<'a> {
     pub env: &'a Envelope,
     pub primary_hostname: String,
     budget: Cell<usize>,
+    sub_cache: std::cell::RefCell<std::collections::HashMap<String, Vec<Branch>>>,
 }
 
 const MODIFIERS: &[&str] = &[
@@ -127,6 +128,7 @@ impl<'a> Eval<'a> {
             env,
             primary_hostname: primary,
             budget: Cell::new(512),
+            sub_cache: std::cell::RefCell::new(std::collections::HashMap::new()),
         }
     }
 
@@ -443,14 +445,42 @@ impl<'a> Eval<'a> {
                 return self.split(acl, i, k, stmt, c, format!("the ACL {name}"), st, depth, by);
             }
         };
-        let mut sub_st = st.clone();
-        sub_st.message = None;
-        sub_st.endpass = false;
+        // The outcome of a called ACL does not depend on the caller's path, so it is computed
+        // once per envelope (Debian calls acl_local_deny_exceptions from several statements)
+        // and joined to the caller's trace and assumptions here.
+        let cached = self.sub_cache.borrow().get(name).cloned();
+        let sub_branches = match cached {
+            Some(b) => b,
+            None => {
+                let fresh = State {
+                    trace: Vec::new(),
+                    assumed: Vec::new(),
+                    message: None,
+                    endpass: false,
+                };
+                let b = self.walk(sub, 0, 0, fresh, depth + 1);
+                self.sub_cache
+                    .borrow_mut()
+                    .insert(name.to_string(), b.clone());
+                b
+            }
+        };
         let mut out = Vec::new();
-        for b in self.walk(sub, 0, 0, sub_st, depth + 1) {
+        for b in sub_branches {
+            let contradicts = b
+                .assumed
+                .iter()
+                .any(|(r, v)| st.assumed.iter().any(|(r2, v2)| r == r2 && v != v2));
+            if contradicts {
+                continue;
+            }
             let mut s2 = st.clone();
-            s2.trace = b.trace;
-            s2.assumed = b.assumed;
+            s2.trace.extend(b.trace.iter().cloned());
+            for a in &b.assumed {
+                if !s2.assumed.contains(a) {
+                    s2.assumed.push(a.clone());
+                }
+            }
             let sub_true = match b.verdict {
                 Verdict::Accept => true,
                 Verdict::Reject => false,
@@ -459,7 +489,7 @@ impl<'a> Eval<'a> {
                         decided_by: by.clone(),
                         trace: s2.trace,
                         assumed: s2.assumed,
-                        ..b
+                        ..b.clone()
                     });
                     continue;
                 }
@@ -584,6 +614,9 @@ impl<'a> Eval<'a> {
 /// `${if eq{$received_port}{587}}` (also `==`, `!eq`, `{yes}{no}` arms, $interface_port):
 /// the port a condition compares against, and whether the comparison is negated.
 pub fn port_test(v: &str) -> Option<(u16, bool)> {
+    if !v.contains("_port") {
+        return None;
+    }
     let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let re = super::lists::regex(
         r"^\$\{if(!?)(?:eq|==|=)\{\$(?:received_port|interface_port)\}\{(\d+)\}(?:\{(yes|true|1|no|false|0)\}(?:\{(yes|true|1|no|false|0)?\})?)?\}$",

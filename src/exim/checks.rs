@@ -33,18 +33,22 @@ pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
         ),
         (r"@[A-Z][A-Z0-9_]+@", "an @PLACEHOLDER@"),
     ];
-    let res: Vec<(regex::Regex, &str)> = pats
-        .iter()
-        .filter_map(|(p, d)| lists::regex(p, false).map(|r| (r, *d)))
-        .collect();
+    // Compiled on first use: most configurations have no line that passes the pre-filter.
+    let mut res: Vec<(regex::Regex, &str)> = Vec::new();
     let mut seen: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     for l in lines {
         // Cheap pre-filter: every pattern needs one of these characters.
-        if !l.text.contains(['%', '@']) && !l.text.contains("{{") && !l.text.contains("{%") {
+        if !maybe_placeholder(&l.text) {
             continue;
         }
         if seen.contains(&l.origin.file) {
             continue;
+        }
+        if res.is_empty() {
+            res = pats
+                .iter()
+                .filter_map(|(p, d)| lists::regex(p, false).map(|r| (r, *d)))
+                .collect();
         }
         for (r, what) in &res {
             if let Some(m) = r.find(&l.text) {
@@ -62,6 +66,21 @@ pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// `%X`, `@X` (X upper case), `{{` or `{%`: the only ways the placeholder patterns can match.
+fn maybe_placeholder(t: &str) -> bool {
+    let b = t.as_bytes();
+    (0..b.len().saturating_sub(1)).any(|i| match (b[i], b[i + 1]) {
+        (b'%' | b'@', c) => c.is_ascii_uppercase(),
+        // `{{ name` (Exim's own `{{` is followed by an operator or `$`), `{% `.
+        (b'{', b'{') => b[i + 2..]
+            .iter()
+            .find(|&&c| c != b' ' && c != b'-')
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_'),
+        (b'{', b'%') => true,
+        _ => false,
+    })
 }
 
 pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
@@ -137,12 +156,7 @@ fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
 /// text literally (typical: a Debian template read without update-exim4.conf's macros, or a
 /// macro used above its definition).
 fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
-    let Some(re) = lists::regex(
-        r"(^|[^A-Za-z0-9_${%@])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)($|[^A-Za-z0-9_}%@])",
-        false,
-    ) else {
-        return;
-    };
+    const PAT: &str = r"(^|[^A-Za-z0-9_${%@])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)($|[^A-Za-z0-9_}%@])";
     let items = cfg
         .options
         .iter()
@@ -161,6 +175,12 @@ fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
                 .map(|l| (format!("list {}", l.name), l.value.as_str(), &l.origin)),
         );
     for (what, value, origin) in items {
+        if !value.contains('_') || !value.bytes().any(|b| b.is_ascii_uppercase()) {
+            continue;
+        }
+        let Some(re) = lists::regex(PAT, false) else {
+            return;
+        };
         let Some(c) = re.captures(value) else {
             continue;
         };

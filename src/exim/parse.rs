@@ -112,6 +112,7 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         // section from what follows (ACL statements or driver options).
         if sec == Section::Main
             && cfg.sections.is_empty()
+            && looks_like_header(text)
             && EximLine::parse(Rule::instance_header, text).is_ok()
         {
             let next = next_text(&lines, idx);
@@ -192,7 +193,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 }
             }
             Section::Acl => {
-                if let Ok(mut p) = EximLine::parse(Rule::acl_verb_line, text) {
+                if let Some(Ok(mut p)) =
+                    starts_with_verb(text).then(|| EximLine::parse(Rule::acl_verb_line, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let v = it.next().and_then(|x| verb(x.as_str()));
                     let first = it
@@ -211,7 +214,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                             ),
                         ),
                     }
-                } else if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
+                } else if let Some(Ok(mut p)) =
+                    looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let name = it
                         .next()
@@ -244,7 +249,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 }
             }
             Section::Routers | Section::Transports | Section::Authenticators => {
-                if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
+                if let Some(Ok(mut p)) =
+                    looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let name = it
                         .next()
@@ -296,6 +303,23 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         }
     }
     cfg
+}
+
+/// Cheap pre-checks so that pest only runs the rule that can match (a failed parse builds
+/// an error value, which is most of the cost on a large configuration).
+fn looks_like_header(text: &str) -> bool {
+    let name_end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    name_end > 0 && text[name_end..].trim_start().starts_with(':')
+}
+
+fn starts_with_verb(text: &str) -> bool {
+    let w = text.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+    matches!(
+        w,
+        "accept" | "defer" | "deny" | "discard" | "drop" | "require" | "warn"
+    )
 }
 
 fn starts_ci(text: &str, word: &str) -> bool {
