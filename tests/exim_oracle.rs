@@ -257,6 +257,16 @@ fn relay_decisions_match_exim_bh() {
                         _ => Verdict::Unavailable,
                     };
                     compared += 1;
+                    // Where the model knows the exact reply (no $variables), the text must
+                    // match too, e.g. which `message =` applies.
+                    if theirs == d.result && d.result != Verdict::Accept {
+                        if let (Some(c), Some(t)) = (d.code, &d.text) {
+                            if !t.contains('$') && line != format!("{c} {t}") {
+                                mismatches
+                                    .push(format!("{cell}: relaydoctor `{c} {t}`, exim `{line}`"));
+                            }
+                        }
+                    }
                     if theirs != d.result {
                         mismatches.push(format!(
                             "{cell}: relaydoctor {} ({}), exim `{line}`",
