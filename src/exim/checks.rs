@@ -316,7 +316,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         Some(o) if cfg.acl(o.value.trim()).is_some() => {}
         _ => return, // EX101 / EX102 already say that every RCPT is refused
     }
-    let cells = super::matrix(ctx, cfg);
+    let cells = super::matrix(ctx, cfg, Some(RecipientClass::External));
     let has_auth_server = !cfg.server_authenticators().is_empty();
     for c in &cells {
         if c.client == ClientClass::Stranger && c.rcpt == RecipientClass::External {
