@@ -187,6 +187,19 @@ impl<'a> Eval<'a> {
                 ));
                 self.walk(acl, 0, 0, st, 0)
             }
+            None if super::parse::inline_acl(name, &setting.origin).is_some() => {
+                let acl = super::parse::inline_acl(name, &setting.origin);
+                let mut st = st;
+                st.trace.push(step(
+                    &setting.origin,
+                    format!("{option} = {name}"),
+                    "run the text as an inline ACL (no ACL of that name)",
+                ));
+                match acl {
+                    Some(a) => self.walk(&a, 0, 0, st, 0),
+                    None => Vec::new(),
+                }
+            }
             None => {
                 let mut st = st;
                 st.trace.push(step(

@@ -239,6 +239,10 @@ fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
             if cfg.acl(name).is_some() {
                 return Some(name.to_string());
             }
+            if super::parse::inline_acl(name, &o.origin).is_some() {
+                // A working inline ACL; the relay matrix judges what it does.
+                return None;
+            }
             let near = cfg
                 .acls
                 .iter()
@@ -313,7 +317,9 @@ fn origin_of(cfg: &Config, by: &Option<(std::path::PathBuf, usize)>) -> Option<O
 /// the decision matrix.
 fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     match cfg.option("acl_smtp_rcpt") {
-        Some(o) if cfg.acl(o.value.trim()).is_some() => {}
+        Some(o)
+            if cfg.acl(o.value.trim()).is_some()
+                || super::parse::inline_acl(o.value.trim(), &o.origin).is_some() => {}
         _ => return, // EX101 / EX102 already say that every RCPT is refused
     }
     let cells = super::matrix(ctx, cfg, Some(RecipientClass::External));

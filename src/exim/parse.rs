@@ -307,6 +307,35 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
 
 /// Cheap pre-checks so that pest only runs the rule that can match (a failed parse builds
 /// an error value, which is most of the cost on a large configuration).
+/// An option value such as `acl_smtp_rcpt = accept` that names no ACL: Exim compiles the
+/// text itself as an inline ACL. One statement (verb and optional first condition) fits on
+/// the line; None when the text does not start with a verb (Exim then fails: 451).
+pub fn inline_acl(text: &str, origin: &super::reader::Origin) -> Option<Acl> {
+    if !starts_with_verb(text) {
+        return None;
+    }
+    let line = LogicalLine {
+        text: text.to_string(),
+        origin: origin.clone(),
+        macros_used: Vec::new(),
+    };
+    let mut p = EximLine::parse(Rule::acl_verb_line, text).ok()?;
+    let mut it = p.next()?.into_inner();
+    let v = it.next().and_then(|x| verb(x.as_str()))?;
+    let first = it
+        .find(|c| c.as_rule() == Rule::acl_condition)
+        .map(|c| condition(c, &line));
+    Some(Acl {
+        name: format!("(inline) {text}"),
+        origin: origin.clone(),
+        stmts: vec![Stmt {
+            verb: v,
+            origin: origin.clone(),
+            conds: first.into_iter().collect(),
+        }],
+    })
+}
+
 fn looks_like_header(text: &str) -> bool {
     let name_end = text
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
