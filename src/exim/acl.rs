@@ -24,6 +24,8 @@ pub struct Envelope {
     pub sender: Option<String>,
     pub rcpt_local: String,
     pub rcpt_domain: String,
+    /// The port the client connected to ($received_port), when the decision is per port.
+    pub port: Option<u16>,
 }
 
 /// One way the evaluation can end.
@@ -53,6 +55,7 @@ pub struct Eval<'a> {
     pub env: &'a Envelope,
     pub primary_hostname: String,
     budget: Cell<usize>,
+    sub_cache: std::cell::RefCell<std::collections::HashMap<String, Vec<Branch>>>,
 }
 
 const MODIFIERS: &[&str] = &[
@@ -125,6 +128,7 @@ impl<'a> Eval<'a> {
             env,
             primary_hostname: primary,
             budget: Cell::new(512),
+            sub_cache: std::cell::RefCell::new(std::collections::HashMap::new()),
         }
     }
 
@@ -182,6 +186,19 @@ impl<'a> Eval<'a> {
                     "run ACL",
                 ));
                 self.walk(acl, 0, 0, st, 0)
+            }
+            None if super::parse::inline_acl(name, &setting.origin).is_some() => {
+                let acl = super::parse::inline_acl(name, &setting.origin);
+                let mut st = st;
+                st.trace.push(step(
+                    &setting.origin,
+                    format!("{option} = {name}"),
+                    "run the text as an inline ACL (no ACL of that name)",
+                ));
+                match acl {
+                    Some(a) => self.walk(&a, 0, 0, st, 0),
+                    None => Vec::new(),
+                }
             }
             None => {
                 let mut st = st;
@@ -441,14 +458,42 @@ impl<'a> Eval<'a> {
                 return self.split(acl, i, k, stmt, c, format!("the ACL {name}"), st, depth, by);
             }
         };
-        let mut sub_st = st.clone();
-        sub_st.message = None;
-        sub_st.endpass = false;
+        // The outcome of a called ACL does not depend on the caller's path, so it is computed
+        // once per envelope (Debian calls acl_local_deny_exceptions from several statements)
+        // and joined to the caller's trace and assumptions here.
+        let cached = self.sub_cache.borrow().get(name).cloned();
+        let sub_branches = match cached {
+            Some(b) => b,
+            None => {
+                let fresh = State {
+                    trace: Vec::new(),
+                    assumed: Vec::new(),
+                    message: None,
+                    endpass: false,
+                };
+                let b = self.walk(sub, 0, 0, fresh, depth + 1);
+                self.sub_cache
+                    .borrow_mut()
+                    .insert(name.to_string(), b.clone());
+                b
+            }
+        };
         let mut out = Vec::new();
-        for b in self.walk(sub, 0, 0, sub_st, depth + 1) {
+        for b in sub_branches {
+            let contradicts = b
+                .assumed
+                .iter()
+                .any(|(r, v)| st.assumed.iter().any(|(r2, v2)| r == r2 && v != v2));
+            if contradicts {
+                continue;
+            }
             let mut s2 = st.clone();
-            s2.trace = b.trace;
-            s2.assumed = b.assumed;
+            s2.trace.extend(b.trace.iter().cloned());
+            for a in &b.assumed {
+                if !s2.assumed.contains(a) {
+                    s2.assumed.push(a.clone());
+                }
+            }
             let sub_true = match b.verdict {
                 Verdict::Accept => true,
                 Verdict::Reject => false,
@@ -457,7 +502,7 @@ impl<'a> Eval<'a> {
                         decided_by: by.clone(),
                         trace: s2.trace,
                         assumed: s2.assumed,
-                        ..b
+                        ..b.clone()
                     });
                     continue;
                 }
@@ -518,6 +563,16 @@ impl<'a> Eval<'a> {
             },
             "encrypted" => M::No,
             "condition" if first_rcpt_guard(v) => M::No,
+            "condition" if port_test(v).is_some() => match (port_test(v), self.env.port) {
+                (Some((want, negate)), Some(p)) => {
+                    if (p == want) != negate {
+                        M::Yes
+                    } else {
+                        M::No
+                    }
+                }
+                _ => M::Unknown(format!("the port the client connected to ({})", v.trim())),
+            },
             "condition" => match expand(self.ctx, v) {
                 Ok(x) => {
                     let x = x.trim().to_ascii_lowercase();
@@ -567,6 +622,27 @@ impl<'a> Eval<'a> {
             _ => M::Unknown(format!("verify = {v}")),
         }
     }
+}
+
+/// `${if eq{$received_port}{587}}` (also `==`, `!eq`, `{yes}{no}` arms, $interface_port):
+/// the port a condition compares against, and whether the comparison is negated.
+pub fn port_test(v: &str) -> Option<(u16, bool)> {
+    if !v.contains("_port") {
+        return None;
+    }
+    let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let re = super::lists::regex(
+        r"^\$\{if(!?)(?:eq|==|=)\{\$(?:received_port|interface_port)\}\{(\d+)\}(?:\{(yes|true|1|no|false|0)\}(?:\{(yes|true|1|no|false|0)?\})?)?\}$",
+        false,
+    )?;
+    let c = re.captures(&t)?;
+    let port = c.get(2)?.as_str().parse().ok()?;
+    let negated = !c.get(1)?.as_str().is_empty();
+    // `{no}{yes}` arms invert the comparison.
+    let inverted = c
+        .get(3)
+        .is_some_and(|a| matches!(a.as_str(), "no" | "false" | "0"));
+    Some((port, negated != inverted))
 }
 
 /// `${if and {{>{$rcpt_count}{N}}...}}` with N >= 1 is false for the first recipient of a

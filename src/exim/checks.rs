@@ -33,14 +33,22 @@ pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
         ),
         (r"@[A-Z][A-Z0-9_]+@", "an @PLACEHOLDER@"),
     ];
-    let res: Vec<(regex::Regex, &str)> = pats
-        .iter()
-        .filter_map(|(p, d)| regex::Regex::new(p).ok().map(|r| (r, *d)))
-        .collect();
+    // Compiled on first use: most configurations have no line that passes the pre-filter.
+    let mut res: Vec<(regex::Regex, &str)> = Vec::new();
     let mut seen: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     for l in lines {
+        // Cheap pre-filter: every pattern needs one of these characters.
+        if !maybe_placeholder(&l.text) {
+            continue;
+        }
         if seen.contains(&l.origin.file) {
             continue;
+        }
+        if res.is_empty() {
+            res = pats
+                .iter()
+                .filter_map(|(p, d)| lists::regex(p, false).map(|r| (r, *d)))
+                .collect();
         }
         for (r, what) in &res {
             if let Some(m) = r.find(&l.text) {
@@ -60,12 +68,29 @@ pub fn placeholders(lines: &[LogicalLine], findings: &mut Vec<Finding>) {
     }
 }
 
+/// `%X`, `@X` (X upper case), `{{` or `{%`: the only ways the placeholder patterns can match.
+fn maybe_placeholder(t: &str) -> bool {
+    let b = t.as_bytes();
+    (0..b.len().saturating_sub(1)).any(|i| match (b[i], b[i + 1]) {
+        (b'%' | b'@', c) => c.is_ascii_uppercase(),
+        // `{{ name` (Exim's own `{{` is followed by an operator or `$`), `{% `.
+        (b'{', b'{') => b[i + 2..]
+            .iter()
+            .find(|&&c| c != b' ' && c != b'-')
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_'),
+        (b'{', b'%') => true,
+        _ => false,
+    })
+}
+
 pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     let cfg = &loaded.cfg;
     unknown_conditions(cfg, out);
+    undefined_macros(cfg, out);
     let rcpt = rcpt_acl(cfg, out);
     relay_matrix(ctx, cfg, out);
-    wide_hosts(ctx, cfg, out);
+    let mut reported = BTreeSet::new();
+    wide_hosts(ctx, cfg, &mut reported, out);
     relay_domains(ctx, cfg, out);
     auth(ctx, cfg, out);
     if let Some(acl) = rcpt {
@@ -79,6 +104,35 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     }
     dnsbl(cfg, out);
     upgrade(ctx, cfg, out);
+    if loaded.kind == super::Kind::Cpanel {
+        cpanel_host_files(ctx, cfg, &mut reported, out);
+    }
+}
+
+/// cPanel's host files: /etc/relayhosts and /etc/alwaysrelay grant relay, /etc/trustedmailhosts
+/// and /etc/skipsmtpcheckhosts skip the sender/recipient checks. A wide entry in any of them
+/// opens the server to everyone in that range, whether or not this exim.conf names the file.
+fn cpanel_host_files(
+    ctx: &Context,
+    cfg: &Config,
+    reported: &mut BTreeSet<(std::path::PathBuf, usize)>,
+    out: &mut Vec<Finding>,
+) {
+    for file in [
+        "/etc/relayhosts",
+        "/etc/alwaysrelay",
+        "/etc/trustedmailhosts",
+        "/etc/skipsmtpcheckhosts",
+    ] {
+        let origin = Origin {
+            file: std::path::PathBuf::from(format!("{file} (cPanel host file)")),
+            line: 0,
+            src: None,
+            start: 0,
+            end: 0,
+        };
+        check_host_list(ctx, cfg, file, &origin, &[], 0, reported, out);
+    }
 }
 
 /// EX002 for ACL conditions Exim does not know (reported when the ACL is compiled: the
@@ -94,6 +148,61 @@ fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
                 }
             }
         }
+    }
+}
+
+/// EX004: an upper-case NAME_WITH_UNDERSCORES left in a main option or named list after
+/// macro substitution: no macro of that name was defined before the line, so Exim uses the
+/// text literally (typical: a Debian template read without update-exim4.conf's macros, or a
+/// macro used above its definition).
+fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
+    const PAT: &str = r"(^|[^A-Za-z0-9_${%@])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)($|[^A-Za-z0-9_}%@])";
+    let items = cfg
+        .options
+        .iter()
+        // Environment variable names, not macros.
+        .filter(|o| !matches!(o.name.as_str(), "keep_environment" | "add_environment"))
+        .map(|o| {
+            (
+                format!("{} = {}", o.name, o.value),
+                o.value.as_str(),
+                &o.origin,
+            )
+        })
+        .chain(
+            cfg.lists
+                .iter()
+                .map(|l| (format!("list {}", l.name), l.value.as_str(), &l.origin)),
+        );
+    for (what, value, origin) in items {
+        if !value.contains('_') || !value.bytes().any(|b| b.is_ascii_uppercase()) {
+            continue;
+        }
+        let Some(re) = lists::regex(PAT, false) else {
+            return;
+        };
+        let Some(c) = re.captures(value) else {
+            continue;
+        };
+        let Some(tok) = c.get(2).map(|m| m.as_str()) else {
+            continue;
+        };
+        let def = cfg.macro_def(tok).map(|m| m.origin.as_ref());
+        let later = match def {
+            // Defined before this line: the token came out of a substitution, not a miss.
+            Some(Some(o)) if !(o.file == origin.file && o.line > origin.line) => continue,
+            Some(None) => continue,
+            Some(Some(o)) => format!("; it is defined later, at {}, and macros only apply to lines after their definition", o.describe()),
+            None => {
+                if tok.starts_with("MAIN_") || tok.starts_with("DC") || tok == "ETC_MAILNAME" {
+                    "; on Debian, update-exim4.conf defines it from update-exim4.conf.conf".to_string()
+                } else {
+                    String::new()
+                }
+            }
+        };
+        out.push(f("EX004", format!(
+            "`{tok}` in `{what}` looks like a macro, but no macro of that name is defined before this line: Exim uses the text literally{later}"), origin));
     }
 }
 
@@ -129,6 +238,10 @@ fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
             let name = o.value.trim();
             if cfg.acl(name).is_some() {
                 return Some(name.to_string());
+            }
+            if super::parse::inline_acl(name, &o.origin).is_some() {
+                // A working inline ACL; the relay matrix judges what it does.
+                return None;
             }
             let near = cfg
                 .acls
@@ -204,10 +317,12 @@ fn origin_of(cfg: &Config, by: &Option<(std::path::PathBuf, usize)>) -> Option<O
 /// the decision matrix.
 fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     match cfg.option("acl_smtp_rcpt") {
-        Some(o) if cfg.acl(o.value.trim()).is_some() => {}
+        Some(o)
+            if cfg.acl(o.value.trim()).is_some()
+                || super::parse::inline_acl(o.value.trim(), &o.origin).is_some() => {}
         _ => return, // EX101 / EX102 already say that every RCPT is refused
     }
-    let cells = super::matrix(ctx, cfg);
+    let cells = super::matrix(ctx, cfg, Some(RecipientClass::External));
     let has_auth_server = !cfg.server_authenticators().is_empty();
     for c in &cells {
         if c.client == ClientClass::Stranger && c.rcpt == RecipientClass::External {
@@ -239,7 +354,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     "open relay: a client from anywhere ({}) that is not authenticated gets `250 Accepted` for user@{}{when}; spammers can send through this server. Trace: {}",
                     super::STRANGER_IP, super::EXTERNAL_DOMAIN, trace_text(b));
                 let o = origin_of(cfg, &b.decided_by);
-                let mut fd = Finding::new("EX110", Mta::Exim, msg).service(super::SERVICE)
+                let mut fd = Finding::new("EX110", Mta::Exim, msg).service(c.service.clone())
                     .help("end the relay section with `require message = relay not permitted` + `domains = +local_domains : +relay_to_domains` before any unconditional accept");
                 if let Some(o) = o {
                     fd = fd.at(o.location());
@@ -268,7 +383,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     let msg = format!(
                         "authenticated clients cannot relay: after a successful SMTP AUTH, RCPT TO an external domain gets `{} {}`.{why} Trace: {}",
                         b.code.unwrap_or(550), b.text.clone().unwrap_or_default(), trace_text(b));
-                    let mut fd = Finding::new("EX120", Mta::Exim, msg).service(super::SERVICE)
+                    let mut fd = Finding::new("EX120", Mta::Exim, msg).service(c.service.clone())
                         .help("put `accept authenticated = *` before the `require ... domains = +local_domains : +relay_to_domains` statement");
                     if let Some(o) = o {
                         fd = fd.at(o.location());
@@ -285,7 +400,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     let msg = format!(
                         "hosts in relay_from_hosts (e.g. {}) cannot relay: RCPT TO an external domain gets `{} {}`. Trace: {}",
                         c.env.ip.map(|i| i.to_string()).unwrap_or_default(), b.code.unwrap_or(550), b.text.clone().unwrap_or_default(), trace_text(b));
-                    let mut fd = Finding::new("EX121", Mta::Exim, msg).service(super::SERVICE);
+                    let mut fd = Finding::new("EX121", Mta::Exim, msg).service(c.service.clone());
                     if let Some(o) = o {
                         fd = fd.at(o.location());
                     }
@@ -335,8 +450,12 @@ fn wide(item: &str) -> Option<String> {
 
 /// EX111: relay_from_hosts and hosts of relay-granting accept statements admitting everyone,
 /// also through macros (Debian's dc_relay_nets) and host files (cPanel).
-fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
-    let mut reported: BTreeSet<(std::path::PathBuf, usize)> = BTreeSet::new();
+fn wide_hosts(
+    ctx: &Context,
+    cfg: &Config,
+    reported: &mut BTreeSet<(std::path::PathBuf, usize)>,
+    out: &mut Vec<Finding>,
+) {
     let mut lists_to_check: Vec<(String, Origin, Vec<String>)> = Vec::new();
     if let Some(l) = cfg.list("relay_from_hosts") {
         lists_to_check.push((l.value.clone(), l.origin.clone(), l.macros_used.clone()));
@@ -377,7 +496,7 @@ fn wide_hosts(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         }
     }
     for (value, origin, used) in lists_to_check {
-        check_host_list(ctx, cfg, &value, &origin, &used, 0, &mut reported, out);
+        check_host_list(ctx, cfg, &value, &origin, &used, 0, reported, out);
     }
 }
 
@@ -435,9 +554,17 @@ fn check_host_list(
                                 start,
                                 end: start + key.len(),
                             };
+                            let how = if origin.line == 0 {
+                                "cPanel trusts the hosts in this file to relay or to skip the recipient checks".to_string()
+                            } else {
+                                format!(
+                                    "it is used as a relay-permitted host list (via {})",
+                                    origin.describe()
+                                )
+                            };
                             out.push(f("EX111", format!(
-                                "open relay: {} lists {w}, and it is used as a relay-permitted host list (via {}): every such host may send mail anywhere through this server",
-                                src.display.display(), origin.describe()), &o));
+                                "open relay: {} lists {w}, and {how}: every such host may send mail anywhere through this server",
+                                src.display.display()), &o));
                         }
                     }
                     off += raw.len();
@@ -635,6 +762,15 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
             );
             if !defer_ok {
                 fd = fd.severity(Severity::Error);
+                let raw = c.value().trim();
+                let with = if raw.contains("callout=") {
+                    format!("{raw},defer_ok")
+                } else {
+                    raw.replacen("callout", "callout=defer_ok", 1)
+                };
+                if let Some(fix) = replace_in_line(&c.origin, raw, &with, "accept the message when the callout cannot be completed (defer_ok); consider dropping the callout altogether") {
+                    fd = fd.fix(fix);
+                }
             }
             out.push(fd);
             if opts.contains("use_sender") || opts.contains("random") {
@@ -696,8 +832,12 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                         && !item.contains('=')
                         && !item.contains('&')
                     {
-                        out.push(f("EX151", format!(
-                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin));
+                        let mut fd = f("EX151", format!(
+                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin);
+                        if let Some(fix) = replace_in_line(&c.origin, &item, &format!("{item}=127.0.0.2..127.0.0.11"), "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers") {
+                            fd = fd.fix(fix);
+                        }
+                        out.push(fd);
                     }
                     if blocking && (item == "+include_unknown" || item == "+defer_unknown") {
                         out.push(f("EX152", format!(
@@ -708,6 +848,27 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// An (unsafe: behaviour-changing, for review) edit replacing the first `old` on the first
+/// physical line of `origin` by `new`. None when the text is not on that line (e.g. it came
+/// from a macro or a continuation line).
+fn replace_in_line(origin: &Origin, old: &str, new: &str, why: &str) -> Option<Fix> {
+    let src = origin.src.as_ref()?;
+    let line = src.text.get(origin.start..origin.end)?;
+    let at = line.find(old)?;
+    let start = origin.start + at;
+    Some(Fix {
+        applicability: Applicability::Unsafe,
+        description: why.to_string(),
+        edits: vec![Edit {
+            real_file: src.real.clone(),
+            file: src.display.clone(),
+            start,
+            end: start + old.len(),
+            replacement: new.to_string(),
+        }],
+    })
 }
 
 fn version_ge(v: &str, major: u32, minor: u32) -> bool {

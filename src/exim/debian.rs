@@ -122,8 +122,14 @@ pub fn run_parts(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Vec<
         if !p.is_file() {
             continue;
         }
-        let rul = dir.join(format!("{n}.rul"));
-        out.push(if rul.is_file() { rul } else { p });
+        let rul = format!("{n}.rul");
+        // Only stat NAME.rul when the listing has it.
+        let rul_path = dir.join(&rul);
+        out.push(if names.binary_search(&rul).is_ok() && rul_path.is_file() {
+            rul_path
+        } else {
+            p
+        });
     }
     out
 }

@@ -11,6 +11,44 @@ use ipnet::IpNet;
 use super::model::{Config, ListKind};
 use crate::context::Context;
 
+thread_local! {
+    /// Compiled regular expressions by (pattern, caseless): list items are matched for every
+    /// cell of the relay matrix, so each pattern is compiled once.
+    static REGEX: std::cell::RefCell<std::collections::HashMap<(String, bool), Option<regex::Regex>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+thread_local! {
+    static EXISTS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, bool>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// `${if exists{...}}` is asked for every evaluated statement of every matrix cell; the file
+/// system does not change during one run.
+fn exists_cached(ctx: &Context, path: &str) -> bool {
+    let real = ctx.root.resolve(Path::new(path));
+    EXISTS.with(|c| {
+        *c.borrow_mut()
+            .entry(real.clone())
+            .or_insert_with(|| real.exists())
+    })
+}
+
+/// Compile (once) an Exim/PCRE pattern; None when the Rust engine cannot handle it.
+pub fn regex(pat: &str, caseless: bool) -> Option<regex::Regex> {
+    REGEX.with(|c| {
+        c.borrow_mut()
+            .entry((pat.to_string(), caseless))
+            .or_insert_with(|| {
+                regex::RegexBuilder::new(pat)
+                    .case_insensitive(caseless)
+                    .build()
+                    .ok()
+            })
+            .clone()
+    })
+}
+
 /// Three-valued match result: the static model cannot always know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum M {
@@ -66,13 +104,25 @@ pub fn expand(ctx: &Context, s: &str) -> Result<String, String> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }
+    // \N...\N protects text (typically a regex ending in `$`) from expansion.
+    if s.contains("\\N") {
+        let mut out = String::new();
+        for (k, part) in s.split("\\N").enumerate() {
+            if k % 2 == 1 {
+                out.push_str(part);
+            } else {
+                out.push_str(&expand(ctx, part)?);
+            }
+        }
+        return Ok(out);
+    }
     let t = s.trim();
     if let Some(inner) = t.strip_prefix("${if").and_then(|r| r.strip_suffix('}')) {
         let inner = inner.trim_start();
         if let Some(args) = inner.strip_prefix("exists") {
             let groups = brace_groups(args.trim_start());
             if (2..=3).contains(&groups.len()) && !groups[0].contains('$') {
-                let exists = ctx.root.resolve(Path::new(groups[0].trim())).exists();
+                let exists = exists_cached(ctx, groups[0].trim());
                 let pick = if exists {
                     groups[1].clone()
                 } else {
@@ -371,17 +421,14 @@ impl<'a> Matcher<'a> {
         if let Some(n) = ip_key(item) {
             return if n.contains(&ip) { M::Yes } else { M::No };
         }
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
-        }
         if item == "@" {
             let p = self.subject.primary_hostname.to_string();
             return self.host_name_match(|n| n.eq_ignore_ascii_case(&p));
         }
         if item.starts_with('^') {
-            return match regex::Regex::new(item) {
-                Ok(r) => self.host_name_match(|n| r.is_match(n)),
-                Err(_) => M::Unknown(format!("the regular expression {item}")),
+            return match regex(item, false) {
+                Some(r) => self.host_name_match(|n| r.is_match(n)),
+                None => M::Unknown(format!("the regular expression {item}")),
             };
         }
         self.host_name_match(|n| glob(&item.to_ascii_lowercase(), &n.to_ascii_lowercase()))
@@ -389,9 +436,6 @@ impl<'a> Matcher<'a> {
 
     fn domain_item(&self, item: &str, domain: &str) -> M {
         let d = domain.to_ascii_lowercase();
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
-        }
         if item == "@" {
             return yes(d.eq_ignore_ascii_case(self.subject.primary_hostname));
         }
@@ -402,12 +446,9 @@ impl<'a> Matcher<'a> {
             return M::Unknown(format!("the DNS MX lookup {item}"));
         }
         if item.starts_with('^') {
-            return match regex::RegexBuilder::new(item)
-                .case_insensitive(true)
-                .build()
-            {
-                Ok(r) => yes(r.is_match(&d)),
-                Err(_) => M::Unknown(format!("the regular expression {item}")),
+            return match regex(item, true) {
+                Some(r) => yes(r.is_match(&d)),
+                None => M::Unknown(format!("the regular expression {item}")),
             };
         }
         if let Some(suffix) = item.strip_prefix('*') {
@@ -417,16 +458,10 @@ impl<'a> Matcher<'a> {
     }
 
     fn string_item(&self, item: &str, value: &str) -> M {
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
-        }
         if item.starts_with('^') {
-            return match regex::RegexBuilder::new(item)
-                .case_insensitive(true)
-                .build()
-            {
-                Ok(r) => yes(r.is_match(value)),
-                Err(_) => M::Unknown(format!("the regular expression {item}")),
+            return match regex(item, true) {
+                Some(r) => yes(r.is_match(value)),
+                None => M::Unknown(format!("the regular expression {item}")),
             };
         }
         if let Some(suffix) = item.strip_prefix('*') {
@@ -440,9 +475,6 @@ impl<'a> Matcher<'a> {
     fn address_item(&self, item: &str, addr: &str, depth: usize) -> M {
         if item.is_empty() {
             return yes(addr.is_empty());
-        }
-        if item.contains('$') {
-            return M::Unknown(format!("the expansion `{}`", shorten(item)));
         }
         if item.starts_with('^') {
             return self.string_item(item, addr);

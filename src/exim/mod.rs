@@ -232,6 +232,26 @@ pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
 
 /// Evaluate connect, MAIL and RCPT ACLs in order for one envelope.
 pub fn evaluate(ctx: &Context, cfg: &Config, env: &Envelope) -> Vec<Branch> {
+    // Exim's address parser refuses a recipient domain with characters outside letters,
+    // digits, '-' and '.' (or a [literal]) before any ACL runs: `501 <...>: malformed address`.
+    if !valid_domain(&env.rcpt_domain) {
+        return vec![Branch {
+            verdict: crate::relay::Verdict::Reject,
+            code: Some(501),
+            text: Some(format!(
+                "<{}@{}>: malformed address",
+                env.rcpt_local, env.rcpt_domain
+            )),
+            trace: vec![crate::relay::TraceStep {
+                file: PathBuf::from("(SMTP)"),
+                line: 0,
+                entry: format!("RCPT TO:<{}@{}>", env.rcpt_local, env.rcpt_domain),
+                effect: "reject: not a syntactically valid address".into(),
+            }],
+            assumed: Vec::new(),
+            decided_by: None,
+        }];
+    }
     let ev = Eval::new(ctx, cfg, env, primary_hostname(ctx, cfg));
     let mut out = Vec::new();
     for c in ev.run_option("acl_smtp_connect", false) {
@@ -259,6 +279,15 @@ pub fn evaluate(ctx: &Context, cfg: &Config, env: &Envelope) -> Vec<Branch> {
         }
     }
     out
+}
+
+pub fn valid_domain(d: &str) -> bool {
+    if d.starts_with('[') && d.ends_with(']') {
+        return true;
+    }
+    !d.is_empty()
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 fn join(a: &Branch, mut b: Branch) -> Branch {
@@ -293,7 +322,7 @@ fn literal_domain(ctx: &Context, cfg: &Config, list: &str, primary: &str) -> Opt
             && !i.contains(';')
             && i.as_str() != "localhost"
     };
-    if let Some(i) = items.iter().find(lit) {
+    if let Some(i) = items.iter().filter(|i| valid_domain(i)).find(lit) {
         return Some(i.to_ascii_lowercase());
     }
     if items.iter().any(|i| i == "@") {
@@ -343,9 +372,82 @@ pub struct Cell {
     pub env: Envelope,
     pub branches: Vec<Branch>,
     pub decision: Decision,
+    pub service: String,
 }
 
-pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
+/// A listening port Exim's daemon serves (daemon_smtp_ports, tls_on_connect_ports).
+pub struct Service {
+    pub name: String,
+    pub port: Option<u16>,
+}
+
+fn port_number(s: &str) -> Option<u16> {
+    match s.trim() {
+        "smtp" => Some(25),
+        "submission" => Some(587),
+        "smtps" | "submissions" | "ssmtp" => Some(465),
+        n => n.parse().ok(),
+    }
+}
+
+/// Decisions are per port only when an ACL condition tests `$received_port` /
+/// `$interface_port`; otherwise every port runs the same ACLs and one decision ("smtp")
+/// stands for all of them.
+pub fn services(cfg: &Config) -> Vec<Service> {
+    let per_port = cfg.acls.iter().any(|a| {
+        a.stmts.iter().any(|s| {
+            s.conds.iter().any(|c| {
+                c.value().contains("received_port") || c.value().contains("interface_port")
+            })
+        })
+    });
+    if !per_port {
+        return vec![Service {
+            name: SERVICE.into(),
+            port: None,
+        }];
+    }
+    let ports = cfg
+        .option("daemon_smtp_ports")
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| "smtp".into());
+    let tls: Vec<u16> = cfg
+        .option("tls_on_connect_ports")
+        .map(|o| {
+            lists::split(&o.value)
+                .iter()
+                .filter_map(|p| port_number(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out: Vec<Service> = Vec::new();
+    for p in lists::split(&ports).iter().filter_map(|p| port_number(p)) {
+        let name = match p {
+            25 => "smtp".to_string(),
+            587 => "submission".to_string(),
+            465 if tls.contains(&465) => "smtps".to_string(),
+            n if tls.contains(&n) => format!("smtps/{n}"),
+            n => format!("smtp/{n}"),
+        };
+        if !out.iter().any(|s| s.port == Some(p)) {
+            out.push(Service {
+                name,
+                port: Some(p),
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(Service {
+            name: SERVICE.into(),
+            port: None,
+        });
+    }
+    out
+}
+
+/// The relay matrix; `only` restricts it to one recipient class (lint's rules only look at
+/// external recipients, so it skips the other two thirds of the work).
+pub fn matrix(ctx: &Context, cfg: &Config, only: Option<RecipientClass>) -> Vec<Cell> {
     let cl = classes(ctx, cfg);
     let stranger: IpAddr = STRANGER_IP
         .parse()
@@ -361,6 +463,9 @@ pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
             ClientClass::Authenticated => (stranger, Some("alice".to_string())),
         };
         for rcpt in RecipientClass::ALL {
+            if only.is_some_and(|o| o != rcpt) {
+                continue;
+            }
             let domain = match rcpt {
                 RecipientClass::Local => cl.local_domain.clone(),
                 RecipientClass::Relay => cl.relay_domain.clone(),
@@ -374,16 +479,24 @@ pub fn matrix(ctx: &Context, cfg: &Config) -> Vec<Cell> {
                 sender: None,
                 rcpt_local: "user".into(),
                 rcpt_domain: domain,
+                port: None,
             };
-            let branches = evaluate(ctx, cfg, &env);
-            let decision = acl::decide(SERVICE, &branches);
-            out.push(Cell {
-                client,
-                rcpt,
-                env,
-                branches,
-                decision,
-            });
+            for svc in services(cfg) {
+                let env = Envelope {
+                    port: svc.port,
+                    ..env.clone()
+                };
+                let branches = evaluate(ctx, cfg, &env);
+                let decision = acl::decide(&svc.name, &branches);
+                out.push(Cell {
+                    client,
+                    rcpt,
+                    env,
+                    branches,
+                    decision,
+                    service: svc.name.clone(),
+                });
+            }
         }
     }
     out
@@ -416,9 +529,18 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
         }),
         rcpt_local: lp.to_string(),
         rcpt_domain: dom.to_ascii_lowercase(),
+        port: None,
     };
-    let branches = evaluate(ctx, &loaded.cfg, &env);
-    Ok(vec![acl::decide(SERVICE, &branches)])
+    let mut out = Vec::new();
+    for svc in services(&loaded.cfg) {
+        let env = Envelope {
+            port: svc.port,
+            ..env.clone()
+        };
+        let branches = evaluate(ctx, &loaded.cfg, &env);
+        out.push(acl::decide(&svc.name, &branches));
+    }
+    Ok(out)
 }
 
 pub fn mta() -> Mta {

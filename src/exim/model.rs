@@ -171,7 +171,7 @@ impl Config {
             .map(|m| match &m.origin {
                 Some(o) => format!("{} (defined at {})", m.name, o.describe()),
                 None if m.command_line => format!("{} (--define)", m.name),
-                None => m.name.clone(),
+                None => m.name.to_string(),
             })
             .collect();
         if parts.is_empty() {

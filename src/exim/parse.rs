@@ -112,6 +112,7 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         // section from what follows (ACL statements or driver options).
         if sec == Section::Main
             && cfg.sections.is_empty()
+            && looks_like_header(text)
             && EximLine::parse(Rule::instance_header, text).is_ok()
         {
             let next = next_text(&lines, idx);
@@ -122,7 +123,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
             };
             cfg.sections.push((sec, line.origin.clone()));
         }
-        if let Ok(mut p) = EximLine::parse(Rule::begin_line, text) {
+        if let Some(Ok(mut p)) =
+            starts_ci(text, "begin").then(|| EximLine::parse(Rule::begin_line, text))
+        {
             let name = p
                 .next()
                 .and_then(|b| b.into_inner().next())
@@ -147,7 +150,10 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         }
         match sec {
             Section::Main => {
-                if let Ok(mut p) = EximLine::parse(Rule::named_list, text) {
+                if let Some(Ok(mut p)) = text
+                    .contains("list")
+                    .then(|| EximLine::parse(Rule::named_list, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let kind = it
                         .next()
@@ -187,7 +193,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 }
             }
             Section::Acl => {
-                if let Ok(mut p) = EximLine::parse(Rule::acl_verb_line, text) {
+                if let Some(Ok(mut p)) =
+                    starts_with_verb(text).then(|| EximLine::parse(Rule::acl_verb_line, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let v = it.next().and_then(|x| verb(x.as_str()));
                     let first = it
@@ -206,7 +214,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                             ),
                         ),
                     }
-                } else if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
+                } else if let Some(Ok(mut p)) =
+                    looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let name = it
                         .next()
@@ -239,7 +249,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 }
             }
             Section::Routers | Section::Transports | Section::Authenticators => {
-                if let Ok(mut p) = EximLine::parse(Rule::instance_header, text) {
+                if let Some(Ok(mut p)) =
+                    looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
+                {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
                     let name = it
                         .next()
@@ -291,6 +303,57 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
         }
     }
     cfg
+}
+
+/// Cheap pre-checks so that pest only runs the rule that can match (a failed parse builds
+/// an error value, which is most of the cost on a large configuration).
+/// An option value such as `acl_smtp_rcpt = accept` that names no ACL: Exim compiles the
+/// text itself as an inline ACL. One statement (verb and optional first condition) fits on
+/// the line; None when the text does not start with a verb (Exim then fails: 451).
+pub fn inline_acl(text: &str, origin: &super::reader::Origin) -> Option<Acl> {
+    if !starts_with_verb(text) {
+        return None;
+    }
+    let line = LogicalLine {
+        text: text.to_string(),
+        origin: origin.clone(),
+        macros_used: Vec::new(),
+    };
+    let mut p = EximLine::parse(Rule::acl_verb_line, text).ok()?;
+    let mut it = p.next()?.into_inner();
+    let v = it.next().and_then(|x| verb(x.as_str()))?;
+    let first = it
+        .find(|c| c.as_rule() == Rule::acl_condition)
+        .map(|c| condition(c, &line));
+    Some(Acl {
+        name: format!("(inline) {text}"),
+        origin: origin.clone(),
+        stmts: vec![Stmt {
+            verb: v,
+            origin: origin.clone(),
+            conds: first.into_iter().collect(),
+        }],
+    })
+}
+
+fn looks_like_header(text: &str) -> bool {
+    let name_end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    name_end > 0 && text[name_end..].trim_start().starts_with(':')
+}
+
+fn starts_with_verb(text: &str) -> bool {
+    let w = text.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+    matches!(
+        w,
+        "accept" | "defer" | "deny" | "discard" | "drop" | "require" | "warn"
+    )
+}
+
+fn starts_ci(text: &str, word: &str) -> bool {
+    text.get(..word.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(word))
 }
 
 fn next_text(lines: &[LogicalLine], idx: usize) -> &str {

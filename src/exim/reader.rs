@@ -10,6 +10,7 @@
 //! command-line (-D / --define) macros win, and a new name containing an earlier macro's name
 //! is a configuration error. Every logical line keeps the real file and line it came from.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,8 +52,9 @@ impl Origin {
 
 #[derive(Debug, Clone)]
 pub struct Macro {
-    pub name: String,
-    pub value: String,
+    /// Borrowed for the ~740 built-ins (no allocation per run), owned for the rest.
+    pub name: Cow<'static, str>,
+    pub value: Cow<'static, str>,
     pub origin: Option<Origin>,
     pub builtin: bool,
     pub command_line: bool,
@@ -93,8 +95,8 @@ pub fn builtin_macros() -> Vec<Macro> {
         .filter(|l| l.starts_with('_'))
         .filter_map(|l| l.split_once('='))
         .map(|(n, v)| Macro {
-            name: n.to_string(),
-            value: v.to_string(),
+            name: Cow::Borrowed(n),
+            value: Cow::Borrowed(v),
             origin: None,
             builtin: true,
             command_line: false,
@@ -132,17 +134,24 @@ impl Frame {
                 server,
             } => {
                 let text = &src.text;
-                if *pos >= text.len() {
-                    return None;
-                }
-                let start = *pos;
-                let end = text[start..]
-                    .find('\n')
-                    .map(|i| start + i)
-                    .unwrap_or(text.len());
-                *pos = end + 1;
-                *lineno += 1;
-                let raw = text[start..end].trim_end_matches('\r');
+                let (start, raw) = loop {
+                    if *pos >= text.len() {
+                        return None;
+                    }
+                    let start = *pos;
+                    let end = text[start..]
+                        .find('\n')
+                        .map(|i| start + i)
+                        .unwrap_or(text.len());
+                    *pos = end + 1;
+                    *lineno += 1;
+                    let raw = text[start..end].trim_end_matches('\r');
+                    // Comment lines are dropped by the reader whatever the state (also inside
+                    // continuations), so skip them here without building anything.
+                    if !raw.trim_start().starts_with('#') {
+                        break (start, raw);
+                    }
+                };
                 let lead = raw.len() - raw.trim_start().len();
                 Some(Phys {
                     text: raw.to_string(),
@@ -190,6 +199,7 @@ pub struct Reader<'a> {
     files: Vec<PathBuf>,
     /// Lines inserted after the line starting with `UPEX4CmacrosUPEX4C` (Debian).
     pub debian_seed: Option<Vec<(String, Origin)>>,
+    builtin_names: std::collections::HashSet<String>,
 }
 
 fn is_upper(b: u8) -> bool {
@@ -204,6 +214,19 @@ fn candidate(bytes: &[u8], i: usize) -> bool {
     }
 }
 
+fn find_from(hay: &str, from: usize, needle: &[u8]) -> Option<usize> {
+    let b = hay.as_bytes();
+    let first = *needle.first()?;
+    let mut i = from;
+    while i + needle.len() <= b.len() {
+        if b[i] == first && b[i..].starts_with(needle) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 fn skip_to_candidate(s: &str, mut i: usize) -> usize {
     let b = s.as_bytes();
     while i < b.len() && !candidate(b, i) {
@@ -216,10 +239,11 @@ impl<'a> Reader<'a> {
     pub fn new(ctx: &'a Context) -> Reader<'a> {
         let mut macros = builtin_macros();
         let first_user = macros.len();
+        let builtin_names = macros.iter().map(|m| m.name.to_string()).collect();
         for (n, v) in &ctx.options.exim_defines {
             macros.push(Macro {
-                name: n.clone(),
-                value: v.clone(),
+                name: n.clone().into(),
+                value: v.clone().into(),
                 origin: None,
                 builtin: false,
                 command_line: true,
@@ -232,6 +256,7 @@ impl<'a> Reader<'a> {
             findings: Vec::new(),
             files: Vec::new(),
             debian_seed: None,
+            builtin_names,
         }
     }
 
@@ -274,12 +299,14 @@ impl<'a> Reader<'a> {
                 break;
             }
             let mut t = s;
-            while let Some(off) = buf.get(t..).and_then(|r| r.find(m.name.as_str())) {
-                let p = t + off;
+            // Every occurrence of a macro name starts at a candidate position (an upper-case
+            // letter, or `_` + upper case for built-ins), so a byte scan finds the same
+            // matches as Exim's strstr() without building a searcher per macro and line.
+            while let Some(p) = find_from(&buf, t, m.name.as_bytes()) {
                 buf.replace_range(p..p + m.name.len(), &m.value);
                 t = skip_to_candidate(&buf, p + m.value.len());
-                if !used.contains(&m.name) {
-                    used.push(m.name.clone());
+                if !used.iter().any(|u| u == &m.name) {
+                    used.push(m.name.to_string());
                 }
                 if t >= buf.len() {
                     break;
@@ -325,12 +352,23 @@ impl<'a> Reader<'a> {
             return;
         }
         let mut existing = None;
-        for (k, m) in self.macros.iter().enumerate() {
+        // Built-in names all start with `_`: only a name containing one of them at a `_`
+        // can clash, so look those up by substring instead of scanning ~740 names.
+        let builtin_clash = name.match_indices('_').find_map(|(i, _)| {
+            (i + 2..=name.len())
+                .find_map(|j| self.builtin_names.get(&name[i..j]).map(|_| &name[i..j]))
+        });
+        let first_checked = if builtin_clash.is_some() {
+            0
+        } else {
+            self.first_user
+        };
+        for (k, m) in self.macros.iter().enumerate().skip(first_checked) {
             if m.name == name {
                 existing = Some(k);
                 break;
             }
-            if m.name.len() < name.len() && name.contains(m.name.as_str()) {
+            if m.name.len() < name.len() && name.contains(m.name.as_ref()) {
                 let at = m
                     .origin
                     .as_ref()
@@ -347,7 +385,7 @@ impl<'a> Reader<'a> {
         match existing {
             Some(k) if self.macros[k].command_line => {}
             Some(k) if redef => {
-                self.macros[k].value = value;
+                self.macros[k].value = Cow::Owned(value);
                 self.macros[k].origin = Some(origin.clone());
             }
             Some(k) => {
@@ -368,8 +406,8 @@ impl<'a> Reader<'a> {
                 format!("can't redefine an undefined macro \"{name}\"; Exim refuses to start"),
             ),
             None => self.macros.push(Macro {
-                name: name.to_string(),
-                value,
+                name: name.to_string().into(),
+                value: value.into(),
                 origin: Some(origin.clone()),
                 builtin: false,
                 command_line: false,
@@ -421,8 +459,13 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             };
-            last_origin = Some(phys.origin.clone());
             let logical_start = cur.is_none();
+            // A comment stays a comment after substitution (it starts at the first upper-case
+            // letter, never at the leading `#`), so comment lines need no macro work.
+            if phys.text.trim_start().starts_with('#') {
+                continue;
+            }
+            last_origin = Some(phys.origin.clone());
             let (text, used) = self.expand(&phys.text, logical_start);
             if text.starts_with('#') {
                 continue;
