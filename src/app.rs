@@ -146,17 +146,7 @@ fn cmd_lint(a: &LintArgs) -> i32 {
     }
 
     if a.diff {
-        let plans = fix::plan(&report.findings, false);
-        let mut out = String::new();
-        for p in &plans {
-            if let Some(d) = fix::diff(&ctx, p) {
-                out.push_str(&d);
-            }
-        }
-        if plans.is_empty() {
-            out.push_str("No safe fixes to show.\n");
-        }
-        return finish(&out, report.fails(threshold));
+        return finish(&diff_text(&ctx, &report), report.fails(threshold));
     }
     if a.fix {
         let plans = fix::plan(&report.findings, false);
@@ -501,6 +491,42 @@ pub fn rules_markdown() -> String {
         }
         if !r.references.is_empty() {
             let _ = write!(out, "\nReferences: {}\n", r.references.join("; "));
+        }
+    }
+    out
+}
+
+/// `--diff`: the safe fixes (what `--fix` would write) as one patch, then the fixes that need
+/// review, separately, so piping the first part to `patch` never applies an unsafe one.
+fn diff_text(ctx: &Context, report: &Report) -> String {
+    use crate::finding::Applicability;
+    let safe = fix::plan(&report.findings, false);
+    let unsafe_only: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| {
+            f.fix
+                .as_ref()
+                .is_some_and(|x| x.applicability == Applicability::Unsafe)
+        })
+        .cloned()
+        .collect();
+    let review = fix::plan(&unsafe_only, true);
+    let mut out = String::new();
+    for p in &safe {
+        if let Some(d) = fix::diff(ctx, p) {
+            out.push_str(&d);
+        }
+    }
+    if safe.is_empty() {
+        out.push_str("No safe fixes to show.\n");
+    }
+    if !review.is_empty() {
+        out.push_str("\n# Fixes to review: they change behaviour, so --fix does not apply them.\n");
+        for p in &review {
+            if let Some(d) = fix::diff(ctx, p) {
+                out.push_str(&d);
+            }
         }
     }
     out

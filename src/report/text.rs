@@ -97,7 +97,9 @@ pub fn finding(out: &mut String, f: &Finding, ctx: Option<&Context>, color: bool
     if let Some(fix) = &f.fix {
         let kind = match fix.applicability {
             crate::finding::Applicability::Safe => "fix (safe, --fix applies it)",
-            crate::finding::Applicability::Unsafe => "fix (review first; shown by --diff only)",
+            crate::finding::Applicability::Unsafe => {
+                "fix (review first: --diff shows it, --fix does not apply it)"
+            }
         };
         let _ = writeln!(
             out,
