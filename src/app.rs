@@ -83,7 +83,29 @@ fn context(
     ))
 }
 
+/// A `--select`/`--ignore` entry that names no rule is almost always a typo; in a cron job
+/// it would silently turn the check into "healthy" forever, so it is an error.
+fn check_codes(list: &[String], flag: &str) -> Result<(), String> {
+    let cat = catalogue::all();
+    for c in list
+        .iter()
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty())
+    {
+        if !cat.keys().any(|k| k.starts_with(&c)) {
+            return Err(format!(
+                "{flag} {c}: no rule code starts with {c} (`relaydoctor rules` lists them)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn lint_once(a: &LintArgs, config: &Config) -> Result<(Context, Report), String> {
+    check_codes(&a.select, "--select")?;
+    check_codes(&a.ignore, "--ignore")?;
+    check_codes(&config.select, "select in relaydoctor.toml:")?;
+    check_codes(&config.ignore, "ignore in relaydoctor.toml:")?;
     let ctx = context(&a.target, a.target_version.clone(), a.target_compat.clone())?;
     let mut report = lint::run_with_progress(
         &ctx,
@@ -140,8 +162,17 @@ fn cmd_lint(a: &LintArgs) -> i32 {
         );
     }
     if let Some(path) = &a.baseline {
+        let before = report.findings.len();
         if let Err(e) = baseline::filter(&ctx, &mut report.findings, path) {
             return fail(e);
+        }
+        let hidden = before - report.findings.len();
+        if hidden > 0 && !a.quiet && a.output.is_none() {
+            eprintln!(
+                "relaydoctor: {hidden} known finding{} hidden by baseline {}",
+                if hidden == 1 { "" } else { "s" },
+                path.display()
+            );
         }
     }
 
@@ -149,7 +180,11 @@ fn cmd_lint(a: &LintArgs) -> i32 {
         return finish(&diff_text(&ctx, &report), report.fails(threshold));
     }
     if a.fix {
-        let plans = fix::plan(&report.findings, false);
+        let (fixable, withheld) = fixable(&report.findings);
+        for w in &withheld {
+            eprintln!("relaydoctor: {w}");
+        }
+        let plans = fix::plan(&fixable, false);
         let mut failed = false;
         for p in &plans {
             match fix::apply(&ctx, p) {
@@ -500,9 +535,9 @@ pub fn rules_markdown() -> String {
 /// review, separately, so piping the first part to `patch` never applies an unsafe one.
 fn diff_text(ctx: &Context, report: &Report) -> String {
     use crate::finding::Applicability;
-    let safe = fix::plan(&report.findings, false);
-    let unsafe_only: Vec<_> = report
-        .findings
+    let (fixable, withheld) = fixable(&report.findings);
+    let safe = fix::plan(&fixable, false);
+    let unsafe_only: Vec<_> = fixable
         .iter()
         .filter(|f| {
             f.fix
@@ -521,6 +556,9 @@ fn diff_text(ctx: &Context, report: &Report) -> String {
     if safe.is_empty() {
         out.push_str("No safe fixes to show.\n");
     }
+    for w in &withheld {
+        out.push_str(&format!("# {w}\n"));
+    }
     if !review.is_empty() {
         out.push_str("\n# Fixes to review: they change behaviour, so --fix does not apply them.\n");
         for p in &review {
@@ -530,4 +568,44 @@ fn diff_text(ctx: &Context, report: &Report) -> String {
         }
     }
     out
+}
+
+/// Findings whose fixes may be offered, and a note for each file whose fixes are withheld.
+/// A file with syntax errors (a template, a half-edited file) is not what the MTA runs and
+/// not what the other rules understood: their "mechanical" edits could break it further
+/// (e.g. removing a "duplicate" that is really the other branch of a template `if`). Only
+/// the syntax findings' own fixes stay.
+fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding>, Vec<String>) {
+    use std::collections::BTreeSet;
+    let broken: BTreeSet<_> = findings
+        .iter()
+        .filter(|f| f.category == "syntax" && f.severity == Severity::Error)
+        .filter_map(|f| f.location.as_ref().map(|l| l.file.clone()))
+        .collect();
+    let mut withheld = BTreeSet::new();
+    let keep = findings
+        .iter()
+        .filter(|f| {
+            let Some(fx) = &f.fix else { return true };
+            let hit = fx.edits.iter().find(|e| broken.contains(&e.file));
+            match hit {
+                Some(e) if !(f.category == "syntax" && f.severity == Severity::Error) => {
+                    withheld.insert(e.file.clone());
+                    false
+                }
+                _ => true,
+            }
+        })
+        .cloned()
+        .collect();
+    let notes = withheld
+        .into_iter()
+        .map(|p| {
+            format!(
+                "fixes for {} withheld: it has syntax errors (a template or a half-edited file?); fix those first",
+                p.display()
+            )
+        })
+        .collect();
+    (keep, notes)
 }

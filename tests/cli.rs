@@ -271,3 +271,45 @@ fn diff_previews_and_fix_applies_with_backup() {
         "re-lint after --fix: {v}"
     );
 }
+
+#[test]
+fn a_select_or_ignore_code_that_names_no_rule_is_an_error() {
+    // In a cron job a typo would otherwise mean "healthy" forever.
+    bin()
+        .args(["lint", "--select", "PF9x9", "--root"])
+        .arg(fixture("rules/RD003/bad"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--select PF9X9: no rule code starts with",
+        ));
+    bin()
+        .args(["lint", "--ignore", "QX", "--root"])
+        .arg(fixture("rules/RD003/bad"))
+        .assert()
+        .code(2);
+}
+
+/// A file that does not parse (here a Jinja template) gets no "mechanical" fixes from other
+/// rules: removing a "duplicate" that is really the other branch of a template `if` would
+/// break it.
+#[test]
+fn fixes_are_withheld_for_files_with_syntax_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/postfix");
+    std::fs::create_dir_all(&etc).unwrap();
+    let text = "compatibility_level = 3.6\n{% if relay_port == \"465\" %}\nsmtp_tls_security_level = encrypt\n{% else %}\nsmtp_tls_security_level = may\n{% endif %}\n";
+    std::fs::write(etc.join("main.cf"), text).unwrap();
+    bin()
+        .args(["lint", "--diff", "--root"])
+        .arg(dir.path())
+        .assert()
+        .stdout(predicate::str::contains("withheld"))
+        .stdout(predicate::str::contains("-smtp_tls_security_level").not());
+    bin()
+        .args(["lint", "--fix", "--root"])
+        .arg(dir.path())
+        .assert()
+        .stderr(predicate::str::contains("withheld"));
+    assert_eq!(std::fs::read_to_string(etc.join("main.cf")).unwrap(), text);
+}

@@ -152,7 +152,7 @@ fn nagios_status_line_and_exit_codes() {
         .code(1)
         .stdout(predicate::str::starts_with("RELAYDOCTOR WARNING - "));
     bin()
-        .args(["lint", "--format", "nagios", "--select", "QM999", "--root"])
+        .args(["lint", "--format", "nagios", "--ignore", "QM", "--root"])
         .arg(demo())
         .assert()
         .code(0)
