@@ -134,25 +134,25 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
     let src = &main.source;
     let text = src.text.as_str();
     for e in &main.parsed.entries {
-        let Some(k) = e
-            .words
-            .iter()
-            .position(|w| text[w.start..].starts_with('#'))
-        else {
+        if !e.value.contains('#') {
+            continue;
+        }
+        let words: Vec<Span> = e.words(text).collect();
+        let Some(k) = words.iter().position(|w| text[w.start..].starts_with('#')) else {
             continue;
         };
-        let hash = e.words[k];
+        let hash = words[k];
         // The comment runs to the last word on the same physical line; later continuation
         // lines are value again.
         let mut end = hash.end;
-        for w in &e.words[k + 1..] {
+        for w in &words[k + 1..] {
             if text[end..w.start].contains('\n') {
                 break;
             }
             end = w.end;
         }
         let comment = &text[hash.start..end];
-        let del_start = match k.checked_sub(1).map(|i| e.words[i]) {
+        let del_start = match k.checked_sub(1).map(|i| words[i]) {
             Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
             _ => hash.start,
         };
@@ -238,7 +238,15 @@ impl Used {
                     names.insert(n.to_string());
                 }
             }
-            if v.contains(':') {
+            const DBMS: [&str; 6] = [
+                "ldap:",
+                "mysql:",
+                "pgsql:",
+                "sqlite:",
+                "memcache:",
+                "mongodb:",
+            ];
+            if v.contains(':') && DBMS.iter().any(|d| v.contains(d)) {
                 for w in v.split(|c: char| c.is_whitespace() || c == ',') {
                     if let Some((ty, rest)) = w.split_once(':') {
                         if matches!(
@@ -826,6 +834,13 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         .unwrap_or_default();
     let is_restriction_list =
         |name: &str| name.ends_with("_restrictions") || classes.contains(name);
+    // Words are only split where a deprecated restriction name occurs at all.
+    let restriction_names: Vec<&str> = p
+        .deprecated
+        .iter()
+        .filter(|d| d.kind == "restriction")
+        .map(|d| d.name.as_str())
+        .collect();
     if let Some(main) = &m.main {
         let src = &main.source;
         for e in &main.parsed.entries {
@@ -840,8 +855,9 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     });
                 }
             }
-            if is_restriction_list(&e.name) {
-                for w in &e.words {
+            if is_restriction_list(&e.name) && restriction_names.iter().any(|r| e.value.contains(r))
+            {
+                for w in e.words(&src.text) {
                     let t = w.text(&src.text).trim_end_matches(',');
                     if p.deprecation(t).is_some_and(|d| d.kind == "restriction") {
                         uses.push(Use {

@@ -126,8 +126,8 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
 
-/// Join words into a value the way Postfix reads it: text within one physical line is kept
-/// as written, the break between continuation lines becomes one space.
+/// Join per-line segments into a value the way Postfix reads it: text within one physical
+/// line is kept as written, the break between continuation lines becomes one space.
 fn join_words(src: &str, words: &[Span]) -> String {
     let mut s = String::new();
     let mut prev: Option<Span> = None;
@@ -160,8 +160,33 @@ pub struct MainEntry {
     /// The whole logical line.
     pub span: Span,
     pub line: usize,
-    /// Each whitespace-separated word of the value.
-    pub words: Vec<Span>,
+    /// The value text on each physical line (first to last word of that line).
+    pub segments: Vec<Span>,
+}
+
+impl MainEntry {
+    /// Each whitespace-separated word of the value, as spans of the file.
+    pub fn words<'a>(&'a self, text: &'a str) -> impl Iterator<Item = Span> + 'a {
+        self.segments.iter().flat_map(move |seg| {
+            let base = seg.start;
+            let t = seg.text(text);
+            let mut out = Vec::new();
+            let mut start = None;
+            for (i, c) in t.char_indices() {
+                if matches!(c, ' ' | '\t' | '\r' | '\x0B' | '\x0C') {
+                    if let Some(s0) = start.take() {
+                        out.push(Span::new(base + s0, base + i));
+                    }
+                } else if start.is_none() {
+                    start = Some(i);
+                }
+            }
+            if let Some(s0) = start {
+                out.push(Span::new(base + s0, base + t.len()));
+            }
+            out
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -217,7 +242,7 @@ pub fn parse_main(text: &str) -> MainCf {
                     value_span,
                     span: l.span,
                     line: l.line,
-                    words,
+                    segments: words,
                 });
             }
             Err(_) => {
