@@ -72,7 +72,7 @@ pub struct Problem {
 /// Split `text` into logical lines. Also returns indented lines that precede the first
 /// logical line (Postfix ignores them).
 pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
-    let mut out: Vec<LogicalLine> = Vec::new();
+    let mut out: Vec<LogicalLine> = Vec::with_capacity(text.len() / 64 + 16);
     let mut problems = Vec::new();
     let mut pending_comments: Vec<Span> = Vec::new();
     let bytes = text.as_bytes();
@@ -80,7 +80,7 @@ pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
     let mut line_no = 0usize;
     while pos < bytes.len() {
         line_no += 1;
-        let end = match memchr(b'\n', &bytes[pos..]) {
+        let end = match text.get(pos..).and_then(|t| t.find('\n')) {
             Some(i) => pos + i,
             None => bytes.len(),
         };
@@ -120,10 +120,6 @@ pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
 
 fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c)
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 /// Join per-line segments into a value the way Postfix reads it: text within one physical
