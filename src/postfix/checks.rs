@@ -485,9 +485,9 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                         "PF006",
                         Mta::Postfix,
                         format!(
-                            "${n} is not defined in main.cf and is not a Postfix parameter: it expands to nothing (postconf warns `undefined parameter: {n}`), so {} is `{}`{}",
+                            "${n} is not defined in main.cf and is not a Postfix parameter: it expands to nothing (postconf warns `undefined parameter: {n}`), so {} is {}{}",
                             e.name,
-                            short(&m.scope(None).value(&e.name)),
+                            shown_value(&m.scope(None).value(&e.name)),
                             list_effect(&e.name)
                         ),
                     )
@@ -521,10 +521,10 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                             "PF006",
                             Mta::Postfix,
                             format!(
-                                "${n} is not defined in main.cf: it expands to nothing (postconf warns `undefined parameter: {n}`), so on service {} {} is `{}`{}",
+                                "${n} is not defined in main.cf: it expands to nothing (postconf warns `undefined parameter: {n}`), so on service {} {} is {}{}",
                                 s.id(),
                                 o.name,
-                                short(&value),
+                                shown_value(&value),
                                 list_effect(&o.name)
                             ),
                         )
@@ -541,6 +541,14 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
 }
 
 /// What an empty or partial value of a restriction list means to clients.
+fn shown_value(v: &str) -> String {
+    if v.trim().is_empty() {
+        "empty".into()
+    } else {
+        format!("`{}`", short(v))
+    }
+}
+
 fn list_effect(name: &str) -> &'static str {
     if name == "smtpd_relay_restrictions" || name == "smtpd_recipient_restrictions" {
         ": with the relay and recipient lists both lacking reject_unauth_destination smtpd refuses to run (`fatal: ... specify at least one working instance of: reject_unauth_destination, ...`) and clients see the connection close"
@@ -580,7 +588,7 @@ fn master_fields(m: &Model, f: &mut Vec<Finding>) {
             );
             continue;
         }
-        let checks: [(usize, &str, fn(&str) -> bool); 6] = [
+        let checks: [FieldCheck; 6] = [
             (1, "type", |v| {
                 matches!(v, "inet" | "unix" | "unix-dgram" | "fifo" | "pass")
             }),
@@ -626,6 +634,9 @@ fn master_fields(m: &Model, f: &mut Vec<Finding>) {
         }
     }
 }
+
+/// (field index, field name, validity test) of a master.cf service column.
+type FieldCheck = (usize, &'static str, fn(&str) -> bool);
 
 fn yn(v: &str) -> bool {
     matches!(v, "y" | "n" | "-")

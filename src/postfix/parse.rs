@@ -88,11 +88,10 @@ pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
         let first_non_blank = line.iter().position(|b| !is_blank(*b));
         match first_non_blank {
             None => {}
-            Some(i) if line[i] == b'#' => {
-                if !out.is_empty() {
-                    pending_comments.push(Span::new(pos, end));
-                }
+            Some(i) if line[i] == b'#' && !out.is_empty() => {
+                pending_comments.push(Span::new(pos, end));
             }
+            Some(i) if line[i] == b'#' => {}
             Some(0) => {
                 pending_comments.clear();
                 out.push(LogicalLine {
