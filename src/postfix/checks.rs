@@ -21,6 +21,161 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     orphaned_overrides(m, f);
     deprecated(ctx, m, f);
     expansion(m, f);
+    relay(ctx, m, f);
+}
+
+// ------------------------------------------------------------ PF101-PF103 (relay decisions)
+
+/// Where a decision's deciding step is: its file:line, else the listener's master.cf line.
+fn decision_location(
+    ctx: &Context,
+    m: &Model,
+    si: usize,
+    step: Option<&crate::relay::TraceStep>,
+) -> Option<crate::finding::Location> {
+    if let Some(st) = step.filter(|s| s.line > 0) {
+        if let Some(src) = ctx.source(&st.file) {
+            return Some(src.line_location(st.line));
+        }
+    }
+    let master = m.master.as_ref()?;
+    let svc = m.services().get(si)?;
+    Some(master.source.line_location(svc.line))
+}
+
+fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    use super::policy::{self, Client};
+    use crate::relay::{ClientClass, RecipientClass, Verdict};
+    if m.main.is_none() {
+        return;
+    }
+    for si in m.smtpd_listeners() {
+        let Some(svc) = m.services().get(si) else {
+            continue;
+        };
+        let id = svc.id();
+        let name = svc.name().to_string();
+        let domains = policy::sample_domains(m, si);
+        let ext = domains
+            .iter()
+            .find(|(c, _)| *c == RecipientClass::External)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| "external.example".into());
+        let rcpt = format!("someone@{ext}");
+        let stranger = policy::evaluate(
+            m,
+            si,
+            Client::of(ClientClass::Stranger),
+            RecipientClass::External,
+            &rcpt,
+        );
+        if stranger.result == Verdict::Unavailable {
+            let loc = decision_location(ctx, m, si, stranger.trace.first());
+            let mut fd = Finding::new(
+                "PF103",
+                Mta::Postfix,
+                format!(
+                    "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{}` on every connection, so clients of this listener see the connection close and no mail is accepted",
+                    stranger.text.as_deref().unwrap_or("fatal")
+                ),
+            )
+            .service(&id)
+            .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`.");
+            if let Some(l) = loc {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+            continue;
+        }
+        if stranger.result == Verdict::Accept {
+            let permit = stranger.trace.iter().rev().find(|s| s.effect == "permit");
+            let why = match permit {
+                Some(p) => format!("`{}` permits it", p.entry),
+                None => "no restriction refuses it".into(),
+            };
+            let mut fd = Finding::new(
+                "PF101",
+                Mta::Postfix,
+                format!(
+                    "open relay on listener {name}: a client outside mynetworks that does not log in gets `250 2.1.5 Ok` for RCPT TO:<{rcpt}> ({why}), so anyone can send mail anywhere through this server; spammers find such servers within hours and the server's IP lands on blocklists"
+                ),
+            )
+            .service(&id)
+            .help("Make the relay decision end in reject_unauth_destination: `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`, and put permits that depend on the client before it only if they are meant to allow relaying.");
+            if let Some(l) = decision_location(ctx, m, si, permit) {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+        }
+        // Authenticated users must be able to relay where the listener is meant for them.
+        let sasl = policy::sasl_enabled(m, si);
+        let scope = m.scope(Some(si));
+        let mentions_sasl = [
+            "smtpd_relay_restrictions",
+            "smtpd_recipient_restrictions",
+            "smtpd_client_restrictions",
+        ]
+        .iter()
+        .any(|l| {
+            // Only a list set for this listener (-o) shows it is meant for logged-in users;
+            // main.cf's global lists name permit_sasl_authenticated for all listeners,
+            // including port 25 where SASL is usually off on purpose.
+            scope.get(l).is_some_and(|e| {
+                e.origin.kind == super::model::OriginKind::MasterOverride
+                    && e.value.is_ok_and(|v| {
+                        policy::list_items(&v)
+                            .iter()
+                            .any(|i| i == "permit_sasl_authenticated")
+                    })
+            })
+        });
+        if !sasl && !mentions_sasl {
+            continue;
+        }
+        let auth = policy::evaluate(
+            m,
+            si,
+            Client::of(ClientClass::Authenticated),
+            RecipientClass::External,
+            &rcpt,
+        );
+        if matches!(auth.result, Verdict::Reject | Verdict::Defer) {
+            let step = auth
+                .trace
+                .iter()
+                .rev()
+                .find(|s| s.effect == "reject" || s.effect == "defer");
+            let cause = if !sasl {
+                format!(
+                    "SASL is not enabled on this listener (smtpd_sasl_auth_enable = no), so permit_sasl_authenticated never matches and `{}` refuses them",
+                    step.map(|s| s.entry.as_str()).unwrap_or("the relay restriction")
+                )
+            } else {
+                format!(
+                    "`{}` refuses them before permit_sasl_authenticated is reached",
+                    step.map(|s| s.entry.as_str()).unwrap_or("a restriction")
+                )
+            };
+            let mut fd = Finding::new(
+                "PF102",
+                Mta::Postfix,
+                format!(
+                    "on listener {name}, users who log in still get `{}` when they send to an external domain: {cause}",
+                    auth.reply_line()
+                ),
+            )
+            .service(&id)
+            .help(if sasl {
+                "Put permit_sasl_authenticated before reject_unauth_destination (and before any reject) in the relay list."
+            } else {
+                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here."
+            });
+            if let Some(l) = decision_location(ctx, m, si, step) {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+        }
+    }
 }
 
 fn edit(src: &SourceFile, start: usize, end: usize, replacement: impl Into<String>) -> Edit {
