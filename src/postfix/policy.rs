@@ -289,9 +289,9 @@ impl Eval<'_> {
 
     fn restriction(&mut self, r: &str, arg: Option<&str>, depth: usize) -> Step {
         let auth_dest = matches!(self.rcpt, RecipientClass::Local | RecipientClass::Relay);
-        let version = self.model.version();
+        // The version is resolved (maybe by running postconf) only for removed restrictions.
         if let Some(d) = params::get().deprecation(r) {
-            if params::parse_version(&d.removed).is_some_and(|v| version >= v) {
+            if params::parse_version(&d.removed).is_some_and(|v| self.model.version() >= v) {
                 return Self::config_error();
             }
         }
