@@ -286,7 +286,13 @@ fn decisions_match_real_smtpd() {
                         continue;
                     }
                     compared += 1;
-                    if d.result != real_class {
+                    // The class must match, and so must the numeric reply code when there is one.
+                    let real_code: Option<u16> = real
+                        .as_deref()
+                        .and_then(|l| l.get(..3))
+                        .and_then(|c| c.parse().ok());
+                    let code_differs = d.result != Verdict::Unavailable && real_code != d.code;
+                    if d.result != real_class || code_differs {
                         mismatches.push(format!(
                             "{} / listener {} / {} -> {}: smtpd {:?} ({}), relaydoctor {:?} ({})",
                             sc.name,

@@ -206,6 +206,8 @@ struct Eval<'a> {
     trace: Vec<TraceStep>,
     depends: Vec<String>,
     defer_if_permit: bool,
+    /// The top-level list being evaluated (restriction classes report as their caller).
+    top_list: &'static str,
 }
 
 impl Eval<'_> {
@@ -258,7 +260,7 @@ impl Eval<'_> {
                 Some(a) => format!("{item} {a}"),
                 None => item.to_string(),
             };
-            let s = self.restriction(item, arg.as_deref(), depth);
+            let s = self.restriction(self.top_list, item, arg.as_deref(), depth);
             let effect = match &s {
                 Step::Permit => "permit",
                 Step::Reject(..) => "reject",
@@ -287,7 +289,22 @@ impl Eval<'_> {
         Step::Defer(451, "4.3.5", "Server configuration error".into())
     }
 
-    fn restriction(&mut self, r: &str, arg: Option<&str>, depth: usize) -> Step {
+    /// The reply text smtpd uses for a generic reject in `list` (smtpd_check.c).
+    fn access_denied(&self, list: &str) -> String {
+        match list {
+            "smtpd_client_restrictions" => "Client host rejected: Access denied".into(),
+            "smtpd_helo_restrictions" => "Helo command rejected: Access denied".into(),
+            "smtpd_sender_restrictions" => {
+                "<sender@sender.test>: Sender address rejected: Access denied".into()
+            }
+            _ => format!(
+                "<{}>: Recipient address rejected: Access denied",
+                self.rcpt_addr
+            ),
+        }
+    }
+
+    fn restriction(&mut self, list: &str, r: &str, arg: Option<&str>, depth: usize) -> Step {
         let auth_dest = matches!(self.rcpt, RecipientClass::Local | RecipientClass::Relay);
         // The version is resolved (maybe by running postconf) only for removed restrictions.
         if let Some(d) = params::get().deprecation(r) {
@@ -300,7 +317,7 @@ impl Eval<'_> {
             "reject" => Step::Reject(
                 self.scope.value("reject_code").parse().unwrap_or(554),
                 "5.7.1",
-                "Access denied".into(),
+                self.access_denied(list),
             ),
             "defer" => Step::Defer(
                 self.scope.value("defer_code").parse().unwrap_or(450),
@@ -363,7 +380,7 @@ impl Eval<'_> {
                             .parse()
                             .unwrap_or(554),
                         "5.7.1",
-                        "Access denied".into(),
+                        self.access_denied(list),
                     ),
                     _ => {
                         self.depends.push(format!("{r} {map}"));
@@ -452,6 +469,7 @@ pub fn evaluate(
         trace: Vec::new(),
         depends: Vec::new(),
         defer_if_permit: false,
+        top_list: "smtpd_recipient_restrictions",
     };
     let name = listener_name(model, si);
     let mut d = Decision::new(Mta::Postfix, name, Verdict::Accept);
@@ -481,6 +499,7 @@ pub fn evaluate(
     }
     let mut outcome: Option<(Verdict, u16, &'static str, String)> = None;
     for list in order {
+        ev.top_list = list;
         match ev.list(list, 0) {
             Step::Reject(c, e, t) => {
                 outcome = Some((Verdict::Reject, c, e, t));
