@@ -24,6 +24,61 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     relay(ctx, m, f);
 }
 
+// ------------------------------------------------------------ PF104
+
+/// SASL without TLS-only authentication sends passwords in clear; `encrypt` on the public
+/// port-25 listener refuses mail from MTAs that do not do STARTTLS.
+fn plaintext_auth(ctx: &Context, m: &Model, si: usize, sasl: bool, f: &mut Vec<Finding>) {
+    let Some(svc) = m.services().get(si) else {
+        return;
+    };
+    let scope = m.scope(Some(si));
+    let yes = |n: &str| scope.value(n).eq_ignore_ascii_case("yes");
+    let level = scope.value("smtpd_tls_security_level");
+    let wrapper = yes("smtpd_tls_wrappermode");
+    let tls_only = yes("smtpd_tls_auth_only") || level == "encrypt" || wrapper;
+    let locate = |name: &str| -> Option<crate::finding::Location> {
+        let e = scope.get(name)?;
+        let file = e.origin.file?;
+        let src = ctx.source(&file)?;
+        Some(src.line_location(e.origin.line))
+    };
+    let fallback = || {
+        m.master
+            .as_ref()
+            .map(|mm| mm.source.line_location(svc.line))
+    };
+    if sasl && !tls_only {
+        let mut fd = Finding::new(
+            "PF104",
+            Mta::Postfix,
+            format!(
+                "listener {} offers SASL AUTH before TLS (smtpd_tls_auth_only = no, smtpd_tls_security_level = {}, no wrapper mode): mail clients may send user names and passwords in clear text, readable by anyone on the path",
+                svc.name(),
+                if level.is_empty() { "none".to_string() } else { level.clone() }
+            ),
+        )
+        .service(svc.id())
+        .help("Set `smtpd_tls_auth_only = yes` (or `-o smtpd_tls_security_level=encrypt` on the submission listener).");
+        if let Some(l) = locate("smtpd_sasl_auth_enable").or_else(fallback) {
+            fd = fd.at(l);
+        }
+        f.push(fd);
+    }
+    if svc.name() == "smtp" && svc.kind() == "inet" && level == "encrypt" {
+        let mut fd = Finding::new(
+            "PF104",
+            Mta::Postfix,
+            "the public port-25 listener smtp requires TLS (smtpd_tls_security_level = encrypt): MTAs that do not use STARTTLS get `530 5.7.0 Must issue a STARTTLS command first` and their mail is refused (RFC 3207 forbids requiring TLS on a publicly referenced MX)".to_string(),
+        )
+        .service(svc.id());
+        if let Some(l) = locate("smtpd_tls_security_level").or_else(fallback) {
+            fd = fd.at(l);
+        }
+        f.push(fd);
+    }
+}
+
 // ------------------------------------------------------------ PF101-PF103 (relay decisions)
 
 /// Where a decision's deciding step is: its file:line, else the listener's master.cf line.
@@ -109,6 +164,7 @@ fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         }
         // Authenticated users must be able to relay where the listener is meant for them.
         let sasl = policy::sasl_enabled(m, si);
+        plaintext_auth(ctx, m, si, sasl, f);
         let scope = m.scope(Some(si));
         let mentions_sasl = [
             "smtpd_relay_restrictions",
