@@ -185,7 +185,18 @@ fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     })
             })
         });
-        if !sasl && !mentions_sasl {
+        // A listener is meant for logged-in users when its own -o lines enable SASL or name
+        // permit_sasl_authenticated, or it is a submission port. SASL switched on globally in
+        // main.cf alone does not make an internal re-injection port a submission service.
+        let sasl_here = scope.get("smtpd_sasl_auth_enable").is_some_and(|e| {
+            e.origin.kind == super::model::OriginKind::MasterOverride
+                && e.value.is_ok_and(|v| v.eq_ignore_ascii_case("yes"))
+        });
+        let submission_port = matches!(
+            name.rsplit(':').next().unwrap_or(""),
+            "submission" | "submissions" | "smtps" | "587" | "465"
+        );
+        if !(sasl_here || mentions_sasl || (sasl && submission_port)) {
             continue;
         }
         let auth = policy::evaluate(

@@ -92,6 +92,7 @@ const KNOWN: &[&str] = &[
     "reject_non_fqdn_recipient",
     "reject_unknown_sender_domain",
     "reject_unknown_recipient_domain",
+    "reject_unknown_address",
     "reject_unlisted_sender",
     "reject_unlisted_recipient",
     "reject_unverified_sender",
