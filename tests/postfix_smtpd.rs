@@ -93,6 +93,21 @@ const SCENARIOS: &[Scenario] = &[
         main: "compatibility_level = 2\nmydestination = $myhostname, localhost, example.com\nsmtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination\nsmtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
         listeners: &["", "  -o smtpd_sasl_auth_enable=yes\n"],
     },
+    Scenario {
+        name: "check_relay_domains (removed in 3.9, still working in 3.7)",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nrelay_domains = relay.example\nsmtpd_relay_restrictions =\nsmtpd_recipient_restrictions = permit_mynetworks, check_relay_domains\n",
+        listeners: &[""],
+    },
+    Scenario {
+        name: "warn_if_reject only logs; permit_auth_destination",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_relay_restrictions = permit_mynetworks, warn_if_reject reject_unauth_destination, permit_auth_destination, reject\n",
+        listeners: &["", "  -o smtpd_sasl_auth_enable=yes\n"],
+    },
+    Scenario {
+        name: "client list with reject overrides later permits",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_client_restrictions = permit_mynetworks, reject\n",
+        listeners: &["", "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"],
+    },
 ];
 
 fn master_binary() -> Option<PathBuf> {
