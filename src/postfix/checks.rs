@@ -21,6 +21,228 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     orphaned_overrides(m, f);
     deprecated(ctx, m, f);
     expansion(m, f);
+    relay(ctx, m, f);
+}
+
+// ------------------------------------------------------------ PF104
+
+/// SASL without TLS-only authentication sends passwords in clear; `encrypt` on the public
+/// port-25 listener refuses mail from MTAs that do not do STARTTLS.
+fn plaintext_auth(ctx: &Context, m: &Model, si: usize, sasl: bool, f: &mut Vec<Finding>) {
+    let Some(svc) = m.services().get(si) else {
+        return;
+    };
+    let scope = m.scope(Some(si));
+    let yes = |n: &str| scope.value(n).eq_ignore_ascii_case("yes");
+    let level = scope.value("smtpd_tls_security_level");
+    let wrapper = yes("smtpd_tls_wrappermode");
+    let tls_only = yes("smtpd_tls_auth_only") || level == "encrypt" || wrapper;
+    let locate = |name: &str| -> Option<crate::finding::Location> {
+        let e = scope.get(name)?;
+        let file = e.origin.file?;
+        let src = ctx.source(&file)?;
+        Some(src.line_location(e.origin.line))
+    };
+    let fallback = || {
+        m.master
+            .as_ref()
+            .map(|mm| mm.source.line_location(svc.line))
+    };
+    if sasl && !tls_only {
+        let mut fd = Finding::new(
+            "PF104",
+            Mta::Postfix,
+            format!(
+                "listener {} offers SASL AUTH before TLS (smtpd_tls_auth_only = no, smtpd_tls_security_level = {}, no wrapper mode): mail clients may send user names and passwords in clear text, readable by anyone on the path",
+                svc.name(),
+                if level.is_empty() { "none".to_string() } else { level.clone() }
+            ),
+        )
+        .service(svc.id())
+        .help("Set `smtpd_tls_auth_only = yes` (or `-o smtpd_tls_security_level=encrypt` on the submission listener).");
+        if let Some(l) = locate("smtpd_sasl_auth_enable").or_else(fallback) {
+            fd = fd.at(l);
+        }
+        f.push(fd);
+    }
+    if svc.name() == "smtp" && svc.kind() == "inet" && level == "encrypt" {
+        let mut fd = Finding::new(
+            "PF104",
+            Mta::Postfix,
+            "the public port-25 listener smtp requires TLS (smtpd_tls_security_level = encrypt): MTAs that do not use STARTTLS get `530 5.7.0 Must issue a STARTTLS command first` and their mail is refused (RFC 3207 forbids requiring TLS on a publicly referenced MX)".to_string(),
+        )
+        .service(svc.id());
+        if let Some(l) = locate("smtpd_tls_security_level").or_else(fallback) {
+            fd = fd.at(l);
+        }
+        f.push(fd);
+    }
+}
+
+// ------------------------------------------------------------ PF101-PF103 (relay decisions)
+
+/// Where a decision's deciding step is: its file:line, else the listener's master.cf line.
+fn decision_location(
+    ctx: &Context,
+    m: &Model,
+    si: usize,
+    step: Option<&crate::relay::TraceStep>,
+) -> Option<crate::finding::Location> {
+    if let Some(st) = step.filter(|s| s.line > 0) {
+        if let Some(src) = ctx.source(&st.file) {
+            return Some(src.line_location(st.line));
+        }
+    }
+    let master = m.master.as_ref()?;
+    let svc = m.services().get(si)?;
+    Some(master.source.line_location(svc.line))
+}
+
+fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    use super::policy::{self, Client};
+    use crate::relay::{ClientClass, RecipientClass, Verdict};
+    if m.main.is_none() {
+        return;
+    }
+    for si in m.smtpd_listeners() {
+        let Some(svc) = m.services().get(si) else {
+            continue;
+        };
+        let id = svc.id();
+        let name = svc.name().to_string();
+        let domains = policy::sample_domains(m, si);
+        let ext = domains
+            .iter()
+            .find(|(c, _)| *c == RecipientClass::External)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| "external.example".into());
+        let rcpt = format!("someone@{ext}");
+        let stranger = policy::evaluate(
+            m,
+            si,
+            Client::of(ClientClass::Stranger),
+            RecipientClass::External,
+            &rcpt,
+        );
+        if stranger.result == Verdict::Unavailable {
+            let loc = decision_location(ctx, m, si, stranger.trace.first());
+            let mut fd = Finding::new(
+                "PF103",
+                Mta::Postfix,
+                format!(
+                    "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{}` on every connection, so clients of this listener see the connection close and no mail is accepted",
+                    stranger.text.as_deref().unwrap_or("fatal")
+                ),
+            )
+            .service(&id)
+            .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`.");
+            if let Some(l) = loc {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+            continue;
+        }
+        if stranger.result == Verdict::Accept {
+            let permit = stranger.trace.iter().rev().find(|s| s.effect == "permit");
+            let why = match permit {
+                Some(p) => format!("`{}` permits it", p.entry),
+                None => "no restriction refuses it".into(),
+            };
+            let mut fd = Finding::new(
+                "PF101",
+                Mta::Postfix,
+                format!(
+                    "open relay on listener {name}: a client outside mynetworks that does not log in gets `250 2.1.5 Ok` for RCPT TO:<{rcpt}> ({why}), so anyone can send mail anywhere through this server; spammers find such servers within hours and the server's IP lands on blocklists"
+                ),
+            )
+            .service(&id)
+            .help("Make the relay decision end in reject_unauth_destination: `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`, and put permits that depend on the client before it only if they are meant to allow relaying.");
+            if let Some(l) = decision_location(ctx, m, si, permit) {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+        }
+        // Authenticated users must be able to relay where the listener is meant for them.
+        let sasl = policy::sasl_enabled(m, si);
+        plaintext_auth(ctx, m, si, sasl, f);
+        let scope = m.scope(Some(si));
+        let mentions_sasl = [
+            "smtpd_relay_restrictions",
+            "smtpd_recipient_restrictions",
+            "smtpd_client_restrictions",
+        ]
+        .iter()
+        .any(|l| {
+            // Only a list set for this listener (-o) shows it is meant for logged-in users;
+            // main.cf's global lists name permit_sasl_authenticated for all listeners,
+            // including port 25 where SASL is usually off on purpose.
+            scope.get(l).is_some_and(|e| {
+                e.origin.kind == super::model::OriginKind::MasterOverride
+                    && e.value.is_ok_and(|v| {
+                        policy::list_items(&v)
+                            .iter()
+                            .any(|i| i == "permit_sasl_authenticated")
+                    })
+            })
+        });
+        // A listener is meant for logged-in users when its own -o lines enable SASL or name
+        // permit_sasl_authenticated, or it is a submission port. SASL switched on globally in
+        // main.cf alone does not make an internal re-injection port a submission service.
+        let sasl_here = scope.get("smtpd_sasl_auth_enable").is_some_and(|e| {
+            e.origin.kind == super::model::OriginKind::MasterOverride
+                && e.value.is_ok_and(|v| v.eq_ignore_ascii_case("yes"))
+        });
+        let submission_port = matches!(
+            name.rsplit(':').next().unwrap_or(""),
+            "submission" | "submissions" | "smtps" | "587" | "465"
+        );
+        if !(sasl_here || mentions_sasl || (sasl && submission_port)) {
+            continue;
+        }
+        let auth = policy::evaluate(
+            m,
+            si,
+            Client::of(ClientClass::Authenticated),
+            RecipientClass::External,
+            &rcpt,
+        );
+        if matches!(auth.result, Verdict::Reject | Verdict::Defer) {
+            let step = auth
+                .trace
+                .iter()
+                .rev()
+                .find(|s| s.effect == "reject" || s.effect == "defer");
+            let cause = if !sasl {
+                format!(
+                    "SASL is not enabled on this listener (smtpd_sasl_auth_enable = no), so permit_sasl_authenticated never matches and `{}` refuses them",
+                    step.map(|s| s.entry.as_str()).unwrap_or("the relay restriction")
+                )
+            } else {
+                format!(
+                    "`{}` refuses them before permit_sasl_authenticated is reached",
+                    step.map(|s| s.entry.as_str()).unwrap_or("a restriction")
+                )
+            };
+            let mut fd = Finding::new(
+                "PF102",
+                Mta::Postfix,
+                format!(
+                    "on listener {name}, users who log in still get `{}` when they send to an external domain: {cause}",
+                    auth.reply_line()
+                ),
+            )
+            .service(&id)
+            .help(if sasl {
+                "Put permit_sasl_authenticated before reject_unauth_destination (and before any reject) in the relay list."
+            } else {
+                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here."
+            });
+            if let Some(l) = decision_location(ctx, m, si, step) {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+        }
+    }
 }
 
 fn edit(src: &SourceFile, start: usize, end: usize, replacement: impl Into<String>) -> Edit {
@@ -134,25 +356,25 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
     let src = &main.source;
     let text = src.text.as_str();
     for e in &main.parsed.entries {
-        let Some(k) = e
-            .words
-            .iter()
-            .position(|w| text[w.start..].starts_with('#'))
-        else {
+        if !e.value.contains('#') {
+            continue;
+        }
+        let words: Vec<Span> = e.words(text).collect();
+        let Some(k) = words.iter().position(|w| text[w.start..].starts_with('#')) else {
             continue;
         };
-        let hash = e.words[k];
+        let hash = words[k];
         // The comment runs to the last word on the same physical line; later continuation
         // lines are value again.
         let mut end = hash.end;
-        for w in &e.words[k + 1..] {
+        for w in &words[k + 1..] {
             if text[end..w.start].contains('\n') {
                 break;
             }
             end = w.end;
         }
         let comment = &text[hash.start..end];
-        let del_start = match k.checked_sub(1).map(|i| e.words[i]) {
+        let del_start = match k.checked_sub(1).map(|i| words[i]) {
             Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
             _ => hash.start,
         };
@@ -238,7 +460,15 @@ impl Used {
                     names.insert(n.to_string());
                 }
             }
-            if v.contains(':') {
+            const DBMS: [&str; 6] = [
+                "ldap:",
+                "mysql:",
+                "pgsql:",
+                "sqlite:",
+                "memcache:",
+                "mongodb:",
+            ];
+            if v.contains(':') && DBMS.iter().any(|d| v.contains(d)) {
                 for w in v.split(|c: char| c.is_whitespace() || c == ',') {
                     if let Some((ty, rest)) = w.split_once(':') {
                         if matches!(
@@ -477,9 +707,9 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                         "PF006",
                         Mta::Postfix,
                         format!(
-                            "${n} is not defined in main.cf and is not a Postfix parameter: it expands to nothing (postconf warns `undefined parameter: {n}`), so {} is `{}`{}",
+                            "${n} is not defined in main.cf and is not a Postfix parameter: it expands to nothing (postconf warns `undefined parameter: {n}`), so {} is {}{}",
                             e.name,
-                            short(&m.scope(None).value(&e.name)),
+                            shown_value(&m.scope(None).value(&e.name)),
                             list_effect(&e.name)
                         ),
                     )
@@ -513,10 +743,10 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                             "PF006",
                             Mta::Postfix,
                             format!(
-                                "${n} is not defined in main.cf: it expands to nothing (postconf warns `undefined parameter: {n}`), so on service {} {} is `{}`{}",
+                                "${n} is not defined in main.cf: it expands to nothing (postconf warns `undefined parameter: {n}`), so on service {} {} is {}{}",
                                 s.id(),
                                 o.name,
-                                short(&value),
+                                shown_value(&value),
                                 list_effect(&o.name)
                             ),
                         )
@@ -533,6 +763,14 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
 }
 
 /// What an empty or partial value of a restriction list means to clients.
+fn shown_value(v: &str) -> String {
+    if v.trim().is_empty() {
+        "empty".into()
+    } else {
+        format!("`{}`", short(v))
+    }
+}
+
 fn list_effect(name: &str) -> &'static str {
     if name == "smtpd_relay_restrictions" || name == "smtpd_recipient_restrictions" {
         ": with the relay and recipient lists both lacking reject_unauth_destination smtpd refuses to run (`fatal: ... specify at least one working instance of: reject_unauth_destination, ...`) and clients see the connection close"
@@ -572,7 +810,7 @@ fn master_fields(m: &Model, f: &mut Vec<Finding>) {
             );
             continue;
         }
-        let checks: [(usize, &str, fn(&str) -> bool); 6] = [
+        let checks: [FieldCheck; 6] = [
             (1, "type", |v| {
                 matches!(v, "inet" | "unix" | "unix-dgram" | "fifo" | "pass")
             }),
@@ -618,6 +856,9 @@ fn master_fields(m: &Model, f: &mut Vec<Finding>) {
         }
     }
 }
+
+/// (field index, field name, validity test) of a master.cf service column.
+type FieldCheck = (usize, &'static str, fn(&str) -> bool);
 
 fn yn(v: &str) -> bool {
     matches!(v, "y" | "n" | "-")
@@ -826,6 +1067,13 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         .unwrap_or_default();
     let is_restriction_list =
         |name: &str| name.ends_with("_restrictions") || classes.contains(name);
+    // Words are only split where a deprecated restriction name occurs at all.
+    let restriction_names: Vec<&str> = p
+        .deprecated
+        .iter()
+        .filter(|d| d.kind == "restriction")
+        .map(|d| d.name.as_str())
+        .collect();
     if let Some(main) = &m.main {
         let src = &main.source;
         for e in &main.parsed.entries {
@@ -840,8 +1088,9 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     });
                 }
             }
-            if is_restriction_list(&e.name) {
-                for w in &e.words {
+            if is_restriction_list(&e.name) && restriction_names.iter().any(|r| e.value.contains(r))
+            {
+                for w in e.words(&src.text) {
                     let t = w.text(&src.text).trim_end_matches(',');
                     if p.deprecation(t).is_some_and(|d| d.kind == "restriction") {
                         uses.push(Use {

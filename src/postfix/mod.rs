@@ -5,6 +5,7 @@ pub mod expand;
 pub mod model;
 pub mod params;
 pub mod parse;
+pub mod policy;
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +99,25 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     findings
 }
 
-pub fn simulate(_ctx: &Context, _target: &Target, _q: &Query) -> Result<Vec<Decision>, String> {
-    Ok(Vec::new())
+/// The reply of every smtpd listener of this instance to one concrete RCPT.
+pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decision>, String> {
+    let mut findings = Vec::new();
+    let model = model::Model::load(ctx, &target.path, &mut findings);
+    if model.main.is_none() {
+        return Err(format!(
+            "{}: no readable main.cf",
+            ctx.root.display(&target.path).display()
+        ));
+    }
+    let domain = crate::relay::domain_of(&q.rcpt);
+    let mut out = Vec::new();
+    for si in model.smtpd_listeners() {
+        let client = policy::Client {
+            in_mynetworks: policy::in_mynetworks(&model, si, &q.client_ip),
+            authenticated: q.sasl_user.is_some(),
+        };
+        let class = policy::classify(&model, si, &domain);
+        out.push(policy::evaluate(&model, si, client, class, &q.rcpt));
+    }
+    Ok(out)
 }

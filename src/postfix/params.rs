@@ -132,7 +132,16 @@ impl Params {
     }
 
     pub fn deprecation(&self, name: &str) -> Option<&Deprecated> {
-        self.deprecated.iter().find(|d| d.name == name)
+        // Called for every word of every restriction list: index once.
+        static IDX: OnceLock<HashMap<String, usize>> = OnceLock::new();
+        let idx = IDX.get_or_init(|| {
+            self.deprecated
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.name.clone(), i))
+                .collect()
+        });
+        idx.get(name).and_then(|&i| self.deprecated.get(i))
     }
 }
 

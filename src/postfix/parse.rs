@@ -72,7 +72,7 @@ pub struct Problem {
 /// Split `text` into logical lines. Also returns indented lines that precede the first
 /// logical line (Postfix ignores them).
 pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
-    let mut out: Vec<LogicalLine> = Vec::new();
+    let mut out: Vec<LogicalLine> = Vec::with_capacity(text.len() / 64 + 16);
     let mut problems = Vec::new();
     let mut pending_comments: Vec<Span> = Vec::new();
     let bytes = text.as_bytes();
@@ -80,7 +80,7 @@ pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
     let mut line_no = 0usize;
     while pos < bytes.len() {
         line_no += 1;
-        let end = match memchr(b'\n', &bytes[pos..]) {
+        let end = match text.get(pos..).and_then(|t| t.find('\n')) {
             Some(i) => pos + i,
             None => bytes.len(),
         };
@@ -88,11 +88,10 @@ pub fn split_logical_lines(text: &str) -> (Vec<LogicalLine>, Vec<Problem>) {
         let first_non_blank = line.iter().position(|b| !is_blank(*b));
         match first_non_blank {
             None => {}
-            Some(i) if line[i] == b'#' => {
-                if !out.is_empty() {
-                    pending_comments.push(Span::new(pos, end));
-                }
+            Some(i) if line[i] == b'#' && !out.is_empty() => {
+                pending_comments.push(Span::new(pos, end));
             }
+            Some(i) if line[i] == b'#' => {}
             Some(0) => {
                 pending_comments.clear();
                 out.push(LogicalLine {
@@ -122,12 +121,8 @@ fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c)
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
-/// Join words into a value the way Postfix reads it: text within one physical line is kept
-/// as written, the break between continuation lines becomes one space.
+/// Join per-line segments into a value the way Postfix reads it: text within one physical
+/// line is kept as written, the break between continuation lines becomes one space.
 fn join_words(src: &str, words: &[Span]) -> String {
     let mut s = String::new();
     let mut prev: Option<Span> = None;
@@ -160,8 +155,33 @@ pub struct MainEntry {
     /// The whole logical line.
     pub span: Span,
     pub line: usize,
-    /// Each whitespace-separated word of the value.
-    pub words: Vec<Span>,
+    /// The value text on each physical line (first to last word of that line).
+    pub segments: Vec<Span>,
+}
+
+impl MainEntry {
+    /// Each whitespace-separated word of the value, as spans of the file.
+    pub fn words<'a>(&'a self, text: &'a str) -> impl Iterator<Item = Span> + 'a {
+        self.segments.iter().flat_map(move |seg| {
+            let base = seg.start;
+            let t = seg.text(text);
+            let mut out = Vec::new();
+            let mut start = None;
+            for (i, c) in t.char_indices() {
+                if matches!(c, ' ' | '\t' | '\r' | '\x0B' | '\x0C') {
+                    if let Some(s0) = start.take() {
+                        out.push(Span::new(base + s0, base + i));
+                    }
+                } else if start.is_none() {
+                    start = Some(i);
+                }
+            }
+            if let Some(s0) = start {
+                out.push(Span::new(base + s0, base + t.len()));
+            }
+            out
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -217,7 +237,7 @@ pub fn parse_main(text: &str) -> MainCf {
                     value_span,
                     span: l.span,
                     line: l.line,
-                    words,
+                    segments: words,
                 });
             }
             Err(_) => {
