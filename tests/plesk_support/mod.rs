@@ -84,6 +84,11 @@ impl Server {
             "--skip-test-db",
         ]);
         install.arg(format!("--datadir={}", datadir.display()));
+        // A private tmpdir: the shared /tmp is cleaned by other processes on busy machines,
+        // and a server whose internal temporary file vanishes fails the statement.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmpdir");
+        install.arg(format!("--tmpdir={}", tmp.display()));
         if is_root() {
             install.arg("--user=root");
         }
@@ -118,6 +123,10 @@ impl Server {
             .arg(format!("--datadir={}", self.datadir.display()))
             .arg(format!("--socket={}", self.socket.display()))
             .arg(format!("--port={}", self.port))
+            .arg(format!(
+                "--tmpdir={}",
+                self.dir.path().join("tmp").display()
+            ))
             .arg(format!(
                 "--pid-file={}",
                 self.dir.path().join("mysqld.pid").display()
