@@ -38,6 +38,9 @@ pub struct Stats {
     pub duplicates: u64,
     pub whitelist_duplicates: u64,
     pub open_relay: u64,
+    /// Invalid addresses that contain ':' (IPv6, perhaps cut off by a narrow column).
+    #[serde(skip)]
+    pub invalid_ipv6: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -664,6 +667,11 @@ pub fn inspect(
                         }
                         match fault(&raw, now, poplock_minutes) {
                             Some(f) => {
+                                if f == Fault::InvalidIp
+                                    && raw.ip.as_deref().is_some_and(|b| b.contains(&b':'))
+                                {
+                                    stats.invalid_ipv6 += 1;
+                                }
                                 match f {
                                     Fault::Expired => stats.expired += 1,
                                     Fault::Future => stats.future += 1,
@@ -923,7 +931,10 @@ fn row_findings(
         let mut finding = Finding::new(code, Mta::Plesk, msg)
             .service(service)
             .help(fix);
-        if *f == Fault::InvalidIp && schema.ip_width().is_some_and(|w| w < 39) {
+        if *f == Fault::InvalidIp
+            && stats.invalid_ipv6 > 0
+            && schema.ip_width().is_some_and(|w| w < 39)
+        {
             finding = finding.help(format!(
                 "{fix}. ip_address is varchar({}), too narrow for IPv6 addresses, which are \
                  cut off",
