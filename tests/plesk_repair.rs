@@ -348,6 +348,13 @@ fn kill_mid_apply(variant: &str) {
     let rows_in_backup = text.lines().filter(|l| l.starts_with("  (")).count();
     assert_eq!(rows_in_backup, 20_008, "{variant}");
 
+    // MyISAM/Aria: the kill left the work table; check says so.
+    if variant == "myisam" || variant == "aria" {
+        let mut c = relaydoctor(&s.url(&db));
+        c.args(["plesk", "check", "--format", "json"]);
+        let o = run(c);
+        assert!(o.stdout.contains("\"PL041\""), "{variant}: {}", o.stdout);
+    }
     // A new apply finishes the job (and drops the MyISAM work table the kill left).
     let mut c = relaydoctor(&s.url(&db));
     c.args(["plesk", "repair", "--apply", "--backup-dir"])
