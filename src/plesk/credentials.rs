@@ -156,6 +156,12 @@ fn from_url(url: &str, source: &str) -> Result<Credentials, CredError> {
     let mut b = OptsBuilder::from_opts(opts.clone());
     let db = opts.get_db_name().unwrap_or("psa").to_string();
     b = b.db_name(Some(db.clone()));
+    // As with the mysql client, localhost means the local socket (unless ?socket= said).
+    if opts.get_ip_or_hostname() == "localhost" && opts.get_socket().is_none() {
+        if let Some(sock) = find_socket() {
+            b = b.socket(Some(sock));
+        }
+    }
     let opts: Opts = common(b).into();
     Ok(Credentials {
         endpoint: endpoint(&opts, &db),
