@@ -65,10 +65,21 @@ fn ipv6_rows_and_narrow_columns() {
     c.args(["plesk", "check", "--format", "json"]);
     let o = run(c);
     let got = codes(&o.stdout);
-    assert!(got.contains(&"PL040".to_string()), "::/0 is an open relay: {got:?}");
-    assert!(got.contains(&"PL031".to_string()), "/129 is out of range: {got:?}");
+    assert!(
+        got.contains(&"PL040".to_string()),
+        "::/0 is an open relay: {got:?}"
+    );
+    assert!(
+        got.contains(&"PL031".to_string()),
+        "/129 is out of range: {got:?}"
+    );
     assert!(!got.contains(&"PL030".to_string()), "{got:?}");
-    assert_eq!(got.iter().filter(|c| *c == "PL040").count(), 1, "fd00::/8 is private: {}", o.stdout);
+    assert_eq!(
+        got.iter().filter(|c| *c == "PL040").count(),
+        1,
+        "fd00::/8 is private: {}",
+        o.stdout
+    );
 
     // varchar(15) cuts an IPv6 address off (non-strict mode): invalid, with the reason.
     let db = s.psa(
@@ -79,5 +90,9 @@ fn ipv6_rows_and_narrow_columns() {
     let mut c = relaydoctor(&s.url(&db));
     c.args(["plesk", "check"]);
     let o = run(c);
-    assert!(o.stdout.contains("PL030") && o.stdout.contains("too narrow for IPv6"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("PL030") && o.stdout.contains("too narrow for IPv6"),
+        "{}",
+        o.stdout
+    );
 }
