@@ -118,7 +118,9 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
             }),
         }
     }
-    let mut ops: std::collections::BTreeMap<Reason, Vec<Group>> = Default::default();
+    // Decide per group first, then move the chosen groups into their operations (no copies
+    // of a million rows).
+    let mut decision: Vec<Option<(Reason, u64)>> = vec![None; groups.len()];
     let (now, minutes) = (insp.now, insp.poplock_minutes);
     let mut i = 0;
     while i < groups.len() {
@@ -130,9 +132,10 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
         {
             j += 1;
         }
-        let block = &groups[i..j];
         let mut newest: Option<(i64, usize)> = None;
-        for (k, g) in block.iter().enumerate() {
+        let mut valid_locks = Vec::new();
+        for k in i..j {
+            let g = &groups[k];
             let f = fault(&g.row, now, minutes);
             if g.row.is_whitelist() {
                 if !include_whitelist {
@@ -140,15 +143,12 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                 }
                 let open = g.row.ip.as_deref().and_then(values::parse_ip).is_some()
                     && g.row.mask.as_deref().and_then(values::parse_uint) == Some(0);
-                let (reason, keep) = match f {
-                    Some(_) => (Reason::WhitelistInvalid, 0),
-                    None if open => (Reason::WhitelistOpen, 0),
-                    None if g.count > 1 => (Reason::WhitelistDuplicate, 1),
-                    None => continue,
+                decision[k] = match f {
+                    Some(_) => Some((Reason::WhitelistInvalid, 0)),
+                    None if open => Some((Reason::WhitelistOpen, 0)),
+                    None if g.count > 1 => Some((Reason::WhitelistDuplicate, 1)),
+                    None => None,
                 };
-                ops.entry(reason)
-                    .or_default()
-                    .push(Group { keep, ..g.clone() });
                 continue;
             }
             match f {
@@ -158,10 +158,7 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                         Fault::Future => Reason::Future,
                         _ => Reason::Invalid,
                     };
-                    ops.entry(reason).or_default().push(Group {
-                        keep: 0,
-                        ..g.clone()
-                    });
+                    decision[k] = Some((reason, 0));
                 }
                 None => {
                     let t = g
@@ -173,28 +170,26 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                     if newest.is_none_or(|(nt, _)| t >= nt) {
                         newest = Some((t, k));
                     }
+                    valid_locks.push(k);
                 }
             }
         }
         // Valid lock rows of this address: keep one copy of the newest.
-        for (k, g) in block.iter().enumerate() {
-            if g.row.is_whitelist() || fault(&g.row, now, minutes).is_some() {
-                continue;
-            }
+        for k in valid_locks {
             let is_newest = newest.is_some_and(|(_, nk)| nk == k);
-            if is_newest && g.count > 1 {
-                ops.entry(Reason::Duplicate).or_default().push(Group {
-                    keep: 1,
-                    ..g.clone()
-                });
-            } else if !is_newest {
-                ops.entry(Reason::Duplicate).or_default().push(Group {
-                    keep: 0,
-                    ..g.clone()
-                });
+            if !is_newest {
+                decision[k] = Some((Reason::Duplicate, 0));
+            } else if groups[k].count > 1 {
+                decision[k] = Some((Reason::Duplicate, 1));
             }
         }
         i = j;
+    }
+    let mut ops: std::collections::BTreeMap<Reason, Vec<Group>> = Default::default();
+    for (g, d) in groups.into_iter().zip(decision) {
+        if let Some((reason, keep)) = d {
+            ops.entry(reason).or_default().push(Group { keep, ..g });
+        }
     }
     plan.deletes = ops
         .into_iter()
