@@ -79,6 +79,10 @@ pub struct Plan {
     pub deletes: Vec<DeleteOp>,
     /// The rows could not be read (damaged table): deletions are planned after the repair.
     pub rows_unknown: bool,
+    /// Expired POP locks are exactly the rows with a valid lock_time before this instant
+    /// (server time of the scan minus poplock_time), so they are deleted by that predicate
+    /// instead of value by value (see repair.rs).
+    pub expired_before: Option<i64>,
 }
 
 impl Plan {
@@ -90,6 +94,21 @@ impl Plan {
     }
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.deletes.iter().flat_map(|d| d.groups.iter())
+    }
+    /// The groups deleted by value (all but the expired ones).
+    pub fn by_value(&self) -> impl Iterator<Item = &Group> {
+        self.deletes
+            .iter()
+            .filter(|d| d.reason != Reason::Expired)
+            .flat_map(|d| d.groups.iter())
+    }
+    /// Copies of expired rows to delete by the cutoff predicate.
+    pub fn expired_rows(&self) -> u64 {
+        self.deletes
+            .iter()
+            .filter(|d| d.reason == Reason::Expired)
+            .map(DeleteOp::deleted)
+            .sum()
     }
 }
 
@@ -105,6 +124,7 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
     let Some(mut rows) = insp.rows.take() else {
         return plan;
     };
+    plan.expired_before = insp.poplock_minutes.map(|m| insp.now - m * 60);
     rows.sort_unstable();
     // Identical rows become one group with a count.
     let mut groups: Vec<Group> = Vec::new();
@@ -238,9 +258,18 @@ pub fn insert_values(r: &RawRow) -> String {
 /// The SQL of one operation as an admin could run it by hand: each distinct row value is
 /// deleted by its full value (never by position), and where copies are kept they are
 /// inserted back. relaydoctor runs the equivalent set-based statements (repair.rs).
-pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>) -> String {
+pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>, plan: &Plan) -> String {
     let t = format!("{}.{}", ident(db), ident(TABLE));
     let mut s = String::new();
+    if let (Reason::Expired, Some(cut)) = (op.reason, plan.expired_before) {
+        // Exactly the rows listed: verified under the lock before it runs.
+        let _ = writeln!(
+            s,
+            "DELETE FROM {t} WHERE lock_time IS NOT NULL AND lock_time < '{}';",
+            values::format_datetime(cut)
+        );
+        return s;
+    }
     for (n, g) in op.groups.iter().enumerate() {
         if limit.is_some_and(|l| n >= l) {
             let _ = writeln!(

@@ -160,9 +160,9 @@ fn load_plan(conn: &mut Conn, creds: &Credentials, plan: &Plan) -> Result<u64, D
     // A MEMORY table with a hash index on the address: 1,000,000 probes take a second or
     // two where a B-tree on a MyISAM temporary table took ten times as long. Fixed-width
     // rows, so the address column is exactly as wide as the longest planned address.
-    let groups_n = plan.groups().count() as u64;
+    let groups_n = plan.by_value().count() as u64;
     let width = plan
-        .groups()
+        .by_value()
         .filter_map(|g| g.row.ip.as_ref().map(Vec::len))
         .max()
         .unwrap_or(1)
@@ -181,7 +181,7 @@ fn load_plan(conn: &mut Conn, creds: &Credentials, plan: &Plan) -> Result<u64, D
         return Ok(groups_n);
     }
     let mut n = 0u64;
-    let groups: Vec<_> = plan.groups().collect();
+    let groups: Vec<_> = plan.by_value().collect();
     for chunk in groups.chunks(2000) {
         let mut sql =
             format!("INSERT INTO {DEL} (ip_address, ip_mask, lock_time, cnt, keep) VALUES ");
@@ -241,7 +241,7 @@ fn tsv_field(out: &mut Vec<u8>, v: Option<&[u8]>) {
 fn load_data(conn: &mut Conn, plan: &Plan) -> Result<bool, DbError> {
     let mut buf = Vec::new();
     let mut n = 0u64;
-    for g in plan.groups() {
+    for g in plan.by_value() {
         tsv_field(&mut buf, g.row.ip.as_deref());
         buf.push(b'\t');
         tsv_field(&mut buf, g.row.mask.as_deref());
@@ -284,6 +284,17 @@ fn load_data(conn: &mut Conn, plan: &Plan) -> Result<bool, DbError> {
     Ok(true)
 }
 
+/// The expiry predicate on the live table (alias p); never NULL, so NOT works on it.
+fn expired_predicate(plan: &Plan) -> String {
+    match plan.expired_before {
+        Some(cut) if plan.expired_rows() > 0 => format!(
+            "(p.lock_time IS NOT NULL AND p.lock_time < '{}')",
+            super::values::format_datetime(cut)
+        ),
+        _ => "FALSE".into(),
+    }
+}
+
 /// Join condition between the live table (alias p) and the plan (alias d).
 const MATCH: &str = "d.ip_address = BINARY p.ip_address AND d.ip_mask <=> p.ip_mask \
                      AND d.lock_time <=> p.lock_time";
@@ -294,9 +305,10 @@ const MATCH: &str = "d.ip_address = BINARY p.ip_address AND d.ip_mask <=> p.ip_m
 fn verify(conn: &mut Conn, creds: &Credentials, table: &str, plan: &Plan) -> Result<(), DbError> {
     let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
     let mut want: HashMap<&RawRow, (u64, u64)> = HashMap::new();
-    for g in plan.groups() {
+    for g in plan.by_value() {
         want.insert(&g.row, (g.count, 0));
     }
+    let mut expired = 0u64;
     let mut result = conn
         .query_iter(format!(
             "SELECT p.ip_address, p.ip_mask, p.lock_time FROM {table} p"
@@ -312,16 +324,26 @@ fn verify(conn: &mut Conn, creds: &Credentials, table: &str, plan: &Plan) -> Res
             };
             if let Some(e) = want.get_mut(&raw) {
                 e.1 += 1;
+            } else if let (Some(cut), Some(t)) = (
+                plan.expired_before,
+                raw.lock.as_deref().and_then(super::values::parse_datetime),
+            ) {
+                // Matched by the expiry predicate without being planned: must not exist.
+                if t < cut {
+                    expired += 1;
+                }
             }
         }
     }
     drop(result);
     let changed = want.values().filter(|(a, b)| a != b).count();
-    if changed > 0 {
+    if changed > 0 || expired != plan.expired_rows() {
         return Err(DbError(format!(
             "the table changed since it was read ({changed} of {} planned row values no longer \
-             have the same number of copies); nothing was changed, run the repair again",
-            want.len()
+             have the same number of copies; {expired} rows are older than the expiry cutoff, \
+             {} were planned); nothing was changed, run the repair again",
+            want.len(),
+            plan.expired_rows()
         )));
     }
     Ok(())
@@ -355,7 +377,8 @@ pub fn apply(
     let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
     let deleted = plan.deleted();
     let reinserted: u64 = plan.groups().map(|g| g.keep).sum();
-    let removed_total: u64 = plan.groups().map(|g| g.count).sum();
+    let removed_total: u64 = plan.by_value().map(|g| g.count).sum::<u64>() + plan.expired_rows();
+    let expired_sql = expired_predicate(plan);
     let t0 = std::time::Instant::now();
     load_plan(conn, creds, plan)?;
     timing("load plan into a temporary table", t0);
@@ -372,7 +395,8 @@ pub fn apply(
             verify(conn, creds, &t, plan)?;
             timing("lock and verify", t0);
             conn.query_drop(format!(
-                "DELETE p FROM {t} p STRAIGHT_JOIN {DEL} d ON {MATCH}"
+                "DELETE p FROM {t} p LEFT JOIN {DEL} d ON {MATCH} \
+                 WHERE d.id IS NOT NULL OR {expired_sql}"
             ))
             .map_err(err)?;
             let gone = conn.affected_rows();
@@ -423,7 +447,8 @@ pub fn apply(
         verify(conn, creds, &t, plan)?;
         timing("lock and verify", t0);
         conn.query_drop(format!(
-            "INSERT INTO {new} SELECT p.* FROM {t} p LEFT JOIN {DEL} d ON {MATCH} WHERE d.id IS NULL"
+            "INSERT INTO {new} SELECT p.* FROM {t} p LEFT JOIN {DEL} d ON {MATCH} \
+             WHERE d.id IS NULL AND NOT {expired_sql}"
         ))
         .map_err(err)?;
         insert_keeps(conn, creds, &new)?;

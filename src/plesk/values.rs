@@ -228,6 +228,28 @@ pub fn parse_datetime(b: &[u8]) -> Option<i64> {
     Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
+/// The inverse of [`parse_datetime`]: naive seconds as `YYYY-MM-DD HH:MM:SS`.
+pub fn format_datetime(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -252,6 +274,13 @@ mod tests {
         assert!(parse_datetime(b"2024-02-29 23:59:59").is_some());
         assert_eq!(parse_datetime(b"2023-02-29 00:00:00"), None);
         assert_eq!(parse_datetime(b"garbage"), None);
+        for t in [
+            "2024-02-29 23:59:59",
+            "1999-12-31 00:00:01",
+            "2026-11-28 03:00:00",
+        ] {
+            assert_eq!(format_datetime(parse_datetime(t.as_bytes()).unwrap()), t);
+        }
         assert_eq!(
             parse_datetime(b"2024-01-01 00:00:00.5"),
             parse_datetime(b"2024-01-01 00:00:00")
