@@ -19,9 +19,11 @@
 //!   duplicated. RENAME TABLE is atomic across crashes since MariaDB 10.6 (atomic DDL): a
 //!   kill leaves either the old table or the new one, never a half-deleted table.
 //!
+//! Expired locks are deleted by the predicate `lock_time < cutoff` (the scan's server time
+//! minus poplock_time: exactly the rows the plan lists as expired), everything else by value.
 //! Both paths re-verify, under the lock, that every planned row value still has exactly the
-//! number of copies seen by the scan; if another session changed them the step aborts with
-//! nothing changed.
+//! number of copies seen by the scan and that exactly the planned rows are older than the
+//! cutoff; if another session changed them the step aborts with nothing changed.
 
 use std::collections::HashMap;
 use std::io::Write as _;
