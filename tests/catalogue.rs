@@ -31,19 +31,10 @@ fn codes_in_source(dir: &Path, out: &mut BTreeSet<String>) {
 #[test]
 fn code_and_catalogue_agree() {
     let mut used = BTreeSet::new();
-    codes_in_source(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut used,
-    );
+    codes_in_source(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut used);
     let known: BTreeSet<String> = relaydoctor::catalogue::all().keys().cloned().collect();
     let unknown: Vec<_> = used.difference(&known).collect();
     let unused: Vec<_> = known.difference(&used).collect();
-    assert!(
-        unknown.is_empty(),
-        "codes used in src/ but missing from rules/*.toml: {unknown:?}"
-    );
-    assert!(
-        unused.is_empty(),
-        "catalogue entries no code emits: {unused:?}"
-    );
+    assert!(unknown.is_empty(), "codes used in src/ but missing from rules/*.toml: {unknown:?}");
+    assert!(unused.is_empty(), "catalogue entries no code emits: {unused:?}");
 }

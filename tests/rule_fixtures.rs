@@ -11,18 +11,9 @@ use std::process::Command;
 
 /// Codes whose trigger cannot live in a fixture tree, and where they are tested instead.
 const EXEMPT: &[(&str, &str)] = &[
-    (
-        "RD001",
-        "tests/robustness.rs (permission denied needs chmod at test time)",
-    ),
-    (
-        "RD004",
-        "tests/robustness.rs (a file over the size limit is generated at test time)",
-    ),
-    (
-        "RD005",
-        "tests/robustness.rs (symlink loops are created at test time)",
-    ),
+    ("RD001", "tests/robustness.rs (permission denied needs chmod at test time)"),
+    ("RD004", "tests/robustness.rs (a file over the size limit is generated at test time)"),
+    ("RD005", "tests/robustness.rs (symlink loops are created at test time)"),
 ];
 
 fn exempt(code: &str) -> bool {
@@ -73,12 +64,7 @@ fn every_rule_has_a_triggering_and_a_clean_fixture() {
             continue;
         }
         let extra: Vec<String> = std::fs::read_to_string(dir.join("args"))
-            .map(|s| {
-                s.lines()
-                    .map(str::to_string)
-                    .filter(|l| !l.is_empty())
-                    .collect()
-            })
+            .map(|s| s.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
             .unwrap_or_default();
         let (codes, out) = lint_codes(&bad, &extra);
         if !codes.contains(code) {
@@ -89,9 +75,6 @@ fn every_rule_has_a_triggering_and_a_clean_fixture() {
             failures.push(format!("{code}: good/ triggers it:\n{out}"));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "rules without fixtures/rules/<CODE>/{{bad,good}}: {missing:?}"
-    );
+    assert!(missing.is_empty(), "rules without fixtures/rules/<CODE>/{{bad,good}}: {missing:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
