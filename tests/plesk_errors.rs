@@ -227,3 +227,34 @@ fn no_credentials_is_exit_2() {
     assert_eq!(o.code, 3);
     assert!(o.stdout.starts_with("RELAYDOCTOR UNKNOWN"));
 }
+
+#[test]
+fn tls_when_asked() {
+    let Some(s) = shared() else { return };
+    let db = s.psa("tls", "innodb", "");
+    s.source(&db, &fixture("healthy.sql"));
+    let url = format!(
+        "{}?require_ssl=true&danger_accept_invalid_certs=true",
+        s.url(&db)
+    );
+    let mut c = relaydoctor(&url);
+    c.args(["plesk", "check", "--format", "json"]);
+    let o = run(c);
+    if s.tls {
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        assert!(o.stdout.contains("(TLS)"), "{}", o.stdout);
+        // The snakeoil certificate is self-signed: verified TLS refuses it.
+        let url = format!("{}?require_ssl=true", s.url(&db));
+        let mut c = relaydoctor(&url);
+        c.args(["plesk", "check"]);
+        let o = run(c);
+        assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    } else {
+        eprintln!("SKIP: no readable snakeoil key for a TLS server; only the refusal is tested");
+        assert_eq!(
+            o.code, 2,
+            "TLS asked of a server without TLS must fail: {}{}",
+            o.stdout, o.stderr
+        );
+    }
+}

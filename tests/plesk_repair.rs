@@ -348,6 +348,13 @@ fn kill_mid_apply(variant: &str) {
     let rows_in_backup = text.lines().filter(|l| l.starts_with("  (")).count();
     assert_eq!(rows_in_backup, 20_008, "{variant}");
 
+    // MyISAM/Aria: the kill left the work table; check says so.
+    if variant == "myisam" || variant == "aria" {
+        let mut c = relaydoctor(&s.url(&db));
+        c.args(["plesk", "check", "--format", "json"]);
+        let o = run(c);
+        assert!(o.stdout.contains("\"PL041\""), "{variant}: {}", o.stdout);
+    }
     // A new apply finishes the job (and drops the MyISAM work table the kill left).
     let mut c = relaydoctor(&s.url(&db));
     c.args(["plesk", "repair", "--apply", "--backup-dir"])
@@ -356,6 +363,60 @@ fn kill_mid_apply(variant: &str) {
     assert_eq!(o.code, 1, "{variant}: {}{}", o.stdout, o.stderr);
     assert_eq!(s.rows(&db).len(), before.len() - 20_008, "{variant}");
     assert!(!o.stdout.contains("PL041"), "{variant}: {}", o.stdout);
+}
+
+/// Kills at other moments than the commit point (during the backup, the load, the verify,
+/// the build or delete, the swap): the table is always either untouched or fully repaired.
+#[test]
+fn server_killed_at_any_moment_leaves_the_table_unchanged_or_repaired() {
+    if !plesk_support::available() {
+        return;
+    }
+    std::thread::scope(|scope| {
+        for variant in VARIANTS {
+            scope.spawn(move || {
+                let mut s = Server::start();
+                for (i, delay_ms) in [0u64, 150, 400, 900].into_iter().enumerate() {
+                    let db = seed_big(&s, &format!("anykill{i}"), variant);
+                    let before = s.rows(&db);
+                    let backups = tempfile::tempdir().unwrap();
+                    let mut child = relaydoctor(&s.url(&db))
+                        .args(["plesk", "repair", "--apply", "--backup-dir"])
+                        .arg(backups.path())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+                    let mut line = String::new();
+                    // The backup path is printed just before the change starts.
+                    while err.read_line(&mut line).unwrap() > 0 && !line.contains("backup of") {
+                        line.clear();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                    s.kill();
+                    let _ = child.wait();
+                    s.run();
+                    let after = s.rows(&db);
+                    let repaired = after.len() == before.len() - 20_008;
+                    assert!(
+                        after == before || repaired,
+                        "{variant} killed {delay_ms} ms in: {} rows, neither {} (unchanged) nor {} (repaired)",
+                        after.len(),
+                        before.len(),
+                        before.len() - 20_008
+                    );
+                    if repaired {
+                        // Both sorted: every remaining row was there before (a sub-multiset).
+                        let mut b = before.iter();
+                        for r in &after {
+                            assert!(b.any(|x| x == r), "{variant}: row {r} was not there before");
+                        }
+                    }
+                }
+            });
+        }
+    });
 }
 
 #[test]
@@ -418,4 +479,27 @@ fn concurrent(s: &Server, variant: &str) {
         before as u32 - 20_008 + written,
         "{variant}"
     );
+}
+
+/// A server with local_infile=OFF refuses LOAD DATA LOCAL: the plan is loaded with INSERTs
+/// instead, with the same result.
+#[test]
+fn repair_works_without_local_infile() {
+    if !plesk_support::available() {
+        return;
+    }
+    let s = Server::start();
+    s.sql_root("SET GLOBAL local_infile = 0");
+    for variant in ["myisam", "innodb"] {
+        let db = s.psa(&format!("noinfile_{variant}"), variant, "");
+        s.source(&db, &fixture("bad-rows.sql"));
+        let backups = tempfile::tempdir().unwrap();
+        let mut c = relaydoctor(&s.url(&db));
+        c.args(["plesk", "repair", "--apply", "--backup-dir"])
+            .arg(backups.path());
+        c.env("RELAYDOCTOR_TIMING", "1");
+        let o = run(c);
+        assert!(o.stderr.contains("LOAD DATA refused"), "{}", o.stderr);
+        assert_eq!(s.rows(&db).len(), 6, "{variant}: {}{}", o.stdout, o.stderr);
+    }
 }

@@ -131,8 +131,52 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Values of query parameters that carry secrets (`?password=`, `?pkcs12_pass=`).
+fn query_secrets(url: &str) -> Vec<String> {
+    let Some((_, q)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for kv in q.split('&') {
+        if let Some((k, val)) = kv.split_once('=') {
+            if (k == "password" || k == "pkcs12_pass") && !val.is_empty() {
+                v.push(val.to_string());
+                v.push(percent_decode(val));
+            }
+        }
+    }
+    v
+}
+
+/// Remove our own `require_ssl` parameter (the mysql crate rejects unknown parameters);
+/// returns the URL without it and whether TLS was asked for.
+fn strip_require_ssl(url: &str) -> (String, bool) {
+    let Some((base, q)) = url.split_once('?') else {
+        return (url.to_string(), false);
+    };
+    let mut tls = false;
+    let rest: Vec<&str> = q
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some(("require_ssl", v)) => {
+                tls = matches!(v, "true" | "1" | "yes");
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_string(), tls)
+    } else {
+        (format!("{base}?{}", rest.join("&")), tls)
+    }
+}
+
 fn from_url(url: &str, source: &str) -> Result<Credentials, CredError> {
-    let secrets = url_secrets(url);
+    let mut secrets = url_secrets(url);
+    secrets.extend(query_secrets(url));
+    let (url, require_tls) = strip_require_ssl(url);
+    let url = url.as_str();
     if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
         return Err(CredError(format!(
             "{source}: not a database URL (expected mysql://USER:PASSWORD@HOST:PORT/psa)"
@@ -156,6 +200,17 @@ fn from_url(url: &str, source: &str) -> Result<Credentials, CredError> {
     let mut b = OptsBuilder::from_opts(opts.clone());
     let db = opts.get_db_name().unwrap_or("psa").to_string();
     b = b.db_name(Some(db.clone()));
+    // TLS through rustls, verifying the server against the system roots (or the
+    // ?root_cert_path= CA), when asked with ?require_ssl=true.
+    if require_tls && opts.get_ssl_opts().is_none() {
+        b = b.ssl_opts(Some(mysql::SslOpts::default()));
+    }
+    // As with the mysql client, localhost means the local socket (unless ?socket= said).
+    if opts.get_ip_or_hostname() == "localhost" && opts.get_socket().is_none() {
+        if let Some(sock) = find_socket() {
+            b = b.socket(Some(sock));
+        }
+    }
     let opts: Opts = common(b).into();
     Ok(Credentials {
         endpoint: endpoint(&opts, &db),
@@ -335,6 +390,22 @@ mod tests {
         let kv = parse_ini_section(t, "plesk").unwrap();
         assert!(kv.contains(&("password".into(), "p w".into())));
         assert!(parse_ini_section(t, "none").is_none());
+    }
+
+    #[test]
+    fn tls_parameter() {
+        assert_eq!(
+            strip_require_ssl("mysql://u:p@h/psa?require_ssl=true"),
+            ("mysql://u:p@h/psa".to_string(), true)
+        );
+        assert_eq!(
+            strip_require_ssl("mysql://u:p@h/psa?a=1&require_ssl=false"),
+            ("mysql://u:p@h/psa?a=1".to_string(), false)
+        );
+        assert_eq!(
+            query_secrets("mysql://h/psa?password=x%41"),
+            vec!["x%41", "xA"]
+        );
     }
 
     #[test]

@@ -84,13 +84,13 @@ pub fn check(args: &PleskCheckArgs) -> i32 {
             code
         }
         PleskFormat::Json => {
-            if !(args.quiet && !fails) {
+            if !args.quiet || fails {
                 output::emit(&output::check_json(&creds, &insp));
             }
             code_for(fails)
         }
         PleskFormat::Text => {
-            if !(args.quiet && !fails) {
+            if !args.quiet || fails {
                 let color = crate::report::use_color(args.color.color);
                 output::emit(&output::check_text(&creds, &insp, color));
             }
@@ -118,6 +118,7 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
             return EXIT_ERROR;
         }
     };
+    let t0 = std::time::Instant::now();
     let mut insp = match inspect_db(&creds, &mut conn, true) {
         Ok(i) => i,
         Err(e) => {
@@ -133,7 +134,9 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
         );
         return EXIT_ERROR;
     }
+    repair::timing("inspect", t0);
     let mut plan = plan::plan(&mut insp, args.include_whitelist);
+    repair::timing("plan", t0);
     if !args.apply {
         let out = if json {
             output::repair_json(&creds, &insp.findings, &plan, false, None)
@@ -200,6 +203,7 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
                 return EXIT_ERROR;
             }
         }
+        repair::timing("backup", t0);
         match repair::apply(&mut conn, &creds, &insp.schema, &plan) {
             Ok(a) => log.push(format!(
                 "deleted {} row(s){} ({})",
@@ -223,6 +227,7 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
             }
         }
     }
+    repair::timing("apply", t0);
     // 3. Check again and report what is left.
     let after = match inspect_db(&creds, &mut conn, false) {
         Ok(i) => i,

@@ -155,7 +155,7 @@ fn op_json(db: &str, plan: &Plan) -> Vec<serde_json::Value> {
             "kind": "delete",
             "reason": op.reason.key(),
             "rows": rows,
-            "sql": plan::op_sql(db, op, None),
+            "sql": plan::op_sql(db, op, None, plan),
         }));
     }
     ops
@@ -218,7 +218,7 @@ fn plan_text(out: &mut String, creds: &Credentials, plan: &Plan) {
     }
     for op in &plan.deletes {
         let _ = writeln!(out, "-- {}", op.reason.title());
-        out.push_str(&plan::op_sql(&creds.db, op, Some(TEXT_SQL_GROUPS)));
+        out.push_str(&plan::op_sql(&creds.db, op, Some(TEXT_SQL_GROUPS), plan));
     }
 }
 

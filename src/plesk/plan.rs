@@ -79,6 +79,10 @@ pub struct Plan {
     pub deletes: Vec<DeleteOp>,
     /// The rows could not be read (damaged table): deletions are planned after the repair.
     pub rows_unknown: bool,
+    /// Expired POP locks are exactly the rows with a valid lock_time before this instant
+    /// (server time of the scan minus poplock_time), so they are deleted by that predicate
+    /// instead of value by value (see repair.rs).
+    pub expired_before: Option<i64>,
 }
 
 impl Plan {
@@ -90,6 +94,21 @@ impl Plan {
     }
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.deletes.iter().flat_map(|d| d.groups.iter())
+    }
+    /// The groups deleted by value (all but the expired ones).
+    pub fn by_value(&self) -> impl Iterator<Item = &Group> {
+        self.deletes
+            .iter()
+            .filter(|d| d.reason != Reason::Expired)
+            .flat_map(|d| d.groups.iter())
+    }
+    /// Copies of expired rows to delete by the cutoff predicate.
+    pub fn expired_rows(&self) -> u64 {
+        self.deletes
+            .iter()
+            .filter(|d| d.reason == Reason::Expired)
+            .map(DeleteOp::deleted)
+            .sum()
     }
 }
 
@@ -105,6 +124,7 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
     let Some(mut rows) = insp.rows.take() else {
         return plan;
     };
+    plan.expired_before = insp.poplock_minutes.map(|m| insp.now - m * 60);
     rows.sort_unstable();
     // Identical rows become one group with a count.
     let mut groups: Vec<Group> = Vec::new();
@@ -118,7 +138,9 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
             }),
         }
     }
-    let mut ops: std::collections::BTreeMap<Reason, Vec<Group>> = Default::default();
+    // Decide per group first, then move the chosen groups into their operations (no copies
+    // of a million rows).
+    let mut decision: Vec<Option<(Reason, u64)>> = vec![None; groups.len()];
     let (now, minutes) = (insp.now, insp.poplock_minutes);
     let mut i = 0;
     while i < groups.len() {
@@ -130,9 +152,10 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
         {
             j += 1;
         }
-        let block = &groups[i..j];
         let mut newest: Option<(i64, usize)> = None;
-        for (k, g) in block.iter().enumerate() {
+        let mut valid_locks = Vec::new();
+        for k in i..j {
+            let g = &groups[k];
             let f = fault(&g.row, now, minutes);
             if g.row.is_whitelist() {
                 if !include_whitelist {
@@ -140,15 +163,12 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                 }
                 let open = g.row.ip.as_deref().and_then(values::parse_ip).is_some()
                     && g.row.mask.as_deref().and_then(values::parse_uint) == Some(0);
-                let (reason, keep) = match f {
-                    Some(_) => (Reason::WhitelistInvalid, 0),
-                    None if open => (Reason::WhitelistOpen, 0),
-                    None if g.count > 1 => (Reason::WhitelistDuplicate, 1),
-                    None => continue,
+                decision[k] = match f {
+                    Some(_) => Some((Reason::WhitelistInvalid, 0)),
+                    None if open => Some((Reason::WhitelistOpen, 0)),
+                    None if g.count > 1 => Some((Reason::WhitelistDuplicate, 1)),
+                    None => None,
                 };
-                ops.entry(reason)
-                    .or_default()
-                    .push(Group { keep, ..g.clone() });
                 continue;
             }
             match f {
@@ -158,10 +178,7 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                         Fault::Future => Reason::Future,
                         _ => Reason::Invalid,
                     };
-                    ops.entry(reason).or_default().push(Group {
-                        keep: 0,
-                        ..g.clone()
-                    });
+                    decision[k] = Some((reason, 0));
                 }
                 None => {
                     let t = g
@@ -173,28 +190,26 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                     if newest.is_none_or(|(nt, _)| t >= nt) {
                         newest = Some((t, k));
                     }
+                    valid_locks.push(k);
                 }
             }
         }
         // Valid lock rows of this address: keep one copy of the newest.
-        for (k, g) in block.iter().enumerate() {
-            if g.row.is_whitelist() || fault(&g.row, now, minutes).is_some() {
-                continue;
-            }
+        for k in valid_locks {
             let is_newest = newest.is_some_and(|(_, nk)| nk == k);
-            if is_newest && g.count > 1 {
-                ops.entry(Reason::Duplicate).or_default().push(Group {
-                    keep: 1,
-                    ..g.clone()
-                });
-            } else if !is_newest {
-                ops.entry(Reason::Duplicate).or_default().push(Group {
-                    keep: 0,
-                    ..g.clone()
-                });
+            if !is_newest {
+                decision[k] = Some((Reason::Duplicate, 0));
+            } else if groups[k].count > 1 {
+                decision[k] = Some((Reason::Duplicate, 1));
             }
         }
         i = j;
+    }
+    let mut ops: std::collections::BTreeMap<Reason, Vec<Group>> = Default::default();
+    for (g, d) in groups.into_iter().zip(decision) {
+        if let Some((reason, keep)) = d {
+            ops.entry(reason).or_default().push(Group { keep, ..g });
+        }
     }
     plan.deletes = ops
         .into_iter()
@@ -243,9 +258,18 @@ pub fn insert_values(r: &RawRow) -> String {
 /// The SQL of one operation as an admin could run it by hand: each distinct row value is
 /// deleted by its full value (never by position), and where copies are kept they are
 /// inserted back. relaydoctor runs the equivalent set-based statements (repair.rs).
-pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>) -> String {
+pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>, plan: &Plan) -> String {
     let t = format!("{}.{}", ident(db), ident(TABLE));
     let mut s = String::new();
+    if let (Reason::Expired, Some(cut)) = (op.reason, plan.expired_before) {
+        // Exactly the rows listed: verified under the lock before it runs.
+        let _ = writeln!(
+            s,
+            "DELETE FROM {t} WHERE lock_time IS NOT NULL AND lock_time < '{}';",
+            values::format_datetime(cut)
+        );
+        return s;
+    }
     for (n, g) in op.groups.iter().enumerate() {
         if limit.is_some_and(|l| n >= l) {
             let _ = writeln!(

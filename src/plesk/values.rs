@@ -192,27 +192,26 @@ pub fn open_relay(ip: IpAddr, mask: u32) -> Option<String> {
 
 /// A DATETIME as stored, as seconds on a naive (zone-less) civil time line, so it compares
 /// with the server's NOW() read the same way. None for zero or impossible dates.
+///
+/// The server sends DATETIME as `YYYY-MM-DD HH:MM:SS` with optional `.fraction`; parsed by
+/// position because this runs once per row of a million-row scan.
 pub fn parse_datetime(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let (date, time) = s.split_once(' ')?;
-    let mut d = date.split('-');
-    let (y, m, day) = (d.next()?, d.next()?, d.next()?);
-    if d.next().is_some() {
+    if b.len() < 19 {
         return None;
     }
-    let time = time.split('.').next()?; // fractional seconds, if a wider type is used
-    let mut t = time.split(':');
-    let (hh, mm, ss) = (t.next()?, t.next()?, t.next()?);
-    if t.next().is_some() {
-        return None;
-    }
-    let num = |x: &str| -> Option<i64> {
-        if x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        x.parse().ok()
+    let d = |i: usize| -> Option<i64> {
+        let c = *b.get(i)?;
+        c.is_ascii_digit().then(|| i64::from(c - b'0'))
     };
-    let (y, m, day, hh, mm, ss) = (num(y)?, num(m)?, num(day)?, num(hh)?, num(mm)?, num(ss)?);
+    let n2 = |i: usize| Some(d(i)? * 10 + d(i + 1)?);
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b.len() > 19 && (b[19] != b'.' || !b[20..].iter().all(u8::is_ascii_digit)) {
+        return None;
+    }
+    let y = n2(0)? * 100 + n2(2)?;
+    let (m, day, hh, mm, ss) = (n2(5)?, n2(8)?, n2(11)?, n2(14)?, n2(17)?);
     if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || day < 1 {
         return None;
     }
@@ -227,6 +226,28 @@ pub fn parse_datetime(b: &[u8]) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// The inverse of [`parse_datetime`]: naive seconds as `YYYY-MM-DD HH:MM:SS`.
+pub fn format_datetime(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -253,6 +274,19 @@ mod tests {
         assert!(parse_datetime(b"2024-02-29 23:59:59").is_some());
         assert_eq!(parse_datetime(b"2023-02-29 00:00:00"), None);
         assert_eq!(parse_datetime(b"garbage"), None);
+        for t in [
+            "2024-02-29 23:59:59",
+            "1999-12-31 00:00:01",
+            "2026-11-28 03:00:00",
+        ] {
+            assert_eq!(format_datetime(parse_datetime(t.as_bytes()).unwrap()), t);
+        }
+        assert_eq!(
+            parse_datetime(b"2024-01-01 00:00:00.5"),
+            parse_datetime(b"2024-01-01 00:00:00")
+        );
+        assert_eq!(parse_datetime(b"2024-01-01 00:00:00x"), None);
+        assert_eq!(parse_datetime(b"2024-01-01T00:00:00"), None);
     }
 
     #[test]

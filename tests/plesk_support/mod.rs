@@ -22,8 +22,12 @@ pub struct Server {
     pub datadir: PathBuf,
     pub socket: PathBuf,
     pub port: u16,
+    /// The server offers TLS (snakeoil certificate).
+    pub tls: bool,
     child: Option<Child>,
 }
+
+pub const SNAKEOIL_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 
 fn mariadbd() -> Option<PathBuf> {
     for p in ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"] {
@@ -84,6 +88,11 @@ impl Server {
             "--skip-test-db",
         ]);
         install.arg(format!("--datadir={}", datadir.display()));
+        // A private tmpdir: the shared /tmp is cleaned by other processes on busy machines,
+        // and a server whose internal temporary file vanishes fails the statement.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmpdir");
+        install.arg(format!("--tmpdir={}", tmp.display()));
         if is_root() {
             install.arg("--user=root");
         }
@@ -98,6 +107,7 @@ impl Server {
             datadir,
             port: free_port(),
             dir,
+            tls: false,
             child: None,
         };
         s.run();
@@ -119,6 +129,10 @@ impl Server {
             .arg(format!("--socket={}", self.socket.display()))
             .arg(format!("--port={}", self.port))
             .arg(format!(
+                "--tmpdir={}",
+                self.dir.path().join("tmp").display()
+            ))
+            .arg(format!(
                 "--pid-file={}",
                 self.dir.path().join("mysqld.pid").display()
             ))
@@ -139,6 +153,13 @@ impl Server {
             ]);
         if is_root() {
             cmd.arg("--user=root");
+        }
+        // TLS with the snakeoil certificate (package ssl-cert) when its key is readable.
+        let (cert, key) = (SNAKEOIL_CERT, "/etc/ssl/private/ssl-cert-snakeoil.key");
+        if std::fs::read(key).is_ok() && Path::new(cert).exists() {
+            cmd.arg(format!("--ssl-cert={cert}"))
+                .arg(format!("--ssl-key={key}"));
+            self.tls = true;
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn mariadbd");
