@@ -315,79 +315,106 @@ pub fn is_microsoft_code(enhanced: &str) -> bool {
     }
 }
 
+/// Phrases that give away the cause, case-insensitive, by cause (earlier causes win when
+/// several match: a relay refusal that mentions a blocklist is still a relay refusal).
+const CAUSE_PHRASES: &[(Cause, &[&str])] = &[
+    (Cause::Microsoft, &["protection.outlook.com", "TenantAttribution"]),
+    (
+        Cause::RelayDenied,
+        &[
+            "Relay access denied",
+            "relay not permitted",
+            "relaying denied",
+            "unable to relay",
+            "rcpthosts",
+            "not allowed to relay",
+            "relay access",
+            "relaying not allowed",
+            "we do not relay",
+        ],
+    ),
+    (
+        Cause::SenderVerify,
+        &["sender verify", "unverified address", "sender address verification"],
+    ),
+    (
+        Cause::AuthFailed,
+        &["authentication failed", "authenticator failed", "Incorrect authentication data"],
+    ),
+    (
+        Cause::AuthRequired,
+        &[
+            "Authentication required",
+            "must authenticate",
+            "Must issue a STARTTLS",
+            "Client not authenticated",
+            "auth not available",
+        ],
+    ),
+    (
+        Cause::Blocklist,
+        &["blocked using", "black list", "blacklist", "blocklist", "listed at", "listed in", "spamhaus", " RBL"],
+    ),
+    (Cause::ServerConfig, &["Server configuration error", "4.3.5"]),
+    (
+        Cause::UnknownRecipient,
+        &[
+            "User unknown",
+            "unknown user",
+            "no such user",
+            "no mailbox here",
+            "Unrouteable address",
+            "mailbox unavailable",
+            "does not exist",
+            "not existing recipient",
+            "5.1.1",
+        ],
+    ),
+];
+
+type Matcher = (aho_corasick::AhoCorasick, Vec<(usize, Cause)>);
+
+fn cause_matcher() -> Option<&'static Matcher> {
+    static M: std::sync::OnceLock<Option<Matcher>> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let mut pats = Vec::new();
+        let mut causes = Vec::new();
+        for (prio, (c, ps)) in CAUSE_PHRASES.iter().enumerate() {
+            for p in *ps {
+                pats.push(*p);
+                causes.push((prio, *c));
+            }
+        }
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&pats)
+            .ok()
+            .map(|ac| (ac, causes))
+    })
+    .as_ref()
+}
+
 /// The cause class of a reply or log text.
 pub fn classify(text: &str, enhanced: Option<&str>) -> Cause {
-    let enhanced = enhanced.or_else(|| {
-        text.split_whitespace()
-            .take(3)
-            .find(|t| is_enhanced(t))
-    });
-    if enhanced.is_some_and(is_microsoft_code)
-        || contains_ci(text, "protection.outlook.com")
-        || contains_ci(text, "TenantAttribution")
-    {
+    let enhanced = enhanced.or_else(|| text.split_whitespace().take(3).find(|t| is_enhanced(t)));
+    if enhanced.is_some_and(is_microsoft_code) {
         return Cause::Microsoft;
     }
-    let has = |n: &str| contains_ci(text, n);
-    if has("Relay access denied")
-        || has("relay not permitted")
-        || has("relaying denied")
-        || has("unable to relay")
-        || has("allowed rcpthosts")
-        || has("rcpthosts")
-        || has("not allowed to relay")
-        || has("relay access")
-        || has("relaying not allowed")
-        || has("we do not relay")
-    {
-        return Cause::RelayDenied;
+    let mut best = (usize::MAX, Cause::Other);
+    if let Some((ac, causes)) = cause_matcher() {
+        for m in ac.find_overlapping_iter(text) {
+            if let Some(&(prio, c)) = causes.get(m.pattern().as_usize()) {
+                if prio < best.0 {
+                    best = (prio, c);
+                }
+            }
+        }
     }
-    if has("sender verify") || has("unverified address") || has("sender address verification")
-    {
-        return Cause::SenderVerify;
-    }
-    if has("authentication failed")
-        || has("authenticator failed")
-        || has("Incorrect authentication data")
-        || text.trim_start().starts_with("535")
-    {
+    let best = best.1;
+    if best == Cause::Other && text.trim_start().starts_with("535") {
         return Cause::AuthFailed;
     }
-    if has("Authentication required")
-        || has("must authenticate")
-        || has("Must issue a STARTTLS")
-        || has("Client not authenticated")
-        || has("auth not available")
-    {
-        return Cause::AuthRequired;
-    }
-    if has("blocked using")
-        || has("black list")
-        || has("blacklist")
-        || has("blocklist")
-        || has("listed at")
-        || has("listed in")
-        || has("spamhaus")
-        || has(" RBL")
-    {
-        return Cause::Blocklist;
-    }
-    if has("Server configuration error") || has("4.3.5") {
-        return Cause::ServerConfig;
-    }
-    if has("User unknown")
-        || has("unknown user")
-        || has("no such user")
-        || has("no mailbox here")
-        || has("Unrouteable address")
-        || has("mailbox unavailable")
-        || has("does not exist")
-        || has("not existing recipient")
-        || has("5.1.1")
-    {
-        return Cause::UnknownRecipient;
-    }
-    Cause::Other
+    best
 }
 
 /// What a refusal tells about the recipient's class on the refusing server.
