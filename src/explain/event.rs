@@ -243,11 +243,17 @@ pub struct Origin<'a> {
     pub line: u64,
 }
 
+/// Whole-log summaries keep only what groups show: no per-event copies of the input name
+/// and the timestamp text (the parsed stamp stays).
+pub static LIGHT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Origin<'_> {
     pub fn apply(&self, e: &mut Event, h: &super::header::Header) {
-        e.input = self.input.to_string();
         e.line = self.line;
-        e.time = h.time.map(str::to_string);
+        if !LIGHT.load(std::sync::atomic::Ordering::Relaxed) {
+            e.input = self.input.to_string();
+            e.time = h.time.map(str::to_string);
+        }
         e.stamp = h.stamp;
         if e.program.is_none() {
             e.program = h.program.map(str::to_string);
@@ -387,6 +393,8 @@ fn cause_matcher() -> Option<&'static Matcher> {
         }
         aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&pats)
             .ok()
             .map(|ac| (ac, causes))
@@ -400,17 +408,17 @@ pub fn classify(text: &str, enhanced: Option<&str>) -> Cause {
     if enhanced.is_some_and(is_microsoft_code) {
         return Cause::Microsoft;
     }
-    let mut best = (usize::MAX, Cause::Other);
-    if let Some((ac, causes)) = cause_matcher() {
-        for m in ac.find_overlapping_iter(text) {
-            if let Some(&(prio, c)) = causes.get(m.pattern().as_usize()) {
-                if prio < best.0 {
-                    best = (prio, c);
-                }
-            }
-        }
+    // The commonest reply of all, without the automaton.
+    static RELAY: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let relay = RELAY.get_or_init(|| memchr::memmem::Finder::new(b"Relay access denied"));
+    if relay.find(text.as_bytes()).is_some() {
+        return Cause::RelayDenied;
     }
-    let best = best.1;
+    // The first phrase in the text decides (replies state their reason up front; a later
+    // phrase is usually the explanation's detail, e.g. a URL naming a list).
+    let best = cause_matcher()
+        .and_then(|(ac, causes)| ac.find(text).and_then(|m| causes.get(m.pattern().as_usize())))
+        .map_or(Cause::Other, |&(_, c)| c);
     if best == Cause::Other && text.trim_start().starts_with("535") {
         return Cause::AuthFailed;
     }

@@ -84,10 +84,7 @@ mod tests {
 
     #[test]
     fn syslog_and_exim_headers() {
-        let y = YearRule {
-            fixed: Some(2026),
-            now: 0,
-        };
+        let y = YearRule::new(Some(2026), 0);
         let h = split(
             "Nov 28 02:46:29 mx postfix/submission/smtpd[20328]: NOQUEUE: reject: x",
             &y,

@@ -389,16 +389,14 @@ pub fn run(a: &ExplainArgs) -> i32 {
     if !text.is_empty() && !a.log.is_empty() {
         return error("give either TEXT/`-` or --log, not both");
     }
-    let years = YearRule {
-        fixed: a.year,
-        now: stamp::now_wall(),
-    };
+    let years = YearRule::new(a.year, stamp::now_wall());
     let summary = !a.log.is_empty();
     let sink = if summary {
         Sink::Groups(aggregate::Aggregate::default())
     } else {
         Sink::Events(Vec::new())
     };
+    event::LIGHT.store(summary, std::sync::atomic::Ordering::Relaxed);
     let mut an = Analyzer::new(years, !summary, sink);
     for (flag, v, slot) in [("--since", &a.since, 0), ("--until", &a.until, 1)] {
         if let Some(t) = v {
