@@ -137,7 +137,10 @@ impl Cause {
     /// Causes that bear on relaying (the reason relaydoctor exists); the rest are shown but
     /// are somebody else's business.
     pub fn is_relay_related(self) -> bool {
-        !matches!(self, Cause::UnknownRecipient | Cause::Other | Cause::Microsoft)
+        !matches!(
+            self,
+            Cause::UnknownRecipient | Cause::Other | Cause::Microsoft
+        )
     }
 }
 
@@ -324,7 +327,10 @@ pub fn is_microsoft_code(enhanced: &str) -> bool {
 /// Phrases that give away the cause, case-insensitive, by cause (earlier causes win when
 /// several match: a relay refusal that mentions a blocklist is still a relay refusal).
 const CAUSE_PHRASES: &[(Cause, &[&str])] = &[
-    (Cause::Microsoft, &["protection.outlook.com", "TenantAttribution"]),
+    (
+        Cause::Microsoft,
+        &["protection.outlook.com", "TenantAttribution"],
+    ),
     (
         Cause::RelayDenied,
         &[
@@ -341,11 +347,19 @@ const CAUSE_PHRASES: &[(Cause, &[&str])] = &[
     ),
     (
         Cause::SenderVerify,
-        &["sender verify", "unverified address", "sender address verification"],
+        &[
+            "sender verify",
+            "unverified address",
+            "sender address verification",
+        ],
     ),
     (
         Cause::AuthFailed,
-        &["authentication failed", "authenticator failed", "Incorrect authentication data"],
+        &[
+            "authentication failed",
+            "authenticator failed",
+            "Incorrect authentication data",
+        ],
     ),
     (
         Cause::AuthRequired,
@@ -359,9 +373,21 @@ const CAUSE_PHRASES: &[(Cause, &[&str])] = &[
     ),
     (
         Cause::Blocklist,
-        &["blocked using", "black list", "blacklist", "blocklist", "listed at", "listed in", "spamhaus", " RBL"],
+        &[
+            "blocked using",
+            "black list",
+            "blacklist",
+            "blocklist",
+            "listed at",
+            "listed in",
+            "spamhaus",
+            " RBL",
+        ],
     ),
-    (Cause::ServerConfig, &["Server configuration error", "4.3.5"]),
+    (
+        Cause::ServerConfig,
+        &["Server configuration error", "4.3.5"],
+    ),
     (
         Cause::UnknownRecipient,
         &[
@@ -417,7 +443,10 @@ pub fn classify(text: &str, enhanced: Option<&str>) -> Cause {
     // The first phrase in the text decides (replies state their reason up front; a later
     // phrase is usually the explanation's detail, e.g. a URL naming a list).
     let best = cause_matcher()
-        .and_then(|(ac, causes)| ac.find(text).and_then(|m| causes.get(m.pattern().as_usize())))
+        .and_then(|(ac, causes)| {
+            ac.find(text)
+                .and_then(|m| causes.get(m.pattern().as_usize()))
+        })
         .map_or(Cause::Other, |&(_, c)| c);
     if best == Cause::Other && text.trim_start().starts_with("535") {
         return Cause::AuthFailed;
@@ -450,10 +479,16 @@ mod tests {
     #[test]
     fn replies_split_and_classify() {
         let (c, e, r) = split_reply("554 5.7.1 <bob@x>: Relay access denied");
-        assert_eq!((c, e, r), (Some(554), Some("5.7.1"), "<bob@x>: Relay access denied"));
+        assert_eq!(
+            (c, e, r),
+            (Some(554), Some("5.7.1"), "<bob@x>: Relay access denied")
+        );
         let (c, e, _) = split_reply("550 relay not permitted");
         assert_eq!((c, e), (Some(550), None));
-        assert_eq!(classify("550 relay not permitted", None), Cause::RelayDenied);
+        assert_eq!(
+            classify("550 relay not permitted", None),
+            Cause::RelayDenied
+        );
         assert_eq!(
             classify(
                 "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",
@@ -468,7 +503,10 @@ mod tests {
             ),
             Cause::Microsoft
         );
-        assert_eq!(classify("451 4.3.5 Server configuration error", None), Cause::ServerConfig);
+        assert_eq!(
+            classify("451 4.3.5 Server configuration error", None),
+            Cause::ServerConfig
+        );
         assert_eq!(
             classify("554 5.7.1 Service unavailable; Client host [1.2.3.4] blocked using zen.spamhaus.org", None),
             Cause::Blocklist

@@ -288,7 +288,9 @@ impl Config {
         }
         self.simulations += 1;
         let sasl_user = if e.auth == event::Auth::Yes {
-            e.sasl_user.clone().or_else(|| Some("(authenticated)".to_string()))
+            e.sasl_user
+                .clone()
+                .or_else(|| Some("(authenticated)".to_string()))
         } else {
             None
         };
@@ -327,10 +329,19 @@ impl Config {
             return Vec::new();
         };
         let cats: &[&str] = match e.cause {
-            event::Cause::RelayDenied => &["auth-relay-denied", "relay-denied", "upgrade", "db-integrity", "db-settings", "stale-map"],
+            event::Cause::RelayDenied => &[
+                "auth-relay-denied",
+                "relay-denied",
+                "upgrade",
+                "db-integrity",
+                "db-settings",
+                "stale-map",
+            ],
             event::Cause::SenderVerify => &["risky-callout"],
             event::Cause::Blocklist => &["risky-dnsbl"],
-            event::Cause::AuthFailed | event::Cause::AuthRequired => &["auth-relay-denied", "plaintext-auth", "db-integrity"],
+            event::Cause::AuthFailed | event::Cause::AuthRequired => {
+                &["auth-relay-denied", "plaintext-auth", "db-integrity"]
+            }
             event::Cause::ServerConfig => &["syntax", "upgrade", "missing-file", "stale-map"],
             event::Cause::UnknownRecipient => &["mail-refused", "stale-map"],
             event::Cause::Microsoft | event::Cause::Other => &[],
@@ -425,7 +436,11 @@ pub fn run(a: &ExplainArgs) -> i32 {
                 return error(format!("standard input: {e}"));
             }
         }
-        let joined: Vec<&str> = text.iter().filter(|t| *t != "-").map(String::as_str).collect();
+        let joined: Vec<&str> = text
+            .iter()
+            .filter(|t| *t != "-")
+            .map(String::as_str)
+            .collect();
         if !joined.is_empty() {
             let t = joined.join(" ");
             if let Err(e) = reader::stream_text(t.as_bytes(), "text", &mut an) {
@@ -447,10 +462,15 @@ pub fn run(a: &ExplainArgs) -> i32 {
         }
         Sink::Groups(g) => {
             let groups = g.sorted();
-            let sims: Vec<Simulation> = groups.iter().map(|g| sim(&mut config, &g.example, a)).collect();
+            let sims: Vec<Simulation> = groups
+                .iter()
+                .map(|g| sim(&mut config, &g.example, a))
+                .collect();
             match a.format {
                 Format::Json => render::groups_json(&an.stats, &groups, &sims, &config, a.top),
-                Format::Text => render::groups_text(&an.stats, &groups, &sims, &config, a.top, color),
+                Format::Text => {
+                    render::groups_text(&an.stats, &groups, &sims, &config, a.top, color)
+                }
             }
         }
     };

@@ -89,7 +89,11 @@ pub fn is_postfix(program: &str) -> bool {
 fn key(h: &Header) -> u64 {
     // FNV-1a over host, program and pid: no allocation per line.
     let mut x: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [h.host.unwrap_or(""), h.program.unwrap_or(""), h.pid.unwrap_or("")] {
+    for part in [
+        h.host.unwrap_or(""),
+        h.program.unwrap_or(""),
+        h.pid.unwrap_or(""),
+    ] {
         for b in part.bytes().chain(std::iter::once(0)) {
             x ^= b as u64;
             x = x.wrapping_mul(0x0100_0000_01b3);
@@ -105,7 +109,10 @@ pub fn client(s: &str) -> Option<(&str, &str, &str)> {
     let name = &s[..open];
     let addr = &s[open + 1..close];
     let mut rest = &s[close + 1..];
-    if let Some(r) = rest.strip_prefix(':').filter(|r| r.starts_with(|c: char| c.is_ascii_digit())) {
+    if let Some(r) = rest
+        .strip_prefix(':')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    {
         let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
         rest = &r[end..];
     }
@@ -143,7 +150,9 @@ impl Postfix {
     /// Whether a session of process `pid` may hold state (false: its disconnect line can be
     /// skipped). Collisions only cost a full parse.
     pub fn may_wait(&self, pid: u32) -> bool {
-        self.pids.get(pid as usize % PID_SLOTS).is_some_and(|&c| c > 0)
+        self.pids
+            .get(pid as usize % PID_SLOTS)
+            .is_some_and(|&c| c > 0)
     }
 
     fn slot(h: &Header) -> Option<usize> {
@@ -190,8 +199,7 @@ impl Postfix {
             }
             return Seen::NotMine;
         }
-        if program.ends_with("/smtp") || program.ends_with("/lmtp") || program.ends_with("/relay")
-        {
+        if program.ends_with("/smtp") || program.ends_with("/lmtp") || program.ends_with("/relay") {
             return remote_reply(h, o, out);
         }
         if msg.contains(" reject: ") || msg.contains(": reject_warning: ") {
@@ -235,14 +243,17 @@ impl Postfix {
             Some(i) => (&rest[..i], &rest[i + 2..]),
             None => (rest, ""),
         };
-        let mut e = Event::new(Source::Postfix, Side::ThisServer, reply.to_string()).with_reply_codes();
+        let mut e =
+            Event::new(Source::Postfix, Side::ThisServer, reply.to_string()).with_reply_codes();
         e.stage = Some(stage.trim().to_string());
         e.client_name = opt(Some(name));
         e.client_ip = opt(Some(addr));
         // `from=<a> to=<b> proto=ESMTP helo=<h>`: one pass over the tokens.
         for tok in env.split(' ') {
             let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
-            let v = v.strip_prefix('<').map_or(v, |v| v.strip_suffix('>').unwrap_or(v));
+            let v = v
+                .strip_prefix('<')
+                .map_or(v, |v| v.strip_suffix('>').unwrap_or(v));
             match k {
                 "from" => e.sender = Some(v.to_string()),
                 "to" => e.recipient = opt(Some(v)),
@@ -370,12 +381,18 @@ fn remote_reply(h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
     };
     let (reply, stage) = match reply.rfind(" (in reply to ") {
         Some(i) => {
-            let s = reply[i + 14..].trim_end_matches(')').trim_end_matches(" command");
-            (&reply[..i], Some(s.split(' ').next().unwrap_or(s).to_string()))
+            let s = reply[i + 14..]
+                .trim_end_matches(')')
+                .trim_end_matches(" command");
+            (
+                &reply[..i],
+                Some(s.split(' ').next().unwrap_or(s).to_string()),
+            )
         }
         None => (reply, Some("CONNECT".to_string())),
     };
-    let mut e = Event::new(Source::Postfix, Side::RecipientServer, reply.to_string()).with_reply_codes();
+    let mut e =
+        Event::new(Source::Postfix, Side::RecipientServer, reply.to_string()).with_reply_codes();
     e.stage = stage;
     e.remote_host = Some(host.trim_start_matches("host ").to_string());
     e.recipient = opt(field(msg, "to="));
@@ -440,7 +457,10 @@ mod tests {
         assert_eq!(field("a from=<> to=<x>", "from="), Some(""));
         assert_eq!(field("x, sasl_username=bob", "sasl_username="), Some("bob"));
         assert_eq!(field("xauth=3 auth=1", "auth="), Some("1"));
-        assert_eq!(client("host[1.2.3.4]:25: rest"), Some(("host", "1.2.3.4", ": rest")));
+        assert_eq!(
+            client("host[1.2.3.4]:25: rest"),
+            Some(("host", "1.2.3.4", ": rest"))
+        );
         assert_eq!(client("garbage"), None);
     }
 }

@@ -14,17 +14,17 @@ use super::Analyzer;
 /// Substrings of every line kind a parser uses. Anything else in a mail log (deliveries,
 /// queue manager, IMAP logins, ...) is skipped without being looked at.
 const NEEDLES: &[&str] = &[
-    "eject",                 // Postfix reject:, Exim rejected, chkuser rejected, Reject::, qlog result=rejected
-    "sasl_username=",        // Postfix client=... sasl_username= and SASL failures
-    "disconnect from",       // Postfix session summary (auth=)
-    "sender verify",         // Exim sender verify fail/defer
-    "authenticator failed",  // Exim AUTH failure
+    "eject", // Postfix reject:, Exim rejected, chkuser rejected, Reject::, qlog result=rejected
+    "sasl_username=", // Postfix client=... sasl_username= and SASL failures
+    "disconnect from", // Postfix session summary (auth=)
+    "sender verify", // Exim sender verify fail/defer
+    "authenticator failed", // Exim AUTH failure
     "authentication failed", // Postfix SASL failure without user name
-    " said: ",               // Postfix smtp client: the remote server's reply
+    " said: ", // Postfix smtp client: the remote server's reply
     "refused to talk to me", // Postfix smtp client: greeting refused
     "SMTP error from remote", // Exim: the remote server's reply
-    "cpthosts",              // qmail replies and spamcontrol Failed_Rcpthosts
-    "auth-failed",           // qmail AUTH patches
+    "cpthosts", // qmail replies and spamcontrol Failed_Rcpthosts
+    "auth-failed", // qmail AUTH patches
 ];
 
 fn prefilter() -> Option<&'static AhoCorasick> {
@@ -86,10 +86,8 @@ fn feed_bytes(an: &mut Analyzer, line: &[u8], input: &str, n: u64) {
 fn scan(buf: &[u8], first_line: u64, input: &str, an: &mut Analyzer) -> u64 {
     let Some(ac) = prefilter() else {
         // Cannot happen (the patterns are constant); read every line instead.
-        let mut n = first_line;
-        for l in buf.split(|&b| b == b'\n') {
+        for (n, l) in (first_line..).zip(buf.split(|&b| b == b'\n')) {
             feed_bytes(an, l, input, n);
-            n += 1;
         }
         return count_nl(buf);
     };
@@ -164,7 +162,10 @@ pub fn stream_path(p: &Path, an: &mut Analyzer) -> Result<(), String> {
     let res = if name == "-" {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
-        let gz = lock.fill_buf().map(|b| b.starts_with(&[0x1f, 0x8b])).unwrap_or(false);
+        let gz = lock
+            .fill_buf()
+            .map(|b| b.starts_with(&[0x1f, 0x8b]))
+            .unwrap_or(false);
         if gz {
             stream_log(flate2::bufread::MultiGzDecoder::new(lock), "stdin", an)
         } else {
@@ -180,11 +181,7 @@ pub fn stream_path(p: &Path, an: &mut Analyzer) -> Result<(), String> {
         let head = std::io::Cursor::new(magic[..got].to_vec());
         let chained = head.chain(f);
         if got == 2 && magic == [0x1f, 0x8b] {
-            stream_log(
-                flate2::read::MultiGzDecoder::new(chained),
-                &name,
-                an,
-            )
+            stream_log(flate2::read::MultiGzDecoder::new(chained), &name, an)
         } else {
             stream_log(chained, &name, an)
         }
@@ -216,13 +213,25 @@ pub fn stream_text<R: BufRead>(mut r: R, input: &str, an: &mut Analyzer) -> Resu
             continue;
         }
         if !pending.is_empty() {
-            an.feed(&pending, &Origin { input, line: pending_line });
+            an.feed(
+                &pending,
+                &Origin {
+                    input,
+                    line: pending_line,
+                },
+            );
         }
         pending = text.to_string();
         pending_line = n;
     }
     if !pending.is_empty() {
-        an.feed(&pending, &Origin { input, line: pending_line });
+        an.feed(
+            &pending,
+            &Origin {
+                input,
+                line: pending_line,
+            },
+        );
     }
     Ok(())
 }
@@ -236,7 +245,10 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
             out.push(l.clone());
             continue;
         }
-        let dir = l.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = l
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let Some(base) = l.file_name().and_then(|b| b.to_str()) else {
             out.push(l.clone());
             continue;
@@ -247,7 +259,9 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
         for ent in entries.flatten() {
             let name = ent.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Some(rest) = name.strip_prefix(base) else { continue };
+            let Some(rest) = name.strip_prefix(base) else {
+                continue;
+            };
             let rest = rest.strip_suffix(".gz").unwrap_or(rest);
             if let Some(num) = rest.strip_prefix('.') {
                 if let Ok(n) = num.parse::<u64>() {
@@ -259,7 +273,7 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
                 }
             }
         }
-        numbered.sort_by(|a, b| b.0.cmp(&a.0));
+        numbered.sort_by_key(|b| std::cmp::Reverse(b.0));
         dated.sort();
         out.extend(numbered.into_iter().map(|x| x.1));
         out.extend(dated.into_iter().map(|x| x.1));
