@@ -15,6 +15,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--mb", type=int, default=1024)
 ap.add_argument("--out", required=True)
 ap.add_argument("--reject-share", type=float, default=0.05)
+ap.add_argument("--unique-mb", type=int, default=128,
+                help="generate this much, then repeat it up to --mb (generation is the slow part)")
 args = ap.parse_args()
 
 rnd = random.Random(7)
@@ -133,10 +135,11 @@ def refused(pid):
 
 
 written = 0
+unique = min(target, args.unique_mb * 1024 * 1024)
 with open(args.out, "w", buffering=8 << 20) as f:
     batch = []
     pid = 10000
-    while written < target:
+    while written < unique:
         pid = 10000 + (pid + 7) % 50000
         share = rejects / max(lines_total, 1)
         if share < args.reject_share:
@@ -152,4 +155,16 @@ with open(args.out, "w", buffering=8 << 20) as f:
             f.write("".join(batch))
             batch.clear()
     f.write("".join(batch))
+# Repeat the block (time goes back at each repetition: irrelevant for throughput).
+if written < target:
+    with open(args.out, "rb") as f:
+        block = f.read()
+    reps = 1
+    with open(args.out, "ab") as f:
+        while written < target:
+            f.write(block)
+            written += len(block)
+            reps += 1
+    lines_total *= reps
+    rejects *= reps
 print(f"{args.out}: {written >> 20} MB, {lines_total} lines, {rejects} reject lines ({100 * rejects / lines_total:.1f}%)")

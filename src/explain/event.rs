@@ -434,6 +434,9 @@ pub fn classify(text: &str, enhanced: Option<&str>) -> Cause {
     if enhanced.is_some_and(is_microsoft_code) {
         return Cause::Microsoft;
     }
+    if enhanced == Some("4.3.5") {
+        return Cause::ServerConfig;
+    }
     // The commonest reply of all, without the automaton.
     static RELAY: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
     let relay = RELAY.get_or_init(|| memchr::memmem::Finder::new(b"Relay access denied"));

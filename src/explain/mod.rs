@@ -195,6 +195,21 @@ impl Analyzer {
         }
     }
 
+    /// `disconnect from` lines found by the log reader: the short cut, else the general path.
+    pub fn disconnect_line(&mut self, line: &str, at: usize, o: &Origin) {
+        let mut out = std::mem::take(&mut self.scratch);
+        if self.postfix.disconnect_fast(line, at, &mut out) {
+            self.stats.examined += 1;
+            for e in out.drain(..) {
+                self.emit(e);
+            }
+            self.scratch = out;
+        } else {
+            self.scratch = out;
+            self.feed(line, o);
+        }
+    }
+
     /// End of all input: release events still waiting for their session's end.
     pub fn finish(&mut self) {
         let mut out = Vec::new();

@@ -87,13 +87,17 @@ pub fn is_postfix(program: &str) -> bool {
 }
 
 fn key(h: &Header) -> u64 {
-    // FNV-1a over host, program and pid: no allocation per line.
-    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
+    key_of(
         h.host.unwrap_or(""),
         h.program.unwrap_or(""),
         h.pid.unwrap_or(""),
-    ] {
+    )
+}
+
+fn key_of(host: &str, program: &str, pid: &str) -> u64 {
+    // FNV-1a over host, program and pid: no allocation per line.
+    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [host, program, pid] {
         for b in part.bytes().chain(std::iter::once(0)) {
             x ^= b as u64;
             x = x.wrapping_mul(0x0100_0000_01b3);
@@ -310,6 +314,44 @@ impl Postfix {
             return;
         };
         self.unmark(h);
+        Self::close(s, rest, out);
+    }
+
+    /// The log reader's short cut for `host prog[pid]: disconnect from ...` lines (the
+    /// commonest line it has to look at): no timestamp or header parsing. `at` is where
+    /// `disconnect from` starts in `line`. False when the line does not have that shape or no
+    /// session matches (the caller then takes the general path).
+    pub fn disconnect_fast(&mut self, line: &str, at: usize, out: &mut Vec<Event>) -> bool {
+        let Some(head) = line.get(..at).and_then(|h| h.strip_suffix(": ")) else {
+            return false;
+        };
+        let Some((before, tag)) = head.rsplit_once(' ') else {
+            return false;
+        };
+        let host = before.rsplit_once(' ').map_or(before, |(_, h)| h);
+        let Some((program, pid)) = tag.strip_suffix(']').and_then(|t| t.split_once('[')) else {
+            return false;
+        };
+        if !is_postfix(program) {
+            return false;
+        }
+        let Some(s) = self.sessions.remove(&key_of(host, program, pid)) else {
+            return false;
+        };
+        if let Some(c) = pid
+            .parse::<u32>()
+            .ok()
+            .and_then(|p| self.pids.get_mut(p as usize % PID_SLOTS))
+        {
+            if *c < u8::MAX {
+                *c = c.saturating_sub(1);
+            }
+        }
+        Self::close(s, line.get(at + 16..).unwrap_or(""), out);
+        true
+    }
+
+    fn close(s: Session, rest: &str, out: &mut Vec<Event>) {
         // `auth=1` (all succeeded), `auth=1/2` (one of two), `auth=0/1` (failed); absent: none.
         let auth = match field(rest, "auth=") {
             Some(v) => {

@@ -112,6 +112,14 @@ fn scan(buf: &[u8], first_line: u64, input: &str, an: &mut Analyzer) -> u64 {
         let end = memchr::memchr(b'\n', &buf[m.start()..]).map_or(buf.len(), |i| m.start() + i);
         line += count_nl(&buf[counted_to..start]);
         counted_to = start;
+        if m.pattern().as_usize() == DISCONNECT {
+            if let Ok(text) = std::str::from_utf8(&buf[start..end]) {
+                let o = Origin { input, line };
+                an.disconnect_line(text.trim_end_matches('\r'), m.start() - start, &o);
+                pos = end + 1;
+                continue;
+            }
+        }
         feed_bytes(an, &buf[start..end], input, line);
         pos = end + 1;
     }
