@@ -199,8 +199,9 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with cause `Other`: callers classify (`with_reply_codes`) or set the cause.
     pub fn new(source: Source, side: Side, reply: String) -> Event {
-        let cause = classify(&reply, None);
+        let cause = Cause::Other;
         Event {
             input: String::new(),
             line: 0,
