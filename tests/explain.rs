@@ -98,7 +98,13 @@ fn postfix_reject_lines_with_auth_state_from_the_same_session() {
 fn postfix_log_summary_groups_by_cause_with_counts_and_top_clients() {
     let f = logs("postfix-real.log");
     let (code, v) = json(
-        &["--no-simulate", "--log", f.to_str().unwrap(), "--year", "2026"],
+        &[
+            "--no-simulate",
+            "--log",
+            f.to_str().unwrap(),
+            "--year",
+            "2026",
+        ],
         None,
     );
     assert_eq!(code, 1);
@@ -114,7 +120,10 @@ fn postfix_log_summary_groups_by_cause_with_counts_and_top_clients() {
     let clients = strangers["top_clients"].as_array().unwrap();
     assert_eq!(clients[0]["value"], "127.0.0.1 (localhost)");
     assert_eq!(clients[0]["count"], 2);
-    assert!(strangers["first"].as_str().unwrap().starts_with("2026-11-28 "));
+    assert!(strangers["first"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-28 "));
     assert_eq!(g("relay-denied", "this-server", "yes")["count"], 1);
     assert_eq!(g("relay-denied", "this-server", "failed")["count"], 1);
     let remote = g("relay-denied", "recipient-server", "unknown");
@@ -125,7 +134,9 @@ fn postfix_log_summary_groups_by_cause_with_counts_and_top_clients() {
         .iter()
         .map(|c| c["value"].as_str().unwrap())
         .collect();
-    assert!(rcpts.contains(&"partner@external.example") && rcpts.contains(&"friend@external.example"));
+    assert!(
+        rcpts.contains(&"partner@external.example") && rcpts.contains(&"friend@external.example")
+    );
     assert_eq!(g("server-config", "this-server", "no")["count"], 1);
     // Relay-related groups come first.
     assert_eq!(groups[0]["cause"], "relay-denied");
@@ -139,8 +150,16 @@ fn exim_mainlog_and_rejectlog() {
     let evs = events(&v);
     let e = find(&evs, "recipient", "bob@external.example")[0];
     assert_eq!(
-        (e["client_ip"].as_str(), e["helo"].as_str(), e["sender"].as_str()),
-        (Some("127.0.0.5"), Some("laptop.home"), Some("alice@example.com"))
+        (
+            e["client_ip"].as_str(),
+            e["helo"].as_str(),
+            e["sender"].as_str()
+        ),
+        (
+            Some("127.0.0.5"),
+            Some("laptop.home"),
+            Some("alice@example.com")
+        )
     );
     assert_eq!(e["source"], "exim");
     assert_eq!(e["cause"], "relay-denied");
@@ -159,9 +178,15 @@ fn exim_mainlog_and_rejectlog() {
         .as_str()
         .unwrap_or("")
         .contains("sender verify fail for <ghost@nouser.example>: No Such User Here")));
-    let callout = sv.iter().find(|e| e["sender"] == "someone@callout.example").unwrap();
+    let callout = sv
+        .iter()
+        .find(|e| e["sender"] == "someone@callout.example")
+        .unwrap();
     assert_eq!(callout["code"], 451);
-    assert!(callout["detail"].as_str().unwrap().contains("Connection refused"));
+    assert!(callout["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Connection refused"));
     assert!(callout["advice"].to_string().contains("callout"));
     // `** ... SMTP error from remote mail server after RCPT TO:<...>: 550 relay not permitted`
     let e = find(&evs, "side", "recipient-server")[0];
@@ -188,14 +213,22 @@ fn qmail_patch_lines() {
     assert_eq!(old["client_ip"], "198.51.100.9");
     assert_eq!(old["auth"], "yes");
     let sc = find(&evs, "recipient", "dave@external.example")[0];
-    assert_eq!((sc["client_ip"].as_str(), sc["proto"].as_str()), (Some("203.0.113.6"), Some("ESMTP")));
+    assert_eq!(
+        (sc["client_ip"].as_str(), sc["proto"].as_str()),
+        (Some("203.0.113.6"), Some("ESMTP"))
+    );
     let ql = find(&evs, "recipient", "erin@external.example")[0];
-    assert_eq!((ql["client_ip"].as_str(), ql["code"].as_u64()), (Some("203.0.113.7"), Some(553)));
+    assert_eq!(
+        (ql["client_ip"].as_str(), ql["code"].as_u64()),
+        (Some("203.0.113.7"), Some(553))
+    );
     assert_eq!(find(&evs, "cause", "unknown-recipient").len(), 1);
     assert_eq!(find(&evs, "cause", "auth-failed").len(), 1);
     // The transcript reply of qmail-smtpd itself.
-    assert!(evs.iter().any(|e| e["reply"]
-        == "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"));
+    assert!(evs
+        .iter()
+        .any(|e| e["reply"]
+            == "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)"));
     assert_eq!(v["stats"]["unknown"], 0);
 }
 
@@ -216,19 +249,28 @@ fn bounce_texts_sides_and_microsoft_out_of_scope() {
     assert_eq!(evs[4]["cause"], "relay-denied");
     assert_eq!(evs[5]["cause"], "microsoft");
     assert_eq!(evs[5]["enhanced"], "5.7.708");
-    assert!(evs[5]["advice"].to_string().contains("outside what relaydoctor checks"));
+    assert!(evs[5]["advice"]
+        .to_string()
+        .contains("outside what relaydoctor checks"));
     assert_eq!(evs[6]["cause"], "sender-verify");
     assert_eq!(v["stats"]["unknown"], 1);
 
     // TEXT as an argument, in text format.
     let out = bin()
-        .args(["explain", "--no-simulate", "554 5.7.1 <bob@example.net>: Relay access denied"])
+        .args([
+            "explain",
+            "--no-simulate",
+            "554 5.7.1 <bob@example.net>: Relay access denied",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Relay refused"), "{text}");
-    assert!(text.contains("mail program probably did not authenticate"), "{text}");
+    assert!(
+        text.contains("mail program probably did not authenticate"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -242,13 +284,21 @@ fn gzip_rotated_logs_and_time_filters() {
         std::fs::File::create(dir.path().join("mail.log.2.gz")).unwrap(),
         flate2::Compression::default(),
     );
-    gz.write_all(format!("{}\n", a.join("\n")).as_bytes()).unwrap();
+    gz.write_all(format!("{}\n", a.join("\n")).as_bytes())
+        .unwrap();
     gz.finish().unwrap();
     std::fs::write(dir.path().join("mail.log.1"), "").unwrap();
     std::fs::write(dir.path().join("mail.log"), format!("{}\n", b.join("\n"))).unwrap();
     let log = dir.path().join("mail.log");
     let (code, v) = json(
-        &["--no-simulate", "--year", "2026", "--log", log.to_str().unwrap(), "--rotated"],
+        &[
+            "--no-simulate",
+            "--year",
+            "2026",
+            "--log",
+            log.to_str().unwrap(),
+            "--rotated",
+        ],
         None,
     );
     assert_eq!(code, 1);
@@ -260,7 +310,14 @@ fn gzip_rotated_logs_and_time_filters() {
         .collect();
     assert_eq!(inputs, ["mail.log.2.gz", "mail.log.1", "mail.log"]);
     assert_eq!(v["stats"]["lines"], 54);
-    let (_, whole) = json(&["--no-simulate", "--log", logs("postfix-real.log").to_str().unwrap()], None);
+    let (_, whole) = json(
+        &[
+            "--no-simulate",
+            "--log",
+            logs("postfix-real.log").to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(v["stats"]["events"], whole["stats"]["events"]);
 
     // RFC 3339 timestamps (rsyslog's RSYSLOG_FileFormat) and --since/--until.
@@ -276,7 +333,13 @@ fn gzip_rotated_logs_and_time_filters() {
     let (_, all_v) = json(&["--no-simulate", "--log", p.to_str().unwrap()], None);
     assert_eq!(all_v["stats"]["events"], whole["stats"]["events"]);
     let (code, none) = json(
-        &["--no-simulate", "--log", p.to_str().unwrap(), "--since", "2026-11-29"],
+        &[
+            "--no-simulate",
+            "--log",
+            p.to_str().unwrap(),
+            "--since",
+            "2026-11-29",
+        ],
         None,
     );
     assert_eq!(code, 0, "nothing after the fixture's day");
@@ -284,10 +347,19 @@ fn gzip_rotated_logs_and_time_filters() {
     assert_eq!(none["stats"]["filtered"], whole["stats"]["events"]);
     // An instant comparison: 02:46:28+01:00 is 01:46:28Z.
     let (_, later) = json(
-        &["--no-simulate", "--log", p.to_str().unwrap(), "--until", "2026-11-28T01:46:29Z"],
+        &[
+            "--no-simulate",
+            "--log",
+            p.to_str().unwrap(),
+            "--until",
+            "2026-11-28T01:46:29Z",
+        ],
         None,
     );
-    assert_eq!(later["stats"]["events"], 1, "only the 02:46:28 event is before 01:46:29Z");
+    assert_eq!(
+        later["stats"]["events"], 1,
+        "only the 02:46:28 event is before 01:46:29Z"
+    );
 }
 
 #[test]
@@ -296,10 +368,12 @@ fn bad_lines_are_counted_never_fatal_and_errors_exit_2() {
     let p = dir.path().join("junk.log");
     let mut f = std::fs::File::create(&p).unwrap();
     f.write_all(b"\xff\xfe binary reject: \x00\x01\n").unwrap();
-    f.write_all(b"Nov 28 02:46:10 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from \n").unwrap();
+    f.write_all(b"Nov 28 02:46:10 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from \n")
+        .unwrap();
     f.write_all(&vec![b'x'; 3 << 20]).unwrap();
     f.write_all(b" reject\n").unwrap();
-    f.write_all(b"2026-11-28 02:47:35 H=(x) [1.2.3.4] sender verify fail for garbage\n").unwrap();
+    f.write_all(b"2026-11-28 02:47:35 H=(x) [1.2.3.4] sender verify fail for garbage\n")
+        .unwrap();
     drop(f);
     let (code, v) = json(&["--no-simulate", "--log", p.to_str().unwrap()], None);
     assert_eq!(code, 0, "{v:#}");
@@ -316,7 +390,13 @@ fn bad_lines_are_counted_never_fatal_and_errors_exit_2() {
         .code(2);
     bin().args(["explain"]).assert().code(2);
     bin()
-        .args(["explain", "--log", p.to_str().unwrap(), "--since", "last tuesday"])
+        .args([
+            "explain",
+            "--log",
+            p.to_str().unwrap(),
+            "--since",
+            "last tuesday",
+        ])
         .assert()
         .code(2);
 }

@@ -12,9 +12,31 @@ use super::stamp::Stamp;
 /// survive, memory stays bounded, and the output says when counts are approximate.
 const KEEP: usize = 1000;
 
+/// FNV-1a: short keys (addresses), no attacker-controlled flooding worth SipHash's cost in a
+/// batch tool whose memory is bounded anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct TopK {
-    counts: HashMap<String, u64>,
+    counts: HashMap<String, u64, std::hash::BuildHasherDefault<Fnv>>,
     pub pruned: bool,
 }
 
@@ -89,16 +111,23 @@ pub struct Group {
 #[derive(Debug, Default)]
 pub struct Aggregate {
     pub groups: HashMap<Key, Group>,
+    label: String,
 }
 
-fn client_label(e: &Event) -> Option<String> {
+/// The client as groups list it, written into a reused buffer (no allocation per event).
+fn client_label(e: &Event, buf: &mut String) -> bool {
+    use std::fmt::Write as _;
+    buf.clear();
     match (&e.client_ip, &e.client_name, &e.remote_host) {
-        (Some(ip), Some(n), _) if n != "unknown" && n != ip => Some(format!("{ip} ({n})")),
-        (Some(ip), _, _) => Some(ip.clone()),
-        (None, _, Some(r)) => Some(r.clone()),
-        (None, Some(n), None) => Some(n.clone()),
-        _ => None,
+        (Some(ip), Some(n), _) if n != "unknown" && n != ip => {
+            let _ = write!(buf, "{ip} ({n})");
+        }
+        (Some(ip), _, _) => buf.push_str(ip),
+        (None, _, Some(r)) => buf.push_str(r),
+        (None, Some(n), None) => buf.push_str(n),
+        _ => return false,
     }
+    true
 }
 
 impl Aggregate {
@@ -109,8 +138,8 @@ impl Aggregate {
             side: e.side,
             auth: e.auth,
         };
-        let stamp = e.stamp.map(|s| (s, e.time.clone().unwrap_or_default()));
-        let label = client_label(&e);
+        let stamp = e.stamp.map(|s| (s, String::new()));
+        let has_label = client_label(&e, &mut self.label);
         let g = self.groups.entry(key).or_insert_with(|| Group {
             key,
             count: 0,
@@ -131,8 +160,8 @@ impl Aggregate {
                 g.last = Some(s);
             }
         }
-        if let Some(l) = label {
-            g.clients.add(&l);
+        if has_label {
+            g.clients.add(&self.label);
         }
         if let Some(r) = &e.recipient {
             g.recipients.add(r);

@@ -21,7 +21,9 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 /// Find an SMTP reply (4xx/5xx code, or a bare enhanced code) in free text.
 pub fn reply_in(text: &str) -> Option<Event> {
     let b = text.as_bytes();
-    let boundary = |i: usize| i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.' && b[i - 1] != b'#';
+    let boundary = |i: usize| {
+        i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.' && b[i - 1] != b'#'
+    };
     let mut start = None;
     for i in 0..b.len().saturating_sub(2) {
         if matches!(b[i], b'4' | b'5')
@@ -29,7 +31,8 @@ pub fn reply_in(text: &str) -> Option<Event> {
             && b[i + 2].is_ascii_digit()
             && boundary(i)
             && matches!(b.get(i + 3), Some(b' ') | Some(b'-'))
-            && b.get(i + 4).is_some_and(|c| !c.is_ascii_digit() || b.get(i + 5) == Some(&b'.'))
+            && b.get(i + 4)
+                .is_some_and(|c| !c.is_ascii_digit() || b.get(i + 5) == Some(&b'.'))
         {
             start = Some(i);
             break;
@@ -81,13 +84,15 @@ pub fn address(s: &str) -> Option<String> {
             }
         }
     }
-    s.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '\'' | '"'))
-        .map(|t| t.trim_end_matches([':', '.']))
-        .find(|t| {
-            t.split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        })
-        .map(str::to_string)
+    s.split(|c: char| {
+        c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '\'' | '"')
+    })
+    .map(|t| t.trim_end_matches([':', '.']))
+    .find(|t| {
+        t.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+    })
+    .map(str::to_string)
 }
 
 /// A pasted bounce or dialog line.
@@ -146,14 +151,24 @@ mod tests {
             ..Header::default()
         };
         let mut out = Vec::new();
-        line(&h, &Origin { input: "t", line: 1 }, &mut out);
+        line(
+            &h,
+            &Origin {
+                input: "t",
+                line: 1,
+            },
+            &mut out,
+        );
         out.pop().expect("an event")
     }
 
     #[test]
     fn replies_and_sides() {
         let e = one("554 5.7.1 <bob@external.example>: Relay access denied");
-        assert_eq!((e.code, e.cause, e.side), (Some(554), Cause::RelayDenied, Side::Unknown));
+        assert_eq!(
+            (e.code, e.cause, e.side),
+            (Some(554), Cause::RelayDenied, Side::Unknown)
+        );
         assert_eq!(e.recipient.as_deref(), Some("bob@external.example"));
         let e = one("<bob@x.example>: host mx.x.example[192.0.2.1] said: 554 5.7.1 <bob@x.example>: Relay access denied (in reply to RCPT TO command)");
         assert_eq!(e.side, Side::RecipientServer);

@@ -137,7 +137,10 @@ impl Cause {
     /// Causes that bear on relaying (the reason relaydoctor exists); the rest are shown but
     /// are somebody else's business.
     pub fn is_relay_related(self) -> bool {
-        !matches!(self, Cause::UnknownRecipient | Cause::Other | Cause::Microsoft)
+        !matches!(
+            self,
+            Cause::UnknownRecipient | Cause::Other | Cause::Microsoft
+        )
     }
 }
 
@@ -196,8 +199,9 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with cause `Other`: callers classify (`with_reply_codes`) or set the cause.
     pub fn new(source: Source, side: Side, reply: String) -> Event {
-        let cause = classify(&reply, None);
+        let cause = Cause::Other;
         Event {
             input: String::new(),
             line: 0,
@@ -243,11 +247,17 @@ pub struct Origin<'a> {
     pub line: u64,
 }
 
+/// Whole-log summaries keep only what groups show: no per-event copies of the input name
+/// and the timestamp text (the parsed stamp stays).
+pub static LIGHT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Origin<'_> {
     pub fn apply(&self, e: &mut Event, h: &super::header::Header) {
-        e.input = self.input.to_string();
         e.line = self.line;
-        e.time = h.time.map(str::to_string);
+        if !LIGHT.load(std::sync::atomic::Ordering::Relaxed) {
+            e.input = self.input.to_string();
+            e.time = h.time.map(str::to_string);
+        }
         e.stamp = h.stamp;
         if e.program.is_none() {
             e.program = h.program.map(str::to_string);
@@ -315,79 +325,137 @@ pub fn is_microsoft_code(enhanced: &str) -> bool {
     }
 }
 
+/// Phrases that give away the cause, case-insensitive, by cause (earlier causes win when
+/// several match: a relay refusal that mentions a blocklist is still a relay refusal).
+const CAUSE_PHRASES: &[(Cause, &[&str])] = &[
+    (
+        Cause::Microsoft,
+        &["protection.outlook.com", "TenantAttribution"],
+    ),
+    (
+        Cause::RelayDenied,
+        &[
+            "Relay access denied",
+            "relay not permitted",
+            "relaying denied",
+            "unable to relay",
+            "rcpthosts",
+            "not allowed to relay",
+            "relay access",
+            "relaying not allowed",
+            "we do not relay",
+        ],
+    ),
+    (
+        Cause::SenderVerify,
+        &[
+            "sender verify",
+            "unverified address",
+            "sender address verification",
+        ],
+    ),
+    (
+        Cause::AuthFailed,
+        &[
+            "authentication failed",
+            "authenticator failed",
+            "Incorrect authentication data",
+        ],
+    ),
+    (
+        Cause::AuthRequired,
+        &[
+            "Authentication required",
+            "must authenticate",
+            "Must issue a STARTTLS",
+            "Client not authenticated",
+            "auth not available",
+        ],
+    ),
+    (
+        Cause::Blocklist,
+        &[
+            "blocked using",
+            "black list",
+            "blacklist",
+            "blocklist",
+            "listed at",
+            "listed in",
+            "spamhaus",
+            " RBL",
+        ],
+    ),
+    (
+        Cause::ServerConfig,
+        &["Server configuration error", "4.3.5"],
+    ),
+    (
+        Cause::UnknownRecipient,
+        &[
+            "User unknown",
+            "unknown user",
+            "no such user",
+            "no mailbox here",
+            "Unrouteable address",
+            "mailbox unavailable",
+            "does not exist",
+            "not existing recipient",
+            "5.1.1",
+        ],
+    ),
+];
+
+type Matcher = (aho_corasick::AhoCorasick, Vec<(usize, Cause)>);
+
+fn cause_matcher() -> Option<&'static Matcher> {
+    static M: std::sync::OnceLock<Option<Matcher>> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let mut pats = Vec::new();
+        let mut causes = Vec::new();
+        for (prio, (c, ps)) in CAUSE_PHRASES.iter().enumerate() {
+            for p in *ps {
+                pats.push(*p);
+                causes.push((prio, *c));
+            }
+        }
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&pats)
+            .ok()
+            .map(|ac| (ac, causes))
+    })
+    .as_ref()
+}
+
 /// The cause class of a reply or log text.
 pub fn classify(text: &str, enhanced: Option<&str>) -> Cause {
-    let enhanced = enhanced.or_else(|| {
-        text.split_whitespace()
-            .take(3)
-            .find(|t| is_enhanced(t))
-    });
-    if enhanced.is_some_and(is_microsoft_code)
-        || contains_ci(text, "protection.outlook.com")
-        || contains_ci(text, "TenantAttribution")
-    {
+    let enhanced = enhanced.or_else(|| text.split_whitespace().take(3).find(|t| is_enhanced(t)));
+    if enhanced.is_some_and(is_microsoft_code) {
         return Cause::Microsoft;
     }
-    let has = |n: &str| contains_ci(text, n);
-    if has("Relay access denied")
-        || has("relay not permitted")
-        || has("relaying denied")
-        || has("unable to relay")
-        || has("allowed rcpthosts")
-        || has("rcpthosts")
-        || has("not allowed to relay")
-        || has("relay access")
-        || has("relaying not allowed")
-        || has("we do not relay")
-    {
-        return Cause::RelayDenied;
-    }
-    if has("sender verify") || has("unverified address") || has("sender address verification")
-    {
-        return Cause::SenderVerify;
-    }
-    if has("authentication failed")
-        || has("authenticator failed")
-        || has("Incorrect authentication data")
-        || text.trim_start().starts_with("535")
-    {
-        return Cause::AuthFailed;
-    }
-    if has("Authentication required")
-        || has("must authenticate")
-        || has("Must issue a STARTTLS")
-        || has("Client not authenticated")
-        || has("auth not available")
-    {
-        return Cause::AuthRequired;
-    }
-    if has("blocked using")
-        || has("black list")
-        || has("blacklist")
-        || has("blocklist")
-        || has("listed at")
-        || has("listed in")
-        || has("spamhaus")
-        || has(" RBL")
-    {
-        return Cause::Blocklist;
-    }
-    if has("Server configuration error") || has("4.3.5") {
+    if enhanced == Some("4.3.5") {
         return Cause::ServerConfig;
     }
-    if has("User unknown")
-        || has("unknown user")
-        || has("no such user")
-        || has("no mailbox here")
-        || has("Unrouteable address")
-        || has("mailbox unavailable")
-        || has("does not exist")
-        || has("not existing recipient")
-        || has("5.1.1")
-    {
-        return Cause::UnknownRecipient;
+    // The commonest reply of all, without the automaton.
+    static RELAY: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let relay = RELAY.get_or_init(|| memchr::memmem::Finder::new(b"Relay access denied"));
+    if relay.find(text.as_bytes()).is_some() {
+        return Cause::RelayDenied;
     }
-    Cause::Other
+    // The first phrase in the text decides (replies state their reason up front; a later
+    // phrase is usually the explanation's detail, e.g. a URL naming a list).
+    let best = cause_matcher()
+        .and_then(|(ac, causes)| {
+            ac.find(text)
+                .and_then(|m| causes.get(m.pattern().as_usize()))
+        })
+        .map_or(Cause::Other, |&(_, c)| c);
+    if best == Cause::Other && text.trim_start().starts_with("535") {
+        return Cause::AuthFailed;
+    }
+    best
 }
 
 /// What a refusal tells about the recipient's class on the refusing server.
@@ -415,10 +483,16 @@ mod tests {
     #[test]
     fn replies_split_and_classify() {
         let (c, e, r) = split_reply("554 5.7.1 <bob@x>: Relay access denied");
-        assert_eq!((c, e, r), (Some(554), Some("5.7.1"), "<bob@x>: Relay access denied"));
+        assert_eq!(
+            (c, e, r),
+            (Some(554), Some("5.7.1"), "<bob@x>: Relay access denied")
+        );
         let (c, e, _) = split_reply("550 relay not permitted");
         assert_eq!((c, e), (Some(550), None));
-        assert_eq!(classify("550 relay not permitted", None), Cause::RelayDenied);
+        assert_eq!(
+            classify("550 relay not permitted", None),
+            Cause::RelayDenied
+        );
         assert_eq!(
             classify(
                 "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)",
@@ -433,7 +507,10 @@ mod tests {
             ),
             Cause::Microsoft
         );
-        assert_eq!(classify("451 4.3.5 Server configuration error", None), Cause::ServerConfig);
+        assert_eq!(
+            classify("451 4.3.5 Server configuration error", None),
+            Cause::ServerConfig
+        );
         assert_eq!(
             classify("554 5.7.1 Service unavailable; Client host [1.2.3.4] blocked using zen.spamhaus.org", None),
             Cause::Blocklist

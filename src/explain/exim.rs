@@ -87,7 +87,10 @@ fn after_angle(s: &str) -> Option<(&str, &str)> {
     let open = s.find('<')?;
     let close = open + s[open..].find('>')?;
     let addr = &s[open + 1..close];
-    let reason = s[close + 1..].strip_prefix(':').unwrap_or(&s[close + 1..]).trim();
+    let reason = s[close + 1..]
+        .strip_prefix(':')
+        .unwrap_or(&s[close + 1..])
+        .trim();
     Some((addr, reason))
 }
 
@@ -121,7 +124,8 @@ impl Exim {
         if let Some(i) = msg.find(" authenticator failed for ") {
             let hs = host(&msg[i + 26..]);
             let reply = msg.find("]: ").map(|j| &msg[j + 3..]).unwrap_or("");
-            let mut e = Event::new(Source::Exim, Side::ThisServer, reply.to_string()).with_reply_codes();
+            let mut e =
+                Event::new(Source::Exim, Side::ThisServer, reply.to_string()).with_reply_codes();
             e.cause = Cause::AuthFailed;
             e.stage = Some("AUTH".into());
             e.client_ip = opt(hs.ip);
@@ -150,10 +154,20 @@ impl Exim {
         Seen::NotMine
     }
 
-    fn rejected(&mut self, h: &Header, o: &Origin, msg: &str, i: usize, out: &mut Vec<Event>) -> Seen {
+    fn rejected(
+        &mut self,
+        h: &Header,
+        o: &Origin,
+        msg: &str,
+        i: usize,
+        out: &mut Vec<Event>,
+    ) -> Seen {
         let head = &msg[..i];
         let tail = &msg[i + 10..];
-        let hs = head.find("H=").map(|j| host(&head[j + 2..])).unwrap_or_default();
+        let hs = head
+            .find("H=")
+            .map(|j| host(&head[j + 2..]))
+            .unwrap_or_default();
         let sender = head.find(" F=<").and_then(|j| {
             let r = &head[j + 4..];
             r.find('>').map(|e| &r[..e])
@@ -218,13 +232,20 @@ impl Exim {
 
     fn verify(&mut self, h: &Header, o: &Origin, msg: &str, i: usize) -> Seen {
         // `H=... sender verify fail for <addr>: reason`
-        let hs = msg[..i].find("H=").map(|j| host(&msg[j + 2..i])).unwrap_or_default();
+        let hs = msg[..i]
+            .find("H=")
+            .map(|j| host(&msg[j + 2..i]))
+            .unwrap_or_default();
         let rest = &msg[i + 15..];
         let Some((addr, reason)) = after_angle(rest) else {
             return Seen::Bad;
         };
         let kind = rest.split(' ').next().unwrap_or("");
-        let mut e = Event::new(Source::Exim, Side::ThisServer, format!("sender verify {kind}"));
+        let mut e = Event::new(
+            Source::Exim,
+            Side::ThisServer,
+            format!("sender verify {kind}"),
+        );
         e.cause = Cause::SenderVerify;
         e.stage = Some("RCPT".into());
         e.detail = Some(format!("sender verify {kind} for <{addr}>: {reason}"));
@@ -236,8 +257,7 @@ impl Exim {
         if self.verify.len() >= MEMORY {
             self.verify.pop_front();
         }
-        self.verify
-            .push_back((hs.ip.unwrap_or("").to_string(), e));
+        self.verify.push_back((hs.ip.unwrap_or("").to_string(), e));
         Seen::Understood
     }
 
@@ -255,7 +275,10 @@ fn remote_error(h: &Header, o: &Origin, msg: &str, i: usize, out: &mut Vec<Event
         .strip_prefix("** ")
         .or_else(|| head.strip_prefix("== "))
         .and_then(|r| r.split(' ').next());
-    let hs = head.find(" H=").map(|j| host(&head[j + 3..])).unwrap_or_default();
+    let hs = head
+        .find(" H=")
+        .map(|j| host(&head[j + 3..]))
+        .unwrap_or_default();
     let tail = &msg[i + 41..];
     let Some(at) = find_reply(tail) else {
         return Seen::Bad;
@@ -265,8 +288,13 @@ fn remote_error(h: &Header, o: &Origin, msg: &str, i: usize, out: &mut Vec<Event
         .next()
         .unwrap_or("")
         .to_ascii_uppercase();
-    let mut e = Event::new(Source::Exim, Side::RecipientServer, tail[at..].to_string()).with_reply_codes();
-    e.stage = Some(if stage == "INITIAL" { "CONNECT".into() } else { stage });
+    let mut e =
+        Event::new(Source::Exim, Side::RecipientServer, tail[at..].to_string()).with_reply_codes();
+    e.stage = Some(if stage == "INITIAL" {
+        "CONNECT".into()
+    } else {
+        stage
+    });
     e.recipient = opt(rcpt);
     e.remote_host = match (hs.name, hs.ip) {
         (Some(n), Some(ip)) => Some(format!("{n}[{ip}]")),
@@ -293,7 +321,10 @@ mod tests {
         );
         assert_eq!(host("(laptop) [127.0.0.5] F=").ip, Some("127.0.0.5"));
         assert_eq!(host("[::1]").ip, Some("::1"));
-        assert_eq!(strip_ids("1xX8Ta-00064W-2X ** a@b").0, Some("1xX8Ta-00064W-2X"));
+        assert_eq!(
+            strip_ids("1xX8Ta-00064W-2X ** a@b").0,
+            Some("1xX8Ta-00064W-2X")
+        );
         assert_eq!(find_reply("RCPT TO:<a@b>: 550 relay"), Some(15));
     }
 }

@@ -84,10 +84,7 @@ mod tests {
 
     #[test]
     fn syslog_and_exim_headers() {
-        let y = YearRule {
-            fixed: Some(2026),
-            now: 0,
-        };
+        let y = YearRule::new(Some(2026), 0);
         let h = split(
             "Nov 28 02:46:29 mx postfix/submission/smtpd[20328]: NOQUEUE: reject: x",
             &y,
@@ -96,7 +93,10 @@ mod tests {
         assert_eq!(h.program, Some("postfix/submission/smtpd"));
         assert_eq!(h.pid, Some("20328"));
         assert_eq!(h.msg, "NOQUEUE: reject: x");
-        let h = split("2026-11-28 02:47:35 H=(laptop.home) [127.0.0.5] F=<a@b> rejected", &y);
+        let h = split(
+            "2026-11-28 02:47:35 H=(laptop.home) [127.0.0.5] F=<a@b> rejected",
+            &y,
+        );
         assert_eq!(h.program, None);
         assert!(h.msg.starts_with("H=(laptop.home)"));
         let h = split("554 5.7.1 <x@y>: Relay access denied", &y);

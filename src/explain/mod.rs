@@ -195,6 +195,21 @@ impl Analyzer {
         }
     }
 
+    /// `disconnect from` lines found by the log reader: the short cut, else the general path.
+    pub fn disconnect_line(&mut self, line: &str, at: usize, o: &Origin) {
+        let mut out = std::mem::take(&mut self.scratch);
+        if self.postfix.disconnect_fast(line, at, &mut out) {
+            self.stats.examined += 1;
+            for e in out.drain(..) {
+                self.emit(e);
+            }
+            self.scratch = out;
+        } else {
+            self.scratch = out;
+            self.feed(line, o);
+        }
+    }
+
     /// End of all input: release events still waiting for their session's end.
     pub fn finish(&mut self) {
         let mut out = Vec::new();
@@ -288,7 +303,9 @@ impl Config {
         }
         self.simulations += 1;
         let sasl_user = if e.auth == event::Auth::Yes {
-            e.sasl_user.clone().or_else(|| Some("(authenticated)".to_string()))
+            e.sasl_user
+                .clone()
+                .or_else(|| Some("(authenticated)".to_string()))
         } else {
             None
         };
@@ -327,10 +344,19 @@ impl Config {
             return Vec::new();
         };
         let cats: &[&str] = match e.cause {
-            event::Cause::RelayDenied => &["auth-relay-denied", "relay-denied", "upgrade", "db-integrity", "db-settings", "stale-map"],
+            event::Cause::RelayDenied => &[
+                "auth-relay-denied",
+                "relay-denied",
+                "upgrade",
+                "db-integrity",
+                "db-settings",
+                "stale-map",
+            ],
             event::Cause::SenderVerify => &["risky-callout"],
             event::Cause::Blocklist => &["risky-dnsbl"],
-            event::Cause::AuthFailed | event::Cause::AuthRequired => &["auth-relay-denied", "plaintext-auth", "db-integrity"],
+            event::Cause::AuthFailed | event::Cause::AuthRequired => {
+                &["auth-relay-denied", "plaintext-auth", "db-integrity"]
+            }
             event::Cause::ServerConfig => &["syntax", "upgrade", "missing-file", "stale-map"],
             event::Cause::UnknownRecipient => &["mail-refused", "stale-map"],
             event::Cause::Microsoft | event::Cause::Other => &[],
@@ -389,16 +415,14 @@ pub fn run(a: &ExplainArgs) -> i32 {
     if !text.is_empty() && !a.log.is_empty() {
         return error("give either TEXT/`-` or --log, not both");
     }
-    let years = YearRule {
-        fixed: a.year,
-        now: stamp::now_wall(),
-    };
+    let years = YearRule::new(a.year, stamp::now_wall());
     let summary = !a.log.is_empty();
     let sink = if summary {
         Sink::Groups(aggregate::Aggregate::default())
     } else {
         Sink::Events(Vec::new())
     };
+    event::LIGHT.store(summary, std::sync::atomic::Ordering::Relaxed);
     let mut an = Analyzer::new(years, !summary, sink);
     for (flag, v, slot) in [("--since", &a.since, 0), ("--until", &a.until, 1)] {
         if let Some(t) = v {
@@ -427,7 +451,11 @@ pub fn run(a: &ExplainArgs) -> i32 {
                 return error(format!("standard input: {e}"));
             }
         }
-        let joined: Vec<&str> = text.iter().filter(|t| *t != "-").map(String::as_str).collect();
+        let joined: Vec<&str> = text
+            .iter()
+            .filter(|t| *t != "-")
+            .map(String::as_str)
+            .collect();
         if !joined.is_empty() {
             let t = joined.join(" ");
             if let Err(e) = reader::stream_text(t.as_bytes(), "text", &mut an) {
@@ -449,10 +477,15 @@ pub fn run(a: &ExplainArgs) -> i32 {
         }
         Sink::Groups(g) => {
             let groups = g.sorted();
-            let sims: Vec<Simulation> = groups.iter().map(|g| sim(&mut config, &g.example, a)).collect();
+            let sims: Vec<Simulation> = groups
+                .iter()
+                .map(|g| sim(&mut config, &g.example, a))
+                .collect();
             match a.format {
                 Format::Json => render::groups_json(&an.stats, &groups, &sims, &config, a.top),
-                Format::Text => render::groups_text(&an.stats, &groups, &sims, &config, a.top, color),
+                Format::Text => {
+                    render::groups_text(&an.stats, &groups, &sims, &config, a.top, color)
+                }
             }
         }
     };

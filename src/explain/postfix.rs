@@ -28,9 +28,44 @@ struct Session {
 /// the oldest state with AUTH unknown, keeping memory bounded.
 const MAX_SESSIONS: usize = 100_000;
 
-#[derive(Debug, Default)]
+/// Hasher for keys that are already hashes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ *b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map = HashMap<u64, Session, std::hash::BuildHasherDefault<Identity>>;
+
+/// Pids (modulo this many slots, Linux's pid_max) that have session state: lets the log
+/// reader skip the disconnect lines of every other session without parsing them.
+const PID_SLOTS: usize = 1 << 22;
+
+#[derive(Debug)]
 pub struct Postfix {
-    sessions: HashMap<u64, Session>,
+    sessions: Map,
+    /// Sessions with state per pid slot (saturating; never below the truth).
+    pids: Vec<u8>,
+}
+
+impl Default for Postfix {
+    fn default() -> Self {
+        Postfix {
+            sessions: Map::default(),
+            pids: vec![0; PID_SLOTS],
+        }
+    }
 }
 
 /// What a line turned out to be.
@@ -52,9 +87,17 @@ pub fn is_postfix(program: &str) -> bool {
 }
 
 fn key(h: &Header) -> u64 {
+    key_of(
+        h.host.unwrap_or(""),
+        h.program.unwrap_or(""),
+        h.pid.unwrap_or(""),
+    )
+}
+
+fn key_of(host: &str, program: &str, pid: &str) -> u64 {
     // FNV-1a over host, program and pid: no allocation per line.
     let mut x: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [h.host.unwrap_or(""), h.program.unwrap_or(""), h.pid.unwrap_or("")] {
+    for part in [host, program, pid] {
         for b in part.bytes().chain(std::iter::once(0)) {
             x ^= b as u64;
             x = x.wrapping_mul(0x0100_0000_01b3);
@@ -70,7 +113,10 @@ pub fn client(s: &str) -> Option<(&str, &str, &str)> {
     let name = &s[..open];
     let addr = &s[open + 1..close];
     let mut rest = &s[close + 1..];
-    if let Some(r) = rest.strip_prefix(':').filter(|r| r.starts_with(|c: char| c.is_ascii_digit())) {
+    if let Some(r) = rest
+        .strip_prefix(':')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    {
         let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
         rest = &r[end..];
     }
@@ -105,16 +151,42 @@ fn opt(s: Option<&str>) -> Option<String> {
 }
 
 impl Postfix {
+    /// Whether a session of process `pid` may hold state (false: its disconnect line can be
+    /// skipped). Collisions only cost a full parse.
+    pub fn may_wait(&self, pid: u32) -> bool {
+        self.pids
+            .get(pid as usize % PID_SLOTS)
+            .is_some_and(|&c| c > 0)
+    }
+
+    fn slot(h: &Header) -> Option<usize> {
+        h.pid
+            .and_then(|p| p.parse::<u32>().ok())
+            .map(|p| p as usize % PID_SLOTS)
+    }
+
+    fn unmark(&mut self, h: &Header) {
+        if let Some(c) = Self::slot(h).and_then(|s| self.pids.get_mut(s)) {
+            // Saturated slots stay "maybe" for good: that only costs full parses.
+            if *c < u8::MAX {
+                *c = c.saturating_sub(1);
+            }
+        }
+    }
+
     /// Feed one line whose program is Postfix's.
     pub fn line(&mut self, h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
         let msg = h.msg;
         let program = h.program.unwrap_or("");
-        if let Some(i) = msg.find(": reject: ") {
-            return self.reject(h, o, &msg[i + 10..], out);
-        }
         if let Some(rest) = msg.strip_prefix("disconnect from ") {
             self.disconnect(h, rest, out);
             return Seen::Understood;
+        }
+        static REJECT: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+            std::sync::OnceLock::new();
+        let finder = REJECT.get_or_init(|| memchr::memmem::Finder::new(b": reject: "));
+        if let Some(i) = finder.find(msg.as_bytes()) {
+            return self.reject(h, o, &msg[i + 10..], out);
         }
         if msg.contains(": client=") {
             if let Some(user) = field(msg, "sasl_username=") {
@@ -131,8 +203,7 @@ impl Postfix {
             }
             return Seen::NotMine;
         }
-        if program.ends_with("/smtp") || program.ends_with("/lmtp") || program.ends_with("/relay")
-        {
+        if program.ends_with("/smtp") || program.ends_with("/lmtp") || program.ends_with("/relay") {
             return remote_reply(h, o, out);
         }
         if msg.contains(" reject: ") || msg.contains(": reject_warning: ") {
@@ -146,8 +217,18 @@ impl Postfix {
         if self.sessions.len() >= MAX_SESSIONS {
             // Cannot happen with intact logs; bounded either way.
             self.sessions.clear();
+            self.pids.iter_mut().for_each(|c| *c = 0);
         }
-        self.sessions.entry(key(h)).or_default()
+        let slot = Self::slot(h);
+        match self.sessions.entry(key(h)) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if let Some(c) = slot.and_then(|s| self.pids.get_mut(s)) {
+                    *c = c.saturating_add(1);
+                }
+                v.insert(Session::default())
+            }
+        }
     }
 
     fn reject(&mut self, h: &Header, o: &Origin, rest: &str, out: &mut Vec<Event>) -> Seen {
@@ -166,14 +247,25 @@ impl Postfix {
             Some(i) => (&rest[..i], &rest[i + 2..]),
             None => (rest, ""),
         };
-        let mut e = Event::new(Source::Postfix, Side::ThisServer, reply.to_string()).with_reply_codes();
+        let mut e =
+            Event::new(Source::Postfix, Side::ThisServer, reply.to_string()).with_reply_codes();
         e.stage = Some(stage.trim().to_string());
         e.client_name = opt(Some(name));
         e.client_ip = opt(Some(addr));
-        e.sender = field(env, "from=").map(str::to_string);
-        e.recipient = opt(field(env, "to="));
-        e.proto = opt(field(env, "proto="));
-        e.helo = opt(field(env, "helo="));
+        // `from=<a> to=<b> proto=ESMTP helo=<h>`: one pass over the tokens.
+        for tok in env.split(' ') {
+            let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
+            let v = v
+                .strip_prefix('<')
+                .map_or(v, |v| v.strip_suffix('>').unwrap_or(v));
+            match k {
+                "from" => e.sender = Some(v.to_string()),
+                "to" => e.recipient = opt(Some(v)),
+                "proto" => e.proto = opt(Some(v)),
+                "helo" => e.helo = opt(Some(v)),
+                _ => {}
+            }
+        }
         o.apply(&mut e, h);
         let s = self.session(h);
         if let Some(u) = &s.sasl_user {
@@ -221,6 +313,45 @@ impl Postfix {
         let Some(s) = self.sessions.remove(&key(h)) else {
             return;
         };
+        self.unmark(h);
+        Self::close(s, rest, out);
+    }
+
+    /// The log reader's short cut for `host prog[pid]: disconnect from ...` lines (the
+    /// commonest line it has to look at): no timestamp or header parsing. `at` is where
+    /// `disconnect from` starts in `line`. False when the line does not have that shape or no
+    /// session matches (the caller then takes the general path).
+    pub fn disconnect_fast(&mut self, line: &str, at: usize, out: &mut Vec<Event>) -> bool {
+        let Some(head) = line.get(..at).and_then(|h| h.strip_suffix(": ")) else {
+            return false;
+        };
+        let Some((before, tag)) = head.rsplit_once(' ') else {
+            return false;
+        };
+        let host = before.rsplit_once(' ').map_or(before, |(_, h)| h);
+        let Some((program, pid)) = tag.strip_suffix(']').and_then(|t| t.split_once('[')) else {
+            return false;
+        };
+        if !is_postfix(program) {
+            return false;
+        }
+        let Some(s) = self.sessions.remove(&key_of(host, program, pid)) else {
+            return false;
+        };
+        if let Some(c) = pid
+            .parse::<u32>()
+            .ok()
+            .and_then(|p| self.pids.get_mut(p as usize % PID_SLOTS))
+        {
+            if *c < u8::MAX {
+                *c = c.saturating_sub(1);
+            }
+        }
+        Self::close(s, line.get(at + 16..).unwrap_or(""), out);
+        true
+    }
+
+    fn close(s: Session, rest: &str, out: &mut Vec<Event>) {
         // `auth=1` (all succeeded), `auth=1/2` (one of two), `auth=0/1` (failed); absent: none.
         let auth = match field(rest, "auth=") {
             Some(v) => {
@@ -292,12 +423,18 @@ fn remote_reply(h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
     };
     let (reply, stage) = match reply.rfind(" (in reply to ") {
         Some(i) => {
-            let s = reply[i + 14..].trim_end_matches(')').trim_end_matches(" command");
-            (&reply[..i], Some(s.split(' ').next().unwrap_or(s).to_string()))
+            let s = reply[i + 14..]
+                .trim_end_matches(')')
+                .trim_end_matches(" command");
+            (
+                &reply[..i],
+                Some(s.split(' ').next().unwrap_or(s).to_string()),
+            )
         }
         None => (reply, Some("CONNECT".to_string())),
     };
-    let mut e = Event::new(Source::Postfix, Side::RecipientServer, reply.to_string()).with_reply_codes();
+    let mut e =
+        Event::new(Source::Postfix, Side::RecipientServer, reply.to_string()).with_reply_codes();
     e.stage = stage;
     e.remote_host = Some(host.trim_start_matches("host ").to_string());
     e.recipient = opt(field(msg, "to="));
@@ -315,10 +452,7 @@ mod tests {
     use crate::explain::stamp::YearRule;
 
     fn feed(lines: &[&str]) -> Vec<Event> {
-        let y = YearRule {
-            fixed: Some(2026),
-            now: 0,
-        };
+        let y = YearRule::new(Some(2026), 0);
         let mut p = Postfix::default();
         let mut out = Vec::new();
         for (n, l) in lines.iter().enumerate() {
@@ -365,7 +499,10 @@ mod tests {
         assert_eq!(field("a from=<> to=<x>", "from="), Some(""));
         assert_eq!(field("x, sasl_username=bob", "sasl_username="), Some("bob"));
         assert_eq!(field("xauth=3 auth=1", "auth="), Some("1"));
-        assert_eq!(client("host[1.2.3.4]:25: rest"), Some(("host", "1.2.3.4", ": rest")));
+        assert_eq!(
+            client("host[1.2.3.4]:25: rest"),
+            Some(("host", "1.2.3.4", ": rest"))
+        );
         assert_eq!(client("garbage"), None);
     }
 }

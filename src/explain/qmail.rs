@@ -20,7 +20,9 @@ use super::header::Header;
 use super::postfix::Seen;
 
 fn opt(s: Option<&str>) -> Option<String> {
-    s.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+    s.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// `<...>` after `label` in `s`.
@@ -37,16 +39,17 @@ fn parts(s: &str) -> Vec<&str> {
 }
 
 fn labelled<'a>(ps: &[&'a str], label: &str, idx: usize) -> Option<&'a str> {
-    ps.iter()
-        .find_map(|p| p.strip_prefix(label))
-        .or_else(|| {
-            // Old format: positional, no labels.
-            if ps.iter().any(|p| p.contains("remote") || p.contains("auth")) {
-                None
-            } else {
-                ps.get(idx).copied()
-            }
-        })
+    ps.iter().find_map(|p| p.strip_prefix(label)).or_else(|| {
+        // Old format: positional, no labels.
+        if ps
+            .iter()
+            .any(|p| p.contains("remote") || p.contains("auth"))
+        {
+            None
+        } else {
+            ps.get(idx).copied()
+        }
+    })
 }
 
 /// Lines of the logging patches (recognised by their own markers).
@@ -114,7 +117,14 @@ fn chkuser(h: &Header, o: &Origin, s: &str, out: &mut Vec<Event>) -> Seen {
         classify(&text, None)
     };
     e.recipient_class = recipient_class(e.cause, &text);
-    e.stage = Some(if title.contains("sender") { "MAIL" } else { "RCPT" }.into());
+    e.stage = Some(
+        if title.contains("sender") {
+            "MAIL"
+        } else {
+            "RCPT"
+        }
+        .into(),
+    );
     e.sender = from.first().map(|s| s.to_string());
     let user = labelled(&from, "remoteinfo/auth:", 1);
     e.helo = opt(labelled(&remote, "helo:", 0));
@@ -194,7 +204,12 @@ fn qlog(h: &Header, o: &Origin, s: &str, out: &mut Vec<Event>) -> Seen {
         return Seen::Understood;
     }
     let reason = get("reason=").unwrap_or("");
-    let text = format!("{reason}{}", get("detail=").map(|d| format!(" ({d})")).unwrap_or_default());
+    let text = format!(
+        "{reason}{}",
+        get("detail=")
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
     let mut e = Event::new(Source::Qmail, Side::ThisServer, text.clone());
     e.cause = if reason == "not_in_rcpthosts" {
         Cause::RelayDenied
@@ -203,7 +218,14 @@ fn qlog(h: &Header, o: &Origin, s: &str, out: &mut Vec<Event>) -> Seen {
     };
     e.recipient_class = recipient_class(e.cause, &text);
     e.code = get("code=").and_then(|c| c.parse().ok());
-    e.stage = Some(if get("rcptto=").is_some() { "RCPT" } else { "MAIL" }.into());
+    e.stage = Some(
+        if get("rcptto=").is_some() {
+            "RCPT"
+        } else {
+            "MAIL"
+        }
+        .into(),
+    );
     e.helo = opt(get("helo="));
     e.sender = get("mailfrom=").map(str::to_string);
     e.recipient = opt(get("rcptto="));

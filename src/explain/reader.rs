@@ -14,17 +14,17 @@ use super::Analyzer;
 /// Substrings of every line kind a parser uses. Anything else in a mail log (deliveries,
 /// queue manager, IMAP logins, ...) is skipped without being looked at.
 const NEEDLES: &[&str] = &[
-    "eject",                 // Postfix reject:, Exim rejected, chkuser rejected, Reject::, qlog result=rejected
-    "sasl_username=",        // Postfix client=... sasl_username= and SASL failures
-    "disconnect from",       // Postfix session summary (auth=)
-    "sender verify",         // Exim sender verify fail/defer
-    "authenticator failed",  // Exim AUTH failure
+    "eject", // Postfix reject:, Exim rejected, chkuser rejected, Reject::, qlog result=rejected
+    "sasl_username=", // Postfix client=... sasl_username= and SASL failures
+    "disconnect from", // Postfix session summary (auth=)
+    "sender verify", // Exim sender verify fail/defer
+    "authenticator failed", // Exim AUTH failure
     "authentication failed", // Postfix SASL failure without user name
-    " said: ",               // Postfix smtp client: the remote server's reply
+    " said: ", // Postfix smtp client: the remote server's reply
     "refused to talk to me", // Postfix smtp client: greeting refused
     "SMTP error from remote", // Exim: the remote server's reply
-    "cpthosts",              // qmail replies and spamcontrol Failed_Rcpthosts
-    "auth-failed",           // qmail AUTH patches
+    "cpthosts", // qmail replies and spamcontrol Failed_Rcpthosts
+    "auth-failed", // qmail AUTH patches
 ];
 
 fn prefilter() -> Option<&'static AhoCorasick> {
@@ -43,8 +43,35 @@ const CHUNK: usize = 1 << 20;
 const MAX_LINE: usize = 1 << 24;
 
 fn count_nl(b: &[u8]) -> u64 {
-    // Vectorised by the compiler; one pass over the input in total.
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+    // Byte sums over 64-byte blocks vectorise well (compare + horizontal add); one pass over
+    // the input in total.
+    let mut n = 0u64;
+    let mut blocks = b.chunks_exact(64);
+    for blk in &mut blocks {
+        let s: u8 = blk.iter().map(|&c| (c == b'\n') as u8).sum();
+        n += s as u64;
+    }
+    n + blocks.remainder().iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// Index of "disconnect from" in NEEDLES: the commonest hit, with a fast path.
+const DISCONNECT: usize = 2;
+
+/// The pid of a `prog[pid]: disconnect from` line, read backwards from the match.
+fn pid_before(buf: &[u8], at: usize) -> Option<u32> {
+    let end = at.checked_sub(3)?;
+    if buf.get(end..at)? != b"]: " {
+        return None;
+    }
+    let mut i = end;
+    let mut pid: u32 = 0;
+    let mut mul: u32 = 1;
+    while i > 0 && buf[i - 1].is_ascii_digit() && end - i < 9 {
+        pid += (buf[i - 1] - b'0') as u32 * mul;
+        mul *= 10;
+        i -= 1;
+    }
+    (end - i > 0).then_some(pid)
 }
 
 fn feed_bytes(an: &mut Analyzer, line: &[u8], input: &str, n: u64) {
@@ -59,30 +86,40 @@ fn feed_bytes(an: &mut Analyzer, line: &[u8], input: &str, n: u64) {
 fn scan(buf: &[u8], first_line: u64, input: &str, an: &mut Analyzer) -> u64 {
     let Some(ac) = prefilter() else {
         // Cannot happen (the patterns are constant); read every line instead.
-        let mut n = first_line;
-        for l in buf.split(|&b| b == b'\n') {
+        for (n, l) in (first_line..).zip(buf.split(|&b| b == b'\n')) {
             feed_bytes(an, l, input, n);
-            n += 1;
         }
         return count_nl(buf);
     };
     let mut pos = 0;
     let mut counted_to = 0;
     let mut line = first_line;
-    while pos < buf.len() {
-        let Some(m) = ac.find(Input::new(buf).span(pos..buf.len())) else {
-            break;
-        };
-        let start = buf[..m.start()]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        let end = buf[m.start()..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(buf.len(), |i| m.start() + i);
+    // One search over the whole chunk; matches inside a line already handled are skipped.
+    for m in ac.find_iter(Input::new(buf)) {
+        if m.start() < pos {
+            continue;
+        }
+        if m.pattern().as_usize() == DISCONNECT {
+            // Most disconnect lines close sessions nobody waits for: skip them on the pid
+            // alone, without finding the line or parsing its header.
+            if let Some(pid) = pid_before(buf, m.start()) {
+                if !an.postfix.may_wait(pid) {
+                    continue;
+                }
+            }
+        }
+        let start = memchr::memrchr(b'\n', &buf[..m.start()]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &buf[m.start()..]).map_or(buf.len(), |i| m.start() + i);
         line += count_nl(&buf[counted_to..start]);
         counted_to = start;
+        if m.pattern().as_usize() == DISCONNECT {
+            if let Ok(text) = std::str::from_utf8(&buf[start..end]) {
+                let o = Origin { input, line };
+                an.disconnect_line(text.trim_end_matches('\r'), m.start() - start, &o);
+                pos = end + 1;
+                continue;
+            }
+        }
         feed_bytes(an, &buf[start..end], input, line);
         pos = end + 1;
     }
@@ -133,7 +170,10 @@ pub fn stream_path(p: &Path, an: &mut Analyzer) -> Result<(), String> {
     let res = if name == "-" {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
-        let gz = lock.fill_buf().map(|b| b.starts_with(&[0x1f, 0x8b])).unwrap_or(false);
+        let gz = lock
+            .fill_buf()
+            .map(|b| b.starts_with(&[0x1f, 0x8b]))
+            .unwrap_or(false);
         if gz {
             stream_log(flate2::bufread::MultiGzDecoder::new(lock), "stdin", an)
         } else {
@@ -149,11 +189,7 @@ pub fn stream_path(p: &Path, an: &mut Analyzer) -> Result<(), String> {
         let head = std::io::Cursor::new(magic[..got].to_vec());
         let chained = head.chain(f);
         if got == 2 && magic == [0x1f, 0x8b] {
-            stream_log(
-                flate2::read::MultiGzDecoder::new(chained),
-                &name,
-                an,
-            )
+            stream_log(flate2::read::MultiGzDecoder::new(chained), &name, an)
         } else {
             stream_log(chained, &name, an)
         }
@@ -185,13 +221,25 @@ pub fn stream_text<R: BufRead>(mut r: R, input: &str, an: &mut Analyzer) -> Resu
             continue;
         }
         if !pending.is_empty() {
-            an.feed(&pending, &Origin { input, line: pending_line });
+            an.feed(
+                &pending,
+                &Origin {
+                    input,
+                    line: pending_line,
+                },
+            );
         }
         pending = text.to_string();
         pending_line = n;
     }
     if !pending.is_empty() {
-        an.feed(&pending, &Origin { input, line: pending_line });
+        an.feed(
+            &pending,
+            &Origin {
+                input,
+                line: pending_line,
+            },
+        );
     }
     Ok(())
 }
@@ -205,7 +253,10 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
             out.push(l.clone());
             continue;
         }
-        let dir = l.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = l
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let Some(base) = l.file_name().and_then(|b| b.to_str()) else {
             out.push(l.clone());
             continue;
@@ -216,7 +267,9 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
         for ent in entries.flatten() {
             let name = ent.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Some(rest) = name.strip_prefix(base) else { continue };
+            let Some(rest) = name.strip_prefix(base) else {
+                continue;
+            };
             let rest = rest.strip_suffix(".gz").unwrap_or(rest);
             if let Some(num) = rest.strip_prefix('.') {
                 if let Ok(n) = num.parse::<u64>() {
@@ -228,7 +281,7 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
                 }
             }
         }
-        numbered.sort_by(|a, b| b.0.cmp(&a.0));
+        numbered.sort_by_key(|b| std::cmp::Reverse(b.0));
         dated.sort();
         out.extend(numbered.into_iter().map(|x| x.1));
         out.extend(dated.into_iter().map(|x| x.1));

@@ -48,8 +48,9 @@ pub fn advice(e: &Event) -> Vec<String> {
              server is yours too."
                 .into(),
         ),
-        (Cause::RelayDenied, _) => match e.auth {
-            Auth::Yes => v.push(format!(
+        (Cause::RelayDenied, _) => {
+            match e.auth {
+                Auth::Yes => v.push(format!(
                 "The client DID authenticate{} and was still refused: the relay policy of this \
                  service does not let authenticated clients relay. Typical causes: \
                  reject_unauth_destination/defer_unauth_destination before \
@@ -60,42 +61,43 @@ pub fn advice(e: &Event) -> Vec<String> {
                  `relaydoctor lint` on the configuration.",
                 e.sasl_user.as_ref().map(|u| format!(" as {u}")).unwrap_or_default()
             )),
-            Auth::Failed => v.push(
-                "The client tried to authenticate and FAILED, then was treated as a stranger: \
+                Auth::Failed => v.push(
+                    "The client tried to authenticate and FAILED, then was treated as a stranger: \
                  wrong user name or password in the mail program, or the server's \
                  authentication backend is broken (SASL/dovecot auth socket, Plesk's mail \
                  database - `relaydoctor plesk check`)."
-                    .into(),
-            ),
-            Auth::No | Auth::Unknown => {
-                let seen = if e.auth == Auth::No {
-                    "The session shows no AUTH at all"
-                } else {
-                    "No AUTH is seen in this evidence"
-                };
-                v.push(format!(
-                    "{seen}: the mail program probably did not authenticate. In its account \
+                        .into(),
+                ),
+                Auth::No | Auth::Unknown => {
+                    let seen = if e.auth == Auth::No {
+                        "The session shows no AUTH at all"
+                    } else {
+                        "No AUTH is seen in this evidence"
+                    };
+                    v.push(format!(
+                        "{seen}: the mail program probably did not authenticate. In its account \
                      settings check: outgoing server (SMTP) requires authentication = on (\"use \
                      the same settings as my incoming server\"), user name = the full mailbox \
                      address, port 587 with STARTTLS (or 465 with SSL/TLS) rather than 25, and \
                      that the outgoing server is this server."
-                ));
-                v.push(
+                    ));
+                    v.push(
                     "If the client is sure it authenticated: AUTH may be off on the listener it \
                      uses (e.g. smtpd_sasl_auth_enable only on submission), or the client's \
                      network was expected in mynetworks / relay_from_hosts / tcp.smtp \
                      (RELAYCLIENT) or POP-before-SMTP (Plesk smtp_poplocks) and is not."
                         .into(),
                 );
-                if e.recipient_class.is_some() {
-                    v.push(
+                    if e.recipient_class.is_some() {
+                        v.push(
                         "If the recipient's domain should be delivered here (a hosted domain), \
                          it is missing from the local/relay domains: that is a server-side fix."
                             .into(),
                     );
+                    }
                 }
             }
-        },
+        }
         (Cause::SenderVerify, _) => {
             v.push(
                 "Sender verification by callout: the receiving server checked the sender \
@@ -348,7 +350,11 @@ pub fn events_text(
             e.source.label(),
             reply_text(e)
         );
-        let _ = writeln!(out, "{}", paint(&head, color, |s| colored::Colorize::bold(s)));
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(&head, color, |s| colored::Colorize::bold(s))
+        );
         let mut at = format!("{}:{}", e.input, e.line);
         if let Some(t) = &e.time {
             let _ = write!(at, " at {t}");
@@ -423,7 +429,10 @@ fn group_title(g: &Group) -> String {
 }
 
 fn counts_line(c: &[super::aggregate::Count], approx: bool) -> String {
-    let mut s: Vec<String> = c.iter().map(|c| format!("{} ({})", c.value, c.count)).collect();
+    let mut s: Vec<String> = c
+        .iter()
+        .map(|c| format!("{} ({})", c.value, c.count))
+        .collect();
     if approx {
         s.push("(approximate)".into());
     }
@@ -441,9 +450,18 @@ pub fn groups_text(
     let mut out = String::new();
     for (g, sim) in groups.iter().zip(sims) {
         let head = format!("{:>8}  {}", g.count, group_title(g));
-        let _ = writeln!(out, "{}", paint(&head, color, |s| colored::Colorize::bold(s)));
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(&head, color, |s| colored::Colorize::bold(s))
+        );
         if let (Some(f), Some(l)) = (&g.first, &g.last) {
-            let _ = writeln!(out, "          first {}  last {}", f.0.display(), l.0.display());
+            let _ = writeln!(
+                out,
+                "          first {}  last {}",
+                f.0.display(),
+                l.0.display()
+            );
         }
         let _ = writeln!(out, "          example: {}", reply_text(&g.example));
         for (label, t) in [

@@ -86,14 +86,40 @@ pub fn now_wall() -> i64 {
 }
 
 /// How syslog dates get their year.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct YearRule {
     pub fixed: Option<i32>,
     pub now: i64,
+    /// The last (month, day) resolved and its wall-clock midnight: consecutive lines share it.
+    pub memo: std::cell::Cell<(u32, u32, i64)>,
 }
 
 impl YearRule {
+    pub fn new(fixed: Option<i32>, now: i64) -> YearRule {
+        YearRule {
+            fixed,
+            now,
+            memo: std::cell::Cell::new((0, 0, 0)),
+        }
+    }
+
     fn stamp(&self, mon: u32, day: u32, secs: i64) -> Stamp {
+        let (m, d, base) = self.memo.get();
+        if (m, d) == (mon, day) {
+            return Stamp {
+                wall: base + secs,
+                offset: None,
+            };
+        }
+        let s = self.stamp_slow(mon, day, 0);
+        self.memo.set((mon, day, s.wall));
+        Stamp {
+            wall: s.wall + secs,
+            offset: None,
+        }
+    }
+
+    fn stamp_slow(&self, mon: u32, day: u32, secs: i64) -> Stamp {
         let mk = |y: i64| days_from_civil(y, mon, day) * 86_400 + secs;
         if let Some(y) = self.fixed {
             return Stamp {
@@ -300,10 +326,7 @@ mod tests {
     use super::*;
 
     fn rule(y: i32) -> YearRule {
-        YearRule {
-            fixed: Some(y),
-            now: 0,
-        }
+        YearRule::new(Some(y), 0)
     }
 
     #[test]
@@ -329,7 +352,7 @@ mod tests {
     #[test]
     fn the_year_rule_puts_future_dates_in_the_previous_year() {
         let now = days_from_civil(2027, 1, 5) * 86_400;
-        let r = YearRule { fixed: None, now };
+        let r = YearRule::new(None, now);
         let (s, _) = parse_prefix(b"Dec 31 23:00:00 mx", &r).unwrap();
         assert_eq!(s.display(), "2026-12-31 23:00:00");
         let (s, _) = parse_prefix(b"Jan  5 23:00:00 mx", &r).unwrap();
