@@ -48,8 +48,8 @@ Examples:
   relaydoctor lint --baseline .relaydoctor-baseline.json         # fail only on new ones
 
 Suppress one finding with a comment on the line before the setting:
-  # relaydoctor: ignore PF103 -- office range, approved by J. Smith 2026-03
-  mynetworks = 127.0.0.0/8 192.0.2.0/24")]
+  # relaydoctor: ignore PF104 -- AUTH here is reachable only from the office VLAN
+  smtpd_sasl_auth_enable = yes")]
     Lint(LintArgs),
     /// Show what each listening service answers to one client and recipient, and why
     #[command(after_help = "\
