@@ -39,11 +39,10 @@ fn broad_trust(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
         let src = ctx.source(&file)?;
         Some(src.line_location(e.origin.line))
     };
-    let set = |name: &str| {
-        scope
-            .get(name)
-            .is_some_and(|e| e.origin.kind != super::model::OriginKind::Default)
-    };
+    // Explicitly set (main.cf or this listener's -o)? Asked without computing the default:
+    // the default mynetworks of a live system costs a postconf run.
+    let set =
+        |name: &str| m.main_entry(name).is_some() || svc.overrides.iter().any(|o| o.name == name);
     use crate::relay::{ClientClass, RecipientClass, Verdict};
     // Only a real problem where that kind of client may relay on this listener.
     let relays = |cc: ClientClass| {
