@@ -24,6 +24,91 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     relay(ctx, m, f);
 }
 
+// ------------------------------------------------------------ PF101 (trust too broad)
+
+/// mynetworks (or mynetworks_style = class) trusting much of the internet, and SASL without
+/// `noanonymous`: both let strangers relay although the restriction lists look right.
+fn broad_trust(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
+    let Some(svc) = m.services().get(si) else {
+        return;
+    };
+    let scope = m.scope(Some(si));
+    let locate = |name: &str| -> Option<crate::finding::Location> {
+        let e = scope.get(name)?;
+        let file = e.origin.file?;
+        let src = ctx.source(&file)?;
+        Some(src.line_location(e.origin.line))
+    };
+    // Explicitly set (main.cf or this listener's -o)? Asked without computing the default:
+    // the default mynetworks of a live system costs a postconf run.
+    let set =
+        |name: &str| m.main_entry(name).is_some() || svc.overrides.iter().any(|o| o.name == name);
+    use crate::relay::{ClientClass, RecipientClass, Verdict};
+    // Only a real problem where that kind of client may relay on this listener.
+    let relays = |cc: ClientClass| {
+        super::policy::evaluate(
+            m,
+            si,
+            super::policy::Client::of(cc),
+            RecipientClass::External,
+            "someone@external.example",
+        )
+        .result
+            == Verdict::Accept
+    };
+    let mut reasons = Vec::new();
+    if !relays(ClientClass::Trusted) {
+        // Trusted clients cannot relay here, so a broad mynetworks does not open it.
+    } else if set("mynetworks") {
+        for n in super::policy::list_items(&scope.value("mynetworks")) {
+            let n = n.replace(['[', ']'], "");
+            if let Ok(net) = n.parse::<ipnet::IpNet>() {
+                let wide = match net {
+                    ipnet::IpNet::V4(v) => v.prefix_len() < 8,
+                    ipnet::IpNet::V6(v) => v.prefix_len() < 16,
+                };
+                if wide {
+                    reasons.push((
+                        "mynetworks",
+                        format!("mynetworks contains {n}, so practically every client counts as trusted and permit_mynetworks lets it relay"),
+                    ));
+                }
+            }
+        }
+    } else if scope.value("mynetworks_style") == "class" {
+        reasons.push((
+            "mynetworks_style",
+            "mynetworks_style = class trusts the whole class A/B/C network of every interface, often thousands of foreign hosts".to_string(),
+        ));
+    }
+    if super::policy::sasl_enabled(m, si)
+        && relays(ClientClass::Authenticated)
+        && !super::policy::list_items(&scope.value("smtpd_sasl_security_options"))
+            .iter()
+            .any(|o| o == "noanonymous")
+    {
+        reasons.push((
+            "smtpd_sasl_security_options",
+            "smtpd_sasl_security_options lacks noanonymous, so anyone can log in anonymously and permit_sasl_authenticated lets them relay".to_string(),
+        ));
+    }
+    for (param, why) in reasons {
+        let mut fd = Finding::new(
+            "PF101",
+            Mta::Postfix,
+            format!(
+                "open relay on listener {}: {why}; spammers find such servers within hours and the server's IP lands on blocklists",
+                svc.name()
+            ),
+        )
+        .service(svc.id());
+        if let Some(l) = locate(param) {
+            fd = fd.at(l);
+        }
+        f.push(fd);
+    }
+}
+
 // ------------------------------------------------------------ PF104
 
 /// SASL without TLS-only authentication sends passwords in clear; `encrypt` on the public
@@ -162,6 +247,7 @@ fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             }
             f.push(fd);
         }
+        broad_trust(ctx, m, si, f);
         // Authenticated users must be able to relay where the listener is meant for them.
         let sasl = policy::sasl_enabled(m, si);
         plaintext_auth(ctx, m, si, sasl, f);
