@@ -112,6 +112,12 @@ impl Plan {
     }
 }
 
+/// A distinct row value and its copies, borrowed while deciding.
+struct GroupRef<'a> {
+    row: &'a RawRow,
+    count: u64,
+}
+
 /// Decide. Lock rows go when invalid, in the future, expired, or older duplicates of the
 /// same address and mask (the newest lock is the one that counts; of identical copies one
 /// stays). White-list rows (lock_time NULL) are never touched unless `include_whitelist`.
@@ -126,18 +132,28 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
     };
     plan.expired_before = insp.poplock_minutes.map(|m| insp.now - m * 60);
     rows.sort_unstable();
-    // Identical rows become one group with a count.
-    let mut groups: Vec<Group> = Vec::new();
-    for r in rows {
-        match groups.last_mut() {
-            Some(g) if g.row == r => g.count += 1,
-            _ => groups.push(Group {
-                row: r,
-                count: 1,
-                keep: 0,
-            }),
+    // Identical rows become one group with a count, compacted in place (a second vector of
+    // a million groups would double the memory of a large repair).
+    let mut counts: Vec<u64> = Vec::new();
+    let mut w = 0usize;
+    for r in 0..rows.len() {
+        if w > 0 && rows[r] == rows[w - 1] {
+            if let Some(c) = counts.last_mut() {
+                *c += 1;
+            }
+        } else {
+            rows.swap(w, r);
+            counts.push(1);
+            w += 1;
         }
     }
+    rows.truncate(w);
+    rows.shrink_to_fit();
+    let groups: Vec<GroupRef> = rows
+        .iter()
+        .zip(&counts)
+        .map(|(row, &count)| GroupRef { row, count })
+        .collect();
     // Decide per group first, then move the chosen groups into their operations (no copies
     // of a million rows).
     let mut decision: Vec<Option<(Reason, u64)>> = vec![None; groups.len()];
@@ -156,7 +172,7 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
         let mut valid_locks = Vec::new();
         for k in i..j {
             let g = &groups[k];
-            let f = fault(&g.row, now, minutes);
+            let f = fault(g.row, now, minutes);
             if g.row.is_whitelist() {
                 if !include_whitelist {
                     continue;
@@ -205,10 +221,13 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
         }
         i = j;
     }
+    drop(groups);
     let mut ops: std::collections::BTreeMap<Reason, Vec<Group>> = Default::default();
-    for (g, d) in groups.into_iter().zip(decision) {
+    for ((row, count), d) in rows.into_iter().zip(counts).zip(decision) {
         if let Some((reason, keep)) = d {
-            ops.entry(reason).or_default().push(Group { keep, ..g });
+            ops.entry(reason)
+                .or_default()
+                .push(Group { row, count, keep });
         }
     }
     plan.deletes = ops
