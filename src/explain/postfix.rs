@@ -188,7 +188,10 @@ impl Postfix {
         if let Some(i) = finder.find(msg.as_bytes()) {
             return self.reject(h, o, &msg[i + 10..], out);
         }
-        if msg.contains(": client=") {
+        static CLIENT: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+            std::sync::OnceLock::new();
+        let client_finder = CLIENT.get_or_init(|| memchr::memmem::Finder::new(b": client="));
+        if client_finder.find(msg.as_bytes()).is_some() {
             if let Some(user) = field(msg, "sasl_username=") {
                 let s = self.session(h);
                 s.sasl_user = Some(user.to_string());
@@ -233,7 +236,11 @@ impl Postfix {
 
     fn reject(&mut self, h: &Header, o: &Origin, rest: &str, out: &mut Vec<Event>) -> Seen {
         // `RCPT from name[addr]: 554 5.7.1 <u@x>: Relay access denied; from=<a> to=<b> proto=ESMTP helo=<h>`
-        let Some((stage, rest)) = rest.split_once(" from ") else {
+        // `RCPT from ...`: the stage is the first word.
+        let Some((stage, rest)) = rest
+            .split_once(' ')
+            .and_then(|(st, r)| r.strip_prefix("from ").map(|r| (st, r)))
+        else {
             return Seen::Bad;
         };
         let Some((name, addr, rest)) = client(rest) else {
@@ -243,7 +250,10 @@ impl Postfix {
             return Seen::Bad;
         };
         // The reply ends where the envelope fields begin.
-        let (reply, env) = match rest.rfind("; from=<") {
+        static ENV: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> =
+            std::sync::OnceLock::new();
+        let env_finder = ENV.get_or_init(|| memchr::memmem::FinderRev::new(b"; from=<"));
+        let (reply, env) = match env_finder.rfind(rest.as_bytes()) {
             Some(i) => (&rest[..i], &rest[i + 2..]),
             None => (rest, ""),
         };
