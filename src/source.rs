@@ -110,7 +110,11 @@ impl SourceFile {
             Ok(s) => (s, None, false),
             Err(e) => {
                 let bytes = e.into_bytes();
-                (String::from_utf8_lossy(&bytes).into_owned(), Some(bytes), true)
+                (
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    Some(bytes),
+                    true,
+                )
             }
         };
         Ok(SourceFile {
