@@ -8,10 +8,22 @@
 //!
 //! Every offset is checked: a truncated or corrupt file gives an error, never a panic.
 
-/// A cdb file held in memory.
-#[derive(Debug, Clone)]
+/// A cdb file. `Cdb::read` checks the file with one buffered pass and keeps only its size
+/// and path: the bytes are read into memory the first time a lookup or a record walk needs
+/// them (a 50 MB morercpthosts.cdb that only has to be compared with its source, in file
+/// order, is streamed and never held). Not memory-mapped: a file truncated under a mapping
+/// would crash the process with SIGBUS.
+#[derive(Debug)]
 pub struct Cdb {
-    data: Vec<u8>,
+    data: std::sync::OnceLock<Vec<u8>>,
+    /// Where to read the bytes from when they are first needed (None: given in memory).
+    path: Option<std::path::PathBuf>,
+    /// Size of the file when it was checked.
+    size: usize,
+    /// Lookups made by positioned reads before the whole file was read (see `find`).
+    piecemeal: std::sync::atomic::AtomicUsize,
+    /// The file, opened for those reads.
+    file: std::sync::OnceLock<Option<std::fs::File>>,
     /// End of the record area (start of the first hash table).
     records_end: usize,
 }
@@ -22,6 +34,9 @@ pub struct Record<'a> {
     pub key: &'a [u8],
     pub data: &'a [u8],
 }
+
+/// Lookups made by positioned reads before a cdb file is read whole (see `Cdb::find`).
+const PIECEMEAL: usize = 4096;
 
 /// The cdb hash function.
 pub fn hash(key: &[u8]) -> u32 {
@@ -37,27 +52,41 @@ fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// The record area's end from the 2048-byte header of a file of `size` bytes, or why the
+/// header is wrong.
+fn check_header(header: &[u8], size: usize) -> Result<usize, String> {
+    if size < 2048 || header.len() < 2048 {
+        return Err(format!(
+            "{size} bytes is shorter than the 2048-byte cdb header (truncated or not a cdb file)"
+        ));
+    }
+    let mut records_end = size;
+    for i in 0..256 {
+        let pos = u32_at(header, i * 8).unwrap_or(0) as usize;
+        let slots = u32_at(header, i * 8 + 4).unwrap_or(0) as usize;
+        if pos < 2048 || pos > size || slots.saturating_mul(8) > size - pos {
+            return Err(format!(
+                "hash table {i} points outside the file (position {pos}, {slots} slots): corrupt or truncated cdb"
+            ));
+        }
+        records_end = records_end.min(pos);
+    }
+    Ok(records_end)
+}
+
 impl Cdb {
     /// Check the header and the record area; errors say what is wrong in plain words.
     pub fn parse(data: Vec<u8>) -> Result<Cdb, String> {
-        if data.len() < 2048 {
-            return Err(format!(
-                "{} bytes is shorter than the 2048-byte cdb header (truncated or not a cdb file)",
-                data.len()
-            ));
-        }
-        let mut records_end = data.len();
-        for i in 0..256 {
-            let pos = u32_at(&data, i * 8).unwrap_or(0) as usize;
-            let slots = u32_at(&data, i * 8 + 4).unwrap_or(0) as usize;
-            if pos < 2048 || pos > data.len() || slots.saturating_mul(8) > data.len() - pos {
-                return Err(format!(
-                    "hash table {i} points outside the file (position {pos}, {slots} slots): corrupt or truncated cdb"
-                ));
-            }
-            records_end = records_end.min(pos);
-        }
-        let cdb = Cdb { data, records_end };
+        let records_end = check_header(&data, data.len())?;
+        let size = data.len();
+        let cdb = Cdb {
+            data: std::sync::OnceLock::from(data),
+            path: None,
+            size,
+            piecemeal: Default::default(),
+            file: Default::default(),
+            records_end,
+        };
         // Walk the records once so that iteration later cannot fail half-way.
         let mut off = 2048;
         while off < cdb.records_end {
@@ -74,13 +103,74 @@ impl Cdb {
     }
 
     pub fn read(path: &std::path::Path) -> Result<Cdb, String> {
-        let data = std::fs::read(path).map_err(|e| e.to_string())?;
-        Cdb::parse(data)
+        Cdb::read_with(path, |_| {})
+    }
+
+    /// `read`, calling `visit` with each record's key in file order during the checking
+    /// pass (buffered reads, one reused key buffer: nothing is kept). Same checks and same
+    /// errors as `parse`.
+    pub fn read_with(path: &std::path::Path, mut visit: impl FnMut(&[u8])) -> Result<Cdb, String> {
+        use std::io::{BufReader, Read};
+        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let size = f.metadata().map_err(|e| e.to_string())?.len();
+        let size = usize::try_from(size).map_err(|e| e.to_string())?;
+        let mut r = BufReader::with_capacity(256 * 1024, f);
+        let mut header = vec![0u8; 2048.min(size)];
+        r.read_exact(&mut header).map_err(|e| e.to_string())?;
+        let records_end = check_header(&header, size)?;
+        let mut off = 2048usize;
+        let mut key = Vec::new();
+        let mut lens = [0u8; 8];
+        let past = |off: usize| {
+            format!("record at offset {off} runs past the record area: corrupt or truncated cdb")
+        };
+        while off < records_end {
+            if r.read_exact(&mut lens).is_err() {
+                return Err(past(off));
+            }
+            let klen = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
+            let dlen = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
+            let end = off
+                .checked_add(8)
+                .and_then(|x| x.checked_add(klen))
+                .and_then(|x| x.checked_add(dlen))
+                .filter(|&e| e <= records_end)
+                .ok_or_else(|| past(off))?;
+            key.resize(klen, 0);
+            if r.read_exact(&mut key).is_err() {
+                return Err(past(off));
+            }
+            // Skip the data (within the buffer, mostly). A file cut short under us shows
+            // up as a failed read of the next record, or is harmless at the end.
+            r.seek_relative(dlen as i64).map_err(|e| e.to_string())?;
+            visit(&key);
+            off = end;
+        }
+        Ok(Cdb {
+            data: std::sync::OnceLock::new(),
+            path: Some(path.to_path_buf()),
+            size,
+            piecemeal: Default::default(),
+            file: Default::default(),
+            records_end,
+        })
+    }
+
+    /// The file's bytes, read on first use. A file that vanished or shrank since it was
+    /// checked reads as less (every access is bounds-checked): lookups then find nothing.
+    fn data(&self) -> &[u8] {
+        self.data.get_or_init(|| {
+            self.path
+                .as_ref()
+                .and_then(|p| std::fs::read(p).ok())
+                .unwrap_or_default()
+        })
     }
 
     fn record_at(&self, off: usize) -> Option<(Record<'_>, usize)> {
-        let klen = u32_at(&self.data, off)? as usize;
-        let dlen = u32_at(&self.data, off + 4)? as usize;
+        let data = self.data();
+        let klen = u32_at(data, off)? as usize;
+        let dlen = u32_at(data, off + 4)? as usize;
         let kstart = off + 8;
         let dstart = kstart.checked_add(klen)?;
         let end = dstart.checked_add(dlen)?;
@@ -89,8 +179,8 @@ impl Cdb {
         }
         Some((
             Record {
-                key: self.data.get(kstart..dstart)?,
-                data: self.data.get(dstart..end)?,
+                key: data.get(kstart..dstart)?,
+                data: data.get(dstart..end)?,
             },
             end,
         ))
@@ -128,8 +218,9 @@ impl Cdb {
     fn start(&self, key: &[u8]) -> Option<(u32, usize, usize, usize)> {
         let h = hash(key);
         let t = (h & 255) as usize;
-        let pos = u32_at(&self.data, t * 8)? as usize;
-        let slots = u32_at(&self.data, t * 8 + 4)? as usize;
+        let data = self.data();
+        let pos = u32_at(data, t * 8)? as usize;
+        let slots = u32_at(data, t * 8 + 4)? as usize;
         if slots == 0 {
             return None;
         }
@@ -137,9 +228,83 @@ impl Cdb {
     }
 
     /// Offset of the first record with `key`.
+    ///
+    /// While the file has not been read whole, the first `PIECEMEAL` lookups read only the
+    /// slots and records they visit (a few positioned reads each): a cross-check that needs
+    /// a handful of lookups does not pull a 50 MB file into memory. Past that, the file is
+    /// read once and lookups run from memory.
     pub fn find(&self, key: &[u8]) -> Option<usize> {
+        if self.piecemeal_allowed(1) {
+            return self.find_piecemeal(key);
+        }
         let (h, pos, slots, first) = self.start(key)?;
         self.probe(key, h, pos, slots, first)
+    }
+
+    /// Whether `n` more lookups may be made by positioned reads (and count them).
+    fn piecemeal_allowed(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        self.data.get().is_none()
+            && self.path.is_some()
+            && self.piecemeal.fetch_add(n, Ordering::Relaxed) + n <= PIECEMEAL
+    }
+
+    /// Read `buf.len()` bytes at `off` from the file.
+    fn read_at(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self
+            .file
+            .get_or_init(|| self.path.as_ref().and_then(|p| std::fs::File::open(p).ok()))
+            .as_ref()?;
+        f.read_exact_at(buf, off as u64).ok()
+    }
+
+    fn u32_pair_at(&self, off: usize) -> Option<(u32, u32)> {
+        let mut b = [0u8; 8];
+        self.read_at(off, &mut b)?;
+        Some((
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        ))
+    }
+
+    /// `start` + `probe` + `record_at` by positioned reads: the same walk, the same answer.
+    fn find_piecemeal(&self, key: &[u8]) -> Option<usize> {
+        let h = hash(key);
+        let (pos, slots) = self.u32_pair_at(((h & 255) as usize) * 8)?;
+        let (pos, slots) = (pos as usize, slots as usize);
+        if slots == 0 {
+            return None;
+        }
+        let mut slot = ((h >> 8) as usize) % slots;
+        let mut k = Vec::new();
+        for _ in 0..slots {
+            let (sh, rp) = self.u32_pair_at(pos + slot * 8)?;
+            let rp = rp as usize;
+            if rp == 0 {
+                return None;
+            }
+            if sh == h {
+                if let Some((klen, dlen)) = self.u32_pair_at(rp) {
+                    let (klen, dlen) = (klen as usize, dlen as usize);
+                    let fits = rp
+                        .checked_add(8 + klen)
+                        .and_then(|x| x.checked_add(dlen))
+                        .is_some_and(|end| end <= self.records_end);
+                    if fits && klen == key.len() {
+                        k.resize(klen, 0);
+                        if self.read_at(rp + 8, &mut k).is_some() && k == key {
+                            return Some(rp);
+                        }
+                    }
+                }
+            }
+            slot += 1;
+            if slot == slots {
+                slot = 0;
+            }
+        }
+        None
     }
 
     fn probe(
@@ -150,10 +315,11 @@ impl Cdb {
         slots: usize,
         mut slot: usize,
     ) -> Option<usize> {
+        let data = self.data();
         for _ in 0..slots {
             let so = pos + slot * 8;
-            let sh = u32_at(&self.data, so)?;
-            let rp = u32_at(&self.data, so + 4)? as usize;
+            let sh = u32_at(data, so)?;
+            let rp = u32_at(data, so + 4)? as usize;
             if rp == 0 {
                 return None;
             }
@@ -178,6 +344,14 @@ impl Cdb {
     /// misses). Same answers as `find`.
     pub fn find_batch(&self, keys: &[&[u8]], out: &mut Vec<Option<usize>>) {
         const B: usize = 32;
+        if keys.is_empty() {
+            return; // nothing to look up: do not read the file for it
+        }
+        if self.piecemeal_allowed(keys.len()) {
+            out.extend(keys.iter().map(|k| self.find_piecemeal(k)));
+            return;
+        }
+        let data = self.data();
         for chunk in keys.chunks(B) {
             let mut st = [(0u32, 0usize, 0usize, 0usize); B];
             let mut ok = [false; B];
@@ -194,8 +368,8 @@ impl Cdb {
                     let (_, pos, _, slot) = st[i];
                     let so = pos + slot * 8;
                     first[i] = (
-                        u32_at(&self.data, so).unwrap_or(0),
-                        u32_at(&self.data, so + 4).unwrap_or(0) as usize,
+                        u32_at(data, so).unwrap_or(0),
+                        u32_at(data, so + 4).unwrap_or(0) as usize,
                     );
                 }
             }
@@ -203,7 +377,7 @@ impl Cdb {
             let mut warm = 0u32;
             for i in 0..chunk.len() {
                 if ok[i] && first[i].0 == st[i].0 && first[i].1 != 0 {
-                    warm ^= u32_at(&self.data, first[i].1).unwrap_or(0);
+                    warm ^= u32_at(data, first[i].1).unwrap_or(0);
                 }
             }
             std::hint::black_box(warm);
@@ -235,7 +409,7 @@ impl Cdb {
 
     /// Size of the file in bytes.
     pub fn size(&self) -> usize {
-        self.data.len()
+        self.size
     }
 }
 
@@ -313,5 +487,56 @@ mod tests {
         let mut b = build(&[(b"key", b"value")]);
         b[2048] = 0xff; // klen huge
         assert!(Cdb::parse(b).is_err());
+    }
+
+    #[test]
+    fn streaming_read_agrees_with_parse() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.cdb");
+        let good = build(&[
+            (b"a.example", b""),
+            (b"b.example", b"data"),
+            (b"a.example", b""),
+        ]);
+        let mut cases = vec![good.clone(), vec![0; 10], Vec::new()];
+        let mut cut = good.clone();
+        cut.truncate(cut.len() - 3);
+        cases.push(cut);
+        let mut huge = good.clone();
+        huge[2048] = 0xff;
+        cases.push(huge);
+        let mut short_rec = good.clone();
+        // first table starts inside the records: the last record runs past the area
+        short_rec[0..4].copy_from_slice(&2060u32.to_le_bytes());
+        cases.push(short_rec);
+        for bytes in cases {
+            std::fs::write(&p, &bytes).unwrap();
+            let mut keys = Vec::new();
+            let streamed = Cdb::read_with(&p, |k| keys.push(k.to_vec()));
+            let parsed = Cdb::parse(bytes.clone());
+            assert_eq!(
+                streamed.is_ok(),
+                parsed.is_ok(),
+                "{:?}",
+                parsed.as_ref().err()
+            );
+            if let (Ok(s), Ok(m)) = (&streamed, &parsed) {
+                let want: Vec<Vec<u8>> = m.records().map(|r| r.key.to_vec()).collect();
+                assert_eq!(keys, want);
+                for k in [&b"a.example"[..], b"b.example", b"zz", b""] {
+                    assert_eq!(s.find(k), m.find(k), "piecemeal {k:?}");
+                }
+                let mut got = Vec::new();
+                s.find_batch(&[b"b.example", b"nope"], &mut got);
+                assert_eq!(got, vec![m.find(b"b.example"), None]);
+                assert!(s.data.get().is_none(), "lookups so far read pieces only");
+                assert_eq!(s.get(b"b.example"), Some(&b"data"[..]), "lazy load");
+                assert_eq!(s.len(), m.len());
+                assert_eq!(s.size(), m.size());
+            }
+            if let (Err(a), Err(b)) = (streamed, parsed) {
+                assert_eq!(a, b);
+            }
+        }
     }
 }

@@ -251,28 +251,13 @@ fn morercpthosts_stale(c: &Control, out: &mut Vec<Finding>) {
         }
         CdbState::Ok(cdb, cdb_time) => {
             // qmail-newmrh lowercases every line and adds the records in file order, so an
-            // up-to-date cdb holds the source's domains in the same order: compare in lockstep
-            // (sequential, no lookups) and fall back to lookups from the first difference.
-            let mut recs = cdb.records_at().peekable();
-            let mut same = 0usize;
-            for e in &src.entries {
-                let key = src.entry(e);
-                match recs.peek() {
-                    Some((_, r))
-                        if r.key.eq_ignore_ascii_case(key.as_bytes()) && !has_upper(r.key) =>
-                    {
-                        recs.next();
-                        same += 1;
-                    }
-                    _ => break,
-                }
-            }
-            let (missing_n, missing, extra_n, extra) =
-                if same == src.entries.len() && recs.peek().is_none() {
-                    (0, Vec::new(), 0, Vec::new())
-                } else {
-                    compare_by_lookup(src, cdb)
-                };
+            // up-to-date cdb holds the source's domains in the same order: the loader
+            // compared the two in lockstep as it streamed the cdb. Lookups only from here.
+            let (missing_n, missing, extra_n, extra) = if c.morercpthosts_cdb_same {
+                (0, Vec::new(), 0, Vec::new())
+            } else {
+                compare_by_lookup(src, cdb)
+            };
             if missing_n == 0 && extra_n == 0 {
                 return;
             }
@@ -365,10 +350,6 @@ fn compare_by_lookup(
     (missing_n, missing, extra_n, extra)
 }
 
-fn has_upper(b: &[u8]) -> bool {
-    b.iter().any(u8::is_ascii_uppercase)
-}
-
 /// The domain part of a locals / virtualdomains key (`user@domain` -> domain).
 fn key_domain(k: &str) -> &str {
     // A plain byte loop: keys are short, a memrchr call costs more than it saves.
@@ -381,18 +362,42 @@ fn key_domain(k: &str) -> &str {
 /// Keys (locals entries or virtualdomains keys) whose domain rcpthosts and
 /// morercpthosts.cdb refuse, as (start, end) byte ranges, in order. `keys` yields
 /// (key, start, end).
+///
+/// Hosting panels (vpopmail's vadddomain, Plesk) add a domain to morercpthosts and to
+/// virtualdomains together, so the two lists usually run in the same order: a cursor walks
+/// the morercpthosts entries known to be in the cdb (`Control::morercpthosts_cdb_prefix`)
+/// and a key equal to the entry under it is accepted without a lookup. Keys that do not
+/// line up are looked up as before; the answers are the same either way. `cursor` is where
+/// the walk starts (the index of the first key, for a list checked in parts).
 fn refused<'a>(
     c: &Control,
     blanks: bool,
     keys: impl Iterator<Item = (&'a str, usize, usize)>,
+    mut cursor: usize,
 ) -> Vec<(usize, usize, &'a str)> {
+    let (text, known) = match &c.morercpthosts {
+        Some(f) if c.rcpthosts.is_some() => (
+            f.src.text.as_str(),
+            f.entries.get(..c.morercpthosts_cdb_prefix).unwrap_or(&[]),
+        ),
+        _ => ("", &[][..]),
+    };
     let mut keys = keys.filter_map(|(k, start, end)| {
         let d = key_domain(k);
         let skip = d.is_empty()
             || d.eq_ignore_ascii_case("localhost")
             || d.starts_with('[')
             || (blanks && bad_domain_entry(d).is_some());
-        (!skip).then_some((d, start, end))
+        if skip {
+            return None;
+        }
+        if let Some(e) = known.get(cursor) {
+            if e.text(text).eq_ignore_ascii_case(d) {
+                cursor += 1;
+                return None; // in morercpthosts.cdb: accepted
+            }
+        }
+        Some((d, start, end))
     });
     let mut out = Vec::new();
     let mut chunk: Vec<(&str, usize, usize)> = Vec::with_capacity(CHUNK);
@@ -429,7 +434,7 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
             .entries
             .iter()
             .map(|e| (l.entry(e), e.start as usize, e.end as usize));
-        lists.push(("locals", &l.src, refused(c, l.blanks, keys)));
+        lists.push(("locals", &l.src, refused(c, l.blanks, keys, 0)));
     }
     if let Some((src, vds, _)) = &c.virtualdomains {
         // The biggest list is checked in two halves side by side.
@@ -443,6 +448,7 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
                     blanks,
                     b.iter()
                         .map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)),
+                    a.len(),
                 )
             });
             let ra = refused(
@@ -450,6 +456,7 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
                 blanks,
                 a.iter()
                     .map(|v| (v.key.text(text), v.key.start as usize, v.key.end as usize)),
+                0,
             );
             (ra, hb.join().unwrap_or_default())
         });

@@ -48,11 +48,16 @@ pub enum CdbState {
 
 impl CdbState {
     pub fn load(real: &Path) -> CdbState {
+        CdbState::load_with(real, |_| {})
+    }
+
+    /// `load`, showing `visit` every record key in file order as the file is checked.
+    pub fn load_with(real: &Path, visit: impl FnMut(&[u8])) -> CdbState {
         match std::fs::metadata(real) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CdbState::Missing,
             Err(e) => CdbState::Unreadable(e.to_string()),
             Ok(m) if !m.is_file() => CdbState::Unreadable("not a regular file".into()),
-            Ok(m) => match Cdb::read(real) {
+            Ok(m) => match Cdb::read_with(real, visit) {
                 Ok(c) => CdbState::Ok(Box::new(c), m.modified().ok()),
                 Err(e) => CdbState::Unreadable(e),
             },
@@ -118,6 +123,12 @@ pub struct Control {
     pub rcpthosts_set: FastSet<String>,
     pub morercpthosts: Option<DomainFile>,
     pub morercpthosts_cdb: CdbState,
+    /// How many leading morercpthosts entries equal the leading cdb records, in order
+    /// (qmail-newmrh lowercases each line and writes the records in file order): those
+    /// entries are known to be in the cdb without a lookup.
+    pub morercpthosts_cdb_prefix: usize,
+    /// The cdb holds exactly the morercpthosts entries, in order (it is up to date).
+    pub morercpthosts_cdb_same: bool,
     pub morercpthosts_cdb_real: PathBuf,
     pub locals: Option<DomainFile>,
     pub virtualdomains: Option<(Arc<SourceFile>, Vec<VirtualDomain>, Vec<LineError>)>,
@@ -173,22 +184,52 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
     // The three files that can hold a million lines are read and parsed side by side.
     let cdb_real = dir.join("morercpthosts.cdb");
     let (mut f1, mut f2) = (Vec::new(), Vec::new());
-    let (morercpthosts, morercpthosts_cdb, virtualdomains) = std::thread::scope(|sc| {
-        let more = sc.spawn(|| load_domains(ctx, &dir.join("morercpthosts"), &mut f1));
-        let cdb = sc.spawn(|| CdbState::load(&cdb_real));
-        let vd = ctx
-            .load_checked(&dir.join("virtualdomains"), Mta::Qmail, &mut f2)
-            .map(|s| {
-                let blanks = has_any(&s.text, b" \t\r");
-                let (v, e) = parse::virtualdomains_src(&s, blanks);
-                (s, v, e, blanks)
+    let (morercpthosts, (morercpthosts_cdb, prefix, same), virtualdomains) =
+        std::thread::scope(|sc| {
+            // morercpthosts, then its cdb streamed past it record by record (no lookups, the cdb
+            // is not kept in memory), while virtualdomains (the bigger file) loads here.
+            let more = sc.spawn(|| {
+                let more = load_domains(ctx, &dir.join("morercpthosts"), &mut f1);
+                let (text, entries) = more
+                    .as_ref()
+                    .map(|m| (m.src.text.as_str(), &m.entries[..]))
+                    .unwrap_or(("", &[]));
+                let (mut prefix, mut diverged) = (0usize, false);
+                let cdb = CdbState::load_with(&cdb_real, |k| {
+                    if diverged {
+                        return;
+                    }
+                    match entries.get(prefix) {
+                        Some(e)
+                            if k.eq_ignore_ascii_case(e.text(text).as_bytes())
+                                && !k.iter().any(u8::is_ascii_uppercase) =>
+                        {
+                            prefix += 1
+                        }
+                        _ => diverged = true,
+                    }
+                });
+                let same = !diverged && prefix == entries.len();
+                if cdb.cdb().is_none() {
+                    (prefix, diverged) = (0, true);
+                }
+                (more, (cdb, prefix, same && !diverged))
             });
-        let more = more.join().unwrap_or(None);
-        let cdb = cdb
-            .join()
-            .unwrap_or_else(|_| CdbState::Unreadable("reader failed".into()));
-        (more, cdb, vd)
-    });
+            let vd = ctx
+                .load_checked(&dir.join("virtualdomains"), Mta::Qmail, &mut f2)
+                .map(|s| {
+                    let blanks = has_any(&s.text, b" \t\r");
+                    let (v, e) = parse::virtualdomains_src(&s, blanks);
+                    (s, v, e, blanks)
+                });
+            let (more, cdb) = more.join().unwrap_or_else(|_| {
+                (
+                    None,
+                    (CdbState::Unreadable("reader failed".into()), 0, false),
+                )
+            });
+            (more, cdb, vd)
+        });
     let virtualdomains_blanks = virtualdomains.as_ref().map(|v| v.3).unwrap_or(false);
     let virtualdomains = virtualdomains.map(|(s, v, e, _)| (s, v, e));
     findings.extend(f1);
@@ -218,6 +259,8 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
         rcpthosts_set,
         morercpthosts,
         morercpthosts_cdb,
+        morercpthosts_cdb_prefix: prefix,
+        morercpthosts_cdb_same: same,
         morercpthosts_cdb_real: cdb_real,
         locals: load_domains(ctx, &dir.join("locals"), findings),
         virtualdomains,

@@ -136,7 +136,7 @@ pub fn rcpt_check(c: &Control, domain: &str) -> RcptCheck {
     match &c.morercpthosts_cdb {
         CdbState::Ok(cdb, _) => {
             for s in suffixes() {
-                if cdb.get(s.as_bytes()).is_some() {
+                if cdb.find(s.as_bytes()).is_some() {
                     return RcptCheck::More(s.to_string());
                 }
             }
@@ -168,7 +168,7 @@ pub fn rcpt_accepts(c: &Control, d: &str) -> bool {
                 return true;
             }
             if let Some(cdb) = cdb {
-                if cdb.get(s.as_bytes()).is_some() {
+                if cdb.find(s.as_bytes()).is_some() {
                     return true;
                 }
             }
@@ -214,6 +214,9 @@ pub fn rcpt_accepts_batch(c: &Control, domains: &[&str]) -> Vec<bool> {
         return out;
     };
     let todo: Vec<usize> = (0..out.len()).filter(|&i| !out[i]).collect();
+    if todo.is_empty() {
+        return out; // all in rcpthosts: the cdb is not read for lookups
+    }
     let keys: Vec<&[u8]> = todo.iter().map(|&i| lowered[i].as_bytes()).collect();
     let mut found = Vec::with_capacity(keys.len());
     cdb.find_batch(&keys, &mut found);
