@@ -733,7 +733,11 @@ pub fn decide(service: &str, branches: &[Branch]) -> Decision {
                 if s.effect == "assumed true" || s.effect == "assumed false" {
                     s.effect = format!(
                         "undecidable, taken as {} (same result either way)",
-                        if s.effect == "assumed true" { "true" } else { "false" }
+                        if s.effect == "assumed true" {
+                            "true"
+                        } else {
+                            "false"
+                        }
                     );
                 }
                 s
