@@ -509,3 +509,25 @@ fn debian_without_update_exim4_conf_conf_gives_one_info_not_ex004_warnings() {
         "{msg}"
     );
 }
+
+#[test]
+fn auth_never_offered_is_info_on_inbound_and_warning_with_submission() {
+    let conf = |extra: &str| {
+        format!(
+            "{extra}acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  \
+             accept authenticated = *\n  deny message = relay not permitted\n"
+        )
+    };
+    let sev = |extra: &str| {
+        let t = tree(&[("etc/exim/exim.conf", &conf(extra))]);
+        let f = lint_json(t.path());
+        f.iter()
+            .find(|x| x["code"] == "EX122")
+            .map(|x| x["severity"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(sev("").as_deref(), Some("info"));
+    assert_eq!(
+        sev("daemon_smtp_ports = 25 : 587\n").as_deref(),
+        Some("warning")
+    );
+}
