@@ -531,3 +531,27 @@ fn auth_never_offered_is_info_on_inbound_and_warning_with_submission() {
         Some("warning")
     );
 }
+
+#[test]
+fn simulate_shows_each_acl_line_once() {
+    let t = tree(&[(
+        "etc/exim/exim.conf",
+        "hostlist relay_from_hosts = 203.0.113.5\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\n\
+         acl_check_rcpt:\n  accept hosts = +relay_from_hosts\n  deny\n",
+    )]);
+    let v = simulate(
+        t.path(),
+        &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
+    );
+    let d = &v["decisions"][0];
+    assert_eq!(d["result"], "accept", "{v}");
+    let lines: Vec<u64> = d["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["line"].as_u64().unwrap_or(0))
+        .collect();
+    let mut dedup = lines.clone();
+    dedup.dedup();
+    assert_eq!(lines, dedup, "{v}");
+}

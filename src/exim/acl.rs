@@ -707,8 +707,38 @@ fn split_code(text: &str, default: u16) -> (u16, String) {
     (default, text.to_string())
 }
 
+/// One step per ACL line: a condition step followed by its statement's step on the same line
+/// is folded into the statement's step (kept as a note only when it was not plainly true).
+fn fold_steps(trace: Vec<TraceStep>) -> Vec<TraceStep> {
+    let mut out: Vec<TraceStep> = Vec::new();
+    for s in trace {
+        if let Some(prev) = out.last_mut() {
+            if prev.file == s.file && prev.line == s.line && s.entry.contains(prev.entry.as_str()) {
+                let note = if prev.effect == "true" {
+                    String::new()
+                } else {
+                    format!(" ({}: {})", prev.entry, prev.effect)
+                };
+                *prev = TraceStep {
+                    effect: format!("{}{note}", s.effect),
+                    ..s
+                };
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
 /// Collapse branches into one decision.
 pub fn decide(service: &str, branches: &[Branch]) -> Decision {
+    let mut d = decide_raw(service, branches);
+    d.trace = fold_steps(std::mem::take(&mut d.trace));
+    d
+}
+
+fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
     let Some(first) = branches.first() else {
         return Decision::new(Mta::Exim, service, Verdict::Depends);
     };
