@@ -422,7 +422,8 @@ fn tls_behind_an_undefined_macro_is_reported_as_depending_on_it() {
     // defines in exim4.conf.localmacros, which the snapshot lacks.
     let t = tree(&[(
         "etc/exim/exim.conf",
-        ".ifdef MAIN_TLS_ENABLE\ntls_certificate = /etc/exim4/exim.crt\n.endif\n\
+        ".ifdef MAIN_TLS_ENABLE\n.ifdef MAIN_TLS_CERTKEY\ntls_certificate = MAIN_TLS_CERTKEY\n.else\n\
+         tls_certificate = /etc/exim4/exim.crt\n.endif\n.endif\n\
          acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept authenticated = *\n\
          begin authenticators\nplain_server:\n  driver = plaintext\n  public_name = PLAIN\n  \
          server_condition = ${if eq{$auth2}{x}}\n  \

@@ -740,7 +740,9 @@ fn guarding_macro(cfg: &Config, option: &str) -> Option<String> {
                 continue;
             };
             if name.trim() == option {
-                if let Some(m) = stack.last() {
+                // The outermost guard: inner ones may only choose between values
+                // (Debian: `.ifdef MAIN_TLS_CERTKEY … .else …` inside MAIN_TLS_ENABLE).
+                if let Some(m) = stack.first() {
                     return Some(m.clone());
                 }
             }
