@@ -556,3 +556,32 @@ fn simulate_shows_each_acl_line_once() {
     dedup.dedup();
     assert_eq!(lines, dedup, "{v}");
 }
+
+#[test]
+fn debian_dc_relay_nets_everywhere_is_one_ex111() {
+    let t = tempfile::tempdir().unwrap();
+    let src = base().join("fixtures/demo/exim-server");
+    let ok = Command::new("cp")
+        .args([
+            "-r",
+            &format!("{}/.", src.display()),
+            &t.path().display().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let ue = t.path().join("etc/exim4/update-exim4.conf.conf");
+    let text = std::fs::read_to_string(&ue).unwrap();
+    let text = text.replace("dc_relay_nets='10.20.0.0/16'", "dc_relay_nets='0.0.0.0/0'");
+    std::fs::write(&ue, text).unwrap();
+    let f = findings(t.path(), &[]);
+    assert!(
+        f.contains(&(
+            "EX111".into(),
+            "etc/exim4/update-exim4.conf.conf".into(),
+            12
+        )),
+        "{f:?}"
+    );
+    assert!(!f.iter().any(|x| x.0 == "EX110"), "{f:?}");
+}
