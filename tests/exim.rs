@@ -516,7 +516,8 @@ fn auth_never_offered_is_info_on_inbound_and_warning_with_submission() {
     let conf = |extra: &str| {
         format!(
             "{extra}acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  \
-             accept authenticated = *\n  deny message = relay not permitted\n"
+             accept authenticated = *\n         control = submission\n  \
+             deny message = relay not permitted\n"
         )
     };
     let sev = |extra: &str| {

@@ -759,8 +759,9 @@ fn tls_guarded(s: &str) -> bool {
         || s.contains("tls_in_ver")
 }
 
-/// Evidence that users submit mail through this server: a submission port, `control =
-/// submission`.
+/// Evidence that users submit mail through this server: a submission port (587, or 465 /
+/// tls_on_connect_ports). `control = submission` is no evidence: configure.default and Debian
+/// carry it on their stock `accept hosts = +relay_from_hosts` / `accept authenticated = *`.
 fn submission_evidence(ctx: &Context, cfg: &Config) -> Option<String> {
     for name in [
         "daemon_smtp_ports",
@@ -783,12 +784,7 @@ fn submission_evidence(ctx: &Context, cfg: &Config) -> Option<String> {
             }
         }
     }
-    cfg.acls
-        .iter()
-        .flat_map(|a| &a.stmts)
-        .flat_map(|s| &s.conds)
-        .find(|c| c.name == "control" && c.value().trim().starts_with("submission"))
-        .map(|c| format!("`{}` at {}", c.render(), c.origin.describe()))
+    None
 }
 
 /// EX114 anyone authenticates; EX122 authenticated = * without a server authenticator or with
