@@ -586,3 +586,24 @@ fn debian_dc_relay_nets_everywhere_is_one_ex111() {
     );
     assert!(!f.iter().any(|x| x.0 == "EX110"), "{f:?}");
 }
+
+#[test]
+fn a_debian_template_on_its_own_gives_one_info_for_update_exim4_macros() {
+    let t = tree(&[(
+        "srv/exim4.conf.template",
+        "domainlist local_domains = MAIN_LOCAL_DOMAINS\nhostlist relay_from_hosts = MAIN_RELAY_NETS\n\
+         acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept hosts = +relay_from_hosts\n  \
+         require domains = +local_domains\n  accept\n",
+    )]);
+    let p = t.path().join("srv/exim4.conf.template");
+    let (_, out) = run(&["lint", "--format", "json", &p.display().to_string()]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let ex004: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["code"] == "EX004")
+        .collect();
+    assert_eq!(ex004.len(), 1, "{v}");
+    assert_eq!(ex004[0]["severity"], "info", "{v}");
+}

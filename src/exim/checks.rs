@@ -88,7 +88,14 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     unknown_conditions(cfg, out);
     // Debian without update-exim4.conf.conf: the macros update-exim4.conf writes from it
     // are supplied on the server, with values this snapshot does not show.
-    let debian_without_ue4cc = loaded.kind == super::Kind::Debian && loaded.debian_vars.is_empty();
+    // A Debian exim4.conf.template linted on its own is in the same position.
+    let debian_template = loaded.files.first().is_some_and(|f| {
+        f.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("exim4.conf.template"))
+    });
+    let debian_without_ue4cc =
+        (loaded.kind == super::Kind::Debian || debian_template) && loaded.debian_vars.is_empty();
     undefined_macros(cfg, debian_without_ue4cc, out);
     let rcpt = rcpt_acl(cfg, out);
     relay_matrix(ctx, cfg, out);
