@@ -221,6 +221,7 @@ fn relay_decisions_match_exim_bh() {
                     rcpt_local: "nobody".into(),
                     rcpt_domain: domain.clone(),
                     port: None,
+                    helo: None,
                 };
                 for svc in exim::services(&loaded.cfg) {
                     let env = exim::acl::Envelope {

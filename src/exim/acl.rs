@@ -26,6 +26,8 @@ pub struct Envelope {
     pub rcpt_domain: String,
     /// The port the client connected to ($received_port), when the decision is per port.
     pub port: Option<u16>,
+    /// The HELO/EHLO name ($sender_helo_name) when simulate was given one.
+    pub helo: Option<String>,
 }
 
 /// One way the evaluation can end.
@@ -573,6 +575,17 @@ impl<'a> Eval<'a> {
                 }
                 _ => M::Unknown(format!("the port the client connected to ({})", v.trim())),
             },
+            "condition" if helo_test(v).is_some() => match (helo_test(v), &self.env.helo) {
+                // Only simulate knows the HELO name; lint leaves it open.
+                (Some(want_defined), Some(_)) => {
+                    if want_defined {
+                        M::Yes
+                    } else {
+                        M::No
+                    }
+                }
+                _ => M::Unknown(format!("the HELO name ({})", v.trim())),
+            },
             "condition" => match expand(self.ctx, v) {
                 Ok(x) => {
                     let x = x.trim().to_ascii_lowercase();
@@ -648,6 +661,26 @@ pub fn port_test(v: &str) -> Option<(u16, bool)> {
 /// `${if and {{>{$rcpt_count}{N}}...}}` with N >= 1 is false for the first recipient of a
 /// message ($rcpt_count counts RCPT commands including the current one), which is the
 /// recipient every relay decision here is about (Debian's "too many bad recipients" check).
+/// `${if def:sender_helo_name}` (optionally `{yes}{no}` or negated): Some(true) when the
+/// condition holds for a client that sent HELO/EHLO, Some(false) when it holds without one.
+pub fn helo_test(v: &str) -> Option<bool> {
+    let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let inner = t.strip_prefix("${if")?.strip_suffix('}')?;
+    let (neg, rest) = match inner.strip_prefix('!') {
+        Some(r) => (true, r),
+        None => (false, inner),
+    };
+    let rest = rest
+        .strip_prefix("def:sender_helo_name")
+        .or_else(|| rest.strip_prefix("def:{sender_helo_name}"))?;
+    let flip = match rest {
+        "" | "{yes}{no}" | "{true}{false}" => false,
+        "{no}{yes}" | "{false}{true}" => true,
+        _ => return None,
+    };
+    Some(!(neg ^ flip))
+}
+
 fn first_rcpt_guard(v: &str) -> bool {
     let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     if !t.starts_with("${ifand{{>{$rcpt_count}{") {
@@ -674,8 +707,38 @@ fn split_code(text: &str, default: u16) -> (u16, String) {
     (default, text.to_string())
 }
 
+/// One step per ACL line: a condition step followed by its statement's step on the same line
+/// is folded into the statement's step (kept as a note only when it was not plainly true).
+fn fold_steps(trace: Vec<TraceStep>) -> Vec<TraceStep> {
+    let mut out: Vec<TraceStep> = Vec::new();
+    for s in trace {
+        if let Some(prev) = out.last_mut() {
+            if prev.file == s.file && prev.line == s.line && s.entry.contains(prev.entry.as_str()) {
+                let note = if prev.effect == "true" {
+                    String::new()
+                } else {
+                    format!(" ({}: {})", prev.entry, prev.effect)
+                };
+                *prev = TraceStep {
+                    effect: format!("{}{note}", s.effect),
+                    ..s
+                };
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
 /// Collapse branches into one decision.
 pub fn decide(service: &str, branches: &[Branch]) -> Decision {
+    let mut d = decide_raw(service, branches);
+    d.trace = fold_steps(std::mem::take(&mut d.trace));
+    d
+}
+
+fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
     let Some(first) = branches.first() else {
         return Decision::new(Mta::Exim, service, Verdict::Depends);
     };
@@ -685,8 +748,33 @@ pub fn decide(service: &str, branches: &[Branch]) -> Decision {
     let mut d = Decision::new(Mta::Exim, service, first.verdict);
     d.trace = first.trace.clone();
     if same {
-        d.code = first.code;
-        d.text = first.text.clone();
+        // Every branch ends alike: the result holds whatever the undecidable conditions
+        // turn out to be. Show the branch a client outside every unknown list takes (the
+        // fewest conditions assumed true) and say at each open step that it did not matter.
+        let shown = branches
+            .iter()
+            .min_by_key(|b| b.assumed.iter().filter(|(_, v)| *v).count())
+            .unwrap_or(first);
+        d.trace = shown
+            .trace
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                if s.effect == "assumed true" || s.effect == "assumed false" {
+                    s.effect = format!(
+                        "undecidable, taken as {} (same result either way)",
+                        if s.effect == "assumed true" {
+                            "true"
+                        } else {
+                            "false"
+                        }
+                    );
+                }
+                s
+            })
+            .collect();
+        d.code = shown.code;
+        d.text = shown.text.clone();
         if first.verdict == Verdict::Accept {
             d.enhanced = None;
         }

@@ -86,7 +86,17 @@ fn maybe_placeholder(t: &str) -> bool {
 pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     let cfg = &loaded.cfg;
     unknown_conditions(cfg, out);
-    undefined_macros(cfg, out);
+    // Debian without update-exim4.conf.conf: the macros update-exim4.conf writes from it
+    // are supplied on the server, with values this snapshot does not show.
+    // A Debian exim4.conf.template linted on its own is in the same position.
+    let debian_template = loaded.files.first().is_some_and(|f| {
+        f.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("exim4.conf.template"))
+    });
+    let debian_without_ue4cc =
+        (loaded.kind == super::Kind::Debian || debian_template) && loaded.debian_vars.is_empty();
+    undefined_macros(cfg, debian_without_ue4cc, out);
     let rcpt = rcpt_acl(cfg, out);
     relay_matrix(ctx, cfg, out);
     let mut reported = BTreeSet::new();
@@ -106,7 +116,23 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     upgrade(ctx, cfg, out);
     if loaded.kind == super::Kind::Cpanel {
         cpanel_host_files(ctx, cfg, &mut reported, out);
+    } // A wide relay host list (EX111) already explains an open relay through `accept hosts =`:
+      // one finding, at the list, not a second one at the ACL line.
+    if out.iter().any(|x| x.code == "EX111") {
+        out.retain(|x| x.code != "EX110" || !accepts_through_hosts(cfg, x));
     }
+}
+
+/// Whether an EX110 finding sits on an ACL statement that admits clients by `hosts =`.
+fn accepts_through_hosts(cfg: &Config, fd: &Finding) -> bool {
+    let Some(loc) = &fd.location else {
+        return false;
+    };
+    cfg.acls.iter().flat_map(|a| &a.stmts).any(|s| {
+        s.origin.file == loc.file
+            && s.origin.line == loc.line
+            && s.conds.iter().any(|c| c.name == "hosts" && !c.negated)
+    })
 }
 
 /// cPanel's host files: /etc/relayhosts and /etc/alwaysrelay grant relay, /etc/trustedmailhosts
@@ -155,7 +181,19 @@ fn unknown_conditions(cfg: &Config, out: &mut Vec<Finding>) {
 /// macro substitution: no macro of that name was defined before the line, so Exim uses the
 /// text literally (typical: a Debian template read without update-exim4.conf's macros, or a
 /// macro used above its definition).
-fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
+/// Macros update-exim4.conf writes into the generated configuration from
+/// update-exim4.conf.conf (Debian's update-exim4.conf script, `dc_*` settings).
+const DEBIAN_SUPPLIED: &[&str] = &[
+    "MAIN_LOCAL_DOMAINS",
+    "MAIN_RELAY_TO_DOMAINS",
+    "MAIN_RELAY_NETS",
+    "ETC_MAILNAME",
+    "MAIN_PACKAGE_VERSION",
+    "LOCAL_DELIVERY",
+];
+
+fn undefined_macros(cfg: &Config, debian_without_ue4cc: bool, out: &mut Vec<Finding>) {
+    let mut supplied: Vec<(String, Origin)> = Vec::new();
     const PAT: &str = r"(^|[^A-Za-z0-9_${%@])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)($|[^A-Za-z0-9_}%@])";
     let items = cfg
         .options
@@ -193,6 +231,14 @@ fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
             Some(Some(o)) if !(o.file == origin.file && o.line > origin.line) => continue,
             Some(None) => continue,
             Some(Some(o)) => format!("; it is defined later, at {}, and macros only apply to lines after their definition", o.describe()),
+            None if debian_without_ue4cc
+                && (DEBIAN_SUPPLIED.contains(&tok) || tok.starts_with("DC")) =>
+            {
+                if !supplied.iter().any(|(t, _)| t == tok) {
+                    supplied.push((tok.to_string(), origin.clone()));
+                }
+                continue;
+            }
             None => {
                 if tok.starts_with("MAIN_") || tok.starts_with("DC") || tok == "ETC_MAILNAME" {
                     "; on Debian, update-exim4.conf defines it from update-exim4.conf.conf".to_string()
@@ -203,6 +249,15 @@ fn undefined_macros(cfg: &Config, out: &mut Vec<Finding>) {
         };
         out.push(f("EX004", format!(
             "`{tok}` in `{what}` looks like a macro, but no macro of that name is defined before this line: Exim uses the text literally{later}"), origin));
+    }
+    if let Some((_, o)) = supplied.first() {
+        let names: Vec<&str> = supplied.iter().map(|(t, _)| t.as_str()).collect();
+        out.push(
+            f("EX004", format!(
+                "update-exim4.conf.conf is not in this snapshot: update-exim4.conf defines {} from it, so the local domains, relay domains and relay hosts are not known here and the relay decisions assume them empty", names.join(", ")), o)
+            .severity(Severity::Info)
+            .help("include /etc/exim4/update-exim4.conf.conf in the snapshot to check the relay settings"),
+        );
     }
 }
 
@@ -278,6 +333,34 @@ fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
     }
 }
 
+/// The steps that decided a branch, one per line, for a finding's help: `line N` in the
+/// finding's own file, the shown path elsewhere; steps that did not match are left out, and a
+/// condition step is dropped when its statement's step on the same line follows.
+fn trace_help(b: &super::acl::Branch, own: Option<&std::path::Path>) -> String {
+    let steps: Vec<_> = b
+        .trace
+        .iter()
+        .filter(|t| t.effect != "no match" && t.effect != "false")
+        .collect();
+    let mut lines = Vec::new();
+    for (k, t) in steps.iter().enumerate() {
+        if steps
+            .get(k + 1)
+            .is_some_and(|n| n.file == t.file && n.line == t.line)
+        {
+            continue;
+        }
+        let at = if Some(t.file.as_path()) == own {
+            format!("line {}", t.line)
+        } else {
+            format!("{}:{}", t.file.display(), t.line)
+        };
+        lines.push(format!("  {at}: `{}` -> {}", t.entry, t.effect));
+    }
+    lines.join("\n")
+}
+
+#[allow(dead_code)]
 fn trace_text(b: &super::acl::Branch) -> String {
     b.trace
         .iter()
@@ -351,11 +434,12 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                     )
                 };
                 let msg = format!(
-                    "open relay: a client from anywhere ({}) that is not authenticated gets `250 Accepted` for user@{}{when}; spammers can send through this server. Trace: {}",
-                    super::STRANGER_IP, super::EXTERNAL_DOMAIN, trace_text(b));
+                    "open relay: a client from anywhere ({}) that is not authenticated gets `250 Accepted` for user@{}{when}; spammers can send through this server",
+                    super::STRANGER_IP, super::EXTERNAL_DOMAIN);
                 let o = origin_of(cfg, &b.decided_by);
+                let steps = trace_help(b, o.as_ref().map(|o| o.file.as_path()));
                 let mut fd = Finding::new("EX110", Mta::Exim, msg).service(c.service.clone())
-                    .help("end the relay section with `require message = relay not permitted` + `domains = +local_domains : +relay_to_domains` before any unconditional accept");
+                    .help(format!("end the relay section with `require message = relay not permitted` + `domains = +local_domains : +relay_to_domains` before any unconditional accept. Decisive steps:\n{steps}"));
                 if let Some(o) = o {
                     fd = fd.at(o.location());
                 }
@@ -624,12 +708,90 @@ fn tls_configured(cfg: &Config) -> bool {
         .is_some_and(|o| !o.value.trim().is_empty())
 }
 
+/// The macro of an `.ifdef`/`.ifndef` block that holds a setting of `option` which the
+/// configuration as read skipped (e.g. Debian's `.ifdef MAIN_TLS_ENABLE` around
+/// tls_certificate, with the macro defined in exim4.conf.localmacros outside the snapshot).
+fn guarding_macro(cfg: &Config, option: &str) -> Option<String> {
+    let mut seen: Vec<&std::path::Path> = Vec::new();
+    let origins = cfg
+        .options
+        .iter()
+        .map(|o| &o.origin)
+        .chain(cfg.authenticators.iter().map(|d| &d.origin))
+        .chain(cfg.sections.iter().map(|s| &s.1));
+    for o in origins {
+        let Some(src) = &o.src else { continue };
+        if seen.contains(&src.real.as_path()) {
+            continue;
+        }
+        seen.push(src.real.as_path());
+        let mut stack: Vec<String> = Vec::new();
+        for line in src.text.lines() {
+            let t = line.trim();
+            if let Some(rest) = t.strip_prefix('.') {
+                let mut w = rest.split_whitespace();
+                match (w.next(), w.next()) {
+                    (Some("ifdef" | "ifndef"), Some(m)) => stack.push(m.to_string()),
+                    (Some("elifdef" | "elifndef"), Some(m)) => {
+                        stack.pop();
+                        stack.push(m.to_string());
+                    }
+                    (Some("endif"), _) => {
+                        stack.pop();
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let Some((name, _)) = t.split_once('=') else {
+                continue;
+            };
+            if name.trim() == option {
+                // The outermost guard: inner ones may only choose between values
+                // (Debian: `.ifdef MAIN_TLS_CERTKEY … .else …` inside MAIN_TLS_ENABLE).
+                if let Some(m) = stack.first() {
+                    return Some(m.clone());
+                }
+            }
+        }
+    }
+    None
+}
+
 fn tls_guarded(s: &str) -> bool {
     let s = s.to_ascii_lowercase();
     s.contains("tls_in_cipher")
         || s.contains("tls_cipher")
         || s.contains("encrypted")
         || s.contains("tls_in_ver")
+}
+
+/// Evidence that users submit mail through this server: a submission port (587, or 465 /
+/// tls_on_connect_ports). `control = submission` is no evidence: configure.default and Debian
+/// carry it on their stock `accept hosts = +relay_from_hosts` / `accept authenticated = *`.
+fn submission_evidence(ctx: &Context, cfg: &Config) -> Option<String> {
+    for name in [
+        "daemon_smtp_ports",
+        "daemon_smtp_port",
+        "tls_on_connect_ports",
+    ] {
+        if let Some(o) = cfg.option(name) {
+            let v = expand(ctx, &o.value).unwrap_or_else(|_| o.value.clone());
+            for p in split(&v) {
+                let p = p.trim();
+                if matches!(p, "587" | "465" | "submission" | "smtps" | "ssmtp")
+                    || (name == "tls_on_connect_ports" && !p.is_empty())
+                {
+                    return Some(format!(
+                        "{name} = {} at {}",
+                        o.value.trim(),
+                        o.origin.describe()
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// EX114 anyone authenticates; EX122 authenticated = * without a server authenticator or with
@@ -665,8 +827,20 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                 .unwrap_or(false)
         });
         if servers.is_empty() {
+            // Stock inbound configurations (configure.default, Debian) carry this accept
+            // for later use: only evidence of mail submission makes it a warning.
+            let submission = submission_evidence(ctx, cfg);
+            let sev = if submission.is_some() {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
             out.push(f("EX122", format!(
-                "`{}` can never match: no authenticator has a server side (no begin authenticators section with server_* options), so Exim does not offer AUTH and mail clients that need to relay get `550 relay not permitted`", stmt.render()), &stmt.origin).severity(Severity::Warning).help("if users send through this server, configure a server authenticator (e.g. Debian's conf.d/auth/30_exim4-config_examples); on a pure inbound MX this is expected"));
+                "`{}` can never match: no authenticator has a server side (no begin authenticators section with server_* options), so Exim does not offer AUTH and mail clients that need to relay get `550 relay not permitted`{}", stmt.render(),
+                match &submission {
+                    Some(e) => format!("; users appear to submit mail here ({e})"),
+                    None => "; nothing here suggests users submit mail through this server, so on an inbound MX this is expected".to_string(),
+                }), &stmt.origin).severity(sev).help("if users send through this server, configure a server authenticator (e.g. Debian's conf.d/auth/30_exim4-config_examples); on a pure inbound MX this is expected"));
         } else if empty_adv {
             if let Some(a) = advertise {
                 out.push(f("EX122", "auth_advertise_hosts is empty: Exim never advertises AUTH, so `accept authenticated = *` can never match and mail clients that need to relay get `550 relay not permitted`", &a.origin).severity(Severity::Error));
@@ -674,15 +848,22 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         }
     }
     if !tls_configured(cfg) {
+        let guard = guarding_macro(cfg, "tls_certificate");
         if let Some(a) = advertise {
             if tls_guarded(&a.value) {
-                out.push(f("EX123", "auth_advertise_hosts only offers AUTH over TLS, but tls_certificate is not set, so TLS never starts and AUTH is never offered: mail clients cannot authenticate and get `550 relay not permitted`", &a.origin));
+                out.push(match &guard {
+                    Some(m) => f("EX123", format!("auth_advertise_hosts only offers AUTH over TLS, and tls_certificate is only set when the macro {m} is defined (it is not defined in these files; Debian defines it in exim4.conf.localmacros): unless {m} is defined, AUTH is never offered and mail clients get `550 relay not permitted`"), &a.origin).severity(Severity::Info),
+                    None => f("EX123", "auth_advertise_hosts only offers AUTH over TLS, but tls_certificate is not set, so TLS never starts and AUTH is never offered: mail clients cannot authenticate and get `550 relay not permitted`", &a.origin),
+                });
             }
         }
         for d in &servers {
             if let Some(s) = d.setting("server_advertise_condition") {
                 if tls_guarded(&s.value) {
-                    out.push(f("EX123", format!("authenticator {} is only offered over TLS, but tls_certificate is not set: it is never offered, so its users cannot authenticate", d.name), &s.origin));
+                    out.push(match &guard {
+                        Some(m) => f("EX123", format!("authenticator {} is only offered over TLS, and tls_certificate is only set when the macro {m} is defined (not defined in these files; Debian defines it in exim4.conf.localmacros): unless {m} is defined, it is never offered and its users cannot authenticate", d.name), &s.origin).severity(Severity::Info),
+                        None => f("EX123", format!("authenticator {} is only offered over TLS, but tls_certificate is not set: it is never offered, so its users cannot authenticate", d.name), &s.origin),
+                    });
                 }
             }
         }
@@ -701,8 +882,20 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
             .setting("server_advertise_condition")
             .is_some_and(|s| tls_guarded(&s.value));
         if !guarded {
+            // With TLS off, the TLS guard alone would switch AUTH off for everyone.
+            let tls_off = !tls_configured(cfg)
+                || cfg.option("tls_advertise_hosts").is_some_and(|o| {
+                    expand(ctx, &o.value)
+                        .map(|v| split(&v).is_empty())
+                        .unwrap_or(false)
+                });
+            let advice = if tls_off {
+                "TLS is off here (tls_advertise_hosts empty or no tls_certificate): enable TLS first (tls_certificate, tls_privatekey, tls_advertise_hosts = *), then add `server_advertise_condition = ${if def:tls_in_cipher}`; adding the condition alone would disable AUTH completely"
+            } else {
+                "Add `server_advertise_condition = ${if def:tls_in_cipher}`"
+            };
             out.push(f("EX130", format!(
-                "authenticator {} ({}) is offered without TLS: passwords cross the network in clear text (base64). Add `server_advertise_condition = ${{if def:tls_in_cipher}}`", d.name, if public.is_empty() { driver.to_string() } else { public }), &d.origin));
+                "authenticator {} ({}) is offered without TLS: passwords cross the network in clear text (base64)", d.name, if public.is_empty() { driver.to_string() } else { public }), &d.origin).help(advice));
         }
     }
 }
@@ -723,16 +916,32 @@ fn inert(ctx: &Context, s: &Stmt) -> bool {
 }
 
 /// EX140 sender callouts, EX141 recipient callouts, EX142 use_sender/random callouts.
+///
+/// A callout refuses mail only where its failure decides the statement: `require
+/// verify=…/callout` and `deny !verify=…/callout` (Exim specification, "Callout
+/// verification"). As a positive condition of `deny`/`defer` a failed callout makes the
+/// statement not fire; an unreachable server still answers 451 there unless `defer_ok`
+/// (which counts "could not complete" as success). One finding per line: the probing
+/// warning (EX142) is folded into EX140/EX141 when both apply.
 fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>) {
     let Some(acl) = cfg.acl(acl_name) else { return };
     for s in &acl.stmts {
-        if !matches!(
-            s.verb,
-            Verb::Deny | Verb::Require | Verb::Drop | Verb::Defer
-        ) || inert(ctx, s)
-        {
+        if inert(ctx, s) {
             continue;
         }
+        let refusing_verb = matches!(
+            s.verb,
+            Verb::Deny | Verb::Require | Verb::Drop | Verb::Defer
+        );
+        // Recipient probes limited to the admin's own domains go to the admin's own
+        // backends: no harvesting signal to strangers.
+        let own_domains_only = s.conds.iter().any(|c| {
+            c.name == "domains"
+                && !c.negated
+                && split(c.value())
+                    .iter()
+                    .all(|d| matches!(d.as_str(), "+local_domains" | "+relay_to_domains"))
+        });
         for c in s.conds.iter().filter(|c| c.name == "verify") {
             let v = c.value().trim().to_ascii_lowercase();
             let (what, opts) = v.split_once('/').unwrap_or((v.as_str(), ""));
@@ -740,26 +949,54 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
                 continue;
             }
             let defer_ok = opts.contains("defer_ok");
+            // Does a failed callout refuse the mail?
+            let failure_refuses = refusing_verb && ((s.verb == Verb::Require) != c.negated);
+            // Does an unreachable server refuse it (451)?
+            let unreachable_refuses = refusing_verb && !defer_ok;
+            let probe = (opts.contains("use_sender") || opts.contains("random"))
+                && !(what == "recipient" && own_domains_only);
+            let probe_tail = format!(
+                "it probes with {}: remote servers see this as address harvesting or backscatter and blocklist the prober",
+                if opts.contains("random") {
+                    "a random local part"
+                } else {
+                    "the real sender address"
+                }
+            );
+            let probe_text = format!("`{}`: {probe_tail}", c.render());
+            if !failure_refuses && !unreachable_refuses {
+                if probe {
+                    out.push(f("EX142", probe_text, &c.origin));
+                }
+                continue;
+            }
             let code = if what == "sender" { "EX140" } else { "EX141" };
-            let who = if what == "sender" {
+            let who = if !failure_refuses {
+                if what == "sender" {
+                    "each sender's mail server"
+                } else {
+                    "the recipient's mail server"
+                }
+            } else if what == "sender" {
                 "each sender's mail server (HELO; MAIL FROM:<>; RCPT TO:<sender>); senders whose MX is firewalled, greylists or refuses null senders are rejected (`Sender verify failed`), and servers that probe too often get blocklisted"
             } else {
-                "the recipient's mail server; when it is slow or down, senders are refused"
+                "the recipient's mail server; when it refuses the probe, senders are refused"
             };
-            let mut fd = f(
-                code,
-                format!(
-                    "`{}` in `{}` makes Exim call back {who}{}",
-                    c.render(),
-                    s.verb.as_str(),
-                    if defer_ok {
-                        ""
-                    } else {
-                        "; without defer_ok, an unreachable server turns into a 451 temporary rejection (`Could not complete sender verify callout`)"
-                    }
-                ),
-                &c.origin,
+            let mut msg = format!(
+                "`{}` in `{}` makes Exim call back {who}{}",
+                c.render(),
+                s.verb.as_str(),
+                if defer_ok {
+                    ""
+                } else {
+                    "; without defer_ok, an unreachable server turns into a 451 temporary rejection (`Could not complete … verify callout`)"
+                }
             );
+            if probe {
+                msg.push_str("; ");
+                msg.push_str(&probe_tail);
+            }
+            let mut fd = f(code, msg, &c.origin);
             if !defer_ok {
                 fd = fd.severity(Severity::Error);
                 let raw = c.value().trim();
@@ -773,11 +1010,6 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
                 }
             }
             out.push(fd);
-            if opts.contains("use_sender") || opts.contains("random") {
-                out.push(f("EX142", format!(
-                    "`{}` probes with {}: remote servers see this as address harvesting or backscatter and blocklist the prober", c.render(),
-                    if opts.contains("random") { "a random local part" } else { "the real sender address" }), &c.origin));
-            }
         }
     }
 }

@@ -480,6 +480,7 @@ pub fn matrix(ctx: &Context, cfg: &Config, only: Option<RecipientClass>) -> Vec<
                 rcpt_local: "user".into(),
                 rcpt_domain: domain,
                 port: None,
+                helo: None,
             };
             for svc in services(cfg) {
                 let env = Envelope {
@@ -530,6 +531,7 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
         rcpt_local: lp.to_string(),
         rcpt_domain: dom.to_ascii_lowercase(),
         port: None,
+        helo: q.helo.clone(),
     };
     let mut out = Vec::new();
     for svc in services(&loaded.cfg) {
