@@ -317,17 +317,40 @@ pub fn render_decisions(decisions: &[crate::relay::Decision], color: bool) -> St
             verdict.to_string()
         };
         let reply = d.reply_line();
-        let _ = writeln!(
-            out,
-            "{} {}: {verdict}{}",
-            d.mta.as_str(),
-            d.service,
-            if reply.is_empty() {
-                String::new()
-            } else {
-                format!(" ({reply})")
+        // A `depends` decision may list its possible outcomes joined by "; ": one per line,
+        // so each can be read on its own.
+        let outcomes: Vec<&str> = match (&d.result, &d.text) {
+            (crate::relay::Verdict::Depends, Some(t)) if t.contains("; ") => {
+                t.split("; ").collect()
             }
-        );
+            _ => Vec::new(),
+        };
+        if outcomes.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} {}: {verdict}{}",
+                d.mta.as_str(),
+                d.service,
+                if reply.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reply})")
+                }
+            );
+        } else {
+            let _ = writeln!(out, "{} {}: {verdict}, one of:", d.mta.as_str(), d.service);
+            const SHOWN: usize = 8;
+            for o in outcomes.iter().take(SHOWN) {
+                let _ = writeln!(out, "  - {o}");
+            }
+            if outcomes.len() > SHOWN {
+                let _ = writeln!(
+                    out,
+                    "  - ... {} more (--format json lists all)",
+                    outcomes.len() - SHOWN
+                );
+            }
+        }
         if !d.depends_on.is_empty() {
             let _ = writeln!(out, "  depends on: {}", d.depends_on.join(", "));
         }
