@@ -325,3 +325,38 @@ fn settings_file_overrides_severity_and_ignores_per_path() {
         .code(2)
         .stderr(predicate::str::contains("relaydoctor.toml"));
 }
+
+/// Rendered formats, as users see them (snapshots); no progress output leaks into a pipe.
+#[test]
+fn rendered_formats_snapshots() {
+    for (format, name) in [
+        ("github", "qmail_demo_github"),
+        ("nagios", "qmail_demo_nagios"),
+        ("text", "qmail_demo_text"),
+    ] {
+        let out = bin()
+            .args(["lint", "--color", "never", "--format", format, "--root"])
+            .arg(demo())
+            .output()
+            .unwrap();
+        assert!(
+            out.stderr.is_empty(),
+            "stderr in a pipe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        insta::assert_snapshot!(name, String::from_utf8(out.stdout).unwrap());
+    }
+    let out = bin()
+        .args(["lint", "--format", "prometheus", "--root"])
+        .arg(demo())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The timestamp changes every run.
+    let stable: String = text
+        .lines()
+        .filter(|l| !l.starts_with("relaydoctor_last_run_timestamp_seconds "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!("qmail_demo_prometheus", stable);
+}

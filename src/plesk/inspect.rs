@@ -592,6 +592,8 @@ fn dup_key(row: &RawRow) -> u64 {
 
 pub struct Options {
     pub collect_rows: bool,
+    /// Show a spinner with the row count on a terminal's stderr (text output only).
+    pub progress: bool,
 }
 
 pub fn server_now(conn: &mut Conn) -> Result<i64, mysql::Error> {
@@ -681,6 +683,7 @@ pub fn inspect(
         .all(|n| schema.columns.iter().any(|c| c.name == *n));
     if has_cols {
         let scan = format!("SELECT ip_address, ip_mask, lock_time FROM {qualified}");
+        let spin = crate::progress::Progress::spinner(opts.progress, "scanning smtp_poplocks");
         let result = conn.query_iter(scan);
         let scan_err = match result {
             Err(e) => Some(e),
@@ -701,6 +704,12 @@ pub fn inspect(
                             lock: text(row.take(2)),
                         };
                         stats.rows += 1;
+                        if stats.rows % 65_536 == 0 && spin.is_visible() {
+                            spin.set_message(&format!(
+                                "scanning smtp_poplocks: {} rows",
+                                stats.rows
+                            ));
+                        }
                         if raw.is_whitelist() {
                             stats.whitelist += 1;
                         } else {

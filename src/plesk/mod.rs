@@ -37,12 +37,14 @@ fn inspect_db(
     creds: &Credentials,
     conn: &mut mysql::Conn,
     collect: bool,
+    progress: bool,
 ) -> Result<Inspection, DbError> {
     let mut insp = inspect::inspect(
         conn,
         creds,
         &inspect::Options {
             collect_rows: collect,
+            progress,
         },
     )?;
     insp.findings.sort_by(|a, b| {
@@ -69,7 +71,8 @@ pub fn check(args: &PleskCheckArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let insp = match inspect_db(&creds, &mut conn, false) {
+    let progress = args.format == PleskFormat::Text && !args.quiet;
+    let insp = match inspect_db(&creds, &mut conn, false, progress) {
         Ok(i) => i,
         Err(e) => return fail(e.0),
     };
@@ -119,7 +122,8 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
         }
     };
     let t0 = std::time::Instant::now();
-    let mut insp = match inspect_db(&creds, &mut conn, true) {
+    let progress = !json;
+    let mut insp = match inspect_db(&creds, &mut conn, true, progress) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("relaydoctor: {}", e.0);
@@ -172,7 +176,7 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
                 return EXIT_ERROR;
             }
         }
-        insp = match inspect_db(&creds, &mut conn, true) {
+        insp = match inspect_db(&creds, &mut conn, true, progress) {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("relaydoctor: {}", e.0);
@@ -204,7 +208,10 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
             }
         }
         repair::timing("backup", t0);
-        match repair::apply(&mut conn, &creds, &insp.schema, &plan) {
+        let spin = crate::progress::Progress::spinner(progress, "repairing smtp_poplocks");
+        let applied = repair::apply(&mut conn, &creds, &insp.schema, &plan);
+        drop(spin);
+        match applied {
             Ok(a) => log.push(format!(
                 "deleted {} row(s){} ({})",
                 a.deleted,
@@ -229,7 +236,7 @@ pub fn repair(args: &PleskRepairArgs) -> i32 {
     }
     repair::timing("apply", t0);
     // 3. Check again and report what is left.
-    let after = match inspect_db(&creds, &mut conn, false) {
+    let after = match inspect_db(&creds, &mut conn, false, progress) {
         Ok(i) => i,
         Err(e) => {
             eprintln!(

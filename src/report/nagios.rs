@@ -30,6 +30,8 @@ pub fn render(report: &Report) -> String {
     let text = match report
         .findings
         .iter()
+        // max_by_key keeps the last of equals; reversed, that is the first in report order.
+        .rev()
         .max_by_key(|f| f.severity)
         .filter(|f| f.severity > Severity::Info)
     {
