@@ -1,6 +1,8 @@
 //! Postfix rules PF105-PF108: sender/recipient verification callouts, DNS blocklists, and the
 //! post-migration audit of map, certificate and key files.
 
+use std::path::{Path, PathBuf};
+
 use super::model::Model;
 use super::policy::{list_items, listener_name};
 use crate::context::Context;
@@ -26,6 +28,7 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         callout(ctx, m, si, f);
     }
     dnsbl(ctx, m, f);
+    files(ctx, m, f);
 }
 
 /// file:line where `name` is set in the scope of listener `si` (main.cf or master.cf -o).
@@ -218,4 +221,183 @@ fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         let loc = locate(ctx, m, None, "postscreen_dnsbl_sites");
         f.extend(judge_zone(&zone, "postscreen_dnsbl_sites", loc, None));
     }
+}
+
+// ------------------------------------------------------------ PF107 / PF108
+
+/// Parameters that name lookup tables (postconf(5)); restriction lists add check_*_access.
+const MAP_PARAMS: &[&str] = &[
+    "alias_maps",
+    "alias_database",
+    "virtual_alias_maps",
+    "virtual_mailbox_maps",
+    "virtual_alias_domains",
+    "virtual_mailbox_domains",
+    "relay_domains",
+    "relay_recipient_maps",
+    "transport_maps",
+    "relocated_maps",
+    "canonical_maps",
+    "sender_canonical_maps",
+    "recipient_canonical_maps",
+    "sender_dependent_relayhost_maps",
+    "sender_bcc_maps",
+    "recipient_bcc_maps",
+    "smtp_sasl_password_maps",
+    "smtpd_sender_login_maps",
+    "local_recipient_maps",
+    "mynetworks",
+    "header_checks",
+    "body_checks",
+];
+
+const CERT_PARAMS: &[&str] = &[
+    "smtpd_tls_cert_file",
+    "smtpd_tls_key_file",
+    "smtpd_tls_chain_files",
+];
+
+/// Compiled files Postfix opens for an indexed map type (DATABASE_README): `hash:/x` opens
+/// /x.db, `lmdb:` /x.lmdb, `cdb:` /x.cdb, `dbm:`/`sdbm:` /x.dir and /x.pag.
+fn compiled_suffixes(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "hash" | "btree" => Some(&[".db"]),
+        "lmdb" => Some(&[".lmdb"]),
+        "cdb" => Some(&[".cdb"]),
+        "dbm" | "sdbm" => Some(&[".dir", ".pag"]),
+        _ => None,
+    }
+}
+
+fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut scopes: Vec<Option<usize>> = vec![None];
+    scopes.extend(m.smtpd_listeners().into_iter().map(Some));
+    for si in scopes {
+        let scope = m.scope(si);
+        let svc_id = si.and_then(|i| m.services().get(i)).map(|s| s.id());
+        let params = MAP_PARAMS
+            .iter()
+            .chain(LISTS.iter())
+            .chain(CERT_PARAMS.iter());
+        for p in params {
+            let Some(e) = scope.get(p) else { continue };
+            // Only what the admin wrote: built-in defaults (alias_maps = hash:/etc/aliases)
+            // are not a migration leftover.
+            if e.origin.file.is_none() {
+                continue;
+            }
+            let loc = locate(ctx, m, si, p);
+            let value = e.value.clone().unwrap_or_default();
+            for item in list_items(&value) {
+                let item = item.trim_matches(|c| c == '{' || c == '}');
+                if CERT_PARAMS.contains(p) {
+                    if item.starts_with('/') && seen.insert(item.to_string()) {
+                        check_file(ctx, item, p, &loc, &svc_id, f, "certificate or key");
+                    }
+                    continue;
+                }
+                let Some((kind, path)) = item.split_once(':') else {
+                    continue;
+                };
+                if !path.starts_with('/') || !seen.insert(item.to_string()) {
+                    continue;
+                }
+                let real = ctx.root.resolve(Path::new(path));
+                if !check_file(ctx, path, p, &loc, &svc_id, f, "lookup table source") {
+                    continue;
+                }
+                let Some(sufs) = compiled_suffixes(kind) else {
+                    continue;
+                };
+                let cmd = if *p == "alias_maps" || *p == "alias_database" {
+                    "postalias"
+                } else {
+                    "postmap"
+                };
+                for suf in sufs {
+                    let db = PathBuf::from(format!("{}{suf}", real.display()));
+                    let shown = format!("{path}{suf}");
+                    let fd = match (std::fs::metadata(&db), std::fs::metadata(&real)) {
+                        (Err(_), _) => Finding::new(
+                            "PF107",
+                            Mta::Postfix,
+                            format!(
+                                "{p} uses {item} but {shown} does not exist: Postfix logs `fatal: open database {shown}: No such file or directory` and every lookup in it fails, so mail that needs it is deferred (`451 4.3.0 Temporary lookup failure`)"
+                            ),
+                        )
+                        .severity(Severity::Error)
+                        .help(format!("Run `{cmd} {kind}:{path}` (after a migration: for every indexed map).")),
+                        (Ok(d), Ok(s)) if older(&d, &s) => Finding::new(
+                            "PF107",
+                            Mta::Postfix,
+                            format!(
+                                "{p} uses {item} but {shown} is older than {path}: the last edit is not live (Postfix logs `database {shown} is older than source file {path}`) and lookups still return the old entries"
+                            ),
+                        )
+                        .severity(Severity::Warning)
+                        .help(format!("Run `{cmd} {kind}:{path}`.")),
+                        _ => continue,
+                    };
+                    f.push(with(fd, &loc, &svc_id));
+                }
+            }
+        }
+    }
+}
+
+fn older(db: &std::fs::Metadata, src: &std::fs::Metadata) -> bool {
+    match (db.modified(), src.modified()) {
+        // Whole seconds, as Postfix compares st_mtime (dict_db.c, dict_lmdb.c); this also
+        // keeps a fresh git checkout, written within one second, from looking stale.
+        (Ok(d), Ok(s)) => {
+            let secs = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            };
+            secs(d) < secs(s)
+        }
+        _ => false,
+    }
+}
+
+fn with(mut fd: Finding, loc: &Option<Location>, svc: &Option<String>) -> Finding {
+    if let Some(s) = svc {
+        fd = fd.service(s.clone());
+    }
+    if let Some(l) = loc {
+        fd = fd.at(l.clone());
+    }
+    fd
+}
+
+/// PF108 when `path` (absolute, in the server's view) is absent under the root; true if present.
+fn check_file(
+    ctx: &Context,
+    path: &str,
+    param: &str,
+    loc: &Option<Location>,
+    svc: &Option<String>,
+    f: &mut Vec<Finding>,
+    what: &str,
+) -> bool {
+    if ctx.root.resolve(Path::new(path)).exists() {
+        return true;
+    }
+    let effect = if what.starts_with("certificate") {
+        "smtpd cannot start TLS: clients get `454 4.7.0 TLS not available due to local problem`, and listeners that require TLS accept no mail"
+    } else {
+        "Postfix cannot build or open the table, so lookups in it fail and mail that needs it is deferred"
+    };
+    f.push(with(
+        Finding::new(
+            "PF108",
+            Mta::Postfix,
+            format!("{param} names the {what} {path}, which does not exist: {effect}"),
+        ),
+        loc,
+        svc,
+    ));
+    false
 }
