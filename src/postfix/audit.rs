@@ -28,7 +28,12 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         callout(ctx, m, si, f);
     }
     dnsbl(ctx, m, f);
-    files(ctx, m, f);
+    // Absolute paths in the configuration name files on the server it belongs to: only
+    // check them for a snapshot root or the live system's own /etc configuration, not for a
+    // copy of someone else's main.cf given as PATH.
+    if ctx.root.is_snapshot() || m.dir.starts_with(ctx.root.resolve(Path::new("/etc"))) {
+        files(ctx, m, f);
+    }
 }
 
 /// file:line where `name` is set in the scope of listener `si` (main.cf or master.cf -o).
