@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod discover;
+pub mod dnsbl;
 pub mod exim;
 pub mod explain;
 pub mod finding;

@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     deprecated(ctx, m, f);
     expansion(m, f);
     relay(ctx, m, f);
+    super::audit::run(ctx, m, f);
 }
 
 // ------------------------------------------------------------ PF101 (trust too broad)

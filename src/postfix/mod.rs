@@ -1,5 +1,6 @@
 //! Postfix: discovery, parsing, effective configuration, relay policy and checks.
 
+pub mod audit;
 pub mod checks;
 pub mod expand;
 pub mod model;

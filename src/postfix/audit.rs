@@ -1,0 +1,408 @@
+//! Postfix rules PF105-PF108: sender/recipient verification callouts, DNS blocklists, and the
+//! post-migration audit of map, certificate and key files.
+
+use std::path::{Path, PathBuf};
+
+use super::model::Model;
+use super::policy::{list_items, listener_name};
+use crate::context::Context;
+use crate::finding::{Finding, Location, Mta, Severity};
+
+/// The smtpd restriction lists, in the order smtpd evaluates them.
+const LISTS: &[&str] = &[
+    "smtpd_client_restrictions",
+    "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions",
+    "smtpd_relay_restrictions",
+    "smtpd_recipient_restrictions",
+    "smtpd_data_restrictions",
+    "smtpd_end_of_data_restrictions",
+    "smtpd_etrn_restrictions",
+];
+
+pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    if m.main.is_none() {
+        return;
+    }
+    for si in m.smtpd_listeners() {
+        callout(ctx, m, si, f);
+    }
+    dnsbl(ctx, m, f);
+    // Absolute paths in the configuration name files on the server it belongs to: only
+    // check them for a snapshot root or the live system's own /etc configuration, not for a
+    // copy of someone else's main.cf given as PATH.
+    if ctx.root.is_snapshot() || m.dir.starts_with(ctx.root.resolve(Path::new("/etc"))) {
+        files(ctx, m, f);
+    }
+}
+
+/// file:line where `name` is set in the scope of listener `si` (main.cf or master.cf -o).
+fn locate(ctx: &Context, m: &Model, si: Option<usize>, name: &str) -> Option<Location> {
+    let e = m.scope(si).get(name)?;
+    let file = e.origin.file?;
+    let src = ctx.source(&file)?;
+    Some(src.line_location(e.origin.line))
+}
+
+// ------------------------------------------------------------ PF105
+
+/// reject_unverified_sender/recipient make smtpd probe the other side's MX for every message
+/// (ADDRESS_VERIFICATION_README): slow, a backscatter-like load on third parties, and
+/// temporary 450 replies while the probe is pending. Before reject_unauth_destination the
+/// recipient probe is even run for relay attempts by strangers, to any domain on the internet.
+fn callout(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
+    let scope = m.scope(Some(si));
+    let Some(svc) = m.services().get(si) else {
+        return;
+    };
+    let name = listener_name(m, si);
+    for list in LISTS {
+        let items = list_items(&scope.value(list));
+        let unauth = items
+            .iter()
+            .position(|i| i == "reject_unauth_destination" || i == "defer_unauth_destination");
+        for (pos, item) in items.iter().enumerate() {
+            let what = match item.as_str() {
+                "reject_unverified_sender" => "sender",
+                "reject_unverified_recipient" => "recipient",
+                _ => continue,
+            };
+            // On the recipient side, relay checks live in smtpd_relay_restrictions when that
+            // list is non-empty (evaluated first); the probe then only runs for mail that
+            // passed them. Without it, position within the recipient list matters.
+            let relay_guarded = list_items(&scope.value("smtpd_relay_restrictions"))
+                .iter()
+                .any(|i| i == "reject_unauth_destination" || i == "defer_unauth_destination");
+            let before_unauth = what == "recipient"
+                && match *list {
+                    "smtpd_relay_restrictions" => unauth.is_none_or(|u| pos < u),
+                    "smtpd_recipient_restrictions" => {
+                        !relay_guarded && unauth.is_none_or(|u| pos < u)
+                    }
+                    _ => false,
+                };
+            let mut msg = format!(
+                "listener {name}: {list} contains {item}: for every message smtpd first probes the {what}'s mail server (address verification); senders see `450 4.1.{} <address>: {} address rejected: unverified address: ...` while the probe is pending or the remote server is slow, and remote sites that treat probes as abuse may block this server",
+                if what == "sender" { "7" } else { "1" },
+                if what == "sender" { "Sender" } else { "Recipient" },
+            );
+            if before_unauth {
+                msg.push_str("; it comes before reject_unauth_destination, so strangers trying to relay make this server probe arbitrary domains on the internet (a probe amplifier), and a failed probe is reported as an unverified address instead of `554 5.7.1 Relay access denied`");
+            }
+            let mut fd = Finding::new("PF105", Mta::Postfix, msg)
+                .service(svc.id())
+                .help(if before_unauth {
+                    "Move reject_unverified_recipient after reject_unauth_destination (or into smtpd_recipient_restrictions with smtpd_relay_restrictions doing the relay check), and prefer limiting it with a check_recipient_access map of domains you relay for."
+                } else {
+                    "Use address verification only for domains you relay to (check_recipient_access/check_sender_access with a restriction class), not for all mail."
+                });
+            if before_unauth {
+                fd = fd.severity(Severity::Error);
+            }
+            if let Some(l) = locate(ctx, m, Some(si), list).or_else(|| {
+                m.master
+                    .as_ref()
+                    .map(|mm| mm.source.line_location(svc.line))
+            }) {
+                fd = fd.at(l);
+            }
+            f.push(fd);
+        }
+    }
+}
+
+// ------------------------------------------------------------ PF106
+
+/// Restrictions whose next list item is a DNS zone (smtpd_check.c); permit_dnswl_client and
+/// permit_rhswl_client are allowlists, harmless when dead, so they are not judged.
+const DNSBL_RESTRICTIONS: &[&str] = &[
+    "reject_rbl_client",
+    "reject_rhsbl_client",
+    "reject_rhsbl_sender",
+    "reject_rhsbl_helo",
+    "reject_rhsbl_reverse_client",
+    "reject_rhsbl_recipient",
+    "reject_rbl",
+    "reject_rhsbl",
+];
+
+/// Judge one zone reference (`zone` or `zone=filter`, postscreen: `zone=filter*weight`).
+fn judge_zone(
+    spec: &str,
+    used_by: &str,
+    loc: Option<Location>,
+    svc: Option<String>,
+) -> Option<Finding> {
+    // Postfix syntax: zone[=d.d.d.d-pattern][*weight] (postconf(5) postscreen_dnsbl_sites).
+    let no_weight = spec.split('*').next().unwrap_or(spec);
+    let (zone, filter) = match no_weight.split_once('=') {
+        Some((z, fl)) => (z, Some(fl)),
+        None => (no_weight, None),
+    };
+    let z = crate::dnsbl::lookup(zone)?;
+    use crate::dnsbl::Kind;
+    let (msg, sev, help) = match z.kind {
+        Kind::Defunct => (
+            format!(
+                "{used_by} uses the DNS blocklist {zone}, which is defunct (since {}): {}; mail is refused or accepted on answers that mean nothing",
+                z.since.as_deref().unwrap_or("unknown"),
+                z.now.as_deref().unwrap_or("")
+            ),
+            Severity::Error,
+            format!("Remove {zone} from {used_by}."),
+        ),
+        Kind::Aggressive => (
+            format!(
+                "{used_by} uses the aggressive DNS blocklist {zone}: {}; legitimate senders get {}",
+                z.now.as_deref().unwrap_or(""),
+                if used_by.starts_with("postscreen") {
+                    format!("a higher postscreen score, and are refused with `550 5.7.1 Service unavailable; client [...] blocked using {zone}` once it reaches postscreen_dnsbl_threshold")
+                } else {
+                    format!("`554 5.7.1 Service unavailable; Client host [...] blocked using {zone}`")
+                }
+            ),
+            Severity::Warning,
+            format!("Use {zone} for scoring (postscreen weight, content filter), not for rejecting outright."),
+        ),
+        Kind::Filter => {
+            if filter.is_some() {
+                return None;
+            }
+            (
+                format!(
+                    "{used_by} uses {zone} without a reply filter: Spamhaus answers 127.255.255.254 to queries through public resolvers (and 127.255.255.252/255 for other errors), so every client looks listed and all mail is refused with `554 5.7.1 ... blocked using {zone}` as soon as the server uses such a resolver"
+                ),
+                Severity::Error,
+                format!(
+                    "Write `{zone}={}` so that only real listings count, and query Spamhaus through your own resolver (or their Data Query Service).",
+                    z.filter.as_deref().unwrap_or("127.0.0.[2..11]")
+                ),
+            )
+        }
+    };
+    let mut fd = Finding::new("PF106", Mta::Postfix, msg)
+        .severity(sev)
+        .help(help);
+    if let Some(s) = svc {
+        fd = fd.service(s);
+    }
+    if let Some(l) = loc {
+        fd = fd.at(l);
+    }
+    Some(fd)
+}
+
+fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    for si in m.smtpd_listeners() {
+        let scope = m.scope(Some(si));
+        let Some(svc) = m.services().get(si) else {
+            continue;
+        };
+        let name = listener_name(m, si);
+        for list in LISTS {
+            let Some(e) = scope.get(list) else {
+                continue;
+            };
+            let items = list_items(&e.value.clone().unwrap_or_default());
+            for w in items.windows(2) {
+                let [r, zone] = w else { continue };
+                if !DNSBL_RESTRICTIONS.contains(&r.as_str()) {
+                    continue;
+                }
+                // A list set in main.cf is inherited by every listener: report it once.
+                let key = (e.origin.file.clone(), e.origin.line, zone.clone());
+                if !seen.insert(key) {
+                    continue;
+                }
+                let used_by = format!("{r} in {list} (listener {name})");
+                let loc = locate(ctx, m, Some(si), list);
+                f.extend(judge_zone(zone, &used_by, loc, Some(svc.id())));
+            }
+        }
+    }
+    let scope = m.scope(None);
+    for zone in list_items(&scope.value("postscreen_dnsbl_sites")) {
+        let loc = locate(ctx, m, None, "postscreen_dnsbl_sites");
+        f.extend(judge_zone(&zone, "postscreen_dnsbl_sites", loc, None));
+    }
+}
+
+// ------------------------------------------------------------ PF107 / PF108
+
+/// Parameters that name lookup tables (postconf(5)); restriction lists add check_*_access.
+const MAP_PARAMS: &[&str] = &[
+    "alias_maps",
+    "alias_database",
+    "virtual_alias_maps",
+    "virtual_mailbox_maps",
+    "virtual_alias_domains",
+    "virtual_mailbox_domains",
+    "relay_domains",
+    "relay_recipient_maps",
+    "transport_maps",
+    "relocated_maps",
+    "canonical_maps",
+    "sender_canonical_maps",
+    "recipient_canonical_maps",
+    "sender_dependent_relayhost_maps",
+    "sender_bcc_maps",
+    "recipient_bcc_maps",
+    "smtp_sasl_password_maps",
+    "smtpd_sender_login_maps",
+    "local_recipient_maps",
+    "mynetworks",
+    "header_checks",
+    "body_checks",
+];
+
+const CERT_PARAMS: &[&str] = &[
+    "smtpd_tls_cert_file",
+    "smtpd_tls_key_file",
+    "smtpd_tls_chain_files",
+];
+
+/// Compiled files Postfix opens for an indexed map type (DATABASE_README): `hash:/x` opens
+/// /x.db, `lmdb:` /x.lmdb, `cdb:` /x.cdb, `dbm:`/`sdbm:` /x.dir and /x.pag.
+fn compiled_suffixes(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "hash" | "btree" => Some(&[".db"]),
+        "lmdb" => Some(&[".lmdb"]),
+        "cdb" => Some(&[".cdb"]),
+        "dbm" | "sdbm" => Some(&[".dir", ".pag"]),
+        _ => None,
+    }
+}
+
+fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut scopes: Vec<Option<usize>> = vec![None];
+    scopes.extend(m.smtpd_listeners().into_iter().map(Some));
+    for si in scopes {
+        let scope = m.scope(si);
+        let svc_id = si.and_then(|i| m.services().get(i)).map(|s| s.id());
+        let params = MAP_PARAMS
+            .iter()
+            .chain(LISTS.iter())
+            .chain(CERT_PARAMS.iter());
+        for p in params {
+            let Some(e) = scope.get(p) else { continue };
+            // Only what the admin wrote: built-in defaults (alias_maps = hash:/etc/aliases)
+            // are not a migration leftover.
+            if e.origin.file.is_none() {
+                continue;
+            }
+            let loc = locate(ctx, m, si, p);
+            let value = e.value.clone().unwrap_or_default();
+            for item in list_items(&value) {
+                let item = item.trim_matches(|c| c == '{' || c == '}');
+                if CERT_PARAMS.contains(p) {
+                    if item.starts_with('/') && seen.insert(item.to_string()) {
+                        check_file(ctx, item, p, &loc, &svc_id, f, "certificate or key");
+                    }
+                    continue;
+                }
+                let Some((kind, path)) = item.split_once(':') else {
+                    continue;
+                };
+                if !path.starts_with('/') || !seen.insert(item.to_string()) {
+                    continue;
+                }
+                let real = ctx.root.resolve(Path::new(path));
+                if !check_file(ctx, path, p, &loc, &svc_id, f, "lookup table source") {
+                    continue;
+                }
+                let Some(sufs) = compiled_suffixes(kind) else {
+                    continue;
+                };
+                let cmd = if *p == "alias_maps" || *p == "alias_database" {
+                    "postalias"
+                } else {
+                    "postmap"
+                };
+                for suf in sufs {
+                    let db = PathBuf::from(format!("{}{suf}", real.display()));
+                    let shown = format!("{path}{suf}");
+                    let fd = match (std::fs::metadata(&db), std::fs::metadata(&real)) {
+                        (Err(_), _) => Finding::new(
+                            "PF107",
+                            Mta::Postfix,
+                            format!(
+                                "{p} uses {item} but {shown} does not exist: Postfix logs `fatal: open database {shown}: No such file or directory` and every lookup in it fails, so mail that needs it is deferred (`451 4.3.0 Temporary lookup failure`)"
+                            ),
+                        )
+                        .severity(Severity::Error)
+                        .help(format!("Run `{cmd} {kind}:{path}` (after a migration: for every indexed map).")),
+                        (Ok(d), Ok(s)) if older(&d, &s) => Finding::new(
+                            "PF107",
+                            Mta::Postfix,
+                            format!(
+                                "{p} uses {item} but {shown} is older than {path}: the last edit is not live (Postfix logs `database {shown} is older than source file {path}`) and lookups still return the old entries"
+                            ),
+                        )
+                        .severity(Severity::Warning)
+                        .help(format!("Run `{cmd} {kind}:{path}`.")),
+                        _ => continue,
+                    };
+                    f.push(with(fd, &loc, &svc_id));
+                }
+            }
+        }
+    }
+}
+
+fn older(db: &std::fs::Metadata, src: &std::fs::Metadata) -> bool {
+    match (db.modified(), src.modified()) {
+        // Whole seconds, as Postfix compares st_mtime (dict_db.c, dict_lmdb.c); this also
+        // keeps a fresh git checkout, written within one second, from looking stale.
+        (Ok(d), Ok(s)) => {
+            let secs = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            };
+            secs(d) < secs(s)
+        }
+        _ => false,
+    }
+}
+
+fn with(mut fd: Finding, loc: &Option<Location>, svc: &Option<String>) -> Finding {
+    if let Some(s) = svc {
+        fd = fd.service(s.clone());
+    }
+    if let Some(l) = loc {
+        fd = fd.at(l.clone());
+    }
+    fd
+}
+
+/// PF108 when `path` (absolute, in the server's view) is absent under the root; true if present.
+fn check_file(
+    ctx: &Context,
+    path: &str,
+    param: &str,
+    loc: &Option<Location>,
+    svc: &Option<String>,
+    f: &mut Vec<Finding>,
+    what: &str,
+) -> bool {
+    if ctx.root.resolve(Path::new(path)).exists() {
+        return true;
+    }
+    let effect = if what.starts_with("certificate") {
+        "smtpd cannot start TLS: clients get `454 4.7.0 TLS not available due to local problem`, and listeners that require TLS accept no mail"
+    } else {
+        "Postfix cannot build or open the table, so lookups in it fail and mail that needs it is deferred"
+    };
+    f.push(with(
+        Finding::new(
+            "PF108",
+            Mta::Postfix,
+            format!("{param} names the {what} {path}, which does not exist: {effect}"),
+        ),
+        loc,
+        svc,
+    ));
+    false
+}
