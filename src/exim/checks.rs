@@ -1014,27 +1014,6 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
     }
 }
 
-const DEAD: &[(&str, &str)] = &[
-    ("sorbs.net", "SORBS shut down in June 2024"),
-    ("njabl.org", "NJABL closed in 2013"),
-    (
-        "ahbl.org",
-        "AHBL answers positive for every query since 2015",
-    ),
-    ("dsbl.org", "DSBL closed in 2008/2009"),
-    ("ordb.org", "ORDB closed in 2006/2008"),
-    ("spamcannibal.org", "SpamCannibal closed in 2019"),
-    ("cbl.abuseat.org", "the CBL was merged into Spamhaus XBL"),
-    (
-        "dnsbl-2.uceprotect.net",
-        "UCEPROTECT level 2 lists whole netblocks",
-    ),
-    (
-        "dnsbl-3.uceprotect.net",
-        "UCEPROTECT level 3 lists whole ASNs",
-    ),
-];
-
 /// EX150 dead/aggressive lists, EX151 unfiltered Spamhaus, EX152 +include_unknown/+defer_unknown.
 fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
     for a in &cfg.acls {
@@ -1051,22 +1030,27 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                         .next()
                         .unwrap_or("")
                         .to_ascii_lowercase();
-                    if let Some((_, why)) = DEAD
-                        .iter()
-                        .find(|(z, _)| zone == *z || zone.ends_with(&format!(".{z}")))
-                    {
-                        if blocking {
-                            out.push(f("EX150", format!("dnslists zone {zone} in `{}`: {why}; listing results are meaningless and legitimate mail may be refused", s.verb.as_str()), &c.origin));
-                        }
+                    // The zone table is shared with the Postfix checker (rules/dnsbl.toml).
+                    let known = crate::dnsbl::lookup(&zone);
+                    let risky = known.filter(|z| {
+                        matches!(
+                            z.kind,
+                            crate::dnsbl::Kind::Defunct | crate::dnsbl::Kind::Aggressive
+                        )
+                    });
+                    if let (Some(z), true) = (risky, blocking) {
+                        let why = z.now.as_deref().unwrap_or("it is not a usable blocklist");
+                        out.push(f("EX150", format!("dnslists zone {zone} in `{}`: {why}; listing results are meaningless and legitimate mail may be refused", s.verb.as_str()), &c.origin));
                     }
-                    if blocking
-                        && zone.ends_with("spamhaus.org")
-                        && !item.contains('=')
-                        && !item.contains('&')
-                    {
+                    let needs_filter = known.is_some_and(|z| z.kind == crate::dnsbl::Kind::Filter);
+                    if blocking && needs_filter && !item.contains('=') && !item.contains('&') {
+                        // Exim's `zone=a,b,...` lists the answers that count (Exim spec, "DNS
+                        // lists keyed on ... specifying the IP address"): the real Spamhaus
+                        // listing codes, never its 127.255.255.x error answers.
+                        let filter = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.9,127.0.0.10,127.0.0.11";
                         let mut fd = f("EX151", format!(
-                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; add e.g. `{zone}=127.0.0.2..127.0.0.11`"), &c.origin);
-                        if let Some(fix) = replace_in_line(&c.origin, &item, &format!("{item}=127.0.0.2..127.0.0.11"), "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers") {
+                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; list the answers that count: `{zone}={filter}`"), &c.origin);
+                        if let Some(fix) = replace_in_line(&c.origin, &item, &format!("{item}={filter}"), "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers") {
                             fd = fd.fix(fix);
                         }
                         out.push(fd);
