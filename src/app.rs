@@ -56,6 +56,15 @@ fn context(
     target_version: Option<String>,
     target_compat: Option<String>,
 ) -> Result<Context, String> {
+    context_for(&t.config, target_version, target_compat)
+}
+
+/// The run context for `--root`, `--postfix-version` and `--define` (lint, simulate, explain).
+pub fn context_for(
+    t: &crate::cli::ConfigArgs,
+    target_version: Option<String>,
+    target_compat: Option<String>,
+) -> Result<Context, String> {
     let root = match &t.root {
         Some(dir) => {
             if !dir.is_dir() {

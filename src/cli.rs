@@ -147,10 +147,17 @@ pub struct ColorArgs {
 pub struct TargetArgs {
     /// Configuration directories or files (default: discover on the live system)
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// How configurations are found and read; shared by lint, simulate and explain.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
     /// Treat DIR as the root filesystem of a server snapshot
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Postfix version whose defaults apply (default: `postconf -h mail_version`, else the newest known)
+    /// Postfix version whose defaults apply (default: the installed one, else the newest known)
     #[arg(long, value_name = "X.Y")]
     pub postfix_version: Option<String>,
     /// Exim macro definition, like exim's -D (repeatable)
@@ -242,15 +249,8 @@ pub struct ExplainArgs {
     /// pasted bounce or log lines; `-` reads standard input)
     #[arg(value_name = "PATH|TEXT")]
     pub args: Vec<String>,
-    /// Treat DIR as the root filesystem of a server snapshot
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-    /// Postfix version whose defaults apply
-    #[arg(long, value_name = "X.Y")]
-    pub postfix_version: Option<String>,
-    /// Exim macro definition, like exim's -D (repeatable)
-    #[arg(long = "define", value_name = "NAME=VALUE")]
-    pub defines: Vec<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Summarise a whole mail log (plain or gzip; repeatable; `-` for standard input)
     #[arg(long, value_name = "FILE")]
     pub log: Vec<PathBuf>,

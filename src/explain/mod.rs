@@ -400,12 +400,12 @@ fn split_args(args: &[String], root: Option<&Path>) -> (Vec<PathBuf>, Vec<String
 }
 
 pub fn run(a: &ExplainArgs) -> i32 {
-    if let Some(r) = &a.root {
+    if let Some(r) = &a.config.root {
         if !r.is_dir() {
             return error(format!("--root {}: not a directory", r.display()));
         }
     }
-    let (paths, text) = split_args(&a.args, a.root.as_deref());
+    let (paths, text) = split_args(&a.args, a.config.root.as_deref());
     if text.is_empty() && a.log.is_empty() {
         return error(
             "nothing to explain: give the bounce or log lines as TEXT, `-` for standard input, \
@@ -513,27 +513,10 @@ fn sim(config: &mut Config, e: &Event, a: &ExplainArgs) -> Simulation {
 }
 
 fn configuration(a: &ExplainArgs, paths: Vec<PathBuf>) -> Config {
-    let root = match &a.root {
-        Some(d) => Root::snapshot(d),
-        None => Root::live(),
-    };
-    let defines = a
-        .defines
-        .iter()
-        .map(|d| match d.split_once('=') {
-            Some((n, v)) => (n.trim().to_string(), v.to_string()),
-            None => (d.trim().to_string(), String::new()),
-        })
-        .collect();
-    let ctx = Context::new(
-        root,
-        Options {
-            postfix_version: a.postfix_version.clone(),
-            target_version: None,
-            target_compat: None,
-            exim_defines: defines,
-        },
-    );
+    // A missing --root directory was reported before we get here; fall back to an empty
+    // live context rather than fail the explanation.
+    let ctx = crate::app::context_for(&a.config, None, None)
+        .unwrap_or_else(|_| Context::new(Root::live(), Options::default()));
     let findings = if a.no_simulate {
         Err("--no-simulate".to_string())
     } else {

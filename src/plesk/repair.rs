@@ -62,24 +62,13 @@ fn now_stamp() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // civil_from_days (Howard Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // `YYYY-MM-DD HH:MM:SS` (UTC) -> `YYYYMMDDTHHMMSSZ` for a file name.
+    let t: String = super::values::format_datetime(secs)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .map(|c| if c == ' ' { 'T' } else { c })
+        .collect();
+    format!("{t}Z")
 }
 
 /// Write every row to be deleted as INSERT statements that restore them with the mysql
