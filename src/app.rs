@@ -617,7 +617,8 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
         .filter(|f| f.category == "syntax" && f.severity == Severity::Error)
         .filter_map(|f| f.location.as_ref().map(|l| l.file.clone()))
         .collect();
-    let mut withheld = BTreeSet::new();
+    let mut withheld: std::collections::BTreeMap<std::path::PathBuf, Vec<&str>> =
+        Default::default();
     let keep = findings
         .iter()
         .filter(|f| {
@@ -625,7 +626,7 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
             let hit = fx.edits.iter().find(|e| broken.contains(&e.file));
             match hit {
                 Some(e) if !(f.category == "syntax" && f.severity == Severity::Error) => {
-                    withheld.insert(e.file.clone());
+                    withheld.entry(e.file.clone()).or_default().push(&f.code);
                     false
                 }
                 _ => true,
@@ -633,12 +634,18 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
         })
         .cloned()
         .collect();
+    // Say exactly what is held back, so "fixed FILE" (its syntax fixes) and a finding's
+    // "--diff shows it" do not read as contradictions.
     let notes = withheld
         .into_iter()
-        .map(|p| {
+        .map(|(p, codes)| {
             format!(
-                "fixes for {} withheld: it has syntax errors (a template or a half-edited file?); fix those first",
-                p.display()
+                "{}: has syntax errors (a template or a half-edited file?), so only their fixes are offered; the other {} fix{} ({}) {} withheld until those are fixed and relaydoctor runs again",
+                p.display(),
+                codes.len(),
+                if codes.len() == 1 { "" } else { "es" },
+                codes.join(", "),
+                if codes.len() == 1 { "is" } else { "are" },
             )
         })
         .collect();
