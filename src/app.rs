@@ -149,6 +149,17 @@ fn cmd_lint(a: &LintArgs) -> i32 {
             print!("{}", report::nagios::unknown(&msg));
             report::nagios::UNKNOWN
         } else {
+            if a.format == LintFormat::Prometheus {
+                // A failed run must not leave the last good file in place: alerts need
+                // `relaydoctor_up 0` to fire.
+                let text = report::prometheus::render_failure(unix_now());
+                match &a.output {
+                    Some(path) => {
+                        let _ = fix::write_new_atomic(path, text.as_bytes());
+                    }
+                    None => print!("{text}"),
+                }
+            }
             error(msg)
         }
     };
@@ -238,13 +249,7 @@ fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color
         LintFormat::Sarif => report::sarif::render(report),
         LintFormat::Github => report::github::render(report),
         LintFormat::Nagios => report::nagios::render(report),
-        LintFormat::Prometheus => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            report::prometheus::render(report, now)
-        }
+        LintFormat::Prometheus => report::prometheus::render(report, unix_now()),
     };
     let code = if a.format == LintFormat::Nagios {
         report::nagios::status(report).1
@@ -261,6 +266,13 @@ fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color
     }
     finish(&out, false);
     code
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn finish(out: &str, fails: bool) -> i32 {
