@@ -55,10 +55,11 @@ pub fn scrub_all(msg: &str, secrets: &[String]) -> String {
             let before = rest[..i].chars().next_back().or(prev);
             let after = rest[i + s.len()..].chars().next();
             let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            let edge_ok = !(word(before) && s.starts_with(|c: char| c.is_alphanumeric()))
-                && !(word(after) && s.ends_with(|c: char| c.is_alphanumeric()));
+            let alnum = |c: char| c.is_alphanumeric();
+            let inside_word =
+                (word(before) && s.starts_with(alnum)) || (word(after) && s.ends_with(alnum));
             result.push_str(&rest[..i]);
-            if edge_ok {
+            if !inside_word {
                 result.push_str("********");
             } else {
                 result.push_str(s);
