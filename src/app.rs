@@ -626,7 +626,10 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
     use std::collections::BTreeSet;
     let broken: BTreeSet<_> = findings
         .iter()
-        .filter(|f| f.category == "syntax" && f.severity == Severity::Error)
+        .filter(|f| {
+            (f.category == "syntax" && f.severity == Severity::Error)
+                || f.name == "template-placeholder"
+        })
         .filter_map(|f| f.location.as_ref().map(|l| l.file.clone()))
         .collect();
     let mut withheld: std::collections::BTreeMap<std::path::PathBuf, Vec<&str>> =

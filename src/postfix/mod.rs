@@ -7,6 +7,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod policy;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,14 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
     let model = model::Model::load(ctx, &target.path, &mut findings);
     checks::run(ctx, &model, &mut findings);
+    let files: Vec<&crate::source::SourceFile> = [
+        model.main.as_ref().map(|m| &*m.source),
+        model.master.as_ref().map(|m| &*m.source),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    template::apply(&files, &mut findings);
     findings
 }
 
