@@ -141,6 +141,13 @@ pub struct Model {
     version: OnceCell<Version>,
     live_mynetworks: OnceCell<Option<String>>,
     config_directory: String,
+    /// Lookup tables named in the smtpd restriction lists, restriction classes and
+    /// mynetworks, opened once per run (see `preload_tables`), by their spec.
+    tables: HashMap<String, super::maps::Opened>,
+    /// Files named in mynetworks (`/etc/postfix/network_table`), by the path as written.
+    list_files: HashMap<String, Option<Arc<SourceFile>>>,
+    /// Findings from reading those files (unreadable, binary, ...), handed out by `load`.
+    table_findings: Vec<Finding>,
 }
 
 impl Model {
@@ -159,7 +166,9 @@ impl Model {
                 parsed: parse::parse_master(&s.text),
                 source: s,
             });
-        Self::from_parts(ctx, dir, main, master)
+        let mut m = Self::from_parts(ctx, dir, main, master);
+        findings.append(&mut m.table_findings);
+        m
     }
 
     pub fn from_parts(
@@ -182,7 +191,7 @@ impl Model {
         } else {
             dir.display().to_string()
         };
-        Model {
+        let mut m = Model {
             dir: dir.to_path_buf(),
             main,
             master,
@@ -193,7 +202,124 @@ impl Model {
             version: OnceCell::new(),
             live_mynetworks: OnceCell::new(),
             config_directory,
+            tables: HashMap::new(),
+            list_files: HashMap::new(),
+            table_findings: Vec::new(),
+        };
+        m.preload_tables(ctx);
+        m
+    }
+
+    /// Open every lookup table the relay evaluation may consult (access maps in the smtpd
+    /// restriction lists and restriction classes of every listener, tables and files in an
+    /// explicitly set mynetworks), once: lint evaluates many (listener, client, recipient)
+    /// combinations and must not read a map per evaluation.
+    fn preload_tables(&mut self, ctx: &Context) {
+        const LISTS: &[&str] = &[
+            "smtpd_client_restrictions",
+            "smtpd_helo_restrictions",
+            "smtpd_sender_restrictions",
+            "smtpd_relay_restrictions",
+            "smtpd_recipient_restrictions",
+        ];
+        let mut specs: Vec<String> = Vec::new();
+        let mut files: Vec<String> = Vec::new();
+        let mut scopes: Vec<Option<usize>> = vec![None];
+        scopes.extend(self.smtpd_listeners().into_iter().map(Some));
+        for si in scopes {
+            let scope = self.scope(si);
+            let mut names: Vec<String> = LISTS.iter().map(|s| s.to_string()).collect();
+            names.extend(super::policy::list_items(
+                &scope.value("smtpd_restriction_classes"),
+            ));
+            // Domain lists may name tables (relay_domains = hash:/etc/postfix/relay_domains).
+            names.extend(
+                [
+                    "mydestination",
+                    "relay_domains",
+                    "virtual_alias_domains",
+                    "virtual_mailbox_domains",
+                ]
+                .map(String::from),
+            );
+            // The default mynetworks is computed (on a live system by running postconf):
+            // only an explicit value can name tables or files.
+            if self.is_set(si, "mynetworks") {
+                names.push("mynetworks".into());
+            }
+            for n in names {
+                for item in super::policy::list_items(&scope.value(&n)) {
+                    let item = item.trim_start_matches('!');
+                    if super::maps::split_spec(item).is_some() {
+                        specs.push(item.to_string());
+                    } else if n == "mynetworks" && item.starts_with('/') {
+                        files.push(item.to_string());
+                    }
+                }
+            }
         }
+        let mut findings = Vec::new();
+        // A file named in mynetworks may itself name tables (match_list(3) reads its items).
+        for f in files {
+            if self.list_files.contains_key(&f) {
+                continue;
+            }
+            let src = ctx.load_checked(
+                &ctx.root.resolve(Path::new(&f)),
+                Mta::Postfix,
+                &mut findings,
+            );
+            if let Some(s) = &src {
+                for l in s.text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                    for item in super::policy::list_items(l) {
+                        let item = item.trim_start_matches('!');
+                        if super::maps::split_spec(item).is_some() {
+                            specs.push(item.to_string());
+                        }
+                    }
+                }
+            }
+            self.list_files.insert(f, src);
+        }
+        for s in specs {
+            if !self.tables.contains_key(&s) {
+                let t = super::maps::open(ctx, &s, &mut findings);
+                self.tables.insert(s, t);
+            }
+        }
+        self.table_findings = findings;
+    }
+
+    /// Whether main.cf or the service's `-o` overrides set `name` (asked without computing a
+    /// default: the default mynetworks of a live system costs a postconf run).
+    pub fn is_set(&self, si: Option<usize>, name: &str) -> bool {
+        self.main_entry(name).is_some()
+            || si
+                .and_then(|i| self.services().get(i))
+                .is_some_and(|s| s.overrides.iter().any(|o| o.name == name))
+    }
+
+    /// A lookup table opened by `preload_tables`.
+    pub fn table(&self, spec: &str) -> Option<&super::maps::Opened> {
+        self.tables.get(spec)
+    }
+
+    /// A file named in mynetworks, read by `preload_tables` (None: missing or unreadable).
+    pub fn list_file(&self, path: &str) -> Option<&Arc<SourceFile>> {
+        self.list_files.get(path).and_then(Option::as_ref)
+    }
+
+    /// Why the effective mynetworks of listener `si` is unknown, when it is: unset, so
+    /// derived from mynetworks_style and the host's interfaces, which a --root snapshot
+    /// does not record (only loopback, which every style includes, is certain).
+    pub fn mynetworks_unknown(&self, si: Option<usize>) -> Option<String> {
+        if self.live || self.is_set(si, "mynetworks") {
+            return None;
+        }
+        let style = self.scope(si).value("mynetworks_style");
+        Some(format!(
+            "mynetworks (not set: derived from mynetworks_style = {style} and the server's network interfaces, which a --root snapshot does not record)"
+        ))
     }
 
     /// The Postfix version whose defaults apply: --postfix-version, else the installed
