@@ -946,8 +946,9 @@ fn default_label(model: &Model, scope: &Scope, name: &str) -> String {
     } else {
         compat
     };
+    let _ = name; // the trace entry names the list itself
     format!(
-        "default {name} (Postfix {}, compatibility_level {compat})",
+        "built-in default (Postfix {}, compatibility_level {compat})",
         params::show_version(model.version())
     )
 }
@@ -1216,4 +1217,137 @@ fn match_items(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Context, Options, Root};
+
+    /// A --root snapshot with main.cf, master.cf and extra files under etc/postfix.
+    fn model(main: &str, master: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Model) {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc/postfix");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("main.cf"), main).unwrap();
+        std::fs::write(etc.join("master.cf"), master).unwrap();
+        for (n, t) in files {
+            std::fs::write(etc.join(n), t).unwrap();
+        }
+        let ctx = Context::new(
+            Root::snapshot(d.path()),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let mut f = Vec::new();
+        let m = Model::load(&ctx, &etc, &mut f);
+        (d, m)
+    }
+
+    const SMTP: &str = "smtp inet n - y - - smtpd\n";
+
+    fn stranger_external(m: &Model) -> Decision {
+        evaluate(
+            m,
+            0,
+            Client::of(ClientClass::Stranger),
+            RecipientClass::External,
+            "someone@external.example",
+        )
+    }
+
+    #[test]
+    fn lint_stranger_and_cidr_entries() {
+        let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access cidr:/etc/postfix/c.cidr, reject_unauth_destination\n";
+        // One partner address: not an open relay for strangers in general.
+        let (_d, m) = model(main, SMTP, &[("c.cidr", "198.51.100.7 OK\n")]);
+        assert_eq!(stranger_external(&m).result, Verdict::Reject);
+        // A broad public range granted OK: strangers there relay; the trace names the entry.
+        let (_d, m) = model(main, SMTP, &[("c.cidr", "# x\n198.0.0.0/8 OK\n")]);
+        let d = stranger_external(&m);
+        assert_eq!(d.result, Verdict::Accept);
+        let last = d.trace.last().unwrap();
+        assert_eq!(
+            (last.file.display().to_string(), last.line),
+            ("etc/postfix/c.cidr".to_string(), 2)
+        );
+        // An unreadable map is `depends`, naming it.
+        let (_d, m) = model(
+            &main.replace("cidr:", "pcre:"),
+            SMTP,
+            &[("c.cidr", "0.0.0.0/0 OK\n")],
+        );
+        let d = stranger_external(&m);
+        assert_eq!(d.result, Verdict::Depends);
+        assert!(
+            d.depends_on[0].contains("pcre:/etc/postfix/c.cidr"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn map_actions_and_reply_codes() {
+        let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_recipient_access inline:{ { external.example = 550 5.7.9 no }, { other.example = DEFER_IF_PERMIT later }, x.example=partner }, reject_unauth_destination\nsmtpd_restriction_classes = partner\npartner = permit\n";
+        let (_d, m) = model(main, SMTP, &[]);
+        let d = stranger_external(&m);
+        assert_eq!((d.code, d.enhanced.as_deref()), (Some(550), Some("5.7.9")));
+        let ev = |rcpt: &str| {
+            evaluate(
+                &m,
+                0,
+                Client::of(ClientClass::Stranger),
+                RecipientClass::External,
+                rcpt,
+            )
+        };
+        // DEFER_IF_PERMIT does not stop the reject that follows.
+        assert_eq!(ev("u@other.example").code, Some(554));
+        // A restriction class as the action.
+        assert_eq!(ev("u@x.example").result, Verdict::Accept);
+    }
+
+    #[test]
+    fn mynetworks_file_table_and_snapshot_default() {
+        let (_d, m) = model(
+            "mynetworks = /etc/postfix/nets, cidr:/etc/postfix/n.cidr\n",
+            SMTP,
+            &[
+                ("nets", "# lan\n10.0.0.0/8 !192.0.2.7\n"),
+                ("n.cidr", "192.0.2.0/24 x\n"),
+            ],
+        );
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(mynetworks_match(&m, 0, ip("10.1.2.3")), Ok(true));
+        assert_eq!(mynetworks_match(&m, 0, ip("192.0.2.7")), Ok(false));
+        assert_eq!(mynetworks_match(&m, 0, ip("192.0.2.8")), Ok(true));
+        assert_eq!(mynetworks_match(&m, 0, ip("203.0.113.5")), Ok(false));
+        let (d, m) = model("mynetworks_style = subnet\n", SMTP, &[]);
+        assert_eq!(mynetworks_match(&m, 0, ip("127.0.0.1")), Ok(true));
+        let e = mynetworks_match(&m, 0, ip("10.1.2.3")).unwrap_err();
+        assert!(e.contains("mynetworks_style = subnet"), "{e}");
+        // The snapshot records its interfaces: the derivation is known.
+        let net = d.path().join("etc/network");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(
+            net.join("interfaces"),
+            "auto lo\niface lo inet loopback\niface eth0 inet static\n  address 10.1.2.5\n  netmask 255.255.255.0\n",
+        )
+        .unwrap();
+        let ctx = Context::new(
+            Root::snapshot(d.path()),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        assert_eq!(mynetworks_match(&m, 0, ip("10.1.2.9")), Ok(true));
+        assert_eq!(mynetworks_match(&m, 0, ip("10.1.3.9")), Ok(false));
+        assert_eq!(
+            m.scope(None).value("mynetworks"),
+            "127.0.0.0/8 10.1.2.0/24 [::1]/128"
+        );
+    }
 }
