@@ -311,6 +311,8 @@ struct Eval<'a> {
     depends: Vec<String>,
     defer_if_permit: Option<Reply>,
     defer_if_reject: Option<Reply>,
+    /// A stale indexed map was consulted: even an accept is only `depends`.
+    stale: bool,
     /// An access map said DISCARD: the recipient is accepted, nothing else is evaluated.
     discard: bool,
     /// The top-level list being evaluated (restriction classes report as their caller).
@@ -609,6 +611,10 @@ impl Eval<'_> {
             }
         };
         if let Some(n) = &table.note {
+            // smtpd answers from the compiled file, whose contents are not read here: any
+            // answer from the source may differ from what smtpd says.
+            self.depends.push(format!("{r} {spec} (stale: {n})"));
+            self.stale = true;
             self.pending.push(TraceStep {
                 file: table.file.clone().unwrap_or_else(|| spec.into()),
                 line: 0,
@@ -1006,6 +1012,7 @@ pub fn evaluate(
         defer_if_permit: None,
         defer_if_reject: None,
         discard: false,
+        stale: false,
         top_list: "smtpd_recipient_restrictions",
     };
     let name = listener_name(model, si);
@@ -1074,7 +1081,7 @@ pub fn evaluate(
             d.text = Some("Ok".into());
         }
     }
-    if !ev.depends.is_empty() && d.result != Verdict::Accept {
+    if ev.stale || (!ev.depends.is_empty() && d.result != Verdict::Accept) {
         // A map or policy service could have permitted (or refused) earlier.
         d.result = Verdict::Depends;
     }
@@ -1285,6 +1292,36 @@ mod tests {
             d.depends_on[0].contains("pcre:/etc/postfix/c.cidr"),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn stale_indexed_map_is_depends() {
+        let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access hash:/etc/postfix/c, reject_unauth_destination\n";
+        let (d, _m) = model(main, SMTP, &[("c.db", ""), ("c", "203.0.113.5 OK\n")]);
+        // Source newer than the compiled file.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let db = std::fs::File::options()
+            .write(true)
+            .open(d.path().join("etc/postfix/c.db"))
+            .unwrap();
+        db.set_modified(old).unwrap();
+        let ctx = Context::new(
+            Root::snapshot(d.path()),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        let dec = stranger_external(&m);
+        assert_eq!(dec.result, Verdict::Depends);
+        assert!(dec.depends_on[0].contains("stale"), "{dec:?}");
+        // Fresh: evaluated.
+        db.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        let ctx = Context::new(Root::snapshot(d.path()), Options::default());
+        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        assert_eq!(stranger_external(&m).result, Verdict::Accept);
     }
 
     #[test]
