@@ -379,14 +379,13 @@ pub fn render_decisions(decisions: &[crate::relay::Decision], color: bool) -> St
             let _ = writeln!(out, "  depends on: {}", d.depends_on.join(", "));
         }
         for s in &d.trace {
-            let _ = writeln!(
-                out,
-                "  {}:{}: {} -> {}",
-                s.file.display(),
-                s.line,
-                s.entry,
-                s.effect
-            );
+            // Line 0: a built-in default or computed value, described in `file`.
+            let at = if s.line > 0 {
+                format!("{}:{}", s.file.display(), s.line)
+            } else {
+                s.file.display().to_string()
+            };
+            let _ = writeln!(out, "  {at}: {} -> {}", s.entry, s.effect);
         }
     }
     out

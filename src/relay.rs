@@ -86,10 +86,19 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TraceStep {
     pub file: PathBuf,
+    /// 0 when the step is not a line of a file (a built-in default): `null` in JSON.
+    #[serde(serialize_with = "line_or_null")]
     pub line: usize,
     pub entry: String,
     /// What the entry did: "permit", "reject", "defer", "no match", "depends", ...
     pub effect: String,
+}
+
+fn line_or_null<S: serde::Serializer>(line: &usize, s: S) -> Result<S::Ok, S::Error> {
+    match *line {
+        0 => s.serialize_none(),
+        l => s.serialize_u64(l as u64),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

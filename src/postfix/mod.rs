@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod checks;
 pub mod expand;
+pub mod maps;
 pub mod model;
 pub mod params;
 pub mod parse;
@@ -122,10 +123,7 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
     let domain = crate::relay::domain_of(&q.rcpt);
     let mut out = Vec::new();
     for si in model.smtpd_listeners() {
-        let client = policy::Client {
-            in_mynetworks: policy::in_mynetworks(&model, si, &q.client_ip),
-            authenticated: q.sasl_user.is_some(),
-        };
+        let client = policy::Client::for_query(&model, si, q);
         let class = policy::classify(&model, si, &domain);
         out.push(policy::evaluate(&model, si, client, class, &q.rcpt));
     }

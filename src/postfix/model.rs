@@ -81,6 +81,9 @@ pub struct HostFacts {
     pub mailname: Option<String>,
     /// Where the host name came from, for messages.
     pub source: String,
+    /// Addresses (with their masks) of the non-loopback interfaces, from the snapshot's
+    /// network configuration; None when unknown (a live system, DHCP, no such files).
+    pub interfaces: Option<Vec<ipnet::IpNet>>,
 }
 
 impl HostFacts {
@@ -94,16 +97,19 @@ impl HostFacts {
         };
         let mailname = read("/etc/mailname");
         if ctx.root.is_snapshot() {
+            let interfaces = snapshot_interfaces(ctx);
             match read("/etc/hostname") {
                 Some(h) => HostFacts {
                     hostname: h,
                     mailname,
                     source: "etc/hostname".into(),
+                    interfaces,
                 },
                 None => HostFacts {
                     hostname: "localhost".into(),
                     mailname,
                     source: "no etc/hostname in the snapshot; assumed localhost".into(),
+                    interfaces,
                 },
             }
         } else {
@@ -117,6 +123,7 @@ impl HostFacts {
                 hostname: h,
                 mailname,
                 source: "the system host name".into(),
+                interfaces: None,
             }
         }
     }
@@ -141,6 +148,13 @@ pub struct Model {
     version: OnceCell<Version>,
     live_mynetworks: OnceCell<Option<String>>,
     config_directory: String,
+    /// Lookup tables named in the smtpd restriction lists, restriction classes and
+    /// mynetworks, opened once per run (see `preload_tables`), by their spec.
+    tables: HashMap<String, super::maps::Opened>,
+    /// Files named in mynetworks (`/etc/postfix/network_table`), by the path as written.
+    list_files: HashMap<String, Option<Arc<SourceFile>>>,
+    /// Findings from reading those files (unreadable, binary, ...), handed out by `load`.
+    table_findings: Vec<Finding>,
 }
 
 impl Model {
@@ -159,7 +173,9 @@ impl Model {
                 parsed: parse::parse_master(&s.text),
                 source: s,
             });
-        Self::from_parts(ctx, dir, main, master)
+        let mut m = Self::from_parts(ctx, dir, main, master);
+        findings.append(&mut m.table_findings);
+        m
     }
 
     pub fn from_parts(
@@ -182,7 +198,7 @@ impl Model {
         } else {
             dir.display().to_string()
         };
-        Model {
+        let mut m = Model {
             dir: dir.to_path_buf(),
             main,
             master,
@@ -193,7 +209,224 @@ impl Model {
             version: OnceCell::new(),
             live_mynetworks: OnceCell::new(),
             config_directory,
+            tables: HashMap::new(),
+            list_files: HashMap::new(),
+            table_findings: Vec::new(),
+        };
+        m.preload_tables(ctx);
+        m
+    }
+
+    /// Open every lookup table the relay evaluation may consult (access maps in the smtpd
+    /// restriction lists and restriction classes of every listener, tables and files in an
+    /// explicitly set mynetworks), once: lint evaluates many (listener, client, recipient)
+    /// combinations and must not read a map per evaluation.
+    fn preload_tables(&mut self, ctx: &Context) {
+        const LISTS: &[&str] = &[
+            "smtpd_client_restrictions",
+            "smtpd_helo_restrictions",
+            "smtpd_sender_restrictions",
+            "smtpd_relay_restrictions",
+            "smtpd_recipient_restrictions",
+        ];
+        let mut specs: Vec<String> = Vec::new();
+        let mut files: Vec<String> = Vec::new();
+        let mut scopes: Vec<Option<usize>> = vec![None];
+        scopes.extend(self.smtpd_listeners().into_iter().map(Some));
+        for si in scopes {
+            let scope = self.scope(si);
+            let classes: std::collections::HashSet<String> =
+                super::policy::list_items(&scope.value("smtpd_restriction_classes"))
+                    .into_iter()
+                    .collect();
+            // Only what an evaluation can reach: the lists and the classes they name (large
+            // hosting setups declare thousands of classes that no list uses).
+            let mut todo: Vec<String> = LISTS.iter().map(|s| s.to_string()).collect();
+            let mut seen: std::collections::HashSet<String> = todo.iter().cloned().collect();
+            while let Some(n) = todo.pop() {
+                for item in super::policy::list_items(&scope.value(&n)) {
+                    if super::maps::split_spec(&item).is_some() {
+                        specs.push(item);
+                    } else if classes.contains(&item) && seen.insert(item.clone()) {
+                        todo.push(item);
+                    }
+                }
+            }
+            let mut names: Vec<String> = [
+                "mydestination",
+                "relay_domains",
+                "virtual_alias_domains",
+                "virtual_mailbox_domains",
+            ]
+            .map(String::from)
+            .to_vec();
+            // The default mynetworks is computed (on a live system by running postconf):
+            // only an explicit value can name tables or files.
+            if self.is_set(si, "mynetworks") {
+                names.push("mynetworks".into());
+            }
+            for n in names {
+                for item in super::policy::list_items(&scope.value(&n)) {
+                    let item = item.trim_start_matches('!');
+                    if super::maps::split_spec(item).is_some() {
+                        specs.push(item.to_string());
+                    } else if n == "mynetworks" && item.starts_with('/') {
+                        files.push(item.to_string());
+                    }
+                }
+            }
         }
+        let mut findings = Vec::new();
+        // A file named in mynetworks may itself name tables (match_list(3) reads its items).
+        for f in files {
+            if self.list_files.contains_key(&f) {
+                continue;
+            }
+            let src = ctx.load_checked(
+                &ctx.root.resolve(Path::new(&f)),
+                Mta::Postfix,
+                &mut findings,
+            );
+            if let Some(s) = &src {
+                for l in s.text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                    for item in super::policy::list_items(l) {
+                        let item = item.trim_start_matches('!');
+                        if super::maps::split_spec(item).is_some() {
+                            specs.push(item.to_string());
+                        }
+                    }
+                }
+            }
+            self.list_files.insert(f, src);
+        }
+        // An access-map entry may answer with restriction class names (access(5)): the
+        // tables those classes use are needed too (followed in main.cf's scope).
+        let mut seen_classes: std::collections::HashSet<String> = Default::default();
+        let mut rounds = 0;
+        while !specs.is_empty() && rounds < 10 {
+            rounds += 1;
+            let mut named: Vec<String> = Vec::new();
+            for s in std::mem::take(&mut specs) {
+                if self.tables.contains_key(&s) {
+                    continue;
+                }
+                let t = super::maps::open(ctx, &s, &mut findings);
+                if let super::maps::Opened::Table(t) = &t {
+                    for e in t.entries() {
+                        // Plain actions (OK, REJECT text, 554 text, digits) name no class.
+                        let first = e.value.split([' ', '\t', ',']).next().unwrap_or("");
+                        let action = first.bytes().all(|b| b.is_ascii_digit())
+                            || first.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                        if !action {
+                            named.extend(super::policy::list_items(&e.value));
+                        }
+                    }
+                }
+                self.tables.insert(s, t);
+            }
+            let scope = self.scope(None);
+            let classes = super::policy::list_items(&scope.value("smtpd_restriction_classes"));
+            for c in named {
+                if classes.contains(&c) && seen_classes.insert(c.clone()) {
+                    for item in super::policy::list_items(&scope.value(&c)) {
+                        if super::maps::split_spec(&item).is_some() {
+                            specs.push(item);
+                        }
+                    }
+                }
+            }
+        }
+        self.table_findings = findings;
+    }
+
+    /// Whether main.cf or the service's `-o` overrides set `name` (asked without computing a
+    /// default: the default mynetworks of a live system costs a postconf run).
+    pub fn is_set(&self, si: Option<usize>, name: &str) -> bool {
+        self.main_entry(name).is_some()
+            || si
+                .and_then(|i| self.services().get(i))
+                .is_some_and(|s| s.overrides.iter().any(|o| o.name == name))
+    }
+
+    /// The mynetworks Postfix would compute for a snapshot (src/global/mynetworks.c): every
+    /// address Postfix listens on (inet_interfaces) as `host` (/32), `subnet` (the interface's
+    /// network) or `class` (its class A/B/C network). None when the interfaces are unknown.
+    fn derived_mynetworks(&self, si: Option<usize>) -> Option<String> {
+        let scope = self.scope(si);
+        let style = scope.value("mynetworks_style").to_ascii_lowercase();
+        let listen =
+            super::policy::list_items(&scope.value("inet_interfaces").to_ascii_lowercase());
+        let loopback_only = !listen.is_empty()
+            && listen.iter().all(|i| {
+                matches!(i.as_str(), "loopback-only" | "localhost" | "[::1]" | "::1")
+                    || i.starts_with("127.")
+            });
+        let mut nets: Vec<ipnet::IpNet> = vec!["127.0.0.1/8".parse().ok()?];
+        if !loopback_only {
+            if !listen.iter().any(|i| i == "all") {
+                return None; // specific addresses: their masks are not known here
+            }
+            nets.extend(self.host.interfaces.as_ref()?.iter().copied());
+        }
+        let protocols = scope.value("inet_protocols").to_ascii_lowercase();
+        let v6 = protocols.contains("all") || protocols.contains("ipv6");
+        let mut out: Vec<String> = Vec::new();
+        for n in nets {
+            if n.addr().is_ipv6() && !v6 {
+                continue;
+            }
+            let shown = match (style.as_str(), n) {
+                ("host", n) => ipnet::IpNet::from(n.addr()).to_string(),
+                ("class", ipnet::IpNet::V4(v)) => {
+                    let first = v.addr().octets()[0];
+                    let len = match first {
+                        0..=127 => 8,
+                        128..=191 => 16,
+                        _ => 24,
+                    };
+                    ipnet::Ipv4Net::new(v.addr(), len).ok()?.trunc().to_string()
+                }
+                (_, n) => n.trunc().to_string(),
+            };
+            let shown = match n {
+                ipnet::IpNet::V6(_) => format!(
+                    "[{}]/{}",
+                    shown.split('/').next()?,
+                    shown.split('/').nth(1)?
+                ),
+                _ => shown,
+            };
+            if !out.contains(&shown) {
+                out.push(shown);
+            }
+        }
+        if v6 {
+            out.push("[::1]/128".into());
+        }
+        Some(out.join(" "))
+    }
+
+    /// A lookup table opened by `preload_tables`.
+    pub fn table(&self, spec: &str) -> Option<&super::maps::Opened> {
+        self.tables.get(spec)
+    }
+
+    /// A file named in mynetworks, read by `preload_tables` (None: missing or unreadable).
+    pub fn list_file(&self, path: &str) -> Option<&Arc<SourceFile>> {
+        self.list_files.get(path).and_then(Option::as_ref)
+    }
+
+    /// Why the effective mynetworks of listener `si` is unknown, when it is: unset, so
+    /// derived from mynetworks_style and the host's interfaces, which a --root snapshot
+    /// does not record (only loopback, which every style includes, is certain).
+    pub fn mynetworks_unknown(&self, si: Option<usize>) -> Option<String> {
+        if self.live || self.is_set(si, "mynetworks") || self.derived_mynetworks(si).is_some() {
+            return None;
+        }
+        let style = self.scope(si).value("mynetworks_style");
+        Some(format!(
+            "mynetworks (not set: derived from mynetworks_style = {style} and the server's network interfaces, which a --root snapshot does not record)"
+        ))
     }
 
     /// The Postfix version whose defaults apply: --postfix-version, else the installed
@@ -300,8 +533,10 @@ impl Model {
                 ))
             }
             // Derived from mynetworks_style and the host's interfaces. On a live system the
-            // installed Postfix computes it (only when something needs it); a snapshot does not
-            // record interfaces, so only loopback, which every style includes, is assumed.
+            // installed Postfix computes it (only when something needs it); for a snapshot it
+            // is derived from the network configuration the snapshot holds, else only
+            // loopback, which every style includes, is assumed (and `mynetworks_unknown`
+            // says so).
             "mynetworks" => {
                 let v = self
                     .live_mynetworks
@@ -309,7 +544,7 @@ impl Model {
                         if self.live {
                             live_mynetworks(&self.dir)
                         } else {
-                            None
+                            self.derived_mynetworks(service)
                         }
                     })
                     .clone()
@@ -442,6 +677,96 @@ impl Scope<'_> {
     pub fn undefined(&self) -> Vec<String> {
         self.exp.borrow().undefined.clone()
     }
+}
+
+/// Non-loopback interface addresses a snapshot records: Debian's /etc/network/interfaces
+/// (and interfaces.d/*) `address A/LEN` or `address A` + `netmask M` in static stanzas, and
+/// netplan's /etc/netplan/*.yaml `addresses:`. None when nothing is recorded or an interface
+/// gets its address by DHCP/SLAAC (then the address is not in the snapshot).
+fn snapshot_interfaces(ctx: &Context) -> Option<Vec<ipnet::IpNet>> {
+    let read_dir = |p: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(ctx.root.resolve(Path::new(p)))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut texts: Vec<String> = Vec::new();
+    if let Ok(t) = std::fs::read_to_string(ctx.root.resolve(Path::new("/etc/network/interfaces"))) {
+        texts.push(t);
+    }
+    texts.extend(read_dir("/etc/network/interfaces.d"));
+    let netplan = read_dir("/etc/netplan");
+    if texts.is_empty() && netplan.is_empty() {
+        return None;
+    }
+    let mut nets = Vec::new();
+    for t in &texts {
+        let mut pending: Option<std::net::IpAddr> = None;
+        for l in t.lines().map(str::trim) {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some("iface"), _, Some(_)) => {
+                    let method = l.split_whitespace().nth(3).unwrap_or("");
+                    if matches!(method, "dhcp" | "auto" | "bootp" | "ppp") {
+                        return None;
+                    }
+                }
+                (Some("address"), Some(a), _) => {
+                    if let Ok(n) = a.parse::<ipnet::IpNet>() {
+                        nets.push(n);
+                    } else if let Ok(ip) = a.parse::<std::net::IpAddr>() {
+                        pending = Some(ip);
+                    }
+                }
+                (Some("netmask"), Some(m), _) => {
+                    let len = m
+                        .parse::<std::net::Ipv4Addr>()
+                        .ok()
+                        .and_then(|m| ipnet::ipv4_mask_to_prefix(m).ok())
+                        .or_else(|| m.parse::<u8>().ok());
+                    if let (Some(ip), Some(len)) = (pending.take(), len) {
+                        nets.extend(ipnet::IpNet::new(ip, len).ok());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for t in &netplan {
+        for l in t.lines().map(str::trim) {
+            if let Some(v) = l
+                .strip_prefix("dhcp4:")
+                .or_else(|| l.strip_prefix("dhcp6:"))
+            {
+                if matches!(v.trim(), "true" | "yes" | "on") {
+                    return None;
+                }
+            }
+            let items = l
+                .strip_prefix("addresses:")
+                .map(|r| {
+                    r.trim()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string()
+                })
+                .or_else(|| l.strip_prefix("- ").map(str::to_string))
+                .unwrap_or_default();
+            for it in items.split(',') {
+                let it = it.trim().trim_matches(|c| c == '"' || c == '\'');
+                if let Ok(n) = it.parse::<ipnet::IpNet>() {
+                    nets.push(n);
+                }
+            }
+        }
+    }
+    nets.retain(|n| !n.addr().is_loopback());
+    Some(nets)
 }
 
 /// `Version: 3.7.11-0+deb12u1` of the installed `postfix` package in /var/lib/dpkg/status.

@@ -15,39 +15,96 @@
 //!   `451 4.3.5 Server configuration error`;
 //! - permit_sasl_authenticated only matches where smtpd_sasl_auth_enable=yes for the listener.
 //!
-//! Maps and DNS lookups are not consulted: an access map or policy service makes the result
-//! `depends` (naming what it depends on) when the rest of the decision would be a refusal.
+//! Access maps whose source can be read (cidr:, texthash:, inline:, static:, and the source of
+//! hash/btree/lmdb/cdb/dbm maps; see `maps`) are evaluated as smtpd evaluates them
+//! (access(5), smtpd_check.c check_table_result() and friends); other maps, DNS lookups and
+//! policy services make the result `depends` (naming what it depends on) when the rest of the
+//! decision would be a refusal.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
 
-use super::model::{Model, Origin, Scope};
+use super::maps::{self, Entry, Opened, Table};
+use super::model::{Model, Origin, OriginKind, Scope};
 use super::params;
 use crate::finding::Mta;
-use crate::relay::{ClientClass, Decision, RecipientClass, TraceStep, Verdict};
+use crate::relay::{ClientClass, Decision, Query, RecipientClass, TraceStep, Verdict};
+
+/// The address lint uses for "a client from the internet" (TEST-NET-3, RFC 5737): an access
+/// map entry covering it, or any broad public range, affects strangers in general, while an
+/// entry for one partner's address does not.
+pub const STRANGER_IP: &str = "203.0.113.5";
+/// The address lint uses for a trusted client (TEST-NET-1).
+pub const TRUSTED_IP: &str = "192.0.2.7";
 
 /// Who the client is for one evaluation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Client {
     pub in_mynetworks: bool,
     /// Logged in with SASL (only possible where the listener enables SASL).
     pub authenticated: bool,
+    /// Client address, for client access maps.
+    pub ip: Option<IpAddr>,
+    /// Verified reverse name; None is what smtpd calls `unknown`.
+    pub name: Option<String>,
+    /// HELO name and envelope sender; None in lint's class evaluation, where the client
+    /// chooses them (so a sender or HELO map that grants OK to any value lets it in).
+    pub helo: Option<String>,
+    pub sender: Option<String>,
+    /// Lint's class evaluation: `ip` stands for any client of the class.
+    pub representative: bool,
+    /// Whether the client is in mynetworks cannot be known (named here for `depends_on`).
+    pub mynetworks_unknown: Option<String>,
 }
 
 impl Client {
     pub fn of(class: ClientClass) -> Client {
+        let ip = |s: &str| s.parse().ok();
         match class {
             ClientClass::Stranger => Client {
-                in_mynetworks: false,
-                authenticated: false,
+                ip: ip(STRANGER_IP),
+                representative: true,
+                ..Default::default()
             },
             ClientClass::Trusted => Client {
                 in_mynetworks: true,
-                authenticated: false,
+                ip: ip(TRUSTED_IP),
+                representative: true,
+                ..Default::default()
             },
             ClientClass::Authenticated => Client {
-                in_mynetworks: false,
                 authenticated: true,
+                ip: ip(STRANGER_IP),
+                representative: true,
+                ..Default::default()
             },
+        }
+    }
+
+    /// The concrete client of a `simulate` query on listener `si`.
+    pub fn for_query(model: &Model, si: usize, q: &Query) -> Client {
+        let ip: Option<IpAddr> = q
+            .client_ip
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .ok();
+        let (in_mynetworks, mynetworks_unknown) = match ip {
+            Some(a) => match mynetworks_match(model, si, a) {
+                Ok(b) => (b, None),
+                Err(why) => (false, Some(why)),
+            },
+            None => (false, None),
+        };
+        Client {
+            in_mynetworks,
+            authenticated: q.sasl_user.is_some(),
+            ip,
+            name: q.client_name.clone(),
+            helo: q.helo.clone(),
+            sender: q.sender.clone(),
+            representative: false,
+            mynetworks_unknown,
         }
     }
 }
@@ -134,6 +191,8 @@ const KNOWN: &[&str] = &[
 ];
 
 fn takes_arg(r: &str) -> bool {
+    let r = r.to_ascii_lowercase();
+    let r = r.as_str();
     (r.starts_with("check_") && r.ends_with("_access"))
         || matches!(
             r,
@@ -191,9 +250,51 @@ pub fn list_items(v: &str) -> Vec<String> {
 
 enum Step {
     Permit,
-    Reject(u16, &'static str, String),
-    Defer(u16, &'static str, String),
+    Reject(u16, String, String),
+    Defer(u16, String, String),
     NoMatch,
+}
+
+/// A reply stored by defer_if_permit / defer_if_reject until the decision is known.
+type Reply = (u16, String, String);
+
+/// The reply of a coded refusal: 4xx defers, anything else rejects. The enhanced status code
+/// takes the class of the SMTP code, as smtpd_check_reject() makes it.
+fn coded(code: u16, dsn: &str, text: String) -> Step {
+    let class = (code / 100).to_string();
+    let dsn = match dsn.split_once('.') {
+        Some((_, rest)) => format!("{class}.{rest}"),
+        None => dsn.to_string(),
+    };
+    if code / 100 == 4 {
+        Step::Defer(code, dsn, text)
+    } else {
+        Step::Reject(code, dsn, text)
+    }
+}
+
+/// dsn_split(): an optional leading `X.Y.Z` enhanced status code in an access-map text.
+fn dsn_split<'t>(text: &'t str, default: &str) -> (String, &'t str) {
+    let (first, rest) = text.split_once([' ', '\t']).unwrap_or((text, ""));
+    let parts: Vec<&str> = first.split('.').collect();
+    let is_dsn = parts.len() == 3
+        && matches!(parts.first(), Some(&"2") | Some(&"4") | Some(&"5"))
+        && parts
+            .iter()
+            .skip(1)
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+    if is_dsn {
+        (first.to_string(), rest.trim_start())
+    } else {
+        (default.to_string(), text)
+    }
+}
+
+/// Where trace steps of a list come from.
+#[derive(Clone)]
+struct ListOrigin {
+    file: PathBuf,
+    line: usize,
 }
 
 struct Eval<'a> {
@@ -205,62 +306,95 @@ struct Eval<'a> {
     sasl_enabled: bool,
     classes: HashSet<String>,
     trace: Vec<TraceStep>,
+    /// Steps of the access-map entry just consulted, shown after the restriction's own step.
+    pending: Vec<TraceStep>,
     depends: Vec<String>,
-    defer_if_permit: bool,
+    defer_if_permit: Option<Reply>,
+    defer_if_reject: Option<Reply>,
+    /// A stale indexed map was consulted: even an accept is only `depends`.
+    stale: bool,
+    /// An access map said DISCARD: the recipient is accepted, nothing else is evaluated.
+    discard: bool,
     /// The top-level list being evaluated (restriction classes report as their caller).
     top_list: &'static str,
 }
 
 impl Eval<'_> {
-    fn origin_of(&self, name: &str) -> (std::path::PathBuf, usize) {
+    fn origin_of(&self, name: &str) -> ListOrigin {
         match self.scope.get(name).map(|e| e.origin) {
             Some(Origin {
                 file: Some(f),
                 line,
                 ..
-            }) => (f, line),
-            _ => (std::path::PathBuf::from("(built-in default)"), 0),
+            }) => ListOrigin { file: f, line },
+            Some(Origin {
+                kind: OriginKind::Host,
+                ..
+            }) => ListOrigin {
+                file: PathBuf::from(format!("{name} (computed from the host)")),
+                line: 0,
+            },
+            _ => ListOrigin {
+                file: PathBuf::from(default_label(self.model, &self.scope, name)),
+                line: 0,
+            },
         }
     }
 
-    fn step(&mut self, list: &str, entry: &str, effect: &str) {
-        let (file, line) = self.origin_of(list);
-        self.trace.push(TraceStep {
-            file,
-            line,
-            entry: format!("{list}: {entry}"),
-            effect: effect.to_string(),
-        });
-    }
-
-    /// Evaluate one list (or restriction class) `name`; depth guards nested classes.
+    /// Evaluate the restriction list in parameter (or restriction class) `name`.
     fn list(&mut self, name: &str, depth: usize) -> Step {
         let value = self.scope.value(name);
-        let items = list_items(&value);
+        let origin = self.origin_of(name);
+        self.items(name, &list_items(&value), &origin, depth)
+    }
+
+    /// Evaluate restriction `items` (of list `label`, written at `origin`); depth guards
+    /// nested classes and access-map results.
+    fn items(&mut self, label: &str, items: &[String], origin: &ListOrigin, depth: usize) -> Step {
         let mut i = 0;
         while i < items.len() {
-            let item = items[i].as_str();
-            let arg = if takes_arg(item) {
+            if self.discard {
+                // smtpd_check.c generic_checks(): after DISCARD nothing else is evaluated.
+                break;
+            }
+            let raw = items[i].as_str();
+            // A bare `type:table` is the list's own access check (generic_checks(): def_acl).
+            let (item, arg) = if raw.contains(':') {
                 i += 1;
-                items.get(i).cloned()
+                (self.default_acl(), Some(raw.to_string()))
+            } else if takes_arg(raw) {
+                i += 2;
+                (raw, items.get(i - 1).cloned())
             } else {
-                None
+                i += 1;
+                (raw, None)
             };
-            i += 1;
-            if item == "warn_if_reject" {
+            let step = |entry: String, effect: &str| TraceStep {
+                file: origin.file.clone(),
+                line: origin.line,
+                entry: format!("{label}: {entry}"),
+                effect: effect.to_string(),
+            };
+            if item.eq_ignore_ascii_case("warn_if_reject") {
                 // The next restriction only logs what it would have rejected.
                 if let Some(next) = items.get(i) {
                     let skip = if takes_arg(next) { 2 } else { 1 };
-                    let shown = format!("warn_if_reject {next}");
+                    let shown = match items.get(i + 1).filter(|_| skip == 2) {
+                        Some(a) => format!("warn_if_reject {next} {a}"),
+                        None => format!("warn_if_reject {next}"),
+                    };
                     i += skip;
-                    self.step(name, &shown, "warn only (no effect on the reply)");
+                    self.trace
+                        .push(step(shown, "warn only (no effect on the reply)"));
                 }
                 continue;
             }
             let shown = match &arg {
+                Some(a) if raw.contains(':') => a.clone(),
                 Some(a) => format!("{item} {a}"),
                 None => item.to_string(),
             };
+            let mark = self.trace.len();
             let s = self.restriction(self.top_list, item, arg.as_deref(), depth);
             let effect = match &s {
                 Step::Permit => "permit",
@@ -268,7 +402,10 @@ impl Eval<'_> {
                 Step::Defer(..) => "defer",
                 Step::NoMatch => "no match",
             };
-            self.step(name, &shown, effect);
+            // The restriction's own step goes before the steps it caused (nested lists).
+            self.trace.insert(mark, step(shown, effect));
+            let pending = std::mem::take(&mut self.pending);
+            self.trace.splice(mark + 1..mark + 1, pending);
             match s {
                 Step::NoMatch => {}
                 other => return other,
@@ -277,35 +414,77 @@ impl Eval<'_> {
         Step::NoMatch
     }
 
-    fn relay_denied(&self, code: u16) -> Step {
-        let text = format!("<{}>: Relay access denied", self.rcpt_addr);
-        if code / 100 == 4 {
-            Step::Defer(code, "4.7.1", text)
-        } else {
-            Step::Reject(code, "5.7.1", text)
+    /// The access check a bare `type:table` in the current list stands for.
+    fn default_acl(&self) -> &'static str {
+        match self.top_list {
+            "smtpd_client_restrictions" => "check_client_access",
+            "smtpd_helo_restrictions" => "check_helo_access",
+            "smtpd_sender_restrictions" => "check_sender_access",
+            _ => "check_recipient_access",
         }
     }
 
+    fn relay_denied(&self, code: u16) -> Step {
+        let text = format!("<{}>: Relay access denied", self.rcpt_addr);
+        coded(code, "5.7.1", text)
+    }
+
     fn config_error() -> Step {
-        Step::Defer(451, "4.3.5", "Server configuration error".into())
+        Step::Defer(451, "4.3.5".into(), "Server configuration error".into())
+    }
+
+    /// smtpd's name for the client: `name[addr]`, `unknown[addr]` without a verified name.
+    fn client_reply_name(&self) -> String {
+        let addr = self
+            .client
+            .ip
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        format!(
+            "{}[{addr}]",
+            self.client.name.as_deref().unwrap_or("unknown")
+        )
+    }
+
+    /// (reply name, reply class) smtpd uses in refusals from list `list`.
+    fn reply_of(&self, list: &str) -> (String, &'static str) {
+        match list {
+            "smtpd_client_restrictions" => (self.client_reply_name(), "Client host"),
+            "smtpd_helo_restrictions" => (
+                self.client
+                    .helo
+                    .clone()
+                    .unwrap_or_else(|| "client.test".into()),
+                "Helo command",
+            ),
+            "smtpd_sender_restrictions" => (
+                self.client
+                    .sender
+                    .clone()
+                    .unwrap_or_else(|| "sender@sender.test".into()),
+                "Sender address",
+            ),
+            _ => (self.rcpt_addr.clone(), "Recipient address"),
+        }
     }
 
     /// The reply text smtpd uses for a generic reject in `list` (smtpd_check.c).
     fn access_denied(&self, list: &str) -> String {
-        match list {
-            "smtpd_client_restrictions" => "Client host rejected: Access denied".into(),
-            "smtpd_helo_restrictions" => "Helo command rejected: Access denied".into(),
-            "smtpd_sender_restrictions" => {
-                "<sender@sender.test>: Sender address rejected: Access denied".into()
-            }
-            _ => format!(
-                "<{}>: Recipient address rejected: Access denied",
-                self.rcpt_addr
-            ),
-        }
+        let (name, class) = self.reply_of(list);
+        format!("<{name}>: {class} rejected: Access denied")
     }
 
     fn restriction(&mut self, list: &str, r: &str, arg: Option<&str>, depth: usize) -> Step {
+        // Restriction class names are looked up as written, built-in names case-insensitively.
+        if self.classes.contains(r) {
+            return if depth < 20 {
+                self.list(r, depth + 1)
+            } else {
+                Self::config_error()
+            };
+        }
+        let lower = r.to_ascii_lowercase();
+        let r = lower.as_str();
         let auth_dest = matches!(self.rcpt, RecipientClass::Local | RecipientClass::Relay);
         // The version is resolved (maybe by running postconf) only for removed restrictions.
         if let Some(d) = params::get().deprecation(r) {
@@ -315,21 +494,44 @@ impl Eval<'_> {
         }
         match r {
             "permit" => Step::Permit,
-            "reject" => Step::Reject(
+            "reject" => coded(
                 self.scope.value("reject_code").parse().unwrap_or(554),
                 "5.7.1",
                 self.access_denied(list),
             ),
-            "defer" => Step::Defer(
-                self.scope.value("defer_code").parse().unwrap_or(450),
-                "4.7.1",
-                "Try again later".into(),
-            ),
-            "defer_if_permit" => {
-                self.defer_if_permit = true;
+            "defer" => {
+                let (name, class) = self.reply_of(list);
+                coded(
+                    self.scope.value("defer_code").parse().unwrap_or(450),
+                    "4.3.2",
+                    format!("<{name}>: {class} rejected: Try again later"),
+                )
+            }
+            "defer_if_permit" | "defer_if_reject" => {
+                let (name, class) = self.reply_of(list);
+                // Fixed 450 4.7.0 (smtpd_check.c generic_checks()).
+                let reply = (
+                    450,
+                    "4.7.0".to_string(),
+                    format!("<{name}>: {class} rejected: {r} requested"),
+                );
+                if r == "defer_if_permit" {
+                    self.defer_if_permit.get_or_insert(reply);
+                } else {
+                    self.defer_if_reject.get_or_insert(reply);
+                }
                 Step::NoMatch
             }
-            "permit_mynetworks" if self.client.in_mynetworks => Step::Permit,
+            "permit_mynetworks" => {
+                if let Some(why) = &self.client.mynetworks_unknown {
+                    self.depends.push(why.clone());
+                    Step::NoMatch
+                } else if self.client.in_mynetworks {
+                    Step::Permit
+                } else {
+                    Step::NoMatch
+                }
+            }
             "permit_sasl_authenticated" if self.client.authenticated && self.sasl_enabled => {
                 Step::Permit
             }
@@ -343,14 +545,13 @@ impl Eval<'_> {
                 self.relay_denied(code)
             }
             "defer_unauth_destination" if !auth_dest => {
+                // smtpd_check.c: var_relay_code - 100, i.e. 454 by default.
                 let code = self
                     .scope
-                    .value("unknown_relay_recipient_reject_code")
+                    .value("relay_domains_reject_code")
                     .parse::<u16>()
-                    .ok()
-                    .filter(|c| c / 100 == 4)
-                    .unwrap_or(454);
-                self.relay_denied(code)
+                    .unwrap_or(554);
+                self.relay_denied(code.saturating_sub(100))
             }
             "check_relay_domains" => {
                 if auth_dest {
@@ -371,28 +572,269 @@ impl Eval<'_> {
                 ));
                 Step::NoMatch
             }
-            r if r.starts_with("check_") && r.ends_with("_access") => {
-                let map = arg.unwrap_or("(missing map)");
-                match map {
-                    "static:OK" | "static:ok" | "static:PERMIT" => Step::Permit,
-                    "static:REJECT" | "static:reject" => Step::Reject(
-                        self.scope
-                            .value("access_map_reject_code")
-                            .parse()
-                            .unwrap_or(554),
-                        "5.7.1",
-                        self.access_denied(list),
-                    ),
-                    _ => {
-                        self.depends.push(format!("{r} {map}"));
-                        Step::NoMatch
-                    }
+            "check_client_access"
+            | "check_reverse_client_hostname_access"
+            | "check_helo_access"
+            | "check_sender_access"
+            | "check_recipient_access" => {
+                match arg.filter(|a| a.contains(':')) {
+                    Some(map) => self.access(list, r, map, depth),
+                    // is_map_command(): "need maptype:mapname".
+                    None => Self::config_error(),
                 }
             }
-            _ if self.classes.contains(r) && depth < 20 => self.list(r, depth + 1),
+            r if r.starts_with("check_") && r.ends_with("_access") => {
+                // _a_/_mx_/_ns_ variants need DNS; ccert/sasl need session facts.
+                self.depends
+                    .push(format!("{r} {}", arg.unwrap_or("(missing map)")));
+                Step::NoMatch
+            }
             _ if KNOWN.contains(&r) => Step::NoMatch,
             // An unknown restriction name; smtpd answers 451 4.3.5 for every recipient.
             _ => Self::config_error(),
+        }
+    }
+
+    /// One `check_*_access` restriction: look the client, HELO name, sender or recipient up
+    /// in the order smtpd does and apply the action of the first entry found.
+    fn access(&mut self, list: &str, r: &str, spec: &str, depth: usize) -> Step {
+        let model = self.model;
+        let table = match model.table(spec) {
+            Some(Opened::Table(t)) => t,
+            Some(Opened::Depends(why)) => {
+                self.depends.push(format!("{r} {why}"));
+                return Step::NoMatch;
+            }
+            None => {
+                self.depends.push(format!("{r} {spec} (not read)"));
+                return Step::NoMatch;
+            }
+        };
+        if let Some(n) = &table.note {
+            // smtpd answers from the compiled file, whose contents are not read here: any
+            // answer from the source may differ from what smtpd says.
+            self.depends.push(format!("{r} {spec} (stale: {n})"));
+            self.stale = true;
+            self.pending.push(TraceStep {
+                file: table.file.clone().unwrap_or_else(|| spec.into()),
+                line: 0,
+                entry: format!("{spec}: {n}"),
+                effect: "note".into(),
+            });
+        }
+        let (reply_name, reply_class) = match r {
+            "check_client_access" | "check_reverse_client_hostname_access" => {
+                (self.client_reply_name(), "Client host")
+            }
+            "check_helo_access" => (self.client.helo.clone().unwrap_or_default(), "Helo command"),
+            "check_sender_access" => (
+                self.client.sender.clone().unwrap_or_default(),
+                "Sender address",
+            ),
+            _ => (self.rcpt_addr.clone(), "Recipient address"),
+        };
+        let _ = list;
+        let found: Option<(&Entry, String)> = match r {
+            "check_client_access" | "check_reverse_client_hostname_access" => {
+                let name = self.client.name.clone().unwrap_or_else(|| "unknown".into());
+                match self.domain_lookup(table, &name, false) {
+                    Some(f) => Some(f),
+                    None => self.client.ip.and_then(|ip| self.addr_lookup(table, ip)),
+                }
+            }
+            "check_helo_access" => match self.client.helo.clone() {
+                Some(h) => self.domain_lookup(table, &h, false),
+                None => any_permit(table).map(|e| (e, "any HELO name the client chooses".into())),
+            },
+            "check_sender_access" => match self.client.sender.clone() {
+                Some(s) => mail_lookup(table, &s, self.parent_style()),
+                None => {
+                    any_permit(table).map(|e| (e, "any sender address the client chooses".into()))
+                }
+            },
+            _ => mail_lookup(table, &self.rcpt_addr.clone(), self.parent_style()),
+        };
+        let Some((entry, how)) = found else {
+            return Step::NoMatch;
+        };
+        let value = entry.value.clone();
+        let step = self.action(&value, table, entry, &reply_name, reply_class, depth);
+        let effect = match &step {
+            Step::Permit => "permit".to_string(),
+            Step::Reject(..) => "reject".to_string(),
+            Step::Defer(..) => "defer".to_string(),
+            Step::NoMatch => "no effect on the reply (the list continues)".to_string(),
+        };
+        self.pending.insert(
+            0,
+            TraceStep {
+                file: table.file.clone().unwrap_or_else(|| spec.into()),
+                line: entry.line,
+                entry: format!("{} {} (matched {how})", entry.key, entry.value),
+                effect,
+            },
+        );
+        step
+    }
+
+    fn parent_style(&self) -> bool {
+        list_items(&self.scope.value("parent_domain_matches_subdomains"))
+            .iter()
+            .any(|p| p == "smtpd_access_maps")
+    }
+
+    /// check_domain_access(): the name, then (fixed tables only) its parent domains, as
+    /// `example.com` with parent_domain_matches_subdomains containing smtpd_access_maps,
+    /// else as `.example.com`. `partial_only`: the first lookup is fixed-tables-only too.
+    fn domain_lookup<'t>(
+        &self,
+        table: &'t Table,
+        domain: &str,
+        partial_only: bool,
+    ) -> Option<(&'t Entry, String)> {
+        domain_lookup(table, domain, partial_only, self.parent_style())
+    }
+
+    /// check_addr_access(): the address, then (fixed tables only) its parent networks
+    /// `1.2.3`, `1.2`, `1`. For lint's stranger, a cidr entry that permits a broad public
+    /// range counts as matching: some strangers are in it.
+    fn addr_lookup<'t>(&self, table: &'t Table, ip: IpAddr) -> Option<(&'t Entry, String)> {
+        let addr = ip.to_string();
+        if !table.fixed && !table.is_static() && self.client.representative {
+            for e in table.entries() {
+                if table.get(&addr).is_some_and(|m| std::ptr::eq(m, e)) {
+                    return Some((e, format!("client address {addr}")));
+                }
+                if e.network().is_some_and(|n| maps::broad_public(&n)) && permits(&e.value) {
+                    return Some((
+                        e,
+                        format!(
+                            "a broad public range: clients from {} addresses are permitted",
+                            e.network().map(|n| n.to_string()).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            return None;
+        }
+        let delim = if addr.contains(':') { ':' } else { '.' };
+        let mut key = addr.clone();
+        let mut first = true;
+        loop {
+            if first || table.fixed {
+                if let Some(e) = table.get(&key) {
+                    return Some((e, format!("client address key {key}")));
+                }
+            }
+            first = false;
+            match key.rfind(delim) {
+                Some(i) => key.truncate(i),
+                None => return None,
+            }
+            if key.is_empty() {
+                return None;
+            }
+        }
+    }
+
+    /// check_table_result(): what the action of an access-map entry does.
+    fn action(
+        &mut self,
+        value: &str,
+        table: &Table,
+        entry: &Entry,
+        reply_name: &str,
+        reply_class: &str,
+        depth: usize,
+    ) -> Step {
+        let (cmd, text) = match value.split_once([' ', '\t']) {
+            Some((c, t)) => (c, t.trim_start()),
+            None => (value, ""),
+        };
+        let upper = cmd.to_ascii_uppercase();
+        let refuse = |code: u16, default_dsn: &str, default_text: &str| {
+            let (dsn, t) = dsn_split(text, default_dsn);
+            let t = if t.is_empty() { default_text } else { t };
+            coded(
+                code,
+                &dsn,
+                format!("<{reply_name}>: {reply_class} rejected: {t}"),
+            )
+        };
+        let map_reject = self
+            .scope
+            .value("access_map_reject_code")
+            .parse()
+            .unwrap_or(554);
+        let map_defer = self
+            .scope
+            .value("access_map_defer_code")
+            .parse()
+            .unwrap_or(450);
+        match upper.as_str() {
+            "DUNNO" => Step::NoMatch,
+            "REJECT" => refuse(map_reject, "5.7.1", "Access denied"),
+            "DEFER" => refuse(map_defer, "4.7.1", "Access denied"),
+            // Only logged, or delegated to the cleanup server: the RCPT reply is unchanged.
+            "WARN" | "FILTER" | "HOLD" | "REDIRECT" | "PREPEND" => Step::NoMatch,
+            // Accepted (and then silently discarded): a permit for this list.
+            "DISCARD" => {
+                self.discard = true;
+                Step::Permit
+            }
+            "DEFER_IF_PERMIT" | "DEFER_IF_REJECT" => {
+                let (dsn, t) = dsn_split(text, "4.7.1");
+                let t = if t.is_empty() {
+                    "Service unavailable"
+                } else {
+                    t
+                };
+                let reply = (
+                    map_defer,
+                    dsn,
+                    format!("<{reply_name}>: {reply_class} rejected: {t}"),
+                );
+                if upper == "DEFER_IF_PERMIT" {
+                    self.defer_if_permit.get_or_insert(reply);
+                } else {
+                    self.defer_if_reject.get_or_insert(reply);
+                }
+                Step::NoMatch
+            }
+            _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => Step::Permit,
+            _ if cmd.len() == 3
+                && !text.is_empty()
+                && matches!(cmd.as_bytes().first(), Some(b'4') | Some(b'5'))
+                && cmd.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let code: u16 = cmd.parse().unwrap_or(554);
+                let default = format!("{}.7.1", code / 100);
+                refuse(code, &default, "Access denied")
+            }
+            "OK" | "RELAY" => Step::Permit,
+            _ if value.contains(':') => Self::config_error(),
+            // "In the dark ages, an empty right-hand side meant OK."
+            "" => Step::Permit,
+            _ if depth >= 20 => Self::config_error(),
+            _ => {
+                // The value is a restriction list (names, restriction classes).
+                let origin = ListOrigin {
+                    file: table
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| table.spec.clone().into()),
+                    line: entry.line,
+                };
+                let items = list_items(value);
+                let saved = std::mem::take(&mut self.pending);
+                let mark = self.trace.len();
+                let s = self.items(&entry.key, &items, &origin, depth + 1);
+                // Steps of the nested list belong after the map entry's own step.
+                let nested: Vec<TraceStep> = self.trace.drain(mark..).collect();
+                self.pending = saved;
+                self.pending.extend(nested);
+                s
+            }
         }
     }
 
@@ -401,7 +843,8 @@ impl Eval<'_> {
         let items = list_items(&self.scope.value(name));
         let mut i = 0;
         while i < items.len() {
-            let it = items[i].as_str();
+            let lower = items[i].to_ascii_lowercase();
+            let it = lower.as_str();
             if it == "warn_if_reject" {
                 i += 2;
                 continue;
@@ -412,13 +855,108 @@ impl Eval<'_> {
             if SAFETY.contains(&it) {
                 return true;
             }
-            if self.classes.contains(it) && depth < 20 && self.has_safety(it, depth + 1) {
+            let name = items[i].as_str();
+            if self.classes.contains(name) && depth < 20 && self.has_safety(name, depth + 1) {
                 return true;
             }
             i += if takes_arg(it) { 2 } else { 1 };
         }
         false
     }
+}
+
+/// Whether an access-map action permits by itself.
+fn permits(value: &str) -> bool {
+    let cmd = value.split([' ', '\t']).next().unwrap_or("");
+    let u = cmd.to_ascii_uppercase();
+    matches!(u.as_str(), "OK" | "RELAY" | "DISCARD" | "PERMIT" | "")
+        || (!cmd.is_empty() && cmd.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Lint's class evaluation of a HELO or sender map: the client picks the value, so the
+/// first entry (file order) that permits is what it would pick.
+fn any_permit(table: &Table) -> Option<&Entry> {
+    if !table.fixed {
+        return None; // cidr keys are addresses: never a HELO name or sender address
+    }
+    table.entries().iter().find(|e| permits(&e.value))
+}
+
+fn domain_lookup<'t>(
+    table: &'t Table,
+    domain: &str,
+    partial_only: bool,
+    parent_style: bool,
+) -> Option<(&'t Entry, String)> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty() {
+        return None;
+    }
+    if !partial_only || table.fixed {
+        if let Some(e) = table.get(&domain) {
+            return Some((e, format!("key {domain}")));
+        }
+    }
+    // No subdomain magic for numerical host names, nor for pattern tables.
+    if !table.fixed || domain.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let mut rest = domain.as_str();
+    while let Some(i) = rest.get(1..).and_then(|r| r.find('.')).map(|i| i + 1) {
+        let parent = &rest[i..];
+        let key = if parent_style {
+            parent.get(1..).unwrap_or("")
+        } else {
+            parent
+        };
+        if key.is_empty() {
+            break;
+        }
+        if let Some(e) = table.get(key) {
+            return Some((e, format!("parent domain key {key}")));
+        }
+        rest = parent;
+    }
+    None
+}
+
+/// check_mail_access(): the full address, then (fixed tables only) the domain and its
+/// parents, then `user@`.
+fn mail_lookup<'t>(
+    table: &'t Table,
+    addr: &str,
+    parent_style: bool,
+) -> Option<(&'t Entry, String)> {
+    let addr = addr
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_ascii_lowercase();
+    if let Some(e) = table.get(&addr) {
+        return Some((e, format!("key {addr}")));
+    }
+    if !table.fixed {
+        return None;
+    }
+    let (local, domain) = addr.rsplit_once('@')?;
+    if let Some(f) = domain_lookup(table, domain, true, parent_style) {
+        return Some(f);
+    }
+    let key = format!("{local}@");
+    table.get(&key).map(|e| (e, format!("key {key}")))
+}
+
+/// How a built-in default is shown in a trace: what the admin would search for.
+fn default_label(model: &Model, scope: &Scope, name: &str) -> String {
+    let compat = scope.value("compatibility_level");
+    let compat = if compat.is_empty() {
+        "0".into()
+    } else {
+        compat
+    };
+    let _ = name; // the trace entry names the list itself
+    format!(
+        "built-in default (Postfix {}, compatibility_level {compat})",
+        params::show_version(model.version())
+    )
 }
 
 /// The listener's name as users know it (`smtp`, `submission`, `127.0.0.1:10025`).
@@ -456,11 +994,12 @@ pub fn evaluate(
     let relay_first = scope
         .value("smtpd_relay_before_recipient_restrictions")
         .eq_ignore_ascii_case("yes");
+    let authenticated = client.authenticated && sasl;
     let mut ev = Eval {
         model,
         scope,
         client: Client {
-            authenticated: client.authenticated && sasl,
+            authenticated,
             ..client
         },
         rcpt,
@@ -468,8 +1007,12 @@ pub fn evaluate(
         sasl_enabled: sasl,
         classes,
         trace: Vec::new(),
+        pending: Vec::new(),
         depends: Vec::new(),
-        defer_if_permit: false,
+        defer_if_permit: None,
+        defer_if_reject: None,
+        discard: false,
+        stale: false,
         top_list: "smtpd_recipient_restrictions",
     };
     let name = listener_name(model, si);
@@ -479,10 +1022,10 @@ pub fn evaluate(
     {
         d.result = Verdict::Unavailable;
         d.text = Some("fatal: in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer, defer_if_permit or check_relay_domains".into());
-        let (file, line) = ev.origin_of("smtpd_relay_restrictions");
+        let o = ev.origin_of("smtpd_relay_restrictions");
         d.trace.push(TraceStep {
-            file,
-            line,
+            file: o.file,
+            line: o.line,
             entry: "smtpd_relay_restrictions / smtpd_recipient_restrictions".into(),
             effect: "startup safety check fails: smtpd exits on every connection".into(),
         });
@@ -498,12 +1041,16 @@ pub fn evaluate(
     } else {
         order.extend(["smtpd_recipient_restrictions", "smtpd_relay_restrictions"]);
     }
-    let mut outcome: Option<(Verdict, u16, &'static str, String)> = None;
+    let mut outcome: Option<(Verdict, u16, String, String)> = None;
     for list in order {
         ev.top_list = list;
         match ev.list(list, 0) {
             Step::Reject(c, e, t) => {
-                outcome = Some((Verdict::Reject, c, e, t));
+                // defer_if_reject turns a later reject into its own 4xx reply.
+                outcome = Some(match ev.defer_if_reject.take() {
+                    Some((c, e, t)) => (Verdict::Defer, c, e, t),
+                    None => (Verdict::Reject, c, e, t),
+                });
                 break;
             }
             Step::Defer(c, e, t) => {
@@ -512,20 +1059,20 @@ pub fn evaluate(
             }
             Step::Permit | Step::NoMatch => {}
         }
+        if ev.discard {
+            break;
+        }
     }
-    if outcome.is_none() && ev.defer_if_permit {
-        outcome = Some((
-            Verdict::Defer,
-            450,
-            "4.7.1",
-            "Service unavailable (defer_if_permit)".into(),
-        ));
+    if outcome.is_none() && !ev.discard {
+        if let Some((c, e, t)) = ev.defer_if_permit.take() {
+            outcome = Some((Verdict::Defer, c, e, t));
+        }
     }
     match outcome {
         Some((v, c, e, t)) => {
             d.result = v;
             d.code = Some(c);
-            d.enhanced = Some(e.to_string());
+            d.enhanced = Some(e);
             d.text = Some(t);
         }
         None => {
@@ -534,7 +1081,7 @@ pub fn evaluate(
             d.text = Some("Ok".into());
         }
     }
-    if !ev.depends.is_empty() && d.result != Verdict::Accept {
+    if ev.stale || (!ev.depends.is_empty() && d.result != Verdict::Accept) {
         // A map or policy service could have permitted (or refused) earlier.
         d.result = Verdict::Depends;
     }
@@ -567,10 +1114,36 @@ pub fn sample_domains(model: &Model, si: usize) -> Vec<(RecipientClass, String)>
 /// Recipient class of `domain` for listener `si`.
 pub fn classify(model: &Model, si: usize, domain: &str) -> RecipientClass {
     let scope = model.scope(Some(si));
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let parents = list_items(&scope.value("parent_domain_matches_subdomains"));
+    // match_list(3) for domains: a literal, `.domain` for subdomains, `domain` also matching
+    // subdomains where parent_domain_matches_subdomains names the parameter, or a table in
+    // which the domain (or, for fixed tables, a parent) is a key.
     let has = |name: &str| {
-        list_items(&scope.value(name)).iter().any(|d| {
-            d.eq_ignore_ascii_case(domain) || (d.starts_with('.') && domain.ends_with(d.as_str()))
-        })
+        let parent_style = parents.iter().any(|p| p == name);
+        for d in list_items(&scope.value(name)) {
+            let (neg, d) = match d.strip_prefix('!') {
+                Some(r) => (true, r.to_string()),
+                None => (false, d.clone()),
+            };
+            let hit = if maps::split_spec(&d).is_some() {
+                match model.table(&d) {
+                    Some(Opened::Table(t)) => {
+                        domain_lookup(t, &domain, false, parent_style).is_some()
+                    }
+                    _ => false,
+                }
+            } else {
+                let d = d.to_ascii_lowercase();
+                d == domain
+                    || (d.starts_with('.') && domain.ends_with(d.as_str()))
+                    || (parent_style && domain.ends_with(&format!(".{d}")))
+            };
+            if hit {
+                return !neg;
+            }
+        }
+        false
     };
     if has("mydestination") || has("virtual_alias_domains") || has("virtual_mailbox_domains") {
         RecipientClass::Local
@@ -581,19 +1154,237 @@ pub fn classify(model: &Model, si: usize, domain: &str) -> RecipientClass {
     }
 }
 
-/// Whether `ip` is inside the listener's effective mynetworks (CIDR and host entries).
+/// Whether `ip` is inside the listener's effective mynetworks (false when unknown).
 pub fn in_mynetworks(model: &Model, si: usize, ip: &str) -> bool {
-    let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
-        return false;
-    };
-    list_items(&model.scope(Some(si)).value("mynetworks"))
-        .iter()
-        .any(|n| {
-            let n = n.replace(['[', ']'], "");
-            if let Ok(net) = n.parse::<ipnet::IpNet>() {
-                net.contains(&addr)
-            } else {
-                n.parse::<std::net::IpAddr>().is_ok_and(|a| a == addr)
+    ip.trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .ok()
+        .and_then(|a| mynetworks_match(model, si, a).ok())
+        .unwrap_or(false)
+}
+
+/// Whether `ip` is inside the listener's effective mynetworks, as match_list(3) decides it
+/// for permit_mynetworks: items in order, first match wins, `!item` excludes; items are
+/// networks, addresses, `/file/name` (its items), or `type:table` (the address is looked
+/// up; any value matches). `Err` names what cannot be known: an unreadable table, or a
+/// mynetworks derived from interfaces a --root snapshot does not record.
+pub fn mynetworks_match(model: &Model, si: usize, ip: IpAddr) -> Result<bool, String> {
+    if let Some(why) = model.mynetworks_unknown(Some(si)) {
+        // Every mynetworks_style includes loopback (mynetworks.c).
+        return if ip.is_loopback() { Ok(true) } else { Err(why) };
+    }
+    let items = list_items(&model.scope(Some(si)).value("mynetworks"));
+    Ok(match_items(model, &items, ip, 0)?.unwrap_or(false))
+}
+
+fn match_items(
+    model: &Model,
+    items: &[String],
+    ip: IpAddr,
+    depth: usize,
+) -> Result<Option<bool>, String> {
+    for it in items {
+        let (neg, pat) = match it.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, it.as_str()),
+        };
+        let hit = if pat.starts_with('/') {
+            let Some(src) = model.list_file(pat) else {
+                return Err(format!("mynetworks file {pat} (missing or unreadable)"));
+            };
+            if depth > 10 {
+                continue;
             }
-        })
+            let inner: Vec<String> = src
+                .text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .flat_map(list_items)
+                .collect();
+            match match_items(model, &inner, ip, depth + 1)? {
+                Some(m) => return Ok(Some(m != neg)),
+                None => false,
+            }
+        } else if maps::split_spec(pat).is_some() && !pat.starts_with('[') {
+            match model.table(pat) {
+                Some(Opened::Table(t)) => t.get(&ip.to_string()).is_some(),
+                Some(Opened::Depends(why)) => return Err(format!("mynetworks {why}")),
+                None => return Err(format!("mynetworks {pat} (not read)")),
+            }
+        } else {
+            let n = pat.replace(['[', ']'], "");
+            if let Ok(net) = n.parse::<ipnet::IpNet>() {
+                net.contains(&ip)
+            } else {
+                n.parse::<IpAddr>().is_ok_and(|a| a == ip)
+            }
+        };
+        if hit {
+            return Ok(Some(!neg));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Context, Options, Root};
+
+    /// A --root snapshot with main.cf, master.cf and extra files under etc/postfix.
+    fn model(main: &str, master: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, Model) {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc/postfix");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("main.cf"), main).unwrap();
+        std::fs::write(etc.join("master.cf"), master).unwrap();
+        for (n, t) in files {
+            std::fs::write(etc.join(n), t).unwrap();
+        }
+        let ctx = Context::new(
+            Root::snapshot(d.path()),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let mut f = Vec::new();
+        let m = Model::load(&ctx, &etc, &mut f);
+        (d, m)
+    }
+
+    const SMTP: &str = "smtp inet n - y - - smtpd\n";
+
+    fn stranger_external(m: &Model) -> Decision {
+        evaluate(
+            m,
+            0,
+            Client::of(ClientClass::Stranger),
+            RecipientClass::External,
+            "someone@external.example",
+        )
+    }
+
+    #[test]
+    fn lint_stranger_and_cidr_entries() {
+        let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access cidr:/etc/postfix/c.cidr, reject_unauth_destination\n";
+        // One partner address: not an open relay for strangers in general.
+        let (_d, m) = model(main, SMTP, &[("c.cidr", "198.51.100.7 OK\n")]);
+        assert_eq!(stranger_external(&m).result, Verdict::Reject);
+        // A broad public range granted OK: strangers there relay; the trace names the entry.
+        let (_d, m) = model(main, SMTP, &[("c.cidr", "# x\n198.0.0.0/8 OK\n")]);
+        let d = stranger_external(&m);
+        assert_eq!(d.result, Verdict::Accept);
+        let last = d.trace.last().unwrap();
+        assert_eq!(
+            (last.file.display().to_string(), last.line),
+            ("etc/postfix/c.cidr".to_string(), 2)
+        );
+        // An unreadable map is `depends`, naming it.
+        let (_d, m) = model(
+            &main.replace("cidr:", "pcre:"),
+            SMTP,
+            &[("c.cidr", "0.0.0.0/0 OK\n")],
+        );
+        let d = stranger_external(&m);
+        assert_eq!(d.result, Verdict::Depends);
+        assert!(
+            d.depends_on[0].contains("pcre:/etc/postfix/c.cidr"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn stale_indexed_map_is_depends() {
+        let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access hash:/etc/postfix/c, reject_unauth_destination\n";
+        let (d, _m) = model(main, SMTP, &[("c.db", ""), ("c", "203.0.113.5 OK\n")]);
+        // Source newer than the compiled file.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let db = std::fs::File::options()
+            .write(true)
+            .open(d.path().join("etc/postfix/c.db"))
+            .unwrap();
+        db.set_modified(old).unwrap();
+        let ctx = Context::new(
+            Root::snapshot(d.path()),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        let dec = stranger_external(&m);
+        assert_eq!(dec.result, Verdict::Depends);
+        assert!(dec.depends_on[0].contains("stale"), "{dec:?}");
+        // Fresh: evaluated.
+        db.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        let ctx = Context::new(Root::snapshot(d.path()), Options::default());
+        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        assert_eq!(stranger_external(&m).result, Verdict::Accept);
+    }
+
+    #[test]
+    fn map_actions_and_reply_codes() {
+        let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_recipient_access inline:{ { external.example = 550 5.7.9 no }, { other.example = DEFER_IF_PERMIT later }, x.example=partner }, reject_unauth_destination\nsmtpd_restriction_classes = partner\npartner = permit\n";
+        let (_d, m) = model(main, SMTP, &[]);
+        let d = stranger_external(&m);
+        assert_eq!((d.code, d.enhanced.as_deref()), (Some(550), Some("5.7.9")));
+        let ev = |rcpt: &str| {
+            evaluate(
+                &m,
+                0,
+                Client::of(ClientClass::Stranger),
+                RecipientClass::External,
+                rcpt,
+            )
+        };
+        // DEFER_IF_PERMIT does not stop the reject that follows.
+        assert_eq!(ev("u@other.example").code, Some(554));
+        // A restriction class as the action.
+        assert_eq!(ev("u@x.example").result, Verdict::Accept);
+    }
+
+    #[test]
+    fn mynetworks_file_table_and_snapshot_default() {
+        let (_d, m) = model(
+            "mynetworks = /etc/postfix/nets, cidr:/etc/postfix/n.cidr\n",
+            SMTP,
+            &[
+                ("nets", "# lan\n10.0.0.0/8 !192.0.2.7\n"),
+                ("n.cidr", "192.0.2.0/24 x\n"),
+            ],
+        );
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(mynetworks_match(&m, 0, ip("10.1.2.3")), Ok(true));
+        assert_eq!(mynetworks_match(&m, 0, ip("192.0.2.7")), Ok(false));
+        assert_eq!(mynetworks_match(&m, 0, ip("192.0.2.8")), Ok(true));
+        assert_eq!(mynetworks_match(&m, 0, ip("203.0.113.5")), Ok(false));
+        let (d, m) = model("mynetworks_style = subnet\n", SMTP, &[]);
+        assert_eq!(mynetworks_match(&m, 0, ip("127.0.0.1")), Ok(true));
+        let e = mynetworks_match(&m, 0, ip("10.1.2.3")).unwrap_err();
+        assert!(e.contains("mynetworks_style = subnet"), "{e}");
+        // The snapshot records its interfaces: the derivation is known.
+        let net = d.path().join("etc/network");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(
+            net.join("interfaces"),
+            "auto lo\niface lo inet loopback\niface eth0 inet static\n  address 10.1.2.5\n  netmask 255.255.255.0\n",
+        )
+        .unwrap();
+        let ctx = Context::new(
+            Root::snapshot(d.path()),
+            Options {
+                postfix_version: Some("3.7".into()),
+                ..Default::default()
+            },
+        );
+        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        assert_eq!(mynetworks_match(&m, 0, ip("10.1.2.9")), Ok(true));
+        assert_eq!(mynetworks_match(&m, 0, ip("10.1.3.9")), Ok(false));
+        assert_eq!(
+            m.scope(None).value("mynetworks"),
+            "127.0.0.0/8 10.1.2.0/24 [::1]/128"
+        );
+    }
 }

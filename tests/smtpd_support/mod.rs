@@ -30,8 +30,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 /// One configuration to run: main.cf lines (the harness adds the loopback/queue settings),
 /// one smtpd listener per entry of `listeners` (its indented `-o` lines), and extra files
-/// written into the configuration directory before start (name, content); names listed in
-/// `postmap` are compiled with `postmap hash:NAME` afterwards.
+/// written into the configuration directory before start (name, content; main.cf refers to
+/// them as `$config_directory/NAME`); names listed in `postmap` are compiled with
+/// `postmap hash:NAME` (or `postmap TYPE:NAME` when given as `TYPE:NAME`) afterwards.
+/// The harness's `mynetworks = 127.0.0.0/8 192.0.2.0/24` comes before the scenario's main.cf
+/// lines, so a scenario may override it; with mynetworks_style and no mynetworks it is left out.
 pub struct Scenario<'a> {
     pub name: &'a str,
     pub main: &'a str,
@@ -72,9 +75,10 @@ pub struct Running {
     _dir: tempfile::TempDir,
 }
 
-/// First port of a block of 4 for scenario number `n`, distinct per test process.
+/// First port of a block of 4 for scenario number `n` (up to 50 scenarios), distinct per
+/// test process.
 pub fn base_port(n: usize) -> u16 {
-    20000 + (std::process::id() % 400) as u16 * 100 + (n as u16 % 25) * 4
+    20000 + (std::process::id() % 200) as u16 * 200 + (n as u16 % 50) * 4
 }
 
 /// Writes the scenario's configuration and starts its master; ports start at `base`.
@@ -93,8 +97,20 @@ pub fn start(master: &Path, sc: &Scenario, base: u16) -> Result<Running, String>
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     let _ = Command::new("chown").arg("postfix").arg(&d).status();
+    // The trusted test network comes first so that a scenario can override it (the last
+    // entry wins); a scenario about mynetworks_style must not get a mynetworks at all.
+    let sets = |name: &str| {
+        sc.main
+            .lines()
+            .any(|l| l.split('=').next().is_some_and(|n| n.trim() == name))
+    };
+    let mynetworks = if sets("mynetworks_style") && !sets("mynetworks") {
+        ""
+    } else {
+        "mynetworks = 127.0.0.0/8 192.0.2.0/24\n"
+    };
     let main = format!(
-        "{}inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8 192.0.2.0/24\nsmtpd_authorized_xclient_hosts = 127.0.0.0/8\nsmtpd_sasl_type = cyrus\nqueue_directory = {}\ndata_directory = {}\nmaillog_file = /var/log/relaydoctor-smtpd-test.log\n",
+        "{mynetworks}{}inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nsmtpd_authorized_xclient_hosts = 127.0.0.0/8\nsmtpd_sasl_type = cyrus\nqueue_directory = {}\ndata_directory = {}\nmaillog_file = /var/log/relaydoctor-smtpd-test.log\n",
         sc.main,
         q.display(),
         d.display()
@@ -104,10 +120,12 @@ pub fn start(master: &Path, sc: &Scenario, base: u16) -> Result<Running, String>
         std::fs::write(conf.join(name), content).map_err(|e| e.to_string())?;
     }
     for name in sc.postmap {
+        // `NAME` is compiled as hash:NAME, `TYPE:NAME` as that type.
+        let (kind, name) = name.split_once(':').unwrap_or(("hash", name));
         let ok = Command::new("postmap")
             .arg("-c")
             .arg(&conf)
-            .arg(format!("hash:{}", conf.join(name).display()))
+            .arg(format!("{kind}:{}", conf.join(name).display()))
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
