@@ -124,8 +124,21 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
     let mut out = Vec::new();
     for si in model.smtpd_listeners() {
         let client = policy::Client::for_query(&model, si, q);
-        let class = policy::classify(&model, si, &domain);
-        out.push(policy::evaluate(&model, si, client, class, &q.rcpt));
+        let (class, unknown) = policy::classify_checked(&model, si, &domain);
+        let mut d = policy::evaluate(&model, si, client.clone(), class, &q.rcpt);
+        // A domain list relaydoctor cannot read (proxy:mysql:..., a missing map) might list
+        // the domain; when that would change the reply, the answer depends on that table.
+        for (other, table) in unknown {
+            let alt = policy::evaluate(&model, si, client.clone(), other, &q.rcpt);
+            if alt.result != d.result || alt.code != d.code {
+                d.result = crate::relay::Verdict::Depends;
+                d.depends_on.push(format!(
+                    "whether {domain} is listed in {table} (relaydoctor cannot read that table; if it is listed, the reply is {})",
+                    alt.reply_line()
+                ));
+            }
+        }
+        out.push(d);
     }
     Ok(out)
 }

@@ -1113,13 +1113,26 @@ pub fn sample_domains(model: &Model, si: usize) -> Vec<(RecipientClass, String)>
 
 /// Recipient class of `domain` for listener `si`.
 pub fn classify(model: &Model, si: usize, domain: &str) -> RecipientClass {
+    classify_checked(model, si, domain).0
+}
+
+/// The recipient class of `domain`, and what could not be looked up: a domain list with a
+/// table relaydoctor cannot read (`proxy:mysql:...`, a missing map) might list the domain,
+/// which would make it a final destination (or a relay domain) instead. The unknowns are
+/// (the class the domain would have, "name = table") for each such table before a hit.
+pub fn classify_checked(
+    model: &Model,
+    si: usize,
+    domain: &str,
+) -> (RecipientClass, Vec<(RecipientClass, String)>) {
     let scope = model.scope(Some(si));
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let parents = list_items(&scope.value("parent_domain_matches_subdomains"));
+    let mut unknown = Vec::new();
     // match_list(3) for domains: a literal, `.domain` for subdomains, `domain` also matching
     // subdomains where parent_domain_matches_subdomains names the parameter, or a table in
     // which the domain (or, for fixed tables, a parent) is a key.
-    let has = |name: &str| {
+    let mut has = |name: &str, class: RecipientClass| {
         let parent_style = parents.iter().any(|p| p == name);
         for d in list_items(&scope.value(name)) {
             let (neg, d) = match d.strip_prefix('!') {
@@ -1131,7 +1144,10 @@ pub fn classify(model: &Model, si: usize, domain: &str) -> RecipientClass {
                     Some(Opened::Table(t)) => {
                         domain_lookup(t, &domain, false, parent_style).is_some()
                     }
-                    _ => false,
+                    _ => {
+                        unknown.push((class, format!("{name} = {d}")));
+                        false
+                    }
                 }
             } else {
                 let d = d.to_ascii_lowercase();
@@ -1145,13 +1161,19 @@ pub fn classify(model: &Model, si: usize, domain: &str) -> RecipientClass {
         }
         false
     };
-    if has("mydestination") || has("virtual_alias_domains") || has("virtual_mailbox_domains") {
+    let class = if has("mydestination", RecipientClass::Local)
+        || has("virtual_alias_domains", RecipientClass::Local)
+        || has("virtual_mailbox_domains", RecipientClass::Local)
+    {
         RecipientClass::Local
-    } else if has("relay_domains") {
+    } else if has("relay_domains", RecipientClass::Relay) {
         RecipientClass::Relay
     } else {
         RecipientClass::External
-    }
+    };
+    // Only tables consulted before the deciding list can change the answer.
+    unknown.retain(|(c, _)| *c != class && !(class == RecipientClass::Local));
+    (class, unknown)
 }
 
 /// Whether `ip` is inside the listener's effective mynetworks (false when unknown).
@@ -1263,6 +1285,27 @@ mod tests {
             RecipientClass::External,
             "someone@external.example",
         )
+    }
+
+    #[test]
+    fn a_domain_list_that_cannot_be_read_makes_the_class_unknown() {
+        let main = "compatibility_level = 3.6\nmydestination = localhost\nrelay_domains = relay.example\nvirtual_mailbox_domains = proxy:mysql:/etc/postfix/vdom.cf, texthash:/etc/postfix/vdom\n";
+        let (_d, m) = model(main, SMTP, &[("vdom", "listed.example OK\n")]);
+        let (class, unknown) = classify_checked(&m, 0, "customer.example");
+        assert_eq!(class, RecipientClass::External);
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
+        assert_eq!(unknown[0].0, RecipientClass::Local);
+        assert!(unknown[0].1.contains("proxy:mysql:/etc/postfix/vdom.cf"));
+        // A readable table decides; mydestination decides before any table is consulted.
+        assert_eq!(
+            classify_checked(&m, 0, "listed.example").0,
+            RecipientClass::Local
+        );
+        assert!(classify_checked(&m, 0, "localhost").1.is_empty());
+        // relay.example is a relay domain unless the mysql table makes it local.
+        let (class, unknown) = classify_checked(&m, 0, "relay.example");
+        assert_eq!(class, RecipientClass::Relay);
+        assert_eq!(unknown.len(), 1);
     }
 
     #[test]
