@@ -1172,7 +1172,7 @@ pub fn classify_checked(
         RecipientClass::External
     };
     // Only tables consulted before the deciding list can change the answer.
-    unknown.retain(|(c, _)| *c != class && !(class == RecipientClass::Local));
+    unknown.retain(|(c, _)| *c != class && class != RecipientClass::Local);
     (class, unknown)
 }
 
