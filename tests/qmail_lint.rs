@@ -162,6 +162,30 @@ fn missing_rcpthosts_relays_and_missing_rules_drop_connections() {
 }
 
 #[test]
+fn conditional_relayclient_makes_the_decision_depend_on_the_condition() {
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("var/qmail/control");
+    let svc = d.path().join("service/qmail-smtpd");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(c.join("rcpthosts"), "example.com\n").unwrap();
+    std::fs::write(
+        svc.join("run"),
+        "#!/bin/sh\nif [ -f /etc/relay-all ]; then export RELAYCLIENT=\"\"; fi\nexec tcpserver 0 smtp /var/qmail/bin/qmail-smtpd 2>&1\n",
+    )
+    .unwrap();
+    let got = decide(d.path(), "198.51.100.7", "u@gmail.com", &[]);
+    assert_eq!(got[0]["result"], "depends", "{got:?}");
+    let why = got[0]["depends_on"][0].as_str().unwrap();
+    assert!(why.contains("[ -f /etc/relay-all ]"), "{why}");
+    assert!(why.contains("service/qmail-smtpd/run:2"), "{why}");
+    // A local recipient is accepted either way; no open-relay finding for the condition.
+    let got = decide(d.path(), "198.51.100.7", "u@example.com", &[]);
+    assert_eq!(got[0]["result"], "accept");
+    assert!(!findings(d.path()).iter().any(|f| f.0 == "QM005"));
+}
+
+#[test]
 fn submission_requiring_auth_refuses_strangers() {
     let root = repo("fixtures/rules/QM010/good");
     let d = decide(
