@@ -77,6 +77,9 @@ pub struct Context {
     /// Files that exist but could not be loaded (unreadable, binary, too large): they were
     /// looked at, so they count in the summary.
     rejected: Mutex<std::collections::BTreeSet<PathBuf>>,
+    /// Files read and checked in pieces without keeping their text (qmail's million-line
+    /// control files, when they are consistent): they count in the summary too.
+    streamed: Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Context {
@@ -86,6 +89,7 @@ impl Context {
             options,
             sources: Mutex::new(BTreeMap::new()),
             rejected: Mutex::new(Default::default()),
+            streamed: Mutex::new(Default::default()),
         }
     }
 
@@ -153,6 +157,15 @@ impl Context {
         }
     }
 
+    /// Count a file read without `load` (checked in pieces, its text not kept) as read.
+    pub fn note_read(&self, real: &Path) {
+        let display = self.root.display(real);
+        self.streamed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(display);
+    }
+
     /// A file loaded earlier in this run, by its displayed path.
     pub fn source(&self, display: &Path) -> Option<Arc<SourceFile>> {
         self.lock().get(display).cloned()
@@ -165,7 +178,18 @@ impl Context {
 
     /// Number of files read in this run.
     pub fn files_read(&self) -> usize {
-        let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rejected = self
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        rejected.extend(
+            self.streamed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
         let sources = self.lock();
         sources.len()
             + rejected

@@ -62,8 +62,10 @@ fn demo_plesk_tree_findings_point_at_the_cause() {
         ("QM009", "etc/xinetd.d/submission_psa", 11),
         ("QM004", "var/qmail/control/morercpthosts", 61),
         ("QM012", "var/qmail/control/smtproutes", 1),
+        // newclient.example (virtualdomains:63) is in morercpthosts but not in its cdb:
+        // QM004 above is that cause, so no QM003 repeats it.
         ("QM003", "var/qmail/control/virtualdomains", 62),
-        ("QM003", "var/qmail/control/virtualdomains", 63),
+        ("QM003", "var/qmail/control/virtualdomains", 64),
     ];
     for w in want {
         assert!(
@@ -72,6 +74,47 @@ fn demo_plesk_tree_findings_point_at_the_cause() {
         );
     }
     assert_eq!(got.len(), want.len(), "{got:?}");
+}
+
+/// (code, help) of each finding of `lint --root`.
+fn helps(root: &Path) -> Vec<(String, String)> {
+    let v = run(&["lint", "--root", root.to_str().unwrap(), "--format", "json"]);
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["help"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_finding_per_cause_with_advice_for_this_server() {
+    // A missing rules cdb that a service needs: QM016 (connections dropped), not also QM013.
+    let got = helps(&repo("fixtures/rules/QM016/bad"));
+    assert_eq!(got.iter().filter(|g| g.0 == "QM016").count(), 1, "{got:?}");
+    assert!(!got.iter().any(|g| g.0 == "QM013"), "{got:?}");
+    // The rebuild command names the server's files, not the snapshot-relative ones.
+    let got = helps(&repo("fixtures/rules/QM013/bad"));
+    let h = &got.iter().find(|g| g.0 == "QM013").unwrap().1;
+    assert_eq!(
+        h,
+        "tcprules /etc/tcp.smtp.cdb /etc/tcp.smtp.tmp < /etc/tcp.smtp"
+    );
+    // Plesk: its own checkpassword, in its own xinetd form.
+    let got = helps(&repo("fixtures/demo/qmail-server"));
+    let h = &got.iter().find(|g| g.0 == "QM009").unwrap().1;
+    assert!(h.contains("/var/qmail/bin/smtp_auth"), "{h}");
+    assert!(!h.contains("vchkpw"), "{h}");
+    let got = helps(&repo("fixtures/rules/QM009/bad"));
+    assert!(
+        got.iter().any(|g| g.0 == "QM009" && g.1.contains("vchkpw")),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -159,6 +202,30 @@ fn missing_rcpthosts_relays_and_missing_rules_drop_connections() {
         &[],
     );
     assert_eq!(d[0]["result"], "unavailable");
+}
+
+#[test]
+fn conditional_relayclient_makes_the_decision_depend_on_the_condition() {
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("var/qmail/control");
+    let svc = d.path().join("service/qmail-smtpd");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(c.join("rcpthosts"), "example.com\n").unwrap();
+    std::fs::write(
+        svc.join("run"),
+        "#!/bin/sh\nif [ -f /etc/relay-all ]; then export RELAYCLIENT=\"\"; fi\nexec tcpserver 0 smtp /var/qmail/bin/qmail-smtpd 2>&1\n",
+    )
+    .unwrap();
+    let got = decide(d.path(), "198.51.100.7", "u@gmail.com", &[]);
+    assert_eq!(got[0]["result"], "depends", "{got:?}");
+    let why = got[0]["depends_on"][0].as_str().unwrap();
+    assert!(why.contains("[ -f /etc/relay-all ]"), "{why}");
+    assert!(why.contains("service/qmail-smtpd/run:2"), "{why}");
+    // A local recipient is accepted either way; no open-relay finding for the condition.
+    let got = decide(d.path(), "198.51.100.7", "u@example.com", &[]);
+    assert_eq!(got[0]["result"], "accept");
+    assert!(!findings(d.path()).iter().any(|f| f.0 == "QM005"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the problem, saying what clients will see.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::model::{file_location, has_any, CdbState, Control, FastSet, Model, RulesFile};
 use super::policy::{self, auth_mode, is_true_prog, rule_env, Auth, NOGATEWAY};
@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, m: &Model, out: &mut Vec<Finding>) {
     }
     for r in &m.rules {
         tcprules_syntax(r, out);
-        tcprules_stale(r, m.standalone, out);
+        tcprules_stale(ctx, m, r, out);
         never_matching(r, out);
         relayclient_value(r, out);
         broad_relay(ctx, m, r, out);
@@ -464,20 +464,25 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
         lists.push(("virtualdomains", src, ra));
     }
     // Built only when something is refused: is the domain in morercpthosts (not its cdb)?
+    // Then the cause is the stale or missing cdb, which QM004 reports with its fix: one
+    // finding per cause, so no QM003 for it.
     let mut more_src: Option<FastSet<Cow<'_, str>>> = None;
     for (what, src, bad) in lists {
-        for &(start, end, d) in bad.iter().take(MAX_PER_FILE) {
+        let mut n = 0usize;
+        for &(start, end, d) in &bad {
             let set = more_src.get_or_insert_with(|| {
                 c.morercpthosts
                     .as_ref()
                     .map(|f| f.entries.iter().map(|e| lower(f.entry(e))).collect())
                     .unwrap_or_default()
             });
-            let explain = if set.contains(&Cow::Owned(d.to_ascii_lowercase())) {
-                " (it is in morercpthosts, but not in morercpthosts.cdb: run qmail-newmrh)"
-            } else {
-                ""
-            };
+            if set.contains(&Cow::Owned(d.to_ascii_lowercase())) {
+                continue;
+            }
+            n += 1;
+            if n > MAX_PER_FILE {
+                continue;
+            }
             let shown = match d.strip_prefix('.') {
                 Some(rest) => format!("any subdomain of {rest}"),
                 None => d.to_string(),
@@ -486,14 +491,14 @@ fn domains_not_accepted(c: &Control, out: &mut Vec<Finding>) {
                 qm(
                     "QM003",
                     format!(
-                        "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb{explain}: mail for it from other servers gets `553 {NOGATEWAY}`"
+                        "{shown} is delivered here ({what}) but not accepted by rcpthosts or morercpthosts.cdb: mail for it from other servers gets `553 {NOGATEWAY}`"
                     ),
                 )
                 .at(src.location(start, end))
                 .help(format!("add {d} to control/rcpthosts (or to morercpthosts, then run qmail-newmrh)")),
             );
         }
-        summary(out, "QM003", src, bad.len(), &format!("refused {what}"));
+        summary(out, "QM003", src, n, &format!("refused {what}"));
     }
 }
 
@@ -632,11 +637,38 @@ fn first_per_key(recs: impl Iterator<Item = (String, Vec<u8>)>) -> Vec<(String, 
     recs.filter(|(k, _)| seen.insert(k.clone())).collect()
 }
 
-fn tcprules_stale(r: &RulesFile, standalone: bool, out: &mut Vec<Finding>) {
+/// How a file is named on the server itself (`/etc/tcp.smtp`, also under --root), for
+/// commands the admin will type there.
+fn server_path(ctx: &Context, real: &Path) -> PathBuf {
+    let shown = ctx.root.display(real);
+    if ctx.root.is_snapshot() && shown.is_relative() {
+        Path::new("/").join(shown)
+    } else {
+        shown
+    }
+}
+
+/// The command that rebuilds a rules cdb from its source, with the server's paths.
+fn tcprules_command(ctx: &Context, r: &RulesFile, src: &SourceFile) -> String {
+    let cdb = server_path(ctx, &r.cdb_real);
+    let src = server_path(ctx, &src.real);
+    format!(
+        "tcprules {} {}.tmp < {}",
+        cdb.display(),
+        src.display(),
+        src.display()
+    )
+}
+
+fn tcprules_stale(ctx: &Context, m: &Model, r: &RulesFile, out: &mut Vec<Finding>) {
     let Some(src) = &r.source else { return };
+    // A service that needs this cdb and has none drops every connection: QM016 says so
+    // there, with the same fix; one finding per cause.
+    let dropped = !m.standalone && m.services_using(ctx, r).iter().any(|s| !s.allow_no_rules);
     match &r.cdb {
         // A rules file named on its own (a sample, a copy): no cdb beside it says nothing.
-        CdbState::Missing if standalone => {}
+        CdbState::Missing if m.standalone => {}
+        CdbState::Missing | CdbState::Unreadable(_) if dropped => {}
         CdbState::Missing => {
             out.push(
                 qm(
@@ -648,11 +680,7 @@ fn tcprules_stale(r: &RulesFile, standalone: bool, out: &mut Vec<Finding>) {
                     ),
                 )
                 .at(src.line_location(1))
-                .help(format!(
-                    "tcprules {cdb} {src}.tmp < {src}",
-                    cdb = r.cdb_display.display(),
-                    src = src.display.display()
-                )),
+                .help(tcprules_command(ctx, r, src)),
             );
         }
         CdbState::Unreadable(e) => {
@@ -665,7 +693,8 @@ fn tcprules_stale(r: &RulesFile, standalone: bool, out: &mut Vec<Finding>) {
                         src.display.display()
                     ),
                 )
-                .at(file_location(&r.cdb_display)),
+                .at(file_location(&r.cdb_display))
+                .help(tcprules_command(ctx, r, src)),
             );
         }
         CdbState::Ok(cdb, cdb_time) => {
@@ -745,11 +774,7 @@ fn tcprules_stale(r: &RulesFile, standalone: bool, out: &mut Vec<Finding>) {
                     ),
                 )
                 .at(src.line_location(line))
-                .help(format!(
-                    "tcprules {cdb} {src}.tmp < {src}",
-                    cdb = r.cdb_display.display(),
-                    src = src.display.display()
-                )),
+                .help(tcprules_command(ctx, r, src)),
             );
         }
     }
@@ -1044,6 +1069,26 @@ fn service_env(s: &Service, out: &mut Vec<Finding>) {
     );
 }
 
+/// Plesk's qmail: started from xinetd (smtp_psa, submission_psa) or behind its relaylock.
+fn is_plesk(s: &Service) -> bool {
+    s.launcher == super::runscript::Launcher::Xinetd
+        || s.relaylock
+        || s.file
+            .display
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with("_psa"))
+}
+
+/// How to give qmail-smtpd a real checkpassword: Plesk ships its own (smtp_auth, checked
+/// against the Plesk mail accounts; its smtp_psa passes it this way).
+fn checkpassword_help(s: &Service) -> &'static str {
+    if is_plesk(s) {
+        "give Plesk's checkpassword first, then the subprogram, as Plesk writes it: server_args = ... /var/qmail/bin/qmail-smtpd /var/qmail/bin/smtp_auth /var/qmail/bin/true /var/qmail/bin/cmd5checkpw /var/qmail/bin/true"
+    } else {
+        "give the real checkpassword first, then the subprogram: qmail-smtpd /home/vpopmail/bin/vchkpw /bin/true"
+    }
+}
+
 fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
     let loc = s.file.line_location(s.line);
     match auth_mode(s) {
@@ -1059,7 +1104,7 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
                     )
                     .service(&s.name)
                     .at(loc.clone())
-                    .help("give the real checkpassword first, then the subprogram: qmail-smtpd /home/vpopmail/bin/vchkpw /bin/true"),
+                    .help(checkpassword_help(s)),
                 );
             }
             let standalone_unknown = m.control.is_none()
@@ -1091,7 +1136,8 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
                     )
                     .severity(Severity::Warning)
                     .service(&s.name)
-                    .at(loc),
+                    .at(loc)
+                    .help(checkpassword_help(s)),
                 );
             }
         }

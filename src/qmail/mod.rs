@@ -10,6 +10,7 @@ pub mod model;
 pub mod parse;
 pub mod policy;
 pub mod runscript;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
@@ -234,7 +235,7 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
 
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let m = model::load(ctx, target, &mut findings);
+    let m = model::load_with(ctx, target, &mut findings, true);
     checks::run(ctx, &m, &mut findings);
     findings
 }

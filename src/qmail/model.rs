@@ -131,14 +131,20 @@ pub struct Control {
     pub morercpthosts_cdb_same: bool,
     pub morercpthosts_cdb_real: PathBuf,
     pub locals: Option<DomainFile>,
-    pub virtualdomains: Option<(Arc<SourceFile>, Vec<VirtualDomain>, Vec<LineError>)>,
+    pub virtualdomains: Option<VirtualDomains>,
     /// virtualdomains holds a blank, tab or carriage return somewhere.
     pub virtualdomains_blanks: bool,
     pub smtproutes: Option<(Arc<SourceFile>, Vec<Route>, Vec<LineError>)>,
     pub me: Option<(Arc<SourceFile>, Option<Span>)>,
     /// control/servercert.pem: the qmail-tls patch offers STARTTLS when it exists.
     pub has_servercert: bool,
+    /// morercpthosts, its cdb and virtualdomains were checked in pieces (stream.rs) and
+    /// found consistent and clean: the first and last are not held (None above).
+    pub streamed: bool,
 }
+
+/// virtualdomains: the file, its entries, the lines qmail-send ignores.
+pub type VirtualDomains = (Arc<SourceFile>, Vec<VirtualDomain>, Vec<LineError>);
 
 /// A tcpserver rules file: its source (if any) and the compiled cdb tcpserver reads.
 #[derive(Debug)]
@@ -181,6 +187,40 @@ fn load_domains(ctx: &Context, real: &Path, findings: &mut Vec<Finding>) -> Opti
 }
 
 pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Control {
+    load_control_with(ctx, dir, findings, false)
+}
+
+/// `load_control`; with `stream`, the big files are first checked in pieces (see
+/// stream.rs) and, when they are consistent, not held: `morercpthosts` and
+/// `virtualdomains` are then None and `streamed` is true. Only `lint` asks for that.
+pub fn load_control_with(
+    ctx: &Context,
+    dir: &Path,
+    findings: &mut Vec<Finding>,
+    stream: bool,
+) -> Control {
+    // smtproutes compares its domains with every virtualdomains key (QM011/QM012).
+    let no_routes = matches!(std::fs::metadata(dir.join("smtproutes")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    if stream && no_routes {
+        if let Some(s) = super::stream::check(dir) {
+            let mut f = Vec::new();
+            let c = finish_control(ctx, dir, &mut f, None, (s.cdb, 0, true), None, false, true);
+            let refs: Vec<&str> = s.pending.iter().map(String::as_str).collect();
+            if super::policy::rcpt_accepts_batch(&c, &refs)
+                .iter()
+                .all(|&ok| ok)
+            {
+                findings.extend(f);
+                ctx.note_read(&dir.join("morercpthosts"));
+                if s.virtualdomains {
+                    ctx.note_read(&dir.join("virtualdomains"));
+                }
+                return c;
+            }
+            // A domain is refused: the full check below says where (QM003).
+        }
+    }
     // The three files that can hold a million lines are read and parsed side by side.
     let cdb_real = dir.join("morercpthosts.cdb");
     let (mut f1, mut f2) = (Vec::new(), Vec::new());
@@ -234,6 +274,31 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
     let virtualdomains = virtualdomains.map(|(s, v, e, _)| (s, v, e));
     findings.extend(f1);
     findings.extend(f2);
+    finish_control(
+        ctx,
+        dir,
+        findings,
+        morercpthosts,
+        (morercpthosts_cdb, prefix, same),
+        virtualdomains,
+        virtualdomains_blanks,
+        false,
+    )
+}
+
+/// The small control files, loaded whole, and the Control made of it all.
+#[allow(clippy::too_many_arguments)]
+fn finish_control(
+    ctx: &Context,
+    dir: &Path,
+    findings: &mut Vec<Finding>,
+    morercpthosts: Option<DomainFile>,
+    (morercpthosts_cdb, prefix, same): (CdbState, usize, bool),
+    virtualdomains: Option<VirtualDomains>,
+    virtualdomains_blanks: bool,
+    streamed: bool,
+) -> Control {
+    let cdb_real = dir.join("morercpthosts.cdb");
     let rcpthosts = load_domains(ctx, &dir.join("rcpthosts"), findings);
     let mut rcpthosts_set = FastSet::default();
     if let Some(r) = &rcpthosts {
@@ -268,6 +333,7 @@ pub fn load_control(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> C
         smtproutes,
         me,
         has_servercert: dir.join("servercert.pem").exists(),
+        streamed,
         dir: dir.to_path_buf(),
     }
 }
@@ -304,10 +370,21 @@ pub fn load_rules(ctx: &Context, path: &Path, findings: &mut Vec<Finding>) -> Ru
 
 /// Build the model of a target: control files, services, the rules files they use.
 pub fn load(ctx: &Context, target: &Target, findings: &mut Vec<Finding>) -> Model {
+    load_with(ctx, target, findings, false)
+}
+
+/// `load`; with `stream`, see `load_control_with` (for `lint`, which needs no more than
+/// the findings).
+pub fn load_with(
+    ctx: &Context,
+    target: &Target,
+    findings: &mut Vec<Finding>,
+    stream: bool,
+) -> Model {
     let control = target
         .control
         .as_ref()
-        .map(|d| load_control(ctx, d, findings));
+        .map(|d| load_control_with(ctx, d, findings, stream));
     let mut services = Vec::new();
     for f in &target.services {
         let Some(src) = ctx.load_checked(f, Mta::Qmail, findings) else {

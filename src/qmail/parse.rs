@@ -129,29 +129,59 @@ fn domain_list_lines<'a>(
     len: usize,
     blanks: bool,
 ) -> (Vec<Span>, Vec<LineError>) {
-    let mut out = Vec::with_capacity(len / 16);
+    scan_lines(
+        it,
+        len / 16,
+        blanks,
+        |n, start, line| Some(span(n, start, start + line.len())),
+        |n, start, line| {
+            let mut pairs = ControlGrammar::parse(Rule::domain_line, line)
+                .map_err(|e| line_error(n, start, line, e.variant.message().to_string()))?;
+            Ok(pairs
+                .next()
+                .and_then(|p| p.into_inner().next())
+                .filter(|p| p.as_rule() == Rule::domain_text)
+                .map(|p| {
+                    let s = p.as_span();
+                    span(n, start + s.start(), start + s.end())
+                }))
+        },
+    )
+}
+
+fn line_error(n: usize, start: usize, line: &str, message: String) -> LineError {
+    LineError {
+        line: n,
+        start,
+        end: start + line.len(),
+        message,
+    }
+}
+
+/// The loop every control-file list shares: each line without its trailing blanks; a plain
+/// line (see `plain`) goes to `fast`, which may decline it (None), and every other line to
+/// `slow` (the grammar): an entry, nothing (comment, blank), or the error for that line.
+fn scan_lines<'a, T>(
+    it: impl Iterator<Item = (usize, usize, &'a str)>,
+    capacity: usize,
+    blanks: bool,
+    fast: impl Fn(usize, usize, &'a str) -> Option<T>,
+    slow: impl Fn(usize, usize, &'a str) -> Result<Option<T>, LineError>,
+) -> (Vec<T>, Vec<LineError>) {
+    let mut out = Vec::with_capacity(capacity);
     let mut errors = Vec::new();
     for (n, start, raw) in it {
         let line = strip_trailing(raw);
         if plain_fast(line, blanks) {
-            out.push(span(n, start, start + line.len()));
-            continue;
-        }
-        match ControlGrammar::parse(Rule::domain_line, line) {
-            Ok(mut pairs) => {
-                if let Some(p) = pairs.next().and_then(|p| p.into_inner().next()) {
-                    if p.as_rule() == Rule::domain_text {
-                        let s = p.as_span();
-                        out.push(span(n, start + s.start(), start + s.end()));
-                    }
-                }
+            if let Some(x) = fast(n, start, line) {
+                out.push(x);
+                continue;
             }
-            Err(e) => errors.push(LineError {
-                line: n,
-                start,
-                end: start + line.len(),
-                message: e.variant.message().to_string(),
-            }),
+        }
+        match slow(n, start, line) {
+            Ok(Some(x)) => out.push(x),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
     }
     (out, errors)
@@ -180,51 +210,48 @@ fn virtualdomains_lines<'a>(
     len: usize,
     blanks: bool,
 ) -> (Vec<VirtualDomain>, Vec<LineError>) {
-    let mut out = Vec::with_capacity(len / 24);
-    let mut errors = Vec::new();
-    for (n, start, raw) in it {
-        let line = strip_trailing(raw);
-        if plain_fast(line, blanks) {
+    scan_lines(
+        it,
+        len / 24,
+        blanks,
+        |n, start, line| {
             // A plain byte loop: on 30-byte lines it beats a memchr call.
-            if let Some(c) = line.bytes().position(|b| b == b':') {
-                out.push(VirtualDomain {
-                    key: span(n, start, start + c),
-                    prepend: span(n, start + c + 1, start + line.len()),
-                });
-                continue;
-            }
-        }
-        match ControlGrammar::parse(Rule::vd_line, line) {
-            Ok(mut pairs) => {
-                let Some(p) = pairs.next().and_then(|p| p.into_inner().next()) else {
-                    continue;
-                };
-                if p.as_rule() != Rule::vd_entry {
-                    continue;
+            let c = line.bytes().position(|b| b == b':')?;
+            Some(VirtualDomain {
+                key: span(n, start, start + c),
+                prepend: span(n, start + c + 1, start + line.len()),
+            })
+        },
+        |n, start, line| {
+            let mut pairs = ControlGrammar::parse(Rule::vd_line, line).map_err(|_| {
+                line_error(
+                    n,
+                    start,
+                    line,
+                    "no ':' on this line: qmail-send ignores it (expected domain:prepend)".into(),
+                )
+            })?;
+            let Some(p) = pairs
+                .next()
+                .and_then(|p| p.into_inner().next())
+                .filter(|p| p.as_rule() == Rule::vd_entry)
+            else {
+                return Ok(None);
+            };
+            let mut key = span(n, start, start);
+            let mut prepend = span(n, start, start);
+            for q in p.into_inner() {
+                let s = q.as_span();
+                let sp = span(n, start + s.start(), start + s.end());
+                match q.as_rule() {
+                    Rule::vd_key => key = sp,
+                    Rule::vd_prepend => prepend = sp,
+                    _ => {}
                 }
-                let mut key = span(n, start, start);
-                let mut prepend = span(n, start, start);
-                for q in p.into_inner() {
-                    let s = q.as_span();
-                    let sp = span(n, start + s.start(), start + s.end());
-                    match q.as_rule() {
-                        Rule::vd_key => key = sp,
-                        Rule::vd_prepend => prepend = sp,
-                        _ => {}
-                    }
-                }
-                out.push(VirtualDomain { key, prepend });
             }
-            Err(_) => errors.push(LineError {
-                line: n,
-                start,
-                end: start + line.len(),
-                message: "no ':' on this line: qmail-send ignores it (expected domain:prepend)"
-                    .into(),
-            }),
-        }
-    }
-    (out, errors)
+            Ok(Some(VirtualDomain { key, prepend }))
+        },
+    )
 }
 
 /// An smtproutes entry: `domain:relay[:port]`; an empty domain is the default route and an
@@ -411,12 +438,7 @@ pub fn tcprules(text: &str) -> (Vec<TcpRule>, Vec<LineError>) {
                 }
                 out.push(r);
             }
-            Err(_) => errors.push(LineError {
-                line: n,
-                start,
-                end: start + line.len(),
-                message: tcprules_complaint(line),
-            }),
+            Err(_) => errors.push(line_error(n, start, line, tcprules_complaint(line))),
         }
     }
     (out, errors)

@@ -323,15 +323,29 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
     let ip = q.client_ip.as_str();
     let mut relayclient: Option<String> = None;
     let mut relay_depends: Option<String> = None;
+    let mut relay_cond: Option<String> = None;
     if let Some(s) = s {
         let shown = s.file.display.clone();
         for e in &s.env {
             if e.name == "RELAYCLIENT" {
                 if e.conditional {
-                    relay_depends = Some(format!(
-                        "the condition around RELAYCLIENT at {}:{}",
+                    // Set only when the script's condition holds: the run script alone
+                    // cannot say whether this client relays.
+                    let cond = e
+                        .condition
+                        .as_deref()
+                        .map(|c| format!(" (`{c}`)"))
+                        .unwrap_or_default();
+                    relay_cond = Some(format!(
+                        "RELAYCLIENT is set at {}:{} only when its condition{cond} holds: then every recipient is accepted (relay), otherwise `553 {NOGATEWAY}`",
                         shown.display(),
                         e.line
+                    ));
+                    d.trace.push(step(
+                        &shown,
+                        e.line,
+                        format!("RELAYCLIENT=\"{}\"", e.value.as_deref().unwrap_or("?")),
+                        "relay for every client, only when the condition holds",
                     ));
                 } else if let Some(v) = &e.value {
                     relayclient = Some(v.clone());
@@ -462,8 +476,14 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
                 domain.clone(),
                 "no match (rcpthosts, morercpthosts.cdb)",
             ));
-            // A client relaylock or a conditional RELAYCLIENT could let through is still
-            // refused as a stranger; the condition is named.
+            // A client relaylock could let through is still refused as a stranger; the
+            // condition is named.
+            if let Some(why) = relay_cond {
+                // A conditional RELAYCLIENT is neither a grant nor a refusal.
+                d.result = Verdict::Depends;
+                d.depends_on.push(why);
+                return d;
+            }
             d.result = Verdict::Reject;
             if let Some(why) = relay_depends {
                 d.depends_on.push(format!("accepted instead if: {why}"));

@@ -30,8 +30,10 @@ pub struct EnvVar {
     /// None: set from something the static reading cannot know.
     pub value: Option<String>,
     pub line: usize,
-    /// Set inside an if/case/for block: may or may not apply.
+    /// Set inside an if/case/for block or after `&&`/`||`: may or may not apply.
     pub conditional: bool,
+    /// The condition it depends on, as written (`[ -f /etc/relay ]`, `case $HOST in mx1)`).
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +248,62 @@ struct ShVar {
     line: usize,
     exported: bool,
     conditional: bool,
+    condition: Option<String>,
+}
+
+/// An open if/while/until/case/for block of a run script: its condition as written, and
+/// whether it is a `case` (whose `pattern)` words start the commands inside it).
+struct Block {
+    condition: String,
+    case: bool,
+    /// The `pattern)` of the case branch being read.
+    pattern: Option<String>,
+}
+
+impl Block {
+    fn shown(&self) -> String {
+        match &self.pattern {
+            Some(p) => format!("{} {p}", self.condition),
+            None => self.condition.clone(),
+        }
+    }
+}
+
+/// Command separators among a line's words.
+fn is_separator(w: &str) -> bool {
+    matches!(w, ";" | "&&" | "||" | "|" | "&")
+}
+
+/// The words of a line cut into simple commands: (separator before it, its words).
+fn commands(ws: &[String]) -> Vec<(Option<&str>, &[String])> {
+    let mut out = Vec::new();
+    let mut sep: Option<&str> = None;
+    let mut start = 0;
+    for (i, w) in ws.iter().enumerate() {
+        if is_separator(w) {
+            if i > start {
+                out.push((sep, &ws[start..i]));
+            }
+            sep = Some(w.as_str());
+            start = i + 1;
+        } else if w == "in" && ws.get(start).is_some_and(|f| f == "case") {
+            // `case WORD in pattern) command ;;` on one line: the branch starts after `in`.
+            out.push((sep, &ws[start..=i]));
+            sep = None;
+            start = i + 1;
+        }
+    }
+    if start < ws.len() {
+        out.push((sep, &ws[start..]));
+    }
+    out
+}
+
+fn shown(ws: &[String]) -> String {
+    ws.iter()
+        .map(|w| w.trim_start_matches('\u{0}'))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Expand `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}` from known variables.
@@ -310,76 +368,138 @@ fn expand(word: &str, vars: &HashMap<String, ShVar>) -> Option<String> {
 /// tcpserver/sslserver.
 pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service> {
     let mut vars: HashMap<String, ShVar> = HashMap::new();
-    let mut depth = 0usize;
     let mut dynamic = Vec::new();
     let mut command: Option<(usize, Vec<Option<String>>)> = None;
+    let mut blocks: Vec<Block> = Vec::new();
     for (line_no, line) in logical_lines(&file.text) {
         let ws = words(&line);
-        let Some(first) = ws.first() else { continue };
-        match first.as_str() {
-            "if" | "for" | "while" | "until" | "case" => depth += 1,
-            "fi" | "done" | "esac" => depth = depth.saturating_sub(1),
-            "." | "source" => {
-                if let Some(f) = ws.get(1) {
-                    dynamic.push(format!("variables from {f} (sourced at line {line_no})"));
+        if ws.is_empty() {
+            continue;
+        }
+        // Each simple command of the line in turn: block keywords open and close the
+        // conditions, `a && b` / `a || b` make b depend on a.
+        let mut only_assignments = true;
+        let mut prev: Option<&[String]> = None;
+        for (sep, cmd) in commands(&ws) {
+            let mut k = 0;
+            let mut pattern = None;
+            while let Some(w) = cmd.get(k) {
+                let in_case = blocks.last().is_some_and(|b| b.case);
+                if matches!(w.as_str(), "then" | "else" | "do" | "{" | "}" | "!") {
+                    k += 1;
+                } else if in_case && w.ends_with(')') && !w.contains('=') {
+                    pattern = Some(w.clone());
+                    k += 1;
+                } else {
+                    break;
                 }
             }
-            _ => {}
-        }
-        // Assignments and exports (also after `then`/`else`, which start many lines).
-        let mut k = 0;
-        while k < ws.len() && matches!(ws[k].as_str(), "then" | "else" | "do" | "{") {
-            k += 1;
-        }
-        let exported = ws.get(k).map(|w| w == "export").unwrap_or(false);
-        if exported {
-            k += 1;
-        }
-        let mut assigned_any = false;
-        while let Some(w) = ws.get(k) {
-            let raw = w.trim_start_matches('\u{0}');
-            match raw.split_once('=') {
-                Some((name, _)) if is_name(name) => {
-                    let value = if w.starts_with('\u{0}') {
-                        None
+            let rest = cmd.get(k..).unwrap_or(&[]);
+            let after_andor = matches!(sep, Some("&&") | Some("||"));
+            let andor_cond = prev
+                .filter(|_| after_andor)
+                .map(|p| format!("{} {}", shown(p), sep.unwrap_or("")));
+            prev = Some(cmd);
+            // Inside a case, the pattern is part of the condition.
+            if let (Some(p), Some(b)) = (pattern, blocks.last_mut()) {
+                b.pattern = Some(p);
+            }
+            match rest.first().map(String::as_str) {
+                Some(kw @ ("if" | "elif" | "while" | "until" | "case" | "for")) => {
+                    only_assignments = false;
+                    let condition = shown(rest);
+                    if kw == "elif" {
+                        if let Some(b) = blocks.last_mut() {
+                            b.condition = condition;
+                        }
                     } else {
-                        expand(&w[name.len() + 1..], &vars)
-                    };
-                    let conditional = depth > 0;
-                    let keep_old = conditional
-                        && vars
-                            .get(name)
-                            .map(|o| o.value.as_deref().is_some_and(|v| !v.is_empty()))
-                            .unwrap_or(false)
-                        && value.as_deref().is_some_and(str::is_empty);
-                    let was_exported = vars.get(name).map(|o| o.exported).unwrap_or(false);
-                    if !keep_old {
-                        vars.insert(
-                            name.to_string(),
-                            ShVar {
-                                value,
-                                line: line_no,
-                                exported: exported || was_exported,
-                                conditional,
-                            },
-                        );
+                        blocks.push(Block {
+                            condition,
+                            case: kw == "case",
+                            pattern: None,
+                        });
                     }
-                    assigned_any = true;
+                    continue;
                 }
-                _ if exported && is_name(raw) => {
-                    let e = vars.entry(raw.to_string()).or_insert(ShVar {
-                        value: None,
-                        line: line_no,
-                        exported: true,
-                        conditional: depth > 0,
-                    });
-                    e.exported = true;
+                Some("fi" | "done" | "esac") => {
+                    blocks.pop();
+                    continue;
                 }
-                _ => break,
+                Some("." | "source") => {
+                    if let Some(f) = rest.get(1) {
+                        dynamic.push(format!("variables from {f} (sourced at line {line_no})"));
+                    }
+                    only_assignments = false;
+                    continue;
+                }
+                None => continue,
+                _ => {}
             }
-            k += 1;
+            let condition = andor_cond.or_else(|| {
+                (!blocks.is_empty()).then(|| {
+                    blocks
+                        .iter()
+                        .map(Block::shown)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            });
+            let conditional = condition.is_some();
+            let mut k = 0;
+            let exported = rest.first().map(|w| w == "export").unwrap_or(false);
+            if exported {
+                k += 1;
+            }
+            let mut assigned_any = false;
+            while let Some(w) = rest.get(k) {
+                let raw = w.trim_start_matches('\u{0}');
+                match raw.split_once('=') {
+                    Some((name, _)) if is_name(name) => {
+                        let value = if w.starts_with('\u{0}') {
+                            None
+                        } else {
+                            expand(&w[name.len() + 1..], &vars)
+                        };
+                        let keep_old = conditional
+                            && vars
+                                .get(name)
+                                .map(|o| o.value.as_deref().is_some_and(|v| !v.is_empty()))
+                                .unwrap_or(false)
+                            && value.as_deref().is_some_and(str::is_empty);
+                        let was_exported = vars.get(name).map(|o| o.exported).unwrap_or(false);
+                        if !keep_old {
+                            vars.insert(
+                                name.to_string(),
+                                ShVar {
+                                    value,
+                                    line: line_no,
+                                    exported: exported || was_exported,
+                                    conditional,
+                                    condition: condition.clone(),
+                                },
+                            );
+                        }
+                        assigned_any = true;
+                    }
+                    _ if exported && is_name(raw) => {
+                        let e = vars.entry(raw.to_string()).or_insert(ShVar {
+                            value: None,
+                            line: line_no,
+                            exported: true,
+                            conditional,
+                            condition: condition.clone(),
+                        });
+                        e.exported = true;
+                    }
+                    _ => break,
+                }
+                k += 1;
+            }
+            if !(assigned_any && k >= rest.len() || exported) {
+                only_assignments = false;
+            }
         }
-        if assigned_any && k >= ws.len() {
+        if only_assignments {
             continue;
         }
         // The server command: expand every word, then split expanded words again (an
@@ -421,6 +541,7 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
                 value: v.value.clone(),
                 line: v.line,
                 conditional: v.conditional,
+                condition: v.condition.clone(),
             });
         }
     }
@@ -449,6 +570,7 @@ fn read_command(svc: &mut Service, cmd: &[Option<String>]) {
                     value: Some(v.to_string()),
                     line: svc.line,
                     conditional: false,
+                    condition: None,
                 });
             }
         }
@@ -565,6 +687,7 @@ fn read_chain(svc: &mut Service, chain: &[Option<String>]) {
                             value: Some(v.to_string()),
                             line: svc.line,
                             conditional: false,
+                            condition: None,
                         });
                     }
                 }
@@ -666,6 +789,7 @@ fn xinetd_service(
                     value: Some(v.to_string()),
                     line: *l,
                     conditional: false,
+                    condition: None,
                 });
             }
         }
@@ -733,5 +857,49 @@ mod tests {
         assert!(v[0].relaylock);
         assert_eq!(v[0].smtpd_args[0], "/var/qmail/bin/smtp_auth");
         assert_eq!(v[0].name, "smtp");
+    }
+
+    #[test]
+    fn relayclient_under_a_condition_is_conditional() {
+        let exec = "exec tcpserver 0 smtp /var/qmail/bin/qmail-smtpd 2>&1\n";
+        for (script, cond) in [
+            (
+                "if [ -f /etc/x ]; then export RELAYCLIENT=\"\"; fi\n",
+                Some("if [ -f /etc/x ]"),
+            ),
+            (
+                "if [ -f /etc/x ]\nthen\n  RELAYCLIENT=\"\"\n  export RELAYCLIENT\nfi\n",
+                Some("if [ -f /etc/x ]"),
+            ),
+            (
+                "[ -f /etc/x ] && export RELAYCLIENT=\"\"\n",
+                Some("[ -f /etc/x ] &&"),
+            ),
+            (
+                "test -n \"$A\" || export RELAYCLIENT=\"\"\n",
+                Some("test -n $A ||"),
+            ),
+            (
+                "case \"$HOST\" in\n  mx1) export RELAYCLIENT=\"\" ;;\nesac\n",
+                Some("case $HOST in mx1)"),
+            ),
+            (
+                "case $HOST in mx1) export RELAYCLIENT=\"\" ;; esac\n",
+                Some("case $HOST in mx1)"),
+            ),
+            (
+                "if [ -f /etc/x ]; then :; fi; export RELAYCLIENT=\"\"\n",
+                None,
+            ),
+            ("case $H in a) X=1 ;; esac\nexport RELAYCLIENT=\"\"\n", None),
+        ] {
+            let s = svc(&format!("#!/bin/sh\n{script}{exec}"));
+            let e = s
+                .env_var("RELAYCLIENT")
+                .unwrap_or_else(|| panic!("{script}"));
+            assert_eq!(e.conditional, cond.is_some(), "{script}");
+            assert_eq!(e.condition.as_deref(), cond, "{script}");
+            assert_eq!(e.value.as_deref(), Some(""), "{script}");
+        }
     }
 }
