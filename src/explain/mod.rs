@@ -406,6 +406,21 @@ pub fn run(a: &ExplainArgs) -> i32 {
         }
     }
     let (paths, text) = split_args(&a.args, a.config.root.as_deref());
+    // `explain /var/log/mail.log` (a log where the configuration PATH goes) would otherwise
+    // end in "nothing to explain" or a lint of the log as configuration.
+    for p in &paths {
+        let real = match &a.config.root {
+            Some(r) if p.is_absolute() => Root::snapshot(r).resolve(p),
+            _ => p.clone(),
+        };
+        if reader::looks_like_log(&real) {
+            return error(format!(
+                "{}: this looks like a mail log; use --log FILE (a PATH argument names the \
+                 configuration to simulate against, e.g. /etc/postfix)",
+                p.display()
+            ));
+        }
+    }
     if text.is_empty() && a.log.is_empty() {
         return error(
             "nothing to explain: give the bounce or log lines as TEXT, `-` for standard input, \
