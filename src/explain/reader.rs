@@ -540,3 +540,218 @@ pub fn expand(logs: &[PathBuf], rotated: bool) -> Result<Vec<PathBuf>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::stamp::YearRule;
+    use crate::explain::Sink;
+
+    fn analyzer() -> Analyzer {
+        Analyzer::new(
+            YearRule::new(Some(2026), 0),
+            false,
+            Sink::Events(Vec::new()),
+        )
+    }
+
+    /// The slow path: every line decoded and parsed, no pre-filter.
+    fn slow(text: &[u8]) -> Analyzer {
+        let mut an = analyzer();
+        let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        if text.ends_with(b"\n") || text.is_empty() {
+            lines.pop();
+        }
+        for (n, l) in (1..).zip(&lines) {
+            an.stats.lines += 1;
+            let o = Origin {
+                input: "t",
+                line: n,
+            };
+            an.feed(&String::from_utf8_lossy(l), &o);
+        }
+        an.finish();
+        an
+    }
+
+    fn fast(text: &[u8], chunk: usize, threaded: bool) -> Analyzer {
+        let mut an = analyzer();
+        stream_log_with(text, "t", &mut an, chunk, threaded).unwrap();
+        an.finish();
+        an
+    }
+
+    fn events(an: &Analyzer) -> Vec<String> {
+        match &an.sink {
+            Sink::Events(v) => v.iter().map(|e| format!("{e:?}")).collect(),
+            Sink::Groups(_) => Vec::new(),
+        }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/logs")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A generated mix in the shape of scripts/bench.d/explain's log, with the awkward cases:
+    /// pid reuse across hosts and services, sessions interleaved, CRLF, invalid UTF-8, a
+    /// disconnect line of a pid with too many digits, lines without a header.
+    fn synthetic() -> Vec<u8> {
+        let mut s = String::new();
+        let mut x: u32 = 7;
+        let mut rnd = |n: u32| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 8) % n
+        };
+        let progs = [
+            "postfix/smtpd",
+            "postfix/submission/smtpd",
+            "postfix/smtps/smtpd",
+        ];
+        for i in 0..3000u32 {
+            let pid = 100 + rnd(40);
+            let prog = progs[rnd(3) as usize];
+            let host = ["mx", "mx2"][rnd(2) as usize];
+            let t = format!(
+                "Nov {:2} {:02}:{:02}:{:02}",
+                1 + i / 2000,
+                (i / 60) % 24,
+                i % 60,
+                i % 60
+            );
+            let head = format!("{t} {host} {prog}[{pid}]:");
+            let ip = format!("198.51.{}.{}", rnd(3), rnd(200));
+            match rnd(12) {
+                0 => s.push_str(&format!("{head} NOQUEUE: reject: RCPT from unknown[{ip}]: 554 5.7.1 <u{i}@ext.example>: Relay access denied; from=<a@b.example> to=<u{i}@ext.example> proto=ESMTP helo=<pc>\n")),
+                1 => s.push_str(&format!("{head} ABC{i}: client=pc[{ip}], sasl_method=PLAIN, sasl_username=user{}\n", rnd(5))),
+                2 => s.push_str(&format!("{head} disconnect from pc[{ip}] ehlo=1 auth={} mail=1 commands=3\n", ["1", "0/1", "1/2"][rnd(3) as usize])),
+                3 => s.push_str(&format!("{head} disconnect from pc[{ip}] ehlo=1 mail=1 commands=3\r\n")),
+                4 => s.push_str(&format!("{head} warning: pc[{ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=user{}\n", rnd(5))),
+                5 => s.push_str(&format!("{head} NOQUEUE: reject: RCPT from pc[{ip}]: 554 5.7.1 Service unavailable; Client host [{ip}] blocked using zen.spamhaus.org; from=<s@x> to=<info@example.com> proto=SMTP helo=<x>\n")),
+                6 => s.push_str(&format!("{t} {host} postfix/smtp[{pid}]: Q{i}: to=<r{i}@ext.example>, relay=mx.ext[192.0.2.1]:25, delay=1, dsn=4.7.1, status=deferred (host mx.ext[192.0.2.1] said: 450 4.7.1 <r{i}@ext.example>: Recipient address rejected: Greylisted (in reply to RCPT TO command))\n")),
+                7 => s.push_str(&format!("{t} {host} dovecot: imap-login: Login: user=<u@example.com>, method=PLAIN, rip={ip}\n")),
+                8 => s.push_str(&format!("{head} NOQUEUE: reject: RCPT from b\u{e4}d[{ip}]: 554 5.7.1 <x@y>: Relay access denied; from=<> to=<x@y>\n")),
+                9 => s.push_str(&format!("{t} {host} postfix/smtpd[1234567890]: disconnect from pc[{ip}] auth=1\n")),
+                10 => s.push_str(&format!("{head} connect from pc[{ip}]\n")),
+                _ => s.push_str("just words, disconnect from nowhere, and a reject: without a header\n"),
+            }
+        }
+        let mut b = s.into_bytes();
+        // qmail-smtpd transcripts with replies no needle names (multilog label; program).
+        b.extend_from_slice(b"@400000006b0a416900000000 4715 > 554 too many hops, this message is looping (#5.4.6)\n");
+        b.extend_from_slice(
+            b"Nov  3 01:00:00 mx qmail-smtpd[77]: 4716 > 451 DNS temporary failure (#4.3.0)\n",
+        );
+        // Invalid UTF-8 inside a hit.
+        b.extend_from_slice(b"Nov  3 01:00:00 mx postfix/smtpd[101]: NOQUEUE: reject: RCPT from pc[203.0.113.1]: 554 5.7.1 <\xff@x>: Relay access denied; from=<> to=<\xff@x>\n");
+        b
+    }
+
+    fn inputs() -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = [
+            "postfix-real.log",
+            "exim-mainlog",
+            "exim-rejectlog",
+            "qmail-patches.log",
+            "bounces.txt",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), fixture(n)))
+        .collect();
+        v.push(("synthetic".into(), synthetic()));
+        // All of them as one log (state of one parser must not leak into another's lines),
+        // without the final newline.
+        let mut all: Vec<u8> = v.iter().flat_map(|(_, b)| b.clone()).collect();
+        all.pop();
+        v.push(("all".into(), all));
+        v
+    }
+
+    #[test]
+    fn fast_path_equals_slow_path() {
+        for (name, text) in inputs() {
+            let want = slow(&text);
+            for (chunk, threaded) in [
+                (CHUNK, true),
+                (CHUNK, false),
+                (64, false),
+                (200, true),
+                (4096, true),
+            ] {
+                let got = fast(&text, chunk, threaded);
+                let ctx = format!("{name}, chunk {chunk}, threaded {threaded}");
+                assert_eq!(events(&got), events(&want), "{ctx}");
+                assert_eq!(got.stats.events, want.stats.events, "{ctx}");
+                assert_eq!(got.stats.bad, want.stats.bad, "{ctx}");
+                assert_eq!(got.stats.lines, want.stats.lines, "{ctx}");
+            }
+            assert!(want.stats.events > 0 || name == "bounces.txt", "{name}");
+        }
+    }
+
+    #[test]
+    fn a_line_the_filter_drops_is_never_an_event() {
+        for (name, text) in inputs() {
+            for (n, line) in (1..).zip(text.split(|&b| b == b'\n')) {
+                if passes(line) {
+                    continue;
+                }
+                let an = slow(line);
+                assert!(
+                    events(&an).is_empty() && an.stats.bad == 0,
+                    "{name}:{n} dropped but {:?}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
+        // And the filter does drop the bulk of an ordinary log.
+        let text = synthetic();
+        let dropped = text.split(|&b| b == b'\n').filter(|l| !passes(l)).count();
+        assert!(dropped > 300, "{dropped}");
+    }
+
+    #[test]
+    fn chunks_end_on_line_boundaries_and_count_every_line() {
+        let text = b"a\nbb\n\nlong line reject: x\nlast without newline";
+        for chunk in [64, 65, 100] {
+            let mut p = Producer::new(&text[..], chunk);
+            let mut c = Chunk::default();
+            let (mut lines, mut hits, mut joined) = (0, Vec::new(), Vec::new());
+            while p.next_chunk(&mut c).unwrap() {
+                lines += c.lines;
+                hits.extend(
+                    c.hits
+                        .iter()
+                        .map(|h| (h.line, c.text()[h.start..h.end].to_vec())),
+                );
+                joined.extend_from_slice(c.text());
+            }
+            assert_eq!(lines, 5);
+            assert_eq!(joined, text.to_vec());
+            assert_eq!(hits, vec![(4, b"long line reject: x".to_vec())]);
+        }
+        assert_eq!(pid_before(b"smtpd[123]: ", 12), Some(123));
+        assert_eq!(pid_before(b"smtpd[1234567890]: ", 19), None);
+        assert_eq!(pid_before(b"smtpd 123]: ", 12), None);
+    }
+
+    #[test]
+    fn a_log_given_as_configuration_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let cf = dir.path().join("main.cf");
+        std::fs::write(&cf, "# comment\nmyhostname = mx.example.com\n").unwrap();
+        assert!(!looks_like_log(&cf));
+        assert!(!looks_like_log(dir.path()));
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs");
+        for f in [
+            "postfix-real.log",
+            "exim-mainlog",
+            "exim-rejectlog",
+            "qmail-patches.log",
+        ] {
+            assert!(looks_like_log(&p.join(f)), "{f}");
+        }
+    }
+}
