@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 use super::event::Origin;
+use super::header::{self, Spans};
+use super::stamp::YearRule;
 use super::Analyzer;
 
 /// Substrings of every line kind a parser acts on (events, session state, malformed lines
@@ -123,6 +125,10 @@ pub struct Hit {
     pub line: u64,
     /// For `prog[pid]: disconnect from` lines: the pid.
     pub disconnect_pid: Option<u32>,
+    /// The decoded line (trimmed of a trailing CR) in `Chunk::decoded`.
+    pub text: (usize, usize),
+    /// Its header; None for a blank line.
+    pub head: Option<Spans>,
 }
 
 /// Complete lines of the input and what the pre-filter found in them.
@@ -132,6 +138,8 @@ pub struct Chunk {
     buf: Vec<u8>,
     len: usize,
     pub hits: Vec<Hit>,
+    /// The hits' lines as text (invalid UTF-8 replaced), decoded once by the producer.
+    decoded: String,
     /// Lines in this chunk.
     pub lines: u64,
     /// Lines longer than MAX_LINE dropped while filling this chunk.
@@ -141,6 +149,30 @@ pub struct Chunk {
 impl Chunk {
     pub fn text(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Decode the hits' lines and split their headers (work done on the producer's thread).
+    fn decode(&mut self, years: &YearRule) {
+        self.decoded.clear();
+        let Chunk {
+            buf, hits, decoded, ..
+        } = self;
+        for h in hits.iter_mut() {
+            let raw = buf.get(h.start..h.end).unwrap_or(&[]);
+            let at = decoded.len();
+            match std::str::from_utf8(raw) {
+                Ok(s) => decoded.push_str(s.trim_end_matches('\r')),
+                Err(_) => decoded.push_str(String::from_utf8_lossy(raw).trim_end_matches('\r')),
+            }
+            h.text = (at, decoded.len());
+            let line = &decoded[at..];
+            h.head =
+                (!line.trim().is_empty()).then(|| Spans::of(line, &header::split(line, years)));
+        }
+    }
+
+    fn line(&self, h: &Hit) -> &str {
+        self.decoded.get(h.text.0..h.text.1).unwrap_or("")
     }
 }
 
@@ -156,6 +188,8 @@ fn scan(buf: &[u8], first_line: u64, hits: &mut Vec<Hit>) -> u64 {
                 end: start + l.len(),
                 line,
                 disconnect_pid: None,
+                text: (0, 0),
+                head: None,
             });
             start += l.len() + 1;
         }
@@ -172,6 +206,8 @@ fn scan(buf: &[u8], first_line: u64, hits: &mut Vec<Hit>) -> u64 {
             end,
             line,
             disconnect_pid: None,
+            text: (0, 0),
+            head: None,
         });
         pos = end + 1;
     }
@@ -200,6 +236,8 @@ fn scan(buf: &[u8], first_line: u64, hits: &mut Vec<Hit>) -> u64 {
             end,
             line,
             disconnect_pid,
+            text: (0, 0),
+            head: None,
         });
         pos = end + 1;
     }
@@ -216,16 +254,19 @@ pub struct Producer<R> {
     /// Number of the next chunk's first line.
     line: u64,
     eof: bool,
+    years: YearRule,
 }
 
 impl<R: Read> Producer<R> {
-    pub fn new(r: R, chunk: usize) -> Producer<R> {
+    /// `years` must be the parser's rule (the producer splits headers for it).
+    pub fn new(r: R, chunk: usize, years: YearRule) -> Producer<R> {
         Producer {
             r,
             chunk: chunk.max(64),
             carry: Vec::new(),
             line: 1,
             eof: false,
+            years,
         }
     }
 
@@ -281,6 +322,7 @@ impl<R: Read> Producer<R> {
         // An unterminated last line (end of input) is a line too.
         c.lines = nl + u64::from(text.last().is_some_and(|&b| b != b'\n'));
         self.line += nl;
+        c.decode(&self.years);
         Ok(true)
     }
 }
@@ -289,7 +331,6 @@ impl<R: Read> Producer<R> {
 fn consume(c: &Chunk, input: &str, an: &mut Analyzer) {
     an.stats.lines += c.lines;
     an.stats.bad += c.too_long;
-    let text = c.text();
     for h in &c.hits {
         if let Some(pid) = h.disconnect_pid {
             // Most disconnect lines close sessions nobody waits for.
@@ -297,17 +338,16 @@ fn consume(c: &Chunk, input: &str, an: &mut Analyzer) {
                 continue;
             }
         }
-        let Some(line) = text.get(h.start..h.end) else {
+        an.stats.examined += 1;
+        let Some(spans) = &h.head else {
             continue;
         };
+        let line = c.line(h);
         let o = Origin {
             input,
             line: h.line,
         };
-        match std::str::from_utf8(line) {
-            Ok(s) => an.feed(s, &o),
-            Err(_) => an.feed(&String::from_utf8_lossy(line), &o),
-        }
+        an.feed_header(&spans.header(line), &o);
     }
 }
 
@@ -323,7 +363,7 @@ fn stream_log_with<R: Read + Send>(
     chunk: usize,
     threaded: bool,
 ) -> std::io::Result<()> {
-    let mut p = Producer::new(r, chunk);
+    let mut p = Producer::new(r, chunk, an.years.clone());
     if threaded {
         if let Some(res) = threaded_run(&mut p, input, an) {
             return res;
@@ -716,7 +756,7 @@ mod tests {
     fn chunks_end_on_line_boundaries_and_count_every_line() {
         let text = b"a\nbb\n\nlong line reject: x\nlast without newline";
         for chunk in [64, 65, 100] {
-            let mut p = Producer::new(&text[..], chunk);
+            let mut p = Producer::new(&text[..], chunk, YearRule::new(Some(2026), 0));
             let mut c = Chunk::default();
             let (mut lines, mut hits, mut joined) = (0, Vec::new(), Vec::new());
             while p.next_chunk(&mut c).unwrap() {
