@@ -164,10 +164,20 @@ fn exim_mainlog_and_rejectlog() {
     assert_eq!(e["source"], "exim");
     assert_eq!(e["cause"], "relay-denied");
     assert_eq!(e["auth"], "no");
+    // The advice speaks Exim: its relay hostlist and AUTH advertising, not Postfix parameters.
+    let advice = e["advice"].to_string();
+    assert!(advice.contains("relay_from_hosts"), "{advice}");
+    assert!(advice.contains("auth_advertise_hosts"), "{advice}");
+    for postfix_word in ["smtpd_", "mynetworks", "master.cf", "main.cf"] {
+        assert!(!advice.contains(postfix_word), "{postfix_word}: {advice}");
+    }
     // A=plain:alice@example.com
     let e = find(&evs, "recipient", "carol@external.example")[0];
     assert_eq!(e["auth"], "yes");
     assert_eq!(e["sasl_user"], "alice@example.com");
+    let advice = e["advice"].to_string();
+    assert!(advice.contains("accept authenticated"), "{advice}");
+    assert!(!advice.contains("smtpd_"), "{advice}");
     // The authenticator failure before it marks the next refusal of that client.
     let e = find(&evs, "recipient", "dave@external.example")[0];
     assert_eq!(e["auth"], "failed");
@@ -389,6 +399,42 @@ fn bad_lines_are_counted_never_fatal_and_errors_exit_2() {
         .assert()
         .code(2);
     bin().args(["explain"]).assert().code(2);
+    // A mail log where the configuration PATH goes: said plainly, plain or gzip.
+    for log in ["postfix-real.log", "exim-mainlog"] {
+        bin()
+            .args(["explain", logs(log).to_str().unwrap()])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(
+                "this looks like a mail log; use --log FILE",
+            ));
+    }
+    let gz = dir.path().join("mail.log.1.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(read("postfix-real.log").as_bytes()).unwrap();
+    enc.finish().unwrap();
+    bin()
+        .args([
+            "explain",
+            gz.to_str().unwrap(),
+            "554 5.7.1 Relay access denied",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("use --log FILE"));
+    // A configuration directory is still a PATH.
+    bin()
+        .args([
+            "explain",
+            "--no-simulate",
+            dir.path().to_str().unwrap(),
+            "554 5.7.1 <x@y>: Relay access denied",
+        ])
+        .assert()
+        .code(1);
     bin()
         .args([
             "explain",

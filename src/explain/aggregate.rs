@@ -110,7 +110,9 @@ pub struct Group {
 
 #[derive(Debug, Default)]
 pub struct Aggregate {
-    pub groups: HashMap<Key, Group>,
+    /// A handful of keys, looked up once per event: FNV rather than SipHash. Output order
+    /// comes from `sorted`, never from the map.
+    pub groups: HashMap<Key, Group, std::hash::BuildHasherDefault<Fnv>>,
     label: String,
 }
 

@@ -302,12 +302,6 @@ pub fn is_enhanced(tok: &str) -> bool {
         && parts.next().is_none()
 }
 
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
 /// Microsoft 365's own enhanced codes: 5.7.57 (client not authenticated to send), 5.7.64
 /// (TenantAttribution relay denied), 5.7.124/133-136 (group/tenant restrictions), and
 /// the 5.7.5xx-7xx range (banned senders, tenant reputation such as 5.7.708 "Access denied,
@@ -462,15 +456,32 @@ pub fn classify(text: &str, enhanced: Option<&str>) -> Cause {
 pub fn recipient_class(cause: Cause, text: &str) -> Option<RecipientClass> {
     match cause {
         Cause::RelayDenied => Some(RecipientClass::External),
-        Cause::UnknownRecipient if contains_ci(text, "relay recipient table") => {
-            Some(RecipientClass::Relay)
-        }
-        Cause::UnknownRecipient
-            if contains_ci(text, "local recipient table")
-                || contains_ci(text, "virtual mailbox table")
-                || contains_ci(text, "virtual alias table") =>
-        {
-            Some(RecipientClass::Local)
+        Cause::UnknownRecipient => {
+            // Postfix's "User unknown in <table>" names the table that was consulted.
+            static TABLES: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
+                std::sync::OnceLock::new();
+            let ac = TABLES
+                .get_or_init(|| {
+                    aho_corasick::AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build([
+                            "relay recipient table",
+                            "local recipient table",
+                            "virtual mailbox table",
+                            "virtual alias table",
+                        ])
+                        .ok()
+                })
+                .as_ref()?;
+            // The relay table wins wherever it is named.
+            let mut class = None;
+            for m in ac.find_iter(text) {
+                if m.pattern().as_usize() == 0 {
+                    return Some(RecipientClass::Relay);
+                }
+                class = Some(RecipientClass::Local);
+            }
+            class
         }
         _ => None,
     }

@@ -13,6 +13,57 @@ pub struct Header<'a> {
     pub msg: &'a str,
 }
 
+/// A `Header` as byte ranges of its line, to be computed on the log reader's thread and
+/// turned back into a `Header` of the same line on the parser's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spans {
+    pub stamp: Option<Stamp>,
+    time: Option<(usize, usize)>,
+    host: Option<(usize, usize)>,
+    program: Option<(usize, usize)>,
+    pid: Option<(usize, usize)>,
+    msg: (usize, usize),
+}
+
+/// Where `part` (a subslice of `line`) lies in `line`.
+fn span(line: &str, part: &str) -> (usize, usize) {
+    let start = (part.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+    (start, start + part.len())
+}
+
+impl Spans {
+    pub fn of(line: &str, h: &Header) -> Spans {
+        Spans {
+            stamp: h.stamp,
+            time: h.time.map(|t| span(line, t)),
+            host: h.host.map(|t| span(line, t)),
+            program: h.program.map(|t| span(line, t)),
+            pid: h.pid.map(|t| span(line, t)),
+            msg: span(line, h.msg),
+        }
+    }
+
+    /// The header of `line`, which must be the line these spans were taken from (else the
+    /// whole line is the message).
+    pub fn header<'a>(&self, line: &'a str) -> Header<'a> {
+        let get = |r: Option<(usize, usize)>| r.and_then(|(a, b)| line.get(a..b));
+        match line.get(self.msg.0..self.msg.1) {
+            Some(msg) => Header {
+                stamp: self.stamp,
+                time: get(self.time),
+                host: get(self.host),
+                program: get(self.program),
+                pid: get(self.pid),
+                msg,
+            },
+            None => Header {
+                msg: line,
+                ..Header::default()
+            },
+        }
+    }
+}
+
 /// A syslog tag `prog[pid]:` or `prog:`; returns (program, pid).
 fn tag(tok: &str) -> Option<(&str, Option<&str>)> {
     let t = tok.strip_suffix(':')?;
@@ -101,7 +152,20 @@ mod tests {
         assert!(h.msg.starts_with("H=(laptop.home)"));
         let h = split("554 5.7.1 <x@y>: Relay access denied", &y);
         assert!(h.stamp.is_none());
-        let h = split("2026-11-28T02:46:29.123+01:00 mx postfix/smtpd[1]: hi", &y);
+        let line = "2026-11-28T02:46:29.123+01:00 mx postfix/smtpd[1]: hi";
+        let h = split(line, &y);
         assert_eq!((h.program, h.msg), (Some("postfix/smtpd"), "hi"));
+        let back = Spans::of(line, &h).header(line);
+        assert_eq!(
+            (
+                back.stamp,
+                back.time,
+                back.host,
+                back.program,
+                back.pid,
+                back.msg
+            ),
+            (h.stamp, h.time, h.host, h.program, h.pid, h.msg)
+        );
     }
 }

@@ -122,26 +122,32 @@ impl Analyzer {
             return;
         }
         let h = header::split(line, &self.years);
+        self.feed_header(&h, o);
+    }
+
+    /// One line already split into header and message (the log reader does that on its own
+    /// thread); `h` must be what `header::split` makes of the line with `feed`'s trimming.
+    pub fn feed_header(&mut self, h: &header::Header, o: &Origin) {
         let mut out = std::mem::take(&mut self.scratch);
         let seen = match h.program {
-            Some(p) if postfix::is_postfix(p) => self.postfix.line(&h, o, &mut out),
-            Some(p) if p.starts_with("exim") => self.exim.line(&h, o, &mut out),
+            Some(p) if postfix::is_postfix(p) => self.postfix.line(h, o, &mut out),
+            Some(p) if p.starts_with("exim") => self.exim.line(h, o, &mut out),
             Some(p) if p.contains("qmail") || p.contains("vpopmail") || p == "chkuser" => {
-                match qmail::line(&h, o, &mut out) {
-                    Seen::NotMine => qmail::transcript(&h, o, &mut out),
+                match qmail::line(h, o, &mut out) {
+                    Seen::NotMine => qmail::transcript(h, o, &mut out),
                     s => s,
                 }
             }
             _ => {
-                let mut s = qmail::line(&h, o, &mut out);
+                let mut s = qmail::line(h, o, &mut out);
                 if s == Seen::NotMine {
-                    s = self.exim.line(&h, o, &mut out);
+                    s = self.exim.line(h, o, &mut out);
                 }
                 if s == Seen::NotMine {
-                    s = qmail::transcript(&h, o, &mut out);
+                    s = qmail::transcript(h, o, &mut out);
                 }
                 if s == Seen::NotMine && self.free_text {
-                    s = bounce::line(&h, o, &mut out);
+                    s = bounce::line(h, o, &mut out);
                 }
                 s
             }
@@ -192,21 +198,6 @@ impl Analyzer {
                 }
             }
             Sink::Groups(g) => g.add(e),
-        }
-    }
-
-    /// `disconnect from` lines found by the log reader: the short cut, else the general path.
-    pub fn disconnect_line(&mut self, line: &str, at: usize, o: &Origin) {
-        let mut out = std::mem::take(&mut self.scratch);
-        if self.postfix.disconnect_fast(line, at, &mut out) {
-            self.stats.examined += 1;
-            for e in out.drain(..) {
-                self.emit(e);
-            }
-            self.scratch = out;
-        } else {
-            self.scratch = out;
-            self.feed(line, o);
         }
     }
 
@@ -406,6 +397,21 @@ pub fn run(a: &ExplainArgs) -> i32 {
         }
     }
     let (paths, text) = split_args(&a.args, a.config.root.as_deref());
+    // `explain /var/log/mail.log` (a log where the configuration PATH goes) would otherwise
+    // end in "nothing to explain" or a lint of the log as configuration.
+    for p in &paths {
+        let real = match &a.config.root {
+            Some(r) if p.is_absolute() => Root::snapshot(r).resolve(p),
+            _ => p.clone(),
+        };
+        if reader::looks_like_log(&real) {
+            return error(format!(
+                "{}: this looks like a mail log; use --log FILE (a PATH argument names the \
+                 configuration to simulate against, e.g. /etc/postfix)",
+                p.display()
+            ));
+        }
+    }
     if text.is_empty() && a.log.is_empty() {
         return error(
             "nothing to explain: give the bounce or log lines as TEXT, `-` for standard input, \

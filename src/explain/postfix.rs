@@ -126,10 +126,26 @@ pub fn client(s: &str) -> Option<(&str, &str, &str)> {
     Some((name, addr, rest))
 }
 
+/// `hay.find(needle)` for the short keys of log lines: memchr on the first byte, then a
+/// compare (str::find builds a Two-Way searcher on every call, which showed in profiles).
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = *n.first()?;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(first, h.get(from..)?) {
+        let at = from + i;
+        if h.get(at..)?.starts_with(n) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// The value of `key=<...>` (angle brackets) or `key=value` (to the next space) in `s`.
 pub fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     let mut from = 0;
-    while let Some(i) = s[from..].find(key) {
+    while let Some(i) = find(s.get(from..)?, key) {
         let at = from + i;
         // Must start a word: beginning, space, or ", ".
         let ok_start = at == 0 || matches!(s.as_bytes()[at - 1], b' ' | b',' | b';');
@@ -283,6 +299,8 @@ impl Postfix {
             e.sasl_user = Some(u.clone());
             out.push(e);
         } else {
+            // Usually the session's only refusal: no room for four (Events are large).
+            s.pending.reserve_exact(1);
             s.pending.push(e);
         }
         Seen::Understood
@@ -325,40 +343,6 @@ impl Postfix {
         };
         self.unmark(h);
         Self::close(s, rest, out);
-    }
-
-    /// The log reader's short cut for `host prog[pid]: disconnect from ...` lines (the
-    /// commonest line it has to look at): no timestamp or header parsing. `at` is where
-    /// `disconnect from` starts in `line`. False when the line does not have that shape or no
-    /// session matches (the caller then takes the general path).
-    pub fn disconnect_fast(&mut self, line: &str, at: usize, out: &mut Vec<Event>) -> bool {
-        let Some(head) = line.get(..at).and_then(|h| h.strip_suffix(": ")) else {
-            return false;
-        };
-        let Some((before, tag)) = head.rsplit_once(' ') else {
-            return false;
-        };
-        let host = before.rsplit_once(' ').map_or(before, |(_, h)| h);
-        let Some((program, pid)) = tag.strip_suffix(']').and_then(|t| t.split_once('[')) else {
-            return false;
-        };
-        if !is_postfix(program) {
-            return false;
-        }
-        let Some(s) = self.sessions.remove(&key_of(host, program, pid)) else {
-            return false;
-        };
-        if let Some(c) = pid
-            .parse::<u32>()
-            .ok()
-            .and_then(|p| self.pids.get_mut(p as usize % PID_SLOTS))
-        {
-            if *c < u8::MAX {
-                *c = c.saturating_sub(1);
-            }
-        }
-        Self::close(s, line.get(at + 16..).unwrap_or(""), out);
-        true
     }
 
     fn close(s: Session, rest: &str, out: &mut Vec<Event>) {

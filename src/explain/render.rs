@@ -48,56 +48,47 @@ pub fn advice(e: &Event) -> Vec<String> {
              server is yours too."
                 .into(),
         ),
-        (Cause::RelayDenied, _) => {
-            match e.auth {
-                Auth::Yes => v.push(format!(
-                "The client DID authenticate{} and was still refused: the relay policy of this \
-                 service does not let authenticated clients relay. Typical causes: \
-                 reject_unauth_destination/defer_unauth_destination before \
-                 permit_sasl_authenticated, permit_sasl_authenticated missing from \
-                 smtpd_relay_restrictions, SASL not enabled on this listener (Postfix); the \
-                 `require ... domains = +local_domains : +relay_to_domains` statement above \
-                 `accept authenticated = *` (Exim); RELAYCLIENT not set after AUTH (qmail). Run \
-                 `relaydoctor lint` on the configuration.",
-                e.sasl_user.as_ref().map(|u| format!(" as {u}")).unwrap_or_default()
+        (Cause::RelayDenied, _) => match e.auth {
+            Auth::Yes => v.push(format!(
+                "The client DID authenticate{} and was still refused: the relay policy of \
+                     this service does not let authenticated clients relay. {} Run `relaydoctor \
+                     lint` on the configuration.",
+                e.sasl_user
+                    .as_ref()
+                    .map(|u| format!(" as {u}"))
+                    .unwrap_or_default(),
+                authenticated_but_refused(e.source)
             )),
-                Auth::Failed => v.push(
-                    "The client tried to authenticate and FAILED, then was treated as a stranger: \
+            Auth::Failed => v.push(
+                "The client tried to authenticate and FAILED, then was treated as a stranger: \
                  wrong user name or password in the mail program, or the server's \
                  authentication backend is broken (SASL/dovecot auth socket, Plesk's mail \
                  database - `relaydoctor plesk check`)."
-                        .into(),
-                ),
-                Auth::No | Auth::Unknown => {
-                    let seen = if e.auth == Auth::No {
-                        "The session shows no AUTH at all"
-                    } else {
-                        "No AUTH is seen in this evidence"
-                    };
-                    v.push(format!(
-                        "{seen}: the mail program probably did not authenticate. In its account \
+                    .into(),
+            ),
+            Auth::No | Auth::Unknown => {
+                let seen = if e.auth == Auth::No {
+                    "The session shows no AUTH at all"
+                } else {
+                    "No AUTH is seen in this evidence"
+                };
+                v.push(format!(
+                    "{seen}: the mail program probably did not authenticate. In its account \
                      settings check: outgoing server (SMTP) requires authentication = on (\"use \
                      the same settings as my incoming server\"), user name = the full mailbox \
                      address, port 587 with STARTTLS (or 465 with SSL/TLS) rather than 25, and \
                      that the outgoing server is this server."
-                    ));
+                ));
+                v.push(not_authenticated(e.source).into());
+                if e.recipient_class.is_some() {
                     v.push(
-                    "If the client is sure it authenticated: AUTH may be off on the listener it \
-                     uses (e.g. smtpd_sasl_auth_enable only on submission), or the client's \
-                     network was expected in mynetworks / relay_from_hosts / tcp.smtp \
-                     (RELAYCLIENT) or POP-before-SMTP (Plesk smtp_poplocks) and is not."
-                        .into(),
-                );
-                    if e.recipient_class.is_some() {
-                        v.push(
                         "If the recipient's domain should be delivered here (a hosted domain), \
                          it is missing from the local/relay domains: that is a server-side fix."
                             .into(),
                     );
-                    }
                 }
             }
-        }
+        },
         (Cause::SenderVerify, _) => {
             v.push(
                 "Sender verification by callout: the receiving server checked the sender \
@@ -137,12 +128,7 @@ pub fn advice(e: &Event) -> Vec<String> {
              (`relaydoctor lint` reports these)."
                 .into(),
         ),
-        (Cause::ServerConfig, _) => v.push(
-            "The refusing server's own configuration is broken (Postfix answers 451 4.3.5 for an \
-             unknown restriction name or a missing map): every recipient is refused. Its log has \
-             a warning just before this line; `relaydoctor lint` points at the setting."
-                .into(),
-        ),
+        (Cause::ServerConfig, _) => v.push(server_config(e.source).into()),
         (Cause::UnknownRecipient, _) => v.push(
             "The recipient does not exist on the refusing server (typo, deleted mailbox, or a \
              domain migrated without its mailboxes). Not a relay problem."
@@ -155,6 +141,87 @@ pub fn advice(e: &Event) -> Vec<String> {
         ),
     }
     v
+}
+
+/// Typical causes of "authenticated and still refused", in the terms of the MTA that logged
+/// the event (a pasted reply may come from any of them).
+fn authenticated_but_refused(source: Source) -> &'static str {
+    match source {
+        Source::Postfix => {
+            "Typical causes: reject_unauth_destination/defer_unauth_destination before \
+             permit_sasl_authenticated, permit_sasl_authenticated missing from \
+             smtpd_relay_restrictions (or smtpd_recipient_restrictions), or a master.cf \
+             -o override of the restrictions on this listener."
+        }
+        Source::Exim => {
+            "Typical causes: in the RCPT ACL (acl_smtp_rcpt) a `require`/`deny` statement \
+             demanding `domains = +local_domains : +relay_to_domains` comes before `accept \
+             authenticated = *`, or that accept statement is missing."
+        }
+        Source::Qmail => {
+            "Typical causes: the SMTP AUTH patch does not set RELAYCLIENT after a successful \
+             AUTH (or this qmail-smtpd runs without the patch), or chkuser refuses relaying \
+             before it sees the authentication."
+        }
+        Source::Bounce => {
+            "Typical causes: reject_unauth_destination before permit_sasl_authenticated \
+             (Postfix); a `require ... domains = +local_domains : +relay_to_domains` statement \
+             above `accept authenticated = *` (Exim); RELAYCLIENT not set after AUTH (qmail)."
+        }
+    }
+}
+
+/// Why a client that believes it authenticated may not have been, and which relay-by-network
+/// setting it may have relied on, per MTA.
+fn not_authenticated(source: Source) -> &'static str {
+    match source {
+        Source::Postfix => {
+            "If the client is sure it authenticated: AUTH may be off on the listener it uses \
+             (smtpd_sasl_auth_enable=yes only for submission in master.cf), or the client's \
+             network was expected in mynetworks or POP-before-SMTP (Plesk smtp_poplocks) and \
+             is not."
+        }
+        Source::Exim => {
+            "If the client is sure it authenticated: Exim may not offer AUTH on the connection \
+             it uses (auth_advertise_hosts, or an authenticator whose \
+             server_advertise_condition demands TLS first), or the client's network was \
+             expected in relay_from_hosts (hostlist relay_from_hosts) and is not."
+        }
+        Source::Qmail => {
+            "If the client is sure it authenticated: the qmail-smtpd it reaches may have no \
+             SMTP AUTH (the patch or its checkpassword program only on the submission \
+             service), or the client's network was expected in tcp.smtp with RELAYCLIENT (is \
+             tcp.smtp.cdb rebuilt with tcprules?) or POP-before-SMTP (Plesk smtp_poplocks) and \
+             is not."
+        }
+        Source::Bounce => {
+            "If the client is sure it authenticated: AUTH may be off on the listener it uses, \
+             or the client's network was expected in the server's trusted networks \
+             (mynetworks, relay_from_hosts, tcp.smtp RELAYCLIENT) or POP-before-SMTP (Plesk \
+             smtp_poplocks) and is not."
+        }
+    }
+}
+
+fn server_config(source: Source) -> &'static str {
+    match source {
+        Source::Exim => {
+            "The refusing server's own configuration is broken: Exim defers with `451 \
+             Temporary local problem` when an ACL or lookup fails (a missing file, a bad \
+             expansion), and writes the cause to its mainlog and paniclog; `relaydoctor lint` \
+             points at the setting."
+        }
+        Source::Qmail => {
+            "The refusing server's own configuration is broken: every recipient is refused. \
+             Check qmail's control files (/var/qmail/control) and the smtpd run script; \
+             `relaydoctor lint` points at the setting."
+        }
+        Source::Postfix | Source::Bounce => {
+            "The refusing server's own configuration is broken (Postfix answers 451 4.3.5 for \
+             an unknown restriction name or a missing map): every recipient is refused. Its log \
+             has a warning just before this line; `relaydoctor lint` points at the setting."
+        }
+    }
 }
 
 fn auth_text(e: &Event) -> String {

@@ -232,9 +232,10 @@ pub fn parse_prefix(line: &[u8], years: &YearRule) -> Option<(Stamp, usize)> {
         let wall = days_from_civil(y, m, d) * 86_400 + secs;
         return Some((Stamp { wall, offset }, i));
     }
-    if first == b'@' && line.len() >= 25 {
+    if first == b'@' && line.len() >= 25 && line.get(1..9) == Some(b"40000000") {
         // TAI64N: 16 hex digits of seconds + 2^62 (plus 10 s of TAI-UTC offset that daemontools
-        // ignores too), 8 of nanoseconds.
+        // ignores too), 8 of nanoseconds. Only labels of 1970-2106 (`@40000000...`): the log
+        // reader's pre-filter finds multilog lines by that prefix.
         let hex = std::str::from_utf8(line.get(1..17)?).ok()?;
         let v = u64::from_str_radix(hex, 16).ok()?;
         let secs = v.checked_sub(1u64 << 62)? as i64 - 10;
