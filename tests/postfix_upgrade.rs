@@ -202,6 +202,15 @@ fn nothing_changes_nothing_reported() {
     let fs = lint(t.path(), TARGET);
     assert!(with_code(&fs, "PF120").is_empty(), "{fs:#?}");
     assert!(with_code(&fs, "PF121").is_empty(), "{fs:#?}");
+    // smtpd dies today (PF103 says so); that it answers after the upgrade is no regression.
+    let t = root(
+        "mydestination = example.com
+",
+        SMTP,
+    );
+    let fs = lint(t.path(), TARGET);
+    assert!(!with_code(&fs, "PF103").is_empty(), "{fs:#?}");
+    assert!(with_code(&fs, "PF120").is_empty(), "{fs:#?}");
 }
 
 #[test]
@@ -439,4 +448,16 @@ fn predicted_target_decisions_match_real_smtpd_at_the_target_level() {
         "predicted decisions differ from smtpd:\n{}",
         mismatches.join("\n")
     );
+}
+
+#[test]
+fn a_target_that_is_not_a_version_is_refused() {
+    let t = root("compatibility_level = 3.6\n", SMTP);
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--target-version", "three", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a version"));
 }

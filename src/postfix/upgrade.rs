@@ -577,7 +577,7 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     let rows = cmp.rows();
     let changed: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.changed() && !covered_depends(r, &cmp))
+        .filter(|r| r.changed() && !covered_depends(r, &cmp) && !was_dead(r))
         .collect();
     if changed.is_empty() {
         return;
@@ -642,6 +642,18 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     for g in groups {
         f.push(finding(ctx, m, &cmp, code, &g, &rows));
     }
+}
+
+/// A listener whose smtpd dies today (PF103 reports it) answers after the upgrade: only
+/// worth saying when that answer lets a stranger relay.
+fn was_dead(r: &Row) -> bool {
+    r.current.result == Verdict::Unavailable
+        && !(r.target.result == Verdict::Accept
+            && r.rcpt_kind == Rcpt::External
+            && !matches!(
+                r.who,
+                Who::Class(ClientClass::Trusted) | Who::Class(ClientClass::Authenticated)
+            ))
 }
 
 /// A change that only shows a permit entry's "depends" disappearing is covered by the
