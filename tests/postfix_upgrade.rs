@@ -86,6 +86,34 @@ fn pop_before_smtp_in_the_recipient_list_loses_relay() {
 }
 
 #[test]
+fn a_readable_black_list_permits_no_one() {
+    let t = root(
+        "mydestination = example.com\nmynetworks = 127.0.0.0/8\nrelay_domains = $mydestination\nsmtpd_recipient_restrictions = permit_mynetworks,\n    check_client_access cidr:/etc/postfix/blocked.cidr,\n    reject_unauth_destination\n",
+        SMTP,
+    );
+    let map = t.path().join("etc/postfix/blocked.cidr");
+    std::fs::write(&map, "# spammers\n198.51.100.0/24 REJECT\n").unwrap();
+    let answers_ok = |fs: Vec<serde_json::Value>| {
+        fs.iter()
+            .filter(|f| {
+                f["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("answers OK for")
+            })
+            .count()
+    };
+    // Only the strangers' 554 -> 454 (relay list first) remains, as a warning.
+    let fs = with_code(&lint(t.path(), TARGET), "PF120");
+    assert_eq!(answers_ok(fs.clone()), 0, "{fs:#?}");
+    assert!(fs.iter().all(|f| f["severity"] == "warning"), "{fs:#?}");
+    // The same table with one OK entry: its clients lose relay.
+    std::fs::write(&map, "198.51.100.0/24 REJECT\n192.0.2.9 OK\n").unwrap();
+    let fs = with_code(&lint(t.path(), TARGET), "PF120");
+    assert_eq!(answers_ok(fs.clone()), 1, "{fs:#?}");
+}
+
+#[test]
 fn relay_domains_default_loses_subdomains() {
     let t = root(
         "mydestination = example.com\nmynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n",
@@ -378,7 +406,7 @@ fn predicted_target_decisions_match_real_smtpd_at_the_target_level() {
         };
         let mut f = Vec::new();
         let model = Model::load(&ctx, &cur_run.conf, &mut f);
-        let cmp = Compare::new(&model, (3, 7, 0), (3, 6, 0));
+        let cmp = Compare::new(&ctx, &model, (3, 7, 0), (3, 6, 0));
         let listeners = model.smtpd_listeners();
         // A listener whose smtpd dies is throttled by master: later connections only time
         // out. Asked once per side and listener, the answer stands for all its questions.

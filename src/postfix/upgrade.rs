@@ -197,11 +197,60 @@ pub struct Compare<'m> {
     compat_cur: Version,
     compat_tgt: Version,
     hyps: Vec<(Vec<String>, String)>,
+    /// The permit entries each listener's lists contain (shown as `Who::Permitted`).
+    per_listener: HashMap<usize, Vec<String>>,
     cache: std::cell::RefCell<HashMap<String, std::rc::Rc<Model>>>,
 }
 
+/// Whether access table `map` may answer OK (access(5): `OK`, an all-numeric result, or a
+/// `permit...` restriction). A table whose source relaydoctor can read and that has no such
+/// entry (a black list of REJECTs) never permits anyone; an unreadable one (SQL, LDAP,
+/// a database written by a POP-before-SMTP daemon) may.
+fn map_may_permit(ctx: &Context, map: &str) -> bool {
+    let permits = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        v == "ok"
+            || v.starts_with("permit")
+            || (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(body) = map.strip_prefix("inline:") {
+        let body = body.trim_start_matches('{').trim_end_matches('}');
+        return body
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .any(|(_, v)| permits(v.trim().trim_matches(|c| c == '{' || c == '}')));
+    }
+    let Some((kind, path)) = map.split_once(':') else {
+        return true;
+    };
+    let text_source = matches!(
+        kind,
+        "hash"
+            | "btree"
+            | "lmdb"
+            | "cdb"
+            | "dbm"
+            | "sdbm"
+            | "cidr"
+            | "texthash"
+            | "regexp"
+            | "pcre"
+    );
+    if !text_source || !path.starts_with('/') {
+        return true;
+    }
+    let real = ctx.root.resolve(std::path::Path::new(path));
+    let Ok(text) = std::fs::read_to_string(real) else {
+        return true;
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .any(|l| l.split_whitespace().skip(1).any(permits))
+}
+
 /// Restriction entries that can permit a client other than by mynetworks or SASL.
-fn permit_entries(m: &Model, si: usize) -> Vec<(Vec<String>, String)> {
+fn permit_entries(ctx: &Context, m: &Model, si: usize) -> Vec<(Vec<String>, String)> {
     let scope = m.scope(Some(si));
     let mut names: Vec<String> = [
         "smtpd_client_restrictions",
@@ -234,7 +283,9 @@ fn permit_entries(m: &Model, si: usize) -> Vec<(Vec<String>, String)> {
                 && it != "check_etrn_access";
             if (access || it == "check_policy_service") && arg.is_some() {
                 let a = arg.unwrap_or_default();
-                if !a.starts_with("static:") {
+                if !a.starts_with("static:")
+                    && (it == "check_policy_service" || map_may_permit(ctx, &a))
+                {
                     let e = (vec![it.clone(), a.clone()], format!("{it} {a}"));
                     if !out.iter().any(|(k, _)| *k == e.0) {
                         out.push(e);
@@ -259,11 +310,14 @@ fn permit_entries(m: &Model, si: usize) -> Vec<(Vec<String>, String)> {
 }
 
 impl<'m> Compare<'m> {
-    pub fn new(m: &'m Model, v_tgt: Version, compat_tgt: Version) -> Compare<'m> {
+    pub fn new(ctx: &Context, m: &'m Model, v_tgt: Version, compat_tgt: Version) -> Compare<'m> {
         let compat_cur = current_level(m);
         let mut hyps = Vec::new();
+        let mut per_listener = HashMap::new();
         for si in m.smtpd_listeners() {
-            for h in permit_entries(m, si) {
+            let hs = permit_entries(ctx, m, si);
+            per_listener.insert(si, hs.iter().map(|(_, e)| e.clone()).collect());
+            for h in hs {
                 if !hyps.iter().any(|(k, _): &(Vec<String>, String)| *k == h.0) {
                     hyps.push(h);
                 }
@@ -276,6 +330,7 @@ impl<'m> Compare<'m> {
             compat_cur,
             compat_tgt,
             hyps,
+            per_listener,
             cache: Default::default(),
         }
     }
@@ -408,7 +463,7 @@ impl<'m> Compare<'m> {
             if lan_applies(&cur, si) && lan_trusted(&cur, si) != lan_trusted(&tgt, si) {
                 whos.push(Who::LanClient);
             }
-            for (_, e) in permit_entries(self.m, si) {
+            for e in self.per_listener.get(&si).cloned().unwrap_or_default() {
                 whos.push(Who::Permitted(e));
             }
             let mut rcpts: Vec<(Rcpt, String, Option<String>)> = Vec::new();
@@ -573,7 +628,7 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             }
         }
     };
-    let cmp = Compare::new(m, v_tgt, compat_tgt);
+    let cmp = Compare::new(ctx, m, v_tgt, compat_tgt);
     let rows = cmp.rows();
     let changed: Vec<&Row> = rows
         .iter()
