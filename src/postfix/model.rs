@@ -696,6 +696,42 @@ mod tests {
     }
 
     #[test]
+    fn derived_model_reads_the_same_files_at_another_level() {
+        let (_c, m) = model(
+            "mydestination = example.com\nsmtpd_recipient_restrictions = permit_mynetworks, check_relay_domains\nmynetworks_style = subnet\n",
+            "smtp inet n - y - - smtpd\n",
+        );
+        assert_eq!(m.scope(None).value("relay_domains"), "example.com");
+        let t = m.derive(
+            (3, 9, 0),
+            Overlay {
+                compat: Some("3.6".into()),
+                pins: vec![(None, "mynetworks_style".into(), "host".into())],
+                rewrites: vec![(
+                    vec!["check_relay_domains".into()],
+                    vec![
+                        "permit_auth_destination".into(),
+                        "reject_unauth_destination".into(),
+                    ],
+                )],
+            },
+        );
+        assert_eq!(t.version(), (3, 9, 0));
+        let s = t.scope(Some(0));
+        assert_eq!(s.value("compatibility_level"), "3.6");
+        assert_eq!(s.value("relay_domains"), "");
+        assert_eq!(s.value("smtpd_relay_before_recipient_restrictions"), "yes");
+        // A pin replaces only a default: main.cf's own setting stays.
+        assert_eq!(s.value("mynetworks_style"), "subnet");
+        assert_eq!(
+            s.value("smtpd_recipient_restrictions"),
+            "permit_mynetworks, permit_auth_destination, reject_unauth_destination"
+        );
+        // The original is untouched.
+        assert_eq!(m.scope(None).value("relay_domains"), "example.com");
+    }
+
+    #[test]
     fn host_facts_feed_mydomain() {
         let (_c, m) = model("myhostname = mx1.example.net\nx = $mydomain\n", "");
         assert_eq!(m.scope(None).value("x"), "example.net");
