@@ -149,6 +149,17 @@ fn cmd_lint(a: &LintArgs) -> i32 {
             print!("{}", report::nagios::unknown(&msg));
             report::nagios::UNKNOWN
         } else {
+            if a.format == LintFormat::Prometheus {
+                // A failed run must not leave the last good file in place: alerts need
+                // `relaydoctor_up 0` to fire.
+                let text = report::prometheus::render_failure(unix_now());
+                match &a.output {
+                    Some(path) => {
+                        let _ = fix::write_new_atomic(path, text.as_bytes());
+                    }
+                    None => print!("{text}"),
+                }
+            }
             error(msg)
         }
     };
@@ -238,13 +249,7 @@ fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color
         LintFormat::Sarif => report::sarif::render(report),
         LintFormat::Github => report::github::render(report),
         LintFormat::Nagios => report::nagios::render(report),
-        LintFormat::Prometheus => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            report::prometheus::render(report, now)
-        }
+        LintFormat::Prometheus => report::prometheus::render(report, unix_now()),
     };
     let code = if a.format == LintFormat::Nagios {
         report::nagios::status(report).1
@@ -261,6 +266,13 @@ fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color
     }
     finish(&out, false);
     code
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn finish(out: &str, fails: bool) -> i32 {
@@ -614,10 +626,14 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
     use std::collections::BTreeSet;
     let broken: BTreeSet<_> = findings
         .iter()
-        .filter(|f| f.category == "syntax" && f.severity == Severity::Error)
+        .filter(|f| {
+            (f.category == "syntax" && f.severity == Severity::Error)
+                || f.name == "template-placeholder"
+        })
         .filter_map(|f| f.location.as_ref().map(|l| l.file.clone()))
         .collect();
-    let mut withheld = BTreeSet::new();
+    let mut withheld: std::collections::BTreeMap<std::path::PathBuf, Vec<&str>> =
+        Default::default();
     let keep = findings
         .iter()
         .filter(|f| {
@@ -625,7 +641,7 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
             let hit = fx.edits.iter().find(|e| broken.contains(&e.file));
             match hit {
                 Some(e) if !(f.category == "syntax" && f.severity == Severity::Error) => {
-                    withheld.insert(e.file.clone());
+                    withheld.entry(e.file.clone()).or_default().push(&f.code);
                     false
                 }
                 _ => true,
@@ -633,12 +649,18 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
         })
         .cloned()
         .collect();
+    // Say exactly what is held back, so "fixed FILE" (its syntax fixes) and a finding's
+    // "--diff shows it" do not read as contradictions.
     let notes = withheld
         .into_iter()
-        .map(|p| {
+        .map(|(p, codes)| {
             format!(
-                "fixes for {} withheld: it has syntax errors (a template or a half-edited file?); fix those first",
-                p.display()
+                "{}: has syntax errors (a template or a half-edited file?), so only their fixes are offered; the other {} fix{} ({}) {} withheld until those are fixed and relaydoctor runs again",
+                p.display(),
+                codes.len(),
+                if codes.len() == 1 { "" } else { "es" },
+                codes.join(", "),
+                if codes.len() == 1 { "is" } else { "are" },
             )
         })
         .collect();

@@ -111,9 +111,17 @@ pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
         ));
     }
     let new = apply_edits(&src.text, &plan.edits);
-    let backup = backup_path(&plan.real);
-    write_atomic(&plan.real, &current, Some(&backup))
-        .and_then(|_| write_atomic(&plan.real, new.as_bytes(), None))
+    // A symlinked configuration (main.cf -> /srv/cfg/main.cf) is fixed in the file it points
+    // to, the one that was read: renaming over the link would replace it with a regular
+    // file and leave the real configuration unchanged.
+    let is_link = fs::symlink_metadata(&plan.real).is_ok_and(|m| m.file_type().is_symlink());
+    let target = match is_link {
+        true => fs::canonicalize(&plan.real).map_err(|e| format!("{name}: {e}"))?,
+        false => plan.real.clone(),
+    };
+    let backup = backup_path(&target);
+    write_atomic(&target, &current, Some(&backup))
+        .and_then(|_| write_atomic(&target, new.as_bytes(), None))
         .map_err(|e| format!("{name}: {e}"))?;
     Ok(backup)
 }

@@ -137,9 +137,20 @@ pub fn simulate(ctx: &Context, paths: &[PathBuf], q: &Query) -> Result<Vec<Decis
         }
     }
     if let Some(s) = &q.service {
+        let mut names: Vec<String> = Vec::new();
+        for d in &out {
+            if !names.contains(&d.service) {
+                names.push(d.service.clone());
+            }
+        }
         out.retain(|d| &d.service == s);
         if out.is_empty() {
-            return Err(format!("no listening service named {s:?}"));
+            let known = if names.is_empty() {
+                "there is no listening service".to_string()
+            } else {
+                format!("the listening services are: {}", names.join(", "))
+            };
+            return Err(format!("no listening service named {s:?}; {known}"));
         }
     }
     Ok(out)

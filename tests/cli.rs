@@ -313,3 +313,17 @@ fn fixes_are_withheld_for_files_with_syntax_errors() {
         .stderr(predicate::str::contains("withheld"));
     assert_eq!(std::fs::read_to_string(etc.join("main.cf")).unwrap(), text);
 }
+
+#[test]
+fn simulate_with_an_unknown_service_lists_the_real_ones() {
+    bin()
+        .args(["simulate", "--client", "203.0.113.5", "--rcpt", "a@example.net"])
+        .args(["--service", "no-such-service", "--root"])
+        .arg(fixture("demo/postfix-server"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no listening service named \"no-such-service\"; the listening services are: ",
+        ))
+        .stderr(predicate::str::contains("submission"));
+}

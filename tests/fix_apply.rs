@@ -109,3 +109,39 @@ fn unsafe_fixes_are_not_planned_and_overlaps_are_dropped() {
     let starts: Vec<_> = plans[0].edits.iter().map(|e| e.start).collect();
     assert_eq!(starts, vec![0, 8]);
 }
+
+#[test]
+fn apply_fixes_the_file_a_symlink_points_to_and_keeps_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("etc/postfix")).unwrap();
+    fs::create_dir_all(root.join("srv/cfg")).unwrap();
+    let real = root.join("srv/cfg/main.cf");
+    fs::write(&real, "mynetworks = 127.0.0.0/8 # office\n").unwrap();
+    let link = root.join("etc/postfix/main.cf");
+    std::os::unix::fs::symlink("../../srv/cfg/main.cf", &link).unwrap();
+
+    let ctx = Context::new(Root::snapshot(root), Options::default());
+    let src = ctx.load(&link).unwrap();
+    let start = src.text.find(" # office").unwrap();
+    let f = finding_with_edit(&link, "etc/postfix/main.cf", start, start + 9, "");
+    let plans = fix::plan(&[f], false);
+    let backup = fix::apply(&ctx, &plans[0]).unwrap();
+
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        fs::read_to_string(&real).unwrap(),
+        "mynetworks = 127.0.0.0/8\n"
+    );
+    assert_eq!(
+        fs::read_to_string(&backup).unwrap(),
+        "mynetworks = 127.0.0.0/8 # office\n"
+    );
+    assert_eq!(
+        backup.parent(),
+        fs::canonicalize(root.join("srv/cfg")).ok().as_deref()
+    );
+}

@@ -190,6 +190,20 @@ fn prometheus_textfile_is_written_atomically_with_every_gauge() {
         .count();
     assert_eq!(gauges, relaydoctor::catalogue::CATEGORIES.len() * 3);
     assert!(text.contains("relaydoctor_last_run_timestamp_seconds "));
+    assert!(text.contains("\nrelaydoctor_up 1\n"), "{text}");
+    // A later run that fails replaces the file with `relaydoctor_up 0`, so the last good
+    // counts cannot hide the failure.
+    bin()
+        .args(["lint", "--format", "prometheus", "-o"])
+        .arg(&prom)
+        .arg("--root")
+        .arg(dir.path().join("no-such-snapshot"))
+        .assert()
+        .code(2);
+    let failed = fs::read_to_string(&prom).unwrap();
+    assert!(failed.contains("\nrelaydoctor_up 0\n"), "{failed}");
+    assert!(!failed.contains("relaydoctor_findings{"), "{failed}");
+    fs::write(&prom, &text).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         fs::metadata(&prom).unwrap().permissions().mode() & 0o777,

@@ -238,6 +238,23 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// A 550 with the statement's `message` (or Exim's default text), traced at `stmt`.
+    fn refuse(
+        &self,
+        mut st: State,
+        stmt: &Stmt,
+        effect: &str,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Branch {
+        let text = st
+            .message
+            .clone()
+            .unwrap_or_else(|| "Administrative prohibition".into());
+        st.trace
+            .push(step(&stmt.origin, stmt.verb.as_str().into(), effect));
+        self.end(st, Verdict::Reject, 550, text, by)
+    }
+
     fn walk(&self, acl: &Acl, i: usize, k: usize, mut st: State, depth: usize) -> Vec<Branch> {
         let Some(stmt) = acl.stmts.get(i) else {
             st.trace.push(step(
@@ -372,28 +389,10 @@ impl<'a> Eval<'a> {
     ) -> Vec<Branch> {
         match stmt.verb {
             Verb::Require => {
-                let text = st
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| "Administrative prohibition".into());
-                st.trace.push(step(
-                    &stmt.origin,
-                    stmt.verb.as_str().into(),
-                    "reject: a require condition failed",
-                ));
-                vec![self.end(st, Verdict::Reject, 550, text, by)]
+                vec![self.refuse(st, stmt, "reject: a require condition failed", by)]
             }
             Verb::Accept | Verb::Discard if st.endpass => {
-                let text = st
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| "Administrative prohibition".into());
-                st.trace.push(step(
-                    &stmt.origin,
-                    stmt.verb.as_str().into(),
-                    "reject: a condition after endpass failed",
-                ));
-                vec![self.end(st, Verdict::Reject, 550, text, by)]
+                vec![self.refuse(st, stmt, "reject: a condition after endpass failed", by)]
             }
             _ => {
                 st.trace.push(step(&stmt.origin, stmt.render(), "no match"));

@@ -30,7 +30,10 @@ pub fn describe(creds: &Credentials, e: &Error) -> String {
                 1142 | 1143 => " (this user lacks a privilege relaydoctor needs)",
                 _ => "",
             };
-            format!("error {} ({}): {}{hint}", m.code, m.state, m.message)
+            // Our own hint is added after scrubbing: it never holds a secret, and a password
+            // such as "wrong" must not mask it.
+            let msg = format!("error {} ({}): {}", m.code, m.state, m.message);
+            return format!("{}{hint}", creds.scrub(&msg));
         }
         Error::IoError(io) => format!("{io}"),
         Error::DriverError(d) => format!("{d}"),

@@ -229,17 +229,8 @@ pub fn repair_text(
     args: &PleskRepairArgs,
     color: bool,
 ) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "== {} (credentials from {})",
-        creds.endpoint, creds.source
-    );
-    findings_text(&mut out, &insp.findings, color);
-    if !insp.findings.is_empty() {
-        out.push('\n');
-    }
-    let _ = writeln!(out, "{}", summary(creds, insp));
+    // The repair report starts with exactly what `plesk check` prints.
+    let mut out = check_text(creds, insp, color);
     out.push('\n');
     if plan.is_empty() {
         let _ = writeln!(out, "Nothing to repair in {}.{TABLE}.", creds.db);

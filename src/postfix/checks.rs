@@ -694,16 +694,15 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
                 let clash = defined_names(c);
                 finding = finding
                     .help(format!("Rename it to {c}."))
+                    // Never safe: the renamed setting starts to take effect (a misspelt
+                    // smtpd_relay_restrictions that switches on a forgotten access map
+                    // changes who may relay), and the closest name may be the wrong one.
                     .fix(Fix {
-                        applicability: if clash {
-                            Applicability::Unsafe
-                        } else {
-                            Applicability::Safe
-                        },
+                        applicability: Applicability::Unsafe,
                         description: if clash {
                             format!("rename {name} to {c} (which is also set elsewhere: review which value should win)")
                         } else {
-                            format!("rename {name} to {c}")
+                            format!("rename {name} to {c}: the value then takes effect, review it first")
                         },
                         edits: vec![edit(src, name_span.start, name_span.end, c)],
                     });

@@ -7,6 +7,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod policy;
+pub mod template;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,14 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     checks::run(ctx, &model, &mut findings);
     // PF120/PF121: decisions that change with the upgrade or a raised compatibility_level.
     upgrade::run(ctx, &model, &mut findings);
+    let files: Vec<&crate::source::SourceFile> = [
+        model.main.as_ref().map(|m| &*m.source),
+        model.master.as_ref().map(|m| &*m.source),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    template::apply(&files, &mut findings);
     findings
 }
 
