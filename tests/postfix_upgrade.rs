@@ -489,3 +489,25 @@ fn a_target_that_is_not_a_version_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a version"));
 }
+
+#[test]
+fn upgrade_from_before_2_10_defers_recipient_list_permits() {
+    // Postfix 2.9 has no smtpd_relay_restrictions at all: the map permits relay today.
+    let t = root(
+        "mydestination = example.com\nmynetworks = 127.0.0.0/8\nrelay_domains = $mydestination\nsmtpd_recipient_restrictions = permit_mynetworks,\n    check_client_access hash:/etc/postfix/pop-before-smtp,\n    reject_unauth_destination\n",
+        SMTP,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--postfix-version", "2.9"])
+        .args(["--target-version", "3.9", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fs = with_code(v["findings"].as_array().unwrap(), "PF120");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    let msg = fs[0]["message"].as_str().unwrap();
+    assert!(msg.contains("POP-before-SMTP users"), "{msg}");
+    assert!(msg.contains("454 4.7.1"), "{msg}");
+    assert_eq!(fs[0]["fix"]["applicability"], "safe");
+}
