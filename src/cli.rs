@@ -202,10 +202,10 @@ pub struct LintArgs {
     #[arg(long, conflicts_with = "diff")]
     pub fix: bool,
     /// Pre-upgrade check: compare relay decisions with this MTA version
-    #[arg(long, value_name = "X.Y")]
+    #[arg(long, value_name = "X.Y", value_parser = version_arg)]
     pub target_version: Option<String>,
     /// Postfix compatibility_level assumed after the upgrade
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = version_arg)]
     pub target_compat: Option<String>,
     /// Print nothing when there is no finding at or above --fail-on (for cron)
     #[arg(long, short)]
@@ -365,4 +365,19 @@ pub struct PleskRepairArgs {
     pub format: Format,
     #[command(flatten)]
     pub color: ColorArgs,
+}
+
+/// `3.9`, `4.97`, `3.6.1`: a version or compatibility level, rejected early rather than
+/// silently ignored by the pre-upgrade check.
+fn version_arg(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split('.').collect();
+    let ok = parts.len() <= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not a version such as 3.9 or 4.97"))
+    }
 }

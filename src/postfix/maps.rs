@@ -44,7 +44,7 @@ impl Entry {
 }
 
 /// A table that could be read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Table {
     /// As written in the configuration, e.g. `cidr:/etc/postfix/clients.cidr`.
     pub spec: String,
@@ -62,7 +62,7 @@ pub struct Table {
 }
 
 /// The answer to opening a table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Opened {
     Table(Table),
     /// Cannot be evaluated statically; the text says why (shown in `depends_on`).

@@ -9,6 +9,7 @@ pub mod params;
 pub mod parse;
 pub mod policy;
 pub mod template;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,8 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
     let model = model::Model::load(ctx, &target.path, &mut findings);
     checks::run(ctx, &model, &mut findings);
+    // PF120/PF121: decisions that change with the upgrade or a raised compatibility_level.
+    upgrade::run(ctx, &model, &mut findings);
     let files: Vec<&crate::source::SourceFile> = [
         model.main.as_ref().map(|m| &*m.source),
         model.master.as_ref().map(|m| &*m.source),

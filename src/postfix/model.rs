@@ -129,9 +129,24 @@ impl HostFacts {
     }
 }
 
+#[derive(Clone)]
 pub struct LoadedFile<T> {
     pub source: Arc<SourceFile>,
     pub parsed: T,
+}
+
+/// A hypothetical change to an instance, for the pre-upgrade check (src/postfix/upgrade.rs):
+/// the same files read at another compatibility_level, with some defaults pinned (as if
+/// main.cf or a listener's `-o` set them) and some restriction entries rewritten.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// compatibility_level as if main.cf set it to this value.
+    pub compat: Option<String>,
+    /// (listener or None for main.cf, name, raw value): replaces the built-in default only,
+    /// exactly like adding the setting where it is not set yet.
+    pub pins: Vec<(Option<usize>, String, String)>,
+    /// Restriction-list items replaced wherever they occur: (items, replacement items).
+    pub rewrites: Vec<(Vec<String>, Vec<String>)>,
 }
 
 /// One Postfix instance (a directory with main.cf and usually master.cf).
@@ -155,6 +170,7 @@ pub struct Model {
     list_files: HashMap<String, Option<Arc<SourceFile>>>,
     /// Findings from reading those files (unreadable, binary, ...), handed out by `load`.
     table_findings: Vec<Finding>,
+    overlay: Option<Box<Overlay>>,
 }
 
 impl Model {
@@ -212,6 +228,7 @@ impl Model {
             tables: HashMap::new(),
             list_files: HashMap::new(),
             table_findings: Vec::new(),
+            overlay: None,
         };
         m.preload_tables(ctx);
         m
@@ -429,6 +446,68 @@ impl Model {
         ))
     }
 
+    /// The same files as Postfix `version` would read them with `overlay` applied. The copy
+    /// never runs postconf: its mynetworks default is the loopback-only snapshot value.
+    pub fn derive(&self, version: params::Version, overlay: Overlay) -> Model {
+        Model {
+            dir: self.dir.clone(),
+            main: self.main.clone(),
+            master: self.master.clone(),
+            last: self.last.clone(),
+            host: self.host.clone(),
+            version_opt: Some(params::show_version(version)),
+            live: false,
+            version: OnceCell::from(version),
+            live_mynetworks: OnceCell::new(),
+            config_directory: self.config_directory.clone(),
+            tables: self.tables.clone(),
+            list_files: self.list_files.clone(),
+            table_findings: Vec::new(),
+            overlay: Some(Box::new(overlay)),
+        }
+    }
+
+    /// The raw value and origin of `name` in the scope of `service` (None = main.cf only),
+    /// with the overlay of a derived model applied.
+    pub fn raw(&self, service: Option<usize>, name: &str) -> Option<(String, Origin)> {
+        let Some(ov) = self.overlay.as_deref() else {
+            return self.raw_base(service, name);
+        };
+        if name == "compatibility_level" {
+            if let Some(c) = &ov.compat {
+                let origin = self
+                    .raw_base(service, name)
+                    .map(|(_, o)| o)
+                    .unwrap_or_else(|| Origin::builtin(OriginKind::Default));
+                return Some((c.clone(), origin));
+            }
+        }
+        let mut got = self.raw_base(service, name);
+        let is_default = got
+            .as_ref()
+            .is_none_or(|(_, o)| matches!(o.kind, OriginKind::Default));
+        if is_default {
+            let pin = ov
+                .pins
+                .iter()
+                .find(|(s, n, _)| n == name && s.is_some() && *s == service)
+                .or_else(|| ov.pins.iter().find(|(s, n, _)| n == name && s.is_none()));
+            if let Some((_, _, v)) = pin {
+                got = Some((v.clone(), Origin::builtin(OriginKind::Default)));
+            }
+        }
+        if let Some((v, _)) = got.as_mut() {
+            for (from, to) in &ov.rewrites {
+                if let Some(first) = from.first() {
+                    if v.contains(first.as_str()) {
+                        *v = rewrite_items(v, from, to);
+                    }
+                }
+            }
+        }
+        got
+    }
+
     /// The Postfix version whose defaults apply: --postfix-version, else the installed
     /// Postfix on a live system (`postconf -h mail_version`), else the newest known.
     /// Resolved only when a version-dependent answer is needed (running postconf costs as
@@ -471,8 +550,7 @@ impl Model {
             .collect()
     }
 
-    /// The raw value and origin of `name` in the scope of `service` (None = main.cf only).
-    pub fn raw(&self, service: Option<usize>, name: &str) -> Option<(String, Origin)> {
+    fn raw_base(&self, service: Option<usize>, name: &str) -> Option<(String, Origin)> {
         if let Some(si) = service {
             if let (Some(svc), Some(m)) = (self.services().get(si), &self.master) {
                 if let Some(o) = svc.overrides.iter().rev().find(|o| o.name == name) {
@@ -598,6 +676,30 @@ impl Model {
     /// Whether `name` is a parameter that Postfix does not expand when reading main.cf.
     pub fn is_raw(name: &str) -> bool {
         params::get().raw.contains(name)
+    }
+}
+
+/// `value` with every occurrence of the item sequence `from` replaced by `to` (items as
+/// smtpd splits a restriction list); unchanged text when `from` does not occur.
+fn rewrite_items(value: &str, from: &[String], to: &[String]) -> String {
+    let items = super::policy::list_items(value);
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    let mut changed = false;
+    while i < items.len() {
+        if items.get(i..i + from.len()).is_some_and(|w| w == from) {
+            out.extend(to.iter().cloned());
+            i += from.len();
+            changed = true;
+        } else if let Some(it) = items.get(i) {
+            out.push(it.clone());
+            i += 1;
+        }
+    }
+    if changed {
+        out.join(", ")
+    } else {
+        value.to_string()
     }
 }
 
@@ -919,6 +1021,42 @@ mod tests {
             "permit_mynetworks, reject_unauth_destination"
         );
         assert_eq!(m.scope(None).value("smtpd_relay_restrictions"), "");
+    }
+
+    #[test]
+    fn derived_model_reads_the_same_files_at_another_level() {
+        let (_c, m) = model(
+            "mydestination = example.com\nsmtpd_recipient_restrictions = permit_mynetworks, check_relay_domains\nmynetworks_style = subnet\n",
+            "smtp inet n - y - - smtpd\n",
+        );
+        assert_eq!(m.scope(None).value("relay_domains"), "example.com");
+        let t = m.derive(
+            (3, 9, 0),
+            Overlay {
+                compat: Some("3.6".into()),
+                pins: vec![(None, "mynetworks_style".into(), "host".into())],
+                rewrites: vec![(
+                    vec!["check_relay_domains".into()],
+                    vec![
+                        "permit_auth_destination".into(),
+                        "reject_unauth_destination".into(),
+                    ],
+                )],
+            },
+        );
+        assert_eq!(t.version(), (3, 9, 0));
+        let s = t.scope(Some(0));
+        assert_eq!(s.value("compatibility_level"), "3.6");
+        assert_eq!(s.value("relay_domains"), "");
+        assert_eq!(s.value("smtpd_relay_before_recipient_restrictions"), "yes");
+        // A pin replaces only a default: main.cf's own setting stays.
+        assert_eq!(s.value("mynetworks_style"), "subnet");
+        assert_eq!(
+            s.value("smtpd_recipient_restrictions"),
+            "permit_mynetworks, permit_auth_destination, reject_unauth_destination"
+        );
+        // The original is untouched.
+        assert_eq!(m.scope(None).value("relay_domains"), "example.com");
     }
 
     #[test]
