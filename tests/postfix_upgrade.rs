@@ -450,7 +450,8 @@ fn predicted_target_decisions_match_real_smtpd_at_the_target_level() {
                 compared += 1;
                 let code_differs = d.result != Verdict::Unavailable && real_code != d.code;
                 if real_class != d.result || code_differs {
-                    mismatches.push(format!(
+                    mismatches.push(
+                        format!(
                         "{} [{side}] listener {} {:?} -> {} ({:?}): smtpd {}, relaydoctor {:?} {}",
                         sc.name,
                         row.listener_name,
@@ -460,7 +461,20 @@ fn predicted_target_decisions_match_real_smtpd_at_the_target_level() {
                         real.unwrap_or_else(|| "connection closed".into()),
                         d.result,
                         d.reply_line()
-                    ));
+                    ) + &d
+                            .trace
+                            .iter()
+                            .map(|t| {
+                                format!(
+                                    "\n    {}:{} {} -> {}",
+                                    t.file.display(),
+                                    t.line,
+                                    t.entry,
+                                    t.effect
+                                )
+                            })
+                            .collect::<String>(),
+                    );
                 }
             }
         }

@@ -449,6 +449,22 @@ impl Model {
     /// The same files as Postfix `version` would read them with `overlay` applied. The copy
     /// never runs postconf: its mynetworks default is the loopback-only snapshot value.
     pub fn derive(&self, version: params::Version, overlay: Overlay) -> Model {
+        // Rewritten list items may name tables that need no file (`static:OK` standing in
+        // for "this map answers OK"): open those here, as preload_tables did for the rest.
+        let mut tables = self.tables.clone();
+        let fileless = Context::new(crate::context::Root::live(), Default::default());
+        for (_, items) in &overlay.rewrites {
+            for it in items {
+                let file_free = matches!(
+                    super::maps::split_spec(it),
+                    Some(("static", _)) | Some(("inline", _))
+                );
+                if file_free && !tables.contains_key(it) {
+                    let opened = super::maps::open(&fileless, it, &mut Vec::new());
+                    tables.insert(it.clone(), opened);
+                }
+            }
+        }
         Model {
             dir: self.dir.clone(),
             main: self.main.clone(),
@@ -460,7 +476,7 @@ impl Model {
             version: OnceCell::from(version),
             live_mynetworks: OnceCell::new(),
             config_directory: self.config_directory.clone(),
-            tables: self.tables.clone(),
+            tables,
             list_files: self.list_files.clone(),
             table_findings: Vec::new(),
             overlay: Some(Box::new(overlay)),
@@ -750,11 +766,20 @@ impl Scope<'_> {
     pub fn get(&self, name: &str) -> Option<Effective> {
         let service = self.exp.borrow().lookup.service;
         let (raw, origin) = self.model.raw(service, name)?;
-        let value = self
+        let mut value = self
             .exp
             .borrow_mut()
             .param(name)
             .unwrap_or_else(|| Ok(String::new()));
+        // A derived model's rewrites name expanded items (`hash:/etc/postfix/pop` where
+        // main.cf wrote `hash:$config_directory/pop`): apply them after expansion too.
+        if let (Some(ov), Ok(v)) = (self.model.overlay.as_deref(), value.as_mut()) {
+            for (from, to) in &ov.rewrites {
+                if from.first().is_some_and(|f| v.contains(f.as_str())) {
+                    *v = rewrite_items(v, from, to);
+                }
+            }
+        }
         Some(Effective {
             name: name.to_string(),
             raw,
