@@ -7,6 +7,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod policy;
+pub mod relay_rules;
 
 use std::path::{Path, PathBuf};
 
