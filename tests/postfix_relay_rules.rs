@@ -162,7 +162,7 @@ fn reinjection_port_beyond_loopback() {
     let fs = lint(
         BASE,
         Some(&format!(
-            "{SMTP}10025 inet n - n - - smtpd\n  -o smtpd_relay_restrictions=permit_mynetworks,permit,reject\n"
+            "{SMTP}10025 inet n - n - - smtpd\n  -o smtpd_relay_restrictions=check_client_access,static:OK,reject_unauth_destination\n"
         )),
     );
     let pf = with_code(&fs, "PF101");
@@ -360,9 +360,9 @@ fn new_rules_agree_with_real_smtpd() {
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = com\n", listener: "", rcpt: "a@victim.com", code: "PF101", real: Verdict::Accept },
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = *\n", listener: "", rcpt: "a@victim.com", code: "", real: Verdict::Defer },
         Case { main: "mydestination = example.com\n", listener: "", rcpt: "a@victim.com", code: "PF103", real: Verdict::Unavailable },
-        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sasl_type=dovecot\n", rcpt: "a@example.com", code: "PF102", real: Verdict::Unavailable },
-        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n", rcpt: "a@example.com", code: "PF110", real: Verdict::Reject },
-        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "", rcpt: "a@example.com", code: "", real: Verdict::Accept },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sasl_type=dovecot\n", rcpt: "root@example.com", code: "PF102", real: Verdict::Unavailable },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n", rcpt: "root@example.com", code: "PF110", real: Verdict::Reject },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "", rcpt: "root@example.com", code: "", real: Verdict::Accept },
     ];
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
