@@ -236,6 +236,15 @@ fn unset_compatibility_level_names_the_cause() {
         "compatibility_level = 3.6\n"
     );
     assert!(with_code(&lint(BASE, Some(SMTP)), "PF103").is_empty());
+    // Two listeners, one cause in main.cf: the edit is offered once (applying the same
+    // insertion twice would duplicate the line).
+    let two = lint(
+        "mydestination = example.com\n",
+        Some(&format!("{SMTP}submission inet n - n - - smtpd\n")),
+    );
+    let pf = with_code(&two, "PF103");
+    assert_eq!(pf.len(), 2, "{two:?}");
+    assert_eq!(pf.iter().filter(|f| f.get("fix").is_some()).count(), 1);
     // Unset level, but an explicit relay list: not this cause (and no PF103 at all).
     assert!(with_code(
         &lint(
@@ -255,7 +264,10 @@ fn port25_refusing_strangers_for_own_domains() {
     assert_eq!(pf.len(), 1, "{fs:?}");
     let msg = pf[0]["message"].as_str().unwrap();
     assert!(msg.contains("554 5.7.1"), "{msg}");
-    assert!(msg.contains("commented-out service header"), "{msg}");
+    assert!(
+        msg.contains("commented-out service header `submission inet`"),
+        "{msg}"
+    );
     assert_eq!(pf[0]["line"], 3);
     let commented = format!("{SMTP}#submission inet n - n - - smtpd\n#  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n");
     assert!(with_code(&lint(BASE, Some(&commented)), "PF110").is_empty());

@@ -211,11 +211,33 @@ fn decision_location(
 }
 
 fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
-    use super::policy::{self, Client};
-    use crate::relay::{ClientClass, RecipientClass, Verdict};
     if m.main.is_none() {
         return;
     }
+    let first = f.len();
+    relay_listeners(ctx, m, f);
+    // A main.cf cause shared by several listeners (an unset compatibility_level, the Dovecot
+    // socket path) is reported per listener, but its edit must be offered once: fix::plan
+    // would apply two identical insertions at the same place twice.
+    let mut seen: HashSet<(std::path::PathBuf, usize, usize, String)> = HashSet::new();
+    for fd in f.iter_mut().skip(first) {
+        let Some(fix) = &fd.fix else { continue };
+        let keys: Vec<_> = fix
+            .edits
+            .iter()
+            .map(|e| (e.real_file.clone(), e.start, e.end, e.replacement.clone()))
+            .collect();
+        if keys.iter().all(|k| seen.contains(k)) {
+            fd.fix = None;
+        } else {
+            seen.extend(keys);
+        }
+    }
+}
+
+fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    use super::policy::{self, Client};
+    use crate::relay::{ClientClass, RecipientClass, Verdict};
     for si in m.smtpd_listeners() {
         let Some(svc) = m.services().get(si) else {
             continue;

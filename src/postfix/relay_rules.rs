@@ -294,14 +294,16 @@ pub fn inbound_refused(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>
     let entry = step.map(|s| s.entry.clone()).unwrap_or_default();
     // The deciding list set by an -o line of this service after a commented-out header?
     let list = entry.split(':').next().unwrap_or("").to_string();
-    let orphan = m.scope(Some(si)).get(&list).filter(|e| {
-        e.origin.kind == OriginKind::MasterOverride
-            && m.master.as_ref().is_some_and(|mm| {
-                svc.inner_comments.iter().any(|c| {
-                    c.end < e.origin.name_span.map(|s| s.start).unwrap_or(0)
-                        && super::checks::commented_header(c.text(&mm.source.text)).is_some()
-                })
-            })
+    let orphan: Option<String> = m.scope(Some(si)).get(&list).and_then(|e| {
+        if e.origin.kind != OriginKind::MasterOverride {
+            return None;
+        }
+        let at = e.origin.name_span.map(|s| s.start)?;
+        let mm = m.master.as_ref()?;
+        svc.inner_comments
+            .iter()
+            .filter(|c| c.end < at)
+            .find_map(|c| super::checks::commented_header(c.text(&mm.source.text)))
     });
     let mut msg = format!(
         "listener {} is the port-25 service other mail servers deliver to, but a client outside mynetworks that does not log in gets `{}` for RCPT TO:<{rcpt}> (`{entry}` refuses it): mail for {dom} from the internet is {}",
@@ -313,9 +315,9 @@ pub fn inbound_refused(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>
             "bounced back to its senders"
         }
     );
-    if orphan.is_some() {
+    if let Some(header) = &orphan {
         msg.push_str(&format!(
-            "; the {list} line follows a commented-out service header, so it was meant for that service (submission) but applies to {}",
+            "; the {list} line follows the commented-out service header `{header}`, so it was meant for that service but applies to {}",
             svc.name()
         ));
     }
