@@ -61,3 +61,378 @@ fn anonymous_sasl_is_an_open_relay() {
         0
     );
 }
+
+// ------------------------------------------------------------------ further relay causes
+
+mod smtpd_support;
+
+use relaydoctor::relay::Verdict;
+use smtpd_support::Scenario;
+
+/// Findings (JSON objects) of `lint --root` over a snapshot with this main.cf and, if given,
+/// master.cf.
+fn lint(main: &str, master: Option<&str>) -> Vec<serde_json::Value> {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.cf"), main).unwrap();
+    if let Some(ms) = master {
+        std::fs::write(dir.join("master.cf"), ms).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["findings"].as_array().unwrap().clone()
+}
+
+fn with_code<'a>(fs: &'a [serde_json::Value], code: &str) -> Vec<&'a serde_json::Value> {
+    fs.iter().filter(|f| f["code"] == code).collect()
+}
+
+const SMTP: &str = "smtp inet n - n - - smtpd\n";
+const BASE: &str = "compatibility_level = 3.6\nmydestination = example.com\n";
+
+#[test]
+fn relay_domains_matching_everything_is_an_open_relay() {
+    let l = |rd: &str| lint(&format!("{BASE}relay_domains = {rd}\n"), Some(SMTP));
+    let s = l("static:yes");
+    let pf = with_code(&s, "PF101");
+    assert_eq!(pf.len(), 1, "{s:?}");
+    assert!(pf[0]["message"].as_str().unwrap().contains("static map"));
+    assert_eq!(pf[0]["line"], 3);
+    let c = l("com");
+    assert_eq!(with_code(&c, "PF101").len(), 1, "{c:?}");
+    assert_eq!(with_code(&l(".net"), "PF101").len(), 1);
+    // Not wildcards or not public: `*` is a literal name for Postfix, lan is private, and
+    // a bare `com` matches only com itself once relay_domains leaves parent matching.
+    assert!(with_code(&l("*"), "PF101").is_empty());
+    assert!(with_code(&l("lan"), "PF101").is_empty());
+    assert!(with_code(&l("example.org"), "PF101").is_empty());
+    let no_parent = lint(
+        &format!(
+            "{BASE}relay_domains = com\nparent_domain_matches_subdomains = smtpd_access_maps\n"
+        ),
+        Some(SMTP),
+    );
+    assert!(with_code(&no_parent, "PF101").is_empty(), "{no_parent:?}");
+    // The relay list still refuses strangers for relay domains: no open relay.
+    let guarded = lint(
+        &format!("{BASE}relay_domains = static:yes\nsmtpd_relay_restrictions = permit_mynetworks, reject\n"),
+        Some(SMTP),
+    );
+    assert!(with_code(&guarded, "PF101").is_empty(), "{guarded:?}");
+}
+
+#[test]
+fn reinjection_port_beyond_loopback() {
+    let svc = |name: &str| {
+        format!("{SMTP}{name} inet n - n - - smtpd\n  -o content_filter=\n  -o smtpd_recipient_restrictions=permit_mynetworks,reject\n  -o mynetworks=0.0.0.0/0\n")
+    };
+    for name in ["10025", "0.0.0.0:10025"] {
+        let fs = lint(BASE, Some(&svc(name)));
+        let pf = with_code(&fs, "PF101");
+        assert_eq!(pf.len(), 1, "{name}: {fs:?}");
+        let fix = &pf[0]["fix"];
+        assert_eq!(fix["applicability"], "unsafe");
+        assert_eq!(fix["edits"][0]["replacement"], "127.0.0.1:10025");
+        assert!(pf[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reachable from the internet"));
+    }
+    // Bound to loopback: only local clients (the content filter) can connect.
+    let fs = lint(BASE, Some(&svc("127.0.0.1:10025")));
+    assert!(with_code(&fs, "PF101").is_empty(), "{fs:?}");
+    // Permissive recipient list, but the relay list (main.cf default) still guards it.
+    let fs = lint(
+        BASE,
+        Some(&format!(
+            "{SMTP}10025 inet n - n - - smtpd\n  -o smtpd_recipient_restrictions=permit\n"
+        )),
+    );
+    assert!(with_code(&fs, "PF101").is_empty(), "{fs:?}");
+    let fs = lint(
+        BASE,
+        Some(&format!(
+            "{SMTP}10025 inet n - n - - smtpd\n  -o smtpd_relay_restrictions=check_client_access,static:OK,reject_unauth_destination\n"
+        )),
+    );
+    let pf = with_code(&fs, "PF101");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert_eq!(pf[0]["fix"]["edits"][0]["replacement"], "127.0.0.1:10025");
+}
+
+#[test]
+fn dovecot_sasl_path() {
+    let sub = |extra: &str, chroot: &str| {
+        format!("{SMTP}submission inet n - {chroot} - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_security_level=encrypt\n{extra}")
+    };
+    let main = format!("{BASE}smtpd_sasl_type = dovecot\n");
+    // Default path `smtpd`: unsafe fix adds private/auth after smtpd_sasl_type.
+    let fs = lint(&main, Some(&sub("", "n")));
+    let pf = with_code(&fs, "PF102");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(msg.contains("left at its default `smtpd`"), "{msg}");
+    assert!(msg.contains("no SASL authentication mechanisms"));
+    assert_eq!(
+        pf[0]["fix"]["edits"][0]["replacement"],
+        "smtpd_sasl_path = private/auth\n"
+    );
+    assert!(with_code(
+        &lint(
+            &format!("{main}smtpd_sasl_path = private/auth\n"),
+            Some(&sub("", "y"))
+        ),
+        "PF102"
+    )
+    .is_empty());
+    // Absolute path: broken when chrooted (y, or `-` below level 1), fine with chroot n.
+    let abs = format!("{main}smtpd_sasl_path = /var/run/dovecot/auth-client\n");
+    let fs = lint(&abs, Some(&sub("", "y")));
+    let pf = with_code(&fs, "PF102");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert!(pf[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/var/spool/postfix/var/run/dovecot/auth-client"));
+    assert!(with_code(&lint(&abs, Some(&sub("", "n"))), "PF102").is_empty());
+    assert!(with_code(&lint(&abs, Some(&sub("", "-"))), "PF102").is_empty());
+    let old = abs.replace("compatibility_level = 3.6\n", "compatibility_level = 0\nsmtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination\n");
+    assert_eq!(
+        with_code(&lint(&old, Some(&sub("", "-"))), "PF102").len(),
+        1
+    );
+    // An absolute path inside the queue directory: safe fix to the relative form.
+    let inq = format!("{main}smtpd_sasl_path = /var/spool/postfix/private/auth\n");
+    let fs = lint(&inq, Some(&sub("", "y")));
+    let pf = with_code(&fs, "PF102");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert_eq!(pf[0]["fix"]["applicability"], "safe");
+    assert_eq!(pf[0]["fix"]["edits"][0]["replacement"], "private/auth");
+    // Not dovecot, or SASL off: nothing.
+    assert!(with_code(&lint(BASE, Some(&sub("", "y"))), "PF102").is_empty());
+}
+
+#[test]
+fn unset_compatibility_level_names_the_cause() {
+    let fs = lint("mydestination = example.com\n", Some(SMTP));
+    let pf = with_code(&fs, "PF103");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert!(pf[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("compatibility_level is not set"));
+    assert_eq!(
+        pf[0]["fix"]["edits"][0]["replacement"],
+        "compatibility_level = 3.6\n"
+    );
+    assert!(with_code(&lint(BASE, Some(SMTP)), "PF103").is_empty());
+    // Two listeners, one cause in main.cf: the edit is offered once (applying the same
+    // insertion twice would duplicate the line).
+    let two = lint(
+        "mydestination = example.com\n",
+        Some(&format!("{SMTP}submission inet n - n - - smtpd\n")),
+    );
+    let pf = with_code(&two, "PF103");
+    assert_eq!(pf.len(), 2, "{two:?}");
+    assert_eq!(pf.iter().filter(|f| f.get("fix").is_some()).count(), 1);
+    // Unset level, but an explicit relay list: not this cause (and no PF103 at all).
+    assert!(with_code(
+        &lint(
+            "mydestination = example.com\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n",
+            Some(SMTP)
+        ),
+        "PF103"
+    )
+    .is_empty());
+}
+
+#[test]
+fn port25_refusing_strangers_for_own_domains() {
+    let orphan = format!("{SMTP}#submission inet n - n - - smtpd\n  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n");
+    let fs = lint(BASE, Some(&orphan));
+    let pf = with_code(&fs, "PF110");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(msg.contains("554 5.7.1"), "{msg}");
+    assert!(
+        msg.contains("commented-out service header `submission inet`"),
+        "{msg}"
+    );
+    assert_eq!(pf[0]["line"], 3);
+    let commented = format!("{SMTP}#submission inet n - n - - smtpd\n#  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n");
+    assert!(with_code(&lint(BASE, Some(&commented)), "PF110").is_empty());
+    // A relay-only host (no hosted domains) may refuse strangers on port 25.
+    let relay_only = "compatibility_level = 3.6\nmydestination = $myhostname, localhost\nsmtpd_client_restrictions = permit_mynetworks, reject\n";
+    assert!(with_code(&lint(relay_only, Some(SMTP)), "PF110").is_empty());
+    // Behind postscreen the smtpd pass service is the port-25 smtpd.
+    let ps = "smtp inet n - n - 1 postscreen\nsmtpd pass - - n - - smtpd\n  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n";
+    assert_eq!(with_code(&lint(BASE, Some(ps)), "PF110").len(), 1);
+}
+
+#[test]
+fn domain_in_two_address_classes() {
+    let fs = lint(
+        &format!("{BASE}virtual_alias_domains = a.example b.example\nrelay_domains = c.example, b.example\n"),
+        Some(SMTP),
+    );
+    let pf = with_code(&fs, "PF109");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(
+            "do not list domain b.example in BOTH virtual_alias_domains and relay_domains"
+        ),
+        "{msg}"
+    );
+    assert_eq!(pf[0]["line"], 4);
+    assert_eq!(pf[0]["fix"]["applicability"], "unsafe");
+    let fs = lint(
+        &format!("{BASE}virtual_mailbox_domains = example.com\n"),
+        Some(SMTP),
+    );
+    assert_eq!(with_code(&fs, "PF109").len(), 1, "{fs:?}");
+    // relay_domains = $mydestination is the old default, not a mistake.
+    let fs = lint(
+        &format!("{BASE}relay_domains = $mydestination\n"),
+        Some(SMTP),
+    );
+    assert!(with_code(&fs, "PF109").is_empty(), "{fs:?}");
+}
+
+#[test]
+fn main_cf_alone_is_checked_as_the_stock_smtp_service() {
+    let fs = lint(
+        &format!("{BASE}smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, reject_rbl_client dnsbl.sorbs.net, reject_unverified_sender\n"),
+        None,
+    );
+    assert_eq!(with_code(&fs, "PF106").len(), 1, "{fs:?}");
+    let pf = with_code(&fs, "PF105");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert_eq!(pf[0]["service"], "smtp/inet");
+}
+
+#[test]
+fn pf001_message_is_one_line() {
+    let fs = lint("compatibility_level = 3.6\nfoo\tbar baz\n", Some(SMTP));
+    let pf = with_code(&fs, "PF001");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(!msg.contains('\t') && !msg.contains('\n'), "{msg}");
+    assert!(msg.contains("foo\\tbar"), "{msg}");
+}
+
+// ------------------------------------------------------------------ against the real smtpd
+
+/// Reply class for a stranger (203.0.113.5, no login) sending to `rcpt` through a private
+/// Postfix with this main.cf and one listener with these -o lines.
+fn real(master: &std::path::Path, n: usize, main: &str, listener: &str, rcpt: &str) -> Verdict {
+    let sc = Scenario {
+        name: "pfrules",
+        main,
+        listeners: &[listener],
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(master, &sc, smtpd_support::base_port(n))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reply = smtpd_support::ask(run.ports[0], "203.0.113.5", None, rcpt);
+    reply
+        .as_deref()
+        .map(smtpd_support::reply_class)
+        .unwrap_or(Verdict::Unavailable)
+}
+
+/// Each new rule's premise, checked against Postfix itself: the lint verdict (finding or not)
+/// must agree with what the real smtpd answers a stranger. The lint runs on the same main.cf
+/// with the listener as the public `smtp` service (the private instance listens on loopback).
+#[test]
+fn new_rules_agree_with_real_smtpd() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    struct Case {
+        main: &'static str,
+        listener: &'static str,
+        rcpt: &'static str,
+        code: &'static str,
+        real: Verdict,
+    }
+    let cases = [
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = static:yes\n", listener: "", rcpt: "a@victim.example", code: "PF101", real: Verdict::Accept },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = com\n", listener: "", rcpt: "a@victim.com", code: "PF101", real: Verdict::Accept },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = *\n", listener: "", rcpt: "a@victim.com", code: "", real: Verdict::Defer },
+        Case { main: "mydestination = example.com\n", listener: "", rcpt: "a@victim.com", code: "PF103", real: Verdict::Unavailable },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sasl_type=dovecot\n", rcpt: "root@example.com", code: "PF102", real: Verdict::Unavailable },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n", rcpt: "root@example.com", code: "PF110", real: Verdict::Reject },
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "", rcpt: "root@example.com", code: "", real: Verdict::Accept },
+    ];
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let got = real(&master, 10 + i, c.main, c.listener, c.rcpt);
+        let fs = lint(
+            c.main,
+            Some(&format!("smtp inet n - n - - smtpd\n{}", c.listener)),
+        );
+        let codes: Vec<&str> = fs.iter().filter_map(|f| f["code"].as_str()).collect();
+        let lint_ok = if c.code.is_empty() {
+            !codes
+                .iter()
+                .any(|k| ["PF101", "PF102", "PF103", "PF110"].contains(k))
+        } else {
+            codes.contains(&c.code)
+        };
+        if got != c.real || !lint_ok {
+            failures.push(format!(
+                "case {i} ({}): smtpd {got:?} (expected {:?}), lint codes {codes:?} (expected {:?})",
+                c.rcpt, c.real, c.code
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// trivial-rewrite's own warning for a domain in two classes, as PF109 quotes it.
+#[test]
+fn domain_in_two_classes_warning_is_postfix_s() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let dom = format!("dup{}.example", std::process::id());
+    let main = format!("compatibility_level = 3.6\nmydestination = example.com\nvirtual_alias_domains = {dom}\nvirtual_alias_maps = inline:{{a@{dom}=root@localhost}}\nrelay_domains = {dom}\n");
+    let sc = Scenario {
+        name: "pfrules-pf109",
+        main: &main,
+        listeners: &[""],
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc, smtpd_support::base_port(20)).unwrap();
+    let _ = smtpd_support::ask(run.ports[0], "203.0.113.5", None, &format!("a@{dom}"));
+    let want = format!("do not list domain {dom} in BOTH virtual_alias_domains and relay_domains");
+    let mut seen = false;
+    for _ in 0..30 {
+        let log =
+            std::fs::read_to_string("/var/log/relaydoctor-smtpd-test.log").unwrap_or_default();
+        if log.contains(&want) {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(run);
+    assert!(seen, "Postfix did not log `{want}`");
+    let fs = lint(&main, Some(SMTP));
+    let pf = with_code(&fs, "PF109");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert!(pf[0]["message"].as_str().unwrap().contains(&want));
+}

@@ -1,12 +1,13 @@
-//! Postfix rules PF105-PF108: sender/recipient verification callouts, DNS blocklists, and the
-//! post-migration audit of map, certificate and key files.
+//! Postfix rules PF105-PF109: sender/recipient verification callouts, DNS blocklists, and the
+//! post-migration audit of map, certificate and key files and of domains listed in two
+//! address classes.
 
 use std::path::{Path, PathBuf};
 
 use super::model::Model;
-use super::policy::{list_items, listener_name};
+use super::policy::list_items;
 use crate::context::Context;
-use crate::finding::{Finding, Location, Mta, Severity};
+use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta, Severity};
 
 /// The smtpd restriction lists, in the order smtpd evaluates them.
 const LISTS: &[&str] = &[
@@ -24,16 +25,44 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     if m.main.is_none() {
         return;
     }
-    for si in m.smtpd_listeners() {
+    for si in listener_scopes(m) {
         callout(ctx, m, si, f);
     }
     dnsbl(ctx, m, f);
+    domain_classes(m, f);
     // Absolute paths in the configuration name files on the server it belongs to: only
     // check them for a snapshot root or the live system's own /etc configuration, not for a
     // copy of someone else's main.cf given as PATH.
     if ctx.root.is_snapshot() || m.dir.starts_with(ctx.root.resolve(Path::new("/etc"))) {
         files(ctx, m, f);
     }
+    if !ctx.root.is_snapshot() && m.dir.starts_with("/etc") {
+        sasl_socket(ctx, m, f);
+    }
+}
+
+/// The smtpd scopes to check: every smtpd listener of master.cf, or — for a main.cf without a
+/// master.cf (a copied or corpus main.cf) — main.cf alone, standing for Postfix's stock
+/// `smtp inet ... smtpd` service, which has no -o overrides.
+fn listener_scopes(m: &Model) -> Vec<Option<usize>> {
+    if m.master.is_none() {
+        vec![None]
+    } else {
+        m.smtpd_listeners().into_iter().map(Some).collect()
+    }
+}
+
+/// Name and postconf -P id of a listener scope (`smtp`, `smtp/inet` for main.cf alone).
+fn scope_names(m: &Model, si: Option<usize>) -> (String, String) {
+    match si.and_then(|i| m.services().get(i)) {
+        Some(svc) => (svc.name().to_string(), svc.id()),
+        None => ("smtp".into(), "smtp/inet".into()),
+    }
+}
+
+fn service_line(m: &Model, si: Option<usize>) -> Option<Location> {
+    let svc = m.services().get(si?)?;
+    Some(m.master.as_ref()?.source.line_location(svc.line))
 }
 
 /// file:line where `name` is set in the scope of listener `si` (main.cf or master.cf -o).
@@ -50,12 +79,9 @@ fn locate(ctx: &Context, m: &Model, si: Option<usize>, name: &str) -> Option<Loc
 /// (ADDRESS_VERIFICATION_README): slow, a backscatter-like load on third parties, and
 /// temporary 450 replies while the probe is pending. Before reject_unauth_destination the
 /// recipient probe is even run for relay attempts by strangers, to any domain on the internet.
-fn callout(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
-    let scope = m.scope(Some(si));
-    let Some(svc) = m.services().get(si) else {
-        return;
-    };
-    let name = listener_name(m, si);
+fn callout(ctx: &Context, m: &Model, si: Option<usize>, f: &mut Vec<Finding>) {
+    let scope = m.scope(si);
+    let (name, id) = scope_names(m, si);
     for list in LISTS {
         let items = list_items(&scope.value(list));
         let unauth = items
@@ -90,7 +116,7 @@ fn callout(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
                 msg.push_str("; it comes before reject_unauth_destination, so strangers trying to relay make this server probe arbitrary domains on the internet (a probe amplifier), and a failed probe is reported as an unverified address instead of `554 5.7.1 Relay access denied`");
             }
             let mut fd = Finding::new("PF105", Mta::Postfix, msg)
-                .service(svc.id())
+                .service(&id)
                 .help(if before_unauth {
                     "Move reject_unverified_recipient after reject_unauth_destination (or into smtpd_recipient_restrictions with smtpd_relay_restrictions doing the relay check), and prefer limiting it with a check_recipient_access map of domains you relay for."
                 } else {
@@ -99,11 +125,7 @@ fn callout(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
             if before_unauth {
                 fd = fd.severity(Severity::Error);
             }
-            if let Some(l) = locate(ctx, m, Some(si), list).or_else(|| {
-                m.master
-                    .as_ref()
-                    .map(|mm| mm.source.line_location(svc.line))
-            }) {
+            if let Some(l) = locate(ctx, m, si, list).or_else(|| service_line(m, si)) {
                 fd = fd.at(l);
             }
             f.push(fd);
@@ -194,12 +216,9 @@ fn judge_zone(
 
 fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     let mut seen = std::collections::HashSet::new();
-    for si in m.smtpd_listeners() {
-        let scope = m.scope(Some(si));
-        let Some(svc) = m.services().get(si) else {
-            continue;
-        };
-        let name = listener_name(m, si);
+    for si in listener_scopes(m) {
+        let scope = m.scope(si);
+        let (name, id) = scope_names(m, si);
         for list in LISTS {
             let Some(e) = scope.get(list) else {
                 continue;
@@ -216,8 +235,8 @@ fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     continue;
                 }
                 let used_by = format!("{r} in {list} (listener {name})");
-                let loc = locate(ctx, m, Some(si), list);
-                f.extend(judge_zone(zone, &used_by, loc, Some(svc.id())));
+                let loc = locate(ctx, m, si, list);
+                f.extend(judge_zone(zone, &used_by, loc, Some(id.clone())));
             }
         }
     }
@@ -405,4 +424,166 @@ fn check_file(
         svc,
     ));
     false
+}
+
+// ------------------------------------------------------------ PF109
+
+/// The address-class lists in the order trivial-rewrite tries them (resolve.c): the first
+/// that matches decides the class.
+const CLASS_LISTS: &[&str] = &[
+    "mydestination",
+    "virtual_alias_domains",
+    "virtual_mailbox_domains",
+    "relay_domains",
+];
+
+/// What happens to mail for a domain that `first` wins over `dead`.
+fn class_effect(first: &str, dead: &str) -> &'static str {
+    match (first, dead) {
+        ("mydestination", _) => {
+            "mail for it is delivered to local UNIX accounts and /etc/aliases (local_transport), never to the virtual mailboxes or aliases"
+        }
+        ("virtual_alias_domains", "virtual_mailbox_domains") => {
+            "every recipient must be in virtual_alias_maps; mailboxes in virtual_mailbox_maps are never reached directly, and other addresses get `550 5.1.1 User unknown in virtual alias table`"
+        }
+        (_, "relay_domains") => {
+            "mail for it is handled as a virtual domain here and never relayed (relay_transport, transport_maps) to the server that relay_domains entry was meant for"
+        }
+        _ => "the second entry has no effect",
+    }
+}
+
+/// PF109: a domain listed in two address classes. trivial-rewrite warns `do not list domain X
+/// in BOTH A and B` for mydestination + either virtual list, virtual alias + virtual
+/// mailbox, and either virtual list + relay_domains (verified with Postfix 3.7 for the
+/// relay_domains pairs). mydestination + relay_domains is not warned about: it is the
+/// relay_domains default ($mydestination) below compatibility_level 2. Only literal domains
+/// are compared, exactly (a map's contents or parent-domain matching are not guessed).
+fn domain_classes(m: &Model, f: &mut Vec<Finding>) {
+    let scope = m.scope(None);
+    let lists: Vec<Vec<String>> = CLASS_LISTS
+        .iter()
+        .map(|p| {
+            list_items(&scope.value(p))
+                .into_iter()
+                .map(|d| d.to_ascii_lowercase())
+                .filter(|d| {
+                    !d.contains(':')
+                        && !d.contains('/')
+                        && !d.starts_with(['$', '!'])
+                        && d.contains('.')
+                })
+                .collect()
+        })
+        .collect();
+    for (j, dead) in CLASS_LISTS.iter().enumerate() {
+        // Only a list the admin wrote can hold a leftover.
+        let Some(e) = m.main_entry(dead) else {
+            continue;
+        };
+        let Some(main) = m.main.as_ref() else { return };
+        let src = &main.source;
+        for (i, first) in CLASS_LISTS.iter().enumerate().take(j) {
+            if i == 0 && *dead == "relay_domains" {
+                continue;
+            }
+            let (Some(a), Some(b)) = (lists.get(i), lists.get(j)) else {
+                continue;
+            };
+            for dom in b.iter().filter(|d| a.contains(d)) {
+                let mut fd = Finding::new(
+                    "PF109",
+                    Mta::Postfix,
+                    format!(
+                        "{dom} is listed in both {first} and {dead}: Postfix gives a domain one address class, the first that matches ({first}), and trivial-rewrite logs `warning: do not list domain {dom} in BOTH {first} and {dead}`; {}",
+                        class_effect(first, dead)
+                    ),
+                )
+                .help(format!(
+                    "Keep {dom} in the one list that matches how this server handles it now, and remove it from the other."
+                ))
+                .at(src.line_location(e.line));
+                // Remove the word from the dead list (unsafe: maybe the other list is wrong).
+                let text = src.text.as_str();
+                let words: Vec<_> = e.words(text).collect();
+                if let Some(k) = words
+                    .iter()
+                    .position(|w| w.text(text).trim_end_matches(',').eq_ignore_ascii_case(dom))
+                {
+                    let w = words[k];
+                    let (start, end) = match (
+                        words.get(k + 1),
+                        k.checked_sub(1).and_then(|p| words.get(p)),
+                    ) {
+                        (Some(next), _) => (w.start, next.start),
+                        (None, Some(prev)) => (
+                            prev.start + prev.text(text).trim_end_matches(',').len(),
+                            w.end,
+                        ),
+                        (None, None) => (w.start, w.end),
+                    };
+                    fd = fd.fix(Fix {
+                        applicability: Applicability::Unsafe,
+                        description: format!("remove {dom} from {dead}"),
+                        edits: vec![Edit {
+                            real_file: src.real.clone(),
+                            file: src.display.clone(),
+                            start,
+                            end,
+                            replacement: String::new(),
+                        }],
+                    });
+                }
+                f.push(fd);
+            }
+        }
+    }
+}
+
+/// PF108 for Dovecot's SASL socket, on the live system only. A socket exists only while
+/// Dovecot runs, and archives and copies (a --root snapshot, a migrated /etc) do not hold
+/// sockets, so in a snapshot an absent socket says nothing and is not reported. On the live
+/// system it is a fact about now: with the socket absent every SASL-enabled smtpd dies with
+/// `fatal: no SASL authentication mechanisms` until Dovecot listens there. The default path
+/// `smtpd` and absolute paths under a chroot are PF102 (wrong on any system), not checked here.
+fn sasl_socket(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    for si in m.smtpd_listeners() {
+        let scope = m.scope(Some(si));
+        if !super::policy::sasl_enabled(m, si)
+            || !scope
+                .value("smtpd_sasl_type")
+                .eq_ignore_ascii_case("dovecot")
+        {
+            continue;
+        }
+        let path = scope.value("smtpd_sasl_path");
+        if path == "smtpd" || path.starts_with("inet:") || path.is_empty() {
+            continue;
+        }
+        let real = if path.starts_with('/') {
+            if super::relay_rules::chrooted(m, si).is_some() {
+                continue;
+            }
+            PathBuf::from(&path)
+        } else {
+            Path::new(&scope.value("queue_directory")).join(&path)
+        };
+        if !seen.insert(real.clone()) || std::fs::symlink_metadata(&real).is_ok() {
+            continue;
+        }
+        let (name, id) = scope_names(m, Some(si));
+        let fd = Finding::new(
+            "PF108",
+            Mta::Postfix,
+            format!(
+                "smtpd_sasl_path names the Dovecot auth socket {}, which does not exist now: Dovecot is not running or does not listen there, so smtpd on listener {name} logs `fatal: no SASL authentication mechanisms` and closes every connection",
+                real.display()
+            ),
+        )
+        .help("Start Dovecot, and check that its service auth has `unix_listener /var/spool/postfix/private/auth` matching smtpd_sasl_path.");
+        let loc = locate(ctx, m, Some(si), "smtpd_sasl_path")
+            .or_else(|| locate(ctx, m, Some(si), "smtpd_sasl_type"));
+        f.push(with(fd, &loc, &Some(id)));
+    }
 }

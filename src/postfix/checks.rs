@@ -106,8 +106,34 @@ fn broad_trust(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
         if let Some(l) = locate(param) {
             fd = fd.at(l);
         }
-        f.push(fd);
+        f.push(super::relay_rules::bind_loopback_fix(m, si, fd));
     }
+}
+
+/// The level to suggest when an unset compatibility_level (level 0) is why smtpd dies: the
+/// relay list is the built-in default, which is empty below level 1 (postconf -d
+/// smtpd_relay_restrictions; COMPATIBILITY_README). Verified with Postfix 3.7: a main.cf
+/// without compatibility_level and without reject_unauth_destination in
+/// smtpd_recipient_restrictions makes smtpd log the safety-check fatal on every connection.
+fn compat_unset_cause(m: &Model, si: usize) -> Option<&'static str> {
+    let scope = m.scope(Some(si));
+    let relay_default = scope
+        .get("smtpd_relay_restrictions")
+        .is_none_or(|e| e.origin.file.is_none());
+    let level_set = scope
+        .get("compatibility_level")
+        .is_some_and(|e| e.origin.file.is_some());
+    let level0 = scope
+        .value("compatibility_level")
+        .trim()
+        .parse::<f64>()
+        .is_ok_and(|l| l < 1.0);
+    if !relay_default || level_set || !level0 {
+        return None;
+    }
+    // compatibility_level = 3.6 is what Postfix 3.6+ ships in main.cf; older versions do not
+    // know that level and take 2.
+    Some(if m.version() >= (3, 6, 0) { "3.6" } else { "2" })
 }
 
 // ------------------------------------------------------------ PF104
@@ -185,11 +211,33 @@ fn decision_location(
 }
 
 fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
-    use super::policy::{self, Client};
-    use crate::relay::{ClientClass, RecipientClass, Verdict};
     if m.main.is_none() {
         return;
     }
+    let first = f.len();
+    relay_listeners(ctx, m, f);
+    // A main.cf cause shared by several listeners (an unset compatibility_level, the Dovecot
+    // socket path) is reported per listener, but its edit must be offered once: fix::plan
+    // would apply two identical insertions at the same place twice.
+    let mut seen: HashSet<(std::path::PathBuf, usize, usize, String)> = HashSet::new();
+    for fd in f.iter_mut().skip(first) {
+        let Some(fix) = &fd.fix else { continue };
+        let keys: Vec<_> = fix
+            .edits
+            .iter()
+            .map(|e| (e.real_file.clone(), e.start, e.end, e.replacement.clone()))
+            .collect();
+        if keys.iter().all(|k| seen.contains(k)) {
+            fd.fix = None;
+        } else {
+            seen.extend(keys);
+        }
+    }
+}
+
+fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    use super::policy::{self, Client};
+    use crate::relay::{ClientClass, RecipientClass, Verdict};
     for si in m.smtpd_listeners() {
         let Some(svc) = m.services().get(si) else {
             continue;
@@ -212,23 +260,51 @@ fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         );
         if stranger.result == Verdict::Unavailable {
             let loc = decision_location(ctx, m, si, stranger.trace.first());
-            let mut fd = Finding::new(
-                "PF103",
-                Mta::Postfix,
-                format!(
-                    "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{}` on every connection, so clients of this listener see the connection close and no mail is accepted",
-                    stranger.text.as_deref().unwrap_or("fatal")
-                ),
-            )
-            .service(&id)
-            .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`.");
+            let fatal = stranger.text.as_deref().unwrap_or("fatal");
+            let mut fd = match compat_unset_cause(m, si) {
+                Some(level) => Finding::new(
+                    "PF103",
+                    Mta::Postfix,
+                    format!(
+                        "on listener {name}, compatibility_level is not set, so Postfix {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted",
+                        show_version(m.version())
+                    ),
+                )
+                .help(format!("Set `compatibility_level = {level}` (the level this Postfix's own main.cf ships with), which makes the default smtpd_relay_restrictions `permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination`; or add reject_unauth_destination to smtpd_recipient_restrictions."))
+                .fix(Fix {
+                    applicability: Applicability::Unsafe,
+                    description: format!("add `compatibility_level = {level}` at the top of main.cf (this also changes the other compatibility defaults, e.g. relay_domains and mynetworks_style at level 2)"),
+                    edits: m
+                        .main
+                        .as_ref()
+                        .map(|mm| vec![edit(&mm.source, 0, 0, format!("compatibility_level = {level}\n"))])
+                        .unwrap_or_default(),
+                }),
+                None => Finding::new(
+                    "PF103",
+                    Mta::Postfix,
+                    format!(
+                        "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted"
+                    ),
+                )
+                .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`."),
+            }
+            .service(&id);
             if let Some(l) = loc {
                 fd = fd.at(l);
             }
             f.push(fd);
             continue;
         }
-        if stranger.result == Verdict::Accept {
+        // A listener only loopback clients can reach is no relay for strangers on the
+        // internet (content-filter re-injection ports, inet_interfaces = loopback-only).
+        let reachable = !super::relay_rules::loopback_only(m, si);
+        if reachable {
+            super::relay_rules::relay_domains_everything(ctx, m, si, f);
+            super::relay_rules::inbound_refused(ctx, m, si, f);
+        }
+        super::relay_rules::dovecot_sasl(ctx, m, si, f);
+        if stranger.result == Verdict::Accept && reachable {
             let permit = stranger.trace.iter().rev().find(|s| s.effect == "permit");
             let why = match permit {
                 Some(p) => format!("`{}` permits it", p.entry),
@@ -246,9 +322,11 @@ fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             if let Some(l) = decision_location(ctx, m, si, permit) {
                 fd = fd.at(l);
             }
-            f.push(fd);
+            f.push(super::relay_rules::bind_loopback_fix(m, si, fd));
         }
-        broad_trust(ctx, m, si, f);
+        if reachable {
+            broad_trust(ctx, m, si, f);
+        }
         // Authenticated users must be able to relay where the listener is meant for them.
         let sasl = policy::sasl_enabled(m, si);
         plaintext_auth(ctx, m, si, sasl, f);
@@ -354,13 +432,29 @@ fn line_end_incl(text: &str, pos: usize) -> usize {
     }
 }
 
+/// A value shortened for a message, with control characters (a raw newline or tab from the
+/// line, a pasted log's escape sequences) written as escapes so a finding stays one line.
 fn short(v: &str) -> String {
     let v = v.trim();
-    if v.chars().count() > 70 {
+    let shown: String = if v.chars().count() > 70 {
         let s: String = v.chars().take(67).collect();
         format!("{s}...")
     } else {
         v.to_string()
+    };
+    if shown.chars().any(char::is_control) {
+        shown
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        shown
     }
 }
 
@@ -1048,7 +1142,7 @@ fn short_override_blanks(m: &Model, f: &mut Vec<Finding>) {
 // ------------------------------------------------------------ PF009
 
 /// A comment line that reads like a master.cf service header.
-fn commented_header(line: &str) -> Option<String> {
+pub(super) fn commented_header(line: &str) -> Option<String> {
     let t = line.trim_start().trim_start_matches('#').trim();
     let fields: Vec<&str> = t.split_whitespace().collect();
     if fields.len() >= 8

@@ -8,6 +8,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod policy;
+pub mod relay_rules;
 pub mod template;
 pub mod upgrade;
 
