@@ -205,14 +205,17 @@ pub struct Matcher<'a> {
     pub notes: std::cell::RefCell<Vec<String>>,
 }
 
+/// (name, address) pairs of one /etc/hosts.
+type HostsEntries = Vec<(String, IpAddr)>;
+
 thread_local! {
     /// /etc/hosts of the server (live or snapshot) by real path: None when it cannot be read.
-    static HOSTS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Option<Vec<(String, IpAddr)>>>> =
+    static HOSTS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Option<HostsEntries>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// (name, address) pairs of the server's /etc/hosts; None when the file is not there.
-fn hosts_file(ctx: &Context) -> Option<Vec<(String, IpAddr)>> {
+fn hosts_file(ctx: &Context) -> Option<HostsEntries> {
     let real = ctx.root.resolve(Path::new("/etc/hosts"));
     HOSTS.with(|c| {
         c.borrow_mut()
