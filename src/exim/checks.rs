@@ -919,10 +919,10 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         }
     }
     for (def, name, auths, tls_off) in by_macro {
-        let (which, verb) = if auths.len() == 1 {
-            ("authenticator", "skips its")
+        let (which, verb, is) = if auths.len() == 1 {
+            ("authenticator", "skips its", "is")
         } else {
-            ("authenticators", "skips their")
+            ("authenticators", "skips their", "are")
         };
         let advice = if tls_off {
             format!("TLS is off here (tls_advertise_hosts empty or no tls_certificate): enable TLS first (Debian: MAIN_TLS_ENABLE = yes with a certificate), then remove this {name} definition; removing it alone would disable AUTH completely")
@@ -931,7 +931,7 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         };
         out.push(
             f("EX130", format!(
-                "{name} is defined here, which {verb} `server_advertise_condition` TLS guard: {which} {} offered without TLS, so passwords cross the network in clear text (base64)",
+                "{name} is defined here, which {verb} `server_advertise_condition` TLS guard: {which} {} {is} offered without TLS, so passwords cross the network in clear text (base64)",
                 auths.join(" and ")), &def)
             .help(advice),
         );
