@@ -70,11 +70,12 @@ fn demo_server_points_into_the_included_file_and_conf_d() {
         "{f:?}"
     );
     // AUTH_SERVER_ALLOW_NOTLS_PASSWORDS (a macro in conf.d/main/000_localmacros) removes the
-    // TLS guard of Debian's example authenticators.
+    // TLS guard of Debian's example authenticators: reported at the macro, where the admin
+    // set it (edits to the managed auth file are lost on upgrade).
     assert!(f.contains(&(
         "EX130".into(),
-        "etc/exim4/conf.d/auth/30_exim4-config_examples".into(),
-        32
+        "etc/exim4/conf.d/main/000_localmacros".into(),
+        4
     )));
     assert!(
         !f.iter().any(|x| x.0 == "EX110"),
@@ -606,4 +607,343 @@ fn a_debian_template_on_its_own_gives_one_info_for_update_exim4_macros() {
         .collect();
     assert_eq!(ex004.len(), 1, "{v}");
     assert_eq!(ex004[0]["severity"], "info", "{v}");
+}
+
+fn trace_effects(d: &serde_json::Value) -> String {
+    d["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} -> {}\n", s["entry"], s["effect"]))
+        .collect()
+}
+
+#[test]
+fn localhost_in_relay_from_hosts_is_decided_like_exim() {
+    // configure.default: `hostlist relay_from_hosts = localhost`. Exim looks the name up
+    // (/etc/hosts) and compares the addresses: `exim -bh 127.0.0.1` answers 250 Accepted.
+    let conf = base().join("fixtures/exim/oracle/exim-configure-default");
+    let v = simulate(
+        &conf,
+        &[
+            "--client",
+            "127.0.0.1",
+            "--rcpt",
+            "x@gmail.com",
+            "--sender",
+            "",
+        ],
+    );
+    let d = &v["decisions"][0];
+    assert_eq!(d["result"], "accept", "{v}");
+    assert!(trace_effects(d).contains("localhost"), "{v}");
+    // Another address is not localhost: refused as Exim does (550 relay not permitted).
+    let v = simulate(
+        &conf,
+        &[
+            "--client",
+            "127.0.0.2",
+            "--rcpt",
+            "x@gmail.com",
+            "--sender",
+            "",
+            "--helo",
+            "client.example",
+        ],
+    );
+    assert_eq!(v["decisions"][0]["result"], "reject", "{v}");
+    // A snapshot's own /etc/hosts decides.
+    let d = tree(&[
+        (
+            "etc/exim/exim.conf",
+            "hostlist relay_from_hosts = localhost : mail.example.net\nacl_smtp_rcpt = r\nbegin acl\nr:\n  accept hosts = +relay_from_hosts\n  deny message = relay not permitted\n",
+        ),
+        ("etc/hosts", "127.0.0.1 localhost\n192.0.2.7 mail.example.net\n"),
+    ]);
+    for (ip, want) in [
+        ("127.0.0.1", "accept"),
+        ("::1", "reject"),
+        ("192.0.2.7", "accept"),
+        ("192.0.2.8", "reject"),
+    ] {
+        let v = simulate(d.path(), &["--client", ip, "--rcpt", "x@gmail.com"]);
+        assert_eq!(v["decisions"][0]["result"], want, "{ip}: {v}");
+    }
+}
+
+#[test]
+fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
+    // A name pattern needs the client's reverse DNS name, which the static model does not
+    // have: the result depends on it, and says so.
+    let d = tree(&[(
+        "etc/exim/exim.conf",
+        "acl_smtp_rcpt = r\nbegin acl\nr:\n  accept hosts = *.partner.example\n  deny message = relay not permitted\n",
+    )]);
+    let v = simulate(
+        d.path(),
+        &["--client", "198.51.100.1", "--rcpt", "x@gmail.com"],
+    );
+    let dec = &v["decisions"][0];
+    assert_eq!(dec["result"], "depends", "{v}");
+    assert!(
+        dec["depends_on"].to_string().contains("*.partner.example"),
+        "{v}"
+    );
+    // A plain name not in /etc/hosts is a DNS lookup.
+    let d = tree(&[
+        (
+            "etc/exim/exim.conf",
+            "acl_smtp_rcpt = r\nbegin acl\nr:\n  accept hosts = relay.partner.example\n  deny message = relay not permitted\n",
+        ),
+        ("etc/hosts", "127.0.0.1 localhost\n"),
+    ]);
+    let v = simulate(
+        d.path(),
+        &["--client", "198.51.100.1", "--rcpt", "x@gmail.com"],
+    );
+    assert_eq!(v["decisions"][0]["result"], "depends", "{v}");
+    assert!(
+        v["decisions"][0]["depends_on"]
+            .to_string()
+            .contains("relay.partner.example"),
+        "{v}"
+    );
+
+    // configure.default without --sender: verify = sender decides between `250 Accepted`
+    // (the sender verifies) and `550 Sender verify failed` (real Exim's text), so the
+    // result depends on it; the trace must not call it "the same either way".
+    let conf = base().join("fixtures/exim/oracle/exim-configure-default");
+    let v = simulate(&conf, &["--client", "127.0.0.1", "--rcpt", "x@gmail.com"]);
+    let dec = &v["decisions"][0];
+    assert_eq!(dec["result"], "depends", "{v}");
+    assert!(
+        dec["depends_on"].to_string().contains("verify = sender"),
+        "{v}"
+    );
+    assert!(
+        dec["text"].to_string().contains("Sender verify failed"),
+        "{v}"
+    );
+    assert!(
+        !trace_effects(dec).contains("same result either way"),
+        "{v}"
+    );
+    // A stranger is refused either way, but the reply text depends on the verification.
+    let v = simulate(
+        &conf,
+        &[
+            "--client",
+            "198.51.100.1",
+            "--rcpt",
+            "x@gmail.com",
+            "--helo",
+            "client.example",
+        ],
+    );
+    let dec = &v["decisions"][0];
+    assert_eq!(dec["result"], "reject", "{v}");
+    let t = trace_effects(dec);
+    assert!(!t.contains("same result either way"), "{t}");
+    assert!(t.contains("the reply text depends on it"), "{t}");
+}
+
+#[test]
+fn sasl_user_without_a_server_authenticator_stays_unauthenticated() {
+    // configure.default has no authenticators: EHLO offers no AUTH (EX122), so --sasl-user
+    // cannot make the client authenticated.
+    let conf = base().join("fixtures/exim/oracle/exim-configure-default");
+    let v = simulate(
+        &conf,
+        &[
+            "--client",
+            "198.51.100.1",
+            "--sasl-user",
+            "bob",
+            "--rcpt",
+            "x@gmail.com",
+            "--sender",
+            "",
+            "--helo",
+            "client.example",
+        ],
+    );
+    let d = &v["decisions"][0];
+    assert_eq!(d["result"], "reject", "{v}");
+    assert_eq!(d["text"], "relay not permitted", "{v}");
+    let first = &d["trace"][0];
+    assert!(
+        first["effect"].as_str().unwrap().contains("offers no AUTH"),
+        "{v}"
+    );
+    // With an authenticator, the same user relays.
+    let demo = base().join("fixtures/demo/exim-server");
+    let v = simulate(
+        &demo,
+        &[
+            "--client",
+            "198.51.100.1",
+            "--sasl-user",
+            "bob",
+            "--rcpt",
+            "x@gmail.com",
+        ],
+    );
+    assert_eq!(v["decisions"][0]["result"], "accept", "{v}");
+    assert!(!v.to_string().contains("offers no AUTH"), "{v}");
+}
+
+#[test]
+fn ex140_severity_agrees_with_the_catalogue() {
+    let demo = base().join("fixtures/demo/exim-server");
+    let f = lint_json(&demo);
+    let ex140: Vec<_> = f.iter().filter(|x| x["code"] == "EX140").collect();
+    assert!(!ex140.is_empty(), "{f:?}");
+    let (_, out) = run(&["rules", "EX140", "--format", "json"]);
+    let cat: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let cat = if cat.is_array() { cat[0].clone() } else { cat };
+    for x in ex140 {
+        // No defer_ok: the catalogue's severity.
+        assert_eq!(x["severity"], cat["severity"], "{x} vs {cat}");
+    }
+    assert!(
+        cat["explanation"]
+            .as_str()
+            .unwrap_or("")
+            .contains("defer_ok"),
+        "{cat}"
+    );
+}
+
+#[test]
+fn ex130_points_at_the_macro_that_removes_the_tls_guard() {
+    let demo = base().join("fixtures/demo/exim-server");
+    let f = lint_json(&demo);
+    let ex130: Vec<_> = f.iter().filter(|x| x["code"] == "EX130").collect();
+    assert_eq!(ex130.len(), 1, "{ex130:?}");
+    let x = ex130[0];
+    assert_eq!(x["file"], "etc/exim4/conf.d/main/000_localmacros", "{x}");
+    assert_eq!(x["line"], 4, "{x}");
+    let msg = x["message"].as_str().unwrap();
+    // The managed file stays in the message as context, for both authenticators.
+    assert!(
+        msg.contains("etc/exim4/conf.d/auth/30_exim4-config_examples:"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("plain_server") && msg.contains("login_server"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn ex151_fix_drops_the_zone_ex150_calls_dead() {
+    let demo = base().join("fixtures/demo/exim-server");
+    let f = lint_json(&demo);
+    let x = f
+        .iter()
+        .find(|x| x["code"] == "EX151")
+        .expect("EX151 in the demo");
+    let edit = &x["fix"]["edits"][0];
+    let r = edit["replacement"].as_str().unwrap();
+    assert!(r.starts_with("zen.spamhaus.org=127.0.0.2"), "{r}");
+    assert!(!r.contains("sorbs"), "{r}");
+    let dead: Vec<_> = f
+        .iter()
+        .filter(|x| x["code"] == "EX150")
+        .map(|x| x["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        dead.iter().any(|m| m.contains("dnsbl.sorbs.net")),
+        "{dead:?}"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(from).unwrap();
+        let dst = to.join(rel);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+fn set_mtime(p: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn debian_config_autogenerated_is_linted_and_reported_when_stale() {
+    // The generated file matches its inputs (built by Debian's update-exim4.conf).
+    let good = base().join("fixtures/rules/EX170/good");
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&good, d.path());
+    let gen = d.path().join("var/lib/exim4/config.autogenerated");
+    let input = d
+        .path()
+        .join("etc/exim4/conf.d/main/02_exim4-config_options");
+    let inputs: Vec<PathBuf> = walkdir::WalkDir::new(d.path().join("etc/exim4"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    for p in &inputs {
+        set_mtime(p, 1_700_000_000);
+    }
+    set_mtime(&gen, 1_700_000_000);
+    let f = findings(d.path(), &[]);
+    assert!(!f.iter().any(|x| x.0 == "EX170"), "{f:?}");
+    // Same second (sub-second differences do not count), then one input edited later.
+    set_mtime(&input, 1_700_003_600);
+    let all = lint_json(d.path());
+    let x = all
+        .iter()
+        .find(|x| x["code"] == "EX170")
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(x["file"], "var/lib/exim4/config.autogenerated", "{x}");
+    assert!(
+        x["message"]
+            .as_str()
+            .unwrap()
+            .contains("conf.d/main/02_exim4-config_options"),
+        "{x}"
+    );
+    assert!(
+        x["help"].as_str().unwrap().contains("update-exim4.conf"),
+        "{x}"
+    );
+    // An /etc/exim4/exim4.conf comes first: the generated file is not what runs.
+    std::fs::copy(&gen, d.path().join("etc/exim4/exim4.conf")).unwrap();
+    let f = findings(d.path(), &[]);
+    assert!(!f.iter().any(|x| x.0 == "EX170"), "{f:?}");
+
+    // The review's case: an open relay in the live generated file, conf.d sane.
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&good, d.path());
+    std::fs::write(
+        d.path().join("var/lib/exim4/config.autogenerated"),
+        "acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept\n",
+    )
+    .unwrap();
+    let f = findings(d.path(), &[]);
+    assert!(
+        f.contains(&(
+            "EX110".into(),
+            "var/lib/exim4/config.autogenerated".into(),
+            4
+        )),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|x| x.0 == "EX170"), "{f:?}");
+    assert!(
+        !f.iter()
+            .any(|x| x.0 == "EX110" && x.1.starts_with("etc/exim4")),
+        "{f:?}"
+    );
 }

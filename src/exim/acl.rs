@@ -48,6 +48,9 @@ struct State {
     trace: Vec<TraceStep>,
     assumed: Vec<(String, bool)>,
     message: Option<String>,
+    /// The reply text a failed verification sets when no `message` is given (acl.c: a
+    /// failed `verify = sender` answers `Sender verify failed`).
+    verify_text: Option<String>,
     endpass: bool,
 }
 
@@ -143,6 +146,7 @@ impl<'a> Eval<'a> {
                 host_name: self.env.host_name.as_deref(),
                 primary_hostname: &self.primary_hostname,
             },
+            notes: Default::default(),
         }
     }
 
@@ -153,6 +157,7 @@ impl<'a> Eval<'a> {
             trace: Vec::new(),
             assumed: Vec::new(),
             message: None,
+            verify_text: None,
             endpass: false,
         };
         let setting = match self.cfg.option(option) {
@@ -249,6 +254,7 @@ impl<'a> Eval<'a> {
         let text = st
             .message
             .clone()
+            .or_else(|| st.verify_text.clone())
             .unwrap_or_else(|| "Administrative prohibition".into());
         st.trace
             .push(step(&stmt.origin, stmt.verb.as_str().into(), effect));
@@ -273,6 +279,7 @@ impl<'a> Eval<'a> {
         };
         if k == 0 {
             st.message = None;
+            st.verify_text = None;
             st.endpass = false;
         }
         let by = Some((stmt.origin.file.clone(), stmt.origin.line));
@@ -293,9 +300,26 @@ impl<'a> Eval<'a> {
         if c.name == "acl" {
             return self.sub_acl(acl, i, k, c, st, depth);
         }
-        match self.cond(c) {
-            M::Yes => self.walk(acl, i, k + 1, st, depth),
-            M::No => self.failed(acl, i, stmt, c, st, depth, by),
+        let (m, notes) = self.cond_noted(c);
+        let noted = |effect: &str| {
+            if notes.is_empty() {
+                effect.to_string()
+            } else {
+                format!("{effect} ({})", notes.join("; "))
+            }
+        };
+        match m {
+            M::Yes => {
+                if !notes.is_empty() {
+                    st.trace.push(step(&c.origin, c.render(), &noted("true")));
+                }
+                self.walk(acl, i, k + 1, st, depth)
+            }
+            M::No if notes.is_empty() => self.failed(acl, i, stmt, c, st, depth, by),
+            M::No => {
+                st.trace.push(step(&c.origin, c.render(), &noted("false")));
+                self.failed_noted(acl, i, stmt, st, depth, by)
+            }
             M::Unknown(reason) => self.split(acl, i, k, stmt, c, reason, st, depth, by),
         }
     }
@@ -319,6 +343,10 @@ impl<'a> Eval<'a> {
         }
         // Same undecidable condition seen earlier on this path: reuse its assumed value.
         if let Some(&(_, v)) = st.assumed.iter().find(|(r, _)| *r == reason) {
+            let mut st = st;
+            if !v && c.name == "verify" && c.value().trim_start().starts_with("sender") {
+                st.verify_text = Some("Sender verify failed".into());
+            }
             let holds = v != c.negated;
             return if holds {
                 self.walk(acl, i, k + 1, st, depth)
@@ -344,6 +372,9 @@ impl<'a> Eval<'a> {
         for raw in [true, false] {
             let mut s2 = st.clone();
             s2.assumed.push((reason.clone(), raw));
+            if !raw && c.name == "verify" && c.value().trim_start().starts_with("sender") {
+                s2.verify_text = Some("Sender verify failed".into());
+            }
             let holds = raw != c.negated;
             s2.trace.push(step(
                 &c.origin,
@@ -420,6 +451,7 @@ impl<'a> Eval<'a> {
                 let text = st
                     .message
                     .clone()
+                    .or_else(|| st.verify_text.clone())
                     .unwrap_or_else(|| "Administrative prohibition".into());
                 st.trace.push(step(&stmt.origin, entry, "reject"));
                 let (code, text) = split_code(&text, 550);
@@ -470,6 +502,7 @@ impl<'a> Eval<'a> {
                     trace: Vec::new(),
                     assumed: Vec::new(),
                     message: None,
+                    verify_text: None,
                     endpass: false,
                 };
                 let b = self.walk(sub, 0, 0, fresh, depth + 1);
@@ -520,19 +553,30 @@ impl<'a> Eval<'a> {
         out
     }
 
-    /// Decide one condition (before negation is applied by the caller? no: here).
+    /// Decide one condition (negation applied here).
     pub fn cond(&self, c: &Cond) -> M {
-        let m = self.cond_raw(c);
-        match (m, c.negated) {
-            (M::Yes, true) => M::No,
-            (M::No, true) => M::Yes,
-            (m, _) => m,
-        }
+        self.cond_noted(c).0
     }
 
-    fn cond_raw(&self, c: &Cond) -> M {
-        let v = c.value();
+    /// Decide one condition, with what a decided match rested on (for the trace).
+    fn cond_noted(&self, c: &Cond) -> (M, Vec<String>) {
         let m = self.matcher();
+        let r = self.cond_raw(c, &m);
+        let r = match (r, c.negated) {
+            (M::Yes, true) => M::No,
+            (M::No, true) => M::Yes,
+            (r, _) => r,
+        };
+        let notes = if matches!(r, M::Unknown(_)) {
+            Vec::new()
+        } else {
+            m.notes.take()
+        };
+        (r, notes)
+    }
+
+    fn cond_raw(&self, c: &Cond, m: &Matcher) -> M {
+        let v = c.value();
         match c.name.as_str() {
             "hosts" => m.list(ListKind::Host, v, "", 0),
             "domains" => m.list(ListKind::Domain, v, &self.env.rcpt_domain, 0),
@@ -730,6 +774,15 @@ fn fold_steps(trace: Vec<TraceStep>) -> Vec<TraceStep> {
     out
 }
 
+/// The outcome an ordinary client meets for an undecidable condition: its address verifies
+/// (sender/recipient verification and callouts succeed), and it is in no unknown list, DNS
+/// blocklist or rate limit.
+fn usual(reason: &str) -> bool {
+    reason.starts_with("sender verification")
+        || reason.starts_with("the sender callout")
+        || reason.starts_with("the recipient callout")
+}
+
 /// Collapse branches into one decision.
 pub fn decide(service: &str, branches: &[Branch]) -> Decision {
     let mut d = decide_raw(service, branches);
@@ -744,6 +797,9 @@ fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
     let same = branches
         .iter()
         .all(|b| b.verdict == first.verdict && b.code == first.code);
+    // Same verdict and code, but a different reply text on some branch (e.g. `Sender verify
+    // failed` against `relay not permitted`): the verdict holds, the text does not.
+    let same_text = same && branches.iter().all(|b| b.text == first.text);
     let mut d = Decision::new(Mta::Exim, service, first.verdict);
     d.trace = first.trace.clone();
     if same {
@@ -752,7 +808,7 @@ fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
         // fewest conditions assumed true) and say at each open step that it did not matter.
         let shown = branches
             .iter()
-            .min_by_key(|b| b.assumed.iter().filter(|(_, v)| *v).count())
+            .min_by_key(|b| b.assumed.iter().filter(|(r, v)| *v != usual(r)).count())
             .unwrap_or(first);
         d.trace = shown
             .trace
@@ -760,20 +816,35 @@ fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
             .map(|s| {
                 let mut s = s.clone();
                 if s.effect == "assumed true" || s.effect == "assumed false" {
-                    s.effect = format!(
-                        "undecidable, taken as {} (same result either way)",
-                        if s.effect == "assumed true" {
-                            "true"
-                        } else {
-                            "false"
-                        }
-                    );
+                    let taken = if s.effect == "assumed true" {
+                        "true"
+                    } else {
+                        "false"
+                    };
+                    s.effect = if same_text {
+                        format!("undecidable, taken as {taken} (same result either way)")
+                    } else {
+                        format!(
+                            "undecidable, taken as {taken} ({} {} either way; the reply text depends on it)",
+                            first.verdict.as_str(),
+                            first.code.map(|c| c.to_string()).unwrap_or_default()
+                        )
+                    };
                 }
                 s
             })
             .collect();
         d.code = shown.code;
         d.text = shown.text.clone();
+        if !same_text {
+            for b in branches {
+                for (r, _) in &b.assumed {
+                    if !d.depends_on.contains(r) {
+                        d.depends_on.push(r.clone());
+                    }
+                }
+            }
+        }
         if first.verdict == Verdict::Accept {
             d.enhanced = None;
         }
@@ -797,9 +868,13 @@ fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
             .map(|(r, v)| format!("{r} {}", if *v { "true" } else { "false" }))
             .collect();
         let o = format!(
-            "{} {}{}",
+            "{} {}{}{}",
             b.verdict.as_str(),
             b.code.map(|c| c.to_string()).unwrap_or_default(),
+            match &b.text {
+                Some(t) if b.verdict != Verdict::Accept => format!(" {t}"),
+                _ => String::new(),
+            },
             if cond.is_empty() {
                 String::new()
             } else {

@@ -869,6 +869,9 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         }
     }
     let adv_guard = advertise.is_some_and(|a| tls_guarded(&a.value));
+    // Authenticators whose TLS guard a macro switched off, by the macro definition: one
+    // finding there (where the admin set it) for all of them.
+    let mut by_macro: Vec<(Origin, String, Vec<String>, bool)> = Vec::new();
     for d in &servers {
         let driver = d.opt("driver").unwrap_or("");
         let public = d.opt("public_name").unwrap_or("").to_ascii_uppercase();
@@ -894,10 +897,77 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
             } else {
                 "Add `server_advertise_condition = ${if def:tls_in_cipher}`"
             };
+            let label = format!(
+                "{} ({})",
+                d.name,
+                if public.is_empty() {
+                    driver.to_string()
+                } else {
+                    public
+                }
+            );
+            if let Some((name, def)) = guard_skipped_by_macro(cfg, d) {
+                let at = format!("{} at {}", label, d.origin.describe());
+                match by_macro.iter_mut().find(|m| m.1 == name) {
+                    Some(m) => m.2.push(at),
+                    None => by_macro.push((def, name, vec![at], tls_off)),
+                }
+                continue;
+            }
             out.push(f("EX130", format!(
-                "authenticator {} ({}) is offered without TLS: passwords cross the network in clear text (base64)", d.name, if public.is_empty() { driver.to_string() } else { public }), &d.origin).help(advice));
+                "authenticator {label} is offered without TLS: passwords cross the network in clear text (base64)"), &d.origin).help(advice));
         }
     }
+    for (def, name, auths, tls_off) in by_macro {
+        let (which, verb, is) = if auths.len() == 1 {
+            ("authenticator", "skips its", "is")
+        } else {
+            ("authenticators", "skips their", "are")
+        };
+        let advice = if tls_off {
+            format!("TLS is off here (tls_advertise_hosts empty or no tls_certificate): enable TLS first (Debian: MAIN_TLS_ENABLE = yes with a certificate), then remove this {name} definition; removing it alone would disable AUTH completely")
+        } else {
+            format!("remove this {name} definition so the managed files' TLS guard applies again (mail clients then authenticate after STARTTLS)")
+        };
+        out.push(
+            f("EX130", format!(
+                "{name} is defined here, which {verb} `server_advertise_condition` TLS guard: {which} {} {is} offered without TLS, so passwords cross the network in clear text (base64)",
+                auths.join(" and ")), &def)
+            .help(advice),
+        );
+    }
+}
+
+/// Debian's authenticators (conf.d/auth/30_exim4-config_examples, exim4.conf.template) wrap
+/// their TLS guard in `.ifndef AUTH_SERVER_ALLOW_NOTLS_PASSWORDS`: when the macro is defined
+/// (in 000_localmacros or exim4.conf.localmacros, files the admin owns) the guard is skipped.
+/// Returns the macro and its definition when that is why `d` has no guard.
+fn guard_skipped_by_macro(cfg: &Config, d: &super::model::Driver) -> Option<(String, Origin)> {
+    let src = d.origin.src.as_ref()?;
+    let mut open: Option<&str> = None;
+    for (k, line) in src.text.lines().enumerate().skip(d.origin.line) {
+        let t = line.trim();
+        if k >= d.origin.line && !line.starts_with([' ', '\t', '#', '.']) && t.ends_with(':') {
+            break; // the next driver
+        }
+        if t.starts_with("begin ") {
+            break;
+        }
+        if let Some(name) = t.strip_prefix(".ifndef") {
+            open = Some(name.trim());
+        } else if t.starts_with(".endif") || t.starts_with(".else") {
+            open = None;
+        } else if let Some(name) = open {
+            if t.starts_with("server_advertise_condition") {
+                let m = cfg.macro_def(name)?;
+                if m.builtin {
+                    return None;
+                }
+                return m.origin.clone().map(|o| (name.to_string(), o));
+            }
+        }
+    }
+    None
 }
 
 /// Whether a statement can fire at all: a `senders`/`recipients`/`hosts` condition whose list
@@ -996,9 +1066,12 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
                 msg.push_str("; ");
                 msg.push_str(&probe_tail);
             }
+            // The catalogue's severity (error) is for the case without defer_ok; with it an
+            // unreachable server no longer refuses mail (documented in the explanation).
             let mut fd = f(code, msg, &c.origin);
-            if !defer_ok {
-                fd = fd.severity(Severity::Error);
+            if defer_ok {
+                fd = fd.severity(Severity::Warning);
+            } else {
                 let raw = c.value().trim();
                 let with = if raw.contains("callout=") {
                     format!("{raw},defer_ok")
@@ -1023,6 +1096,7 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                 Verb::Deny | Verb::Drop | Verb::Require | Verb::Defer
             );
             for c in s.conds.iter().filter(|c| c.name == "dnslists") {
+                let mut fix_offered = false;
                 for item in split(c.value()) {
                     let item = item.trim().to_string();
                     let zone = item
@@ -1050,8 +1124,14 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                         let filter = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.9,127.0.0.10,127.0.0.11";
                         let mut fd = f("EX151", format!(
                             "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; list the answers that count: `{zone}={filter}`"), &c.origin);
-                        if let Some(fix) = replace_in_line(&c.origin, &item, &format!("{item}={filter}"), "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers") {
-                            fd = fd.fix(fix);
+                        // One fix per condition rewrites the whole list: every Spamhaus
+                        // zone filtered, and the zones EX150 reports (closed or
+                        // whole-network lists) dropped rather than kept.
+                        if !fix_offered {
+                            if let Some(fix) = dnslists_fix(c, filter) {
+                                fd = fd.fix(fix);
+                                fix_offered = true;
+                            }
                         }
                         out.push(fd);
                     }
@@ -1064,6 +1144,55 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// The dnslists value with every unfiltered Spamhaus zone given the listing-code filter and
+/// the dead or aggressive zones (EX150) removed, as an edit of the condition's line.
+fn dnslists_fix(c: &super::model::Cond, filter: &str) -> Option<Fix> {
+    let raw = c.value().trim();
+    let (prefix, sep) = match raw.strip_prefix('<') {
+        Some(r) => {
+            let sep = r.chars().next()?;
+            (format!("<{sep} "), sep)
+        }
+        None => (String::new(), ':'),
+    };
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for item in split(raw) {
+        let zone = item
+            .split(['=', '&', '!', '/'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let known = crate::dnsbl::lookup(&zone);
+        match known.map(|z| &z.kind) {
+            Some(crate::dnsbl::Kind::Defunct | crate::dnsbl::Kind::Aggressive) => {
+                dropped.push(zone)
+            }
+            Some(crate::dnsbl::Kind::Filter) if !item.contains('=') && !item.contains('&') => {
+                kept.push(format!("{item}={filter}"))
+            }
+            _ => kept.push(item),
+        }
+    }
+    // Separators inside items are doubled in Exim lists.
+    let doubled = format!("{sep}{sep}");
+    let joined = kept
+        .iter()
+        .map(|i| i.replace(sep, &doubled))
+        .collect::<Vec<_>>()
+        .join(&format!(" {sep} "));
+    let why = if dropped.is_empty() {
+        "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers"
+            .to_string()
+    } else {
+        format!(
+            "only count real Spamhaus listings (127.0.0.2-127.0.0.11), not its error answers, and drop {} (see EX150)",
+            dropped.join(", ")
+        )
+    };
+    replace_in_line(&c.origin, raw, &format!("{prefix}{joined}"), &why)
 }
 
 /// An (unsafe: behaviour-changing, for review) edit replacing the first `old` on the first

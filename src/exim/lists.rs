@@ -200,6 +200,43 @@ pub struct Matcher<'a> {
     pub ctx: &'a Context,
     pub cfg: &'a Config,
     pub subject: Subject<'a>,
+    /// What a decided match rested on (an /etc/hosts entry, an assumed standard entry), for
+    /// the trace.
+    pub notes: std::cell::RefCell<Vec<String>>,
+}
+
+/// (name, address) pairs of one /etc/hosts.
+type HostsEntries = Vec<(String, IpAddr)>;
+
+thread_local! {
+    /// /etc/hosts of the server (live or snapshot) by real path: None when it cannot be read.
+    static HOSTS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Option<HostsEntries>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// (name, address) pairs of the server's /etc/hosts; None when the file is not there.
+fn hosts_file(ctx: &Context) -> Option<HostsEntries> {
+    let real = ctx.root.resolve(Path::new("/etc/hosts"));
+    HOSTS.with(|c| {
+        c.borrow_mut()
+            .entry(real.clone())
+            .or_insert_with(|| {
+                let text = std::fs::read_to_string(&real).ok()?;
+                let mut out = Vec::new();
+                for l in text.lines() {
+                    let l = l.split('#').next().unwrap_or("");
+                    let mut it = l.split_whitespace();
+                    let Some(ip) = it.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                        continue;
+                    };
+                    for n in it {
+                        out.push((n.to_ascii_lowercase(), ip));
+                    }
+                }
+                Some(out)
+            })
+            .clone()
+    })
 }
 
 /// Is `item` a lookup (`type;arg`, possibly `partial-`/`net-` prefixed)?
@@ -299,6 +336,16 @@ impl<'a> Matcher<'a> {
         if item == "*" {
             return M::Yes;
         }
+        // Host list options that only change what a failed lookup means: the lookups they
+        // qualify are undecidable here anyway.
+        if kind == ListKind::Host
+            && matches!(
+                item,
+                "+include_unknown" | "+ignore_unknown" | "+include_defer" | "+ignore_defer"
+            )
+        {
+            return M::No;
+        }
         if let Some(name) = item.strip_prefix('+') {
             if depth > 20 {
                 return M::Unknown(format!("named list +{name} refers to itself"));
@@ -369,7 +416,9 @@ impl<'a> Matcher<'a> {
                     }
                 } else {
                     // A plain lsearch in a host list looks up the host *name*.
-                    self.host_name_match(|n| keys.iter().any(|k| k.eq_ignore_ascii_case(n)))
+                    self.host_name_match(&format!("{ty};{arg}"), |n| {
+                        keys.iter().any(|k| k.eq_ignore_ascii_case(n))
+                    })
                 }
             }
             _ => {
@@ -393,7 +442,14 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    fn host_name_match(&self, f: impl Fn(&str) -> bool) -> M {
+    /// An item matched against the client's host name (wildcards, regular expressions,
+    /// name lookups). Exim finds the name by a reverse DNS lookup (verified forwards); when
+    /// that fails the whole list fails to match unless +include_unknown/+ignore_unknown, and a
+    /// temporary DNS error defers (Exim specification, chapter "Domain, host, address, and
+    /// local part lists", sections "Host list patterns that match by host name" and
+    /// "Behaviour when an IP address or name cannot be found"). The static model only knows
+    /// the name when simulate is given --client-name.
+    fn host_name_match(&self, item: &str, f: impl Fn(&str) -> bool) -> M {
         match self.subject.host_name {
             Some(n) => {
                 if f(n) {
@@ -402,8 +458,107 @@ impl<'a> Matcher<'a> {
                     M::No
                 }
             }
-            // No verified reverse name: Exim treats a failed host name lookup as no match.
-            None => M::No,
+            None => M::Unknown(format!(
+                "the client's host name from reverse DNS (hosts item {item})"
+            )),
+        }
+    }
+
+    /// A plain host name in a host list (`localhost`, `mail.example.net`, `@` for the primary
+    /// host name): Exim looks up the name's addresses (forward lookup through the system
+    /// resolver: /etc/hosts, then DNS) and compares them with the client's address; no reverse
+    /// lookup is involved (same chapter, "Host list patterns that match by IP address").
+    fn host_by_name(&self, name: &str, ip: IpAddr) -> M {
+        let name = name.to_ascii_lowercase();
+        match hosts_file(self.ctx) {
+            Some(entries) => {
+                let addrs: Vec<IpAddr> = entries
+                    .iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, a)| *a)
+                    .collect();
+                if !addrs.is_empty() {
+                    self.note(format!(
+                        "{name} is {} in /etc/hosts",
+                        addrs
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    return yes(addrs.contains(&ip));
+                }
+            }
+            // A snapshot without etc/hosts: `localhost` still has its standard addresses
+            // (Debian's default /etc/hosts; RFC 6761 section 6.3 reserves the name for
+            // loopback), which is what Exim's lookup finds on any ordinary server.
+            None if name == "localhost" => {
+                self.note(
+                    "localhost taken as 127.0.0.1 and ::1, the standard /etc/hosts entries (no etc/hosts in this snapshot)"
+                        .into(),
+                );
+                return yes(ip == IpAddr::from([127, 0, 0, 1])
+                    || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
+            }
+            None => {}
+        }
+        M::Unknown(format!(
+            "the DNS lookup of the host name {name} (hosts item)"
+        ))
+    }
+
+    /// `@[]`: the client is one of the addresses Exim listens on (host_find_interfaces():
+    /// local_interfaces and extra_local_interfaces, where a wildcard stands for every address
+    /// of every running interface, which a configuration does not show).
+    fn own_address(&self, ip: IpAddr) -> M {
+        let mut listed: Vec<IpAddr> = Vec::new();
+        let mut wildcard = true;
+        let mut explicit = false;
+        for opt in ["local_interfaces", "extra_local_interfaces"] {
+            let Some(o) = self.cfg.option(opt) else {
+                continue;
+            };
+            let Ok(v) = expand(self.ctx, &o.value) else {
+                return M::Unknown(format!("the interfaces in {opt} (hosts item @[])"));
+            };
+            if opt == "local_interfaces" {
+                explicit = true;
+                wildcard = false;
+            }
+            for it in split(&v) {
+                let it = it.trim().trim_start_matches('[');
+                let addr = it.split(']').next().unwrap_or(it);
+                let parsed = addr.parse::<IpAddr>().ok().or_else(|| {
+                    // `192.0.2.1.25`: address and port joined by a dot.
+                    addr.rsplit_once('.').and_then(|(a, _)| a.parse().ok())
+                });
+                match parsed {
+                    Some(a) if a.is_unspecified() => wildcard = true,
+                    Some(a) => listed.push(a),
+                    None => {
+                        return M::Unknown(format!("the interface {it} in {opt} (hosts item @[])"))
+                    }
+                }
+            }
+        }
+        let loopback =
+            ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+        if listed.contains(&ip) || (wildcard && loopback) {
+            self.note(format!("{ip} is an address this server listens on"));
+            return M::Yes;
+        }
+        if explicit && !wildcard {
+            return M::No;
+        }
+        M::Unknown(format!(
+            "whether {ip} is one of this server's own addresses (hosts item @[])"
+        ))
+    }
+
+    fn note(&self, n: String) {
+        let mut v = self.notes.borrow_mut();
+        if !v.contains(&n) {
+            v.push(n);
         }
     }
 
@@ -416,22 +571,28 @@ impl<'a> Matcher<'a> {
             return M::No; // an empty item matches only locally submitted mail (no host)
         }
         if item == "@[]" {
-            return if ip.is_loopback() { M::Yes } else { M::No };
+            return self.own_address(ip);
         }
         if let Some(n) = ip_key(item) {
             return if n.contains(&ip) { M::Yes } else { M::No };
         }
         if item == "@" {
+            // The primary host name, looked up like any plain name.
             let p = self.subject.primary_hostname.to_string();
-            return self.host_name_match(|n| n.eq_ignore_ascii_case(&p));
+            return self.host_by_name(&p, ip);
         }
         if item.starts_with('^') {
             return match regex(item, false) {
-                Some(r) => self.host_name_match(|n| r.is_match(n)),
+                Some(r) => self.host_name_match(item, |n| r.is_match(n)),
                 None => M::Unknown(format!("the regular expression {item}")),
             };
         }
-        self.host_name_match(|n| glob(&item.to_ascii_lowercase(), &n.to_ascii_lowercase()))
+        if item.contains('*') {
+            return self.host_name_match(item, |n| {
+                glob(&item.to_ascii_lowercase(), &n.to_ascii_lowercase())
+            });
+        }
+        self.host_by_name(item, ip)
     }
 
     fn domain_item(&self, item: &str, domain: &str) -> M {
@@ -547,6 +708,7 @@ mod tests {
                 host_name: None,
                 primary_hostname: "mx.example.org",
             },
+            notes: Default::default(),
         };
         assert_eq!(
             m.list(ListKind::Domain, "!a.example", "b.example", 0),

@@ -2,6 +2,7 @@
 //! configuration Exim would run, ACL relay decisions and checks.
 
 pub mod acl;
+pub mod autogen;
 pub mod checks;
 pub mod debian;
 pub mod lists;
@@ -65,6 +66,13 @@ pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
         out.push(Target {
             path: etc_exim4,
             kind: Kind::Debian,
+        });
+    } else if r(autogen::PATH).is_file() {
+        // Only the generated file (a snapshot of /var/lib without /etc/exim4): it is what
+        // Debian's exim4 reads.
+        out.push(Target {
+            path: r(autogen::PATH),
+            kind: Kind::Plain,
         });
     }
     let etc_exim_conf = r("/etc/exim.conf");
@@ -149,12 +157,17 @@ pub struct Loaded {
     pub kind: Kind,
     pub debian_vars: Vec<debian::Var>,
     pub files: Vec<PathBuf>,
+    /// The files update-exim4.conf builds the generated configuration from (Debian only):
+    /// update-exim4.conf.conf and the conf.d fragments or template it concatenates. Files
+    /// they `.include` are read by Exim at run time, not by update-exim4.conf.
+    pub debian_inputs: Vec<PathBuf>,
 }
 
 pub fn load(ctx: &Context, target: &Target) -> Loaded {
     let mut findings = Vec::new();
     let mut rd = reader::Reader::new(ctx);
     let mut debian_vars = Vec::new();
+    let mut debian_inputs = Vec::new();
     let segments = match target.kind {
         Kind::Debian => {
             // A bare conf.d directory is its own conf.d.
@@ -190,6 +203,15 @@ pub fn load(ctx: &Context, target: &Target) -> Loaded {
                 let a = debian::assemble(ctx, &dir, &server, &mut findings);
                 rd.debian_seed = a.seed;
                 debian_vars = a.vars;
+                let ue4cc = dir.join("update-exim4.conf.conf");
+                if ue4cc.is_file() {
+                    debian_inputs.push(ue4cc);
+                }
+                for seg in &a.segments {
+                    if let reader::Segment::File { real, .. } = seg {
+                        debian_inputs.push(real.clone());
+                    }
+                }
                 a.segments
             }
         }
@@ -209,6 +231,7 @@ pub fn load(ctx: &Context, target: &Target) -> Loaded {
         kind: target.kind,
         debian_vars,
         files: out.files,
+        debian_inputs,
     }
 }
 
@@ -335,11 +358,16 @@ pub fn classes(ctx: &Context, cfg: &Config) -> Classes {
     let primary = primary_hostname(ctx, cfg);
     let trusted_ip = cfg.list("relay_from_hosts").and_then(|l| {
         let v = lists::expand(ctx, &l.value).ok()?;
-        let nets: Vec<ipnet::IpNet> = lists::split(&v)
+        let items = lists::split(&v);
+        let mut nets: Vec<ipnet::IpNet> = items
             .iter()
             .filter(|i| !i.starts_with('!'))
             .filter_map(|i| lists::parse_net(i))
             .collect();
+        // configure.default trusts `localhost` (a name whose address is 127.0.0.1).
+        if nets.is_empty() && items.iter().any(|i| i.eq_ignore_ascii_case("localhost")) {
+            nets.push(ipnet::IpNet::from(IpAddr::from([127, 0, 0, 1])));
+        }
         let pick = nets
             .iter()
             .find(|n| !n.addr().is_loopback())
@@ -507,6 +535,9 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let loaded = load(ctx, target);
     let mut findings = loaded.findings.clone();
     checks::run(ctx, &loaded, &mut findings);
+    if let Some(generated) = autogen::live_file(ctx, target) {
+        autogen::check(ctx, &loaded, &generated, &mut findings);
+    }
     findings
 }
 
@@ -518,10 +549,21 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
         .map_err(|_| format!("{}: not an IP address", q.client_ip))?;
     let rcpt = q.rcpt.trim().trim_start_matches('<').trim_end_matches('>');
     let (lp, dom) = rcpt.rsplit_once('@').unwrap_or((rcpt, ""));
+    // A client can only authenticate where Exim offers AUTH: with no server authenticator
+    // (or auth_advertise_hosts empty) EHLO lists no AUTH and the client stays
+    // unauthenticated, whatever --sasl-user says.
+    let no_auth = q
+        .sasl_user
+        .as_ref()
+        .and_then(|u| auth_not_offered(ctx, &loaded.cfg).map(|why| (u.clone(), why)));
     let env = Envelope {
         ip: Some(ip),
         host_name: q.client_name.clone(),
-        auth_id: q.sasl_user.clone(),
+        auth_id: if no_auth.is_some() {
+            None
+        } else {
+            q.sasl_user.clone()
+        },
         sender: q.sender.as_ref().map(|s| {
             s.trim()
                 .trim_start_matches('<')
@@ -540,9 +582,36 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
             ..env.clone()
         };
         let branches = evaluate(ctx, &loaded.cfg, &env);
-        out.push(acl::decide(&svc.name, &branches));
+        let mut d = acl::decide(&svc.name, &branches);
+        if let Some((user, why)) = &no_auth {
+            d.trace.insert(
+                0,
+                crate::relay::TraceStep {
+                    file: PathBuf::from("(SMTP)"),
+                    line: 0,
+                    entry: format!("AUTH as {user} (--sasl-user)"),
+                    effect: format!(
+                        "ignored: Exim offers no AUTH here ({why}), so the client is simulated as unauthenticated"
+                    ),
+                },
+            );
+        }
+        out.push(d);
     }
     Ok(out)
+}
+
+/// Why Exim would not offer AUTH at all, if it would not.
+fn auth_not_offered(ctx: &Context, cfg: &Config) -> Option<String> {
+    if cfg.server_authenticators().is_empty() {
+        return Some("no authenticator has a server side".into());
+    }
+    let empty = cfg.option("auth_advertise_hosts").is_some_and(|o| {
+        lists::expand(ctx, &o.value)
+            .map(|v| lists::split(&v).is_empty())
+            .unwrap_or(false)
+    });
+    empty.then(|| "auth_advertise_hosts is empty".into())
 }
 
 pub fn mta() -> Mta {
