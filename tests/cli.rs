@@ -317,7 +317,13 @@ fn fixes_are_withheld_for_files_with_syntax_errors() {
 #[test]
 fn simulate_with_an_unknown_service_lists_the_real_ones() {
     bin()
-        .args(["simulate", "--client", "203.0.113.5", "--rcpt", "a@example.net"])
+        .args([
+            "simulate",
+            "--client",
+            "203.0.113.5",
+            "--rcpt",
+            "a@example.net",
+        ])
         .args(["--service", "no-such-service", "--root"])
         .arg(fixture("demo/postfix-server"))
         .assert()
