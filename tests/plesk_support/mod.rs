@@ -163,13 +163,15 @@ impl Server {
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn mariadbd");
-        // Watchdog: when this test process is gone, the server goes too.
+        // Watchdog: when this test process is gone, the server goes too, and so does its
+        // directory (the shared server lives in a static, so TempDir's drop never runs).
         let _ = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "while kill -0 {me} 2>/dev/null && kill -0 {srv} 2>/dev/null; do sleep 1; done; kill -9 {srv} 2>/dev/null",
+                "while kill -0 {me} 2>/dev/null && kill -0 {srv} 2>/dev/null; do sleep 1; done; kill -9 {srv} 2>/dev/null; while kill -0 {me} 2>/dev/null; do sleep 1; done; rm -rf '{dir}'",
                 me = std::process::id(),
-                srv = child.id()
+                srv = child.id(),
+                dir = self.dir.path().display()
             ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
