@@ -547,10 +547,25 @@ fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
             locals.add(l.entry(e));
         }
     }
+    // Only rcpthosts entries and route domains are ever asked about, and virtualdomains can
+    // hold a million keys next to a three-line rcpthosts: index the few names asked about,
+    // pass over the keys once, and keep the keys that are asked about.
+    let mut asked = Names::default();
+    if let Some(rh) = &c.rcpthosts {
+        for e in &rh.entries {
+            asked.add(rh.entry(e));
+        }
+    }
+    for r in routes {
+        asked.add(&r.domain); // already lowercased by the parser
+    }
     let mut vd_keys = Names::default();
     if let Some((s, v, _)) = &c.virtualdomains {
         for x in v {
-            vd_keys.add(x.key.text(&s.text));
+            let k = x.key.text(&s.text);
+            if asked.contains(&lower(k)) {
+                vd_keys.add(k);
+            }
         }
     }
     let is_local = |d: &str| locals.contains(d) || vd_keys.contains(d);
