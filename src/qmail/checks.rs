@@ -506,6 +506,34 @@ fn strip_brackets(h: &str) -> &str {
     h.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// Lowercased names (locals entries, virtualdomains keys, smtproutes domains) looked up by
+/// hash: smtproutes checks every rcpthosts entry against them, and with a list scan per
+/// entry a hosting tree with the same 40,000 domains in rcpthosts and virtualdomains took
+/// seconds (quadratic). Under test the key comparisons are counted, so a test can show the
+/// check does O(1) comparisons per lookup without timing anything.
+#[derive(Default)]
+struct Names<'a>(FastSet<Name<'a>>);
+
+#[derive(Hash, Eq)]
+struct Name<'a>(Cow<'a, str>);
+
+impl PartialEq for Name<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        #[cfg(test)]
+        tests::COMPARISONS.with(|c| c.set(c.get() + 1));
+        self.0 == other.0
+    }
+}
+
+impl<'a> Names<'a> {
+    fn add(&mut self, name: &'a str) {
+        self.0.insert(Name(lower(name)));
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains(&Name(Cow::Borrowed(name)))
+    }
+}
+
 fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
     let Some((src, routes, _)) = &c.smtproutes else {
         return;
@@ -513,26 +541,34 @@ fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
     let me =
         c.me.as_ref()
             .and_then(|(s, v)| v.map(|v| v.text(&s.text).to_ascii_lowercase()));
-    let locals: Vec<String> = c
-        .locals
-        .as_ref()
-        .map(|l| {
-            l.entries
-                .iter()
-                .map(|e| l.entry(e).to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
-    let vd_keys: Vec<String> = c
-        .virtualdomains
-        .as_ref()
-        .map(|(s, v, _)| {
-            v.iter()
-                .map(|x| x.key.text(&s.text).to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
-    let is_local = |d: &str| locals.iter().any(|l| l == d) || vd_keys.iter().any(|v| v == d);
+    let mut locals = Names::default();
+    if let Some(l) = &c.locals {
+        for e in &l.entries {
+            locals.add(l.entry(e));
+        }
+    }
+    // Only rcpthosts entries and route domains are ever asked about, and virtualdomains can
+    // hold a million keys next to a three-line rcpthosts: index the few names asked about,
+    // pass over the keys once, and keep the keys that are asked about.
+    let mut asked = Names::default();
+    if let Some(rh) = &c.rcpthosts {
+        for e in &rh.entries {
+            asked.add(rh.entry(e));
+        }
+    }
+    for r in routes {
+        asked.add(&r.domain); // already lowercased by the parser
+    }
+    let mut vd_keys = Names::default();
+    if let Some((s, v, _)) = &c.virtualdomains {
+        for x in v {
+            let k = x.key.text(&s.text);
+            if asked.contains(&lower(k)) {
+                vd_keys.add(k);
+            }
+        }
+    }
+    let is_local = |d: &str| locals.contains(d) || vd_keys.contains(d);
     for r in routes {
         if r.relay.is_empty() {
             continue;
@@ -578,20 +614,23 @@ fn smtproutes(c: &Control, out: &mut Vec<Finding>) {
         return;
     };
     let Some(rh) = &c.rcpthosts else { return };
-    let routed: Vec<&str> = routes.iter().map(|r| r.domain.as_str()).collect();
+    let mut routed = Names::default();
+    for r in routes {
+        routed.add(&r.domain); // already lowercased by the parser
+    }
     let mut bypass = Vec::new();
     for e in &rh.entries {
-        let d = rh.entry(e).to_ascii_lowercase();
+        let d = lower(rh.entry(e));
         if d.starts_with('.')
             || d == "localhost"
             || bad_domain_entry(&d).is_some()
             || is_local(&d)
-            || routed.contains(&d.as_str())
-            || me.as_deref() == Some(d.as_str())
+            || routed.contains(&d)
+            || me.as_deref() == Some(&*d)
         {
             continue;
         }
-        bypass.push(d);
+        bypass.push(d.into_owned());
     }
     if bypass.is_empty() {
         return;
@@ -1176,4 +1215,97 @@ fn rules_cdb_missing(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Findin
             "point -x at the compiled .cdb file".to_string()
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Context, Options, Root};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Key comparisons made by `Names` lookups on this thread.
+        pub(super) static COMPARISONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// A hosting tree with the same `n` domains in rcpthosts and virtualdomains, a default
+    /// smtproutes entry and `n` more routed domains, plus `k` domains only rcpthosts has.
+    fn tree(n: usize, k: usize) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let mut rh = String::from("localhost\nmail.hosting.example\n");
+        let mut vd = String::new();
+        let mut sr = String::from(":relay.isp.example\n");
+        for i in 0..n {
+            rh.push_str(&format!("client{i}.Example\n"));
+            vd.push_str(&format!("client{i}.example:client{i}.example\n"));
+            sr.push_str(&format!("routed{i}.example:mx{i}.example\n"));
+        }
+        for i in 0..k {
+            rh.push_str(&format!("orphan{i}.example\n"));
+        }
+        std::fs::write(p.join("rcpthosts"), rh).unwrap();
+        std::fs::write(p.join("virtualdomains"), vd).unwrap();
+        std::fs::write(p.join("smtproutes"), sr).unwrap();
+        std::fs::write(p.join("locals"), "localhost\nmail.hosting.example\n").unwrap();
+        std::fs::write(p.join("me"), "mail.hosting.example\n").unwrap();
+        d
+    }
+
+    fn check(n: usize, k: usize) -> (Vec<Finding>, u64) {
+        let d = tree(n, k);
+        let ctx = Context::new(Root::live(), Options::default());
+        let c = crate::qmail::model::load_control(&ctx, d.path(), &mut Vec::new());
+        let mut out = Vec::new();
+        COMPARISONS.with(|c| c.set(0));
+        smtproutes(&c, &mut out);
+        (out, COMPARISONS.with(Cell::get))
+    }
+
+    /// Regression: QM011/QM012 used to scan every locals entry and virtualdomains key for
+    /// each rcpthosts entry and each route (n x n comparisons: 40,000 shared domains took
+    /// seconds). With hash lookups the key comparisons grow with n, not n squared: this
+    /// counts them instead of timing the check.
+    #[test]
+    fn smtproutes_lookups_stay_linear() {
+        let n = 5_000;
+        let (out, comparisons) = check(n, 3);
+        // Each rcpthosts entry and each route is looked up a few times, and a hash lookup
+        // compares about one key; a scan would make tens of millions.
+        assert!(
+            comparisons <= 10 * n as u64,
+            "{comparisons} key comparisons for {n} domains: a lookup scans a list again"
+        );
+        assert!(
+            comparisons >= n as u64,
+            "the counter no longer sees the lookups"
+        );
+        // The findings are unchanged: only the three orphans bypass local delivery.
+        assert_eq!(
+            out.len(),
+            1,
+            "{:?}",
+            out.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+        assert_eq!(out[0].code, "QM012");
+        assert!(
+            out[0].message.contains("takes 3 domain(s)"),
+            "{}",
+            out[0].message
+        );
+        assert!(out[0]
+            .message
+            .contains("orphan0.example, orphan1.example, orphan2.example"));
+    }
+
+    #[test]
+    fn smtproutes_matches_case_insensitively() {
+        // rcpthosts has `clientN.Example`, virtualdomains `clientN.example`: both local.
+        let (out, _) = check(10, 0);
+        assert!(
+            out.is_empty(),
+            "{:?}",
+            out.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+    }
 }
