@@ -208,6 +208,51 @@ fn exim_mainlog_and_rejectlog() {
     assert_eq!(events(&v).len(), 8);
 }
 
+/// Exim writes each rejection to the mainlog and the rejectlog: given both, each counts once.
+#[test]
+fn exim_mainlog_and_rejectlog_together_count_each_refusal_once() {
+    let (main, reject) = (logs("exim-mainlog"), logs("exim-rejectlog"));
+    let (main, reject) = (main.to_str().unwrap(), reject.to_str().unwrap());
+    let counts = |v: &Value| -> Vec<(String, u64)> {
+        let mut c: Vec<(String, u64)> = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    format!("{}/{}/{}", g["cause"], g["side"], g["auth"]),
+                    g["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        c.sort();
+        c
+    };
+    let (_, alone) = json(&["--no-simulate", "--log", main], None);
+    let (_, rej) = json(&["--no-simulate", "--log", reject], None);
+    let (_, both) = json(&["--no-simulate", "--log", main, "--log", reject], None);
+    let (_, swapped) = json(&["--no-simulate", "--log", reject, "--log", main], None);
+    assert_eq!(counts(&both), counts(&alone), "{both:#}");
+    assert_eq!(both["stats"]["events"], alone["stats"]["events"]);
+    // Every line of the rejectlog was a copy (8 refusals, the verify detail and the failed
+    // login it records).
+    assert_eq!(both["stats"]["duplicates"], 10);
+    assert_eq!(swapped["stats"]["events"], alone["stats"]["events"]);
+    assert!(rej["stats"]["events"].as_u64().unwrap() < alone["stats"]["events"].as_u64().unwrap());
+    // The text says why the lines were skipped.
+    let out = bin()
+        .args(["explain", "--no-simulate", "--log", main, "--log", reject])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("10 Exim lines skipped"), "{text}");
+    // Identical lines of one input are separate refusals (a client retrying in the same second).
+    let line = "2026-11-28 02:47:45 H=(laptop.home) [127.0.0.5] F=<alice@example.com> rejected RCPT <bob@external.example>: relay not permitted\n";
+    let (_, v) = json(&["--no-simulate", "--log", "-"], Some(&line.repeat(3)));
+    assert_eq!(v["stats"]["events"], 3);
+    assert_eq!(v["stats"]["duplicates"], 0);
+}
+
 #[test]
 fn qmail_patch_lines() {
     let (code, v) = json(&["--no-simulate", "-"], Some(&read("qmail-patches.log")));

@@ -74,6 +74,9 @@ pub struct Stats {
     pub undated: u64,
     /// Events beyond the per-event limit (counted, not shown).
     pub dropped: u64,
+    /// Exim refusal lines skipped because another input (mainlog vs rejectlog) had the same
+    /// line: each refusal is counted once.
+    pub duplicates: u64,
     /// Line numbers (input, line) of the first lines not understood, for the report.
     pub unknown_examples: Vec<(String, u64)>,
 }
@@ -206,6 +209,7 @@ impl Analyzer {
         let mut out = Vec::new();
         self.postfix.finish(&mut out);
         self.exim.finish(&mut out);
+        self.stats.duplicates = self.exim.duplicates;
         for e in out {
             self.emit(e);
         }

@@ -398,6 +398,14 @@ fn stats_text(out: &mut String, st: &Stats) {
     if st.dropped > 0 {
         let _ = write!(out, "; {} more not shown", st.dropped);
     }
+    if st.duplicates > 0 {
+        let _ = write!(
+            out,
+            "; {} Exim line{} skipped as the other log's copy (rejectlog repeats mainlog)",
+            st.duplicates,
+            if st.duplicates == 1 { "" } else { "s" }
+        );
+    }
     out.push_str(".\n");
 }
 
