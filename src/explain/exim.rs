@@ -21,8 +21,9 @@ use super::postfix::Seen;
 const MEMORY: usize = 256;
 
 /// Fingerprints of refusal lines remembered to recognise the rejectlog's copies: 16 bytes
-/// each, so at most ~40 MB; past it, later lines are no longer deduplicated (counted).
-pub const MAX_FINGERPRINTS: usize = 1 << 21;
+/// each plus the table's slack, at most ~36 MB for a million refusal lines; past it, later
+/// lines are no longer deduplicated (counted in `unchecked`).
+pub const MAX_FINGERPRINTS: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct Exim {

@@ -77,6 +77,9 @@ pub struct Stats {
     /// Exim refusal lines skipped because another input (mainlog vs rejectlog) had the same
     /// line: each refusal is counted once.
     pub duplicates: u64,
+    /// Exim refusal lines read after the deduplication's memory was full (counted as read:
+    /// with both logs past a million refusals, some may count twice).
+    pub duplicates_unchecked: u64,
     /// Line numbers (input, line) of the first lines not understood, for the report.
     pub unknown_examples: Vec<(String, u64)>,
 }
@@ -217,6 +220,7 @@ impl Analyzer {
         self.postfix.finish(&mut out);
         self.exim.finish(&mut out);
         self.stats.duplicates = self.exim.duplicates;
+        self.stats.duplicates_unchecked = self.exim.unchecked;
         for e in out {
             self.emit(e);
         }

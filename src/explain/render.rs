@@ -414,6 +414,13 @@ fn stats_text(out: &mut String, st: &Stats) {
             if st.duplicates == 1 { "" } else { "s" }
         );
     }
+    if st.duplicates_unchecked > 0 {
+        let _ = write!(
+            out,
+            "; {} Exim lines not checked for mainlog/rejectlog copies (memory limit)",
+            st.duplicates_unchecked
+        );
+    }
     out.push_str(".\n");
 }
 
