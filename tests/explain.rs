@@ -140,6 +140,8 @@ fn postfix_log_summary_groups_by_cause_with_counts_and_top_clients() {
     assert_eq!(g("server-config", "this-server", "no")["count"], 1);
     // Relay-related groups come first.
     assert_eq!(groups[0]["cause"], "relay-denied");
+    // The example says which log it comes from.
+    assert_eq!(groups[0]["example"]["input"], f.to_str().unwrap());
     assert_eq!(v["stats"]["lines"], 54);
 }
 
@@ -206,6 +208,51 @@ fn exim_mainlog_and_rejectlog() {
 
     let (_, v) = json(&["--no-simulate", "-"], Some(&read("exim-rejectlog")));
     assert_eq!(events(&v).len(), 8);
+}
+
+/// Exim writes each rejection to the mainlog and the rejectlog: given both, each counts once.
+#[test]
+fn exim_mainlog_and_rejectlog_together_count_each_refusal_once() {
+    let (main, reject) = (logs("exim-mainlog"), logs("exim-rejectlog"));
+    let (main, reject) = (main.to_str().unwrap(), reject.to_str().unwrap());
+    let counts = |v: &Value| -> Vec<(String, u64)> {
+        let mut c: Vec<(String, u64)> = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    format!("{}/{}/{}", g["cause"], g["side"], g["auth"]),
+                    g["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        c.sort();
+        c
+    };
+    let (_, alone) = json(&["--no-simulate", "--log", main], None);
+    let (_, rej) = json(&["--no-simulate", "--log", reject], None);
+    let (_, both) = json(&["--no-simulate", "--log", main, "--log", reject], None);
+    let (_, swapped) = json(&["--no-simulate", "--log", reject, "--log", main], None);
+    assert_eq!(counts(&both), counts(&alone), "{both:#}");
+    assert_eq!(both["stats"]["events"], alone["stats"]["events"]);
+    // Every line of the rejectlog was a copy (8 refusals, the verify detail and the failed
+    // login it records).
+    assert_eq!(both["stats"]["duplicates"], 10);
+    assert_eq!(swapped["stats"]["events"], alone["stats"]["events"]);
+    assert!(rej["stats"]["events"].as_u64().unwrap() < alone["stats"]["events"].as_u64().unwrap());
+    // The text says why the lines were skipped.
+    let out = bin()
+        .args(["explain", "--no-simulate", "--log", main, "--log", reject])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("10 Exim lines skipped"), "{text}");
+    // Identical lines of one input are separate refusals (a client retrying in the same second).
+    let line = "2026-11-28 02:47:45 H=(laptop.home) [127.0.0.5] F=<alice@example.com> rejected RCPT <bob@external.example>: relay not permitted\n";
+    let (_, v) = json(&["--no-simulate", "--log", "-"], Some(&line.repeat(3)));
+    assert_eq!(v["stats"]["events"], 3);
+    assert_eq!(v["stats"]["duplicates"], 0);
 }
 
 #[test]
@@ -487,5 +534,46 @@ fn simulation_asks_exactly_the_logged_client_and_envelope() {
         }
         Some("unavailable") => assert!(sim["reason"].as_str().unwrap().contains("no Postfix")),
         other => panic!("unexpected simulation status {other:?}: {sim:#}"),
+    }
+    let root = dir.path().to_str().unwrap();
+    assert!(v["configuration"]["simulated"]
+        .as_str()
+        .unwrap()
+        .contains(root));
+    if sim["status"] == "done" {
+        // 554 logged, 554 simulated: no contradiction.
+        assert_eq!(sim["matches_log"], true, "{sim:#}");
+        // The same refusal logged as 451 4.3.5: this configuration does not give it.
+        let other = line.replace("554 5.7.1", "451 4.3.5");
+        let (_, v) = json(&["--root", root, &other], None);
+        assert_eq!(events(&v)[0]["simulation"]["matches_log"], false);
+        let out = bin()
+            .args(["explain", "--root", root, &other])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("Simulated against the snapshot --root {root}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("the configuration here does not give the logged reply"),
+            "{text}"
+        );
+        // AUTH seen (auth=1 on the disconnect line) but no user name in the log.
+        let auth = format!(
+            "{}\nNov 28 02:46:28 mx postfix/smtpd[20322]: disconnect from client.example.net[203.0.113.5] ehlo=1 auth=1 mail=1 rcpt=0/1 quit=1 commands=4/5",
+            line
+        );
+        let out = bin()
+            .args(["explain", "--root", root, &auth])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("authenticated (user name not in the log)"),
+            "{text}"
+        );
+        assert!(!text.contains("(authenticated)"), "{text}");
     }
 }

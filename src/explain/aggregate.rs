@@ -133,7 +133,10 @@ fn client_label(e: &Event, buf: &mut String) -> bool {
 }
 
 impl Aggregate {
-    pub fn add(&mut self, e: Event) {
+    /// One event; `input` names the log it came from, for the group's example (events of
+    /// whole-log summaries do not carry it; a refusal held until its session's end in the
+    /// next rotated file is attributed to that file).
+    pub fn add(&mut self, e: Event, input: &str) {
         let key = Key {
             cause: e.cause,
             source: e.source,
@@ -151,7 +154,13 @@ impl Aggregate {
             recipients: TopK::default(),
             users: TopK::default(),
             programs: TopK::default(),
-            example: e.clone(),
+            example: {
+                let mut x = e.clone();
+                if x.input.is_empty() {
+                    x.input = input.to_string();
+                }
+                x
+            },
         });
         g.count += 1;
         if let Some(s) = stamp {

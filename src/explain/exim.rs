@@ -20,10 +20,40 @@ use super::postfix::Seen;
 /// back to back, so a short memory is enough; it is bounded.
 const MEMORY: usize = 256;
 
+/// Fingerprints of refusal lines remembered to recognise the rejectlog's copies: 16 bytes
+/// each plus the table's slack, at most ~36 MB for a million refusal lines; past it, later
+/// lines are no longer deduplicated (counted in `unchecked`).
+pub const MAX_FINGERPRINTS: usize = 1 << 20;
+
 #[derive(Debug, Default)]
 pub struct Exim {
     verify: VecDeque<(String, Event)>,
     auth_failed: VecDeque<String>,
+    /// Refusal line (time + message) -> the input it was first read from. Exim writes every
+    /// rejection to both the mainlog and the rejectlog (spec, "Log files": "the rejectlog
+    /// ... contains information about messages that are rejected ... the same line is also
+    /// written to the main log"); given both, each refusal must count once. Identical lines
+    /// of the same input are distinct refusals (a client retrying within the second).
+    seen: std::collections::HashMap<
+        u64,
+        u64,
+        std::hash::BuildHasherDefault<super::postfix::Identity>,
+    >,
+    /// Lines skipped as copies of another input's line.
+    pub duplicates: u64,
+    /// Refusal lines not remembered because MAX_FINGERPRINTS was reached.
+    pub unchecked: u64,
+}
+
+fn fnv(parts: &[&str]) -> u64 {
+    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0)) {
+            x ^= b as u64;
+            x = x.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    x
 }
 
 /// Host fields of an Exim line: (name, helo, ip).
@@ -113,8 +143,43 @@ fn find_reply(s: &str) -> Option<usize> {
 }
 
 impl Exim {
+    /// Whether this refusal line is a copy of one already read from another input (the
+    /// mainlog/rejectlog pair); remembers it otherwise.
+    fn duplicate(&mut self, h: &Header, o: &Origin, msg: &str) -> bool {
+        let fp = fnv(&[h.time.unwrap_or(""), h.host.unwrap_or(""), msg]);
+        let input = fnv(&[o.input]);
+        match self.seen.get(&fp) {
+            Some(&first) if first != input => {
+                self.duplicates += 1;
+                true
+            }
+            Some(_) => false,
+            None => {
+                if self.seen.len() < MAX_FINGERPRINTS {
+                    self.seen.insert(fp, input);
+                } else {
+                    self.unchecked += 1;
+                }
+                false
+            }
+        }
+    }
+
+    /// Fingerprints held (for the memory bound's test).
+    pub fn retained(&self) -> usize {
+        self.seen.len() + self.verify.len() + self.auth_failed.len()
+    }
+
     pub fn line(&mut self, h: &Header, o: &Origin, out: &mut Vec<Event>) -> Seen {
         let (id, msg) = strip_ids(h.msg);
+        // The kinds of line Exim also writes to the rejectlog.
+        if (msg.contains(" rejected ")
+            || msg.contains(" sender verify ")
+            || msg.contains(" authenticator failed for "))
+            && self.duplicate(h, o, msg)
+        {
+            return Seen::Understood;
+        }
         if let Some(i) = msg.find(" rejected ") {
             return self.rejected(h, o, msg, i, out);
         }

@@ -74,6 +74,12 @@ pub struct Stats {
     pub undated: u64,
     /// Events beyond the per-event limit (counted, not shown).
     pub dropped: u64,
+    /// Exim refusal lines skipped because another input (mainlog vs rejectlog) had the same
+    /// line: each refusal is counted once.
+    pub duplicates: u64,
+    /// Exim refusal lines read after the deduplication's memory was full (counted as read:
+    /// with both logs past a million refusals, some may count twice).
+    pub duplicates_unchecked: u64,
     /// Line numbers (input, line) of the first lines not understood, for the report.
     pub unknown_examples: Vec<(String, u64)>,
 }
@@ -97,6 +103,9 @@ pub struct Analyzer {
     pub stats: Stats,
     pub sink: Sink,
     scratch: Vec<Event>,
+    /// The input being read: whole-log events do not carry it (no copy per event), the
+    /// group examples get it from here.
+    input: String,
 }
 
 impl Analyzer {
@@ -111,6 +120,7 @@ impl Analyzer {
             stats: Stats::default(),
             sink,
             scratch: Vec::new(),
+            input: String::new(),
         }
     }
 
@@ -128,6 +138,9 @@ impl Analyzer {
     /// One line already split into header and message (the log reader does that on its own
     /// thread); `h` must be what `header::split` makes of the line with `feed`'s trimming.
     pub fn feed_header(&mut self, h: &header::Header, o: &Origin) {
+        if self.input != o.input {
+            o.input.clone_into(&mut self.input);
+        }
         let mut out = std::mem::take(&mut self.scratch);
         let seen = match h.program {
             Some(p) if postfix::is_postfix(p) => self.postfix.line(h, o, &mut out),
@@ -197,7 +210,7 @@ impl Analyzer {
                     self.stats.dropped += 1;
                 }
             }
-            Sink::Groups(g) => g.add(e),
+            Sink::Groups(g) => g.add(e, &self.input),
         }
     }
 
@@ -206,6 +219,8 @@ impl Analyzer {
         let mut out = Vec::new();
         self.postfix.finish(&mut out);
         self.exim.finish(&mut out);
+        self.stats.duplicates = self.exim.duplicates;
+        self.stats.duplicates_unchecked = self.exim.unchecked;
         for e in out {
             self.emit(e);
         }
@@ -229,12 +244,20 @@ pub enum Simulation {
         /// The decision of the service that logged the event, when it can be told.
         #[serde(skip_serializing_if = "Option::is_none")]
         service: Option<String>,
+        /// Whether the simulated reply is the logged one: false when no simulated decision
+        /// (of the logged service, when known) gives the logged SMTP code. None: the log shows
+        /// no code to compare.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        matches_log: Option<bool>,
     },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueryView {
     pub client_ip: String,
+    /// The client is simulated as logged in (the log shows AUTH).
+    pub authenticated: bool,
+    /// The login name, when the log gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sasl_user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -248,6 +271,9 @@ pub struct QueryView {
 pub struct Config {
     pub ctx: Context,
     pub paths: Vec<PathBuf>,
+    /// What is simulated, as the output says it: the configuration PATHs given, the
+    /// --root snapshot, or the live system.
+    pub described: String,
     /// None: no configuration available (reason).
     pub findings: Result<Vec<Finding>, String>,
     pub simulations: usize,
@@ -293,17 +319,24 @@ impl Config {
             };
         }
         self.simulations += 1;
-        let sasl_user = if e.auth == event::Auth::Yes {
-            e.sasl_user
-                .clone()
-                .or_else(|| Some("(authenticated)".to_string()))
+        let authenticated = e.auth == event::Auth::Yes;
+        let sasl_user = if authenticated {
+            e.sasl_user.clone()
         } else {
             None
         };
         let q = Query {
             client_ip: ip.clone(),
             client_name: e.client_name.clone().filter(|n| n != "unknown"),
-            sasl_user: sasl_user.clone(),
+            // The model only asks whether the client logged in; a stand-in name when the
+            // log does not give it (never shown: QueryView keeps the logged name or none).
+            sasl_user: if authenticated {
+                sasl_user
+                    .clone()
+                    .or_else(|| Some("(unknown user)".to_string()))
+            } else {
+                None
+            },
             helo: e.helo.clone(),
             sender: e.sender.clone(),
             rcpt: rcpt.clone(),
@@ -313,9 +346,17 @@ impl Config {
             Ok(decisions) => {
                 let hint = e.program.as_deref().and_then(service_hint);
                 let service = hint.filter(|h| decisions.iter().any(|d| &d.service == h));
+                let matches_log = e.code.filter(|_| !decisions.is_empty()).map(|code| {
+                    decisions
+                        .iter()
+                        .filter(|d| service.as_ref().is_none_or(|s| &d.service == s))
+                        .any(|d| d.code == Some(code))
+                });
                 Simulation::Done {
+                    matches_log,
                     query: QueryView {
                         client_ip: q.client_ip,
+                        authenticated,
                         sasl_user,
                         helo: q.helo,
                         sender: q.sender,
@@ -528,9 +569,23 @@ fn configuration(a: &ExplainArgs, paths: Vec<PathBuf>) -> Config {
     } else {
         crate::lint::run(&ctx, &paths).map(|r| r.findings)
     };
+    let described = if !paths.is_empty() {
+        let p: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        match &a.config.root {
+            Some(r) => format!("{} under --root {}", p.join(", "), r.display()),
+            None => p.join(", "),
+        }
+    } else {
+        match &a.config.root {
+            Some(r) => format!("the snapshot --root {}", r.display()),
+            None => "the live system (/etc/postfix, /etc/exim4, /var/qmail as installed here)"
+                .to_string(),
+        }
+    };
     Config {
         ctx,
         paths,
+        described,
         findings,
         simulations: 0,
     }

@@ -25,8 +25,20 @@ struct Session {
 }
 
 /// More concurrently open sessions than this (a log with lost disconnect lines) releases
-/// the oldest state with AUTH unknown, keeping memory bounded.
+/// all session state, pending refusals with the AUTH state known so far, keeping memory
+/// bounded.
 const MAX_SESSIONS: usize = 100_000;
+
+/// Refusals one session may hold while waiting for its disconnect line. A real session
+/// refuses a handful of recipients (smtpd_hard_error_limit, default 20, ends it well before
+/// this); more means the disconnect lines are missing (a filtered log, or a process whose
+/// sessions all share one pid): the session's refusals are released with the AUTH state
+/// known so far instead of piling up.
+pub const MAX_PENDING_PER_SESSION: usize = 64;
+
+/// Refusals held over all sessions. Reaching it releases every session's refusals (AUTH as
+/// known so far): a bound on memory whatever the log looks like.
+pub const MAX_PENDING: usize = 20_000;
 
 /// Hasher for keys that are already hashes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,6 +67,8 @@ const PID_SLOTS: usize = 1 << 22;
 #[derive(Debug)]
 pub struct Postfix {
     sessions: Map,
+    /// Refusals held in `sessions` (sum of their `pending`).
+    pending: usize,
     /// Sessions with state per pid slot (saturating; never below the truth).
     pids: Vec<u8>,
 }
@@ -63,6 +77,7 @@ impl Default for Postfix {
     fn default() -> Self {
         Postfix {
             sessions: Map::default(),
+            pending: 0,
             pids: vec![0; PID_SLOTS],
         }
     }
@@ -209,7 +224,7 @@ impl Postfix {
         let client_finder = CLIENT.get_or_init(|| memchr::memmem::Finder::new(b": client="));
         if client_finder.find(msg.as_bytes()).is_some() {
             if let Some(user) = field(msg, "sasl_username=") {
-                let s = self.session(h);
+                let s = self.session(h, out);
                 s.sasl_user = Some(user.to_string());
             }
             return Seen::Understood;
@@ -232,11 +247,41 @@ impl Postfix {
         Seen::NotMine
     }
 
-    fn session(&mut self, h: &Header) -> &mut Session {
-        if self.sessions.len() >= MAX_SESSIONS {
+    /// Entries kept between lines: open sessions and the refusals they hold. Bounded by
+    /// MAX_SESSIONS and MAX_PENDING whatever the input.
+    pub fn retained(&self) -> (usize, usize) {
+        (self.sessions.len(), self.pending)
+    }
+
+    /// Release every session's refusals with the AUTH state known so far and forget the
+    /// sessions (their disconnect lines, if they come, find nothing and are ignored).
+    fn release_all(&mut self, out: &mut Vec<Event>) {
+        let mut all: Vec<Event> = self
+            .sessions
+            .drain()
+            .flat_map(|(_, s)| {
+                let (user, failed) = (s.sasl_user, s.auth_failed);
+                s.pending.into_iter().map(move |mut e| {
+                    if user.is_some() {
+                        e.auth = Auth::Yes;
+                        e.sasl_user = user.clone();
+                    } else if failed {
+                        e.auth = Auth::Failed;
+                    }
+                    e
+                })
+            })
+            .collect();
+        all.sort_by_key(|e| e.line);
+        out.extend(all);
+        self.pending = 0;
+        self.pids.iter_mut().for_each(|c| *c = 0);
+    }
+
+    fn session(&mut self, h: &Header, out: &mut Vec<Event>) -> &mut Session {
+        if self.sessions.len() >= MAX_SESSIONS || self.pending >= MAX_PENDING {
             // Cannot happen with intact logs; bounded either way.
-            self.sessions.clear();
-            self.pids.iter_mut().for_each(|c| *c = 0);
+            self.release_all(out);
         }
         let slot = Self::slot(h);
         match self.sessions.entry(key(h)) {
@@ -293,15 +338,28 @@ impl Postfix {
             }
         }
         o.apply(&mut e, h);
-        let s = self.session(h);
+        let s = self.session(h, out);
         if let Some(u) = &s.sasl_user {
             e.auth = Auth::Yes;
             e.sasl_user = Some(u.clone());
             out.push(e);
+        } else if s.pending.len() >= MAX_PENDING_PER_SESSION {
+            // No disconnect line in sight: release what this session holds, AUTH unknown
+            // (or failed, if a failed login was seen).
+            let failed = s.auth_failed;
+            let held = std::mem::take(&mut s.pending);
+            self.pending -= held.len();
+            for mut x in held.into_iter().chain(std::iter::once(e)) {
+                if failed {
+                    x.auth = Auth::Failed;
+                }
+                out.push(x);
+            }
         } else {
             // Usually the session's only refusal: no room for four (Events are large).
             s.pending.reserve_exact(1);
             s.pending.push(e);
+            self.pending += 1;
         }
         Seen::Understood
     }
@@ -328,7 +386,7 @@ impl Postfix {
         e.auth = Auth::Failed;
         e.sasl_user = user;
         o.apply(&mut e, h);
-        let s = self.session(h);
+        let s = self.session(h, out);
         s.auth_failed = true;
         out.push(e);
         Seen::Understood
@@ -341,6 +399,7 @@ impl Postfix {
         let Some(s) = self.sessions.remove(&key(h)) else {
             return;
         };
+        self.pending -= s.pending.len();
         self.unmark(h);
         Self::close(s, rest, out);
     }
@@ -371,24 +430,7 @@ impl Postfix {
 
     /// End of input: sessions whose disconnect line never came keep AUTH unknown.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
-        let mut all: Vec<Event> = self
-            .sessions
-            .drain()
-            .flat_map(|(_, s)| {
-                let (user, failed) = (s.sasl_user, s.auth_failed);
-                s.pending.into_iter().map(move |mut e| {
-                    if user.is_some() {
-                        e.auth = Auth::Yes;
-                        e.sasl_user = user.clone();
-                    } else if failed {
-                        e.auth = Auth::Failed;
-                    }
-                    e
-                })
-            })
-            .collect();
-        all.sort_by_key(|e| e.line);
-        out.extend(all);
+        self.release_all(out);
     }
 }
 
@@ -459,6 +501,68 @@ mod tests {
         }
         p.finish(&mut out);
         out
+    }
+
+    /// Memory bound without timing: sessions whose disconnect never comes (distinct pids),
+    /// and one process refusing without end (one pid), never make the parser hold more than
+    /// its limits, and no refusal is lost on the way.
+    #[test]
+    fn pending_state_is_bounded_and_nothing_is_lost() {
+        let y = YearRule::new(Some(2026), 0);
+        let mut p = Postfix::default();
+        let mut out = Vec::new();
+        let mut released = 0usize;
+        let mut max = (0, 0);
+        let n = 150_000u32;
+        for i in 0..n {
+            // Half the refusals from distinct processes, half from pid 123 for ever.
+            let pid = if i % 2 == 0 { i + 1000 } else { 123 };
+            let l = format!(
+                "Nov 28 02:46:29 mx postfix/smtpd[{pid}]: NOQUEUE: reject: RCPT from unknown[198.51.100.{}]: 554 5.7.1 <u{i}@ext.example>: Relay access denied; from=<a@b.example> to=<u{i}@ext.example> proto=ESMTP helo=<x>",
+                i % 250
+            );
+            let h = split(&l, &y);
+            let o = Origin {
+                input: "t",
+                line: u64::from(i) + 1,
+            };
+            assert_eq!(p.line(&h, &o, &mut out), Seen::Understood);
+            released += out.len();
+            out.clear();
+            let (sessions, pending) = p.retained();
+            max = (max.0.max(sessions), max.1.max(pending));
+            assert!(sessions <= MAX_SESSIONS, "{sessions} sessions kept");
+            assert!(pending <= MAX_PENDING, "{pending} refusals kept");
+        }
+        // The single endless session holds no more than its share.
+        assert!(max.1 <= MAX_PENDING, "{max:?}");
+        assert!(released > 0, "the bound released refusals along the way");
+        p.finish(&mut out);
+        released += out.len();
+        assert_eq!(released, n as usize, "every refusal is reported once");
+        assert_eq!(p.retained(), (0, 0));
+    }
+
+    #[test]
+    fn one_session_holds_at_most_its_limit() {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| format!("Nov 28 02:46:29 mx postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[198.51.100.8]: 554 5.7.1 <u{i}@x.example>: Relay access denied; from=<a@b.example> to=<u{i}@x.example> proto=ESMTP helo=<x>"))
+            .collect();
+        let y = YearRule::new(Some(2026), 0);
+        let mut p = Postfix::default();
+        let mut out = Vec::new();
+        for (n, l) in lines.iter().enumerate() {
+            let h = split(l, &y);
+            let o = Origin {
+                input: "t",
+                line: n as u64 + 1,
+            };
+            p.line(&h, &o, &mut out);
+            assert!(p.retained().1 <= MAX_PENDING_PER_SESSION);
+        }
+        p.finish(&mut out);
+        assert_eq!(out.len(), 1000);
+        assert!(out.iter().all(|e| e.auth == Auth::Unknown));
     }
 
     #[test]

@@ -291,18 +291,26 @@ fn sim_text(out: &mut String, sim: &Simulation, indent: &str) {
             query,
             decisions,
             service,
+            matches_log,
         } => {
             let _ = writeln!(
                 out,
                 "{indent}simulation:  client {}{} -> <{}>:",
                 query.client_ip,
-                query
-                    .sasl_user
-                    .as_ref()
-                    .map(|u| format!(" authenticated as {u}"))
-                    .unwrap_or_default(),
+                match (&query.sasl_user, query.authenticated) {
+                    (Some(u), _) => format!(" authenticated as {u}"),
+                    (None, true) => " authenticated (user name not in the log)".to_string(),
+                    (None, false) => String::new(),
+                },
                 query.rcpt
             );
+            if *matches_log == Some(false) {
+                let _ = writeln!(
+                    out,
+                    "{indent}  NOTE: the configuration here does not give the logged reply: \
+                     not reloaded since the change, or the log comes from a different server?"
+                );
+            }
             if decisions.is_empty() {
                 let _ = writeln!(
                     out,
@@ -398,6 +406,21 @@ fn stats_text(out: &mut String, st: &Stats) {
     if st.dropped > 0 {
         let _ = write!(out, "; {} more not shown", st.dropped);
     }
+    if st.duplicates > 0 {
+        let _ = write!(
+            out,
+            "; {} Exim line{} skipped as the other log's copy (rejectlog repeats mainlog)",
+            st.duplicates,
+            if st.duplicates == 1 { "" } else { "s" }
+        );
+    }
+    if st.duplicates_unchecked > 0 {
+        let _ = write!(
+            out,
+            "; {} Exim lines not checked for mainlog/rejectlog copies (memory limit)",
+            st.duplicates_unchecked
+        );
+    }
     out.push_str(".\n");
 }
 
@@ -409,6 +432,7 @@ pub fn events_text(
     color: bool,
 ) -> String {
     let mut out = String::new();
+    config_text(&mut out, cfg);
     for (i, (e, sim)) in events.iter().zip(sims).enumerate() {
         let head = format!(
             "{}. {} ({}): {}",
@@ -515,6 +539,7 @@ pub fn groups_text(
     color: bool,
 ) -> String {
     let mut out = String::new();
+    config_text(&mut out, cfg);
     for (g, sim) in groups.iter().zip(sims) {
         let head = format!("{:>8}  {}", g.count, group_title(g));
         let _ = writeln!(
@@ -562,8 +587,16 @@ fn findings_json(fs: &[&Finding]) -> serde_json::Value {
 
 fn config_json(cfg: &Config) -> serde_json::Value {
     match &cfg.findings {
-        Ok(_) => serde_json::json!({"available": true}),
+        Ok(_) => serde_json::json!({"available": true, "simulated": cfg.described}),
         Err(r) => serde_json::json!({"available": false, "reason": r}),
+    }
+}
+
+/// Which configuration the simulations ran against, so that a simulation of the live
+/// system is never mistaken for one of the server that wrote the log.
+fn config_text(out: &mut String, cfg: &Config) {
+    if cfg.findings.is_ok() {
+        let _ = writeln!(out, "Simulated against {}.\n", cfg.described);
     }
 }
 
