@@ -436,3 +436,59 @@ fn domain_in_two_classes_warning_is_postfix_s() {
     assert_eq!(pf.len(), 1, "{fs:?}");
     assert!(pf[0]["message"].as_str().unwrap().contains(&want));
 }
+
+// ------------------------------------------------------------------ PF003 in restriction lists
+
+#[test]
+fn hash_in_restriction_list_is_an_error_and_every_hash_is_reported() {
+    let main = "compatibility_level = 3.6\nmydestination = example.com\n\
+        smtpd_relay_restrictions = permit_mynetworks, # lan\n  permit_sasl_authenticated, #auth\n  reject_unauth_destination\n\
+        mynetworks = 127.0.0.0/8 # office\n";
+    let fs = lint(main, None);
+    let pf003 = with_code(&fs, "PF003");
+    assert_eq!(pf003.len(), 3, "{pf003:#?}");
+    let lines: Vec<u64> = pf003.iter().map(|f| f["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 4, 6]);
+    for f in &pf003[..2] {
+        assert_eq!(f["severity"], "error");
+        assert!(f["message"].as_str().unwrap().contains("451 4.3.5"));
+    }
+    assert_eq!(pf003[2]["severity"], "warning");
+    assert!(!pf003[2]["message"].as_str().unwrap().contains("451"));
+
+    // --fix removes every `#` from the value: real postconf shows the list without it.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.cf"), main).unwrap();
+    // The restriction-list error counts as a syntax error of the file, so the app holds the
+    // other fixes (the mynetworks warning) back until a second run.
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+            .args(["lint", "--fix", "--root"])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0) | Some(1)), "{out:?}");
+    }
+    let fixed = std::fs::read_to_string(dir.join("main.cf")).unwrap();
+    let Ok(pc) = Command::new("postconf")
+        .args(["-c"])
+        .arg(&dir)
+        .args(["-h", "smtpd_relay_restrictions", "mynetworks"])
+        .output()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "postconf missing");
+        eprintln!("SKIP: postconf not installed\n{fixed}");
+        return;
+    };
+    let shown = String::from_utf8_lossy(&pc.stdout);
+    assert!(!shown.contains('#'), "{fixed}\n{shown}");
+    assert!(shown.contains("reject_unauth_destination"), "{shown}");
+    assert!(shown.contains("127.0.0.0/8"), "{shown}");
+    // Non-triggering: the comments now stand on their own lines.
+    assert!(
+        with_code(&lint(&fixed, None), "PF003").is_empty(),
+        "{fixed}"
+    );
+}

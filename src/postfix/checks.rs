@@ -7,7 +7,7 @@ use super::model::Model;
 use super::params::{self, show_version};
 use super::parse::{ProblemKind, Span};
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Mta};
+use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
 
 pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
@@ -536,50 +536,106 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
     let Some(main) = &m.main else { return };
     let src = &main.source;
     let text = src.text.as_str();
+    let classes: Vec<&str> = m
+        .main_entry("smtpd_restriction_classes")
+        .map(|e| {
+            e.value
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     for e in &main.parsed.entries {
         if !e.value.contains('#') {
             continue;
         }
         let words: Vec<Span> = e.words(text).collect();
-        let Some(k) = words.iter().position(|w| text[w.start..].starts_with('#')) else {
-            continue;
-        };
-        let hash = words[k];
-        // The comment runs to the last word on the same physical line; later continuation
-        // lines are value again.
-        let mut end = hash.end;
-        for w in &words[k + 1..] {
-            if text[end..w.start].contains('\n') {
-                break;
+        // Every `#` outside a comment already found starts one: a comment runs to the last
+        // word on the same physical line; later continuation lines are value again.
+        let mut comments: Vec<(usize, usize, usize)> = Vec::new(); // (delete from, start, end)
+        let mut k = 0;
+        while k < words.len() {
+            let hash = words[k];
+            if !text[hash.start..].starts_with('#') {
+                k += 1;
+                continue;
             }
-            end = w.end;
+            let mut end = hash.end;
+            let mut next = k + 1;
+            while let Some(w) = words.get(next) {
+                if text[end..w.start].contains('\n') {
+                    break;
+                }
+                end = w.end;
+                next += 1;
+            }
+            let del_start = match k.checked_sub(1).and_then(|i| words.get(i)) {
+                Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
+                _ => hash.start,
+            };
+            comments.push((del_start, hash.start, end));
+            k = next;
         }
-        let comment = &text[hash.start..end];
-        let del_start = match k.checked_sub(1).map(|i| words[i]) {
-            Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
-            _ => hash.start,
-        };
-        f.push(
-            Finding::new(
-                "PF003",
-                Mta::Postfix,
+        if comments.is_empty() {
+            continue;
+        }
+        // One fix per parameter moves every comment: the findings share it, so whichever is
+        // applied first removes them all and the others (same insertion point) are skipped.
+        let moved: String = comments
+            .iter()
+            .map(|&(_, s, e)| format!("{}\n", &text[s..e]))
+            .collect();
+        let mut edits = vec![edit(src, e.span.start, e.span.start, moved)];
+        edits.extend(comments.iter().map(|&(d, _, e)| edit(src, d, e, "")));
+        let fix = Fix {
+            applicability: Applicability::Safe,
+            description: if comments.len() == 1 {
                 format!(
-                    "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so Postfix reads {} as `{}` and every use of it sees the comment words as part of the value",
-                    e.name,
-                    short(&e.value)
-                ),
-            )
-            .at(src.location(hash.start, end))
-            .help("Move the comment to its own line above the parameter.")
-            .fix(Fix {
-                applicability: Applicability::Safe,
-                description: format!("move `{}` to its own line above {}", short(comment), e.name),
-                edits: vec![
-                    edit(src, e.span.start, e.span.start, format!("{comment}\n")),
-                    edit(src, del_start, end, ""),
-                ],
-            }),
-        );
+                    "move `{}` to its own line above {}",
+                    short(&text[comments[0].1..comments[0].2]),
+                    e.name
+                )
+            } else {
+                format!(
+                    "move the {} `#` comments of {} to their own lines above it",
+                    comments.len(),
+                    e.name
+                )
+            },
+            edits,
+        };
+        // smtpd_*_restrictions and restriction classes: smtpd looks `#` up as a restriction.
+        let restriction_list = (e.name.starts_with("smtpd_") && e.name.ends_with("_restrictions"))
+            || classes.contains(&e.name.as_str());
+        for &(_, start, end) in &comments {
+            let comment = &text[start..end];
+            let first = comment.split_whitespace().next().unwrap_or("#");
+            let mut fd = if restriction_list {
+                Finding::new(
+                    "PF003",
+                    Mta::Postfix,
+                    format!(
+                        "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so {} gains the restriction `{first}`; smtpd logs `unknown smtpd restriction: \"{first}\"` and answers `451 4.3.5 Server configuration error` to every recipient whose evaluation reaches it",
+                        e.name
+                    ),
+                )
+                .severity(Severity::Error)
+                .help("Move the comment to its own line above the parameter (a line whose first non-blank character is `#`). Until then mail that is not permitted earlier in the list is deferred with 451.")
+            } else {
+                Finding::new(
+                    "PF003",
+                    Mta::Postfix,
+                    format!(
+                        "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so Postfix reads {} as `{}` and every use of it sees the comment words as part of the value",
+                        e.name,
+                        short(&e.value)
+                    ),
+                )
+                .help("Move the comment to its own line above the parameter.")
+            };
+            fd = fd.at(src.location(start, end)).fix(fix.clone());
+            f.push(fd);
+        }
     }
 }
 
