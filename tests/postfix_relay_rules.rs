@@ -492,3 +492,62 @@ fn hash_in_restriction_list_is_an_error_and_every_hash_is_reported() {
         "{fixed}"
     );
 }
+
+// ------------------------------------------------------------------ loopback listeners
+
+#[test]
+fn loopback_reinjection_listener_is_not_for_submission() {
+    let main =
+        "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_sasl_auth_enable = yes\n";
+    let reinject = "smtp inet n - n - - smtpd\n127.0.0.1:10025 inet n - n - - smtpd\n  -o content_filter=\n  -o smtpd_client_restrictions=permit_mynetworks,reject\n  -o mynetworks=127.0.0.0/8\n";
+    let fs = lint(main, Some(reinject));
+    let on = |code: &str| {
+        with_code(&fs, code)
+            .into_iter()
+            .filter(|f| {
+                f["service"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("127.0.0.1:10025")
+            })
+            .count()
+    };
+    assert_eq!(on("PF102"), 0, "{fs:#?}");
+    assert_eq!(on("PF104"), 0, "{fs:#?}");
+    // Orphaned -o lines (commented-out header) do not make it a submission port either.
+    let orphan = format!(
+        "{reinject}#submission-legacy inet n - n - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n"
+    );
+    let fs = lint(main, Some(&orphan));
+    assert!(!with_code(&fs, "PF009").is_empty());
+    assert!(with_code(&fs, "PF102").iter().all(|f| !f["service"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("127.0.0.1:10025")));
+
+    // Triggering: SASL enabled on purpose there; the help names the list that refuses.
+    let meant = format!("{reinject}  -o smtpd_sasl_auth_enable=yes\n");
+    let fs = lint(main, Some(&meant));
+    let pf102: Vec<_> = with_code(&fs, "PF102")
+        .into_iter()
+        .filter(|f| {
+            f["service"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("127.0.0.1:10025")
+        })
+        .collect();
+    assert_eq!(pf102.len(), 1, "{fs:#?}");
+    let help = pf102[0]["help"].as_str().unwrap();
+    assert!(help.contains("smtpd_client_restrictions"), "{help}");
+    assert!(!help.contains("reject_unauth_destination"), "{help}");
+    // The same listener on every interface: passwords cross the network (PF104).
+    let public = meant.replace("127.0.0.1:10025", "10025");
+    let fs = lint(main, Some(&public));
+    assert!(
+        with_code(&fs, "PF104")
+            .iter()
+            .any(|f| f["service"].as_str().unwrap_or("").starts_with("10025")),
+        "{fs:#?}"
+    );
+}

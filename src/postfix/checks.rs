@@ -329,7 +329,10 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         }
         // Authenticated users must be able to relay where the listener is meant for them.
         let sasl = policy::sasl_enabled(m, si);
-        plaintext_auth(ctx, m, si, sasl, f);
+        // Passwords sent to a loopback-only listener never cross a network.
+        if reachable {
+            plaintext_auth(ctx, m, si, sasl, f);
+        }
         let scope = m.scope(Some(si));
         let mentions_sasl = [
             "smtpd_relay_restrictions",
@@ -364,6 +367,12 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         if !(sasl_here || mentions_sasl || (sasl && submission_port)) {
             continue;
         }
+        // A loopback-only listener (content-filter re-injection such as 127.0.0.1:10025) is
+        // not where mail clients submit, unless its own -o lines enable SASL. An -o that only
+        // follows a commented-out service header there is PF009's finding, not intent.
+        if !reachable && !(sasl_here && !override_orphaned(m, si, "smtpd_sasl_auth_enable")) {
+            continue;
+        }
         let auth = policy::evaluate(
             m,
             si,
@@ -388,6 +397,17 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     step.map(|s| s.entry.as_str()).unwrap_or("a restriction")
                 )
             };
+            // The list and entry that refuse: "smtpd_client_restrictions: reject" etc.
+            let (list, entry) = step
+                .and_then(|s| s.entry.split_once(": "))
+                .unwrap_or(("the relay list", "reject_unauth_destination"));
+            let help = if !sasl {
+                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here.".to_string()
+            } else if list == "smtpd_relay_restrictions" || list == "smtpd_recipient_restrictions" {
+                format!("Put permit_sasl_authenticated before `{entry}` (and before any reject) in {list}.")
+            } else {
+                format!("The refusal comes from {list}, which smtpd evaluates before the relay decision: put permit_sasl_authenticated before `{entry}` in {list}.")
+            };
             let mut fd = Finding::new(
                 "PF102",
                 Mta::Postfix,
@@ -397,11 +417,7 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 ),
             )
             .service(&id)
-            .help(if sasl {
-                "Put permit_sasl_authenticated before reject_unauth_destination (and before any reject) in the relay list."
-            } else {
-                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here."
-            });
+            .help(help);
             if let Some(l) = decision_location(ctx, m, si, step) {
                 fd = fd.at(l);
             }
@@ -1209,6 +1225,27 @@ pub(super) fn commented_header(line: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Whether parameter `name` of listener `si` is set by an -o line that follows a
+/// commented-out service header (PF009): the line belonged to the disabled service.
+fn override_orphaned(m: &Model, si: usize, name: &str) -> bool {
+    let (Some(svc), Some(mm)) = (m.services().get(si), m.master.as_ref()) else {
+        return false;
+    };
+    let Some(e) = m.scope(Some(si)).get(name) else {
+        return false;
+    };
+    if e.origin.kind != super::model::OriginKind::MasterOverride {
+        return false;
+    }
+    let Some(at) = e.origin.name_span.map(|s| s.start) else {
+        return false;
+    };
+    svc.inner_comments
+        .iter()
+        .filter(|c| c.end < at)
+        .any(|c| commented_header(c.text(&mm.source.text)).is_some())
 }
 
 fn orphaned_overrides(m: &Model, f: &mut Vec<Finding>) {
