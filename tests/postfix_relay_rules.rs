@@ -551,3 +551,53 @@ fn loopback_reinjection_listener_is_not_for_submission() {
         "{fs:#?}"
     );
 }
+
+// ------------------------------------------------------------------ PF106 and postscreen
+
+#[test]
+fn postscreen_dnsbl_follows_action_weight_and_threshold() {
+    let base = "compatibility_level = 3.6\nmydestination = example.com\n";
+    let pf106 = |extra: &str| -> Vec<serde_json::Value> {
+        let fs = lint(&format!("{base}{extra}"), None);
+        with_code(&fs, "PF106").into_iter().cloned().collect()
+    };
+    // Default action ignore: nothing is refused; a defunct list is still a warning,
+    // a filterless Spamhaus zone is a warning, not an error.
+    let fs = pf106("postscreen_dnsbl_sites = zen.spamhaus.org*3, dnsbl.sorbs.net\n");
+    assert_eq!(fs.len(), 2, "{fs:#?}");
+    for f in &fs {
+        assert_eq!(f["severity"], "warning", "{f:#?}");
+        let msg = f["message"].as_str().unwrap();
+        assert!(msg.contains("postscreen_dnsbl_action = ignore"), "{msg}");
+        assert!(!msg.contains("554") && !msg.contains("550"), "{msg}");
+    }
+    // Enforced and heavy enough to block alone: error, with postscreen's 550 reply.
+    let fs = pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org*3\npostscreen_dnsbl_threshold = 3\n");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "error");
+    let msg = fs[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("550 5.7.1 Service unavailable; client [...] blocked using zen.spamhaus.org"),
+        "{msg}"
+    );
+    // Enforced but below the threshold: it cannot refuse by itself.
+    let fs = pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org*1\npostscreen_dnsbl_threshold = 3\n");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "warning");
+    assert!(fs[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("below postscreen_dnsbl_threshold = 3"));
+    // Not triggering: a reply filter.
+    assert!(pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org=127.0.0.[2..11]*3\n").is_empty());
+}
+
+#[test]
+fn pf106_points_at_the_entry_of_a_multiline_list() {
+    let main = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_recipient_restrictions =\n    permit_mynetworks,\n    reject_unauth_destination,\n    reject_rbl_client zen.spamhaus.org\n";
+    let fs = lint(main, None);
+    let pf106 = with_code(&fs, "PF106");
+    assert_eq!(pf106.len(), 1, "{fs:#?}");
+    assert_eq!(pf106[0]["line"], 6);
+    assert!(pf106[0]["message"].as_str().unwrap().contains("554 5.7.1"));
+}
