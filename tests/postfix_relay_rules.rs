@@ -601,3 +601,45 @@ fn pf106_points_at_the_entry_of_a_multiline_list() {
     assert_eq!(pf106[0]["line"], 6);
     assert!(pf106[0]["message"].as_str().unwrap().contains("554 5.7.1"));
 }
+
+// ------------------------------------------------------------------ PF108 with only the .db
+
+#[test]
+fn compiled_map_without_source_is_not_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.cf"),
+        "compatibility_level = 3.6\nalias_maps = hash:/etc/aliases\nvirtual_alias_maps = hash:/etc/postfix/virtual\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
+    std::fs::write(t.path().join("etc/aliases.db"), b"not read by the check").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fs = v["findings"].as_array().unwrap();
+    let pf108 = with_code(fs, "PF108");
+    assert_eq!(pf108.len(), 2, "{pf108:#?}");
+    // aliases: only the .db exists, which is all Postfix reads (postalias -q works).
+    let alias = pf108
+        .iter()
+        .find(|f| f["message"].as_str().unwrap().starts_with("alias_maps"))
+        .unwrap();
+    assert_eq!(alias["severity"], "info");
+    // virtual: neither source nor .db: still an error.
+    let virt = pf108
+        .iter()
+        .find(|f| {
+            f["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("virtual_alias_maps")
+        })
+        .unwrap();
+    assert_eq!(virt["severity"], "error");
+}

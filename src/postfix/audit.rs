@@ -437,16 +437,46 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     continue;
                 }
                 let real = ctx.root.resolve(Path::new(path));
+                let cmd = if *p == "alias_maps" || *p == "alias_database" {
+                    "postalias"
+                } else {
+                    "postmap"
+                };
+                // An indexed map is read from its compiled file only (dict_db.c opens
+                // path.db; the source is needed only to rebuild it): with the compiled files
+                // present, lookups work and nothing is refused.
+                let compiled: Vec<String> = compiled_suffixes(kind)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|suf| format!("{path}{suf}"))
+                    .collect();
+                if !real.exists()
+                    && !compiled.is_empty()
+                    && compiled
+                        .iter()
+                        .all(|c| ctx.root.resolve(Path::new(c)).exists())
+                {
+                    f.push(with(
+                        Finding::new(
+                            "PF108",
+                            Mta::Postfix,
+                            format!(
+                                "{p} uses {item}: its source {path} does not exist, but {} does and is what Postfix reads, so lookups work; only rebuilding it (`{cmd} {kind}:{path}`) fails until the source is restored",
+                                compiled.join(" and ")
+                            ),
+                        )
+                        .severity(Severity::Info)
+                        .help(format!("Restore {path} (or recreate it from the table) so the map can be edited and rebuilt.")),
+                        &loc,
+                        &svc_id,
+                    ));
+                    continue;
+                }
                 if !check_file(ctx, path, p, &loc, &svc_id, f, "lookup table source") {
                     continue;
                 }
                 let Some(sufs) = compiled_suffixes(kind) else {
                     continue;
-                };
-                let cmd = if *p == "alias_maps" || *p == "alias_database" {
-                    "postalias"
-                } else {
-                    "postmap"
                 };
                 for suf in sufs {
                     let db = PathBuf::from(format!("{}{suf}", real.display()));
