@@ -643,3 +643,50 @@ fn compiled_map_without_source_is_not_an_error() {
         .unwrap();
     assert_eq!(virt["severity"], "error");
 }
+
+// ------------------------------------------------------------------ PF010 versions
+
+#[test]
+fn deprecation_names_the_version_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.cf"),
+        "compatibility_level = 3.6\nsmtpd_use_tls = yes\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
+    let run = |extra: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+            .args(["lint", "--format", "json"])
+            .args(extra)
+            .arg("--root")
+            .arg(t.path())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        with_code(v["findings"].as_array().unwrap(), "PF010")
+            .iter()
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A snapshot does not say its version: the message says which one was assumed.
+    let snap = run(&[]);
+    assert_eq!(snap.len(), 1, "{snap:?}");
+    assert!(
+        snap[0].contains("deprecated since Postfix 3.9: from that version on"),
+        "{snap:?}"
+    );
+    assert!(
+        snap[0].contains("does not record which Postfix runs"),
+        "{snap:?}"
+    );
+    let given = run(&["--postfix-version", "3.10"]);
+    assert!(
+        given[0].contains("checked for Postfix 3.10 (--postfix-version)"),
+        "{given:?}"
+    );
+    // Not triggering: Postfix 3.7 does not warn about it yet.
+    assert!(run(&["--postfix-version", "3.7"]).is_empty());
+}

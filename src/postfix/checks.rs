@@ -1427,6 +1427,17 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         .and_then(params::parse_version)
         .unwrap_or_else(|| m.version());
     let vs = show_version(version);
+    // Say which version the verdict is about, so "deprecated since 3.9" and the version
+    // checked cannot read as a contradiction (a snapshot does not record its version).
+    let basis = if ctx.options.target_version.is_some() {
+        format!("checked for the target version {vs}")
+    } else if ctx.options.postfix_version.is_some() {
+        format!("checked for Postfix {vs} (--postfix-version)")
+    } else if !ctx.root.is_snapshot() {
+        format!("the installed Postfix is {vs}")
+    } else {
+        format!("the snapshot does not record which Postfix runs, so this was checked for {vs}, the newest version relaydoctor knows; pass --postfix-version X.Y to check for yours")
+    };
     for u in uses {
         let Some(d) = p.deprecation(&u.name) else {
             continue;
@@ -1443,7 +1454,7 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 "PF011",
                 Mta::Postfix,
                 format!(
-                    "restriction {} was removed in Postfix {}: with Postfix {vs} smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl}",
+                    "restriction {} was removed in Postfix {}: from that version on smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl} ({basis})",
                     u.name, d.removed, u.name
                 ),
             )
@@ -1468,7 +1479,7 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 "PF010",
                 Mta::Postfix,
                 format!(
-                    "{} {} is deprecated since Postfix {}: with Postfix {vs} {what}; {gone} and then the setting stops working; {repl}",
+                    "{} {} is deprecated since Postfix {}: from that version on {what}; {gone} and then the setting stops working; {repl} ({basis})",
                     d.kind, u.name, d.warn
                 ),
             )
