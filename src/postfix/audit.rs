@@ -217,7 +217,7 @@ fn judge_zone(
         Some(p) => {
             let action = p.action.to_ascii_lowercase();
             let reply = match action.as_str() {
-                "drop" => format!("`521 5.7.1 Service unavailable` and a dropped connection (postscreen_dnsbl_action = drop)"),
+                "drop" => "`521 5.7.1 Service unavailable` and a dropped connection (postscreen_dnsbl_action = drop)".to_string(),
                 _ => format!("`550 5.7.1 Service unavailable; client [...] blocked using {zone}` (postscreen_dnsbl_action = enforce)"),
             };
             if action != "enforce" && action != "drop" {

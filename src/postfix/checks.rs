@@ -370,7 +370,8 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         // A loopback-only listener (content-filter re-injection such as 127.0.0.1:10025) is
         // not where mail clients submit, unless its own -o lines enable SASL. An -o that only
         // follows a commented-out service header there is PF009's finding, not intent.
-        if !reachable && !(sasl_here && !override_orphaned(m, si, "smtpd_sasl_auth_enable")) {
+        let sasl_meant = sasl_here && !override_orphaned(m, si, "smtpd_sasl_auth_enable");
+        if !(reachable || sasl_meant) {
             continue;
         }
         let auth = policy::evaluate(
