@@ -375,6 +375,9 @@ fn new_rules_agree_with_real_smtpd() {
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sasl_type=dovecot\n", rcpt: "root@example.com", code: "PF102", real: Verdict::Unavailable },
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n", rcpt: "root@example.com", code: "PF110", real: Verdict::Reject },
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "", rcpt: "root@example.com", code: "", real: Verdict::Accept },
+        // PF003 as an error: smtpd reads `#` as a restriction (`unknown smtpd restriction`)
+        // and defers with 451 4.3.5 once evaluation reaches it.
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination # no auth\n", listener: "", rcpt: "root@example.com", code: "PF003", real: Verdict::Defer },
     ];
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
