@@ -375,6 +375,9 @@ fn new_rules_agree_with_real_smtpd() {
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sasl_type=dovecot\n", rcpt: "root@example.com", code: "PF102", real: Verdict::Unavailable },
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n", rcpt: "root@example.com", code: "PF110", real: Verdict::Reject },
         Case { main: "compatibility_level = 3.6\nmydestination = example.com\n", listener: "", rcpt: "root@example.com", code: "", real: Verdict::Accept },
+        // PF003 as an error: smtpd reads `#` as a restriction (`unknown smtpd restriction`)
+        // and defers with 451 4.3.5 once evaluation reaches it.
+        Case { main: "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination # no auth\n", listener: "", rcpt: "root@example.com", code: "PF003", real: Verdict::Defer },
     ];
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -435,4 +438,258 @@ fn domain_in_two_classes_warning_is_postfix_s() {
     let pf = with_code(&fs, "PF109");
     assert_eq!(pf.len(), 1, "{fs:?}");
     assert!(pf[0]["message"].as_str().unwrap().contains(&want));
+}
+
+// ------------------------------------------------------------------ PF003 in restriction lists
+
+#[test]
+fn hash_in_restriction_list_is_an_error_and_every_hash_is_reported() {
+    let main = "compatibility_level = 3.6\nmydestination = example.com\n\
+        smtpd_relay_restrictions = permit_mynetworks, # lan\n  permit_sasl_authenticated, #auth\n  reject_unauth_destination\n\
+        mynetworks = 127.0.0.0/8 # office\n";
+    let fs = lint(main, None);
+    let pf003 = with_code(&fs, "PF003");
+    assert_eq!(pf003.len(), 3, "{pf003:#?}");
+    let lines: Vec<u64> = pf003.iter().map(|f| f["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 4, 6]);
+    for f in &pf003[..2] {
+        assert_eq!(f["severity"], "error");
+        assert!(f["message"].as_str().unwrap().contains("451 4.3.5"));
+    }
+    assert_eq!(pf003[2]["severity"], "warning");
+    assert!(!pf003[2]["message"].as_str().unwrap().contains("451"));
+
+    // --fix removes every `#` from the value: real postconf shows the list without it.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.cf"), main).unwrap();
+    // The restriction-list error counts as a syntax error of the file, so the app holds the
+    // other fixes (the mynetworks warning) back until a second run.
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+            .args(["lint", "--fix", "--root"])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0) | Some(1)), "{out:?}");
+    }
+    let fixed = std::fs::read_to_string(dir.join("main.cf")).unwrap();
+    let Ok(pc) = Command::new("postconf")
+        .args(["-c"])
+        .arg(&dir)
+        .args(["-h", "smtpd_relay_restrictions", "mynetworks"])
+        .output()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "postconf missing");
+        eprintln!("SKIP: postconf not installed\n{fixed}");
+        return;
+    };
+    let shown = String::from_utf8_lossy(&pc.stdout);
+    assert!(!shown.contains('#'), "{fixed}\n{shown}");
+    assert!(shown.contains("reject_unauth_destination"), "{shown}");
+    assert!(shown.contains("127.0.0.0/8"), "{shown}");
+    // Non-triggering: the comments now stand on their own lines.
+    assert!(
+        with_code(&lint(&fixed, None), "PF003").is_empty(),
+        "{fixed}"
+    );
+}
+
+// ------------------------------------------------------------------ loopback listeners
+
+#[test]
+fn loopback_reinjection_listener_is_not_for_submission() {
+    let main =
+        "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_sasl_auth_enable = yes\n";
+    let reinject = "smtp inet n - n - - smtpd\n127.0.0.1:10025 inet n - n - - smtpd\n  -o content_filter=\n  -o smtpd_client_restrictions=permit_mynetworks,reject\n  -o mynetworks=127.0.0.0/8\n";
+    let fs = lint(main, Some(reinject));
+    let on = |code: &str| {
+        with_code(&fs, code)
+            .into_iter()
+            .filter(|f| {
+                f["service"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("127.0.0.1:10025")
+            })
+            .count()
+    };
+    assert_eq!(on("PF102"), 0, "{fs:#?}");
+    assert_eq!(on("PF104"), 0, "{fs:#?}");
+    // Orphaned -o lines (commented-out header) do not make it a submission port either.
+    let orphan = format!(
+        "{reinject}#submission-legacy inet n - n - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n"
+    );
+    let fs = lint(main, Some(&orphan));
+    assert!(!with_code(&fs, "PF009").is_empty());
+    assert!(with_code(&fs, "PF102").iter().all(|f| !f["service"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("127.0.0.1:10025")));
+
+    // Triggering: SASL enabled on purpose there; the help names the list that refuses.
+    let meant = format!("{reinject}  -o smtpd_sasl_auth_enable=yes\n");
+    let fs = lint(main, Some(&meant));
+    let pf102: Vec<_> = with_code(&fs, "PF102")
+        .into_iter()
+        .filter(|f| {
+            f["service"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("127.0.0.1:10025")
+        })
+        .collect();
+    assert_eq!(pf102.len(), 1, "{fs:#?}");
+    let help = pf102[0]["help"].as_str().unwrap();
+    assert!(help.contains("smtpd_client_restrictions"), "{help}");
+    assert!(!help.contains("reject_unauth_destination"), "{help}");
+    // The same listener on every interface: passwords cross the network (PF104).
+    let public = meant.replace("127.0.0.1:10025", "10025");
+    let fs = lint(main, Some(&public));
+    assert!(
+        with_code(&fs, "PF104")
+            .iter()
+            .any(|f| f["service"].as_str().unwrap_or("").starts_with("10025")),
+        "{fs:#?}"
+    );
+}
+
+// ------------------------------------------------------------------ PF106 and postscreen
+
+#[test]
+fn postscreen_dnsbl_follows_action_weight_and_threshold() {
+    let base = "compatibility_level = 3.6\nmydestination = example.com\n";
+    let pf106 = |extra: &str| -> Vec<serde_json::Value> {
+        let fs = lint(&format!("{base}{extra}"), None);
+        with_code(&fs, "PF106").into_iter().cloned().collect()
+    };
+    // Default action ignore: nothing is refused; a defunct list is still a warning,
+    // a filterless Spamhaus zone is a warning, not an error.
+    let fs = pf106("postscreen_dnsbl_sites = zen.spamhaus.org*3, dnsbl.sorbs.net\n");
+    assert_eq!(fs.len(), 2, "{fs:#?}");
+    for f in &fs {
+        assert_eq!(f["severity"], "warning", "{f:#?}");
+        let msg = f["message"].as_str().unwrap();
+        assert!(msg.contains("postscreen_dnsbl_action = ignore"), "{msg}");
+        assert!(!msg.contains("554") && !msg.contains("550"), "{msg}");
+    }
+    // Enforced and heavy enough to block alone: error, with postscreen's 550 reply.
+    let fs = pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org*3\npostscreen_dnsbl_threshold = 3\n");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "error");
+    let msg = fs[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("550 5.7.1 Service unavailable; client [...] blocked using zen.spamhaus.org"),
+        "{msg}"
+    );
+    // Enforced but below the threshold: it cannot refuse by itself.
+    let fs = pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org*1\npostscreen_dnsbl_threshold = 3\n");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "warning");
+    assert!(fs[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("below postscreen_dnsbl_threshold = 3"));
+    // Not triggering: a reply filter.
+    assert!(pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org=127.0.0.[2..11]*3\n").is_empty());
+}
+
+#[test]
+fn pf106_points_at_the_entry_of_a_multiline_list() {
+    let main = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_recipient_restrictions =\n    permit_mynetworks,\n    reject_unauth_destination,\n    reject_rbl_client zen.spamhaus.org\n";
+    let fs = lint(main, None);
+    let pf106 = with_code(&fs, "PF106");
+    assert_eq!(pf106.len(), 1, "{fs:#?}");
+    assert_eq!(pf106[0]["line"], 6);
+    assert!(pf106[0]["message"].as_str().unwrap().contains("554 5.7.1"));
+}
+
+// ------------------------------------------------------------------ PF108 with only the .db
+
+#[test]
+fn compiled_map_without_source_is_not_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.cf"),
+        "compatibility_level = 3.6\nalias_maps = hash:/etc/aliases\nvirtual_alias_maps = hash:/etc/postfix/virtual\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
+    std::fs::write(t.path().join("etc/aliases.db"), b"not read by the check").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fs = v["findings"].as_array().unwrap();
+    let pf108 = with_code(fs, "PF108");
+    assert_eq!(pf108.len(), 2, "{pf108:#?}");
+    // aliases: only the .db exists, which is all Postfix reads (postalias -q works).
+    let alias = pf108
+        .iter()
+        .find(|f| f["message"].as_str().unwrap().starts_with("alias_maps"))
+        .unwrap();
+    assert_eq!(alias["severity"], "info");
+    // virtual: neither source nor .db: still an error.
+    let virt = pf108
+        .iter()
+        .find(|f| {
+            f["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("virtual_alias_maps")
+        })
+        .unwrap();
+    assert_eq!(virt["severity"], "error");
+}
+
+// ------------------------------------------------------------------ PF010 versions
+
+#[test]
+fn deprecation_names_the_version_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.cf"),
+        "compatibility_level = 3.6\nsmtpd_use_tls = yes\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
+    let run = |extra: &[&str]| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+            .args(["lint", "--format", "json"])
+            .args(extra)
+            .arg("--root")
+            .arg(t.path())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        with_code(v["findings"].as_array().unwrap(), "PF010")
+            .iter()
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A snapshot does not say its version: the message says which one was assumed.
+    let snap = run(&[]);
+    assert_eq!(snap.len(), 1, "{snap:?}");
+    assert!(
+        snap[0].contains("deprecated since Postfix 3.9: from that version on"),
+        "{snap:?}"
+    );
+    assert!(
+        snap[0].contains("does not record which Postfix runs"),
+        "{snap:?}"
+    );
+    let given = run(&["--postfix-version", "3.10"]);
+    assert!(
+        given[0].contains("checked for Postfix 3.10 (--postfix-version)"),
+        "{given:?}"
+    );
+    // Not triggering: Postfix 3.7 does not warn about it yet.
+    assert!(run(&["--postfix-version", "3.7"]).is_empty());
 }

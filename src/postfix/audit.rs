@@ -73,6 +73,34 @@ fn locate(ctx: &Context, m: &Model, si: Option<usize>, name: &str) -> Option<Loc
     Some(src.line_location(e.origin.line))
 }
 
+/// Where list item `word` of parameter `name` is written: the item itself when it appears in
+/// the value as written (a multi-line list reports the line of the entry, not of the
+/// parameter), else the parameter's line (the item came from a $variable).
+fn locate_item(
+    ctx: &Context,
+    m: &Model,
+    si: Option<usize>,
+    name: &str,
+    word: &str,
+) -> Option<Location> {
+    let e = m.scope(si).get(name)?;
+    let file = e.origin.file.clone()?;
+    let src = ctx.source(&file)?;
+    let found = e.origin.value_span.and_then(|vs| {
+        let value = src.text.get(vs.start..vs.end)?;
+        let delim = |c: char| c.is_whitespace() || c == ',';
+        value.match_indices(word).find_map(|(i, _)| {
+            let before_ok = value[..i].chars().next_back().is_none_or(delim);
+            let after_ok = value[i + word.len()..].chars().next().is_none_or(delim);
+            (before_ok && after_ok).then_some(vs.start + i)
+        })
+    });
+    match found {
+        Some(start) => Some(src.location(start, start + word.len())),
+        None => Some(src.line_location(e.origin.line)),
+    }
+}
+
 // ------------------------------------------------------------ PF105
 
 /// reject_unverified_sender/recipient make smtpd probe the other side's MX for every message
@@ -148,42 +176,104 @@ const DNSBL_RESTRICTIONS: &[&str] = &[
     "reject_rhsbl",
 ];
 
+/// What postscreen does with a DNSBL score (postscreen(8), postconf(5)):
+/// postscreen_dnsbl_action (default `ignore`: the result is logged and nothing is refused;
+/// `enforce`: `550 5.7.1 Service unavailable; client [addr] blocked using zone` for every
+/// recipient; `drop`: `521 5.7.1` and disconnect) applies when the sum of the weights of the
+/// matching sites reaches postscreen_dnsbl_threshold (default 1).
+struct Postscreen {
+    action: String,
+    threshold: i64,
+}
+
 /// Judge one zone reference (`zone` or `zone=filter`, postscreen: `zone=filter*weight`).
 fn judge_zone(
     spec: &str,
     used_by: &str,
     loc: Option<Location>,
     svc: Option<String>,
+    ps: Option<&Postscreen>,
 ) -> Option<Finding> {
     // Postfix syntax: zone[=d.d.d.d-pattern][*weight] (postconf(5) postscreen_dnsbl_sites).
-    let no_weight = spec.split('*').next().unwrap_or(spec);
+    let mut parts = spec.splitn(2, '*');
+    let no_weight = parts.next().unwrap_or(spec);
+    let weight: i64 = parts
+        .next()
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(1);
     let (zone, filter) = match no_weight.split_once('=') {
         Some((z, fl)) => (z, Some(fl)),
         None => (no_weight, None),
     };
     let z = crate::dnsbl::lookup(zone)?;
     use crate::dnsbl::Kind;
+    // How a listing turns into a refusal here; None: it cannot refuse by itself.
+    let (refusal, blocks_alone, note) = match ps {
+        None => (
+            format!("`554 5.7.1 Service unavailable; Client host [...] blocked using {zone}`"),
+            true,
+            String::new(),
+        ),
+        Some(p) => {
+            let action = p.action.to_ascii_lowercase();
+            let reply = match action.as_str() {
+                "drop" => "`521 5.7.1 Service unavailable` and a dropped connection (postscreen_dnsbl_action = drop)".to_string(),
+                _ => format!("`550 5.7.1 Service unavailable; client [...] blocked using {zone}` (postscreen_dnsbl_action = enforce)"),
+            };
+            if action != "enforce" && action != "drop" {
+                (
+                    reply,
+                    false,
+                    format!("; postscreen_dnsbl_action = {} here, so postscreen only logs the score and refuses nobody: the lookups cost DNS queries and time on every connection", if p.action.is_empty() { "ignore" } else { p.action.as_str() }),
+                )
+            } else if weight < p.threshold {
+                (
+                    reply,
+                    false,
+                    format!("; its weight {weight} is below postscreen_dnsbl_threshold = {}, so it refuses a client only together with other listed sites", p.threshold),
+                )
+            } else {
+                (reply, true, String::new())
+            }
+        }
+    };
+    // Severity when the list can refuse by itself, and when it cannot.
+    let demote = |s: Severity| {
+        if blocks_alone {
+            s
+        } else if s == Severity::Error {
+            Severity::Warning
+        } else {
+            Severity::Info
+        }
+    };
     let (msg, sev, help) = match z.kind {
         Kind::Defunct => (
             format!(
-                "{used_by} uses the DNS blocklist {zone}, which is defunct (since {}): {}; mail is refused or accepted on answers that mean nothing",
+                "{used_by} uses the DNS blocklist {zone}, which is defunct (since {}): {}; {}{note}",
                 z.since.as_deref().unwrap_or("unknown"),
-                z.now.as_deref().unwrap_or("")
+                z.now.as_deref().unwrap_or(""),
+                if blocks_alone {
+                    format!("clients are refused with {refusal} or accepted on answers that mean nothing")
+                } else {
+                    "its answers mean nothing".to_string()
+                }
             ),
-            Severity::Error,
+            // Even when it refuses nobody, a dead list is worth removing.
+            if blocks_alone { Severity::Error } else { Severity::Warning },
             format!("Remove {zone} from {used_by}."),
         ),
         Kind::Aggressive => (
             format!(
-                "{used_by} uses the aggressive DNS blocklist {zone}: {}; legitimate senders get {}",
+                "{used_by} uses the aggressive DNS blocklist {zone}: {}; legitimate senders {}{note}",
                 z.now.as_deref().unwrap_or(""),
-                if used_by.starts_with("postscreen") {
-                    format!("a higher postscreen score, and are refused with `550 5.7.1 Service unavailable; client [...] blocked using {zone}` once it reaches postscreen_dnsbl_threshold")
+                if ps.is_some() {
+                    format!("get a higher postscreen score, and are refused with {refusal} once it reaches postscreen_dnsbl_threshold")
                 } else {
-                    format!("`554 5.7.1 Service unavailable; Client host [...] blocked using {zone}`")
+                    format!("get {refusal}")
                 }
             ),
-            Severity::Warning,
+            demote(Severity::Warning),
             format!("Use {zone} for scoring (postscreen weight, content filter), not for rejecting outright."),
         ),
         Kind::Filter => {
@@ -192,9 +282,14 @@ fn judge_zone(
             }
             (
                 format!(
-                    "{used_by} uses {zone} without a reply filter: Spamhaus answers 127.255.255.254 to queries through public resolvers (and 127.255.255.252/255 for other errors), so every client looks listed and all mail is refused with `554 5.7.1 ... blocked using {zone}` as soon as the server uses such a resolver"
+                    "{used_by} uses {zone} without a reply filter: Spamhaus answers 127.255.255.254 to queries through public resolvers (and 127.255.255.252/255 for other errors), so every client looks listed{}{note}",
+                    if blocks_alone {
+                        format!(" and all mail is refused with {refusal} as soon as the server uses such a resolver")
+                    } else {
+                        String::new()
+                    }
                 ),
-                Severity::Error,
+                demote(Severity::Error),
                 format!(
                     "Write `{zone}={}` so that only real listings count, and query Spamhaus through your own resolver (or their Data Query Service).",
                     z.filter.as_deref().unwrap_or("127.0.0.[2..11]")
@@ -235,15 +330,29 @@ fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     continue;
                 }
                 let used_by = format!("{r} in {list} (listener {name})");
-                let loc = locate(ctx, m, si, list);
-                f.extend(judge_zone(zone, &used_by, loc, Some(id.clone())));
+                let loc = locate_item(ctx, m, si, list, zone);
+                f.extend(judge_zone(zone, &used_by, loc, Some(id.clone()), None));
             }
         }
     }
     let scope = m.scope(None);
+    let ps = Postscreen {
+        action: scope.value("postscreen_dnsbl_action").trim().to_string(),
+        threshold: scope
+            .value("postscreen_dnsbl_threshold")
+            .trim()
+            .parse()
+            .unwrap_or(1),
+    };
     for zone in list_items(&scope.value("postscreen_dnsbl_sites")) {
-        let loc = locate(ctx, m, None, "postscreen_dnsbl_sites");
-        f.extend(judge_zone(&zone, "postscreen_dnsbl_sites", loc, None));
+        let loc = locate_item(ctx, m, None, "postscreen_dnsbl_sites", &zone);
+        f.extend(judge_zone(
+            &zone,
+            "postscreen_dnsbl_sites",
+            loc,
+            None,
+            Some(&ps),
+        ));
     }
 }
 
@@ -328,16 +437,46 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     continue;
                 }
                 let real = ctx.root.resolve(Path::new(path));
+                let cmd = if *p == "alias_maps" || *p == "alias_database" {
+                    "postalias"
+                } else {
+                    "postmap"
+                };
+                // An indexed map is read from its compiled file only (dict_db.c opens
+                // path.db; the source is needed only to rebuild it): with the compiled files
+                // present, lookups work and nothing is refused.
+                let compiled: Vec<String> = compiled_suffixes(kind)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|suf| format!("{path}{suf}"))
+                    .collect();
+                if !real.exists()
+                    && !compiled.is_empty()
+                    && compiled
+                        .iter()
+                        .all(|c| ctx.root.resolve(Path::new(c)).exists())
+                {
+                    f.push(with(
+                        Finding::new(
+                            "PF108",
+                            Mta::Postfix,
+                            format!(
+                                "{p} uses {item}: its source {path} does not exist, but {} does and is what Postfix reads, so lookups work; only rebuilding it (`{cmd} {kind}:{path}`) fails until the source is restored",
+                                compiled.join(" and ")
+                            ),
+                        )
+                        .severity(Severity::Info)
+                        .help(format!("Restore {path} (or recreate it from the table) so the map can be edited and rebuilt.")),
+                        &loc,
+                        &svc_id,
+                    ));
+                    continue;
+                }
                 if !check_file(ctx, path, p, &loc, &svc_id, f, "lookup table source") {
                     continue;
                 }
                 let Some(sufs) = compiled_suffixes(kind) else {
                     continue;
-                };
-                let cmd = if *p == "alias_maps" || *p == "alias_database" {
-                    "postalias"
-                } else {
-                    "postmap"
                 };
                 for suf in sufs {
                     let db = PathBuf::from(format!("{}{suf}", real.display()));

@@ -7,7 +7,7 @@ use super::model::Model;
 use super::params::{self, show_version};
 use super::parse::{ProblemKind, Span};
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Mta};
+use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
 
 pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
@@ -329,7 +329,10 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         }
         // Authenticated users must be able to relay where the listener is meant for them.
         let sasl = policy::sasl_enabled(m, si);
-        plaintext_auth(ctx, m, si, sasl, f);
+        // Passwords sent to a loopback-only listener never cross a network.
+        if reachable {
+            plaintext_auth(ctx, m, si, sasl, f);
+        }
         let scope = m.scope(Some(si));
         let mentions_sasl = [
             "smtpd_relay_restrictions",
@@ -364,6 +367,13 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         if !(sasl_here || mentions_sasl || (sasl && submission_port)) {
             continue;
         }
+        // A loopback-only listener (content-filter re-injection such as 127.0.0.1:10025) is
+        // not where mail clients submit, unless its own -o lines enable SASL. An -o that only
+        // follows a commented-out service header there is PF009's finding, not intent.
+        let sasl_meant = sasl_here && !override_orphaned(m, si, "smtpd_sasl_auth_enable");
+        if !(reachable || sasl_meant) {
+            continue;
+        }
         let auth = policy::evaluate(
             m,
             si,
@@ -388,6 +398,17 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     step.map(|s| s.entry.as_str()).unwrap_or("a restriction")
                 )
             };
+            // The list and entry that refuse: "smtpd_client_restrictions: reject" etc.
+            let (list, entry) = step
+                .and_then(|s| s.entry.split_once(": "))
+                .unwrap_or(("the relay list", "reject_unauth_destination"));
+            let help = if !sasl {
+                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here.".to_string()
+            } else if list == "smtpd_relay_restrictions" || list == "smtpd_recipient_restrictions" {
+                format!("Put permit_sasl_authenticated before `{entry}` (and before any reject) in {list}.")
+            } else {
+                format!("The refusal comes from {list}, which smtpd evaluates before the relay decision: put permit_sasl_authenticated before `{entry}` in {list}.")
+            };
             let mut fd = Finding::new(
                 "PF102",
                 Mta::Postfix,
@@ -397,11 +418,7 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 ),
             )
             .service(&id)
-            .help(if sasl {
-                "Put permit_sasl_authenticated before reject_unauth_destination (and before any reject) in the relay list."
-            } else {
-                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here."
-            });
+            .help(help);
             if let Some(l) = decision_location(ctx, m, si, step) {
                 fd = fd.at(l);
             }
@@ -536,50 +553,106 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
     let Some(main) = &m.main else { return };
     let src = &main.source;
     let text = src.text.as_str();
+    let classes: Vec<&str> = m
+        .main_entry("smtpd_restriction_classes")
+        .map(|e| {
+            e.value
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     for e in &main.parsed.entries {
         if !e.value.contains('#') {
             continue;
         }
         let words: Vec<Span> = e.words(text).collect();
-        let Some(k) = words.iter().position(|w| text[w.start..].starts_with('#')) else {
-            continue;
-        };
-        let hash = words[k];
-        // The comment runs to the last word on the same physical line; later continuation
-        // lines are value again.
-        let mut end = hash.end;
-        for w in &words[k + 1..] {
-            if text[end..w.start].contains('\n') {
-                break;
+        // Every `#` outside a comment already found starts one: a comment runs to the last
+        // word on the same physical line; later continuation lines are value again.
+        let mut comments: Vec<(usize, usize, usize)> = Vec::new(); // (delete from, start, end)
+        let mut k = 0;
+        while k < words.len() {
+            let hash = words[k];
+            if !text[hash.start..].starts_with('#') {
+                k += 1;
+                continue;
             }
-            end = w.end;
+            let mut end = hash.end;
+            let mut next = k + 1;
+            while let Some(w) = words.get(next) {
+                if text[end..w.start].contains('\n') {
+                    break;
+                }
+                end = w.end;
+                next += 1;
+            }
+            let del_start = match k.checked_sub(1).and_then(|i| words.get(i)) {
+                Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
+                _ => hash.start,
+            };
+            comments.push((del_start, hash.start, end));
+            k = next;
         }
-        let comment = &text[hash.start..end];
-        let del_start = match k.checked_sub(1).map(|i| words[i]) {
-            Some(prev) if !text[prev.end..hash.start].contains('\n') => prev.end,
-            _ => hash.start,
-        };
-        f.push(
-            Finding::new(
-                "PF003",
-                Mta::Postfix,
+        if comments.is_empty() {
+            continue;
+        }
+        // One fix per parameter moves every comment: the findings share it, so whichever is
+        // applied first removes them all and the others (same insertion point) are skipped.
+        let moved: String = comments
+            .iter()
+            .map(|&(_, s, e)| format!("{}\n", &text[s..e]))
+            .collect();
+        let mut edits = vec![edit(src, e.span.start, e.span.start, moved)];
+        edits.extend(comments.iter().map(|&(d, _, e)| edit(src, d, e, "")));
+        let fix = Fix {
+            applicability: Applicability::Safe,
+            description: if comments.len() == 1 {
                 format!(
-                    "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so Postfix reads {} as `{}` and every use of it sees the comment words as part of the value",
-                    e.name,
-                    short(&e.value)
-                ),
-            )
-            .at(src.location(hash.start, end))
-            .help("Move the comment to its own line above the parameter.")
-            .fix(Fix {
-                applicability: Applicability::Safe,
-                description: format!("move `{}` to its own line above {}", short(comment), e.name),
-                edits: vec![
-                    edit(src, e.span.start, e.span.start, format!("{comment}\n")),
-                    edit(src, del_start, end, ""),
-                ],
-            }),
-        );
+                    "move `{}` to its own line above {}",
+                    short(&text[comments[0].1..comments[0].2]),
+                    e.name
+                )
+            } else {
+                format!(
+                    "move the {} `#` comments of {} to their own lines above it",
+                    comments.len(),
+                    e.name
+                )
+            },
+            edits,
+        };
+        // smtpd_*_restrictions and restriction classes: smtpd looks `#` up as a restriction.
+        let restriction_list = (e.name.starts_with("smtpd_") && e.name.ends_with("_restrictions"))
+            || classes.contains(&e.name.as_str());
+        for &(_, start, end) in &comments {
+            let comment = &text[start..end];
+            let first = comment.split_whitespace().next().unwrap_or("#");
+            let mut fd = if restriction_list {
+                Finding::new(
+                    "PF003",
+                    Mta::Postfix,
+                    format!(
+                        "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so {} gains the restriction `{first}`; smtpd logs `unknown smtpd restriction: \"{first}\"` and answers `451 4.3.5 Server configuration error` to every recipient whose evaluation reaches it",
+                        e.name
+                    ),
+                )
+                .severity(Severity::Error)
+                .help("Move the comment to its own line above the parameter (a line whose first non-blank character is `#`). Until then mail that is not permitted earlier in the list is deferred with 451.")
+            } else {
+                Finding::new(
+                    "PF003",
+                    Mta::Postfix,
+                    format!(
+                        "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line, so Postfix reads {} as `{}` and every use of it sees the comment words as part of the value",
+                        e.name,
+                        short(&e.value)
+                    ),
+                )
+                .help("Move the comment to its own line above the parameter.")
+            };
+            fd = fd.at(src.location(start, end)).fix(fix.clone());
+            f.push(fd);
+        }
     }
 }
 
@@ -1155,6 +1228,27 @@ pub(super) fn commented_header(line: &str) -> Option<String> {
     }
 }
 
+/// Whether parameter `name` of listener `si` is set by an -o line that follows a
+/// commented-out service header (PF009): the line belonged to the disabled service.
+fn override_orphaned(m: &Model, si: usize, name: &str) -> bool {
+    let (Some(svc), Some(mm)) = (m.services().get(si), m.master.as_ref()) else {
+        return false;
+    };
+    let Some(e) = m.scope(Some(si)).get(name) else {
+        return false;
+    };
+    if e.origin.kind != super::model::OriginKind::MasterOverride {
+        return false;
+    }
+    let Some(at) = e.origin.name_span.map(|s| s.start) else {
+        return false;
+    };
+    svc.inner_comments
+        .iter()
+        .filter(|c| c.end < at)
+        .any(|c| commented_header(c.text(&mm.source.text)).is_some())
+}
+
 fn orphaned_overrides(m: &Model, f: &mut Vec<Finding>) {
     let Some(master) = &m.master else { return };
     let src = &master.source;
@@ -1334,6 +1428,17 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         .and_then(params::parse_version)
         .unwrap_or_else(|| m.version());
     let vs = show_version(version);
+    // Say which version the verdict is about, so "deprecated since 3.9" and the version
+    // checked cannot read as a contradiction (a snapshot does not record its version).
+    let basis = if ctx.options.target_version.is_some() {
+        format!("checked for the target version {vs}")
+    } else if ctx.options.postfix_version.is_some() {
+        format!("checked for Postfix {vs} (--postfix-version)")
+    } else if !ctx.root.is_snapshot() {
+        format!("the installed Postfix is {vs}")
+    } else {
+        format!("the snapshot does not record which Postfix runs, so this was checked for {vs}, the newest version relaydoctor knows; pass --postfix-version X.Y to check for yours")
+    };
     for u in uses {
         let Some(d) = p.deprecation(&u.name) else {
             continue;
@@ -1350,7 +1455,7 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 "PF011",
                 Mta::Postfix,
                 format!(
-                    "restriction {} was removed in Postfix {}: with Postfix {vs} smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl}",
+                    "restriction {} was removed in Postfix {}: from that version on smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl} ({basis})",
                     u.name, d.removed, u.name
                 ),
             )
@@ -1375,7 +1480,7 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 "PF010",
                 Mta::Postfix,
                 format!(
-                    "{} {} is deprecated since Postfix {}: with Postfix {vs} {what}; {gone} and then the setting stops working; {repl}",
+                    "{} {} is deprecated since Postfix {}: from that version on {what}; {gone} and then the setting stops working; {repl} ({basis})",
                     d.kind, u.name, d.warn
                 ),
             )
