@@ -626,7 +626,9 @@ fn fixable(findings: &[crate::finding::Finding]) -> (Vec<crate::finding::Finding
     let broken: BTreeSet<_> = findings
         .iter()
         .filter(|f| {
-            (f.category == "syntax" && f.severity == Severity::Error)
+            // A `#` inside a value (PF003) is an error when it breaks a restriction list,
+            // but the file is read exactly as Postfix reads it: other fixes stay valid.
+            (f.category == "syntax" && f.severity == Severity::Error && f.name != "hash-in-value")
                 || f.name == "template-placeholder"
         })
         .filter_map(|f| f.location.as_ref().map(|l| l.file.clone()))
