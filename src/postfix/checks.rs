@@ -549,19 +549,23 @@ fn syntax(m: &Model, f: &mut Vec<Finding>) {
 
 // ------------------------------------------------------------ PF003
 
-fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
-    let Some(main) = &m.main else { return };
-    let src = &main.source;
-    let text = src.text.as_str();
-    let classes: Vec<&str> = m
-        .main_entry("smtpd_restriction_classes")
+/// The restriction class names main.cf declares (their values are restriction lists too).
+fn restriction_classes(m: &Model) -> HashSet<&str> {
+    m.main_entry("smtpd_restriction_classes")
         .map(|e| {
             e.value
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|c| !c.is_empty())
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
+    let Some(main) = &m.main else { return };
+    let src = &main.source;
+    let text = src.text.as_str();
+    let classes = restriction_classes(m);
     for e in &main.parsed.entries {
         if !e.value.contains('#') {
             continue;
@@ -1330,15 +1334,7 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             .map(str::to_string)
             .collect()
     };
-    let classes: HashSet<&str> = m
-        .main_entry("smtpd_restriction_classes")
-        .map(|e| {
-            e.value
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|c| !c.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let classes = restriction_classes(m);
     let is_restriction_list =
         |name: &str| name.ends_with("_restrictions") || classes.contains(name);
     // Words are only split where a deprecated restriction name occurs at all.
