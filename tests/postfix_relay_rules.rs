@@ -335,7 +335,7 @@ fn pf001_message_is_one_line() {
 
 /// Reply class for a stranger (203.0.113.5, no login) sending to `rcpt` through a private
 /// Postfix with this main.cf and one listener with these -o lines.
-fn real(master: &std::path::Path, n: usize, main: &str, listener: &str, rcpt: &str) -> Verdict {
+fn real(master: &std::path::Path, main: &str, listener: &str, rcpt: &str) -> Verdict {
     let sc = Scenario {
         name: "pfrules",
         main,
@@ -343,8 +343,7 @@ fn real(master: &std::path::Path, n: usize, main: &str, listener: &str, rcpt: &s
         files: &[],
         postmap: &[],
     };
-    let run = smtpd_support::start(master, &sc, smtpd_support::base_port(n))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let run = smtpd_support::start(master, &sc).unwrap_or_else(|e| panic!("{e}"));
     let reply = smtpd_support::ask(run.ports[0], "203.0.113.5", None, rcpt);
     reply
         .as_deref()
@@ -381,7 +380,7 @@ fn new_rules_agree_with_real_smtpd() {
     ];
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let got = real(&master, 10 + i, c.main, c.listener, c.rcpt);
+        let got = real(&master, c.main, c.listener, c.rcpt);
         let fs = lint(
             c.main,
             Some(&format!("smtp inet n - n - - smtpd\n{}", c.listener)),
@@ -419,7 +418,7 @@ fn domain_in_two_classes_warning_is_postfix_s() {
         files: &[],
         postmap: &[],
     };
-    let run = smtpd_support::start(&master, &sc, smtpd_support::base_port(20)).unwrap();
+    let run = smtpd_support::start(&master, &sc).unwrap();
     let _ = smtpd_support::ask(run.ports[0], "203.0.113.5", None, &format!("a@{dom}"));
     let want = format!("do not list domain {dom} in BOTH virtual_alias_domains and relay_domains");
     let mut seen = false;

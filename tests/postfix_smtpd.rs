@@ -380,7 +380,7 @@ fn decisions_match_real_smtpd() {
                 let Some(sc) = SCENARIOS.get(n) else {
                     break;
                 };
-                let r = match smtpd_support::start(&master, sc, smtpd_support::base_port(n)) {
+                let r = match smtpd_support::start(&master, sc) {
                     Ok(run) => compare(sc, &run),
                     Err(e) => (0, 0, vec![e]),
                 };

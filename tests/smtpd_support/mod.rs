@@ -75,14 +75,33 @@ pub struct Running {
     _dir: tempfile::TempDir,
 }
 
-/// First port of a block of 4 for scenario number `n` (up to 50 scenarios), distinct per
-/// test process.
-pub fn base_port(n: usize) -> u16 {
-    20000 + (std::process::id() % 200) as u16 * 200 + (n as u16 % 50) * 4
+/// Writes the scenario's configuration and starts its master on free loopback ports.
+/// A port can be taken between choosing and binding it (the choice comes from the
+/// ephemeral range other tests' clients use too), and a loaded machine can be slow to start
+/// the master, so a failed start is retried with new ports; the error says why it failed.
+pub fn start(master: &Path, sc: &Scenario) -> Result<Running, String> {
+    let mut why = String::new();
+    for _ in 0..4 {
+        match start_once(master, sc) {
+            Ok(run) => return Ok(run),
+            Err(e) => why = e,
+        }
+    }
+    Err(why)
 }
 
-/// Writes the scenario's configuration and starts its master; ports start at `base`.
-pub fn start(master: &Path, sc: &Scenario, base: u16) -> Result<Running, String> {
+/// `n` distinct loopback ports that are free now (the OS picks them).
+fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let socks: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    socks
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn start_once(master: &Path, sc: &Scenario) -> Result<Running, String> {
     let t = tempfile::tempdir().map_err(|e| e.to_string())?;
     // The daemons run as the postfix user and must reach the queue directory.
     {
@@ -133,7 +152,7 @@ pub fn start(master: &Path, sc: &Scenario, base: u16) -> Result<Running, String>
         }
     }
     let mut master_cf = String::new();
-    let ports: Vec<u16> = (0..sc.listeners.len()).map(|i| base + i as u16).collect();
+    let ports = free_ports(sc.listeners.len())?;
     for (i, extra) in sc.listeners.iter().enumerate() {
         master_cf.push_str(&format!(
             "127.0.0.1:{} inet n - n - - smtpd\n{extra}",
@@ -154,12 +173,19 @@ pub fn start(master: &Path, sc: &Scenario, base: u16) -> Result<Running, String>
         .arg(&conf)
         .arg("-d")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(t.path().join("master.err")).map_err(|e| e.to_string())?,
+        ))
         .spawn()
         .map_err(|e| format!("start master: {e}"))?;
-    let guard = Master(child);
-    if !ports.iter().all(|p| wait_listening(*p)) {
-        return Err(format!("{}: master did not start", sc.name));
+    let mut guard = Master(child);
+    if !ports.iter().all(|p| wait_listening(&mut guard.0, *p)) {
+        let err = std::fs::read_to_string(t.path().join("master.err")).unwrap_or_default();
+        return Err(format!(
+            "{}: master did not start on {ports:?}: {}",
+            sc.name,
+            err.trim()
+        ));
     }
     Ok(Running {
         conf,
@@ -237,11 +263,16 @@ pub fn ask(port: u16, addr: &str, login: Option<&str>, rcpt: &str) -> Option<Str
     cmd(&format!("RCPT TO:<{rcpt}>"))
 }
 
-fn wait_listening(port: u16) -> bool {
+/// Waits for the master to listen on `port`; false as soon as it has exited (a port
+/// taken meanwhile is fatal to it) or after 30 s.
+fn wait_listening(master: &mut Child, port: u16) -> bool {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(8) {
+    while start.elapsed() < Duration::from_secs(30) {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return true;
+        }
+        if !matches!(master.try_wait(), Ok(None)) {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
