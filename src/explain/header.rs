@@ -64,7 +64,8 @@ impl Spans {
     }
 }
 
-/// A syslog tag `prog[pid]:` or `prog:`; returns (program, pid).
+/// A syslog tag `prog[pid]:` or `prog:`; returns (program, pid). Byte-level: this runs for
+/// every line the pre-filter passes.
 fn tag(tok: &str) -> Option<(&str, Option<&str>)> {
     let t = tok.strip_suffix(':')?;
     if t.is_empty() {
@@ -72,7 +73,9 @@ fn tag(tok: &str) -> Option<(&str, Option<&str>)> {
     }
     let (prog, pid) = match t.strip_suffix(']') {
         Some(inner) => {
-            let (p, pid) = inner.split_once('[')?;
+            let open = memchr::memrchr(b'[', inner.as_bytes())?;
+            // ASCII delimiters: both sides are char boundaries.
+            let (p, pid) = (&inner[..open], &inner[open + 1..]);
             if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
@@ -86,6 +89,12 @@ fn tag(tok: &str) -> Option<(&str, Option<&str>)> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
         && prog.bytes().any(|b| b.is_ascii_alphabetic());
     ok.then_some((prog, pid))
+}
+
+/// `s` split at its first space: (before, after). ASCII, so both are char boundaries.
+fn word(s: &str) -> Option<(&str, &str)> {
+    let i = memchr::memchr(b' ', s.as_bytes())?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 /// Split a line into header and message. Lines without a recognisable header are all message.
@@ -106,23 +115,22 @@ pub fn split<'a>(line: &'a str, years: &YearRule) -> Header<'a> {
     let rest = rest.trim_start_matches(' ');
     h.msg = rest;
     // `host prog[pid]: message` (syslog) - Exim's own files and multilog have no host/tag.
-    let mut it = rest.splitn(3, ' ');
-    if let (Some(host), Some(t), Some(msg)) = (it.next(), it.next(), it.next()) {
-        if let Some((prog, pid)) = tag(t) {
-            h.host = Some(host);
-            h.program = Some(prog);
-            h.pid = pid;
-            h.msg = msg;
-            return h;
-        }
-    }
-    // multilog/journal without host: `prog[pid]: message`.
-    if let Some((t, msg)) = rest.split_once(' ') {
-        if let Some((prog, pid)) = tag(t) {
-            if prog.contains("qmail") || prog.contains("smtpd") {
+    if let Some((host, after)) = word(rest) {
+        if let Some((t, msg)) = word(after) {
+            if let Some((prog, pid)) = tag(t) {
+                h.host = Some(host);
                 h.program = Some(prog);
                 h.pid = pid;
                 h.msg = msg;
+                return h;
+            }
+        }
+        // multilog/journal without host: `prog[pid]: message`.
+        if let Some((prog, pid)) = tag(host) {
+            if prog.contains("qmail") || prog.contains("smtpd") {
+                h.program = Some(prog);
+                h.pid = pid;
+                h.msg = after;
             }
         }
     }

@@ -60,9 +60,11 @@ impl std::hash::Hasher for Identity {
 
 type Map = HashMap<u64, Session, std::hash::BuildHasherDefault<Identity>>;
 
-/// Pids (modulo this many slots, Linux's pid_max) that have session state: lets the log
-/// reader skip the disconnect lines of every other session without parsing them.
-const PID_SLOTS: usize = 1 << 22;
+/// Pids (modulo this many slots) that have session state: lets the log reader skip the
+/// disconnect lines of every other session without parsing them. Far fewer than pid_max
+/// (2^22): the table is consulted for every disconnect line and must stay in cache; a pid
+/// sharing a slot with a waiting session only costs a full parse.
+pub const PID_SLOTS: usize = 1 << 16;
 
 #[derive(Debug)]
 pub struct Postfix {

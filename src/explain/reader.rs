@@ -17,6 +17,7 @@ use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 use super::event::Origin;
 use super::header::{self, Spans};
+use super::postfix::PID_SLOTS;
 use super::stamp::YearRule;
 use super::Analyzer;
 
@@ -86,14 +87,8 @@ const MAX_LINE: usize = 1 << 24;
 const IN_FLIGHT: usize = 3;
 
 fn count_nl(b: &[u8]) -> u64 {
-    // Byte sums over 64-byte blocks vectorise well (compare + horizontal add).
-    let mut n = 0u64;
-    let mut blocks = b.chunks_exact(64);
-    for blk in &mut blocks {
-        let s: u8 = blk.iter().map(|&c| (c == b'\n') as u8).sum();
-        n += s as u64;
-    }
-    n + blocks.remainder().iter().filter(|&&c| c == b'\n').count() as u64
+    // SIMD (AVX2 where the CPU has it, chosen at run time): the whole log passes through here.
+    bytecount::count(b, b'\n') as u64
 }
 
 /// The pid of a `prog[pid]: disconnect from` line, read backwards from the match. None when
@@ -152,27 +147,79 @@ impl Chunk {
     }
 
     /// Decode the hits' lines and split their headers (work done on the producer's thread).
-    fn decode(&mut self, years: &YearRule) {
+    /// A `prog[pid]: disconnect from` hit is decoded only when an earlier hit of that pid
+    /// suggests its session holds state (`live`, a guess the parser does not rely on: it
+    /// decodes a hit left undecoded itself when it does need it). Most disconnect lines
+    /// close sessions nobody waits for, and decoding them all was a third of the producer's
+    /// time.
+    fn decode(&mut self, years: &YearRule, live: &mut PidSet) {
         self.decoded.clear();
         let Chunk {
             buf, hits, decoded, ..
         } = self;
         for h in hits.iter_mut() {
+            let disconnect = h.disconnect_pid.is_some();
+            if let Some(pid) = h.disconnect_pid {
+                if !live.take(pid) {
+                    continue;
+                }
+            }
             let raw = buf.get(h.start..h.end).unwrap_or(&[]);
             let at = decoded.len();
-            match std::str::from_utf8(raw) {
-                Ok(s) => decoded.push_str(s.trim_end_matches('\r')),
-                Err(_) => decoded.push_str(String::from_utf8_lossy(raw).trim_end_matches('\r')),
-            }
+            push_decoded(decoded, raw);
             h.text = (at, decoded.len());
             let line = &decoded[at..];
-            h.head =
-                (!line.trim().is_empty()).then(|| Spans::of(line, &header::split(line, years)));
+            // A disconnect line ends its session: its pid is not put back.
+            h.head = head_of(line, years, (!disconnect).then_some(&mut *live));
         }
     }
 
     fn line(&self, h: &Hit) -> &str {
         self.decoded.get(h.text.0..h.text.1).unwrap_or("")
+    }
+}
+
+/// `raw` as text (invalid UTF-8 replaced), without a trailing CR, appended to `out`.
+fn push_decoded(out: &mut String, raw: &[u8]) {
+    match std::str::from_utf8(raw) {
+        Ok(s) => out.push_str(s.trim_end_matches('\r')),
+        Err(_) => out.push_str(String::from_utf8_lossy(raw).trim_end_matches('\r')),
+    }
+}
+
+/// The header spans of a decoded line (None for a blank line); its pid goes into `live`.
+fn head_of(line: &str, years: &YearRule, live: Option<&mut PidSet>) -> Option<Spans> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    let h = header::split(line, years);
+    if let (Some(live), Some(pid)) = (live, h.pid.and_then(|p| p.parse::<u32>().ok())) {
+        live.put(pid);
+    }
+    Some(Spans::of(line, &h))
+}
+
+/// Pids (modulo PID_SLOTS) seen on hits since their last disconnect line: one bit each.
+struct PidSet(Vec<u64>);
+
+impl PidSet {
+    fn new() -> PidSet {
+        PidSet(vec![0; PID_SLOTS / 64])
+    }
+    fn put(&mut self, pid: u32) {
+        let i = pid as usize % PID_SLOTS;
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+    /// Whether `pid` is in the set; removes it.
+    fn take(&mut self, pid: u32) -> bool {
+        let i = pid as usize % PID_SLOTS;
+        self.0.get_mut(i / 64).is_some_and(|w| {
+            let was = *w & (1 << (i % 64)) != 0;
+            *w &= !(1 << (i % 64));
+            was
+        })
     }
 }
 
@@ -255,6 +302,7 @@ pub struct Producer<R> {
     line: u64,
     eof: bool,
     years: YearRule,
+    live: PidSet,
 }
 
 impl<R: Read> Producer<R> {
@@ -267,6 +315,7 @@ impl<R: Read> Producer<R> {
             line: 1,
             eof: false,
             years,
+            live: PidSet::new(),
         }
     }
 
@@ -322,7 +371,7 @@ impl<R: Read> Producer<R> {
         // An unterminated last line (end of input) is a line too.
         c.lines = nl + u64::from(text.last().is_some_and(|&b| b != b'\n'));
         self.line += nl;
-        c.decode(&self.years);
+        c.decode(&self.years, &mut self.live);
         Ok(true)
     }
 }
@@ -331,18 +380,24 @@ impl<R: Read> Producer<R> {
 fn consume(c: &Chunk, input: &str, an: &mut Analyzer) {
     an.stats.lines += c.lines;
     an.stats.bad += c.too_long;
+    let mut own = String::new();
     for h in &c.hits {
-        if let Some(pid) = h.disconnect_pid {
+        let (line, spans) = match h.disconnect_pid {
             // Most disconnect lines close sessions nobody waits for.
-            if !an.postfix.may_wait(pid) {
-                continue;
+            Some(pid) if !an.postfix.may_wait(pid) => continue,
+            // Decoded by the producer, or (its guess was wrong) not yet.
+            Some(_) if h.head.is_none() => {
+                own.clear();
+                push_decoded(&mut own, c.text().get(h.start..h.end).unwrap_or(&[]));
+                let spans = head_of(&own, &an.years, None);
+                (own.as_str(), spans)
             }
-        }
+            _ => (c.line(h), h.head),
+        };
         an.stats.examined += 1;
-        let Some(spans) = &h.head else {
+        let Some(spans) = spans else {
             continue;
         };
-        let line = c.line(h);
         let o = Origin {
             input,
             line: h.line,
