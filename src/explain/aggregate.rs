@@ -28,7 +28,14 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        // Eight bytes a step (FNV's multiply, then a rotation to mix high bits down): keys
+        // are addresses and IPs hashed several times per event.
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+            self.0 = (self.0 ^ w).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+        }
+        for b in words.remainder() {
             self.0 = (self.0 ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
         }
     }

@@ -289,17 +289,31 @@ pub fn split_reply(s: &str) -> (Option<u16>, Option<&str>, &str) {
     (code, enhanced, rest)
 }
 
+/// The three numbers of an enhanced status code `c.s.d` (RFC 3463: class one digit,
+/// subject and detail up to three), read byte by byte (this runs for every refusal).
+fn enhanced_parts(tok: &str) -> Option<(u8, u16, u16)> {
+    let b = tok.as_bytes();
+    let class = match b.first()? {
+        c @ (b'2' | b'4' | b'5') => c - b'0',
+        _ => return None,
+    };
+    if b.get(1) != Some(&b'.') {
+        return None;
+    }
+    let num = |p: &[u8]| -> Option<u16> {
+        if p.is_empty() || p.len() > 3 || !p.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(p.iter().fold(0u16, |n, d| n * 10 + (d - b'0') as u16))
+    };
+    let rest = &b[2..];
+    let dot = memchr::memchr(b'.', rest)?;
+    Some((class, num(&rest[..dot])?, num(&rest[dot + 1..])?))
+}
+
 /// `5.7.1`, `4.7.708`: class.subject.detail (RFC 3463).
 pub fn is_enhanced(tok: &str) -> bool {
-    let mut parts = tok.split('.');
-    let ok = |p: Option<&str>, max: usize| {
-        p.is_some_and(|p| !p.is_empty() && p.len() <= max && p.bytes().all(|c| c.is_ascii_digit()))
-    };
-    let first = parts.next();
-    matches!(first, Some("2") | Some("4") | Some("5"))
-        && ok(parts.next(), 3)
-        && ok(parts.next(), 3)
-        && parts.next().is_none()
+    enhanced_parts(tok).is_some()
 }
 
 /// Microsoft 365's own enhanced codes: 5.7.57 (client not authenticated to send), 5.7.64
@@ -308,14 +322,9 @@ pub fn is_enhanced(tok: &str) -> bool {
 /// traffic not accepted from this IP"). Source: Microsoft Learn, "Email non-delivery reports
 /// and SMTP errors in Exchange Online".
 pub fn is_microsoft_code(enhanced: &str) -> bool {
-    let mut p = enhanced.split('.');
-    let (c, s, d) = (p.next(), p.next(), p.next());
-    if !matches!(c, Some("4") | Some("5")) || s != Some("7") {
-        return false;
-    }
-    match d.and_then(|d| d.parse::<u32>().ok()) {
-        Some(n) => matches!(n, 57 | 64 | 124 | 133..=136 | 500..=799),
-        None => false,
+    match enhanced_parts(enhanced) {
+        Some((4 | 5, 7, n)) => matches!(n, 57 | 64 | 124 | 133..=136 | 500..=799),
+        _ => false,
     }
 }
 

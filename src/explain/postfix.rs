@@ -124,9 +124,12 @@ fn key_of(host: &str, program: &str, pid: &str) -> u64 {
 }
 
 /// `name[addr]` or `name[addr]:port` at the start of `s`; returns (name, addr, rest).
+/// Byte searches (memchr): every refusal and auth failure goes through here.
 pub fn client(s: &str) -> Option<(&str, &str, &str)> {
-    let open = s.find('[')?;
-    let close = open + s[open..].find(']')?;
+    let b = s.as_bytes();
+    let open = memchr::memchr(b'[', b)?;
+    let close = open + memchr::memchr(b']', &b[open..])?;
+    // ASCII delimiters: every index below is a char boundary.
     let name = &s[..open];
     let addr = &s[open + 1..close];
     let mut rest = &s[close + 1..];
@@ -134,10 +137,13 @@ pub fn client(s: &str) -> Option<(&str, &str, &str)> {
         .strip_prefix(':')
         .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
     {
-        let end = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        let end = r
+            .bytes()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(r.len());
         rest = &r[end..];
     }
-    if name.contains(' ') || addr.is_empty() {
+    if memchr::memchr(b' ', name.as_bytes()).is_some() || addr.is_empty() {
         return None;
     }
     Some((name, addr, rest))
@@ -171,7 +177,10 @@ pub fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
             if let Some(inner) = v.strip_prefix('<') {
                 return inner.find('>').map(|e| &inner[..e]);
             }
-            let end = v.find([' ', ',', ';']).unwrap_or(v.len());
+            let end = v
+                .bytes()
+                .position(|c| matches!(c, b' ' | b',' | b';'))
+                .unwrap_or(v.len());
             return Some(&v[..end]);
         }
         from = at + key.len();
@@ -300,9 +309,8 @@ impl Postfix {
     fn reject(&mut self, h: &Header, o: &Origin, rest: &str, out: &mut Vec<Event>) -> Seen {
         // `RCPT from name[addr]: 554 5.7.1 <u@x>: Relay access denied; from=<a> to=<b> proto=ESMTP helo=<h>`
         // `RCPT from ...`: the stage is the first word.
-        let Some((stage, rest)) = rest
-            .split_once(' ')
-            .and_then(|(st, r)| r.strip_prefix("from ").map(|r| (st, r)))
+        let Some((stage, rest)) = memchr::memchr(b' ', rest.as_bytes())
+            .and_then(|i| rest[i + 1..].strip_prefix("from ").map(|r| (&rest[..i], r)))
         else {
             return Seen::Bad;
         };
@@ -326,8 +334,18 @@ impl Postfix {
         e.client_name = opt(Some(name));
         e.client_ip = opt(Some(addr));
         // `from=<a> to=<b> proto=ESMTP helo=<h>`: one pass over the tokens.
-        for tok in env.split(' ') {
-            let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
+        for tok in memchr::Memchr::new(b' ', env.as_bytes())
+            .chain(std::iter::once(env.len()))
+            .scan(0, |from, end| {
+                let t = &env[*from..end];
+                *from = end + 1;
+                Some(t)
+            })
+        {
+            let (k, v) = match memchr::memchr(b'=', tok.as_bytes()) {
+                Some(i) => (&tok[..i], &tok[i + 1..]),
+                None => (tok, ""),
+            };
             let v = v
                 .strip_prefix('<')
                 .map_or(v, |v| v.strip_suffix('>').unwrap_or(v));
