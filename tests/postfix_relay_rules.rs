@@ -694,3 +694,54 @@ fn deprecation_names_the_version_checked() {
     // Not triggering: Postfix 3.7 does not warn about it yet.
     assert!(run(&["--postfix-version", "3.7"]).is_empty());
 }
+
+/// PF111's premise, against the real smtpd: on a listener that authorizes everyone for
+/// XCLIENT, a client that claims a mynetworks address relays (the harness's private Postfix
+/// trusts 192.0.2.0/24), and with a login it relays too; the lint reports the listener.
+#[test]
+fn xclient_from_everyone_relays_on_real_smtpd() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let main =
+        "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_sasl_auth_enable = yes\n";
+    let listener = "  -o smtpd_authorized_xclient_hosts=0.0.0.0/0\n";
+    let sc = Scenario {
+        name: "pfrules-pf111",
+        main,
+        listeners: &[listener],
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let port = run.ports[0];
+    let claim_trusted = smtpd_support::ask(port, "192.0.2.7", None, "a@victim.example");
+    let claim_login = smtpd_support::ask(port, "203.0.113.5", Some("anyone"), "a@victim.example");
+    let honest = smtpd_support::ask(port, "203.0.113.5", None, "a@victim.example");
+    drop(run);
+    let class = |r: &Option<String>| r.as_deref().map(smtpd_support::reply_class);
+    assert_eq!(
+        class(&claim_trusted),
+        Some(Verdict::Accept),
+        "{claim_trusted:?}"
+    );
+    assert_eq!(
+        class(&claim_login),
+        Some(Verdict::Accept),
+        "{claim_login:?}"
+    );
+    assert_ne!(class(&honest), Some(Verdict::Accept), "{honest:?}");
+    let fs = lint(
+        main,
+        Some(&format!("smtp inet n - n - - smtpd\n{listener}")),
+    );
+    let pf = with_code(&fs, "PF111");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert_eq!(pf[0]["severity"], "error");
+    // Bound to loopback, only local clients can use it: not reported.
+    let fs = lint(
+        main,
+        Some(&format!("127.0.0.1:10025 inet n - n - - smtpd\n{listener}")),
+    );
+    assert!(with_code(&fs, "PF111").is_empty(), "{fs:?}");
+}

@@ -216,6 +216,7 @@ fn relay(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     }
     let first = f.len();
     relay_listeners(ctx, m, f);
+    super::relay_rules::xclient_hosts(ctx, m, f);
     // A main.cf cause shared by several listeners (an unset compatibility_level, the Dovecot
     // socket path) is reported per listener, but its edit must be offered once: fix::plan
     // would apply two identical insertions at the same place twice.

@@ -1,7 +1,8 @@
 //! Relay rules that need more than one stranger/authenticated decision per listener: who can
 //! reach a listener at all (loopback binding), relay_domains that match every domain, a
-//! port-25 listener that refuses the mail it exists for, and Dovecot SASL sockets a chrooted
-//! or misconfigured smtpd cannot reach (PF101, PF102, PF110).
+//! port-25 listener that refuses the mail it exists for, Dovecot SASL sockets a chrooted
+//! or misconfigured smtpd cannot reach, and XCLIENT opened to networks (PF101, PF102, PF110,
+//! PF111).
 
 use std::net::IpAddr;
 
@@ -475,4 +476,131 @@ pub fn dovecot_sasl(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
         fd = fd.at(l);
     }
     f.push(fd);
+}
+
+/// What an entry of smtpd_authorized_xclient_hosts opens XCLIENT to, when that is more than
+/// a host: Some(true) for every client on the internet, Some(false) for a whole network.
+/// Single addresses (a proxy), loopback, exclusions, host names (matched on verified names)
+/// and lookup tables other than static: are left alone.
+fn xclient_reach(entry: &str) -> Option<bool> {
+    if entry.starts_with('!') {
+        return None;
+    }
+    if entry.starts_with("static:") {
+        return Some(true);
+    }
+    let net = entry.replace(['[', ']'], "").parse::<ipnet::IpNet>().ok()?;
+    if net.addr().is_loopback() {
+        return None;
+    }
+    match net.prefix_len() {
+        0 => Some(true),
+        n if n < net.max_prefix_len() => Some(false),
+        _ => None,
+    }
+}
+
+/// PF111: XCLIENT lets an authorized host tell smtpd who the client is: `XCLIENT
+/// ADDR=127.0.0.1` makes permit_mynetworks apply, `LOGIN=anyone` permit_sasl_authenticated
+/// (XCLIENT_README; tests/postfix_relay_rules.rs drives a real smtpd so). Authorizing a
+/// network, or everyone, lets each host there relay as a trusted client. One finding per
+/// setting (a main.cf value applies to every listener), naming the network-reachable
+/// listeners it opens.
+pub fn xclient_hosts(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    use crate::finding::Severity;
+    // (setting's location, value) -> listeners, in master.cf order.
+    let mut settings: Vec<(Option<Location>, String, Vec<usize>)> = Vec::new();
+    for si in m.smtpd_listeners() {
+        if loopback_only(m, si) {
+            continue;
+        }
+        let value = m.scope(Some(si)).value("smtpd_authorized_xclient_hosts");
+        let loc = locate(ctx, m, si, "smtpd_authorized_xclient_hosts");
+        match settings
+            .iter_mut()
+            .find(|(l, v, _)| *l == loc && *v == value)
+        {
+            Some(s) => s.2.push(si),
+            None => settings.push((loc, value, vec![si])),
+        }
+    }
+    for (loc, value, listeners) in settings {
+        let items = list_items(&value);
+        let everyone = items.iter().find(|e| xclient_reach(e) == Some(true));
+        let networks: Vec<String> = items
+            .iter()
+            .filter(|e| xclient_reach(e) == Some(false))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        let (severity, what) = match everyone {
+            Some(e) => (
+                Severity::Error,
+                format!("`{e}` authorizes every client on the internet"),
+            ),
+            None if networks.len() == 1 => (
+                Severity::Warning,
+                format!("{} authorizes every host of that network", networks[0]),
+            ),
+            None if !networks.is_empty() => (
+                Severity::Warning,
+                format!(
+                    "{} authorize every host of those networks",
+                    networks.join(", ")
+                ),
+            ),
+            None => continue,
+        };
+        let names: Vec<&str> = listeners
+            .iter()
+            .filter_map(|&si| m.services().get(si).map(|s| s.name()))
+            .collect();
+        let mut fd = Finding::new(
+            "PF111",
+            Mta::Postfix,
+            format!(
+                "XCLIENT on {} {}: smtpd_authorized_xclient_hosts {what}; an authorized host can send `XCLIENT ADDR=127.0.0.1` or `XCLIENT LOGIN=anyone` and smtpd then treats it as mynetworks or as logged in, so it relays anywhere{}",
+                if names.len() == 1 { "listener" } else { "listeners" },
+                names.join(", "),
+                if severity == Severity::Error {
+                    " (an open relay for anyone who knows the command)"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .severity(severity)
+        .help("List only the address of the proxy or filter that speaks XCLIENT (nginx mail proxy, a front-end MTA), e.g. `smtpd_authorized_xclient_hosts = 192.0.2.10`, or remove the setting (default: nobody).");
+        if let Some(svc) = listeners.first().and_then(|&si| m.services().get(si)) {
+            fd = fd.service(svc.id());
+        }
+        if let Some(l) = loc.or_else(|| listeners.first().and_then(|&si| service_line(m, si))) {
+            fd = fd.at(l);
+        }
+        f.push(fd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xclient_reach;
+
+    #[test]
+    fn xclient_entries_beyond_a_host() {
+        for (entry, want) in [
+            ("0.0.0.0/0", Some(true)),
+            ("[::]/0", Some(true)),
+            ("static:all", Some(true)),
+            ("10.20.0.0/16", Some(false)),
+            ("[2001:db8::]/64", Some(false)),
+            ("192.0.2.10", None),
+            ("192.0.2.10/32", None),
+            ("127.0.0.0/8", None),
+            ("[::1]/128", None),
+            ("!10.0.0.0/8", None),
+            ("proxy.example.com", None),
+            ("hash:/etc/postfix/xclient", None),
+        ] {
+            assert_eq!(xclient_reach(entry), want, "{entry}");
+        }
+    }
 }
