@@ -38,6 +38,7 @@ pub enum Command {
 Examples:
   relaydoctor lint
   relaydoctor lint /etc/postfix --format json
+  relaydoctor lint /etc/postfix/main.cf.dpkg-dist   # a package's new copy, read as main.cf
   relaydoctor lint --root /srv/snapshot --select PF,EX101 --fail-on error
   relaydoctor lint /etc/postfix --diff      # preview fixes
   relaydoctor lint /etc/postfix --fix       # apply safe fixes (backup: FILE.relaydoctor.bak)

@@ -333,3 +333,56 @@ fn simulate_with_an_unknown_service_lists_the_real_ones() {
         ))
         .stderr(predicate::str::contains("submission"));
 }
+
+/// A package's new or saved copy (`main.cf.dpkg-dist`, `master.cf.rpmnew`, ...) named on the
+/// command line is read as main.cf/master.cf, paired with its same-suffix partner, so an
+/// admin can check the new defaults before installing them.
+#[test]
+fn a_named_copy_of_main_cf_is_read_as_main_cf() {
+    let d = tempfile::tempdir().unwrap();
+    let src = fixture("rules/PF111/bad/etc/postfix");
+    for (from, to) in [
+        ("main.cf", "main.cf.dpkg-dist"),
+        ("master.cf", "master.cf.dpkg-dist"),
+    ] {
+        std::fs::copy(src.join(from), d.path().join(to)).unwrap();
+    }
+    // The real pair is harmless: the copy's partner must be the copy, not master.cf.
+    std::fs::write(d.path().join("main.cf"), "compatibility_level = 3.6\n").unwrap();
+    std::fs::write(d.path().join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    let out = bin()
+        .args(["lint", "--format", "json"])
+        .arg(d.path().join("main.cf.dpkg-dist"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PF111")
+        .map(|f| f["file"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("main.cf.dpkg-dist")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.ends_with("master.cf.dpkg-dist")),
+        "{files:?}"
+    );
+    // A name that only starts like main.cf is not a copy of it.
+    std::fs::write(d.path().join("main.cfg"), "x = y\n").unwrap();
+    let out = bin()
+        .arg("lint")
+        .arg(d.path().join("main.cfg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

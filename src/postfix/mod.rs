@@ -23,6 +23,69 @@ use crate::relay::{Decision, Query};
 pub struct Target {
     /// Real path of the configuration directory (holding main.cf and master.cf).
     pub path: PathBuf,
+    /// The files read as main.cf and master.cf, in `path`: `main.cf` and `master.cf`, or
+    /// copies named on the command line (`main.cf.dpkg-dist`, `master.cf.rpmnew`, ...).
+    pub files: Files,
+}
+
+/// File names of a Postfix configuration within its directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    pub main: String,
+    pub master: String,
+}
+
+impl Default for Files {
+    fn default() -> Self {
+        Files {
+            main: "main.cf".into(),
+            master: "master.cf".into(),
+        }
+    }
+}
+
+impl Target {
+    pub fn dir(path: PathBuf) -> Target {
+        Target {
+            path,
+            files: Files::default(),
+        }
+    }
+}
+
+/// The pair of files to read when `name` (a file in `dir`) is named on the command line:
+/// `main.cf` or `master.cf`, or a copy of one (`main.cf.dpkg-dist`, `main.cf.rpmnew`,
+/// `master.cf.orig`, `main.cf.proto`, ...), which is read as that file. Its partner is the
+/// copy with the same suffix when there is one (the package's new pair), else the real file.
+fn named_pair(dir: &Path, name: &str) -> Option<Files> {
+    let (kind, suffix) = ["main.cf", "master.cf"]
+        .into_iter()
+        .find_map(|k| name.strip_prefix(k).map(|s| (k, s)))?;
+    if !(suffix.is_empty() || suffix.starts_with(['.', '-', '~', '_'])) {
+        return None;
+    }
+    let other = if kind == "main.cf" {
+        "master.cf"
+    } else {
+        "main.cf"
+    };
+    let copy = format!("{other}{suffix}");
+    let partner = if dir.join(&copy).is_file() {
+        copy
+    } else {
+        other.to_string()
+    };
+    Some(if kind == "main.cf" {
+        Files {
+            main: name.to_string(),
+            master: partner,
+        }
+    } else {
+        Files {
+            main: partner,
+            master: name.to_string(),
+        }
+    })
 }
 
 /// Configurations of this MTA on the live system or snapshot: /etc/postfix and postmulti
@@ -70,7 +133,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
         // Walk the directory so that symlink loops and unreadable subdirectories (where map
         // files live) are reported; the files themselves are read by the checks that use them.
         crate::discover::walk_files(ctx, &d, 4, Mta::Postfix, findings);
-        out.push(Target { path: d });
+        out.push(Target::dir(d));
     }
     out
 }
@@ -80,26 +143,22 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
 pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
     if path.is_dir() {
         if path.join("main.cf").exists() || path.join("master.cf").exists() {
-            return Some(Target {
-                path: path.to_path_buf(),
-            });
+            return Some(Target::dir(path.to_path_buf()));
         }
         return None;
     }
     let name = path.file_name()?.to_str()?;
-    if name == "main.cf" || name == "master.cf" {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        return Some(Target { path: dir });
-    }
-    None
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let files = named_pair(&dir, name)?;
+    Some(Target { path: dir, files })
 }
 
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let model = model::Model::load(ctx, &target.path, &mut findings);
+    let model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
     checks::run(ctx, &model, &mut findings);
     // PF120/PF121: decisions that change with the upgrade or a raised compatibility_level.
     upgrade::run(ctx, &model, &mut findings);
@@ -117,7 +176,7 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
 /// The reply of every smtpd listener of this instance to one concrete RCPT.
 pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decision>, String> {
     let mut findings = Vec::new();
-    let model = model::Model::load(ctx, &target.path, &mut findings);
+    let model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
     if model.main.is_none() {
         return Err(format!(
             "{}: no readable main.cf",

@@ -177,14 +177,25 @@ impl Model {
     /// Load and parse main.cf and master.cf of `dir` (real path). Unreadable files become
     /// findings (through `Context::load_checked`).
     pub fn load(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Model {
+        Self::load_files(ctx, dir, &super::Files::default(), findings)
+    }
+
+    /// `load`, reading the main.cf and master.cf of `files` (copies such as
+    /// `main.cf.dpkg-dist` named on the command line).
+    pub fn load_files(
+        ctx: &Context,
+        dir: &Path,
+        files: &super::Files,
+        findings: &mut Vec<Finding>,
+    ) -> Model {
         let main = ctx
-            .load_checked(&dir.join("main.cf"), Mta::Postfix, findings)
+            .load_checked(&dir.join(&files.main), Mta::Postfix, findings)
             .map(|s| LoadedFile {
                 parsed: parse::parse_main(&s.text),
                 source: s,
             });
         let master = ctx
-            .load_checked(&dir.join("master.cf"), Mta::Postfix, findings)
+            .load_checked(&dir.join(&files.master), Mta::Postfix, findings)
             .map(|s| LoadedFile {
                 parsed: parse::parse_master(&s.text),
                 source: s,
