@@ -300,7 +300,7 @@ fn cmd_simulate(a: &SimulateArgs) -> i32 {
     }
     let q = Query {
         client_ip: a.client.clone(),
-        client_name: None,
+        client_name: a.client_name.clone(),
         sasl_user: a.sasl_user.clone(),
         helo: a.helo.clone(),
         sender: a.sender.clone(),

@@ -220,6 +220,11 @@ pub struct SimulateArgs {
     /// Client IP address
     #[arg(long, value_name = "IP")]
     pub client: String,
+    /// The client's host name as reverse DNS gives it (verified forward); without it, rules
+    /// that match host names (Exim host lists, Postfix check_client_access by name) are
+    /// `depends` for Exim and Postfix sees `unknown`
+    #[arg(long, value_name = "NAME")]
+    pub client_name: Option<String>,
     /// The client authenticated with SMTP AUTH as NAME
     #[arg(long, value_name = "NAME")]
     pub sasl_user: Option<String>,

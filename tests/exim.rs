@@ -689,6 +689,24 @@ fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
         dec["depends_on"].to_string().contains("*.partner.example"),
         "{v}"
     );
+    // With the name given (--client-name, as exim -bh -oMs sets it), the pattern decides.
+    for (name, want) in [
+        ("mx1.partner.example", "accept"),
+        ("evil.example", "reject"),
+    ] {
+        let v = simulate(
+            d.path(),
+            &[
+                "--client",
+                "198.51.100.1",
+                "--client-name",
+                name,
+                "--rcpt",
+                "x@gmail.com",
+            ],
+        );
+        assert_eq!(v["decisions"][0]["result"], want, "{name}: {v}");
+    }
     // A plain name not in /etc/hosts is a DNS lookup.
     let d = tree(&[
         (

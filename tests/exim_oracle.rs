@@ -131,9 +131,14 @@ fn exim_rcpt(
     auth: bool,
     rcpt: &str,
     port: Option<u16>,
+    host_name: Option<&str>,
 ) -> (u16, String) {
     let mut cmd = Command::new(bin);
     cmd.arg("-C").arg(conf);
+    if let Some(n) = host_name {
+        // $sender_host_name as given: Exim then does no reverse lookup of its own.
+        cmd.arg("-oMs").arg(n);
+    }
     if let Some(p) = port {
         // The local interface and port the session pretends to arrive on ($received_port).
         cmd.arg("-oMi").arg(format!("192.0.2.1.{p}"));
@@ -236,6 +241,7 @@ fn relay_decisions_match_exim_bh() {
                         client == ClientClass::Authenticated,
                         &rcpt,
                         svc.port,
+                        None,
                     );
                     let cell = format!(
                         "{} {} {}x{} ({ip} -> {rcpt})",
@@ -294,4 +300,98 @@ fn relay_decisions_match_exim_bh() {
         mismatches.len(),
         mismatches.join("\n")
     );
+}
+
+/// Host-name patterns with the client's name given (simulate --client-name, exim -bh -oMs):
+/// the model must decide them as Exim does, where without a name they are `depends`.
+#[test]
+fn host_name_patterns_match_exim_bh_with_a_given_name() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let good =
+        std::fs::read_to_string(base.join("fixtures/rules/EX101/good/etc/exim/exim.conf")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("etc/exim")).unwrap();
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    let mut depends = 0;
+    for list in [
+        "127.0.0.1 : *.partner.example",
+        // A plain name is looked up forwards and compared by address (no reverse name
+        // involved): depends on DNS even with the name given.
+        "127.0.0.1 : mx1.partner.example",
+        // A regular expression, protected from expansion as the Exim spec asks.
+        "127.0.0.1 : \\N^mx[0-9]+\\.partner\\.example$\\N",
+        "127.0.0.1 : ! *.bad.partner.example : *.partner.example",
+    ] {
+        let conf = good.replace(
+            "hostlist relay_from_hosts = 127.0.0.1 : 192.0.2.0/24",
+            &format!("hostlist relay_from_hosts = {list}"),
+        );
+        assert_ne!(conf, good);
+        std::fs::write(root.join("etc/exim/exim.conf"), &conf).unwrap();
+        let run_conf = tmp.path().join("exim.conf");
+        std::fs::write(&run_conf, &conf).unwrap();
+        let ctx = Context::new(Root::snapshot(&root), Options::default());
+        let targets = exim::discover(&ctx, &mut Vec::new());
+        let loaded = exim::load(&ctx, &targets[0]);
+        for name in [
+            "mx1.partner.example",
+            "mx22.partner.example",
+            "a.bad.partner.example",
+            "partner.example",
+            "evil.example",
+        ] {
+            let env = exim::acl::Envelope {
+                ip: "198.51.100.9".parse().ok(),
+                host_name: Some(name.to_string()),
+                auth_id: None,
+                sender: Some(String::new()),
+                rcpt_local: "nobody".into(),
+                rcpt_domain: exim::EXTERNAL_DOMAIN.to_string(),
+                port: None,
+                helo: None,
+            };
+            let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
+            let rcpt = format!("nobody@{}", exim::EXTERNAL_DOMAIN);
+            let (code, line) = exim_rcpt(
+                &bin,
+                &run_conf,
+                "198.51.100.9",
+                false,
+                &rcpt,
+                None,
+                Some(name),
+            );
+            let theirs = match code / 100 {
+                2 => Verdict::Accept,
+                4 => Verdict::Defer,
+                5 => Verdict::Reject,
+                _ => Verdict::Unavailable,
+            };
+            if d.result == Verdict::Depends {
+                assert!(
+                    list.contains(": mx1"),
+                    "{list} / {name}: {:?}",
+                    d.depends_on
+                );
+                depends += 1;
+                continue;
+            }
+            compared += 1;
+            if theirs != d.result {
+                mismatches.push(format!(
+                    "{list} / {name}: relaydoctor {} ({}), exim `{line}`",
+                    d.result.as_str(),
+                    d.reply_line()
+                ));
+            }
+        }
+    }
+    assert_eq!((compared, depends), (15, 5));
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
