@@ -745,3 +745,58 @@ fn xclient_from_everyone_relays_on_real_smtpd() {
     );
     assert!(with_code(&fs, "PF111").is_empty(), "{fs:?}");
 }
+
+/// PF109 for a domain that only a table lists (relay_domains = texthash:...): Postfix warns
+/// just the same, and the finding names the table line.
+#[test]
+fn domain_in_two_classes_through_a_table() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let dom = format!("dupmap{}.example", std::process::id());
+    let main = format!("compatibility_level = 3.6\nmydestination = example.com\nvirtual_alias_domains = {dom}\nvirtual_alias_maps = inline:{{a@{dom}=root@localhost}}\nrelay_domains = texthash:$config_directory/relay_domains\n");
+    let table = format!("# relayed for the old server\nother.example OK\n{dom} OK\n");
+    let sc = Scenario {
+        name: "pfrules-pf109-map",
+        main: &main,
+        listeners: &[""],
+        files: &[("relay_domains", &table)],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let _ = smtpd_support::ask(run.ports[0], "203.0.113.5", None, &format!("a@{dom}"));
+    let want = format!("do not list domain {dom} in BOTH virtual_alias_domains and relay_domains");
+    let mut seen = false;
+    for _ in 0..30 {
+        let log =
+            std::fs::read_to_string("/var/log/relaydoctor-smtpd-test.log").unwrap_or_default();
+        if log.contains(&want) {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(run);
+    assert!(seen, "Postfix did not log `{want}`");
+
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.cf"), &main).unwrap();
+    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
+    std::fs::write(dir.join("relay_domains"), &table).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fs = v["findings"].as_array().unwrap().clone();
+    let pf = with_code(&fs, "PF109");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(msg.contains(&want), "{msg}");
+    assert!(msg.contains("relay_domains:3"), "{msg}");
+    // The literal-word fix does not apply to a table entry.
+    assert!(pf[0]["fix"].is_null(), "{:?}", pf[0]);
+}

@@ -596,23 +596,40 @@ fn class_effect(first: &str, dead: &str) -> &'static str {
 /// in BOTH A and B` for mydestination + either virtual list, virtual alias + virtual
 /// mailbox, and either virtual list + relay_domains (verified with Postfix 3.7 for the
 /// relay_domains pairs). mydestination + relay_domains is not warned about: it is the
-/// relay_domains default ($mydestination) below compatibility_level 2. Only literal domains
-/// are compared, exactly (a map's contents or parent-domain matching are not guessed).
+/// relay_domains default ($mydestination) below compatibility_level 2. Literal domains and
+/// the domain keys of readable fixed tables (hash/texthash sources, as `relay_domains =
+/// hash:/etc/postfix/relay_domains` lists them) are compared exactly; parent-domain
+/// matching and unreadable tables are not guessed.
 fn domain_classes(m: &Model, f: &mut Vec<Finding>) {
     let scope = m.scope(None);
-    let lists: Vec<Vec<String>> = CLASS_LISTS
+    // Per class list: (domain, where a table lists it).
+    let lists: Vec<Vec<(String, Option<String>)>> = CLASS_LISTS
         .iter()
         .map(|p| {
-            list_items(&scope.value(p))
-                .into_iter()
-                .map(|d| d.to_ascii_lowercase())
-                .filter(|d| {
-                    !d.contains(':')
-                        && !d.contains('/')
-                        && !d.starts_with(['$', '!'])
-                        && d.contains('.')
-                })
-                .collect()
+            let mut out = Vec::new();
+            for d in list_items(&scope.value(p)) {
+                if let Some(super::maps::Opened::Table(t)) = m.table(&d) {
+                    if !t.fixed || t.is_static() {
+                        continue;
+                    }
+                    for e in t.entries() {
+                        let k = e.key.to_ascii_lowercase();
+                        if k.contains('.') && !k.contains('@') && !k.starts_with('.') {
+                            out.push((k, Some(format!("{}, {}", t.spec, t.locate(e)))));
+                        }
+                    }
+                    continue;
+                }
+                let d = d.to_ascii_lowercase();
+                if !d.contains(':')
+                    && !d.contains('/')
+                    && !d.starts_with(['$', '!'])
+                    && d.contains('.')
+                {
+                    out.push((d, None));
+                }
+            }
+            out
         })
         .collect();
     for (j, dead) in CLASS_LISTS.iter().enumerate() {
@@ -629,12 +646,21 @@ fn domain_classes(m: &Model, f: &mut Vec<Finding>) {
             let (Some(a), Some(b)) = (lists.get(i), lists.get(j)) else {
                 continue;
             };
-            for dom in b.iter().filter(|d| a.contains(d)) {
+            for (dom, b_at) in b.iter() {
+                let Some((_, a_at)) = a.iter().find(|(d, _)| d == dom) else {
+                    continue;
+                };
+                let via = |list: &str, at: &Option<String>| match at {
+                    Some(t) => format!("{list} (through {t})"),
+                    None => list.to_string(),
+                };
                 let mut fd = Finding::new(
                     "PF109",
                     Mta::Postfix,
                     format!(
-                        "{dom} is listed in both {first} and {dead}: Postfix gives a domain one address class, the first that matches ({first}), and trivial-rewrite logs `warning: do not list domain {dom} in BOTH {first} and {dead}`; {}",
+                        "{dom} is listed in both {} and {}: Postfix gives a domain one address class, the first that matches ({first}), and trivial-rewrite logs `warning: do not list domain {dom} in BOTH {first} and {dead}`; {}",
+                        via(first, a_at),
+                        via(dead, b_at),
                         class_effect(first, dead)
                     ),
                 )
