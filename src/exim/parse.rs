@@ -155,18 +155,9 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                     .then(|| EximLine::parse(Rule::named_list, text))
                 {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let kind = it
-                        .next()
-                        .map(|x| x.as_str().to_string())
-                        .unwrap_or_default();
-                    let name = it
-                        .next()
-                        .map(|x| x.as_str().to_string())
-                        .unwrap_or_default();
-                    let value = it
-                        .next()
-                        .map(|x| x.as_str().trim().to_string())
-                        .unwrap_or_default();
+                    let kind = pair_text(&mut it, false);
+                    let name = pair_text(&mut it, false);
+                    let value = pair_text(&mut it, true);
                     let kind = match kind.trim_end_matches("_cache") {
                         "domainlist" => ListKind::Domain,
                         "hostlist" => ListKind::Host,
@@ -218,10 +209,7 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                     looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
                 {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = it
-                        .next()
-                        .map(|x| x.as_str().to_string())
-                        .unwrap_or_default();
+                    let name = pair_text(&mut it, false);
                     cfg.acls.push(Acl {
                         name,
                         origin: line.origin.clone(),
@@ -253,14 +241,8 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                     looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
                 {
                     let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = it
-                        .next()
-                        .map(|x| x.as_str().to_string())
-                        .unwrap_or_default();
-                    let rest = it
-                        .next()
-                        .map(|x| x.as_str().trim().to_string())
-                        .unwrap_or_default();
+                    let name = pair_text(&mut it, false);
+                    let rest = pair_text(&mut it, true);
                     let mut d = Driver {
                         name,
                         origin: line.origin.clone(),
@@ -334,6 +316,15 @@ pub fn inline_acl(text: &str, origin: &super::reader::Origin) -> Option<Acl> {
             conds: first.into_iter().collect(),
         }],
     })
+}
+
+/// The text of the next pair the grammar produced (trimmed if asked), "" when there is none.
+fn pair_text<'i>(
+    it: &mut impl Iterator<Item = pest::iterators::Pair<'i, Rule>>,
+    trim: bool,
+) -> String {
+    let t = it.next().map(|x| x.as_str()).unwrap_or("");
+    if trim { t.trim() } else { t }.to_string()
 }
 
 fn looks_like_header(text: &str) -> bool {

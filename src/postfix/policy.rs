@@ -446,6 +446,16 @@ impl Eval<'_> {
         )
     }
 
+    /// A DEFER_IF_PERMIT / DEFER_IF_REJECT (restriction or access-map action) seen: smtpd
+    /// remembers the first of each kind and applies it at the end of the stage.
+    fn note_deferral(&mut self, if_permit: bool, reply: Reply) {
+        if if_permit {
+            self.defer_if_permit.get_or_insert(reply);
+        } else {
+            self.defer_if_reject.get_or_insert(reply);
+        }
+    }
+
     /// (reply name, reply class) smtpd uses in refusals from list `list`.
     fn reply_of(&self, list: &str) -> (String, &'static str) {
         match list {
@@ -515,11 +525,7 @@ impl Eval<'_> {
                     "4.7.0".to_string(),
                     format!("<{name}>: {class} rejected: {r} requested"),
                 );
-                if r == "defer_if_permit" {
-                    self.defer_if_permit.get_or_insert(reply);
-                } else {
-                    self.defer_if_reject.get_or_insert(reply);
-                }
+                self.note_deferral(r == "defer_if_permit", reply);
                 Step::NoMatch
             }
             "permit_mynetworks" => {
@@ -794,11 +800,7 @@ impl Eval<'_> {
                     dsn,
                     format!("<{reply_name}>: {reply_class} rejected: {t}"),
                 );
-                if upper == "DEFER_IF_PERMIT" {
-                    self.defer_if_permit.get_or_insert(reply);
-                } else {
-                    self.defer_if_reject.get_or_insert(reply);
-                }
+                self.note_deferral(upper == "DEFER_IF_PERMIT", reply);
                 Step::NoMatch
             }
             _ if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => Step::Permit,
