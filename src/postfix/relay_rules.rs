@@ -554,11 +554,23 @@ pub fn xclient_hosts(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             .iter()
             .filter_map(|&si| m.services().get(si).map(|s| s.name()))
             .collect();
+        // XCLIENT LOGIN= only counts where SASL is on (smtpd answers `554 Access denied`
+        // to a claimed login on a listener without it; checked with Postfix 3.7).
+        let sasl = listeners.iter().any(|&si| {
+            m.scope(Some(si))
+                .value("smtpd_sasl_auth_enable")
+                .eq_ignore_ascii_case("yes")
+        });
+        let claims = if sasl {
+            "`XCLIENT ADDR=127.0.0.1` (or `XCLIENT LOGIN=anyone` where SASL is on) and smtpd then treats it as mynetworks (or as logged in)"
+        } else {
+            "`XCLIENT ADDR=127.0.0.1` and smtpd then treats it as mynetworks"
+        };
         let mut fd = Finding::new(
             "PF111",
             Mta::Postfix,
             format!(
-                "XCLIENT on {} {}: smtpd_authorized_xclient_hosts {what}; an authorized host can send `XCLIENT ADDR=127.0.0.1` or `XCLIENT LOGIN=anyone` and smtpd then treats it as mynetworks or as logged in, so it relays anywhere{}",
+                "XCLIENT on {} {}: smtpd_authorized_xclient_hosts {what}; an authorized host can send {claims}, so it relays anywhere{}",
                 if names.len() == 1 { "listener" } else { "listeners" },
                 names.join(", "),
                 if severity == Severity::Error {
