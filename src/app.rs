@@ -200,7 +200,11 @@ fn cmd_lint(a: &LintArgs) -> i32 {
     }
 
     if a.diff {
-        return finish(&diff_text(&ctx, &report), report.fails(threshold));
+        let secrets = crate::secrets::collect(&ctx);
+        return finish(
+            &crate::secrets::scrub(&diff_text(&ctx, &report), &secrets),
+            report.fails(threshold),
+        );
     }
     if a.fix {
         let (fixable, withheld) = fixable(&report.findings);
@@ -251,6 +255,9 @@ fn emit(a: &LintArgs, ctx: &Context, report: &Report, threshold: Severity, color
         LintFormat::Nagios => report::nagios::render(report),
         LintFormat::Prometheus => report::prometheus::render(report, unix_now()),
     };
+    // Findings quote configuration lines; passwords among them never leave the machine's
+    // files (secrets.rs).
+    let out = crate::secrets::scrub(&out, &crate::secrets::collect(ctx));
     let code = if a.format == LintFormat::Nagios {
         report::nagios::status(report).1
     } else if fails {

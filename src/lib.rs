@@ -19,5 +19,6 @@ pub mod progress;
 pub mod qmail;
 pub mod relay;
 pub mod report;
+pub mod secrets;
 pub mod source;
 pub mod suppress;

@@ -386,3 +386,48 @@ fn a_named_copy_of_main_cf_is_read_as_main_cf() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Passwords in the configuration (a static: SASL password map, Exim's client_send) never
+/// appear in any output format or in --diff, although findings quote those lines.
+#[test]
+fn passwords_in_the_configuration_never_reach_the_output() {
+    let d = tempfile::tempdir().unwrap();
+    let etc = d.path().join("etc/postfix");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("main.cf"),
+        "smtp_sasl_password_maps = static:admin:OldSecr3t\nsmtp_sasl_password_maps = static:admin:NewSecr3t # rotated\n",
+    )
+    .unwrap();
+    std::fs::write(etc.join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    let exim = d.path().join("etc/exim");
+    std::fs::create_dir_all(&exim).unwrap();
+    std::fs::write(
+        exim.join("exim.conf"),
+        "primary_hostname = mx.example.org\nbegin authenticators\nrelay_login:\n  driver = plaintext\n  public_name = PLAIN\n  client_send = ^relayuser^Cl1entSecr3t\n  client_send = ^relayuser^Cl1entSecr3t\n",
+    )
+    .unwrap();
+    let mut runs: Vec<Vec<&str>> = ["text", "json", "sarif", "github", "nagios", "prometheus"]
+        .iter()
+        .map(|f| vec!["lint", "--format", f])
+        .collect();
+    runs.push(vec!["lint", "--diff"]);
+    let mut seen_findings = false;
+    for args in runs {
+        let out = bin()
+            .args(&args)
+            .arg("--root")
+            .arg(d.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        seen_findings |= text.contains("PF004");
+        for s in ["OldSecr3t", "NewSecr3t", "Cl1entSecr3t"] {
+            assert!(!text.contains(s), "{args:?} shows {s}:\n{text}");
+        }
+    }
+    assert!(
+        seen_findings,
+        "the duplicate password lines were not reported at all"
+    );
+}
