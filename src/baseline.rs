@@ -83,6 +83,8 @@ pub fn fingerprints(ctx: &Context, findings: &[Finding]) -> Vec<String> {
 
 pub fn write(ctx: &Context, findings: &[Finding], path: &Path) -> Result<(), String> {
     let fps = fingerprints(ctx, findings);
+    // The messages are for the reader of the file; they must not carry passwords.
+    let secrets = crate::secrets::collect(ctx);
     let file = File {
         version: 1,
         tool: format!("relaydoctor {}", env!("CARGO_PKG_VERSION")),
@@ -93,7 +95,7 @@ pub fn write(ctx: &Context, findings: &[Finding], path: &Path) -> Result<(), Str
                 fingerprint: fp,
                 code: f.code.clone(),
                 file: f.location.as_ref().map(|l| l.file.display().to_string()),
-                message: f.message.clone(),
+                message: crate::secrets::scrub(&f.message, &secrets),
             })
             .collect(),
     };
