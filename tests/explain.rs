@@ -577,3 +577,31 @@ fn simulation_asks_exactly_the_logged_client_and_envelope() {
         assert!(!text.contains("(authenticated)"), "{text}");
     }
 }
+
+/// An Exim log line is explained by the Exim configuration only: with just a Postfix
+/// configuration at hand, the simulation says so instead of showing Postfix's answer.
+#[test]
+fn evidence_is_simulated_only_against_the_mta_that_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/postfix");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("main.cf"),
+        "compatibility_level = 3.6\nmydestination = example.com\nmynetworks = 127.0.0.0/8\n",
+    )
+    .unwrap();
+    std::fs::write(etc.join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    let line = read("exim-mainlog")
+        .lines()
+        .find(|l| l.contains("relay not permitted"))
+        .unwrap()
+        .to_string();
+    let (_, v) = json(&["--root", dir.path().to_str().unwrap(), &line], None);
+    let sim = &events(&v)[0]["simulation"];
+    assert_eq!(sim["status"], "unavailable", "{sim:#}");
+    let reason = sim["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Exim") && reason.contains("postfix"),
+        "{reason}"
+    );
+}

@@ -343,7 +343,31 @@ impl Config {
             service: None,
         };
         match crate::lint::simulate(&self.ctx, &self.paths, &q) {
-            Ok(decisions) => {
+            Ok(all) => {
+                // Only the MTA that wrote the evidence decided it: an Exim log line is not
+                // explained by the Postfix configuration that happens to be here too.
+                let mta = match e.source {
+                    event::Source::Postfix => Some(crate::finding::Mta::Postfix),
+                    event::Source::Exim => Some(crate::finding::Mta::Exim),
+                    event::Source::Qmail => Some(crate::finding::Mta::Qmail),
+                    event::Source::Bounce => None,
+                };
+                let decisions: Vec<_> = all
+                    .iter()
+                    .filter(|d| mta.is_none_or(|m| d.mta == m))
+                    .cloned()
+                    .collect();
+                if decisions.is_empty() && !all.is_empty() {
+                    let mut found: Vec<&str> = all.iter().map(|d| d.mta.as_str()).collect();
+                    found.dedup();
+                    return Simulation::Unavailable {
+                        reason: format!(
+                            "the evidence is {}'s, and only a {} configuration was found here",
+                            e.source.label(),
+                            found.join(" and ")
+                        ),
+                    };
+                }
                 let hint = e.program.as_deref().and_then(service_hint);
                 let service = hint.filter(|h| decisions.iter().any(|d| &d.service == h));
                 let matches_log = e.code.filter(|_| !decisions.is_empty()).map(|code| {
