@@ -800,3 +800,46 @@ fn domain_in_two_classes_through_a_table() {
     // The literal-word fix does not apply to a table entry.
     assert!(pf[0]["fix"].is_null(), "{:?}", pf[0]);
 }
+
+/// A `/file/name` domain list whose file is missing: real smtpd answers `451 4.3.0
+/// Temporary lookup failure`; lint reports PF108 and simulate gives that reply.
+#[test]
+fn missing_domain_list_file_defers_like_smtpd() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let main = "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = /etc/postfix/relaydoctor-missing-relay-domains\n";
+    assert_eq!(real(&master, main, "", "a@victim.example"), Verdict::Defer);
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.cf"), main).unwrap();
+    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
+    let lint = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    let fs = v["findings"].as_array().unwrap().clone();
+    let pf = with_code(&fs, "PF108");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert!(pf[0]["message"].as_str().unwrap().contains("451 4.3.0"));
+    let sim = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args([
+            "simulate",
+            "--client",
+            "203.0.113.5",
+            "--rcpt",
+            "a@victim.example",
+            "--root",
+        ])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sim.stdout);
+    assert!(
+        text.contains("defer (451 4.3.0 <a@victim.example>: Temporary lookup failure)"),
+        "{text}"
+    );
+}

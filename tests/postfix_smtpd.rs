@@ -109,6 +109,16 @@ const SCENARIOS: &[Scenario] = &[
         postmap: &[],
     },
     Scenario {
+        name: "domain lists read from /file/name (match_list(3) files)",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, $config_directory/local_domains\nrelay_domains = $config_directory/relay_domains\n",
+        listeners: &[""],
+        files: &[
+            ("local_domains", "# hosted here\nexample.com\n"),
+            ("relay_domains", "other.example\nrelay.example\n"),
+        ],
+        postmap: &[],
+    },
+    Scenario {
         name: "hash client map (postmap) grants OK to a parent network before reject_unauth_destination",
         main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access hash:$config_directory/clients, reject_unauth_destination\n",
         listeners: &[""],

@@ -430,6 +430,13 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     }
                     continue;
                 }
+                if item.starts_with('/') && !item.contains(':') {
+                    // `/file/name` in a list (match_list(3)): its lines are list items.
+                    if seen.insert(item.to_string()) {
+                        check_file(ctx, item, p, &loc, &svc_id, f, "list file");
+                    }
+                    continue;
+                }
                 let Some((kind, path)) = item.split_once(':') else {
                     continue;
                 };
@@ -548,7 +555,10 @@ fn check_file(
     if ctx.root.resolve(Path::new(path)).exists() {
         return true;
     }
-    let effect = if what.starts_with("certificate") {
+    let effect = if what == "list file" {
+        // Verified with Postfix 3.7 (relay_domains = /missing/file).
+        "Postfix logs `open file ...: No such file or directory` and answers `451 4.3.0 Temporary lookup failure` to recipients whose domain it has to look up in the list"
+    } else if what.starts_with("certificate") {
         "smtpd cannot start TLS: clients get `454 4.7.0 TLS not available due to local problem`, and listeners that require TLS accept no mail"
     } else {
         "Postfix cannot build or open the table, so lookups in it fail and mail that needs it is deferred"
@@ -607,7 +617,7 @@ fn domain_classes(m: &Model, f: &mut Vec<Finding>) {
         .iter()
         .map(|p| {
             let mut out = Vec::new();
-            for d in list_items(&scope.value(p)) {
+            for d in super::policy::domain_list_items(m, &scope.value(p)) {
                 if let Some(super::maps::Opened::Table(t)) = m.table(&d) {
                     if !t.fixed || t.is_static() {
                         continue;

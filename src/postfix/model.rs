@@ -298,14 +298,16 @@ impl Model {
                     let item = item.trim_start_matches('!');
                     if super::maps::split_spec(item).is_some() {
                         specs.push(item.to_string());
-                    } else if n == "mynetworks" && item.starts_with('/') {
+                    } else if item.starts_with('/') {
+                        // `/file/name` (match_list(3)): its items, read like the value's.
                         files.push(item.to_string());
                     }
                 }
             }
         }
         let mut findings = Vec::new();
-        // A file named in mynetworks may itself name tables (match_list(3) reads its items).
+        // A file named in mynetworks or a domain list may itself name tables (match_list(3)
+        // reads its items).
         for f in files {
             if self.list_files.contains_key(&f) {
                 continue;

@@ -1136,7 +1136,11 @@ pub fn classify_checked(
     // which the domain (or, for fixed tables, a parent) is a key.
     let mut has = |name: &str, class: RecipientClass| {
         let parent_style = parents.iter().any(|p| p == name);
-        for d in list_items(&scope.value(name)) {
+        for d in domain_list_items(model, &scope.value(name)) {
+            if let Some(file) = d.strip_prefix("missing file ") {
+                unknown.push((class, format!("{name} = {file}{MISSING_LIST_FILE}")));
+                continue;
+            }
             let (neg, d) = match d.strip_prefix('!') {
                 Some(r) => (true, r.to_string()),
                 None => (false, d.clone()),
@@ -1176,6 +1180,37 @@ pub fn classify_checked(
     // Only tables consulted before the deciding list can change the answer.
     unknown.retain(|(c, _)| *c != class && class != RecipientClass::Local);
     (class, unknown)
+}
+
+/// How `classify_checked` marks a `/file/name` list entry whose file is missing.
+pub const MISSING_LIST_FILE: &str = " (missing file)";
+
+/// The items of a domain list with `/file/name` entries replaced by the file's items
+/// (match_list(3); `!/file` negates each of them). A file that could not be read stands as
+/// `missing file PATH`.
+pub fn domain_list_items(model: &Model, value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in list_items(value) {
+        let (neg, pat) = match item.strip_prefix('!') {
+            Some(p) => ("!", p),
+            None => ("", item.as_str()),
+        };
+        if !pat.starts_with('/') {
+            out.push(item.clone());
+            continue;
+        }
+        match model.list_file(pat) {
+            Some(src) => out.extend(
+                src.text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with('#'))
+                    .flat_map(list_items)
+                    .map(|i| format!("{neg}{i}")),
+            ),
+            None => out.push(format!("missing file {pat}")),
+        }
+    }
+    out
 }
 
 /// Whether `ip` is inside the listener's effective mynetworks (false when unknown).
