@@ -318,6 +318,10 @@ fn cmd_simulate(a: &SimulateArgs) -> i32 {
         Ok(d) => d,
         Err(e) => return error(e),
     };
+    if decisions.is_empty() {
+        // Nothing answers SMTP in this configuration: not a clean result.
+        return error("no listening SMTP service found in the configuration (no smtpd in master.cf, no Exim daemon, no qmail-smtpd)");
+    }
     let color = report::use_color(a.color.color);
     let out = match a.format {
         Format::Json => {

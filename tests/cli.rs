@@ -431,3 +431,33 @@ fn passwords_in_the_configuration_never_reach_the_output() {
         "the duplicate password lines were not reported at all"
     );
 }
+
+/// main.cf alone: no listener is known, so lint must not give a clean bill (PF108 warning,
+/// exit 1) and simulate has nothing to answer (exit 2), even for an open mynetworks.
+#[test]
+fn main_cf_without_master_cf_is_not_a_clean_bill() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("main.cf"),
+        "compatibility_level = 3.6\nmynetworks = 0.0.0.0/0\n",
+    )
+    .unwrap();
+    bin()
+        .arg("lint")
+        .arg(d.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("PF108").and(predicate::str::contains("master.cf")));
+    bin()
+        .args([
+            "simulate",
+            "--client",
+            "203.0.113.5",
+            "--rcpt",
+            "x@ext.example",
+        ])
+        .arg(d.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("master.cf"));
+}

@@ -159,6 +159,30 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
     let model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
+    if let (Some(main), None) = (&model.main, &model.master) {
+        // Without master.cf no listener is known: every per-service check (open relay,
+        // AUTH, TLS) would pass silently, which must not read as a clean bill.
+        let master = ctx.root.display(&target.path.join(&target.files.master));
+        if !findings
+            .iter()
+            .any(|f| f.location.as_ref().is_some_and(|l| l.file == master))
+        {
+            findings.push(
+                Finding::new(
+                    "PF108",
+                    Mta::Postfix,
+                    format!(
+                        "no {} next to {}: Postfix's master does not start without it, and relaydoctor knows no listening service, so the open-relay, AUTH and TLS checks of the services were not run",
+                        master.display(),
+                        main.source.display.display()
+                    ),
+                )
+                .severity(crate::finding::Severity::Warning)
+                .help("Lint the directory that holds both files (or a --root snapshot of the server); a package's copy pairs with master.cf.dpkg-dist or the live master.cf.")
+                .at(main.source.line_location(1)),
+            );
+        }
+    }
     checks::run(ctx, &model, &mut findings);
     // PF120/PF121: decisions that change with the upgrade or a raised compatibility_level.
     upgrade::run(ctx, &model, &mut findings);
@@ -181,6 +205,13 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
         return Err(format!(
             "{}: no readable main.cf",
             ctx.root.display(&target.path).display()
+        ));
+    }
+    if model.master.is_none() {
+        return Err(format!(
+            "{}: no readable {}: the listening services (and their -o overrides) are defined there, so there is nothing to simulate",
+            ctx.root.display(&target.path).display(),
+            target.files.master
         ));
     }
     let domain = crate::relay::domain_of(&q.rcpt);
