@@ -674,10 +674,20 @@ fn duplicates(m: &Model, f: &mut Vec<Finding>) {
             continue;
         }
         let end = line_end_incl(&src.text, e.span.end);
-        f.push(
-            Finding::new(
-                "PF004",
-                Mta::Postfix,
+        // Postfix warns only when the values differ (checked with postconf 3.7: an identical
+        // repeat logs nothing); an identical copy is only a trap for the next edit.
+        let same = last.value.trim() == e.value.trim();
+        let (severity, message) = if same {
+            (
+                crate::finding::Severity::Info,
+                format!(
+                    "{} is set again, to the same value, on line {}: harmless today (Postfix does not even warn), but whoever next edits this line will see the change silently overridden by line {}",
+                    e.name, last.line, last.line
+                ),
+            )
+        } else {
+            (
+                crate::finding::Severity::Warning,
                 format!(
                     "{} is set again on line {}: Postfix uses that later value (`{}`), logs `overriding earlier entry`, and ignores this one (`{}`)",
                     e.name,
@@ -686,6 +696,10 @@ fn duplicates(m: &Model, f: &mut Vec<Finding>) {
                     short(&e.value)
                 ),
             )
+        };
+        f.push(
+            Finding::new("PF004", Mta::Postfix, message)
+            .severity(severity)
             .at(at(src, e.name_span))
             .help("Keep one definition. If this earlier value is the one you want, move it to the later line.")
             .fix(Fix {
