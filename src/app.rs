@@ -305,6 +305,21 @@ fn cmd_simulate(a: &SimulateArgs) -> i32 {
     if !a.rcpt.contains('@') {
         return error(format!("--rcpt {}: not an address (user@domain)", a.rcpt));
     }
+    if let Some(n) = &a.client_name {
+        // What reverse DNS can give: labels of letters, digits, `-` and `_`, dot-separated.
+        let host = n.strip_suffix('.').unwrap_or(n);
+        let ok = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !ok {
+            return error(format!(
+                "--client-name {n:?}: not a host name (leave it out for a client without reverse DNS, which Postfix calls `unknown`)"
+            ));
+        }
+    }
     let q = Query {
         client_ip: a.client.clone(),
         client_name: a.client_name.clone(),

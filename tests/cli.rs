@@ -461,3 +461,35 @@ fn main_cf_without_master_cf_is_not_a_clean_bill() {
         .code(2)
         .stderr(predicate::str::contains("master.cf"));
 }
+
+#[test]
+fn client_name_must_be_a_host_name() {
+    let conf = fixture("rules/PF111/good/etc/postfix");
+    // Whether the name is refused as a usage error (exit 2).
+    for (name, refused) in [
+        ("", true),
+        ("bad name!", true),
+        ("mx.example.org.", false),
+        ("mail-1.example_x.org", false),
+    ] {
+        let out = bin()
+            .args([
+                "simulate",
+                "--client",
+                "198.51.100.1",
+                "--rcpt",
+                "a@b.example",
+                "--client-name",
+                name,
+            ])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let got = out.status.code();
+        assert!(
+            (got == Some(2)) == refused,
+            "{name:?}: {got:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
