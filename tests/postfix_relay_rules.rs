@@ -843,3 +843,25 @@ fn missing_domain_list_file_defers_like_smtpd() {
         "{text}"
     );
 }
+
+/// PF104 caused by a master.cf override that undoes main.cf's TLS-only AUTH points at the
+/// override and says to remove it (not "set smtpd_tls_auth_only = yes", already set).
+#[test]
+fn plaintext_auth_points_at_the_override_that_causes_it() {
+    let main = "compatibility_level = 3.6\nsmtpd_sasl_auth_enable = yes\nsmtpd_tls_auth_only = yes\nsmtpd_tls_security_level = may\n";
+    let master =
+        "smtp inet n - y - - smtpd\n588 inet n - y - - smtpd\n  -o smtpd_tls_auth_only=no\n";
+    let fs = lint(main, Some(master));
+    let pf = with_code(&fs, "PF104");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert!(
+        pf[0]["file"].as_str().unwrap().ends_with("master.cf"),
+        "{:?}",
+        pf[0]
+    );
+    assert_eq!(pf[0]["line"], 3);
+    assert!(pf[0]["help"]
+        .as_str()
+        .unwrap()
+        .starts_with("Remove `-o smtpd_tls_auth_only=no`"));
+}

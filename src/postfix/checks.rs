@@ -170,10 +170,30 @@ fn plaintext_auth(ctx: &Context, m: &Model, si: usize, sasl: bool, f: &mut Vec<F
                 if level.is_empty() { "none".to_string() } else { level.clone() }
             ),
         )
-        .service(svc.id())
-        .help("Set `smtpd_tls_auth_only = yes` (or `-o smtpd_tls_security_level=encrypt` on the submission listener).");
-        if let Some(l) = locate("smtpd_sasl_auth_enable").or_else(fallback) {
-            fd = fd.at(l);
+        .service(svc.id());
+        // A master.cf `-o smtpd_tls_auth_only=no` undoing main.cf's setting is the line to
+        // change, not main.cf.
+        let undone = scope.get("smtpd_tls_auth_only").filter(|e| {
+            e.origin.kind == super::model::OriginKind::MasterOverride
+                && !e.value.as_deref().unwrap_or("").eq_ignore_ascii_case("yes")
+        });
+        let main_yes = m
+            .scope(None)
+            .value("smtpd_tls_auth_only")
+            .eq_ignore_ascii_case("yes");
+        if undone.is_some() && main_yes {
+            fd = fd.help(format!(
+                "Remove `-o smtpd_tls_auth_only=no` from listener {} (main.cf's smtpd_tls_auth_only = yes then applies), or use `-o smtpd_tls_security_level=encrypt`.",
+                svc.name()
+            ));
+            if let Some(l) = locate("smtpd_tls_auth_only").or_else(fallback) {
+                fd = fd.at(l);
+            }
+        } else {
+            fd = fd.help("Set `smtpd_tls_auth_only = yes` (or `-o smtpd_tls_security_level=encrypt` on the submission listener).");
+            if let Some(l) = locate("smtpd_sasl_auth_enable").or_else(fallback) {
+                fd = fd.at(l);
+            }
         }
         f.push(fd);
     }
