@@ -605,3 +605,28 @@ fn evidence_is_simulated_only_against_the_mta_that_wrote_it() {
         "{reason}"
     );
 }
+
+/// A file of bounces given as a log: the log reader finds no log lines, and says how to
+/// explain such text instead of a bare "no refusal".
+#[test]
+fn bounces_given_as_a_log_get_a_hint() {
+    let out = bin()
+        .args(["explain", "--no-simulate", "--log"])
+        .arg(logs("bounces.txt"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("relaydoctor explain - < FILE"), "{text}");
+    // A real log without refusals gets no such hint.
+    let d = tempfile::tempdir().unwrap();
+    let clean = d.path().join("mail.log");
+    std::fs::write(&clean, "Nov 28 02:46:29 mx postfix/smtpd[1]: connect from a[192.0.2.1]\nNov 28 02:46:30 mx postfix/smtpd[1]: disconnect from a[192.0.2.1] ehlo=1 quit=1 commands=2\n").unwrap();
+    let out = bin()
+        .args(["explain", "--no-simulate", "--log"])
+        .arg(&clean)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("No refusal found"), "{text}");
+    assert!(!text.contains("explain - < FILE"), "{text}");
+}

@@ -576,6 +576,11 @@ pub fn groups_text(
     }
     if groups.is_empty() {
         out.push_str("No refusal found in the log.\n");
+        if st.unknown > 0 && st.ignored == 0 {
+            // Nothing in it looked like a log line: probably pasted bounces or replies, which
+            // the log reader does not take line by line.
+            out.push_str("None of its lines looks like a mail log line (no timestamp, no program). For bounce messages or pasted SMTP replies use `relaydoctor explain - < FILE`.\n");
+        }
     }
     stats_text(&mut out, st);
     out
