@@ -69,15 +69,36 @@ mod smtpd_support;
 use relaydoctor::relay::Verdict;
 use smtpd_support::Scenario;
 
+/// Whether the private Postfix instances' log shows `want` (within about six seconds).
+fn postfix_logged(want: &str) -> bool {
+    for _ in 0..30 {
+        let log =
+            std::fs::read_to_string("/var/log/relaydoctor-smtpd-test.log").unwrap_or_default();
+        if log.contains(want) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
 /// Findings (JSON objects) of `lint --root` over a snapshot with this main.cf and, if given,
 /// master.cf.
 fn lint(main: &str, master: Option<&str>) -> Vec<serde_json::Value> {
+    lint_with(main, master, &[])
+}
+
+/// `lint`, with extra files (name, content) in etc/postfix.
+fn lint_with(main: &str, master: Option<&str>, files: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("etc/postfix");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("main.cf"), main).unwrap();
     if let Some(ms) = master {
         std::fs::write(dir.join("master.cf"), ms).unwrap();
+    }
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
         .args(["lint", "--format", "json", "--root"])
@@ -421,16 +442,7 @@ fn domain_in_two_classes_warning_is_postfix_s() {
     let run = smtpd_support::start(&master, &sc).unwrap();
     let _ = smtpd_support::ask(run.ports[0], "203.0.113.5", None, &format!("a@{dom}"));
     let want = format!("do not list domain {dom} in BOTH virtual_alias_domains and relay_domains");
-    let mut seen = false;
-    for _ in 0..30 {
-        let log =
-            std::fs::read_to_string("/var/log/relaydoctor-smtpd-test.log").unwrap_or_default();
-        if log.contains(&want) {
-            seen = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let seen = postfix_logged(&want);
     drop(run);
     assert!(seen, "Postfix did not log `{want}`");
     let fs = lint(&main, Some(SMTP));
@@ -766,32 +778,11 @@ fn domain_in_two_classes_through_a_table() {
     let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
     let _ = smtpd_support::ask(run.ports[0], "203.0.113.5", None, &format!("a@{dom}"));
     let want = format!("do not list domain {dom} in BOTH virtual_alias_domains and relay_domains");
-    let mut seen = false;
-    for _ in 0..30 {
-        let log =
-            std::fs::read_to_string("/var/log/relaydoctor-smtpd-test.log").unwrap_or_default();
-        if log.contains(&want) {
-            seen = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let seen = postfix_logged(&want);
     drop(run);
     assert!(seen, "Postfix did not log `{want}`");
 
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("etc/postfix");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.cf"), &main).unwrap();
-    std::fs::write(dir.join("master.cf"), SMTP).unwrap();
-    std::fs::write(dir.join("relay_domains"), &table).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args(["lint", "--format", "json", "--root"])
-        .arg(t.path())
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fs = v["findings"].as_array().unwrap().clone();
+    let fs = lint_with(&main, Some(SMTP), &[("relay_domains", &table)]);
     let pf = with_code(&fs, "PF109");
     assert_eq!(pf.len(), 1, "{fs:?}");
     let msg = pf[0]["message"].as_str().unwrap();
@@ -810,19 +801,13 @@ fn missing_domain_list_file_defers_like_smtpd() {
     };
     let main = "compatibility_level = 3.6\nmydestination = example.com\nrelay_domains = /etc/postfix/relaydoctor-missing-relay-domains\n";
     assert_eq!(real(&master, main, "", "a@victim.example"), Verdict::Defer);
+    let fs = lint(main, Some(SMTP));
+    let pf = with_code(&fs, "PF108");
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("etc/postfix");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("main.cf"), main).unwrap();
     std::fs::write(dir.join("master.cf"), SMTP).unwrap();
-    let lint = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args(["lint", "--format", "json", "--root"])
-        .arg(t.path())
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
-    let fs = v["findings"].as_array().unwrap().clone();
-    let pf = with_code(&fs, "PF108");
     assert_eq!(pf.len(), 1, "{fs:?}");
     assert!(pf[0]["message"].as_str().unwrap().contains("451 4.3.0"));
     let sim = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
