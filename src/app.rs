@@ -74,6 +74,14 @@ pub fn context_for(
         }
         None => Root::live(),
     };
+    if let Some(v) = &t.postfix_version {
+        // A typo would silently fall back to the installed (or newest known) version.
+        if crate::postfix::params::parse_version(v).is_none_or(|(major, _, _)| major < 2) {
+            return Err(format!(
+                "--postfix-version {v}: not a Postfix version (e.g. 3.7 or 3.7.11)"
+            ));
+        }
+    }
     let mut defines = Vec::new();
     for d in &t.defines {
         match d.split_once('=') {

@@ -493,3 +493,21 @@ fn client_name_must_be_a_host_name() {
         );
     }
 }
+
+#[test]
+fn a_postfix_version_that_is_no_version_is_an_error() {
+    let conf = fixture("rules/PF111/good/etc/postfix");
+    for bad in ["abc", "1.0", ""] {
+        bin()
+            .args(["lint", "--postfix-version", bad])
+            .arg(&conf)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("not a Postfix version"));
+    }
+    bin()
+        .args(["lint", "--postfix-version", "3.7.11"])
+        .arg(&conf)
+        .assert()
+        .code(0);
+}
