@@ -143,7 +143,13 @@ pub fn simulate(ctx: &Context, paths: &[PathBuf], q: &Query) -> Result<Vec<Decis
                 names.push(d.service.clone());
             }
         }
-        out.retain(|d| &d.service == s);
+        // Behind postscreen, port 25's smtpd is the `smtpd pass` service: `--service smtp`
+        // (or 25) means it when no service has that name itself.
+        let exact = out.iter().any(|d| &d.service == s);
+        out.retain(|d| {
+            &d.service == s
+                || (!exact && matches!(s.as_str(), "smtp" | "25") && d.service == "smtpd")
+        });
         if out.is_empty() {
             let known = if names.is_empty() {
                 "there is no listening service".to_string()

@@ -332,6 +332,20 @@ fn simulate_with_an_unknown_service_lists_the_real_ones() {
             "no listening service named \"no-such-service\"; the listening services are: ",
         ))
         .stderr(predicate::str::contains("submission"));
+    // Behind postscreen, `--service smtp` means the `smtpd pass` service on port 25.
+    bin()
+        .args([
+            "simulate",
+            "--client",
+            "203.0.113.5",
+            "--rcpt",
+            "a@example.net",
+        ])
+        .args(["--service", "smtp", "--root"])
+        .arg(fixture("demo/postfix-server"))
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("postfix smtpd:"));
 }
 
 /// A package's new or saved copy (`main.cf.dpkg-dist`, `master.cf.rpmnew`, ...) named on the
