@@ -346,12 +346,7 @@ impl Config {
             Ok(all) => {
                 // Only the MTA that wrote the evidence decided it: an Exim log line is not
                 // explained by the Postfix configuration that happens to be here too.
-                let mta = match e.source {
-                    event::Source::Postfix => Some(crate::finding::Mta::Postfix),
-                    event::Source::Exim => Some(crate::finding::Mta::Exim),
-                    event::Source::Qmail => Some(crate::finding::Mta::Qmail),
-                    event::Source::Bounce => None,
-                };
+                let mta = source_mta(e.source);
                 let decisions: Vec<_> = all
                     .iter()
                     .filter(|d| mta.is_none_or(|m| d.mta == m))
@@ -417,16 +412,21 @@ impl Config {
             event::Cause::UnknownRecipient => &["mail-refused", "stale-map"],
             event::Cause::Microsoft | event::Cause::Other => &[],
         };
-        let mta = match e.source {
-            event::Source::Postfix => Some(crate::finding::Mta::Postfix),
-            event::Source::Exim => Some(crate::finding::Mta::Exim),
-            event::Source::Qmail => Some(crate::finding::Mta::Qmail),
-            event::Source::Bounce => None,
-        };
+        let mta = source_mta(e.source);
         all.iter()
             .filter(|f| cats.contains(&f.category.as_str()))
             .filter(|f| mta.is_none_or(|m| f.mta == m || f.mta == crate::finding::Mta::Plesk))
             .collect()
+    }
+}
+
+/// The MTA whose configuration decided a piece of evidence (None for a pasted reply).
+fn source_mta(s: event::Source) -> Option<crate::finding::Mta> {
+    match s {
+        event::Source::Postfix => Some(crate::finding::Mta::Postfix),
+        event::Source::Exim => Some(crate::finding::Mta::Exim),
+        event::Source::Qmail => Some(crate::finding::Mta::Qmail),
+        event::Source::Bounce => None,
     }
 }
 
