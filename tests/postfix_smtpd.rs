@@ -325,7 +325,26 @@ fn compare(sc: &Scenario, run: &smtpd_support::Running) -> (usize, usize, Vec<St
                 let rc =
                     policy::classify(&model, *si, relaydoctor::relay::domain_of(rcpt).as_str());
                 let d = policy::evaluate(&model, *si, client.clone(), rc, rcpt);
-                let real = smtpd_support::ask(*port, addr, login, rcpt);
+                let mut real = smtpd_support::ask(*port, addr, login, rcpt);
+                // A disagreement is asked again (twice, after a pause) before it counts: on a
+                // loaded machine smtpd has now and then answered an XCLIENT LOGIN session as
+                // unauthenticated (seen once in ~20 runs); a real mismatch stays one.
+                for _ in 0..2 {
+                    let class = real
+                        .as_deref()
+                        .map(smtpd_support::reply_class)
+                        .unwrap_or(Verdict::Unavailable);
+                    // A closed connection is not retried: after a fatal error smtpd is
+                    // throttled and every retry would wait for the read timeout.
+                    if class == d.result
+                        || class == Verdict::Unavailable
+                        || d.result == Verdict::Depends
+                    {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    real = smtpd_support::ask(*port, addr, login, rcpt);
+                }
                 let real_class = real
                     .as_deref()
                     .map(smtpd_support::reply_class)
