@@ -13,6 +13,7 @@ pub mod explain;
 pub mod finding;
 pub mod fix;
 pub mod lint;
+pub mod outcome;
 pub mod plesk;
 pub mod postfix;
 pub mod progress;

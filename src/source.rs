@@ -27,6 +27,24 @@ pub struct SourceFile {
 }
 
 /// Why a file could not be loaded. Each variant names the file in its Display form.
+impl SourceFile {
+    /// A fix edit replacing `range` (byte offsets into `text`) with `replacement`; an empty
+    /// range inserts. The one way checks build edits, so every edit names both paths.
+    pub fn edit(
+        &self,
+        range: std::ops::Range<usize>,
+        replacement: impl Into<String>,
+    ) -> crate::finding::Edit {
+        crate::finding::Edit {
+            real_file: self.real.clone(),
+            file: self.display.clone(),
+            start: range.start,
+            end: range.end,
+            replacement: replacement.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum LoadError {
     Missing(PathBuf),
