@@ -16,6 +16,21 @@ Examples:
 
 Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 relaydoctor could not do its job.";
 
+const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  relaydoctor explain '554 5.7.1 <bob@example.net>: Relay access denied'
+  relaydoctor explain --root /srv/snapshot/mx1 \"$(grep 'NOQUEUE: reject' /var/log/mail.log | tail -3)\"
+  relaydoctor explain /etc/postfix - < bounce.txt
+  relaydoctor explain --log /var/log/mail.log --rotated --since 2026-11-01
+  relaydoctor explain --log /var/log/exim4/mainlog --format json
+  zcat /var/log/mail.log.*.gz | relaydoctor explain --log -
+
+Syslog timestamps have no year: they are taken to be in the current year, or the previous one
+when that would put them more than a day in the future (--year overrides). --since/--until
+compare as the log's wall clock unless both sides carry a zone (RFC 3339).
+
+Exit codes: 0 no refusal found, 1 refusals found, 2 relaydoctor could not do its job.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "relaydoctor",
@@ -60,7 +75,7 @@ Examples:
   relaydoctor simulate --root /srv/snapshot --client 10.0.0.5 --rcpt x@example.com --format json")]
     Simulate(SimulateArgs),
     /// Explain bounces and mail-log lines: who refused, why, and what to check
-    #[command(after_help = crate::explain::HELP_EXAMPLES)]
+    #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
     /// List the rules, or explain one
     #[command(after_help = "\
@@ -219,7 +234,7 @@ pub struct SimulateArgs {
     pub target: TargetArgs,
     /// Client IP address
     #[arg(long, value_name = "IP")]
-    pub client: String,
+    pub client: std::net::IpAddr,
     /// The client's host name as reverse DNS gives it (verified forward); without it, rules
     /// that match host names (Exim host lists, Postfix check_client_access by name) are
     /// `depends` for Exim and Postfix sees `unknown`

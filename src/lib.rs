@@ -1,9 +1,11 @@
 //! relaydoctor: finds why mail servers refuse to relay, or relay for everyone.
 
 pub mod app;
+pub mod args;
 pub mod baseline;
 pub mod catalogue;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod context;
 pub mod discover;

@@ -9,7 +9,9 @@ fn main() {
     let worker = std::thread::Builder::new()
         .stack_size(256 * 1024 * 1024)
         .spawn(move || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| relaydoctor::app::run(cli)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                relaydoctor::commands::run(cli)
+            }))
         });
     let code = match worker.map(|h| h.join()) {
         Ok(Ok(Ok(code))) => code,

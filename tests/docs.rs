@@ -4,7 +4,7 @@
 fn docs_rules_md_is_generated_from_the_catalogue() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    let fresh = relaydoctor::app::rules_markdown();
+    let fresh = relaydoctor::report::rules::markdown();
     assert!(
         committed == fresh,
         "docs/rules.md is stale: run `cargo run -- rules --format markdown > docs/rules.md`"
@@ -26,7 +26,7 @@ fn every_rule_explanation_has_a_bad_and_a_good_example() {
 
 #[test]
 fn man_page_and_completions_come_from_the_cli_definitions() {
-    let man = relaydoctor::app::manpage_roff();
+    let man = relaydoctor::commands::manpage_roff();
     for needle in [
         "relaydoctor",
         "RELAYDOCTOR LINT",

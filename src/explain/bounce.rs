@@ -156,6 +156,7 @@ mod tests {
             &Origin {
                 input: "t",
                 line: 1,
+                light: false,
             },
             &mut out,
         );

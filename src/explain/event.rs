@@ -245,16 +245,15 @@ impl Event {
 pub struct Origin<'a> {
     pub input: &'a str,
     pub line: u64,
+    /// Whole-log summaries keep only what groups show: no per-event copies of the input
+    /// name and the timestamp text (the parsed stamp stays). The analyzer sets it.
+    pub light: bool,
 }
-
-/// Whole-log summaries keep only what groups show: no per-event copies of the input name
-/// and the timestamp text (the parsed stamp stays).
-pub static LIGHT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Origin<'_> {
     pub fn apply(&self, e: &mut Event, h: &super::header::Header) {
         e.line = self.line;
-        if !LIGHT.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.light {
             e.input = self.input.to_string();
             e.time = h.time.map(str::to_string);
         }

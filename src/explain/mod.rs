@@ -25,29 +25,34 @@ pub mod stamp;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ExplainArgs, Format};
-use crate::context::{Context, Options, Root};
+use crate::context::{Context, Root};
 use crate::finding::Finding;
+use crate::outcome::{Failure, Outcome};
 use crate::relay::{Decision, Query};
 
 use event::{Event, Origin, Side};
 use postfix::Seen;
 use stamp::{Stamp, YearRule};
 
-pub const HELP_EXAMPLES: &str = "\
-Examples:
-  relaydoctor explain '554 5.7.1 <bob@example.net>: Relay access denied'
-  relaydoctor explain --root /srv/snapshot/mx1 \"$(grep 'NOQUEUE: reject' /var/log/mail.log | tail -3)\"
-  relaydoctor explain /etc/postfix - < bounce.txt
-  relaydoctor explain --log /var/log/mail.log --rotated --since 2026-11-01
-  relaydoctor explain --log /var/log/exim4/mainlog --format json
-  zcat /var/log/mail.log.*.gz | relaydoctor explain --log -
-
-Syslog timestamps have no year: they are taken to be in the current year, or the previous one
-when that would put them more than a day in the future (--year overrides). --since/--until
-compare as the log's wall clock unless both sides carry a zone (RFC 3339).
-
-Exit codes: 0 no refusal found, 1 refusals found, 2 relaydoctor could not do its job.";
+/// `explain`, as resolved by the command layer (src/args.rs).
+pub struct Settings {
+    /// The configuration to simulate against (validated: a bad --root or version never
+    /// falls back to the live system).
+    pub ctx: Context,
+    /// `--root` as given, for describing what was simulated.
+    pub root: Option<PathBuf>,
+    /// PATH and TEXT arguments as given.
+    pub args: Vec<String>,
+    pub log: Vec<PathBuf>,
+    pub rotated: bool,
+    pub years: YearRule,
+    pub since: Option<Stamp>,
+    pub until: Option<Stamp>,
+    pub top: usize,
+    pub simulate: bool,
+    pub json: bool,
+    pub color: bool,
+}
 
 /// Per-event mode keeps at most this many events (the rest are counted).
 const MAX_EVENTS: usize = 1000;
@@ -138,6 +143,11 @@ impl Analyzer {
     /// One line already split into header and message (the log reader does that on its own
     /// thread); `h` must be what `header::split` makes of the line with `feed`'s trimming.
     pub fn feed_header(&mut self, h: &header::Header, o: &Origin) {
+        // Whole-log summaries keep no per-event copies of the input name and time text.
+        let o = &Origin {
+            light: matches!(self.sink, Sink::Groups(_)),
+            ..*o
+        };
         if self.input != o.input {
             o.input.clone_into(&mut self.input);
         }
@@ -430,11 +440,6 @@ fn source_mta(s: event::Source) -> Option<crate::finding::Mta> {
     }
 }
 
-fn error(msg: impl std::fmt::Display) -> i32 {
-    eprintln!("relaydoctor: {msg}");
-    crate::app::EXIT_ERROR
-}
-
 /// Split positional arguments into configuration paths (leading arguments naming existing
 /// files or directories) and the text to explain.
 fn split_args(args: &[String], root: Option<&Path>) -> (Vec<PathBuf>, Vec<String>) {
@@ -455,72 +460,59 @@ fn split_args(args: &[String], root: Option<&Path>) -> (Vec<PathBuf>, Vec<String
     (paths, text)
 }
 
-pub fn run(a: &ExplainArgs) -> i32 {
-    if let Some(r) = &a.config.root {
-        if !r.is_dir() {
-            return error(format!("--root {}: not a directory", r.display()));
-        }
-    }
-    let (paths, text) = split_args(&a.args, a.config.root.as_deref());
+/// `relaydoctor explain`: the rendered explanation; Findings when refusals were found.
+pub fn run(mut a: Settings) -> Result<Outcome, Failure> {
+    let (paths, text) = split_args(&a.args, a.root.as_deref());
     // `explain /var/log/mail.log` (a log where the configuration PATH goes) would otherwise
     // end in "nothing to explain" or a lint of the log as configuration.
     for p in &paths {
-        let real = match &a.config.root {
+        let real = match &a.root {
             Some(r) if p.is_absolute() => Root::snapshot(r).resolve(p),
             _ => p.clone(),
         };
         if reader::looks_like_log(&real) {
-            return error(format!(
+            return Err(Failure::new(format!(
                 "{}: this looks like a mail log; use --log FILE (a PATH argument names the \
                  configuration to simulate against, e.g. /etc/postfix)",
                 p.display()
-            ));
+            )));
         }
     }
     if text.is_empty() && a.log.is_empty() {
-        return error(
+        return Err(Failure::new(
             "nothing to explain: give the bounce or log lines as TEXT, `-` for standard input, \
              or --log FILE (see --help)",
-        );
+        ));
     }
     if !text.is_empty() && !a.log.is_empty() {
-        return error("give either TEXT/`-` or --log, not both");
+        return Err(Failure::new("give either TEXT/`-` or --log, not both"));
     }
-    let years = YearRule::new(a.year, stamp::now_wall());
+    let an = analyze(&a, &text)?;
+    let mut config = configuration(&mut a, paths);
+    let out = render(&a, &an, &mut config);
+    Ok(Outcome::findings(out, an.stats.events > 0))
+}
+
+/// Read every input into the analyzer: whole logs grouped, texts event by event.
+fn analyze(a: &Settings, text: &[String]) -> Result<Analyzer, Failure> {
     let summary = !a.log.is_empty();
     let sink = if summary {
         Sink::Groups(aggregate::Aggregate::default())
     } else {
         Sink::Events(Vec::new())
     };
-    event::LIGHT.store(summary, std::sync::atomic::Ordering::Relaxed);
-    let mut an = Analyzer::new(years, !summary, sink);
-    for (flag, v, slot) in [("--since", &a.since, 0), ("--until", &a.until, 1)] {
-        if let Some(t) = v {
-            match stamp::parse_bound(t) {
-                Ok(s) if slot == 0 => an.since = Some(s),
-                Ok(s) => an.until = Some(s),
-                Err(e) => return error(format!("{flag} {e}")),
-            }
-        }
-    }
-
+    let mut an = Analyzer::new(a.years.clone(), !summary, sink);
+    an.since = a.since;
+    an.until = a.until;
     if summary {
-        let files = match reader::expand(&a.log, a.rotated) {
-            Ok(f) => f,
-            Err(e) => return error(e),
-        };
+        let files = reader::expand(&a.log, a.rotated)?;
         for f in &files {
-            if let Err(e) = reader::stream_path(f, &mut an) {
-                return error(e);
-            }
+            reader::stream_path(f, &mut an)?;
         }
     } else {
-        let stdin = text.iter().any(|t| t == "-");
-        if stdin {
-            if let Err(e) = reader::stream_text(std::io::stdin().lock(), "stdin", &mut an) {
-                return error(format!("standard input: {e}"));
-            }
+        if text.iter().any(|t| t == "-") {
+            reader::stream_text(std::io::stdin().lock(), "stdin", &mut an)
+                .map_err(|e| Failure::new(format!("standard input: {e}")))?;
         }
         let joined: Vec<&str> = text
             .iter()
@@ -529,53 +521,38 @@ pub fn run(a: &ExplainArgs) -> i32 {
             .collect();
         if !joined.is_empty() {
             let t = joined.join(" ");
-            if let Err(e) = reader::stream_text(t.as_bytes(), "text", &mut an) {
-                return error(e);
-            }
+            reader::stream_text(t.as_bytes(), "text", &mut an)?;
         }
     }
     an.finish();
+    Ok(an)
+}
 
-    let mut config = configuration(a, paths);
-    let color = crate::report::use_color(a.color.color);
-    let out = match &an.sink {
+fn render(a: &Settings, an: &Analyzer, config: &mut Config) -> String {
+    let color = a.color;
+    match &an.sink {
         Sink::Events(events) => {
-            let sims: Vec<Simulation> = events.iter().map(|e| sim(&mut config, e, a)).collect();
-            match a.format {
-                Format::Json => render::events_json(&an.stats, events, &sims, &config),
-                Format::Text => render::events_text(&an.stats, events, &sims, &config, color),
+            let sims: Vec<Simulation> = events.iter().map(|e| sim(config, e, a)).collect();
+            if a.json {
+                render::events_json(&an.stats, events, &sims, config)
+            } else {
+                render::events_text(&an.stats, events, &sims, config, color)
             }
         }
         Sink::Groups(g) => {
             let groups = g.sorted();
-            let sims: Vec<Simulation> = groups
-                .iter()
-                .map(|g| sim(&mut config, &g.example, a))
-                .collect();
-            match a.format {
-                Format::Json => render::groups_json(&an.stats, &groups, &sims, &config, a.top),
-                Format::Text => {
-                    render::groups_text(&an.stats, &groups, &sims, &config, a.top, color)
-                }
+            let sims: Vec<Simulation> = groups.iter().map(|g| sim(config, &g.example, a)).collect();
+            if a.json {
+                render::groups_json(&an.stats, &groups, &sims, config, a.top)
+            } else {
+                render::groups_text(&an.stats, &groups, &sims, config, a.top, color)
             }
         }
-    };
-    let found = an.stats.events > 0;
-    {
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(out.as_bytes());
-        let _ = stdout.flush();
-    }
-    if found {
-        crate::app::EXIT_FINDINGS
-    } else {
-        crate::app::EXIT_CLEAN
     }
 }
 
-fn sim(config: &mut Config, e: &Event, a: &ExplainArgs) -> Simulation {
-    if a.no_simulate {
+fn sim(config: &mut Config, e: &Event, a: &Settings) -> Simulation {
+    if !a.simulate {
         return Simulation::Skipped {
             reason: "--no-simulate".into(),
         };
@@ -583,24 +560,21 @@ fn sim(config: &mut Config, e: &Event, a: &ExplainArgs) -> Simulation {
     config.simulate(e)
 }
 
-fn configuration(a: &ExplainArgs, paths: Vec<PathBuf>) -> Config {
-    // A missing --root directory was reported before we get here; fall back to an empty
-    // live context rather than fail the explanation.
-    let ctx = crate::app::context_for(&a.config, None, None)
-        .unwrap_or_else(|_| Context::new(Root::live(), Options::default()));
-    let findings = if a.no_simulate {
+fn configuration(a: &mut Settings, paths: Vec<PathBuf>) -> Config {
+    let ctx = std::mem::take(&mut a.ctx);
+    let findings = if !a.simulate {
         Err("--no-simulate".to_string())
     } else {
         crate::lint::run(&ctx, &paths).map(|r| r.findings)
     };
     let described = if !paths.is_empty() {
         let p: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        match &a.config.root {
+        match &a.root {
             Some(r) => format!("{} under --root {}", p.join(", "), r.display()),
             None => p.join(", "),
         }
     } else {
-        match &a.config.root {
+        match &a.root {
             Some(r) => format!("the snapshot --root {}", r.display()),
             None => "the live system (/etc/postfix, /etc/exim4, /var/qmail as installed here)"
                 .to_string(),

@@ -516,6 +516,7 @@ mod tests {
             let o = Origin {
                 input: "t",
                 line: n as u64 + 1,
+                light: false,
             };
             p.line(&h, &o, &mut out);
         }
@@ -545,6 +546,7 @@ mod tests {
             let o = Origin {
                 input: "t",
                 line: u64::from(i) + 1,
+                light: false,
             };
             assert_eq!(p.line(&h, &o, &mut out), Seen::Understood);
             released += out.len();
@@ -576,6 +578,7 @@ mod tests {
             let o = Origin {
                 input: "t",
                 line: n as u64 + 1,
+                light: false,
             };
             p.line(&h, &o, &mut out);
             assert!(p.retained().1 <= MAX_PENDING_PER_SESSION);

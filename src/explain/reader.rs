@@ -401,6 +401,7 @@ fn consume(c: &Chunk, input: &str, an: &mut Analyzer) {
         let o = Origin {
             input,
             line: h.line,
+            light: false,
         };
         an.feed_header(&spans.header(line), &o);
     }
@@ -540,6 +541,7 @@ pub fn stream_text<R: BufRead>(mut r: R, input: &str, an: &mut Analyzer) -> Resu
                 &Origin {
                     input,
                     line: pending_line,
+                    light: false,
                 },
             );
         }
@@ -552,6 +554,7 @@ pub fn stream_text<R: BufRead>(mut r: R, input: &str, an: &mut Analyzer) -> Resu
             &Origin {
                 input,
                 line: pending_line,
+                light: false,
             },
         );
     }
@@ -662,6 +665,7 @@ mod tests {
             let o = Origin {
                 input: "t",
                 line: n,
+                light: false,
             };
             an.feed(&String::from_utf8_lossy(l), &o);
         }

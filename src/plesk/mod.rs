@@ -94,7 +94,7 @@ pub fn check(args: &PleskCheckArgs) -> i32 {
         }
         PleskFormat::Text => {
             if !args.quiet || fails {
-                let color = crate::report::use_color(args.color.color);
+                let color = crate::args::color(args.color.color);
                 output::emit(&output::check_text(&creds, &insp, color));
             }
             code_for(fails)
@@ -113,7 +113,7 @@ fn code_for(fails: bool) -> i32 {
 /// `relaydoctor plesk repair`; returns the process exit code.
 pub fn repair(args: &PleskRepairArgs) -> i32 {
     let json = args.format == crate::cli::Format::Json;
-    let color = crate::report::use_color(args.color.color);
+    let color = crate::args::color(args.color.color);
     let (creds, mut conn) = match open(&args.db) {
         Ok(x) => x,
         Err(e) => {

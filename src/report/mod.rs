@@ -4,11 +4,24 @@ pub mod github;
 pub mod json;
 pub mod nagios;
 pub mod prometheus;
+pub mod rules;
 pub mod sarif;
+pub mod simulate;
 pub mod text;
 
-use crate::cli::ColorChoice;
+use crate::context::Context;
 use crate::finding::{Finding, Severity};
+
+/// The formats a findings report can be rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Sarif,
+    Github,
+    Nagios,
+    Prometheus,
+}
 
 /// The outcome of one lint or check run.
 #[derive(Debug, Default)]
@@ -36,22 +49,20 @@ impl Report {
     }
 }
 
-/// Decide whether to color: `--color always|never` win; `auto` means a terminal on stdout
-/// and no NO_COLOR in the environment (https://no-color.org).
-pub fn use_color(choice: ColorChoice) -> bool {
-    let on = decide_color(choice);
-    // `colored` makes its own terminal/NO_COLOR guess; ours (with --color) wins.
-    colored::control::set_override(on);
-    on
-}
-
-fn decide_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::IsTerminal::is_terminal(&std::io::stdout())
-        }
+/// Render `report` in `format`. `ctx` lets the text form quote the lines findings point at.
+pub fn render(
+    format: OutputFormat,
+    report: &Report,
+    ctx: Option<&Context>,
+    color: bool,
+    now: u64,
+) -> String {
+    match format {
+        OutputFormat::Json => json::render(report),
+        OutputFormat::Text => text::render(report, ctx, color),
+        OutputFormat::Sarif => sarif::render(report),
+        OutputFormat::Github => github::render(report),
+        OutputFormat::Nagios => nagios::render(report),
+        OutputFormat::Prometheus => prometheus::render(report, now),
     }
 }

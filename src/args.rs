@@ -1,0 +1,311 @@
+//! The one place where command-line arguments become validated, typed settings.
+//!
+//! clap (src/cli.rs) only checks shapes; everything that can be wrong in a way clap cannot see
+//! (a directory that is not one, a version that is not a version, a rule code that names no
+//! rule, a client that is not an address) is refused here, once, for every command that takes
+//! the flag. Engines receive these settings and never see `cli::*`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::cli;
+use crate::config::Config;
+use crate::context::{Context, Options, Root};
+use crate::finding::Severity;
+use crate::outcome::Failure;
+use crate::relay::Query;
+use crate::report::OutputFormat;
+
+/// Colour on or off: `--color always|never` win; `auto` means a terminal on stdout and no
+/// NO_COLOR in the environment (https://no-color.org).
+pub fn color(choice: cli::ColorChoice) -> bool {
+    let on = match choice {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        }
+    };
+    // `colored` makes its own terminal/NO_COLOR guess; ours (with --color) wins.
+    colored::control::set_override(on);
+    on
+}
+
+pub fn fail_on(f: cli::FailOn) -> Severity {
+    match f {
+        cli::FailOn::Error => Severity::Error,
+        cli::FailOn::Warning => Severity::Warning,
+        cli::FailOn::Info => Severity::Info,
+    }
+}
+
+/// The severity that fails a lint run: the flag, else the settings file, else warning.
+pub fn effective_fail_on(f: Option<cli::FailOn>, config: &Config) -> Severity {
+    f.map(fail_on)
+        .unwrap_or(config.fail_on.unwrap_or(Severity::Warning))
+}
+
+/// The run context for `--root`, `--postfix-version` and `--define` (lint, simulate, explain).
+/// Every problem is an error: a typo must never fall back to the live system or the newest
+/// version while the output claims otherwise.
+pub fn context(
+    t: &cli::ConfigArgs,
+    target_version: Option<String>,
+    target_compat: Option<String>,
+) -> Result<Context, Failure> {
+    let root = match &t.root {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(Failure::new(format!(
+                    "--root {}: not a directory",
+                    dir.display()
+                )));
+            }
+            Root::snapshot(dir)
+        }
+        None => Root::live(),
+    };
+    if let Some(v) = &t.postfix_version {
+        if crate::postfix::params::parse_version(v).is_none_or(|(major, _, _)| major < 2) {
+            return Err(Failure::new(format!(
+                "--postfix-version {v}: not a Postfix version (e.g. 3.7 or 3.7.11)"
+            )));
+        }
+    }
+    let defines = t
+        .defines
+        .iter()
+        .map(|d| match d.split_once('=') {
+            Some((n, v)) => (n.trim().to_string(), v.to_string()),
+            None => (d.trim().to_string(), String::new()),
+        })
+        .collect();
+    Ok(Context::new(
+        root,
+        Options {
+            postfix_version: t.postfix_version.clone(),
+            target_version,
+            target_compat,
+            exim_defines: defines,
+        },
+    ))
+}
+
+/// A `--select`/`--ignore` entry that names no rule is almost always a typo; in a cron job
+/// it would silently turn the check into "healthy" forever, so it is an error.
+pub fn check_codes(list: &[String], flag: &str) -> Result<(), Failure> {
+    let cat = crate::catalogue::all();
+    for c in list
+        .iter()
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty())
+    {
+        if !cat.keys().any(|k| k.starts_with(&c)) {
+            return Err(Failure::new(format!(
+                "{flag} {c}: no rule code starts with {c} (`relaydoctor rules` lists them)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where and how a command's result is delivered (only the command layer uses this).
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// Failures print the Nagios UNKNOWN line on stdout and exit 3.
+    pub nagios: bool,
+    /// A failed run writes `relaydoctor_up 0` so alerts fire.
+    pub prometheus: bool,
+    /// Print nothing when healthy.
+    pub quiet: bool,
+    /// Write stdout to this file atomically instead of printing it.
+    pub output: Option<PathBuf>,
+}
+
+/// `lint`, resolved.
+pub struct LintSettings {
+    pub ctx: Context,
+    pub paths: Vec<PathBuf>,
+    pub format: OutputFormat,
+    pub color: bool,
+    pub threshold: Severity,
+    pub config: Config,
+    pub select: Vec<String>,
+    pub ignore: Vec<String>,
+    pub baseline: Option<PathBuf>,
+    pub write_baseline: Option<PathBuf>,
+    pub diff: bool,
+    pub fix: bool,
+    /// A spinner on stderr while discovering (text output on a terminal only).
+    pub progress: bool,
+    pub delivery: Delivery,
+}
+
+pub fn lint(a: &cli::LintArgs) -> Result<LintSettings, Failure> {
+    let format = lint_format(a.format);
+    let delivery = Delivery {
+        nagios: format == OutputFormat::Nagios,
+        prometheus: format == OutputFormat::Prometheus,
+        quiet: a.quiet,
+        output: a.output.clone(),
+    };
+    // A failure before the settings exist still needs the Nagios/Prometheus form: the
+    // command layer asks `lint_delivery` for it.
+    let config = Config::load(a.config.as_deref())?;
+    check_codes(&a.select, "--select")?;
+    check_codes(&a.ignore, "--ignore")?;
+    check_codes(&config.select, "select in relaydoctor.toml:")?;
+    check_codes(&config.ignore, "ignore in relaydoctor.toml:")?;
+    let ctx = context(
+        &a.target.config,
+        a.target_version.clone(),
+        a.target_compat.clone(),
+    )?;
+    // Command-line filters replace the settings file's, as with ruff and shellcheck.
+    let select = if a.select.is_empty() {
+        config.select.clone()
+    } else {
+        a.select.clone()
+    };
+    let ignore = if a.ignore.is_empty() {
+        config.ignore.clone()
+    } else {
+        a.ignore.clone()
+    };
+    Ok(LintSettings {
+        ctx,
+        paths: a.target.paths.clone(),
+        format,
+        color: color(a.color.color) && a.output.is_none(),
+        threshold: effective_fail_on(a.fail_on, &config),
+        config,
+        select,
+        ignore,
+        baseline: a.baseline.clone(),
+        write_baseline: a.write_baseline.clone(),
+        diff: a.diff,
+        fix: a.fix,
+        progress: format == OutputFormat::Text && !a.quiet,
+        delivery,
+    })
+}
+
+/// How a lint run is delivered, known even when its settings cannot be resolved.
+pub fn lint_delivery(a: &cli::LintArgs) -> Delivery {
+    let format = lint_format(a.format);
+    Delivery {
+        nagios: format == OutputFormat::Nagios,
+        prometheus: format == OutputFormat::Prometheus,
+        quiet: a.quiet,
+        output: a.output.clone(),
+    }
+}
+
+fn lint_format(f: cli::LintFormat) -> OutputFormat {
+    match f {
+        cli::LintFormat::Text => OutputFormat::Text,
+        cli::LintFormat::Json => OutputFormat::Json,
+        cli::LintFormat::Sarif => OutputFormat::Sarif,
+        cli::LintFormat::Github => OutputFormat::Github,
+        cli::LintFormat::Nagios => OutputFormat::Nagios,
+        cli::LintFormat::Prometheus => OutputFormat::Prometheus,
+    }
+}
+
+/// text or json, for the commands that have only those.
+pub fn json(f: cli::Format) -> bool {
+    f == cli::Format::Json
+}
+
+/// `simulate`, resolved.
+pub struct SimulateSettings {
+    pub ctx: Context,
+    pub paths: Vec<PathBuf>,
+    pub query: Query,
+    pub json: bool,
+    pub color: bool,
+}
+
+pub fn simulate(a: &cli::SimulateArgs) -> Result<SimulateSettings, Failure> {
+    let ctx = context(&a.target.config, None, None)?;
+    let client: IpAddr = a.client;
+    if !a.rcpt.contains('@') {
+        return Err(Failure::new(format!(
+            "--rcpt {}: not an address (user@domain)",
+            a.rcpt
+        )));
+    }
+    if let Some(n) = &a.client_name {
+        host_name(n)?;
+    }
+    Ok(SimulateSettings {
+        ctx,
+        paths: a.target.paths.clone(),
+        query: Query {
+            client_ip: client.to_string(),
+            client_name: a.client_name.clone(),
+            sasl_user: a.sasl_user.clone(),
+            helo: a.helo.clone(),
+            sender: a.sender.clone(),
+            rcpt: a.rcpt.clone(),
+            service: a.service.clone(),
+        },
+        json: json(a.format),
+        color: color(a.color.color),
+    })
+}
+
+/// What reverse DNS can give: labels of letters, digits, `-` and `_`, dot-separated.
+fn host_name(n: &str) -> Result<(), Failure> {
+    let host = n.strip_suffix('.').unwrap_or(n);
+    let ok = !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "--client-name {n:?}: not a host name (leave it out for a client without reverse DNS, which Postfix calls `unknown`)"
+        )))
+    }
+}
+
+/// `explain`, resolved.
+pub fn explain(a: &cli::ExplainArgs) -> Result<crate::explain::Settings, Failure> {
+    // The context is resolved before anything is read, so a bad --root or
+    // --postfix-version fails loudly instead of falling back to the live system.
+    let ctx = context(&a.config, None, None)?;
+    let years = crate::explain::stamp::YearRule::new(a.year, crate::explain::stamp::now_wall());
+    let bound = |flag: &str, v: &Option<String>| -> Result<_, Failure> {
+        v.as_deref()
+            .map(|t| {
+                crate::explain::stamp::parse_bound(t)
+                    .map_err(|e| Failure::new(format!("{flag} {e}")))
+            })
+            .transpose()
+    };
+    Ok(crate::explain::Settings {
+        since: bound("--since", &a.since)?,
+        until: bound("--until", &a.until)?,
+        ctx,
+        root: a.config.root.clone(),
+        args: a.args.clone(),
+        log: a.log.clone(),
+        rotated: a.rotated,
+        years,
+        top: a.top,
+        simulate: !a.no_simulate,
+        json: json(a.format),
+        color: color(a.color.color),
+    })
+}
+
+/// A new context over the same root and options (after `--fix` changed files the old one
+/// has cached).
+pub fn fresh_context(ctx: &Context) -> Context {
+    Context::new(ctx.root.clone(), ctx.options.clone())
+}

@@ -1,0 +1,135 @@
+//! The command layer: one function per command turns resolved settings (src/args.rs) into an
+//! engine call and gets back an [`Outcome`] or a [`Failure`]. This module alone prints,
+//! scrubs secrets, writes `-o` files and maps results to exit codes.
+
+mod lint;
+mod meta;
+mod plesk;
+
+use std::io::Write;
+
+use crate::args::{self, Delivery};
+use crate::cli::{Cli, Command};
+use crate::outcome::{Failure, Outcome, Status};
+
+pub use meta::manpage_roff;
+
+const EXIT_CLEAN: i32 = 0;
+const EXIT_FINDINGS: i32 = 1;
+const EXIT_ERROR: i32 = 2;
+/// Nagios plugin API: the check itself could not run.
+const EXIT_UNKNOWN: i32 = 3;
+
+/// Run one command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Lint(a) => {
+            let how = args::lint_delivery(&a);
+            deliver(args::lint(&a).and_then(lint::run), &how)
+        }
+        Command::Simulate(a) => {
+            deliver(args::simulate(&a).and_then(simulate), &Delivery::default())
+        }
+        Command::Explain(a) => deliver(
+            args::explain(&a).and_then(crate::explain::run),
+            &Delivery::default(),
+        ),
+        Command::Rules(a) => deliver(meta::rules(&a), &Delivery::default()),
+        Command::Plesk(c) => plesk::run(c),
+        Command::Completions { shell } => {
+            deliver(Ok(meta::completions(shell)), &Delivery::default())
+        }
+        Command::Manpage => deliver(
+            Ok(Outcome::new(manpage_roff(), Status::Clean)),
+            &Delivery::default(),
+        ),
+    }
+}
+
+fn simulate(s: args::SimulateSettings) -> Result<Outcome, Failure> {
+    let decisions = crate::lint::simulate(&s.ctx, &s.paths, &s.query)?;
+    if decisions.is_empty() {
+        // Nothing answers SMTP in this configuration: not a clean result.
+        return Err(Failure::new(
+            "no listening SMTP service found in the configuration (no smtpd in master.cf, no Exim daemon, no qmail-smtpd)",
+        ));
+    }
+    let out = if s.json {
+        crate::report::simulate::json(&decisions)
+    } else {
+        crate::report::simulate::text(&decisions, s.color)
+    };
+    Ok(Outcome::new(out, Status::Clean).secrets(crate::secrets::collect(&s.ctx)))
+}
+
+/// Print (or write) a command's result and return the exit code. Every text that leaves the
+/// process goes through the scrubber with the secrets the command collected.
+pub(crate) fn deliver(result: Result<Outcome, Failure>, how: &Delivery) -> i32 {
+    match result {
+        Ok(o) => {
+            let scrub = |t: &str| crate::secrets::scrub(t, &o.secrets);
+            let code = exit_code(o.status);
+            if !(how.quiet && o.healthy && how.output.is_none()) {
+                let out = scrub(&o.stdout);
+                match &how.output {
+                    Some(path) => {
+                        if let Err(e) = crate::fix::write_new_atomic(path, out.as_bytes()) {
+                            eprintln!("relaydoctor: {}: {}", path.display(), scrub(&e));
+                            return EXIT_ERROR;
+                        }
+                    }
+                    None => print_stdout(&out),
+                }
+            }
+            for n in &o.notes {
+                eprintln!("relaydoctor: {}", scrub(n));
+            }
+            code
+        }
+        Err(f) => fail(&f, how),
+    }
+}
+
+fn fail(f: &Failure, how: &Delivery) -> i32 {
+    let msg = crate::secrets::scrub(&f.message, &f.secrets);
+    if how.nagios {
+        print_stdout(&crate::report::nagios::unknown(&msg));
+        return EXIT_UNKNOWN;
+    }
+    if how.prometheus {
+        // A failed run must not leave the last good file in place: alerts need
+        // `relaydoctor_up 0` to fire.
+        let text = crate::report::prometheus::render_failure(unix_now());
+        match &how.output {
+            Some(path) => {
+                let _ = crate::fix::write_new_atomic(path, text.as_bytes());
+            }
+            None => print_stdout(&text),
+        }
+    }
+    eprintln!("relaydoctor: {msg}");
+    EXIT_ERROR
+}
+
+fn exit_code(s: Status) -> i32 {
+    match s {
+        Status::Clean => EXIT_CLEAN,
+        Status::Findings => EXIT_FINDINGS,
+        Status::PartialFailure => EXIT_ERROR,
+        Status::Nagios(n) => i32::from(n.min(3)),
+    }
+}
+
+fn print_stdout(out: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a panic or a message.
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
