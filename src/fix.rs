@@ -32,13 +32,19 @@ pub fn plan(findings: &[Finding], include_unsafe: bool) -> Vec<FilePlan> {
         if fix.applicability == Applicability::Unsafe && !include_unsafe {
             continue;
         }
-        // All edits of one fix go in together or not at all.
+        // All edits of one fix go in together or not at all. An edit already planned (two
+        // findings proposing the same change) is applied once; two different insertions at
+        // one position conflict like overlapping replacements.
         let fits = fix.edits.iter().all(|e| {
             by_file.get(&e.file).is_none_or(|p| {
                 p.edits.iter().all(|o| {
-                    e.end <= o.start
-                        || e.start >= o.end
-                        || (e.start == e.end && o.start == o.end && e.start != o.start)
+                    if e == o {
+                        return true;
+                    }
+                    if e.start == e.end && o.start == o.end {
+                        return e.start != o.start;
+                    }
+                    e.end <= o.start || e.start >= o.end
                 })
             })
         });
@@ -46,6 +52,9 @@ pub fn plan(findings: &[Finding], include_unsafe: bool) -> Vec<FilePlan> {
             continue;
         }
         for e in &fix.edits {
+            if by_file.get(&e.file).is_some_and(|p| p.edits.contains(e)) {
+                continue;
+            }
             by_file
                 .entry(e.file.clone())
                 .or_insert_with(|| FilePlan {
@@ -188,6 +197,24 @@ fn persist_via_temp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_edit_from_two_findings_is_applied_once() {
+        let f = |e: Edit| {
+            crate::finding::Finding::new("PF004", crate::finding::Mta::Postfix, "m")
+                .fix(crate::finding::Fix::safe("d", vec![e]))
+        };
+        let plans = plan(
+            &[
+                f(edit(3, 3, "x\n")),
+                f(edit(3, 3, "x\n")),
+                f(edit(3, 3, "y\n")),
+            ],
+            false,
+        );
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].edits, vec![edit(3, 3, "x\n")]);
+    }
 
     fn edit(start: usize, end: usize, r: &str) -> Edit {
         Edit {

@@ -525,3 +525,85 @@ fn a_postfix_version_that_is_no_version_is_an_error() {
         .assert()
         .code(0);
 }
+
+/// The flags every configuration-reading command shares are checked the same way in each:
+/// lint, simulate and explain used to validate them in three places, and explain with a bad
+/// --postfix-version silently simulated the live system while naming the snapshot.
+#[test]
+fn shared_flags_are_refused_alike_by_every_command() {
+    let snap = fixture("rules/PF111/good");
+    let snap = snap.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["lint"],
+        &[
+            "simulate",
+            "--client",
+            "192.0.2.1",
+            "--rcpt",
+            "a@example.net",
+        ],
+        &["explain", "554 5.7.1 <a@example.net>: Relay access denied"],
+    ];
+    for cmd in commands {
+        for (flags, says) in [
+            (
+                vec!["--root", snap, "--postfix-version", "bogus"],
+                "not a Postfix version",
+            ),
+            (
+                vec!["--root", "/nonexistent/relaydoctor/root"],
+                "not a directory",
+            ),
+        ] {
+            let out = bin().args(cmd).args(&flags).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} {flags:?}: {stderr}");
+            assert!(stderr.contains(says), "{cmd:?} {flags:?}: {stderr}");
+            // Nothing was explained or simulated against a fallback configuration.
+            assert!(out.stdout.is_empty(), "{cmd:?} {flags:?} printed output");
+        }
+    }
+}
+
+#[test]
+fn explain_names_the_snapshot_only_when_it_read_it() {
+    let snap = fixture("rules/PF111/good");
+    let out = bin()
+        .args(["explain", "--root"])
+        .arg(&snap)
+        .args([
+            "554 5.7.1 <a@example.net>: Relay access denied",
+            "--color",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("the snapshot --root {}", snap.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn client_and_time_flags_are_typed() {
+    let conf = fixture("rules/PF111/good/etc/postfix");
+    for bad in ["300.1.1.1", "host.example", ""] {
+        bin()
+            .args(["simulate", "--rcpt", "a@example.net", "--client", bad])
+            .arg(&conf)
+            .assert()
+            .code(2);
+    }
+    bin()
+        .args([
+            "explain",
+            "--since",
+            "yesterday-ish",
+            "554 5.7.1 Relay access denied",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--since"));
+}

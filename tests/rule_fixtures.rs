@@ -6,8 +6,10 @@
 //! line (e.g. `--target-version` and `3.9`). Rules that need a live database or file
 //! permissions git cannot store are listed in EXEMPT with the test that covers them.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Codes whose trigger cannot live in a fixture tree, and where they are tested instead.
 const EXEMPT: &[(&str, &str)] = &[
@@ -25,36 +27,108 @@ const EXEMPT: &[(&str, &str)] = &[
     ),
 ];
 
+/// Findings a safe fix is expected to bring up: the next step it asks of the admin.
+const FOLLOW_UPS: &[(&str, &str, &str)] = &[(
+    "QM007",
+    "QM013",
+    "the fix edits the tcprules source; tcpserver reads the cdb, which QM013 then says to rebuild",
+)];
+
 fn exempt(code: &str) -> bool {
     code.starts_with("PL") || EXEMPT.iter().any(|(c, _)| *c == code)
 }
 
-fn lint_codes(root: &Path, extra: &[String]) -> (Vec<String>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .arg("lint")
-        .arg("--root")
-        .arg(root)
-        .args(["--format", "json", "--fail-on", "error"])
-        .args(extra)
-        .output()
-        .expect("run relaydoctor");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.code() == Some(0) || out.status.code() == Some(1),
-        "lint --root {} exited {:?}: {}{}",
-        root.display(),
-        out.status.code(),
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&stdout).expect("json output");
-    let codes = v["findings"]
+/// Lint a fixture root; the findings as JSON objects and the raw output.
+fn lint_root(root: &Path, extra: &[String]) -> (Vec<serde_json::Value>, String) {
+    let r = root.to_string_lossy().into_owned();
+    let mut args = vec![
+        "lint",
+        "--root",
+        r.as_str(),
+        "--format",
+        "json",
+        "--fail-on",
+        "error",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let run = common::run_ok(&args);
+    let findings = run.json()["findings"]
         .as_array()
-        .unwrap()
+        .cloned()
+        .unwrap_or_default();
+    (findings, run.stdout)
+}
+
+fn lint_codes(root: &Path, extra: &[String]) -> (Vec<String>, String) {
+    let (findings, out) = lint_root(root, extra);
+    let codes = findings
         .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
+        .map(|f| f["code"].as_str().unwrap_or("").to_string())
         .collect();
-    (codes, stdout)
+    (codes, out)
+}
+
+fn fixture_args(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("args"))
+        .map(|s| {
+            s.lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn count_codes(findings: &[serde_json::Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for f in findings {
+        *m.entry(f["code"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    m
+}
+
+/// Apply the safe fixes of a `bad` fixture (on a copy), lint again: each finding that had a
+/// safe fix is gone and no finding appeared that was not there before (selene's golden-diff
+/// pattern). Returns a description of what went wrong, if anything.
+fn check_fixes(code: &str, bad: &Path, extra: &[String]) -> Option<String> {
+    let (before, _) = lint_root(bad, extra);
+    let fixed: Vec<&str> = before
+        .iter()
+        .filter(|f| f["fix"]["applicability"] == "safe")
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    if fixed.is_empty() {
+        return None;
+    }
+    let copy = common::copy_tree(bad);
+    let r = copy.path().to_string_lossy().into_owned();
+    let mut args = vec!["lint", "--root", r.as_str(), "--fix", "--format", "json"];
+    args.extend(extra.iter().map(String::as_str));
+    let run = common::run(&args);
+    if run.code != 0 && run.code != 1 {
+        return Some(format!(
+            "{code}: lint --fix exited {}: {}",
+            run.code, run.stderr
+        ));
+    }
+    let (after, out) = lint_root(copy.path(), extra);
+    let (was, now) = (count_codes(&before), count_codes(&after));
+    let mut problems = Vec::new();
+    for (c, n) in &now {
+        let expected = FOLLOW_UPS.iter().any(|(r, f, _)| *r == code && f == c);
+        if *n > was.get(c).copied().unwrap_or(0) && !expected {
+            problems.push(format!("new {c} finding(s) after the fix"));
+        }
+    }
+    for c in fixed {
+        if now.get(c).copied().unwrap_or(0) >= was.get(c).copied().unwrap_or(0) {
+            problems.push(format!("the {c} finding with a safe fix is still there"));
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    (!problems.is_empty()).then(|| format!("{code}: after --fix: {}:\n{out}", problems.join("; ")))
 }
 
 #[test]
@@ -72,14 +146,7 @@ fn every_rule_has_a_triggering_and_a_clean_fixture() {
             missing.push(code.clone());
             continue;
         }
-        let extra: Vec<String> = std::fs::read_to_string(dir.join("args"))
-            .map(|s| {
-                s.lines()
-                    .map(str::to_string)
-                    .filter(|l| !l.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let extra = fixture_args(&dir);
         let (codes, out) = lint_codes(&bad, &extra);
         if !codes.contains(code) {
             failures.push(format!("{code}: bad/ does not trigger it:\n{out}"));
@@ -93,5 +160,21 @@ fn every_rule_has_a_triggering_and_a_clean_fixture() {
         missing.is_empty(),
         "rules without fixtures/rules/<CODE>/{{bad,good}}: {missing:?}"
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn safe_fixes_remove_their_finding_and_add_none() {
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules");
+    let mut failures = Vec::new();
+    for code in relaydoctor::catalogue::all().keys() {
+        let dir = base.join(code);
+        if exempt(code) || !dir.join("bad").is_dir() {
+            continue;
+        }
+        if let Some(f) = check_fixes(code, &dir.join("bad"), &fixture_args(&dir)) {
+            failures.push(f);
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
