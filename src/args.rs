@@ -143,15 +143,8 @@ pub struct LintSettings {
 }
 
 pub fn lint(a: &cli::LintArgs) -> Result<LintSettings, Failure> {
-    let format = lint_format(a.format);
-    let delivery = Delivery {
-        nagios: format == OutputFormat::Nagios,
-        prometheus: format == OutputFormat::Prometheus,
-        quiet: a.quiet,
-        output: a.output.clone(),
-    };
-    // A failure before the settings exist still needs the Nagios/Prometheus form: the
-    // command layer asks `lint_delivery` for it.
+    let format = a.format;
+    let delivery = lint_delivery(a);
     let config = Config::load(a.config.as_deref())?;
     check_codes(&a.select, "--select")?;
     check_codes(&a.ignore, "--ignore")?;
@@ -191,25 +184,15 @@ pub fn lint(a: &cli::LintArgs) -> Result<LintSettings, Failure> {
     })
 }
 
-/// How a lint run is delivered, known even when its settings cannot be resolved.
+/// How a lint run is delivered, known even when its settings cannot be resolved (a
+/// failure still needs its Nagios or Prometheus form).
 pub fn lint_delivery(a: &cli::LintArgs) -> Delivery {
-    let format = lint_format(a.format);
+    let format = a.format;
     Delivery {
         nagios: format == OutputFormat::Nagios,
         prometheus: format == OutputFormat::Prometheus,
         quiet: a.quiet,
         output: a.output.clone(),
-    }
-}
-
-fn lint_format(f: cli::LintFormat) -> OutputFormat {
-    match f {
-        cli::LintFormat::Text => OutputFormat::Text,
-        cli::LintFormat::Json => OutputFormat::Json,
-        cli::LintFormat::Sarif => OutputFormat::Sarif,
-        cli::LintFormat::Github => OutputFormat::Github,
-        cli::LintFormat::Nagios => OutputFormat::Nagios,
-        cli::LintFormat::Prometheus => OutputFormat::Prometheus,
     }
 }
 

@@ -3,6 +3,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub use crate::report::OutputFormat;
+
 const AFTER_HELP: &str = "\
 Examples:
   relaydoctor lint                              # the live system's Postfix, Exim and qmail
@@ -109,21 +111,6 @@ pub enum Format {
     Json,
 }
 
-/// Output formats of `lint`: people, programs, code scanning, CI annotations, monitoring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LintFormat {
-    Text,
-    Json,
-    /// SARIF 2.1.0 (GitHub code scanning, IDEs)
-    Sarif,
-    /// GitHub Actions workflow annotations
-    Github,
-    /// Nagios/Icinga plugin: one status line with perfdata, exit 0/1/2/3
-    Nagios,
-    /// node_exporter textfile collector format
-    Prometheus,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
     Bash,
@@ -186,8 +173,8 @@ pub struct LintArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Output format
-    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
-    pub format: LintFormat,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
     /// Write the report to FILE (atomically: a scrape or reader never sees half a file)
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,

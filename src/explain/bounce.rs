@@ -151,15 +151,7 @@ mod tests {
             ..Header::default()
         };
         let mut out = Vec::new();
-        line(
-            &h,
-            &Origin {
-                input: "t",
-                line: 1,
-                light: false,
-            },
-            &mut out,
-        );
+        line(&h, &Origin::new("t", 1), &mut out);
         out.pop().expect("an event")
     }
 

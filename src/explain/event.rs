@@ -250,7 +250,15 @@ pub struct Origin<'a> {
     pub light: bool,
 }
 
-impl Origin<'_> {
+impl<'a> Origin<'a> {
+    pub fn new(input: &'a str, line: u64) -> Origin<'a> {
+        Origin {
+            input,
+            line,
+            light: false,
+        }
+    }
+
     pub fn apply(&self, e: &mut Event, h: &super::header::Header) {
         e.line = self.line;
         if !self.light {

@@ -513,11 +513,7 @@ mod tests {
         let mut out = Vec::new();
         for (n, l) in lines.iter().enumerate() {
             let h = split(l, &y);
-            let o = Origin {
-                input: "t",
-                line: n as u64 + 1,
-                light: false,
-            };
+            let o = Origin::new("t", n as u64 + 1);
             p.line(&h, &o, &mut out);
         }
         p.finish(&mut out);
@@ -543,11 +539,7 @@ mod tests {
                 i % 250
             );
             let h = split(&l, &y);
-            let o = Origin {
-                input: "t",
-                line: u64::from(i) + 1,
-                light: false,
-            };
+            let o = Origin::new("t", u64::from(i) + 1);
             assert_eq!(p.line(&h, &o, &mut out), Seen::Understood);
             released += out.len();
             out.clear();
@@ -575,11 +567,7 @@ mod tests {
         let mut out = Vec::new();
         for (n, l) in lines.iter().enumerate() {
             let h = split(l, &y);
-            let o = Origin {
-                input: "t",
-                line: n as u64 + 1,
-                light: false,
-            };
+            let o = Origin::new("t", n as u64 + 1);
             p.line(&h, &o, &mut out);
             assert!(p.retained().1 <= MAX_PENDING_PER_SESSION);
         }

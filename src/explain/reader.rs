@@ -398,11 +398,7 @@ fn consume(c: &Chunk, input: &str, an: &mut Analyzer) {
         let Some(spans) = spans else {
             continue;
         };
-        let o = Origin {
-            input,
-            line: h.line,
-            light: false,
-        };
+        let o = Origin::new(input, h.line);
         an.feed_header(&spans.header(line), &o);
     }
 }
@@ -536,27 +532,13 @@ pub fn stream_text<R: BufRead>(mut r: R, input: &str, an: &mut Analyzer) -> Resu
             continue;
         }
         if !pending.is_empty() {
-            an.feed(
-                &pending,
-                &Origin {
-                    input,
-                    line: pending_line,
-                    light: false,
-                },
-            );
+            an.feed(&pending, &Origin::new(input, pending_line));
         }
         pending = text.to_string();
         pending_line = n;
     }
     if !pending.is_empty() {
-        an.feed(
-            &pending,
-            &Origin {
-                input,
-                line: pending_line,
-                light: false,
-            },
-        );
+        an.feed(&pending, &Origin::new(input, pending_line));
     }
     Ok(())
 }
@@ -662,11 +644,7 @@ mod tests {
         }
         for (n, l) in (1..).zip(&lines) {
             an.stats.lines += 1;
-            let o = Origin {
-                input: "t",
-                line: n,
-                light: false,
-            };
+            let o = Origin::new("t", n);
             an.feed(&String::from_utf8_lossy(l), &o);
         }
         an.finish();

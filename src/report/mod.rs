@@ -12,14 +12,19 @@ pub mod text;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
 
-/// The formats a findings report can be rendered in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The formats a findings report can be rendered in: people, programs, code scanning, CI
+/// annotations, monitoring. (Also the `--format` values of `lint`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Text,
     Json,
+    /// SARIF 2.1.0 (GitHub code scanning, IDEs)
     Sarif,
+    /// GitHub Actions workflow annotations
     Github,
+    /// Nagios/Icinga plugin: one status line with perfdata, exit 0/1/2/3
     Nagios,
+    /// node_exporter textfile collector format
     Prometheus,
 }
 
