@@ -1,6 +1,8 @@
 //! The admin-world outputs and habits: SARIF (validated against the official 2.1.0 schema),
 //! GitHub annotations, Nagios, Prometheus (atomic -o), baselines, suppressions, settings file.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 use std::fs;
@@ -16,51 +18,7 @@ fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/qmail-server")
 }
 
-/// A writable copy of a fixture tree.
-fn copy_tree(from: &Path) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(from).unwrap();
-        let to = dir.path().join(rel);
-        if e.file_type().is_dir() {
-            fs::create_dir_all(&to).unwrap();
-        } else {
-            fs::copy(e.path(), &to).unwrap();
-            // Keep mtimes: qmail's stale-cdb checks compare them.
-            let m = fs::metadata(e.path()).unwrap().modified().unwrap();
-            fs::File::options()
-                .write(true)
-                .open(&to)
-                .unwrap()
-                .set_modified(m)
-                .unwrap();
-        }
-    }
-    dir
-}
-
-fn json_codes(root: &Path, extra: &[&str]) -> Vec<(String, String, u64)> {
-    let out = bin()
-        .args(["lint", "--format", "json", "--root"])
-        .arg(root)
-        .args(extra)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["file"].as_str().unwrap_or("").to_string(),
-                f["line"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
+use common::{copy_tree, findings as json_codes};
 
 #[test]
 fn sarif_validates_against_the_2_1_0_schema() {
