@@ -121,6 +121,25 @@ pub struct Delivery {
     pub quiet: bool,
     /// Write stdout to this file atomically instead of printing it.
     pub output: Option<PathBuf>,
+    /// The server the result is about, added to JSON output.
+    pub host: Option<crate::host::Host>,
+}
+
+/// The host identity for a command reading `root` (None: the live system).
+pub fn host(flag: Option<&str>, root: Option<&std::path::Path>) -> crate::host::Host {
+    let root = match root {
+        Some(dir) if dir.is_dir() => Root::snapshot(dir),
+        _ => Root::live(),
+    };
+    crate::host::identify(flag, &root)
+}
+
+/// A delivery to stdout, with the host identity for JSON.
+pub fn plain_delivery(host: crate::host::Host) -> Delivery {
+    Delivery {
+        host: Some(host),
+        ..Delivery::default()
+    }
 }
 
 /// `lint`, resolved.
@@ -139,12 +158,14 @@ pub struct LintSettings {
     pub fix: bool,
     /// A spinner on stderr while discovering (text output on a terminal only).
     pub progress: bool,
-    pub delivery: Delivery,
+    /// --quiet: say nothing on stderr that is not a problem.
+    pub quiet: bool,
+    /// The report goes to an `-o` file, not the terminal.
+    pub to_file: bool,
 }
 
 pub fn lint(a: &cli::LintArgs) -> Result<LintSettings, Failure> {
     let format = a.format;
-    let delivery = lint_delivery(a);
     let config = Config::load(a.config.as_deref())?;
     check_codes(&a.select, "--select")?;
     check_codes(&a.ignore, "--ignore")?;
@@ -180,19 +201,21 @@ pub fn lint(a: &cli::LintArgs) -> Result<LintSettings, Failure> {
         diff: a.diff,
         fix: a.fix,
         progress: format == OutputFormat::Text && !a.quiet,
-        delivery,
+        quiet: a.quiet,
+        to_file: a.output.is_some(),
     })
 }
 
 /// How a lint run is delivered, known even when its settings cannot be resolved (a
 /// failure still needs its Nagios or Prometheus form).
-pub fn lint_delivery(a: &cli::LintArgs) -> Delivery {
+pub fn lint_delivery(a: &cli::LintArgs, host_name: Option<&str>) -> Delivery {
     let format = a.format;
     Delivery {
         nagios: format == OutputFormat::Nagios,
         prometheus: format == OutputFormat::Prometheus,
         quiet: a.quiet,
         output: a.output.clone(),
+        host: Some(host(host_name, a.target.config.root.as_deref())),
     }
 }
 

@@ -46,6 +46,10 @@ with the file and line that causes it, proposing fixes as diffs.",
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The server's name in JSON output (`host.name`), e.g. for a snapshot [default: the
+    /// snapshot's etc/hostname or directory name, or this system's host name]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub host_name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -31,6 +31,9 @@ pub struct Outcome {
     pub secrets: Vec<String>,
     /// Whether `--quiet` may suppress `stdout` (true when healthy: Clean / Nagios OK).
     pub healthy: bool,
+    /// `stdout` is one of relaydoctor's JSON objects: the command layer adds the `host`
+    /// object to it.
+    pub json: bool,
 }
 
 impl Outcome {
@@ -42,7 +45,14 @@ impl Outcome {
             status,
             secrets: Vec::new(),
             healthy,
+            json: false,
         }
+    }
+
+    /// Mark `stdout` as a relaydoctor JSON object (when `json` is true).
+    pub fn json(mut self, json: bool) -> Outcome {
+        self.json = json;
+        self
     }
 
     /// Clean when `fails` is false, else Findings.

@@ -23,7 +23,7 @@ pub fn run(s: LintSettings) -> Result<Outcome, Failure> {
         let before = report.findings.len();
         baseline::filter(&s.ctx, &mut report.findings, path)?;
         let hidden = before - report.findings.len();
-        if hidden > 0 && !s.delivery.quiet && s.delivery.output.is_none() {
+        if hidden > 0 && !s.quiet && !s.to_file {
             notes.push(format!(
                 "{hidden} known finding{} hidden by baseline {}",
                 if hidden == 1 { "" } else { "s" },
@@ -72,7 +72,7 @@ fn render(s: &LintSettings, ctx: &Context, report: &Report) -> Outcome {
     } else {
         Status::Clean
     };
-    let mut o = Outcome::new(out, status);
+    let mut o = Outcome::new(out, status).json(s.format == OutputFormat::Json);
     // --quiet: silent unless something at or above --fail-on was found.
     o.healthy = !fails;
     o

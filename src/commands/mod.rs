@@ -22,18 +22,26 @@ const EXIT_UNKNOWN: i32 = 3;
 
 /// Run one command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let host_name = cli.host_name.as_deref();
     match cli.command {
         Command::Lint(a) => {
-            let how = args::lint_delivery(&a);
+            let how = args::lint_delivery(&a, host_name);
             deliver(args::lint(&a).and_then(lint::run), &how)
         }
         Command::Simulate(a) => {
-            deliver(args::simulate(&a).and_then(simulate), &Delivery::default())
+            let host = args::host(host_name, a.target.config.root.as_deref());
+            deliver(
+                args::simulate(&a).and_then(simulate),
+                &args::plain_delivery(host),
+            )
         }
-        Command::Explain(a) => deliver(
-            args::explain(&a).and_then(crate::explain::run),
-            &Delivery::default(),
-        ),
+        Command::Explain(a) => {
+            let host = args::host(host_name, a.config.root.as_deref());
+            deliver(
+                args::explain(&a).and_then(crate::explain::run),
+                &args::plain_delivery(host),
+            )
+        }
         Command::Rules(a) => deliver(meta::rules(&a), &Delivery::default()),
         Command::Plesk(c) => plesk::run(c),
         Command::Completions { shell } => {
@@ -59,7 +67,9 @@ fn simulate(s: args::SimulateSettings) -> Result<Outcome, Failure> {
     } else {
         crate::report::simulate::text(&decisions, s.color)
     };
-    Ok(Outcome::new(out, Status::Clean).secrets(crate::secrets::collect(&s.ctx)))
+    Ok(Outcome::new(out, Status::Clean)
+        .json(s.json)
+        .secrets(crate::secrets::collect(&s.ctx)))
 }
 
 /// Print (or write) a command's result and return the exit code. Every text that leaves the
@@ -70,7 +80,10 @@ pub(crate) fn deliver(result: Result<Outcome, Failure>, how: &Delivery) -> i32 {
             let scrub = |t: &str| crate::secrets::scrub(t, &o.secrets);
             let code = exit_code(o.status);
             if !(how.quiet && o.healthy && how.output.is_none()) {
-                let out = scrub(&o.stdout);
+                let mut out = scrub(&o.stdout);
+                if let (true, Some(host)) = (o.json, &how.host) {
+                    out = crate::host::insert_into_json(&out, host);
+                }
                 match &how.output {
                     Some(path) => {
                         if let Err(e) = crate::fix::write_new_atomic(path, out.as_bytes()) {

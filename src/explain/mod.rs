@@ -490,7 +490,7 @@ pub fn run(mut a: Settings) -> Result<Outcome, Failure> {
     let an = analyze(&a, &text)?;
     let mut config = configuration(&mut a, paths);
     let out = render(&a, &an, &mut config);
-    Ok(Outcome::findings(out, an.stats.events > 0))
+    Ok(Outcome::findings(out, an.stats.events > 0).json(a.json))
 }
 
 /// Read every input into the analyzer: whole logs grouped, texts event by event.
