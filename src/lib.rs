@@ -17,6 +17,7 @@ pub mod fix;
 pub mod host;
 pub mod lint;
 pub mod outcome;
+pub mod packages;
 pub mod plesk;
 pub mod postfix;
 pub mod progress;

@@ -5,21 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use super::model::Model;
-use super::policy::list_items;
+use super::syntax::list_items;
 use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta, Severity};
 
-/// The smtpd restriction lists, in the order smtpd evaluates them.
-const LISTS: &[&str] = &[
-    "smtpd_client_restrictions",
-    "smtpd_helo_restrictions",
-    "smtpd_sender_restrictions",
-    "smtpd_relay_restrictions",
-    "smtpd_recipient_restrictions",
-    "smtpd_data_restrictions",
-    "smtpd_end_of_data_restrictions",
-    "smtpd_etrn_restrictions",
-];
+use super::syntax::RESTRICTION_LISTS as LISTS;
 
 pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     if m.main.is_none() {

@@ -6,6 +6,7 @@ use super::expand::{self, ExpandError};
 use super::model::Model;
 use super::params::{self, show_version};
 use super::parse::{ProblemKind, Span};
+use super::syntax::{commented_header, yn};
 use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
@@ -61,7 +62,7 @@ fn broad_trust(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
     if !relays(ClientClass::Trusted) {
         // Trusted clients cannot relay here, so a broad mynetworks does not open it.
     } else if set("mynetworks") {
-        for n in super::policy::list_items(&scope.value("mynetworks")) {
+        for n in super::syntax::list_items(&scope.value("mynetworks")) {
             let n = n.replace(['[', ']'], "");
             if let Ok(net) = n.parse::<ipnet::IpNet>() {
                 let wide = match net {
@@ -84,7 +85,7 @@ fn broad_trust(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
     }
     if super::policy::sasl_enabled(m, si)
         && relays(ClientClass::Authenticated)
-        && !super::policy::list_items(&scope.value("smtpd_sasl_security_options"))
+        && !super::syntax::list_items(&scope.value("smtpd_sasl_security_options"))
             .iter()
             .any(|o| o == "noanonymous")
     {
@@ -368,7 +369,7 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             scope.get(l).is_some_and(|e| {
                 e.origin.kind == super::model::OriginKind::MasterOverride
                     && e.value.is_ok_and(|v| {
-                        policy::list_items(&v)
+                        super::syntax::list_items(&v)
                             .iter()
                             .any(|i| i == "permit_sasl_authenticated")
                     })
@@ -1152,10 +1153,6 @@ fn master_fields(m: &Model, f: &mut Vec<Finding>) {
 /// (field index, field name, validity test) of a master.cf service column.
 type FieldCheck = (usize, &'static str, fn(&str) -> bool);
 
-fn yn(v: &str) -> bool {
-    matches!(v, "y" | "n" | "-")
-}
-
 // ------------------------------------------------------------ PF008
 
 /// Daemons that take service arguments after their options (pipe's flags=/user=/argv=).
@@ -1252,20 +1249,6 @@ fn short_override_blanks(m: &Model, f: &mut Vec<Finding>) {
 }
 
 // ------------------------------------------------------------ PF009
-
-/// A comment line that reads like a master.cf service header.
-pub(super) fn commented_header(line: &str) -> Option<String> {
-    let t = line.trim_start().trim_start_matches('#').trim();
-    let fields: Vec<&str> = t.split_whitespace().collect();
-    if fields.len() >= 8
-        && matches!(fields[1], "inet" | "unix" | "unix-dgram" | "fifo" | "pass")
-        && fields[2..5].iter().all(|v| yn(v))
-    {
-        Some(format!("{} {}", fields[0], fields[1]))
-    } else {
-        None
-    }
-}
 
 /// Whether parameter `name` of listener `si` is set by an -o line that follows a
 /// commented-out service header (PF009): the line belonged to the disabled service.

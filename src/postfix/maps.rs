@@ -160,7 +160,7 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
         }
         "inline" => {
             let mut t = table(spec, None, true);
-            for item in super::policy::list_items(strip_braces(name)) {
+            for item in super::syntax::list_items(strip_braces(name)) {
                 let item = strip_braces(&item);
                 let Some((k, v)) = item.split_once('=') else {
                     continue;

@@ -9,6 +9,7 @@ pub mod params;
 pub mod parse;
 pub mod policy;
 pub mod relay_rules;
+pub mod syntax;
 pub mod template;
 pub mod upgrade;
 

@@ -250,13 +250,7 @@ impl Model {
     /// explicitly set mynetworks), once: lint evaluates many (listener, client, recipient)
     /// combinations and must not read a map per evaluation.
     fn preload_tables(&mut self, ctx: &Context) {
-        const LISTS: &[&str] = &[
-            "smtpd_client_restrictions",
-            "smtpd_helo_restrictions",
-            "smtpd_sender_restrictions",
-            "smtpd_relay_restrictions",
-            "smtpd_recipient_restrictions",
-        ];
+        const LISTS: &[&str] = super::syntax::RCPT_LISTS;
         let mut specs: Vec<String> = Vec::new();
         let mut files: Vec<String> = Vec::new();
         let mut scopes: Vec<Option<usize>> = vec![None];
@@ -264,7 +258,7 @@ impl Model {
         for si in scopes {
             let scope = self.scope(si);
             let classes: std::collections::HashSet<String> =
-                super::policy::list_items(&scope.value("smtpd_restriction_classes"))
+                super::syntax::list_items(&scope.value("smtpd_restriction_classes"))
                     .into_iter()
                     .collect();
             // Only what an evaluation can reach: the lists and the classes they name (large
@@ -272,7 +266,7 @@ impl Model {
             let mut todo: Vec<String> = LISTS.iter().map(|s| s.to_string()).collect();
             let mut seen: std::collections::HashSet<String> = todo.iter().cloned().collect();
             while let Some(n) = todo.pop() {
-                for item in super::policy::list_items(&scope.value(&n)) {
+                for item in super::syntax::list_items(&scope.value(&n)) {
                     if super::maps::split_spec(&item).is_some() {
                         specs.push(item);
                     } else if classes.contains(&item) && seen.insert(item.clone()) {
@@ -294,7 +288,7 @@ impl Model {
                 names.push("mynetworks".into());
             }
             for n in names {
-                for item in super::policy::list_items(&scope.value(&n)) {
+                for item in super::syntax::list_items(&scope.value(&n)) {
                     let item = item.trim_start_matches('!');
                     if super::maps::split_spec(item).is_some() {
                         specs.push(item.to_string());
@@ -319,7 +313,7 @@ impl Model {
             );
             if let Some(s) = &src {
                 for l in s.text.lines().filter(|l| !l.trim_start().starts_with('#')) {
-                    for item in super::policy::list_items(l) {
+                    for item in super::syntax::list_items(l) {
                         let item = item.trim_start_matches('!');
                         if super::maps::split_spec(item).is_some() {
                             specs.push(item.to_string());
@@ -348,17 +342,17 @@ impl Model {
                         let action = first.bytes().all(|b| b.is_ascii_digit())
                             || first.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
                         if !action {
-                            named.extend(super::policy::list_items(&e.value));
+                            named.extend(super::syntax::list_items(&e.value));
                         }
                     }
                 }
                 self.tables.insert(s, t);
             }
             let scope = self.scope(None);
-            let classes = super::policy::list_items(&scope.value("smtpd_restriction_classes"));
+            let classes = super::syntax::list_items(&scope.value("smtpd_restriction_classes"));
             for c in named {
                 if classes.contains(&c) && seen_classes.insert(c.clone()) {
-                    for item in super::policy::list_items(&scope.value(&c)) {
+                    for item in super::syntax::list_items(&scope.value(&c)) {
                         if super::maps::split_spec(&item).is_some() {
                             specs.push(item);
                         }
@@ -385,7 +379,7 @@ impl Model {
         let scope = self.scope(si);
         let style = scope.value("mynetworks_style").to_ascii_lowercase();
         let listen =
-            super::policy::list_items(&scope.value("inet_interfaces").to_ascii_lowercase());
+            super::syntax::list_items(&scope.value("inet_interfaces").to_ascii_lowercase());
         let loopback_only = !listen.is_empty()
             && listen.iter().all(|i| {
                 matches!(i.as_str(), "loopback-only" | "localhost" | "[::1]" | "::1")
@@ -711,7 +705,7 @@ impl Model {
 /// `value` with every occurrence of the item sequence `from` replaced by `to` (items as
 /// smtpd splits a restriction list); unchanged text when `from` does not occur.
 fn rewrite_items(value: &str, from: &[String], to: &[String]) -> String {
-    let items = super::policy::list_items(value);
+    let items = super::syntax::list_items(value);
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     let mut changed = false;

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use super::maps::{self, Entry, Opened, Table};
 use super::model::{Model, Origin, OriginKind, Scope};
 use super::params;
+use super::syntax::list_items;
 use crate::finding::Mta;
 use crate::relay::{ClientClass, Decision, Query, RecipientClass, TraceStep, Verdict};
 
@@ -218,35 +219,6 @@ const SAFETY: &[&str] = &[
     "defer_if_permit",
     "check_relay_domains",
 ];
-
-/// Split a restriction list into items (commas and/or whitespace; `{...}` groups one item).
-pub fn list_items(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0usize;
-    for c in v.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                cur.push(c);
-            }
-            c if depth == 0 && (c == ',' || c.is_whitespace()) => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
 
 enum Step {
     Permit,

@@ -7,7 +7,8 @@
 use std::net::IpAddr;
 
 use super::model::{Model, OriginKind};
-use super::policy::{self, list_items, Client};
+use super::policy::{self, Client};
+use super::syntax::list_items;
 use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta};
 use crate::relay::{ClientClass, RecipientClass, Verdict};
@@ -304,7 +305,7 @@ pub fn inbound_refused(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>
         svc.inner_comments
             .iter()
             .filter(|c| c.end < at)
-            .find_map(|c| super::checks::commented_header(c.text(&mm.source.text)))
+            .find_map(|c| super::syntax::commented_header(c.text(&mm.source.text)))
     });
     let mut msg = format!(
         "listener {} is the port-25 service other mail servers deliver to, but a client outside mynetworks that does not log in gets `{}` for RCPT TO:<{rcpt}> (`{entry}` refuses it): mail for {dom} from the internet is {}",

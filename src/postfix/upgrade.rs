@@ -252,24 +252,18 @@ fn map_may_permit(ctx: &Context, map: &str) -> bool {
 /// Restriction entries that can permit a client other than by mynetworks or SASL.
 fn permit_entries(ctx: &Context, m: &Model, si: usize) -> Vec<(Vec<String>, String)> {
     let scope = m.scope(Some(si));
-    let mut names: Vec<String> = [
-        "smtpd_client_restrictions",
-        "smtpd_helo_restrictions",
-        "smtpd_sender_restrictions",
-        "smtpd_relay_restrictions",
-        "smtpd_recipient_restrictions",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let classes = policy::list_items(&scope.value("smtpd_restriction_classes"));
+    let mut names: Vec<String> = super::syntax::RCPT_LISTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let classes = super::syntax::list_items(&scope.value("smtpd_restriction_classes"));
     let mut out: Vec<(Vec<String>, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     while let Some(name) = names.pop() {
         if !seen.insert(name.clone()) || seen.len() > 50 {
             continue;
         }
-        let items = policy::list_items(&scope.value(&name));
+        let items = super::syntax::list_items(&scope.value(&name));
         let mut i = 0;
         while i < items.len() {
             let it = items.get(i).cloned().unwrap_or_default();
@@ -563,8 +557,8 @@ fn lan_trusted(m: &Model, si: usize) -> bool {
 /// Whether relay_domains matches subdomains of `parent` (parent_domain_matches_subdomains).
 fn relay_domains_cover(m: &Model, si: usize, parent: &str) -> bool {
     let scope = m.scope(Some(si));
-    let pdms = policy::list_items(&scope.value("parent_domain_matches_subdomains"));
-    let items = policy::list_items(&scope.value("relay_domains"));
+    let pdms = super::syntax::list_items(&scope.value("parent_domain_matches_subdomains"));
+    let items = super::syntax::list_items(&scope.value("relay_domains"));
     items.iter().any(|d| {
         let d = d.to_ascii_lowercase();
         (d == parent && pdms.iter().any(|p| p == "relay_domains"))
@@ -784,13 +778,7 @@ fn word_location(
     None
 }
 
-const LISTS: &[&str] = &[
-    "smtpd_recipient_restrictions",
-    "smtpd_relay_restrictions",
-    "smtpd_client_restrictions",
-    "smtpd_helo_restrictions",
-    "smtpd_sender_restrictions",
-];
+use super::syntax::RCPT_LISTS as LISTS;
 
 /// The line of main.cf that sets `name`, if it does.
 fn main_line(ctx: &Context, m: &Model, name: &str) -> Option<Location> {
@@ -1010,7 +998,8 @@ fn make_fix(
                     ]
                 }
                 "reject_maps_rbl" => {
-                    let zones = policy::list_items(&m.scope(Some(g.si)).value("maps_rbl_domains"));
+                    let zones =
+                        super::syntax::list_items(&m.scope(Some(g.si)).value("maps_rbl_domains"));
                     if zones.is_empty() {
                         return None;
                     }
