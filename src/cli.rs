@@ -83,6 +83,19 @@ Examples:
     /// Explain bounces and mail-log lines: who refused, why, and what to check
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
+    /// Merge many hosts' JSON results (lint, plesk check, dns, probe) into one fleet report
+    #[command(after_help = "\
+Examples:
+  relaydoctor report results/                          # every *.json below results/
+  relaydoctor report results/ --format html -o fleet.html
+  relaydoctor report results/ --format json -o fleet-$(date +%F).json
+  relaydoctor report results/ --baseline fleet-2026-12-03.json   # what is new, what was fixed
+
+Each host is named by the `host` object of its results (--host-name when they were made).
+Hosts are ranked by their worst finding, open relays first.
+
+Exit codes: 0 no finding at or above --fail-on on any host, 1 findings, 2 error.")]
+    Report(ReportArgs),
     /// List the rules, or explain one
     #[command(after_help = "\
 Examples:
@@ -288,6 +301,28 @@ pub struct ExplainArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub color: ColorArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Result files (`--format json` output of lint, plesk check, dns, probe) or directories
+    /// holding them
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// An earlier `report --format json`: also show what is new and what was fixed since
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = crate::report::fleet::FleetFormat::Text)]
+    pub format: crate::report::fleet::FleetFormat,
+    /// Write the report to FILE (atomically)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Lowest severity on any host that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
     #[command(flatten)]
     pub color: ColorArgs,
 }

@@ -14,6 +14,7 @@ pub mod exim;
 pub mod explain;
 pub mod finding;
 pub mod fix;
+pub mod fleet;
 pub mod host;
 pub mod lint;
 pub mod outcome;

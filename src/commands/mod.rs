@@ -42,6 +42,13 @@ pub fn run(cli: Cli) -> i32 {
                 &args::plain_delivery(host),
             )
         }
+        Command::Report(a) => {
+            let how = Delivery {
+                output: a.output.clone(),
+                ..Delivery::default()
+            };
+            deliver(fleet_report(&a), &how)
+        }
         Command::Rules(a) => deliver(meta::rules(&a), &Delivery::default()),
         Command::Plesk(c) => plesk::run(c),
         Command::Completions { shell } => {
@@ -72,17 +79,32 @@ fn simulate(s: args::SimulateSettings) -> Result<Outcome, Failure> {
         .secrets(crate::secrets::collect(&s.ctx)))
 }
 
+fn fleet_report(a: &crate::cli::ReportArgs) -> Result<Outcome, Failure> {
+    let fleet = crate::fleet::merge(&a.inputs, a.baseline.as_deref())?;
+    let threshold = args::fail_on(a.fail_on);
+    let fails = fleet.hosts.iter().any(|h| h.worst() >= Some(threshold));
+    let color = args::color(a.color.color) && a.output.is_none();
+    let out = crate::report::fleet::render(a.format, &fleet, color);
+    let mut o = Outcome::findings(out, fails);
+    o.notes = fleet
+        .skipped
+        .iter()
+        .map(|s| format!("skipped {s}"))
+        .collect();
+    Ok(o)
+}
+
 /// Print (or write) a command's result and return the exit code. Every text that leaves the
 /// process goes through the scrubber with the secrets the command collected.
 pub(crate) fn deliver(result: Result<Outcome, Failure>, how: &Delivery) -> i32 {
     match result {
         Ok(o) => {
-            let scrub = |t: &str| crate::secrets::scrub(t, &o.secrets);
+            let scrub = |t| scrub_text(t, &o.secrets);
             let code = exit_code(o.status);
             if !(how.quiet && o.healthy && how.output.is_none()) {
                 let mut out = scrub(&o.stdout);
                 if let (true, Some(host)) = (o.json, &how.host) {
-                    out = crate::host::insert_into_json(&out, host);
+                    out = std::borrow::Cow::Owned(crate::host::insert_into_json(&out, host));
                 }
                 match &how.output {
                     Some(path) => {
@@ -122,6 +144,15 @@ fn fail(f: &Failure, how: &Delivery) -> i32 {
     }
     eprintln!("relaydoctor: {msg}");
     EXIT_ERROR
+}
+
+/// Mask secrets; without any, the text is passed through uncopied (reports can be large).
+fn scrub_text<'a>(t: &'a str, secrets: &[String]) -> std::borrow::Cow<'a, str> {
+    if secrets.is_empty() {
+        std::borrow::Cow::Borrowed(t)
+    } else {
+        std::borrow::Cow::Owned(crate::secrets::scrub(t, secrets))
+    }
 }
 
 fn exit_code(s: Status) -> i32 {

@@ -1,5 +1,6 @@
 //! Rendering findings for people (text) and programs (json).
 
+pub mod fleet;
 pub mod github;
 pub mod json;
 pub mod nagios;
