@@ -850,3 +850,105 @@ fn plaintext_auth_points_at_the_override_that_causes_it() {
         .unwrap()
         .starts_with("Remove `-o smtpd_tls_auth_only=no`"));
 }
+
+// ------------------------------------------------------------------ issue #15 items 3, 4, 5, 10
+
+/// Postfix's own brace syntax is not a template (#15.3): `inline:{{k = v}}`, brace-quoted
+/// values and the long `-o { name = value }` form. postconf accepts all three (checked with
+/// Postfix 3.7: `postconf -n`, `postconf -P`, `postmap -q` on the inline table).
+#[test]
+fn postfix_braces_are_not_template_placeholders() {
+    let main = format!(
+        "{BASE}virtual_alias_maps = inline:{{{{postmaster@example.com = a@example.net}}, abuse@example.com=a@example.net}}\n\
+         transport_maps = inline:{{{{example.org=smtp:[relay.example.net]}}}}\n\
+         smtpd_reject_footer = {{ For help, contact postmaster@example.com }}\n"
+    );
+    let master = format!("{SMTP}submission inet n - n - - smtpd\n  -o {{ smtpd_client_restrictions = permit_sasl_authenticated, reject }}\n  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_tls_security_level=encrypt\n");
+    let fs = lint(&main, Some(&master));
+    assert!(with_code(&fs, "PF013").is_empty(), "{fs:?}");
+    // A Jinja placeholder in the same place still is one.
+    let fs = lint(
+        &format!("{BASE}transport_maps = {{{{ transport_maps }}}}\n"),
+        Some(SMTP),
+    );
+    assert_eq!(with_code(&fs, "PF013").len(), 1, "{fs:?}");
+}
+
+/// main.cf without master.cf is checked as Postfix's stock master.cf (#15.4): its open relay
+/// is reported, and PF108 says which master.cf was assumed.
+#[test]
+fn main_cf_alone_is_checked_with_the_stock_master_cf() {
+    let fs = lint(&format!("{BASE}mynetworks = 0.0.0.0/0\n"), None);
+    let pf = with_code(&fs, "PF101");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert_eq!(pf[0]["line"], 3);
+    let note = with_code(&fs, "PF108");
+    assert_eq!(note.len(), 1, "{fs:?}");
+    assert!(note[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Postfix's stock master.cf"));
+    let fs = lint(&format!("{BASE}mynetworks = 127.0.0.0/8\n"), None);
+    assert!(with_code(&fs, "PF101").is_empty(), "{fs:?}");
+}
+
+/// PF102 on port 25 (#15.5): SASL enabled in main.cf for the smtp listener and
+/// permit_sasl_authenticated after reject_unauth_destination. The real smtpd refuses a
+/// logged-in client (XCLIENT LOGIN) with 554 Relay access denied; in the healthy order it
+/// accepts.
+#[test]
+fn unreachable_sasl_permit_on_port_25() {
+    let bad = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_sasl_auth_enable = yes\n\
+        smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination, permit_sasl_authenticated\n";
+    let good = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_sasl_auth_enable = yes\n\
+        smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination\n";
+    let fs = lint(bad, Some(SMTP));
+    let pf = with_code(&fs, "PF102");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    assert_eq!(pf[0]["line"], 4);
+    assert!(pf[0]["message"].as_str().unwrap().contains("554 5.7.1"));
+    assert!(with_code(&lint(good, Some(SMTP)), "PF102").is_empty());
+    // SASL off on port 25: permit_sasl_authenticated in the shared list is no promise there.
+    let off = bad.replace("smtpd_sasl_auth_enable = yes\n", "");
+    assert!(with_code(&lint(&off, Some(SMTP)), "PF102").is_empty());
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    for (name, main, want) in [
+        ("pfrules-pf102-25", bad, Verdict::Reject),
+        ("pfrules-pf102-25ok", good, Verdict::Accept),
+    ] {
+        let sc = Scenario {
+            name,
+            main,
+            listeners: &[""],
+            files: &[],
+            postmap: &[],
+        };
+        let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+        let reply = smtpd_support::ask(
+            run.ports[0],
+            "203.0.113.5",
+            Some("user"),
+            "a@victim.example",
+        );
+        drop(run);
+        assert_eq!(
+            reply.as_deref().map(smtpd_support::reply_class),
+            Some(want),
+            "{name}: {reply:?}"
+        );
+    }
+}
+
+/// PF103 does not hide PF104 (#15.10): a listener whose smtpd dies on the safety check still
+/// gets its plaintext-AUTH finding.
+#[test]
+fn safety_check_failure_does_not_hide_plaintext_auth() {
+    let main =
+        "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_sasl_auth_enable = yes\n\
+        smtpd_relay_restrictions =\nsmtpd_recipient_restrictions = permit_mynetworks\n";
+    let fs = lint(main, Some(SMTP));
+    assert_eq!(with_code(&fs, "PF103").len(), 1, "{fs:?}");
+    assert_eq!(with_code(&fs, "PF104").len(), 1, "{fs:?}");
+}

@@ -283,20 +283,24 @@ fn safe_fixes_make_the_upgrade_a_no_op() {
     );
     let before = with_code(&lint(t.path(), TARGET), "PF120");
     assert!(before.len() >= 2, "{before:#?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args([
-            "lint",
-            "--postfix-version",
-            "3.7",
-            "--target-version",
-            "3.9",
-            "--fix",
-            "--root",
-        ])
-        .arg(t.path())
-        .output()
-        .unwrap();
-    assert!(matches!(out.status.code(), Some(0) | Some(1)));
+    // Each fix appends a line at the end of main.cf; fix::plan applies one insertion per
+    // position and run, so each --fix run applies one of them.
+    for _ in 0..before.len() {
+        let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+            .args([
+                "lint",
+                "--postfix-version",
+                "3.7",
+                "--target-version",
+                "3.9",
+                "--fix",
+                "--root",
+            ])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        assert!(matches!(out.status.code(), Some(0) | Some(1)));
+    }
     let after = with_code(&lint(t.path(), TARGET), "PF120");
     assert!(after.is_empty(), "{after:#?}");
 }

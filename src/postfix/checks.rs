@@ -316,11 +316,21 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 fd = fd.at(l);
             }
             f.push(fd);
-            continue;
         }
         // A listener only loopback clients can reach is no relay for strangers on the
         // internet (content-filter re-injection ports, inet_interfaces = loopback-only).
         let reachable = !super::relay_rules::loopback_only(m, si);
+        let sasl = policy::sasl_enabled(m, si);
+        if stranger.result == Verdict::Unavailable {
+            // smtpd dies on every connection (PF103): no relay decision to judge, but what
+            // the listener would do once it runs (plaintext AUTH, the SASL socket) still
+            // needs fixing, and one finding must not hide another.
+            super::relay_rules::dovecot_sasl(ctx, m, si, f);
+            if reachable {
+                plaintext_auth(ctx, m, si, sasl, f);
+            }
+            continue;
+        }
         if reachable {
             super::relay_rules::relay_domains_everything(ctx, m, si, f);
             super::relay_rules::inbound_refused(ctx, m, si, f);
@@ -350,7 +360,6 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             broad_trust(ctx, m, si, f);
         }
         // Authenticated users must be able to relay where the listener is meant for them.
-        let sasl = policy::sasl_enabled(m, si);
         // Passwords sent to a loopback-only listener never cross a network.
         if reachable {
             plaintext_auth(ctx, m, si, sasl, f);
@@ -386,7 +395,18 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             name.rsplit(':').next().unwrap_or(""),
             "submission" | "submissions" | "smtps" | "587" | "465"
         );
-        if !(sasl_here || mentions_sasl || (sasl && submission_port)) {
+        // SASL enabled on a listener whose effective lists name permit_sasl_authenticated
+        // (main.cf's or its own) means users log in there, port 25 included: small hosting
+        // servers take their users' mail on 25, and a permit_sasl_authenticated after
+        // reject_unauth_destination is their "authentication enabled, still Relay access
+        // denied".
+        let sasl_listed = sasl
+            && super::syntax::RCPT_LISTS.iter().any(|l| {
+                super::syntax::list_items(&scope.value(l))
+                    .iter()
+                    .any(|i| i == "permit_sasl_authenticated")
+            });
+        if !(sasl_here || mentions_sasl || sasl_listed || (sasl && submission_port)) {
             continue;
         }
         // A loopback-only listener (content-filter re-injection such as 127.0.0.1:10025) is

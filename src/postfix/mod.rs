@@ -159,10 +159,12 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
 
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
+    let mut model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
     if let (Some(main), None) = (&model.main, &model.master) {
-        // Without master.cf no listener is known: every per-service check (open relay,
-        // AUTH, TLS) would pass silently, which must not read as a clean bill.
+        // Without master.cf no listener would be known and every per-service check (open
+        // relay, AUTH, TLS) would pass silently. An unreadable master.cf has its own finding;
+        // a missing one is checked as Postfix's stock master.cf, whose only listener is
+        // `smtp inet ... smtpd` (port 25), and the report says so.
         let master = ctx.root.display(&target.path.join(&target.files.master));
         if !findings
             .iter()
@@ -173,15 +175,17 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
                     "PF108",
                     Mta::Postfix,
                     format!(
-                        "no {} next to {}: Postfix's master does not start without it, and relaydoctor knows no listening service, so the open-relay, AUTH and TLS checks of the services were not run",
+                        "no {} next to {}: Postfix's master does not start without it; checked as if it were Postfix's stock master.cf (one `smtp inet` listener on port 25)",
                         master.display(),
                         main.source.display.display()
                     ),
                 )
                 .severity(crate::finding::Severity::Warning)
-                .help("Lint the directory that holds both files (or a --root snapshot of the server); a package's copy pairs with master.cf.dpkg-dist or the live master.cf.")
+                .help("Lint the directory that holds both files (or a --root snapshot of the server) to check the real listeners; a package's copy pairs with master.cf.dpkg-dist or the live master.cf.")
                 .at(main.source.line_location(1)),
             );
+            let main = main.clone();
+            model = model::Model::from_parts(ctx, &target.path, Some(main), Some(stock_master()));
         }
     }
     checks::run(ctx, &model, &mut findings);
@@ -196,6 +200,18 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     .collect();
     template::apply(&files, &mut findings);
     findings
+}
+
+/// Postfix's stock master.cf as far as smtpd is concerned: the one listener it enables
+/// (conf/master.cf of every release 2.x-3.11: `smtp inet n - n - - smtpd`).
+const STOCK_MASTER: &str = "smtp      inet  n       -       n       -       -       smtpd\n";
+
+fn stock_master() -> model::LoadedFile<parse::MasterCf> {
+    let source = crate::source::SourceFile::from_text("master.cf (Postfix stock)", STOCK_MASTER);
+    model::LoadedFile {
+        parsed: parse::parse_master(&source.text),
+        source: std::sync::Arc::new(source),
+    }
 }
 
 /// The reply of every smtpd listener of this instance to one concrete RCPT.

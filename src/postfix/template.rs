@@ -25,6 +25,13 @@ pub fn placeholder(line: &str) -> Option<&str> {
                     _ => b"#}",
                 };
                 if let Some(end) = find(&b[i + 2..], close) {
+                    // `inline:{{key = value}}` and `{ {key = value} }`: Postfix's own brace
+                    // grouping of table entries (postconf(5), "inline:{...}"; Postfix 3.0 and
+                    // later); a Jinja expression has no lone `=`.
+                    let inner = &b[i + 2..i + 2 + end];
+                    if b[i + 1] == b'{' && postfix_braces(inner) {
+                        continue;
+                    }
                     return line.get(i..i + 2 + end + 2);
                 }
             }
@@ -71,6 +78,16 @@ pub fn placeholder(line: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// Whether the text inside `{{ ... }}` is a Postfix `key = value` entry: an `=` that is not
+/// part of a Jinja comparison (`==`, `!=`, `<=`, `>=`).
+fn postfix_braces(inner: &[u8]) -> bool {
+    inner.iter().enumerate().any(|(k, &c)| {
+        c == b'='
+            && !matches!(inner.get(k + 1), Some(b'='))
+            && !(k > 0 && matches!(inner[k - 1], b'=' | b'!' | b'<' | b'>'))
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -169,6 +186,15 @@ mod tests {
             placeholder("  -o { smtpd_client_restrictions = permit }"),
             None
         );
+        assert_eq!(
+            placeholder("transport_maps = inline:{{example.org=smtp:[relay.example.net]}}"),
+            None
+        );
+        assert_eq!(
+            placeholder("x = inline:{{a@example.com = b@example.net}, c=d}"),
+            None
+        );
+        assert_eq!(placeholder("x = {{ a == b }}"), Some("{{ a == b }}"));
         assert_eq!(placeholder("postmaster@example.com OK"), None);
         assert_eq!(placeholder("GRAPH_PH_X = 1"), None);
     }
