@@ -1,42 +1,13 @@
 //! qmail end to end: lint and simulate on the demo Plesk-style tree and on built trees.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{repo, run_ok, tree};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn run(args: &[&str]) -> Value {
-    let out = Command::cargo_bin("relaydoctor")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn findings(root: &Path) -> Vec<(String, String, usize)> {
-    let v = run(&["lint", "--root", root.to_str().unwrap(), "--format", "json"]);
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["file"].as_str().unwrap_or("").to_string(),
-                f["line"].as_u64().unwrap_or(0) as usize,
-            )
-        })
-        .collect()
+fn findings(root: &Path) -> Vec<(String, String, u64)> {
+    common::findings(root, &[])
 }
 
 fn decide(root: &Path, client: &str, rcpt: &str, extra: &[&str]) -> Vec<Value> {
@@ -52,7 +23,7 @@ fn decide(root: &Path, client: &str, rcpt: &str, extra: &[&str]) -> Vec<Value> {
         "json",
     ];
     a.extend_from_slice(extra);
-    run(&a)["decisions"].as_array().unwrap().clone()
+    run_ok(&a).json()["decisions"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -66,6 +37,10 @@ fn demo_plesk_tree_findings_point_at_the_cause() {
         // QM004 above is that cause, so no QM003 repeats it.
         ("QM003", "var/qmail/control/virtualdomains", 62),
         ("QM003", "var/qmail/control/virtualdomains", 64),
+        // Plesk's qmail-smtpd is not in the tree: whether AUTH waits for STARTTLS is unknown
+        // (info). smtps (SMTPS=1) is TLS from the first byte and gets none.
+        ("QM008", "etc/xinetd.d/smtp_psa", 10),
+        ("QM008", "etc/xinetd.d/submission_psa", 11),
     ];
     for w in want {
         assert!(
@@ -78,10 +53,7 @@ fn demo_plesk_tree_findings_point_at_the_cause() {
 
 /// (code, help) of each finding of `lint --root`.
 fn helps(root: &Path) -> Vec<(String, String)> {
-    let v = run(&["lint", "--root", root.to_str().unwrap(), "--format", "json"]);
-    v["findings"]
-        .as_array()
-        .unwrap()
+    common::lint_json(root, &[])
         .iter()
         .map(|f| {
             (
@@ -304,4 +276,126 @@ fn garbage_inputs_never_crash() {
     let got = findings(root);
     assert!(got.iter().any(|g| g.0 == "QM004"), "{got:?}");
     assert!(got.iter().any(|g| g.0 == "QM014"), "{got:?}");
+}
+
+/// A qmail root with STARTTLS (servercert.pem), AUTH on, and this run script.
+fn auth_tree(run: &str, extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let mut files = vec![
+        ("var/qmail/control/rcpthosts", "example.com\n"),
+        ("var/qmail/control/me", "mail.example.com\n"),
+        ("var/qmail/control/servercert.pem", ""),
+        ("service/qmail-smtpd/run", run),
+    ];
+    files.extend_from_slice(extra);
+    tree(&files)
+}
+
+const AUTH_RUN: &str = "#!/bin/sh\nexport SMTPAUTH=\"\"\nexec tcpserver -v -R 0 587 /var/qmail/bin/qmail-smtpd /home/vpopmail/bin/vchkpw /bin/true 2>&1\n";
+
+/// (severity, file, line) of the QM008 findings.
+fn qm008(root: &Path) -> Vec<(String, String, u64)> {
+    common::with_code(&common::lint_json(root, &[]), "QM008")
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plaintext_auth_follows_the_patch_switches() {
+    // STARTTLS offered, build unknown (no binary in the snapshot): info, not a warning.
+    let t = auth_tree(AUTH_RUN, &[]);
+    assert_eq!(
+        qm008(t.path()),
+        [("info".into(), "service/qmail-smtpd/run".into(), 3)]
+    );
+    // FORCETLS=0 in a tcp rule's environment: a warning at that rule.
+    let run = AUTH_RUN.replace("-R 0", "-R -x /etc/tcp.smtp.cdb 0");
+    let rules = "127.:allow,RELAYCLIENT=\"\"\n:allow,FORCETLS=\"0\"\n";
+    let t = auth_tree(&run, &[("etc/tcp.smtp", rules)]);
+    let cdb =
+        relaydoctor::qmail::cdb::build(&[(b"127.", b"+RELAYCLIENT=\0"), (b"", b"+FORCETLS=0\0")]);
+    std::fs::write(t.path().join("etc/tcp.smtp.cdb"), cdb).unwrap();
+    assert_eq!(
+        qm008(t.path()),
+        [("warning".into(), "etc/tcp.smtp".into(), 2)]
+    );
+    // The binary is in the tree: a qmail-smtpd without any switch (a real ELF without the
+    // strings) offers AUTH in clear; one that reads FORCETLS holds it back by default.
+    let t = auth_tree(AUTH_RUN, &[]);
+    let bin = t.path().join("var/qmail/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/true", bin.join("qmail-smtpd")).unwrap();
+    assert_eq!(
+        qm008(t.path()),
+        [("warning".into(), "service/qmail-smtpd/run".into(), 3)]
+    );
+    // A stand-in for sagredo's binary: its environment names are plain strings in it.
+    let mut fake = std::fs::read("/bin/true").unwrap();
+    fake.extend_from_slice(b"\0SMTPAUTH\0FORCETLS\0SMTPS\0");
+    std::fs::write(bin.join("qmail-smtpd"), fake).unwrap();
+    assert_eq!(qm008(t.path()), []);
+    // Implicit TLS (sslserver without -n) never offers anything in clear; SMTPAUTH="0" is off.
+    let t = auth_tree(&AUTH_RUN.replace("tcpserver", "sslserver -e"), &[]);
+    assert_eq!(qm008(t.path()), []);
+    let t = auth_tree(
+        &AUTH_RUN
+            .replace("SMTPAUTH=\"\"", "SMTPAUTH=\"0\"")
+            .replace(" /home/vpopmail/bin/vchkpw /bin/true", ""),
+        &[],
+    );
+    assert_eq!(qm008(t.path()), []);
+}
+
+#[test]
+fn port_465_needs_tls_from_the_first_byte() {
+    let run465 = AUTH_RUN.replace(" 587 ", " 465 ");
+    let codes = |run: &str| -> Vec<String> {
+        let t = auth_tree(run, &[]);
+        findings(t.path()).into_iter().map(|f| f.0).collect()
+    };
+    assert!(codes(&run465).contains(&"QM018".to_string()));
+    // tlswrapper in front of qmail-smtpd (janmojzis/tlswrapper examples.md): TLS at once.
+    let wrapped = run465.replace(
+        "/var/qmail/bin/qmail-smtpd",
+        "/usr/bin/tlswrapper -u qmaild -f /etc/ssl/cert.pem /var/qmail/bin/qmail-smtpd",
+    );
+    assert!(!codes(&wrapped).contains(&"QM018".to_string()));
+    // tlswrapper -n with tlswrapper-smtp is STARTTLS: still plain on 465.
+    let starttls = run465.replace(
+        "/var/qmail/bin/qmail-smtpd",
+        "/usr/bin/tlswrapper -n -f /etc/ssl/cert.pem /usr/bin/tlswrapper-smtp /var/qmail/bin/qmail-smtpd",
+    );
+    assert!(codes(&starttls).contains(&"QM018".to_string()));
+    // SMTPS with the qmail-tls patch: qmail-smtpd starts TLS itself.
+    let smtps = run465.replace("export SMTPAUTH", "export SMTPS=1\nexport SMTPAUTH");
+    assert!(!codes(&smtps).contains(&"QM018".to_string()));
+    // sslserver -n waits for STARTTLS.
+    assert!(codes(&run465.replace("tcpserver", "sslserver -n")).contains(&"QM018".to_string()));
+}
+
+#[test]
+fn rules_without_x_are_reported_only_when_no_service_reads_them() {
+    let bad = findings(&repo("fixtures/rules/QM017/bad"));
+    assert!(
+        bad.iter()
+            .any(|f| f.0 == "QM017" && f.1 == "service/qmail-smtpd/run" && f.2 == 5),
+        "{bad:?}"
+    );
+    // Another service reads tcp.smtp with -x: a submission service without -x is normal.
+    let t = common::copy_tree(&repo("fixtures/rules/QM017/good"));
+    let sub = t.path().join("service/qmail-submission");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(
+        sub.join("run"),
+        "#!/bin/sh\nexport SMTPAUTH=\"!\"\nexec tcpserver -v -R 0 587 /var/qmail/bin/qmail-smtpd /home/vpopmail/bin/vchkpw /bin/true 2>&1\n",
+    )
+    .unwrap();
+    let got = findings(t.path());
+    assert!(!got.iter().any(|f| f.0 == "QM017"), "{got:?}");
 }

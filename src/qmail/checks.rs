@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use super::model::{file_location, has_any, CdbState, Control, FastSet, Model, RulesFile};
-use super::policy::{self, auth_mode, is_true_prog, rule_env, Auth, NOGATEWAY};
-use super::runscript::Service;
+use super::policy::{self, auth_mode, is_true_prog, rule_env, Auth, PlainAuth, NOGATEWAY};
+use super::runscript::{Launcher, Service};
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
+use crate::finding::{Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
 
 /// Entries processed per batch in the million-entry checks (bounded memory).
@@ -39,7 +39,11 @@ pub fn run(ctx: &Context, m: &Model, out: &mut Vec<Finding>) {
     }
     for s in &m.services {
         service_env(s, out);
-        auth_checks(m, s, out);
+        auth_checks(ctx, m, s, out);
+        port_465_without_tls(s, out);
+        if !m.standalone {
+            rules_not_applied(ctx, m, s, out);
+        }
         if !m.standalone {
             rules_cdb_missing(ctx, m, s, out);
         }
@@ -410,7 +414,7 @@ fn refused<'a>(
         }
         domains.clear();
         domains.extend(chunk.iter().map(|x| x.0));
-        let ok = policy::rcpt_accepts_batch(c, &domains);
+        let ok = super::rcpthosts::rcpt_accepts_batch(c, &domains);
         out.extend(
             chunk
                 .iter()
@@ -880,17 +884,10 @@ fn never_matching(r: &RulesFile, out: &mut Vec<Finding>) {
             .nth(1)
             .and_then(|x| x.split('`').next())
         {
-            f = f.fix(Fix {
-                applicability: Applicability::Unsafe,
-                description: format!("use the prefix {fixed} (then run tcprules)"),
-                edits: vec![Edit {
-                    real_file: src.real.clone(),
-                    file: src.display.clone(),
-                    start: rule.addr_start,
-                    end: rule.addr_end,
-                    replacement: fixed.to_string(),
-                }],
-            });
+            f = f.fix(Fix::review(
+                format!("use the prefix {fixed} (then run tcprules)"),
+                vec![src.edit(rule.addr_start..rule.addr_end, fixed)],
+            ));
         }
         out.push(f);
     }
@@ -914,17 +911,10 @@ fn relayclient_value(r: &RulesFile, out: &mut Vec<Finding>) {
                 ),
             )
             .at(src.location(v.value_start, v.value_end))
-            .fix(Fix {
-                applicability: Applicability::Safe,
-                description: "make RELAYCLIENT empty (then run tcprules)".into(),
-                edits: vec![Edit {
-                    real_file: src.real.clone(),
-                    file: src.display.clone(),
-                    start: v.value_start,
-                    end: v.value_end,
-                    replacement: String::new(),
-                }],
-            }),
+            .fix(Fix::safe(
+                "make RELAYCLIENT empty (then run tcprules)",
+                vec![src.edit(v.value_start..v.value_end, "")],
+            )),
         );
     }
 }
@@ -1110,7 +1100,7 @@ fn service_env(s: &Service, out: &mut Vec<Finding>) {
 
 /// Plesk's qmail: started from xinetd (smtp_psa, submission_psa) or behind its relaylock.
 fn is_plesk(s: &Service) -> bool {
-    s.launcher == super::runscript::Launcher::Xinetd
+    s.launcher == Launcher::Xinetd
         || s.relaylock
         || s.file
             .display
@@ -1128,7 +1118,7 @@ fn checkpassword_help(s: &Service) -> &'static str {
     }
 }
 
-fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
+fn auth_checks(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Finding>) {
     let loc = s.file.line_location(s.line);
     match auth_mode(s) {
         Auth::On { checkprog, .. } => {
@@ -1146,21 +1136,10 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
                     .help(checkpassword_help(s)),
                 );
             }
-            let standalone_unknown = m.control.is_none()
-                && s.launcher != super::runscript::Launcher::Sslserver
-                && s.env_var("UCSPITLS").is_none();
-            if !standalone_unknown && !policy::tls_available(s, m.control.as_ref()) {
-                out.push(
-                    qm(
-                        "QM008",
-                        format!(
-                            "{} offers SMTP AUTH without any TLS (not under sslserver, no UCSPITLS, no control/servercert.pem): AUTH PLAIN and LOGIN send passwords base64-encoded in clear text",
-                            s.name
-                        ),
-                    )
-                    .service(&s.name)
-                    .at(loc),
-                );
+            // Only a run script was named: servercert.pem is not known.
+            let standalone_unknown = m.control.is_none() && !policy::tls_available(s, None);
+            if !standalone_unknown {
+                plain_auth(ctx, m, s, out);
             }
         }
         Auth::Unknown(why) => {
@@ -1169,7 +1148,7 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
                     qm(
                         "QM009",
                         format!(
-                            "qmail-smtpd on {} gets {p} as its only argument, so {p} is the checkpassword program: with the AUTH patches that enable AUTH from the arguments (Dabrowski/Shupp, qmailtoaster) every password is accepted and anyone can relay ({why})",
+                            "qmail-smtpd on {} gets {p} as its only argument, so {p} is the checkpassword program: with the AUTH patches that enable AUTH from the arguments alone every password is accepted and anyone can relay ({why})",
                             s.name
                         ),
                     )
@@ -1182,6 +1161,117 @@ fn auth_checks(m: &Model, s: &Service, out: &mut Vec<Finding>) {
         }
         Auth::Off => {}
     }
+}
+
+/// QM008: AUTH offered to clients that have not started TLS (see policy::plain_auth for
+/// what each AUTH/TLS patch does).
+fn plain_auth(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Finding>) {
+    let rules = m.rules_for(ctx, s);
+    let name = &s.name;
+    let (msg, at, severity, help) = match policy::plain_auth(s, m.control.as_ref(), rules) {
+        PlainAuth::No => return,
+        PlainAuth::Yes(why, at) => (
+            format!("{name} offers SMTP AUTH before TLS, so mail clients send passwords readable on the path: {why}"),
+            at,
+            Severity::Warning,
+            "offer AUTH only under TLS: remove FORCETLS=0 / ALLOW_INSECURE_AUTH, or serve submission on 465 with implicit TLS (sslserver without -n, or tlswrapper)".to_string(),
+        ),
+        PlainAuth::Unknown => (
+            format!("{name} may offer SMTP AUTH before STARTTLS: QMailToaster, netqmail's AUTH/TLS patch and s/qmail do, sagredo's force-tls patch does not, and the qmail-smtpd binary is not here to tell which this is"),
+            None,
+            Severity::Info,
+            format!(
+                "check the binary: `strings {} | grep FORCETLS` prints FORCETLS only with the force-tls patch",
+                s.smtpd_path.as_deref().unwrap_or("/var/qmail/bin/qmail-smtpd")
+            ),
+        ),
+    };
+    let loc = match &at {
+        Some((file, line)) => file.line_location(*line),
+        None => s.file.line_location(s.line),
+    };
+    out.push(
+        qm("QM008", msg)
+            .severity(severity)
+            .service(name)
+            .at(loc)
+            .help(help),
+    );
+}
+
+/// QM018: port 465 is implicit TLS (RFC 8314 section 3.3): a client set to "SSL/TLS, port
+/// 465" starts with a TLS handshake, which a plain tcpserver + qmail-smtpd never answers.
+fn port_465_without_tls(s: &Service, out: &mut Vec<Finding>) {
+    if s.port_number() != Some(465) || s.implicit_tls || s.launcher == Launcher::Xinetd {
+        return;
+    }
+    let how = match (&s.launcher, &s.tls_wrapper) {
+        (Launcher::Sslserver, _) => "sslserver waits for STARTTLS here (-n or UCSPITLS)",
+        (_, Some(_)) => "its TLS wrapper waits for STARTTLS (tlswrapper -n)",
+        _ => "tcpserver starts qmail-smtpd with no TLS wrapper and no SMTPS",
+    };
+    out.push(
+        qm(
+            "QM018",
+            format!(
+                "port 465 speaks plain SMTP: {how}, but mail clients set to \"SSL/TLS, port 465\" open the connection with a TLS handshake, so they cannot connect"
+            ),
+        )
+        .service(&s.name)
+        .at(s.file.line_location(s.line))
+        .help("start TLS from the first byte: sslserver without -n (ucspi-ssl), tlswrapper in front of qmail-smtpd, or SMTPS=1 with the qmail-tls patch"),
+    );
+}
+
+/// QM017: a rules file exists but this service's tcpserver has no -x, so none of its
+/// rules apply (tcpserver(1): rules are read only from the -x cdb).
+fn rules_not_applied(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Finding>) {
+    if s.launcher == Launcher::Xinetd
+        || s.rules_cdb.is_some()
+        || s.dynamic.iter().any(|d| d.contains("-x"))
+    {
+        return;
+    }
+    let unused: Vec<&RulesFile> = m
+        .rules
+        .iter()
+        .filter(|r| m.services_using(ctx, r).is_empty())
+        .collect();
+    let Some(first) = unused.first() else { return };
+    let shown = first
+        .source
+        .as_ref()
+        .map(|src| src.display.clone())
+        .unwrap_or_else(|| first.cdb_display.clone());
+    let (relay, deny) = rule_counts(first);
+    out.push(
+        qm(
+            "QM017",
+            format!(
+                "{} starts tcpserver without -x, so {} does not apply: neither its RELAYCLIENT grants ({relay}) nor its denies ({deny})",
+                s.name,
+                shown.display(),
+            ),
+        )
+        .severity(Severity::Warning)
+        .service(&s.name)
+        .at(s.file.line_location(s.line))
+        .help(format!(
+            "add `-x {}` to the tcpserver options",
+            server_path(ctx, &first.cdb_real).display()
+        )),
+    );
+}
+
+/// How many rules of a rules source grant RELAYCLIENT, and how many deny.
+fn rule_counts(r: &RulesFile) -> (usize, usize) {
+    let deny = r.rules.iter().filter(|x| x.deny).count();
+    let relay = r
+        .rules
+        .iter()
+        .filter(|x| !x.deny && x.var("RELAYCLIENT").is_some())
+        .count();
+    (relay, deny)
 }
 
 fn rules_cdb_missing(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Finding>) {

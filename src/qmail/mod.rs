@@ -9,6 +9,7 @@ pub mod checks;
 pub mod model;
 pub mod parse;
 pub mod policy;
+pub mod rcpthosts;
 pub mod runscript;
 pub mod stream;
 

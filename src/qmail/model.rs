@@ -207,7 +207,7 @@ pub fn load_control_with(
             let mut f = Vec::new();
             let c = finish_control(ctx, dir, &mut f, None, (s.cdb, 0, true), None, false, true);
             let refs: Vec<&str> = s.pending.iter().map(String::as_str).collect();
-            if super::policy::rcpt_accepts_batch(&c, &refs)
+            if super::rcpthosts::rcpt_accepts_batch(&c, &refs)
                 .iter()
                 .all(|&ok| ok)
             {
@@ -401,6 +401,12 @@ pub fn load_with(
             }
         }
     }
+    for s in &mut services {
+        s.build = s
+            .smtpd_path
+            .as_ref()
+            .and_then(|p| smtpd_build(&ctx.root.resolve(Path::new(p))));
+    }
     // Two services with the same name (e.g. two port-25 listeners): keep them apart.
     let mut seen: HashMap<String, usize> = HashMap::new();
     for s in &mut services {
@@ -432,6 +438,27 @@ pub fn load_with(
         services,
         standalone: target.standalone,
     }
+}
+
+/// The AUTH-before-TLS switch compiled into a qmail-smtpd binary: the environment
+/// variable names its patch reads are plain strings in the program (None: no such file).
+fn smtpd_build(real: &Path) -> Option<runscript::AuthTlsSwitch> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    // qmail-smtpd is a few hundred kB; the cap keeps a wrong path from reading a huge file.
+    std::fs::File::open(real)
+        .ok()?
+        .take(16 * 1024 * 1024)
+        .read_to_end(&mut buf)
+        .ok()?;
+    let has = |needle: &[u8]| buf.windows(needle.len()).any(|w| w == needle);
+    Some(if has(b"FORCETLS") {
+        runscript::AuthTlsSwitch::ForceTls
+    } else if has(b"ALLOW_INSECURE_AUTH") {
+        runscript::AuthTlsSwitch::AllowInsecureAuth
+    } else {
+        runscript::AuthTlsSwitch::None
+    })
 }
 
 /// The name of a run script's service directory (`/service/qmail-smtpd/run` -> qmail-smtpd).

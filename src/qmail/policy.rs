@@ -17,6 +17,7 @@
 
 use super::cdb::Cdb;
 use super::model::{CdbState, Control, Model, RulesFile};
+use super::rcpthosts::{rcpt_check, RcptCheck};
 use super::runscript::{Launcher, Service};
 use crate::context::Context;
 use crate::finding::Mta;
@@ -92,146 +93,6 @@ pub fn describe(key: &str, data: &[u8]) -> String {
     s
 }
 
-/// How rcpthosts treats a domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptCheck {
-    /// No control/rcpthosts: every domain is accepted.
-    NoRcpthosts,
-    /// Accepted by this rcpthosts entry (lowercased) on this line.
-    Rcpthosts(String, usize),
-    /// Accepted by this key of morercpthosts.cdb.
-    More(String),
-    Refused,
-    /// morercpthosts.cdb exists but cannot be read: qmail-smtpd answers 421.
-    Broken(String),
-}
-
-/// rcpthosts.c: try the domain and each suffix starting at a '.', in rcpthosts and then
-/// in morercpthosts.cdb.
-pub fn rcpt_check(c: &Control, domain: &str) -> RcptCheck {
-    if c.rcpthosts.is_none() {
-        return RcptCheck::NoRcpthosts;
-    }
-    let d = domain.to_ascii_lowercase();
-    let suffixes = || {
-        d.char_indices()
-            .filter(|&(i, ch)| i == 0 || ch == '.')
-            .map(|(i, _)| &d[i..])
-    };
-    for s in suffixes() {
-        if c.rcpthosts_set.contains(s) {
-            let line = c
-                .rcpthosts
-                .as_ref()
-                .and_then(|r| {
-                    r.entries
-                        .iter()
-                        .find(|e| r.entry(e).eq_ignore_ascii_case(s))
-                        .map(|e| e.line as usize)
-                })
-                .unwrap_or(1);
-            return RcptCheck::Rcpthosts(s.to_string(), line);
-        }
-    }
-    match &c.morercpthosts_cdb {
-        CdbState::Ok(cdb, _) => {
-            for s in suffixes() {
-                if cdb.find(s.as_bytes()).is_some() {
-                    return RcptCheck::More(s.to_string());
-                }
-            }
-            RcptCheck::Refused
-        }
-        CdbState::Missing => RcptCheck::Refused,
-        CdbState::Unreadable(e) => RcptCheck::Broken(e.clone()),
-    }
-}
-
-/// Fast form of `rcpt_check` for the bulk cross-check: accepted or not.
-pub fn rcpt_accepts(c: &Control, d: &str) -> bool {
-    if c.rcpthosts.is_none() {
-        return true;
-    }
-    let cdb = c.morercpthosts_cdb.cdb();
-    let mut lower = String::new();
-    let d = if d.bytes().any(|b| b.is_ascii_uppercase()) {
-        lower = d.to_ascii_lowercase();
-        lower.as_str()
-    } else {
-        d
-    };
-    let b = d.as_bytes();
-    for i in 0..b.len() {
-        if i == 0 || b[i] == b'.' {
-            let s = &d[i..];
-            if c.rcpthosts_set.contains(s) {
-                return true;
-            }
-            if let Some(cdb) = cdb {
-                if cdb.find(s.as_bytes()).is_some() {
-                    return true;
-                }
-            }
-        }
-    }
-    let _ = lower;
-    false
-}
-
-/// `rcpt_accepts` for many domains (the million-domain cross-check): rcpthosts first, then
-/// batched morercpthosts.cdb lookups of the whole domain, then the remaining suffixes.
-pub fn rcpt_accepts_batch(c: &Control, domains: &[&str]) -> Vec<bool> {
-    if c.rcpthosts.is_none() {
-        return vec![true; domains.len()];
-    }
-    let lowered: Vec<std::borrow::Cow<'_, str>> = domains
-        .iter()
-        .map(|d| {
-            if d.bytes().any(|b| b.is_ascii_uppercase()) {
-                std::borrow::Cow::Owned(d.to_ascii_lowercase())
-            } else {
-                std::borrow::Cow::Borrowed(*d)
-            }
-        })
-        .collect();
-    // A small rcpthosts is faster to scan than to hash every suffix against: an entry
-    // matches the whole domain, or (with a leading '.') a suffix at a label boundary.
-    let small: Option<Vec<&str>> =
-        (c.rcpthosts_set.len() <= 32).then(|| c.rcpthosts_set.iter().map(String::as_str).collect());
-    let in_rcpthosts = |d: &str| -> bool {
-        match &small {
-            Some(v) => v
-                .iter()
-                .any(|e| *e == d || (e.starts_with('.') && d.ends_with(*e))),
-            None => {
-                let b = d.as_bytes();
-                (0..b.len()).any(|i| (i == 0 || b[i] == b'.') && c.rcpthosts_set.contains(&d[i..]))
-            }
-        }
-    };
-    let mut out: Vec<bool> = lowered.iter().map(|d| in_rcpthosts(d)).collect();
-    let Some(cdb) = c.morercpthosts_cdb.cdb() else {
-        return out;
-    };
-    let todo: Vec<usize> = (0..out.len()).filter(|&i| !out[i]).collect();
-    if todo.is_empty() {
-        return out; // all in rcpthosts: the cdb is not read for lookups
-    }
-    let keys: Vec<&[u8]> = todo.iter().map(|&i| lowered[i].as_bytes()).collect();
-    let mut found = Vec::with_capacity(keys.len());
-    cdb.find_batch(&keys, &mut found);
-    for (j, &i) in todo.iter().enumerate() {
-        if found[j].is_some() {
-            out[i] = true;
-            continue;
-        }
-        let d = lowered[i].as_ref();
-        let b = d.as_bytes();
-        out[i] = (1..b.len()).any(|k| b[k] == b'.' && cdb.find(&b[k..]).is_some());
-    }
-    out
-}
-
 /// AUTH on a service, as the AUTH patches decide it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -257,7 +118,8 @@ pub fn auth_mode(s: &Service) -> Auth {
             Some(x) if super::runscript::is_dynamic(x) => {
                 Auth::Unknown(format!("SMTPAUTH is {x}, known only at run time"))
             }
-            Some(x) if x.starts_with('-') => Auth::Off,
+            // "-" (Hoffmann's patch) and "0" (sagredo's qmail-smtpd.c) turn AUTH off.
+            Some(x) if x.starts_with('-') || x == "0" => Auth::Off,
             Some(x) => Auth::On {
                 required: x.contains('!') || require_auth,
                 checkprog,
@@ -283,7 +145,7 @@ pub fn auth_mode(s: &Service) -> Auth {
             }
         }
         None => Auth::Unknown(format!(
-            "qmail-smtpd gets one argument ({}) and SMTPAUTH is not set: AUTH is on with the Dabrowski/Shupp AUTH patches, off with Erwin Hoffmann's",
+            "qmail-smtpd gets one argument ({}) and SMTPAUTH is not set: AUTH is on with Dabrowski's 0.31 patch and Hoffmann's up to 0.7.1 (netqmail's combined AUTH/TLS patch, QMailToaster), off with Hoffmann's 0.7.2 and later, sagredo and s/qmail",
             s.smtpd_args.first().map(String::as_str).unwrap_or("")
         )),
     }
@@ -299,7 +161,86 @@ pub fn tls_available(s: &Service, c: Option<&Control>) -> bool {
     s.implicit_tls
         || (s.launcher == Launcher::Sslserver)
         || s.env_var("UCSPITLS").is_some()
+        || s.tls_wrapper.is_some()
         || c.map(|c| c.has_servercert).unwrap_or(false)
+}
+
+/// Whether a service that offers AUTH offers it to a client that has not started TLS.
+#[derive(Debug, Clone)]
+pub enum PlainAuth {
+    /// AUTH waits for TLS (implicit TLS, or a patch switch that holds it back).
+    No,
+    /// Offered in clear: why, and the line of the setting that causes it (None: the
+    /// service's command line).
+    Yes(
+        String,
+        Option<(std::sync::Arc<crate::source::SourceFile>, usize)>,
+    ),
+    /// Depends on the AUTH/TLS patch qmail-smtpd was built with, which the configuration
+    /// does not show (the binary is not in the snapshot).
+    Unknown,
+}
+
+/// How the AUTH/TLS patches decide whether AUTH is advertised before STARTTLS:
+/// - implicit TLS (sslserver without -n, a TLS wrapper, SMTPS with qmail-tls): never clear;
+/// - sagredo's force-tls patch: held back unless FORCETLS=0, in the run script or a tcp
+///   rule's environment (tcpserver passes rule variables to qmail-smtpd);
+/// - jms1's combined patch: held back unless ALLOW_INSECURE_AUTH is set;
+/// - netqmail + the combined AUTH/TLS patch, QMailToaster, s/qmail (UCSPITLS=! requires TLS
+///   before MAIL, not before AUTH): advertised whatever the TLS state; only whether
+///   STARTTLS exists at all depends on control/servercert.pem (qmail-tls) or sslserver -n.
+pub fn plain_auth(s: &Service, c: Option<&Control>, rules: Option<&RulesFile>) -> PlainAuth {
+    use super::runscript::AuthTlsSwitch;
+    if s.implicit_tls {
+        return PlainAuth::No;
+    }
+    let env = |name: &str| s.env_var(name).filter(|v| !v.conditional);
+    if let Some(v) = env("FORCETLS").filter(|v| v.value.as_deref() == Some("0")) {
+        return PlainAuth::Yes(
+            "FORCETLS=0 tells the force-tls patch to offer AUTH before STARTTLS".into(),
+            Some((s.file.clone(), v.line)),
+        );
+    }
+    if let (Some(r), Some(src)) = (rules, rules.and_then(|r| r.source.as_ref())) {
+        let zero = r.compiled.iter().find(|c| {
+            let (deny, env) = rule_env(&c.1);
+            !deny && env.iter().any(|(n, v)| n == "FORCETLS" && v == "0")
+        });
+        if let Some(c) = zero {
+            let who = if c.0.is_empty() {
+                "every client".to_string()
+            } else {
+                format!("the clients of rule {:?}", c.0)
+            };
+            return PlainAuth::Yes(
+                format!("this tcp rule sets FORCETLS=0 for {who}, so the force-tls patch offers them AUTH before STARTTLS"),
+                Some((src.clone(), c.2)),
+            );
+        }
+    }
+    if !tls_available(s, c) {
+        return PlainAuth::Yes(
+            "there is no TLS at all (not under sslserver or a TLS wrapper, no UCSPITLS, no control/servercert.pem)".into(),
+            None,
+        );
+    }
+    match s.build {
+        Some(AuthTlsSwitch::ForceTls) => PlainAuth::No,
+        Some(AuthTlsSwitch::AllowInsecureAuth) => match env("ALLOW_INSECURE_AUTH") {
+            Some(v) => PlainAuth::Yes(
+                "ALLOW_INSECURE_AUTH tells jms1's patch to offer AUTH before STARTTLS".into(),
+                Some((s.file.clone(), v.line)),
+            ),
+            None => PlainAuth::No,
+        },
+        Some(AuthTlsSwitch::None) => PlainAuth::Yes(
+            "STARTTLS is offered, but this qmail-smtpd has no switch that holds AUTH back until it (no FORCETLS or ALLOW_INSECURE_AUTH in the binary)".into(),
+            None,
+        ),
+        // FORCETLS set to something else: the admin runs the force-tls patch.
+        None if env("FORCETLS").is_some() => PlainAuth::No,
+        None => PlainAuth::Unknown,
+    }
 }
 
 fn step(
@@ -645,45 +586,5 @@ mod tests {
         assert!(!deny);
         assert_eq!(env[0], ("RELAYCLIENT".into(), String::new()));
         assert_eq!(describe("", b"D\0"), ":deny");
-    }
-}
-
-#[cfg(test)]
-mod rcpthosts_tests {
-    use super::*;
-    use crate::context::{Context, Options, Root};
-
-    #[test]
-    fn rcpthosts_semantics_agree_in_all_three_forms() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(
-            d.path().join("rcpthosts"),
-            ".example.com\nexact.org\nUPPER.example\n",
-        )
-        .unwrap();
-        let cdb = crate::qmail::cdb::build(&[(b"more.net", b""), (b".sub.io", b"")]);
-        std::fs::write(d.path().join("morercpthosts.cdb"), cdb).unwrap();
-        let ctx = Context::new(Root::live(), Options::default());
-        let c = crate::qmail::model::load_control(&ctx, d.path(), &mut Vec::new());
-        let cases = [
-            ("a.example.com", true),
-            ("example.com", false),
-            ("exact.org", true),
-            ("x.exact.org", false),
-            ("upper.example", true),
-            ("more.net", true),
-            ("MORE.NET", true),
-            ("y.sub.io", true),
-            ("sub.io", false),
-            ("other.test", false),
-        ];
-        let domains: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        let batch = rcpt_accepts_batch(&c, &domains);
-        for (i, (dom, want)) in cases.iter().enumerate() {
-            assert_eq!(rcpt_accepts(&c, dom), *want, "rcpt_accepts {dom}");
-            assert_eq!(batch[i], *want, "batch {dom}");
-            let one = !matches!(rcpt_check(&c, dom), RcptCheck::Refused);
-            assert_eq!(one, *want, "rcpt_check {dom}");
-        }
     }
 }

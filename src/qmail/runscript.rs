@@ -54,10 +54,38 @@ pub struct Service {
     pub smtpd_args: Vec<String>,
     /// Plesk's relaylock sits before qmail-smtpd (POP-before-SMTP and the white list).
     pub relaylock: bool,
-    /// sslserver without -n: TLS from the first byte (smtps).
+    /// TLS from the first byte (port 465 style): sslserver without -n/UCSPITLS, a TLS
+    /// wrapper program in front of qmail-smtpd, or SMTPS set for the qmail-tls patch.
     pub implicit_tls: bool,
+    /// A TLS program in the chain before qmail-smtpd (tlswrapper, stunnel, sslio), and
+    /// whether it waits for STARTTLS (tlswrapper -n with tlswrapper-smtp) instead of
+    /// speaking TLS from the first byte.
+    pub tls_wrapper: Option<(String, bool)>,
     /// Things this reading could not resolve (shown in simulate's depends_on).
     pub dynamic: Vec<String>,
+    /// The qmail-smtpd program as written in the command (absolute path on the server).
+    pub smtpd_path: Option<String>,
+    /// What that binary shows of its AUTH-before-TLS switch, when the loader could read
+    /// it (None: not found, as in most snapshots).
+    pub build: Option<AuthTlsSwitch>,
+}
+
+/// The switch an AUTH/TLS patch set compiles into qmail-smtpd to hold AUTH back until
+/// STARTTLS, found by the name it reads from the environment (a string in the binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthTlsSwitch {
+    /// Marcel Telka's force-tls patch (sagredo's distribution): `FORCETLS`, on unless
+    /// `FORCETLS=0` (sagredo-dev/qmail qmail-smtpd.c: `int forcetls = 1;`, `x =
+    /// env_get("FORCETLS"); if (x) if (!str_diff(x, "0")) forcetls = 0;`, and smtp_ehlo
+    /// prints AUTH only `if (!forcetls || ssl)`).
+    ForceTls,
+    /// jms1's combined patch: AUTH in clear only with `ALLOW_INSECURE_AUTH` set
+    /// (../shared/docs/factcheck/rules.md, QM008 row).
+    AllowInsecureAuth,
+    /// Neither: AUTH is advertised whether or not TLS is up (netqmail-1.05-tls-smtpauth
+    /// qmail-smtpd.c smtp_ehlo; QMailToaster qmailtoaster-1.3.2.patch smtp_ehlo prints
+    /// `250 AUTH LOGIN PLAIN` unconditionally).
+    None,
 }
 
 impl Service {
@@ -532,7 +560,10 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
         smtpd_args: Vec::new(),
         relaylock: false,
         implicit_tls: false,
+        tls_wrapper: None,
         dynamic,
+        smtpd_path: None,
+        build: None,
     };
     for (name, v) in &vars {
         if v.exported {
@@ -642,6 +673,15 @@ fn read_command(svc: &mut Service, cmd: &[Option<String>]) {
         let ucspitls = svc.env_var("UCSPITLS").is_some();
         svc.implicit_tls = !(starttls || ucspitls);
     }
+    // qmail-tls (Vermeulen) and the patch sets built on it (QMailToaster, sagredo): with
+    // SMTPS set qmail-smtpd starts TLS itself before the greeting (qmail-smtpd.c
+    // `if (env_get("SMTPS")) { smtps = 1; tls_init(); }`).
+    if svc.env_var("SMTPS").is_some_and(|v| !v.conditional) {
+        svc.implicit_tls = true;
+    }
+    if let Some((_, starttls)) = &svc.tls_wrapper {
+        svc.implicit_tls |= !starttls;
+    }
     if let Some(p) = svc.port_number() {
         svc.name = match p {
             25 => "smtp".into(),
@@ -658,7 +698,18 @@ fn read_chain(svc: &mut Service, chain: &[Option<String>]) {
     while k < chain.len() {
         match chain[k].as_deref() {
             Some(w) if basename(w) == "relaylock" => svc.relaylock = true,
+            // TLS wrappers: tlswrapper(1) speaks TLS from the first byte unless -n defers it
+            // to tlswrapper-smtp's STARTTLS (janmojzis/tlswrapper examples.md); stunnel and
+            // ucspi-ssl's sslio in the chain likewise.
+            Some(w) if matches!(basename(w), "tlswrapper" | "stunnel" | "sslio") => {
+                let starttls = chain[k + 1..]
+                    .iter()
+                    .flatten()
+                    .any(|a| basename(a) == "tlswrapper-smtp");
+                svc.tls_wrapper = Some((basename(w).to_string(), starttls));
+            }
             Some(w) if basename(w) == "qmail-smtpd" => {
+                svc.smtpd_path = Some(w.to_string()).filter(|w| w.starts_with('/'));
                 for a in &chain[k + 1..] {
                     match a.as_deref() {
                         Some(a) if a.starts_with('2') && a.contains('>') => break,
@@ -779,7 +830,10 @@ fn xinetd_service(
         smtpd_args: Vec::new(),
         relaylock: false,
         implicit_tls: false,
+        tls_wrapper: None,
         dynamic: Vec::new(),
+        smtpd_path: None,
+        build: None,
     };
     if let Some((env, l)) = kv.get("env") {
         for w in env.split_whitespace() {
