@@ -256,6 +256,7 @@ pub fn simulate(a: &cli::SimulateArgs) -> Result<SimulateSettings, Failure> {
             sender: a.sender.clone(),
             rcpt: a.rcpt.clone(),
             service: a.service.clone(),
+            tls: a.tls.map(|t| t == cli::YesNo::Yes),
         },
         json: json(a.format),
         color: color(a.color.color),

@@ -259,11 +259,21 @@ pub struct SimulateArgs {
     /// Only this listening service (e.g. smtp, submission, 127.0.0.1:10025)
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Whether the session uses TLS (reject_plaintext_session, permit_tls_*); default: yes
+    /// where the listener requires it (smtpd_tls_security_level = encrypt, wrapper mode)
+    #[arg(long, value_enum, value_name = "yes|no")]
+    pub tls: Option<YesNo>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[command(flatten)]
     pub color: ColorArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
 }
 
 /// `explain [--root DIR | PATH] [TEXT | --log FILE | -]`; what the options mean is documented

@@ -162,6 +162,9 @@ pub struct Query {
     pub sender: Option<String>,
     pub rcpt: String,
     pub service: Option<String>,
+    /// Whether the session is TLS-encrypted (`--tls yes|no`); None: what the listener's
+    /// security level makes likely (encrypt or wrapper mode: yes; otherwise no).
+    pub tls: Option<bool>,
 }
 
 impl Query {

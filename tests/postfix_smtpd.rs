@@ -283,6 +283,67 @@ const SCENARIOS: &[Scenario] = &[
         files: &[],
         postmap: &[],
     },
+    Scenario {
+        name: "client without reverse DNS: reject_unknown_client_hostname / reverse_client_hostname",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_client_restrictions = permit_mynetworks, reject_unknown_client_hostname\n",
+        listeners: &["", "  -o smtpd_client_restrictions=reject_unknown_reverse_client_hostname\n  -o unknown_client_reject_code=550\n"],
+        files: &[],
+        postmap: &[],
+    },
+    Scenario {
+        name: "TLS: reject_plaintext_session, permit_tls_clientcerts without TLS, encrypt listener",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem\nsmtpd_tls_key_file = /etc/ssl/private/ssl-cert-snakeoil.key\nsmtpd_tls_security_level = may\nsmtpd_tls_ask_ccert = yes\nsmtpd_relay_restrictions = permit_tls_all_clientcerts, permit_mynetworks, reject_unauth_destination\n",
+        listeners: &[
+            "",
+            "  -o smtpd_recipient_restrictions=permit_mynetworks,reject_plaintext_session\n",
+            "  -o smtpd_tls_security_level=encrypt\n",
+        ],
+        files: &[],
+        postmap: &[],
+    },
+    Scenario {
+        name: "unlisted recipients: virtual mailbox and relay recipient tables",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nvirtual_mailbox_domains = relay.example\nvirtual_mailbox_maps = texthash:$config_directory/vmbox\nvirtual_transport = error\n",
+        listeners: &[
+            "",
+            "  -o virtual_mailbox_domains=\n  -o relay_domains=relay.example\n  -o relay_recipient_maps=texthash:$config_directory/vmbox\n",
+            "  -o smtpd_reject_unlisted_recipient=no\n  -o smtpd_recipient_restrictions=permit_mynetworks,reject_unlisted_recipient\n",
+        ],
+        files: &[("vmbox", "other@relay.example x\n")],
+        postmap: &[],
+    },
+    Scenario {
+        name: "unlisted recipients: virtual alias domain, alias map entry",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost\nvirtual_alias_domains = relay.example, example.com\nvirtual_alias_maps = texthash:$config_directory/valias\n",
+        listeners: &[""],
+        files: &[("valias", "root@example.com root@localhost\n")],
+        postmap: &[],
+    },
+    Scenario {
+        name: "address verification pending: reject_unverified_sender / recipient",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\naddress_verify_poll_count = 1\nsmtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, reject_unverified_recipient\n",
+        listeners: &["", "  -o smtpd_sender_restrictions=reject_unverified_sender\n  -o smtpd_recipient_restrictions=\n"],
+        files: &[],
+        postmap: &[],
+    },
+    Scenario {
+        name: "sender login maps: reject_sender_login_mismatch",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_sender_login_maps = texthash:$config_directory/logins\nsmtpd_sender_restrictions = reject_sender_login_mismatch\n",
+        listeners: &[
+            "  -o smtpd_sasl_auth_enable=yes\n",
+            "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sender_login_maps=texthash:$config_directory/alice\n  -o smtpd_sender_restrictions=reject_authenticated_sender_login_mismatch\n",
+            "",
+        ],
+        files: &[("logins", "sender@sender.test bob\n"), ("alice", "@sender.test alice, carol\n")],
+        postmap: &[],
+    },
+    Scenario {
+        name: "HELO and address syntax, DNS lists, pipelining",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_helo_required = yes\nsmtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname\nsmtpd_sender_restrictions = reject_non_fqdn_sender\nsmtpd_relay_restrictions = reject_unauth_pipelining, reject_non_fqdn_recipient, permit_mynetworks, reject_unauth_destination, reject_multi_recipient_bounce, reject_rhsbl_client dbl.example, reject_unknown_recipient_domain\n",
+        listeners: &["", "  -o smtpd_client_restrictions=permit_inet_interfaces,sleep,0\n"],
+        files: &[],
+        postmap: &[],
+    },
 ];
 
 /// Compares relaydoctor's decision with the running smtpd for every listener, client class and
@@ -314,6 +375,8 @@ fn compare(sc: &Scenario, run: &smtpd_support::Running) -> (usize, usize, Vec<St
                 sasl_user: login.map(String::from),
                 helo: Some("client.test".into()),
                 sender: Some("sender@sender.test".into()),
+                // The harness never sends STARTTLS.
+                tls: Some(false),
                 ..Default::default()
             };
             let client = Client::for_query(&model, *si, &q);

@@ -351,6 +351,7 @@ impl Config {
             sender: e.sender.clone(),
             rcpt: rcpt.clone(),
             service: None,
+            tls: None,
         };
         match crate::lint::simulate(&self.ctx, &self.paths, &q) {
             Ok(all) => {

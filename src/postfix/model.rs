@@ -279,6 +279,15 @@ impl Model {
                 "relay_domains",
                 "virtual_alias_domains",
                 "virtual_mailbox_domains",
+                // Recipient validation and sender ownership (policy/unlisted.rs).
+                "virtual_alias_maps",
+                "virtual_mailbox_maps",
+                "relay_recipient_maps",
+                "local_recipient_maps",
+                "canonical_maps",
+                "recipient_canonical_maps",
+                "sender_canonical_maps",
+                "smtpd_sender_login_maps",
             ]
             .map(String::from)
             .to_vec();

@@ -32,6 +32,9 @@ use super::syntax::list_items;
 use crate::finding::Mta;
 use crate::relay::{ClientClass, Decision, Query, RecipientClass, TraceStep, Verdict};
 
+mod session;
+mod unlisted;
+
 /// The address lint uses for "a client from the internet" (TEST-NET-3, RFC 5737): an access
 /// map entry covering it, or any broad public range, affects strangers in general, while an
 /// entry for one partner's address does not.
@@ -57,6 +60,12 @@ pub struct Client {
     pub representative: bool,
     /// Whether the client is in mynetworks cannot be known (named here for `depends_on`).
     pub mynetworks_unknown: Option<String>,
+    /// The session is TLS-encrypted (None in lint's class evaluation), and why that was
+    /// assumed (shown in the trace when a TLS restriction is evaluated).
+    pub tls: Option<bool>,
+    pub tls_why: Option<String>,
+    /// The SASL login name (sender login maps compare it).
+    pub login: Option<String>,
 }
 
 impl Client {
@@ -97,6 +106,13 @@ impl Client {
             },
             None => (false, None),
         };
+        let (tls, tls_why) = match q.tls {
+            Some(t) => (t, format!("--tls {}", if t { "yes" } else { "no" })),
+            None => {
+                let (t, why) = listener_tls(model, si);
+                (t, format!("not given: {why}; use --tls yes|no"))
+            }
+        };
         Client {
             in_mynetworks,
             authenticated: q.sasl_user.is_some(),
@@ -106,7 +122,40 @@ impl Client {
             sender: q.sender.clone(),
             representative: false,
             mynetworks_unknown,
+            tls: Some(tls),
+            tls_why: Some(tls_why),
+            login: q.sasl_user.clone(),
         }
+    }
+}
+
+/// Whether listener `si` requires TLS (smtpd_tls_security_level = encrypt, the obsolete
+/// smtpd_enforce_tls = yes, or wrapper mode), with the setting that says so; a client that
+/// may choose is assumed to send in plaintext.
+pub fn listener_tls(model: &Model, si: usize) -> (bool, String) {
+    let scope = model.scope(Some(si));
+    let yes = |p: &str| scope.value(p).trim().eq_ignore_ascii_case("yes");
+    let level = scope
+        .value("smtpd_tls_security_level")
+        .trim()
+        .to_ascii_lowercase();
+    if yes("smtpd_tls_wrappermode") {
+        (true, "smtpd_tls_wrappermode = yes".into())
+    } else if level == "encrypt" || (level.is_empty() && yes("smtpd_enforce_tls")) {
+        (
+            true,
+            "the listener requires TLS (smtpd_tls_security_level = encrypt)".into(),
+        )
+    } else if level.is_empty() {
+        (
+            false,
+            "smtpd_tls_security_level is empty (no STARTTLS unless smtpd_use_tls = yes), assumed plaintext".into(),
+        )
+    } else {
+        (
+            false,
+            format!("smtpd_tls_security_level = {level} (TLS optional), assumed plaintext"),
+        )
     }
 }
 
@@ -271,6 +320,7 @@ struct ListOrigin {
 
 struct Eval<'a> {
     model: &'a Model,
+    si: usize,
     scope: Scope<'a>,
     client: Client,
     rcpt: RecipientClass,
@@ -281,6 +331,14 @@ struct Eval<'a> {
     /// Steps of the access-map entry just consulted, shown after the restriction's own step.
     pending: Vec<TraceStep>,
     depends: Vec<String>,
+    /// Unknowns that could refuse where the rest accepts (DNS lists, DNS lookups).
+    refuse_unknown: Vec<String>,
+    /// What the answer becomes later (address verification once the probe finished).
+    later: Vec<String>,
+    /// reject_unlisted_recipient already ran (smtpd checks the recipient maps once).
+    rcpt_checked: bool,
+    /// The TLS assumption is already in the trace.
+    tls_noted: bool,
     defer_if_permit: Option<Reply>,
     defer_if_reject: Option<Reply>,
     /// A stale indexed map was consulted: even an accept is only `depends`.
@@ -367,11 +425,15 @@ impl Eval<'_> {
                 None => item.to_string(),
             };
             let mark = self.trace.len();
+            let unknowns = self.depends.len() + self.refuse_unknown.len();
             let s = self.restriction(self.top_list, item, arg.as_deref(), depth);
             let effect = match &s {
                 Step::Permit => "permit",
                 Step::Reject(..) => "reject",
                 Step::Defer(..) => "defer",
+                Step::NoMatch if self.depends.len() + self.refuse_unknown.len() > unknowns => {
+                    "depends (see depends_on)"
+                }
                 Step::NoMatch => "no match",
             };
             // The restriction's own step goes before the steps it caused (nested lists).
@@ -513,6 +575,7 @@ impl Eval<'_> {
             "permit_sasl_authenticated" if self.client.authenticated && self.sasl_enabled => {
                 Step::Permit
             }
+            "permit_sasl_authenticated" => Step::NoMatch,
             "permit_auth_destination" if auth_dest => Step::Permit,
             "reject_unauth_destination" if !auth_dest => {
                 let code = self
@@ -531,6 +594,9 @@ impl Eval<'_> {
                     .unwrap_or(554);
                 self.relay_denied(code.saturating_sub(100))
             }
+            "permit_auth_destination"
+            | "reject_unauth_destination"
+            | "defer_unauth_destination" => Step::NoMatch,
             "check_relay_domains" => {
                 if auth_dest {
                     Step::Permit
@@ -567,7 +633,7 @@ impl Eval<'_> {
                     .push(format!("{r} {}", arg.unwrap_or("(missing map)")));
                 Step::NoMatch
             }
-            _ if KNOWN.contains(&r) => Step::NoMatch,
+            _ if KNOWN.contains(&r) => self.session_restriction(list, r, arg),
             // An unknown restriction name; smtpd answers 451 4.3.5 for every recipient.
             _ => Self::config_error(),
         }
@@ -971,6 +1037,7 @@ pub fn evaluate(
     let authenticated = client.authenticated && sasl;
     let mut ev = Eval {
         model,
+        si,
         scope,
         client: Client {
             authenticated,
@@ -983,6 +1050,10 @@ pub fn evaluate(
         trace: Vec::new(),
         pending: Vec::new(),
         depends: Vec::new(),
+        refuse_unknown: Vec::new(),
+        later: Vec::new(),
+        rcpt_checked: false,
+        tls_noted: false,
         defer_if_permit: None,
         defer_if_reject: None,
         discard: false,
@@ -1003,6 +1074,14 @@ pub fn evaluate(
             entry: "smtpd_relay_restrictions / smtpd_recipient_restrictions".into(),
             effect: "startup safety check fails: smtpd exits on every connection".into(),
         });
+        return d;
+    }
+    if let Some(refused) = plaintext_refused(&mut ev) {
+        d.result = Verdict::Reject;
+        d.code = Some(530);
+        d.enhanced = Some("5.7.0".into());
+        d.text = Some("Must issue a STARTTLS command first".into());
+        d.trace = vec![refused];
         return d;
     }
     let mut order = vec![
@@ -1042,6 +1121,9 @@ pub fn evaluate(
             outcome = Some((Verdict::Defer, c, e, t));
         }
     }
+    if outcome.is_none() && !ev.discard {
+        outcome = implicit_unlisted(&mut ev);
+    }
     match outcome {
         Some((v, c, e, t)) => {
             d.result = v;
@@ -1055,13 +1137,77 @@ pub fn evaluate(
             d.text = Some("Ok".into());
         }
     }
-    if ev.stale || (!ev.depends.is_empty() && d.result != Verdict::Accept) {
-        // A map or policy service could have permitted (or refused) earlier.
+    if ev.stale
+        || (!ev.depends.is_empty() && d.result != Verdict::Accept)
+        || (!ev.refuse_unknown.is_empty() && d.result != Verdict::Reject)
+    {
+        // A map or policy service could have permitted (or refused) earlier; a DNS list
+        // could have refused what the rest accepts.
         d.result = Verdict::Depends;
     }
     d.depends_on = std::mem::take(&mut ev.depends);
+    d.depends_on.append(&mut ev.refuse_unknown);
+    d.depends_on.append(&mut ev.later);
     d.trace = std::mem::take(&mut ev.trace);
     d
+}
+
+/// A client that chose plaintext (`--tls no`) on a listener that requires TLS: smtpd
+/// answers MAIL FROM with 530 5.7.0 (smtpd.c mail_cmd(), smtpd_tls_security_level =
+/// encrypt). The trace step says so.
+fn plaintext_refused(ev: &mut Eval) -> Option<TraceStep> {
+    if ev.client.representative || ev.client.tls != Some(false) {
+        return None;
+    }
+    let (required, why) = listener_tls(ev.model, ev.si);
+    if !required || why.contains("wrappermode") {
+        return None;
+    }
+    let o = ev.origin_of("smtpd_tls_security_level");
+    Some(TraceStep {
+        file: o.file,
+        line: o.line,
+        entry: format!("{why}; {}", ev.client.tls_why.clone().unwrap_or_default()),
+        effect: "reject (MAIL FROM before STARTTLS)".into(),
+    })
+}
+
+/// smtpd_reject_unlisted_recipient = yes: after every list permitted, the recipient is
+/// validated against the recipient maps unless a restriction already did that.
+fn implicit_unlisted(ev: &mut Eval) -> Option<(Verdict, u16, String, String)> {
+    if !ev
+        .scope
+        .value("smtpd_reject_unlisted_recipient")
+        .trim()
+        .eq_ignore_ascii_case("yes")
+    {
+        return None;
+    }
+    let mark = ev.trace.len();
+    let unknowns = ev.depends.len() + ev.refuse_unknown.len();
+    let step = ev.unlisted_recipient();
+    let effect = match &step {
+        Step::Reject(..) => "reject",
+        Step::Defer(..) => "defer",
+        _ if ev.depends.len() + ev.refuse_unknown.len() > unknowns => "depends (see depends_on)",
+        _ => return None,
+    };
+    let o = ev.origin_of("smtpd_reject_unlisted_recipient");
+    ev.trace.insert(
+        mark,
+        TraceStep {
+            file: o.file,
+            line: o.line,
+            entry: "smtpd_reject_unlisted_recipient = yes: the recipient must be a known user"
+                .into(),
+            effect: effect.into(),
+        },
+    );
+    match step {
+        Step::Reject(c, e, t) => Some((Verdict::Reject, c, e, t)),
+        Step::Defer(c, e, t) => Some((Verdict::Defer, c, e, t)),
+        _ => None,
+    }
 }
 
 /// Example recipient domains of each class, from the configuration.
@@ -1101,43 +1247,12 @@ pub fn classify_checked(
 ) -> (RecipientClass, Vec<(RecipientClass, String)>) {
     let scope = model.scope(Some(si));
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let parents = list_items(&scope.value("parent_domain_matches_subdomains"));
     let mut unknown = Vec::new();
-    // match_list(3) for domains: a literal, `.domain` for subdomains, `domain` also matching
-    // subdomains where parent_domain_matches_subdomains names the parameter, or a table in
-    // which the domain (or, for fixed tables, a parent) is a key.
     let mut has = |name: &str, class: RecipientClass| {
-        let parent_style = parents.iter().any(|p| p == name);
-        for d in domain_list_items(model, &scope.value(name)) {
-            if let Some(file) = d.strip_prefix("missing file ") {
-                unknown.push((class, format!("{name} = {file}{MISSING_LIST_FILE}")));
-                continue;
-            }
-            let (neg, d) = match d.strip_prefix('!') {
-                Some(r) => (true, r.to_string()),
-                None => (false, d.clone()),
-            };
-            let hit = if maps::split_spec(&d).is_some() {
-                match model.table(&d) {
-                    Some(Opened::Table(t)) => {
-                        domain_lookup(t, &domain, false, parent_style).is_some()
-                    }
-                    _ => {
-                        unknown.push((class, format!("{name} = {d}")));
-                        false
-                    }
-                }
-            } else {
-                let d = d.to_ascii_lowercase();
-                d == domain
-                    || (d.starts_with('.') && domain.ends_with(d.as_str()))
-                    || (parent_style && domain.ends_with(&format!(".{d}")))
-            };
-            if hit {
-                return !neg;
-            }
-        }
-        false
+        let mut u = Vec::new();
+        let hit = match_domain_list(model, &scope, name, &domain, &mut u);
+        unknown.extend(u.into_iter().map(|t| (class, t)));
+        hit == Some(true)
     };
     let class = if has("mydestination", RecipientClass::Local)
         || has("virtual_alias_domains", RecipientClass::Local)
@@ -1152,6 +1267,51 @@ pub fn classify_checked(
     // Only tables consulted before the deciding list can change the answer.
     unknown.retain(|(c, _)| *c != class && class != RecipientClass::Local);
     (class, unknown)
+}
+
+/// match_list(3) for domains: a literal, `.domain` for subdomains, `domain` also matching
+/// subdomains where parent_domain_matches_subdomains names the parameter, or a table in
+/// which the domain (or, for fixed tables, a parent) is a key. Some(false) when the first
+/// match is a `!` item, None when nothing matches. Tables that cannot be read (and
+/// missing `/file/name` entries) before the first match go to `unknown` as `name = table`.
+fn match_domain_list(
+    model: &Model,
+    scope: &Scope,
+    name: &str,
+    domain: &str,
+    unknown: &mut Vec<String>,
+) -> Option<bool> {
+    let parent_style = list_items(&scope.value("parent_domain_matches_subdomains"))
+        .iter()
+        .any(|p| p == name);
+    for d in domain_list_items(model, &scope.value(name)) {
+        if let Some(file) = d.strip_prefix("missing file ") {
+            unknown.push(format!("{name} = {file}{MISSING_LIST_FILE}"));
+            continue;
+        }
+        let (neg, d) = match d.strip_prefix('!') {
+            Some(r) => (true, r.to_string()),
+            None => (false, d.clone()),
+        };
+        let hit = if maps::split_spec(&d).is_some() {
+            match model.table(&d) {
+                Some(Opened::Table(t)) => domain_lookup(t, domain, false, parent_style).is_some(),
+                _ => {
+                    unknown.push(format!("{name} = {d}"));
+                    false
+                }
+            }
+        } else {
+            let d = d.to_ascii_lowercase();
+            d == domain
+                || (d.starts_with('.') && domain.ends_with(d.as_str()))
+                || (parent_style && domain.ends_with(&format!(".{d}")))
+        };
+        if hit {
+            return Some(!neg);
+        }
+    }
+    None
 }
 
 /// How `classify_checked` marks a `/file/name` list entry whose file is missing.

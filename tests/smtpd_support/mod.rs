@@ -254,12 +254,18 @@ pub fn ask(port: u16, addr: &str, login: Option<&str>, rcpt: &str) -> Option<Str
     };
     cmd("EHLO client.test")?;
     let x = match login {
-        Some(l) => format!("XCLIENT ADDR={addr} NAME=[UNAVAILABLE] LOGIN={l}"),
-        None => format!("XCLIENT ADDR={addr} NAME=[UNAVAILABLE]"),
+        Some(l) => {
+            format!("XCLIENT ADDR={addr} NAME=[UNAVAILABLE] REVERSE_NAME=[UNAVAILABLE] LOGIN={l}")
+        }
+        None => format!("XCLIENT ADDR={addr} NAME=[UNAVAILABLE] REVERSE_NAME=[UNAVAILABLE]"),
     };
     cmd(&x)?;
     cmd("EHLO client.test")?;
-    cmd("MAIL FROM:<sender@sender.test>")?;
+    let mail = cmd("MAIL FROM:<sender@sender.test>")?;
+    // A refused MAIL FROM (530 before STARTTLS) is the answer: RCPT would only say 503.
+    if !mail.starts_with('2') {
+        return Some(mail);
+    }
     cmd(&format!("RCPT TO:<{rcpt}>"))
 }
 
