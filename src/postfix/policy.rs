@@ -1557,6 +1557,108 @@ mod tests {
         assert_eq!(ev("u@x.example").result, Verdict::Accept);
     }
 
+    /// One simulate-style question for a client without reverse DNS.
+    fn ask(m: &Model, si: usize, q: Query, rcpt: &str) -> Decision {
+        let q = Query {
+            rcpt: rcpt.into(),
+            ..q
+        };
+        let client = Client::for_query(m, si, &q);
+        let class = classify(m, si, &crate::relay::domain_of(rcpt));
+        evaluate(m, si, client, class, rcpt)
+    }
+
+    fn stranger() -> Query {
+        Query {
+            client_ip: "203.0.113.5".into(),
+            helo: Some("client.test".into()),
+            sender: Some("sender@sender.test".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn session_restrictions_are_evaluated_or_depends() {
+        let main = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_client_restrictions = reject_unknown_client_hostname\nsmtpd_recipient_restrictions = reject_rbl_client zen.example, reject_plaintext_session, reject_unverified_recipient\n";
+        let master = "smtp inet n - y - - smtpd\nsubmission inet n - y - - smtpd\n  -o smtpd_tls_security_level=encrypt\n";
+        let (_d, m) = model(main, master, &[]);
+        // No --client-name: Postfix sees `unknown` and defers.
+        let d = ask(&m, 0, stranger(), "postmaster@example.com");
+        assert_eq!(
+            (d.result, d.code, d.enhanced.as_deref()),
+            (Verdict::Defer, Some(450), Some("4.7.25"))
+        );
+        let named = Query {
+            client_name: Some("mail.client.test".into()),
+            ..stranger()
+        };
+        // With a name: the DNS list decides what would otherwise be the plaintext refusal
+        // (a reject either way), so it is evaluated.
+        let d = ask(&m, 0, named.clone(), "postmaster@example.com");
+        assert_eq!((d.result, d.code), (Verdict::Depends, Some(450)), "{d:?}");
+        assert!(
+            d.trace.iter().any(|t| t.entry.starts_with("TLS: no")),
+            "{d:?}"
+        );
+        // With TLS, the pending address verification defers on first contact; the DNS list
+        // could refuse instead: depends, naming both.
+        let tls = Query {
+            tls: Some(true),
+            ..named.clone()
+        };
+        let d = ask(&m, 0, tls, "postmaster@example.com");
+        assert_eq!(d.result, Verdict::Depends, "{d:?}");
+        assert!(
+            d.depends_on.iter().any(|w| w.contains("zen.example")),
+            "{d:?}"
+        );
+        assert!(d.depends_on.iter().any(|w| w.contains("probe")), "{d:?}");
+        // --tls no on a listener that requires TLS: refused at MAIL FROM.
+        let plain = Query {
+            tls: Some(false),
+            ..named
+        };
+        let d = ask(&m, 1, plain, "postmaster@example.com");
+        assert_eq!((d.result, d.code), (Verdict::Reject, Some(530)));
+    }
+
+    #[test]
+    fn unlisted_recipients_and_verification() {
+        let main = "compatibility_level = 3.6\nmydestination = example.com\nvirtual_mailbox_domains = v.example\nvirtual_mailbox_maps = texthash:/etc/postfix/vmbox\nsmtpd_recipient_restrictions = permit_mynetworks, reject_unverified_recipient, reject_unauth_destination\n";
+        let q = Query {
+            client_ip: TRUSTED_IP.into(),
+            ..stranger()
+        };
+        // Trusted: permitted by mynetworks, then the implicit unlisted check.
+        let mynet = "mynetworks = 192.0.2.0/24\n";
+        let (_d2, m2) = model(
+            &format!("{main}{mynet}"),
+            SMTP,
+            &[("vmbox", "known@v.example x\n")],
+        );
+        let d = ask(&m2, 0, q.clone(), "nobody@v.example");
+        assert_eq!(
+            (d.result, d.code, d.enhanced.as_deref()),
+            (Verdict::Reject, Some(550), Some("5.1.1"))
+        );
+        assert!(d
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains("virtual mailbox table"));
+        assert_eq!(ask(&m2, 0, q, "known@v.example").result, Verdict::Accept);
+        // A stranger to a local address: 450 4.1.1 while the probe is pending.
+        let d = ask(&m2, 0, stranger(), "known@v.example");
+        assert_eq!(
+            (d.result, d.code, d.enhanced.as_deref()),
+            (Verdict::Defer, Some(450), Some("4.1.1"))
+        );
+        assert!(
+            d.depends_on.iter().any(|w| w.contains("once it finishes")),
+            "{d:?}"
+        );
+    }
+
     #[test]
     fn mynetworks_file_table_and_snapshot_default() {
         let (_d, m) = model(
