@@ -496,3 +496,46 @@ fn decisions_match_real_smtpd() {
         mismatches.join("\n")
     );
 }
+
+/// This machine's address on the default route (no packet is sent), if it has one.
+fn own_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    s.connect(("192.0.2.1", 9)).ok()?;
+    let a = s.local_addr().ok()?.ip();
+    (!a.is_loopback()).then_some(a)
+}
+
+/// Listener reachability against a real master: a listener named `127.0.0.1:PORT` (the
+/// harness's) refuses connections to this machine's other address and, with inet_protocols
+/// = ipv4, to ::1; relaydoctor calls both `unavailable` and the loopback client reachable.
+#[test]
+fn unreachable_listeners_match_real_master() {
+    use relaydoctor::postfix::reach;
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let sc = &SCENARIOS[0];
+    let run = smtpd_support::start(&master, sc).expect("start");
+    let ctx = Context::new(Root::live(), Options::default());
+    let model = Model::load(&ctx, &run.conf, &mut Vec::new());
+    let si = model.smtpd_listeners()[0];
+    let port = run.ports[0];
+    let connects = |ip: std::net::IpAddr| {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(ip, port),
+            std::time::Duration::from_secs(3),
+        )
+        .is_ok()
+    };
+    let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(connects(lo));
+    assert!(reach::unreachable(&model, si, Some(lo)).is_none());
+    let v6: std::net::IpAddr = "::1".parse().unwrap();
+    assert!(!connects(v6));
+    assert!(reach::unreachable(&model, si, Some(v6)).is_some());
+    if let Some(own) = own_address() {
+        assert!(!connects(own), "{own}:{port} should refuse");
+        let d = reach::unreachable(&model, si, Some(own)).expect("unavailable");
+        assert_eq!(d.result, Verdict::Unavailable);
+    }
+}

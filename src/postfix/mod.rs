@@ -8,6 +8,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod policy;
+pub mod reach;
 pub mod relay_rules;
 pub mod syntax;
 pub mod template;
@@ -235,6 +236,10 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
     let mut out = Vec::new();
     for si in model.smtpd_listeners() {
         let client = policy::Client::for_query(&model, si, q);
+        if let Some(d) = reach::unreachable(&model, si, client.ip) {
+            out.push(d);
+            continue;
+        }
         let (class, unknown) = policy::classify_checked(&model, si, &domain);
         let mut d = policy::evaluate(&model, si, client.clone(), class, &q.rcpt);
         // A domain list relaydoctor cannot read (proxy:mysql:..., a missing map) might list
