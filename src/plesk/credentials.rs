@@ -1,27 +1,40 @@
-//! Where the psa database credentials come from, first match wins:
-//! `--db-url`, `RELAYDOCTOR_DB_URL`, `--dsn-file`, `<root>/etc/psa/private/dsn.ini` section
-//! `[plesk]`, `<root>/etc/psa/.psa.shadow` (user admin, database psa, localhost).
+//! Where the psa database credentials come from, first match wins: `--db-url`,
+//! `RELAYDOCTOR_DB_URL`, `--dsn-file`, `<root>/etc/psa/private/dsn.ini`,
+//! `<root>/etc/psa/.psa.shadow`.
 //!
-//! The password is kept in [`Credentials::secret`] only so that every message can be scrubbed
-//! of it ([`Credentials::scrub`]); it is never formatted anywhere.
+//! Plesk's own chain (primer section 5; `get_admin_passwd` in Plesk 17.8's
+//! `reset_instance_data` and `_getDsnConfigValue` in Plesk 18's
+//! `panel_preupgrade_checker.php`, mirror tejasv694/Plesk): user `admin`, password the
+//! content of `.psa.shadow` used verbatim (a value starting with `$AES-128-CBC$` *is* the
+//! MySQL password), host `localhost` (the Unix socket, as the mysql client does), port 3306,
+//! database `psa`. dsn.ini's section `[general]` overrides each of them with
+//! `database.host`, `database.port`, `database.username`, `database.password`,
+//! `database.dbname`.
+//!
+//! The password is kept in [`Credentials::secrets`] only so that every message can be
+//! scrubbed of it; it is never formatted anywhere.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mysql::{Opts, OptsBuilder};
 
-use crate::cli::DbArgs;
+use super::settings::DbSettings;
 
 pub const ENV_URL: &str = "RELAYDOCTOR_DB_URL";
 
-/// Sockets the local MariaDB/MySQL server listens on in common distributions
-/// (Debian/Ubuntu, RHEL/CentOS/Alma as Plesk installs them). `MYSQL_UNIX_PORT` (the
-/// variable libmysqlclient honours) comes first.
+/// Where the mysql client looks for the server's socket when my.cnf names none: the
+/// compiled-in default of Debian/Ubuntu packages, then of the RHEL family (where Plesk's
+/// own scripts set `MYSQL_SOCKET=/var/lib/mysql/mysql.sock`, `reset_instance_data`).
 const SOCKETS: &[&str] = &[
     "/run/mysqld/mysqld.sock",
     "/var/run/mysqld/mysqld.sock",
     "/var/lib/mysql/mysql.sock",
-    "/tmp/mysql.sock",
 ];
+
+/// The option files the mysql client reads on Linux, relative to the root
+/// (MariaDB KB "Configuring MariaDB with Option Files": /etc/my.cnf, /etc/mysql/my.cnf).
+const MY_CNF: &[&str] = &["etc/my.cnf", "etc/mysql/my.cnf"];
 
 pub struct Credentials {
     pub opts: Opts,
@@ -31,7 +44,9 @@ pub struct Credentials {
     pub endpoint: String,
     pub db: String,
     /// Strings that must never be printed (the password, raw and percent-decoded).
-    secrets: Vec<String>,
+    pub secrets: Vec<String>,
+    /// The read timeout, for messages about a server that stopped answering.
+    pub timeout: Duration,
 }
 
 impl Credentials {
@@ -78,36 +93,37 @@ pub fn scrub_all(msg: &str, secrets: &[String]) -> String {
 pub struct CredError(pub String);
 
 /// Warnings to print (e.g. about --db-url being visible) go to `warnings`.
-pub fn resolve(args: &DbArgs, warnings: &mut Vec<String>) -> Result<Credentials, CredError> {
-    if let Some(url) = &args.db_url {
+pub fn resolve(db: &DbSettings, warnings: &mut Vec<String>) -> Result<Credentials, CredError> {
+    let t = Timeouts {
+        connect: db.timeout,
+        read: db.read_timeout,
+    };
+    if let Some(url) = &db.db_url {
         warnings.push(
             "--db-url puts the password on the command line, where other local users can see \
              it (ps, /proc); prefer --dsn-file or the RELAYDOCTOR_DB_URL variable"
                 .into(),
         );
-        return from_url(url, "--db-url");
+        return from_url(url, "--db-url", &db.root, t);
     }
-    if let Ok(url) = std::env::var(ENV_URL) {
-        if !url.is_empty() {
-            return from_url(&url, ENV_URL);
-        }
+    if let Some(url) = db.env_url.as_deref().filter(|u| !u.is_empty()) {
+        return from_url(url, ENV_URL, &db.root, t);
     }
-    if let Some(p) = &args.dsn_file {
-        return from_dsn_file(p, &p.display().to_string());
+    let shadow = db.root.join("etc/psa/.psa.shadow");
+    if let Some(p) = &db.dsn_file {
+        return from_dsn_file(p, &p.display().to_string(), &shadow, &db.root, t);
     }
-    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let dsn = root.join("etc/psa/private/dsn.ini");
+    let dsn = db.root.join("etc/psa/private/dsn.ini");
     if dsn.is_file() {
-        return from_dsn_file(&dsn, &dsn.display().to_string());
+        return from_dsn_file(&dsn, &dsn.display().to_string(), &shadow, &db.root, t);
     }
-    let shadow = root.join("etc/psa/.psa.shadow");
     if shadow.exists() {
-        return from_shadow(&shadow);
+        return from_parts(Parts::default(), &shadow, shadow.display().to_string(), &db.root, t);
     }
     Err(CredError(format!(
         "no database credentials: none of --db-url, {ENV_URL}, --dsn-file, {}, {} \
-         (is this a Plesk server? elsewhere pass --dsn-file with a [plesk] section: \
-         host, port, username, password, dbname)",
+         (is this a Plesk server? elsewhere pass --dsn-file with a [general] section: \
+         database.host, database.port, database.username, database.password, database.dbname)",
         dsn.display(),
         shadow.display()
     )))
@@ -194,7 +210,7 @@ fn strip_require_ssl(url: &str) -> (String, bool) {
     }
 }
 
-fn from_url(url: &str, source: &str) -> Result<Credentials, CredError> {
+fn from_url(url: &str, source: &str, root: &Path, t: Timeouts) -> Result<Credentials, CredError> {
     let mut secrets = url_secrets(url);
     secrets.extend(query_secrets(url));
     let (url, require_tls) = strip_require_ssl(url);
@@ -229,17 +245,18 @@ fn from_url(url: &str, source: &str) -> Result<Credentials, CredError> {
     }
     // As with the mysql client, localhost means the local socket (unless ?socket= said).
     if opts.get_ip_or_hostname() == "localhost" && opts.get_socket().is_none() {
-        if let Some(sock) = find_socket() {
+        if let Some(sock) = find_socket(root) {
             b = b.socket(Some(sock));
         }
     }
-    let opts: Opts = common(b).into();
+    let opts: Opts = common(b, t).into();
     Ok(Credentials {
         endpoint: endpoint(&opts, &db),
         opts,
         source: source.to_string(),
         db,
         secrets,
+        timeout: t.read,
     })
 }
 
@@ -279,85 +296,127 @@ pub fn parse_ini_section(text: &str, section: &str) -> Option<Vec<(String, Strin
     found.then_some(out)
 }
 
-fn from_dsn_file(path: &Path, shown: &str) -> Result<Credentials, CredError> {
+/// The values of one credential source; `None` falls back to Plesk's default.
+#[derive(Default)]
+struct Parts {
+    user: Option<String>,
+    password: Option<String>,
+    host: Option<String>,
+    port: Option<String>,
+    dbname: Option<String>,
+    socket: Option<String>,
+}
+
+/// dsn.ini: Plesk's section `[general]` with `database.*` keys; a `[plesk]` section with
+/// bare keys (what relaydoctor read before, and what a hand-written --dsn-file may have) is
+/// still accepted.
+fn from_dsn_file(
+    path: &Path,
+    shown: &str,
+    shadow: &Path,
+    root: &Path,
+    t: Timeouts,
+) -> Result<Credentials, CredError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CredError(format!("{shown}: cannot read: {e}")))?;
-    let kv = parse_ini_section(&text, "plesk")
-        .ok_or_else(|| CredError(format!("{shown}: no [plesk] section")))?;
+    let (kv, prefix) = match parse_ini_section(&text, "general") {
+        Some(kv) if kv.iter().any(|(k, _)| k.starts_with("database.")) => (kv, "database."),
+        _ => match parse_ini_section(&text, "plesk") {
+            Some(kv) => (kv, ""),
+            None => {
+                return Err(CredError(format!(
+                    "{shown}: no [general] section with database.* keys (database.host, \
+                     database.port, database.username, database.password, database.dbname)"
+                )))
+            }
+        },
+    };
     let get = |k: &str| {
         kv.iter()
             .rev()
-            .find(|(key, _)| key == k)
+            .find(|(key, _)| key.strip_prefix(prefix) == Some(k))
             .map(|(_, v)| v.clone())
     };
-    let secret = get("password").unwrap_or_default();
-    let secrets = vec![secret.clone()];
-    let user = get("username")
-        .or_else(|| get("user"))
-        .unwrap_or_else(|| "admin".into());
-    let db = get("dbname")
-        .or_else(|| get("database"))
-        .unwrap_or_else(|| "psa".into());
-    let host = get("host").unwrap_or_else(|| "localhost".into());
-    let port = match get("port") {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| CredError(format!("{shown}: port {p:?} is not a port number")))?,
+    let parts = Parts {
+        user: get("username").or_else(|| get("user")),
+        password: get("password"),
+        host: get("host"),
+        port: get("port"),
+        dbname: get("dbname").or_else(|| get("database")),
+        socket: get("socket"),
+    };
+    from_parts(parts, shadow, shown.to_string(), root, t)
+}
+
+/// Fill what the source left out with Plesk's defaults: admin / the content of
+/// .psa.shadow / localhost / 3306 / psa.
+fn from_parts(
+    p: Parts,
+    shadow: &Path,
+    mut source: String,
+    root: &Path,
+    t: Timeouts,
+) -> Result<Credentials, CredError> {
+    let secret = match p.password {
+        Some(pw) => pw,
+        None => {
+            if source != shadow.display().to_string() {
+                source = format!("{source} and {}", shadow.display());
+            }
+            read_shadow(shadow)?
+        }
+    };
+    let port = match p.port.as_deref() {
+        Some(s) => s.trim().parse::<u16>().map_err(|_| {
+            CredError(format!("{source}: port {s:?} is not a port number"))
+        })?,
         None => 3306,
     };
+    let db = p.dbname.unwrap_or_else(|| "psa".into());
     let b = OptsBuilder::new()
-        .user(Some(user))
-        .pass(Some(secret))
+        .user(Some(p.user.unwrap_or_else(|| "admin".into())))
+        .pass(Some(secret.clone()))
         .db_name(Some(db.clone()));
-    let b = place(b, &host, port, get("socket"));
-    let opts: Opts = common(b).into();
+    let host = p.host.unwrap_or_else(|| "localhost".into());
+    let b = place(b, &host, port, p.socket, root);
+    let opts: Opts = common(b, t).into();
     Ok(Credentials {
         endpoint: endpoint(&opts, &db),
         opts,
-        source: shown.to_string(),
+        source,
         db,
-        secrets,
+        secrets: vec![secret],
+        timeout: t.read,
     })
 }
 
-fn from_shadow(path: &Path) -> Result<Credentials, CredError> {
-    let shown = path.display().to_string();
+/// The password of MySQL user admin: the file's content without the line end, verbatim,
+/// also when it starts with `$AES-128-CBC$` (Plesk runs `mysql -u admin` with exactly
+/// that string).
+fn read_shadow(path: &Path) -> Result<String, CredError> {
+    let shown = path.display();
     let raw = std::fs::read(path).map_err(|e| CredError(format!("{shown}: cannot read: {e}")))?;
-    let text = String::from_utf8_lossy(&raw);
-    let secret = text.trim_end_matches(['\n', '\r']).to_string();
-    if secret.starts_with("$AES-128-CBC$") {
-        return Err(CredError(format!(
-            "{shown} holds an encrypted password ($AES-128-CBC$...), which only Plesk's own \
-             tools can decrypt, so relaydoctor cannot use it. Give the credentials another way: \
-             a DSN file (--dsn-file FILE with a [plesk] section: username, password, dbname, \
-             host), or the {ENV_URL} variable (mysql://admin:PASSWORD@localhost/psa)"
-        )));
-    }
+    let secret = String::from_utf8_lossy(&raw)
+        .trim_end_matches(['\n', '\r'])
+        .to_string();
     if secret.is_empty() {
         return Err(CredError(format!("{shown} is empty")));
     }
-    let secrets = vec![secret.clone()];
-    let db = "psa".to_string();
-    let b = OptsBuilder::new()
-        .user(Some("admin"))
-        .pass(Some(secret))
-        .db_name(Some(db.clone()));
-    let b = place(b, "localhost", 3306, None);
-    let opts: Opts = common(b).into();
-    Ok(Credentials {
-        endpoint: endpoint(&opts, &db),
-        opts,
-        source: shown,
-        db,
-        secrets,
-    })
+    Ok(secret)
 }
 
-/// localhost means the Unix socket when one exists (that is what the mysql client does),
-/// else TCP to 127.0.0.1.
-fn place(b: OptsBuilder, host: &str, port: u16, socket: Option<String>) -> OptsBuilder {
+/// localhost means the Unix socket, as the mysql client does: the socket named in
+/// my.cnf, else `MYSQL_UNIX_PORT`, else the distribution's default that exists; with no
+/// socket at all, TCP to 127.0.0.1.
+fn place(
+    b: OptsBuilder,
+    host: &str,
+    port: u16,
+    socket: Option<String>,
+    root: &Path,
+) -> OptsBuilder {
     if host == "localhost" || host.is_empty() {
-        if let Some(s) = socket.or_else(find_socket) {
+        if let Some(s) = socket.or_else(|| find_socket(root)) {
             return b.socket(Some(s)).ip_or_hostname(Some("localhost"));
         }
         return b.ip_or_hostname(Some("127.0.0.1")).tcp_port(port);
@@ -367,7 +426,63 @@ fn place(b: OptsBuilder, host: &str, port: u16, socket: Option<String>) -> OptsB
         .prefer_socket(false)
 }
 
-pub fn find_socket() -> Option<String> {
+/// `socket = PATH` from the option files under `root`, client sections first
+/// ([client], [client-server], [client-mariadb], [mysql]), then the server's ([mysqld],
+/// [server], [mariadb]); `!includedir` and `!include` are followed one level.
+pub fn my_cnf_socket(root: &Path) -> Option<String> {
+    let mut texts = Vec::new();
+    for f in MY_CNF {
+        let path = root.join(f);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let l = line.trim();
+            if let Some(dir) = l.strip_prefix("!includedir") {
+                let dir = reroot(root, dir.trim());
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                files.sort();
+                for p in files.iter().filter(|p| p.extension().is_some_and(|e| e == "cnf")) {
+                    texts.extend(std::fs::read_to_string(p).ok());
+                }
+            } else if let Some(file) = l.strip_prefix("!include") {
+                texts.extend(std::fs::read_to_string(reroot(root, file.trim())).ok());
+            }
+        }
+        texts.push(text);
+    }
+    for sections in [
+        &["client", "client-server", "client-mariadb", "mysql"][..],
+        &["mysqld", "server", "mariadb"][..],
+    ] {
+        for text in &texts {
+            for sec in sections {
+                let found = parse_ini_section(text, sec).and_then(|kv| {
+                    kv.into_iter()
+                        .rev()
+                        .find(|(k, _)| k == "socket")
+                        .map(|(_, v)| v)
+                });
+                if found.as_deref().is_some_and(|v| !v.is_empty()) {
+                    return found;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// An absolute path from a file under `root`, as the server would see it.
+fn reroot(root: &Path, p: &str) -> PathBuf {
+    root.join(p.trim_start_matches('/'))
+}
+
+pub fn find_socket(root: &Path) -> Option<String> {
+    if let Some(s) = my_cnf_socket(root) {
+        return Some(s);
+    }
     if let Ok(s) = std::env::var("MYSQL_UNIX_PORT") {
         if !s.is_empty() {
             return Some(s);
@@ -382,9 +497,18 @@ pub fn find_socket() -> Option<String> {
         .map(|p| p.to_string())
 }
 
-fn common(b: OptsBuilder) -> OptsBuilder {
-    b.tcp_connect_timeout(Some(std::time::Duration::from_secs(10)))
-        .read_timeout(Some(std::time::Duration::from_secs(3600)))
+/// Every round trip is bounded: a server that accepts the connection and never greets, or
+/// stops answering mid-check, ends the run with a message instead of hanging cron.
+fn common(b: OptsBuilder, t: Timeouts) -> OptsBuilder {
+    b.tcp_connect_timeout(Some(t.connect))
+        .read_timeout(Some(t.read))
+        .write_timeout(Some(t.connect))
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    read: Duration,
 }
 
 fn endpoint(opts: &Opts, db: &str) -> String {

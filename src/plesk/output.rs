@@ -2,23 +2,16 @@
 //! JSON, and the Nagios plugin format.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use serde_json::json;
 
 use super::credentials::Credentials;
-use super::inspect::{Inspection, TABLE};
+use super::inspect::Inspection;
+use super::model::TABLE;
 use super::plan::{self, Plan};
-use crate::cli::PleskRepairArgs;
 use crate::finding::{Finding, Severity};
 use crate::report::{self, Report};
-
-pub fn emit(s: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
-}
 
 fn counts(findings: &[Finding]) -> (usize, usize, usize) {
     let c = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
@@ -42,7 +35,7 @@ fn summary(creds: &Credentials, insp: &Inspection) -> String {
     let (e, w, i) = counts(&insp.findings);
     let s = &insp.stats;
     let table = format!(
-        "{}.{TABLE}: {} ({} white-list, {} POP lock){}",
+        "{}.{TABLE}: {} ({} white-list, {} POP lock){}{}",
         creds.db,
         plural(s.rows, "row"),
         s.whitelist,
@@ -51,7 +44,12 @@ fn summary(creds: &Credentials, insp: &Inspection) -> String {
             .engine
             .as_deref()
             .map(|e| format!(", {e}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if insp.schema.exists {
+            format!(", {}", insp.schema.generation())
+        } else {
+            String::new()
+        }
     );
     if insp.findings.is_empty() {
         format!("No problems found in {table}.")
@@ -97,46 +95,25 @@ pub fn check_json(creds: &Credentials, insp: &Inspection) -> String {
     s
 }
 
-/// Nagios plugin API (Nagios Plugin Development Guidelines): one line
-/// `SERVICE STATUS - text | perfdata`, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-pub fn nagios(creds: &Credentials, insp: &Inspection) -> (String, i32) {
-    let (e, w, i) = counts(&insp.findings);
-    let (status, code) = if e > 0 {
-        ("CRITICAL", 2)
-    } else if w > 0 {
-        ("WARNING", 1)
-    } else {
-        ("OK", 0)
+/// The Nagios status line (report/nagios.rs) with the table's counts as perfdata, and the
+/// plugin state (0 OK, 1 WARNING, 2 CRITICAL).
+pub fn nagios(creds: &Credentials, insp: &Inspection) -> (String, u8) {
+    let rep = Report {
+        findings: insp.findings.clone(),
+        files: 0,
     };
+    let (_, code) = report::nagios::status(&rep);
     let s = &insp.stats;
-    let text = if e + w == 0 {
-        format!("{}.{TABLE} healthy, {}", creds.db, plural(s.rows, "row"))
-    } else {
-        // The worst finding first (findings are sorted by severity), then the counts.
-        let first = insp
-            .findings
-            .first()
-            .map(|f| format!("{} {}", f.code, f.name))
-            .unwrap_or_default();
-        format!(
-            "{}, {} in {}.{TABLE}: {first}",
-            plural(e as u64, "error"),
-            plural(w as u64, "warning"),
-            creds.db
-        )
-    };
+    let ok = format!("{}.{TABLE} healthy, {}", creds.db, plural(s.rows, "row"));
     let perf = format!(
-        "rows={} whitelist={} poplocks={} expired={} invalid={} future={} duplicates={} \
-         open_relay={} errors={e} warnings={w} info={i}",
+        " rows={} whitelist={} poplocks={} expired={} invalid={} future={} duplicates={} \
+         open_relay={}",
         s.rows, s.whitelist, s.locks, s.expired, s.invalid, s.future, s.duplicates, s.open_relay
     );
-    (format!("RELAYDOCTOR {status} - {text} | {perf}\n"), code)
-}
-
-pub fn nagios_unknown(msg: &str) -> String {
-    // The status line must stay one line; '|' would start perfdata.
-    let msg = msg.replace(['\n', '\r'], " ").replace('|', "/");
-    format!("RELAYDOCTOR UNKNOWN - {msg}\n")
+    (
+        report::nagios::render_with(&rep, &ok, &perf),
+        code.clamp(0, 3) as u8,
+    )
 }
 
 fn op_json(db: &str, plan: &Plan) -> Vec<serde_json::Value> {
@@ -226,15 +203,15 @@ pub fn repair_text(
     creds: &Credentials,
     insp: &Inspection,
     plan: &Plan,
-    args: &PleskRepairArgs,
-    color: bool,
+    settings: &super::RepairSettings,
 ) -> String {
+    let color = settings.color;
     // The repair report starts with exactly what `plesk check` prints.
     let mut out = check_text(creds, insp, color);
     out.push('\n');
     if plan.is_empty() {
         let _ = writeln!(out, "Nothing to repair in {}.{TABLE}.", creds.db);
-        if !args.include_whitelist && insp.stats.whitelist > 0 {
+        if !settings.include_whitelist && insp.stats.whitelist > 0 {
             let _ = writeln!(
                 out,
                 "White-list rows (lock_time NULL) are left alone; --include-whitelist also \
@@ -248,13 +225,13 @@ pub fn repair_text(
     let method = if insp.schema.transactional() {
         "one transaction"
     } else {
-        "rebuilding the table under a lock and swapping it in with one atomic RENAME TABLE"
+        "rebuilding the table under a lock and swapping it in with one RENAME TABLE"
     };
     let _ = writeln!(
         out,
-        "\nWith --apply: the deleted rows are first saved as INSERT statements in {}, then \
-         the change is made all-or-nothing ({method}).",
-        args.backup_dir.display()
+        "\nWith --apply: the deleted rows are first saved whole, every column, as INSERT \
+         statements in {}, then the change is made all-or-nothing ({method}).",
+        settings.backup_dir.display()
     );
     out
 }
@@ -265,7 +242,6 @@ pub fn applied_text(
     log: &[String],
     backup: Option<&Path>,
     after: &Inspection,
-    _args: &PleskRepairArgs,
     color: bool,
 ) -> String {
     let mut out = String::new();

@@ -4,8 +4,12 @@
 
 use std::fmt::Write as _;
 
+use std::collections::BTreeMap;
+
+use super::checks::{fault, Fault};
 use super::connect::ident;
-use super::inspect::{fault, Fault, Inspection, TABLE};
+use super::inspect::Inspection;
+use super::model::{NODE_COLUMN, TABLE};
 use super::values::{self, sql_literal, RawRow};
 
 /// One distinct row value: `count` identical copies were read, `keep` of them stay.
@@ -79,10 +83,13 @@ pub struct Plan {
     pub deletes: Vec<DeleteOp>,
     /// The rows could not be read (damaged table): deletions are planned after the repair.
     pub rows_unknown: bool,
-    /// Expired POP locks are exactly the rows with a valid lock_time before this instant
-    /// (server time of the scan minus poplock_time), so they are deleted by that predicate
-    /// instead of value by value (see repair.rs).
-    pub expired_before: Option<i64>,
+    /// Expired POP locks are exactly the rows with a valid lock_time before their node's
+    /// instant (server time of the scan minus that node's poplock_time), so they are
+    /// deleted by that predicate instead of value by value (see repair.rs). Keyed by node
+    /// id; on a table without serviceNodeId the one key is "1".
+    pub expired_before: BTreeMap<String, i64>,
+    /// The table has serviceNodeId (Plesk 17.8+).
+    pub has_node: bool,
 }
 
 impl Plan {
@@ -130,7 +137,15 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
     let Some(mut rows) = insp.rows.take() else {
         return plan;
     };
-    plan.expired_before = insp.poplock_minutes.map(|m| insp.now - m * 60);
+    plan.has_node = insp.schema.has_node();
+    plan.expired_before = insp
+        .minutes()
+        .0
+        .iter()
+        // Node ids go into SQL: only plain numbers (they come from an int column).
+        .filter(|(n, _)| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        .map(|(n, m)| (n.clone(), insp.now - m * 60))
+        .collect();
     rows.sort_unstable();
     // Identical rows become one group with a count, compacted in place (a second vector of
     // a million groups would double the memory of a large repair).
@@ -157,17 +172,19 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
     // Decide per group first, then move the chosen groups into their operations (no copies
     // of a million rows).
     let mut decision: Vec<Option<(Reason, u64)>> = vec![None; groups.len()];
-    let (now, minutes) = (insp.now, insp.poplock_minutes);
+    let now = insp.now;
     let mut i = 0;
     while i < groups.len() {
-        // All groups of one (address, mask): NULL lock_time sorts first.
+        // All groups of one (address, mask, node): NULL lock_time sorts first.
         let mut j = i + 1;
         while j < groups.len()
             && groups[j].row.ip == groups[i].row.ip
             && groups[j].row.mask == groups[i].row.mask
+            && groups[j].row.node == groups[i].row.node
         {
             j += 1;
         }
+        let minutes = insp.minutes().for_row(groups[i].row);
         let mut newest: Option<(i64, usize)> = None;
         let mut valid_locks = Vec::new();
         for k in i..j {
@@ -249,8 +266,12 @@ fn where_row(r: &RawRow) -> String {
             sql_literal(v.as_deref())
         ),
     };
+    let node = match &r.node {
+        Some(n) => format!(" AND {} = {}", ident(NODE_COLUMN), mask_literal(Some(n))),
+        None => String::new(),
+    };
     format!(
-        "{} AND {} AND {}",
+        "{} AND {} AND {}{node}",
         eq("ip_address", &r.ip, true),
         eq("ip_mask", &r.mask, false),
         eq("lock_time", &r.lock, false)
@@ -265,6 +286,7 @@ pub fn mask_literal(v: Option<&[u8]>) -> String {
     }
 }
 
+/// The values of the columns relaydoctor knows, for the plan table of a repair.
 pub fn insert_values(r: &RawRow) -> String {
     format!(
         "({}, {}, {})",
@@ -274,19 +296,39 @@ pub fn insert_values(r: &RawRow) -> String {
     )
 }
 
+/// The expiry predicate on the live table (alias `p`, may be empty); never NULL, so NOT
+/// works on it. Per node where the table has nodes.
+pub fn expired_predicate(plan: &Plan, alias: &str) -> String {
+    if plan.expired_rows() == 0 || plan.expired_before.is_empty() {
+        return "FALSE".into();
+    }
+    let parts: Vec<String> = plan
+        .expired_before
+        .iter()
+        .map(|(node, cut)| {
+            let node = if plan.has_node {
+                format!("{alias}{} = {node} AND ", ident(NODE_COLUMN))
+            } else {
+                String::new()
+            };
+            format!(
+                "({node}{alias}lock_time IS NOT NULL AND {alias}lock_time < '{}')",
+                values::format_datetime(*cut)
+            )
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
 /// The SQL of one operation as an admin could run it by hand: each distinct row value is
-/// deleted by its full value (never by position), and where copies are kept they are
-/// inserted back. relaydoctor runs the equivalent set-based statements (repair.rs).
+/// deleted by its full value (never by position), and where copies are kept, LIMIT leaves
+/// them. relaydoctor runs the equivalent set-based statements (repair.rs).
 pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>, plan: &Plan) -> String {
     let t = format!("{}.{}", ident(db), ident(TABLE));
     let mut s = String::new();
-    if let (Reason::Expired, Some(cut)) = (op.reason, plan.expired_before) {
+    if op.reason == Reason::Expired && !plan.expired_before.is_empty() {
         // Exactly the rows listed: verified under the lock before it runs.
-        let _ = writeln!(
-            s,
-            "DELETE FROM {t} WHERE lock_time IS NOT NULL AND lock_time < '{}';",
-            values::format_datetime(cut)
-        );
+        let _ = writeln!(s, "DELETE FROM {t} WHERE {};", expired_predicate(plan, ""));
         return s;
     }
     for (n, g) in op.groups.iter().enumerate() {
@@ -298,14 +340,14 @@ pub fn op_sql(db: &str, op: &DeleteOp, limit: Option<usize>, plan: &Plan) -> Str
             );
             break;
         }
-        let _ = writeln!(s, "DELETE FROM {t} WHERE {};", where_row(&g.row));
-        for _ in 0..g.keep {
-            let _ = writeln!(
-                s,
-                "INSERT INTO {t} (ip_address, ip_mask, lock_time) VALUES {};",
-                insert_values(&g.row)
-            );
-        }
+        // Copies that stay are never deleted and re-inserted: LIMIT leaves them whole,
+        // with every column (serviceNodeId and any the table has beyond those known).
+        let limit = if g.keep > 0 {
+            format!(" LIMIT {}", g.count - g.keep)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "DELETE FROM {t} WHERE {}{limit};", where_row(&g.row));
     }
     s
 }

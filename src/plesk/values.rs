@@ -8,11 +8,14 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// One row as read, columns in table order (ip_address, ip_mask, lock_time); `None` is NULL.
+/// One row as read: the columns relaydoctor judges; `None` is NULL. `node` is serviceNodeId
+/// (Plesk 17.8+), `None` on tables without it. Field order is sort order: the rows of one
+/// address, mask and node sort together, white-list rows (NULL lock_time) first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RawRow {
     pub ip: Option<Vec<u8>>,
     pub mask: Option<Vec<u8>>,
+    pub node: Option<Vec<u8>>,
     pub lock: Option<Vec<u8>>,
 }
 
@@ -24,18 +27,34 @@ impl RawRow {
 
     /// How the row is shown to people: `ip_address='10.0.0.1' ip_mask=32 lock_time=NULL`.
     pub fn describe(&self) -> String {
+        let node = match &self.node {
+            Some(n) => format!(" serviceNodeId={}", escape_visible(n)),
+            None => String::new(),
+        };
         format!(
-            "ip_address={} ip_mask={} lock_time={}",
+            "ip_address={} ip_mask={} lock_time={}{node}",
             show_quoted(self.ip.as_deref()),
             show_plain(self.mask.as_deref()),
             show_quoted(self.lock.as_deref())
         )
     }
 
+    /// The service node, for messages ("node 1"); "1" when the table has no node column.
+    pub fn node_id(&self) -> String {
+        self.node
+            .as_deref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_else(|| "1".into())
+    }
+
     /// One line for the before/after diff (tab-separated, like `mariadb -B` prints rows).
     pub fn diff_line(&self) -> String {
+        let node = match &self.node {
+            Some(n) => format!("\t{}", escape_visible(n)),
+            None => String::new(),
+        };
         format!(
-            "{}\t{}\t{}\n",
+            "{}\t{}\t{}{node}\n",
             show_plain(self.ip.as_deref()),
             show_plain(self.mask.as_deref()),
             show_plain(self.lock.as_deref())
@@ -51,7 +70,14 @@ impl RawRow {
             Some(m) => serde_json::json!(m),
             None => s(&self.mask),
         };
-        serde_json::json!({"ip_address": s(&self.ip), "ip_mask": mask, "lock_time": s(&self.lock)})
+        let mut v = serde_json::json!({"ip_address": s(&self.ip), "ip_mask": mask, "lock_time": s(&self.lock)});
+        if let Some(n) = &self.node {
+            v["serviceNodeId"] = match parse_uint(n) {
+                Some(n) => serde_json::json!(n),
+                None => s(&self.node),
+            };
+        }
+        v
     }
 }
 
@@ -164,15 +190,23 @@ fn inside_private(net: ipnet::IpNet) -> bool {
     })
 }
 
-/// How open a row makes the server: None, or why it is an open relay. Every address
-/// (mask 0), or a public range wider than /24 (IPv4) or /48 (IPv6).
-pub fn open_relay(ip: IpAddr, mask: u32) -> Option<String> {
+/// How far a public range reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every address, or more than a /16 (IPv4) or /32 (IPv6) of public space: an open relay.
+    Huge(String),
+    /// A public range wider than /24 (IPv4) or /48 (IPv6): more than an office needs.
+    Wide(String),
+}
+
+/// How open a row makes the server: None for a host, a narrow range or private space.
+pub fn public_reach(ip: IpAddr, mask: u32) -> Option<Reach> {
     if mask == 0 {
-        return Some("matches every address on the Internet".into());
+        return Some(Reach::Huge("matches every address on the Internet".into()));
     }
-    let wide = match ip {
-        IpAddr::V4(_) => mask < 24,
-        IpAddr::V6(_) => mask < 48,
+    let (wide, huge) = match ip {
+        IpAddr::V4(_) => (mask < 24, mask < 16),
+        IpAddr::V6(_) => (mask < 48, mask < 32),
     };
     if !wide {
         return None;
@@ -181,13 +215,28 @@ pub fn open_relay(ip: IpAddr, mask: u32) -> Option<String> {
     if inside_private(net) {
         return None;
     }
-    Some(format!(
+    let why = format!(
         "covers the public network {net} ({} addresses)",
         match ip {
             IpAddr::V4(_) => format!("{}", 1u64 << (32 - mask)),
             IpAddr::V6(_) => format!("2^{}", 128 - mask),
         }
-    ))
+    );
+    Some(if huge { Reach::Huge(why) } else { Reach::Wide(why) })
+}
+
+/// Plesk's default white list (primer section 5): 127.0.0.1/8 and ::1/128.
+pub fn is_default_whitelist(ip: IpAddr, mask: u32) -> bool {
+    (ip == IpAddr::from([127, 0, 0, 1]) && mask == 8)
+        || (ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST) && mask == 128)
+}
+
+/// The entry covers 127.0.0.1, the address webmail on the server sends from.
+pub fn covers_loopback(ip: IpAddr, mask: u32) -> bool {
+    match (ip, ipnet::IpNet::new(ip, mask as u8)) {
+        (IpAddr::V4(_), Ok(n)) => n.contains(&IpAddr::from([127, 0, 0, 1])),
+        _ => false,
+    }
 }
 
 /// A DATETIME as stored, as seconds on a naive (zone-less) civil time line, so it compares
@@ -298,12 +347,18 @@ mod tests {
         let lo = parse_ip(b"127.0.0.1").unwrap();
         assert!(host_bits_set(lo, 8));
         assert!(!host_bits_set(lo, 32));
-        assert!(open_relay(lo, 8).is_none());
-        assert!(open_relay(parse_ip(b"0.0.0.0").unwrap(), 0).is_some());
-        assert!(open_relay(parse_ip(b"10.0.0.0").unwrap(), 8).is_none());
-        assert!(open_relay(parse_ip(b"203.0.0.0").unwrap(), 16).is_some());
-        assert!(open_relay(parse_ip(b"203.0.113.0").unwrap(), 24).is_none());
-        assert!(open_relay(parse_ip(b"::").unwrap(), 0).is_some());
+        assert!(public_reach(lo, 8).is_none());
+        let huge = |r: Option<Reach>| matches!(r, Some(Reach::Huge(_)));
+        let wide = |r: Option<Reach>| matches!(r, Some(Reach::Wide(_)));
+        assert!(huge(public_reach(parse_ip(b"0.0.0.0").unwrap(), 0)));
+        assert!(public_reach(parse_ip(b"10.0.0.0").unwrap(), 8).is_none());
+        assert!(huge(public_reach(parse_ip(b"203.0.0.0").unwrap(), 8)));
+        assert!(wide(public_reach(parse_ip(b"203.0.0.0").unwrap(), 16)));
+        assert!(wide(public_reach(parse_ip(b"203.0.112.0").unwrap(), 23)));
+        assert!(public_reach(parse_ip(b"203.0.113.0").unwrap(), 24).is_none());
+        assert!(huge(public_reach(parse_ip(b"::").unwrap(), 0)));
+        assert!(covers_loopback(lo, 8) && !covers_loopback(parse_ip(b"::1").unwrap(), 128));
+        assert!(is_default_whitelist(lo, 8) && !is_default_whitelist(lo, 32));
     }
 
     #[test]

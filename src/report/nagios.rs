@@ -21,6 +21,20 @@ pub fn status(report: &Report) -> (&'static str, i32) {
 }
 
 pub fn render(report: &Report) -> String {
+    line(
+        report,
+        &format!("no relay problems in {} files", report.files),
+        &format!(" files={}", report.files),
+    )
+}
+
+/// The status line of a check that is not about files (`plesk check`): `ok_text` when
+/// nothing is wrong, and `extra_perf` (` name=value` pairs) after the counts.
+pub fn render_with(report: &Report, ok_text: &str, extra_perf: &str) -> String {
+    line(report, ok_text, extra_perf)
+}
+
+fn line(report: &Report, ok_text: &str, extra_perf: &str) -> String {
     let (state, _) = status(report);
     let (e, w, i) = (
         report.count(Severity::Error),
@@ -40,11 +54,10 @@ pub fn render(report: &Report) -> String {
             worst.code,
             one_line(&worst.message)
         ),
-        None => format!("no relay problems in {} files", report.files),
+        None => one_line(ok_text),
     };
     format!(
-        "RELAYDOCTOR {state} - {text} | errors={e};;1;0 warnings={w};1;;0 info={i};;;0 files={}\n",
-        report.files
+        "RELAYDOCTOR {state} - {text} | errors={e};;1;0 warnings={w};1;;0 info={i};;;0{extra_perf}\n"
     )
 }
 
