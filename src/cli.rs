@@ -361,9 +361,24 @@ pub struct DbArgs {
     /// Database URL mysql://user:password@host:port/psa (visible to other users: prefer a DSN file)
     #[arg(long, value_name = "URL")]
     pub db_url: Option<String>,
-    /// A dsn.ini-style file with a [plesk] section
+    /// A dsn.ini-style file: section [general] with database.host, database.port,
+    /// database.username, database.password, database.dbname (Plesk's own format)
     #[arg(long, value_name = "PATH")]
     pub dsn_file: Option<PathBuf>,
+    /// Seconds to wait for the database server to connect and to answer (Nagios gets
+    /// UNKNOWN when it does not)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_arg)]
+    pub timeout: f64,
+}
+
+/// A positive number of seconds, at most a day.
+fn timeout_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= 86_400.0 => Ok(t),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -197,19 +197,76 @@ fn dsn_file_and_plesk_files_under_root() {
 }
 
 #[test]
-fn encrypted_shadow_is_refused_clearly() {
+fn encrypted_looking_shadow_is_the_password_itself() {
+    // Plesk runs `mysql -u admin` with the $AES-128-CBC$ string as it is: so does
+    // relaydoctor (tests/plesk_onyx.rs connects with one); here no server listens.
     let mut c = bare();
-    c.args(["plesk", "check", "--root"])
+    c.args(["plesk", "check", "--timeout", "2", "--root"])
         .arg(fixture("roots/shadow-encrypted"));
     let o = run(c);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("encrypted"), "{}", o.stderr);
+    assert!(o.stderr.contains("cannot connect"), "{}", o.stderr);
+    assert!(o.stderr.contains(".psa.shadow"), "{}", o.stderr);
+    assert!(!o.stderr.contains("encrypted password"), "{}", o.stderr);
+    assert!(!o.stderr.contains("ZW5jcnlwdGVk"), "{}", o.stderr);
+}
+
+/// A TCP listener on loopback that accepts and then either never says a word or hangs up.
+fn listener(hang_up: bool) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            if !hang_up {
+                held.push(s);
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_never_greets_times_out_and_nagios_says_unknown() {
+    let port = listener(false);
+    let url = format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{port}/psa");
+    let t0 = std::time::Instant::now();
+    let mut c = relaydoctor(&url);
+    c.args(["plesk", "check", "--format", "nagios", "--timeout", "1"]);
+    let o = run(c);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(o.code, 3, "{}{}", o.stdout, o.stderr);
     assert!(
-        o.stderr.contains("--dsn-file"),
-        "says how to pass credentials: {}",
+        o.stdout.starts_with("RELAYDOCTOR UNKNOWN - "),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("did not answer within 1 s"),
+        "{}",
+        o.stdout
+    );
+    let mut c = relaydoctor(&url);
+    c.args(["plesk", "check", "--timeout", "1"]);
+    let o = run(c);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+}
+
+#[test]
+fn a_server_that_hangs_up_is_said_in_words() {
+    let port = listener(true);
+    let url = format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{port}/psa");
+    let mut c = relaydoctor(&url);
+    c.args(["plesk", "check", "--timeout", "5"]);
+    let o = run(c);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("the database server closed the connection"),
+        "{}",
         o.stderr
     );
-    assert!(!o.stderr.contains("ZW5jcnlwdGVk"), "{}", o.stderr);
+    assert!(!o.stderr.contains("CodecError"), "{}", o.stderr);
 }
 
 #[test]

@@ -101,6 +101,7 @@ fn dry_run_writes_nothing_and_apply_repairs_every_variant() {
             vec![
                 "0.0.0.0 0 NULL",
                 "127.0.0.1 8 NULL",
+                "192.0.2.77 24 NULL",
                 "192.168.10.0 24 NULL",
                 "192.168.10.0 24 NULL",
                 "198.51.100.7 32 lock",
@@ -187,6 +188,7 @@ fn include_whitelist_removes_open_relay_and_duplicate_whitelist_rows() {
         shape(&s.rows(&db)),
         vec![
             "127.0.0.1 8 NULL",
+            "192.0.2.77 24 NULL",
             "192.168.10.0 24 NULL",
             "198.51.100.7 32 lock",
             "198.51.100.8 32 lock"
@@ -500,6 +502,6 @@ fn repair_works_without_local_infile() {
         c.env("RELAYDOCTOR_TIMING", "1");
         let o = run(c);
         assert!(o.stderr.contains("LOAD DATA refused"), "{}", o.stderr);
-        assert_eq!(s.rows(&db).len(), 6, "{variant}: {}{}", o.stdout, o.stderr);
+        assert_eq!(s.rows(&db).len(), 7, "{variant}: {}{}", o.stdout, o.stderr);
     }
 }

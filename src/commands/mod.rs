@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> i32 {
             deliver(fleet_report(&a), &how)
         }
         Command::Rules(a) => deliver(meta::rules(&a), &Delivery::default()),
-        Command::Plesk(c) => plesk::run(c),
+        Command::Plesk(c) => plesk::run(c, host_name),
         Command::Completions { shell } => {
             deliver(Ok(meta::completions(shell)), &Delivery::default())
         }

@@ -76,9 +76,11 @@ pub fn schema(schema: &mut Schema, db: &str, out: &mut Vec<Finding>) {
     let mut drift = Vec::new();
     let mut extra = Vec::new();
     let mut missing = Vec::new();
-    let int = |t: &str| ["int", "tinyint", "smallint", "mediumint", "bigint"]
-        .iter()
-        .any(|p| t.starts_with(p));
+    let int = |t: &str| {
+        ["int", "tinyint", "smallint", "mediumint", "bigint"]
+            .iter()
+            .any(|p| t.starts_with(p))
+    };
     for (name, need) in [("ip_address", true), ("ip_mask", true), ("lock_time", true)] {
         let Some(c) = schema.column(name) else {
             if need {
@@ -88,9 +90,9 @@ pub fn schema(schema: &mut Schema, db: &str, out: &mut Vec<Finding>) {
         };
         let t = c.column_type.to_ascii_lowercase();
         match name {
-            "ip_address" if !(t.starts_with("varchar(") || t.starts_with("char(")) => {
-                drift.push(format!("ip_address is {t} (known: varchar(15) or varchar(39))"))
-            }
+            "ip_address" if !(t.starts_with("varchar(") || t.starts_with("char(")) => drift.push(
+                format!("ip_address is {t} (known: varchar(15) or varchar(39))"),
+            ),
             "ip_address" if c.nullable => {
                 drift.push("ip_address allows NULL (known: NOT NULL)".into())
             }
@@ -256,7 +258,9 @@ fn node_settings(
         };
     }
     let [pop_disabled, smtp_disabled] = flags;
-    let relay = get("relay").and_then(|s| s.value).map(|v| v.trim().to_string());
+    let relay = get("relay")
+        .and_then(|s| s.value)
+        .map(|v| v.trim().to_string());
     relay_findings(relay.as_deref(), &place("relay"), &at, out);
     let poplock_minutes = poplock_findings(get("poplock_time"), &place("poplock_time"), &at, out);
     let (service, _) = place("relay");
@@ -611,10 +615,13 @@ impl<'a> RowChecker<'a> {
                 .push((dup_key(raw), parsed.lock.unwrap_or(i64::MIN))),
         }
         let Some((ip, m)) = parsed.net() else { return };
-        if values::host_bits_set(ip, m) {
+        // Plesk's own 127.0.0.1/8 is written this way: not worth a word.
+        if values::host_bits_set(ip, m) && !values::is_default_whitelist(ip, m) {
             self.host_bits.add(raw);
         }
-        if let Some(r) = values::public_reach(ip, m) {
+        let reach = values::public_reach(ip, m);
+        let reported = reach.is_some();
+        if let Some(r) = reach {
             if matches!(r, Reach::Huge(_)) {
                 self.stats.open_relay += 1;
             }
@@ -626,7 +633,9 @@ impl<'a> RowChecker<'a> {
             if values::covers_loopback(ip, m) {
                 self.loopback.insert(raw.node_id());
             }
-            if !values::is_default_whitelist(ip, m) {
+            // Entries already reported as too wide are not listed again.
+            let listed = self.entries.contains(raw);
+            if !values::is_default_whitelist(ip, m) && !reported && !listed {
                 self.entry_count += 1;
                 if self.entries.len() < LISTED_ENTRIES {
                     self.entries.push(raw.clone());
@@ -736,7 +745,9 @@ impl<'a> RowChecker<'a> {
                     ),
                 ),
             };
-            let mut finding = Finding::new(code, Mta::Plesk, msg).service(service).help(FIX);
+            let mut finding = Finding::new(code, Mta::Plesk, msg)
+                .service(service)
+                .help(FIX);
             let narrow = schema.ip_width().filter(|w| *w < 39);
             if let (Fault::InvalidIp, Some(w)) = (f, narrow) {
                 if self.stats.invalid_ipv6 > 0 {
@@ -868,7 +879,9 @@ impl<'a> RowChecker<'a> {
                     ),
                 )
                 .service(service)
-                .help("add 127.0.0.1/8 back in Tools & Settings > Mail Server Settings > White list"),
+                .help(
+                    "add 127.0.0.1/8 back in Tools & Settings > Mail Server Settings > White list",
+                ),
             );
         }
     }

@@ -56,12 +56,12 @@ pub fn describe_during(creds: &Credentials, e: &Error, during: &str) -> String {
             return format!("{}{during}{hint}", creds.scrub(&msg));
         }
         Error::IoError(io) => io_words(io, creds, &during),
-        Error::CodecError(c) => match std::error::Error::source(c)
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
-        {
-            Some(io) => io_words(io, creds, &during),
-            None => format!("the database server sent a malformed reply{during} ({c})"),
-        },
+        Error::CodecError(c) => {
+            match std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+                Some(io) => io_words(io, creds, &during),
+                None => format!("the database server sent a malformed reply{during} ({c})"),
+            }
+        }
         Error::DriverError(d) => match d {
             mysql::DriverError::ConnectTimeout | mysql::DriverError::Timeout => {
                 timeout_words(creds, &during)

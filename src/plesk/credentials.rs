@@ -118,7 +118,13 @@ pub fn resolve(db: &DbSettings, warnings: &mut Vec<String>) -> Result<Credential
         return from_dsn_file(&dsn, &dsn.display().to_string(), &shadow, &db.root, t);
     }
     if shadow.exists() {
-        return from_parts(Parts::default(), &shadow, shadow.display().to_string(), &db.root, t);
+        return from_parts(
+            Parts::default(),
+            &shadow,
+            shadow.display().to_string(),
+            &db.root,
+            t,
+        );
     }
     Err(CredError(format!(
         "no database credentials: none of --db-url, {ENV_URL}, --dsn-file, {}, {} \
@@ -367,9 +373,10 @@ fn from_parts(
         }
     };
     let port = match p.port.as_deref() {
-        Some(s) => s.trim().parse::<u16>().map_err(|_| {
-            CredError(format!("{source}: port {s:?} is not a port number"))
-        })?,
+        Some(s) => s
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| CredError(format!("{source}: port {s:?} is not a port number")))?,
         None => 3306,
     };
     let db = p.dbname.unwrap_or_else(|| "psa".into());
@@ -444,7 +451,10 @@ pub fn my_cnf_socket(root: &Path) -> Option<String> {
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 files.sort();
-                for p in files.iter().filter(|p| p.extension().is_some_and(|e| e == "cnf")) {
+                for p in files
+                    .iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "cnf"))
+                {
                     texts.extend(std::fs::read_to_string(p).ok());
                 }
             } else if let Some(file) = l.strip_prefix("!include") {

@@ -52,8 +52,8 @@ fn fail_with(msg: String, warnings: &[String], secrets: &[String]) -> Failure {
 
 fn open(db: &DbSettings) -> Result<Session, Failure> {
     let mut warnings = Vec::new();
-    let creds = credentials::resolve(db, &mut warnings)
-        .map_err(|e| fail_with(e.0, &warnings, &[]))?;
+    let creds =
+        credentials::resolve(db, &mut warnings).map_err(|e| fail_with(e.0, &warnings, &[]))?;
     let conn = connect::connect(&creds).map_err(|e| fail_with(e.0, &warnings, &creds.secrets))?;
     Ok(Session {
         creds,
@@ -86,10 +86,7 @@ pub fn check(settings: &CheckSettings) -> Result<Outcome, Failure> {
     let mut s = open(&settings.db)?;
     let progress = settings.progress && settings.format == CheckFormat::Text;
     let insp = inspect_db(&mut s, false, progress).map_err(|e| s.fail(e.0))?;
-    let fails = insp
-        .findings
-        .iter()
-        .any(|f| f.severity >= settings.fail_on);
+    let fails = insp.findings.iter().any(|f| f.severity >= settings.fail_on);
     let status = if fails {
         Status::Findings
     } else {

@@ -72,9 +72,9 @@ impl Schema {
     }
     pub fn generation(&self) -> &'static str {
         if self.has_node() {
-            "Plesk 17.8+ (with serviceNodeId)"
+            "Plesk 17.8+ generation, with serviceNodeId"
         } else {
-            "Plesk 9-17.5 (without serviceNodeId)"
+            "older generation, without serviceNodeId"
         }
     }
     pub fn ip_width(&self) -> Option<u32> {

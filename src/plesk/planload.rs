@@ -68,9 +68,8 @@ pub fn load_plan(
     let mut n = 0u64;
     let groups: Vec<_> = plan.by_value().collect();
     for chunk in groups.chunks(2000) {
-        let mut sql = format!(
-            "INSERT INTO {DEL} (ip_address, ip_mask, lock_time, node, cnt, keep) VALUES "
-        );
+        let mut sql =
+            format!("INSERT INTO {DEL} (ip_address, ip_mask, lock_time, node, cnt, keep) VALUES ");
         for (i, g) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(',');

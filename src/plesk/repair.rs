@@ -50,6 +50,9 @@ use crate::outcome::Notify;
 /// point (COMMIT on InnoDB, the RENAME on MyISAM/Aria), after saying
 /// "test pause before commit" on stderr, so the fault tests can kill the server mid-apply.
 pub const TEST_PAUSE_ENV: &str = "RELAYDOCTOR_TEST_PAUSE_BEFORE_COMMIT";
+/// A whole row as read: every column's value in table order.
+type WholeRow = Vec<Option<Vec<u8>>>;
+
 /// Kept rows inserted back per statement.
 const KEEP_BATCH: usize = 500;
 
@@ -147,7 +150,7 @@ fn backup_and_keep(
     table: &str,
     plan: &Plan,
     mut backup: Backup,
-) -> Result<(PathBuf, Vec<Vec<Option<Vec<u8>>>>), DbError> {
+) -> Result<(PathBuf, Vec<WholeRow>), DbError> {
     let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
     let ncols = schema.columns.len();
     let sql = format!(
@@ -157,14 +160,13 @@ fn backup_and_keep(
         match_sql(schema.has_node()),
         expired_predicate(plan, "p.")
     );
-    let mut kept: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+    let mut kept: Vec<WholeRow> = Vec::new();
     let mut kept_groups: BTreeMap<u64, ()> = BTreeMap::new();
     let mut result = conn.query_iter(sql).map_err(err)?;
     if let Some(set) = result.iter() {
         for row in set {
             let mut row = row.map_err(err)?;
-            let values: Vec<Option<Vec<u8>>> =
-                (0..ncols).map(|i| model::text(row.take(i))).collect();
+            let values: WholeRow = (0..ncols).map(|i| model::text(row.take(i))).collect();
             let group = model::text(row.take(ncols)).and_then(|b| super::values::parse_uint(&b));
             let keep = model::text(row.take(ncols + 1)).and_then(|b| super::values::parse_uint(&b));
             if let (Some(g), Some(k)) = (group, keep) {
@@ -194,7 +196,7 @@ fn insert_kept(
     creds: &Credentials,
     schema: &Schema,
     table: &str,
-    kept: &[Vec<Option<Vec<u8>>>],
+    kept: &[WholeRow],
 ) -> Result<(), DbError> {
     for chunk in kept.chunks(KEEP_BATCH) {
         let values: Vec<String> = chunk.iter().map(|v| row_values(v)).collect();

@@ -222,7 +222,11 @@ pub fn public_reach(ip: IpAddr, mask: u32) -> Option<Reach> {
             IpAddr::V6(_) => format!("2^{}", 128 - mask),
         }
     );
-    Some(if huge { Reach::Huge(why) } else { Reach::Wide(why) })
+    Some(if huge {
+        Reach::Huge(why)
+    } else {
+        Reach::Wide(why)
+    })
 }
 
 /// Plesk's default white list (primer section 5): 127.0.0.1/8 and ::1/128.

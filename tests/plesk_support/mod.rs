@@ -24,6 +24,8 @@ pub struct Server {
     pub port: u16,
     /// The server offers TLS (snakeoil certificate).
     pub tls: bool,
+    /// False: --skip-networking, the Unix socket only (like a Plesk server's local MariaDB).
+    pub networking: bool,
     child: Option<Child>,
 }
 
@@ -76,6 +78,11 @@ fn is_root() -> bool {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(true)
+    }
+
+    /// A server on its socket only (`networking` false): no TCP port at all.
+    pub fn start_with(networking: bool) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("rd-mariadb")
             .tempdir()
@@ -108,6 +115,7 @@ impl Server {
             port: free_port(),
             dir,
             tls: false,
+            networking,
             child: None,
         };
         s.run();
@@ -127,7 +135,14 @@ impl Server {
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", self.datadir.display()))
             .arg(format!("--socket={}", self.socket.display()))
-            .arg(format!("--port={}", self.port))
+            .args(if self.networking {
+                vec![
+                    format!("--port={}", self.port),
+                    "--bind-address=127.0.0.1".into(),
+                ]
+            } else {
+                vec!["--skip-networking".to_string()]
+            })
             .arg(format!(
                 "--tmpdir={}",
                 self.dir.path().join("tmp").display()
@@ -141,7 +156,6 @@ impl Server {
                 self.dir.path().join("error.log").display()
             ))
             .args([
-                "--bind-address=127.0.0.1",
                 "--skip-log-bin",
                 // Damaged MyISAM tables must stay damaged until relaydoctor repairs them
                 // (the default BACKUP,QUICK would repair them silently on open).
@@ -259,6 +273,18 @@ impl Server {
         let db = self.database(name);
         self.source(&db, &fixture(&format!("schema-{variant}.sql")));
         self.source(&db, &fixture("misc.sql"));
+        if !seed.is_empty() {
+            self.sql_db(&db, seed);
+        }
+        db
+    }
+
+    /// A Plesk 17.8+ database: fixtures/plesk/schema-onyx.sql and settings-onyx.sql (two
+    /// service nodes), plus optional seed SQL.
+    pub fn psa_onyx(&self, name: &str, seed: &str) -> String {
+        let db = self.database(name);
+        self.source(&db, &fixture("schema-onyx.sql"));
+        self.source(&db, &fixture("settings-onyx.sql"));
         if !seed.is_empty() {
             self.sql_db(&db, seed);
         }
