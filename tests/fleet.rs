@@ -343,3 +343,42 @@ fn html_report_loads_in_a_real_browser_counts_match_and_sorts() {
         "the fixture's ranking must differ from name order"
     );
 }
+
+#[test]
+fn prometheus_alert_rules_pass_promtool() {
+    let dir = repo("packaging/prometheus");
+    let Ok(out) = Command::new("promtool")
+        .args(["test", "rules", "relaydoctor.rules.test.yml"])
+        .current_dir(&dir)
+        .output()
+    else {
+        eprintln!("SKIPPED prometheus_alert_rules_pass_promtool: promtool is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The rules alert on metric names the textfile output really has.
+    let rules = std::fs::read_to_string(dir.join("relaydoctor.rules.yml")).unwrap();
+    let snap = repo("fixtures/rules/PF101/bad");
+    let prom = run_ok(&[
+        "lint",
+        "--root",
+        snap.to_str().unwrap(),
+        "--format",
+        "prometheus",
+    ])
+    .stdout;
+    for metric in [
+        "relaydoctor_up",
+        "relaydoctor_last_run_timestamp_seconds",
+        "relaydoctor_findings{category=\"open-relay\",severity=\"error\"}",
+    ] {
+        let name = metric.split('{').next().unwrap();
+        assert!(rules.contains(name), "{name} not alerted on");
+        assert!(prom.contains(metric), "{metric} not in the textfile output");
+    }
+}
