@@ -695,7 +695,7 @@ fn deprecation_names_the_version_checked() {
         "{snap:?}"
     );
     assert!(
-        snap[0].contains("does not record which Postfix runs"),
+        snap[0].contains("checked for Postfix 3.11 (assumed: the snapshot records no Postfix package"),
         "{snap:?}"
     );
     let given = run(&["--postfix-version", "3.10"]);

@@ -65,7 +65,10 @@ fn pop_before_smtp_in_the_recipient_list_loses_relay() {
     assert_eq!(fs.len(), 1, "{fs:#?}");
     let f = &fs[0];
     let msg = f["message"].as_str().unwrap();
-    assert!(msg.contains("after upgrading to Postfix 3.9"), "{msg}");
+    assert!(
+        msg.contains("after upgrading from Postfix 3.7 (--postfix-version) to Postfix 3.9"),
+        "{msg}"
+    );
     assert!(msg.contains("POP-before-SMTP users"), "{msg}");
     assert!(
         msg.contains("454 4.7.1 <someone@external.example>: Relay access denied"),
@@ -528,4 +531,132 @@ fn upgrade_from_before_2_10_defers_recipient_list_permits() {
     assert!(msg.contains("POP-before-SMTP users"), "{msg}");
     assert!(msg.contains("454 4.7.1"), "{msg}");
     assert_eq!(fs[0]["fix"]["applicability"], "safe");
+}
+
+// ------------------------------------------------------------------ #15 items 1 and 2
+
+const DPKG_37: &str = "Package: postfix\nStatus: install ok installed\nVersion: 3.7.11-0+deb12u1\n";
+
+/// `lint --root` without --postfix-version, on a snapshot whose dpkg status says 3.7.11.
+fn lint_snapshot(root: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json", "--root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["findings"].as_array().unwrap().clone()
+}
+
+/// #15.1: a snapshot is checked as the Postfix its package database records, and the
+/// message says where that version came from; --postfix-version still wins.
+#[test]
+fn snapshot_version_comes_from_its_package_database() {
+    let main = "mydestination = example.com\nmynetworks = 127.0.0.0/8\nrelay_domains = $mydestination\nsmtpd_recipient_restrictions = permit_mynetworks,\n    check_client_access hash:/etc/postfix/pop-before-smtp,\n    reject_unauth_destination\n";
+    let t = root(main, SMTP);
+    std::fs::create_dir_all(t.path().join("var/lib/dpkg")).unwrap();
+    std::fs::write(t.path().join("var/lib/dpkg/status"), DPKG_37).unwrap();
+    let fs = with_code(&lint_snapshot(t.path(), TARGET), "PF120");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    let msg = fs[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("from Postfix 3.7.11 (package postfix 3.7.11-0+deb12u1 in var/lib/dpkg/status) to Postfix 3.9"),
+        "{msg}"
+    );
+    // Without the package record the version is an assumption, and the message says so.
+    std::fs::remove_file(t.path().join("var/lib/dpkg/status")).unwrap();
+    let fs = with_code(&lint_snapshot(t.path(), TARGET), "PF120");
+    let msg = fs[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("from Postfix 3.11 (assumed: the snapshot records no Postfix package; pass --postfix-version)"),
+        "{msg}"
+    );
+    // --postfix-version wins over the package database.
+    std::fs::write(t.path().join("var/lib/dpkg/status"), DPKG_37).unwrap();
+    let fs = with_code(
+        &lint_snapshot(
+            t.path(),
+            &["--postfix-version", "3.6", "--target-version", "3.9"],
+        ),
+        "PF120",
+    );
+    let msg = fs[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("from Postfix 3.6 (--postfix-version) to"),
+        "{msg}"
+    );
+}
+
+/// #15.2: a parameter of a newer Postfix is not "unknown": it gets its own message naming
+/// the release that introduced it (postconf(5)) and the version in use. Names no release
+/// documents stay unknown.
+#[test]
+fn newer_parameters_name_the_release_that_has_them() {
+    let t = root(
+        "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_tls_enable_rpk = yes\nsmtp_tls_enforce_sts_mx_patterns = yes\nsmtpd_forbid_bare_newline = normalize\nsmtpd_relay_restrictionz = reject\n",
+        SMTP,
+    );
+    std::fs::create_dir_all(t.path().join("var/lib/dpkg")).unwrap();
+    std::fs::write(t.path().join("var/lib/dpkg/status"), DPKG_37).unwrap();
+    let fs = lint_snapshot(t.path(), &[]);
+    let pf5 = with_code(&fs, "PF005");
+    let pf: Vec<&str> = pf5.iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert_eq!(pf.len(), 3, "{pf:#?}");
+    assert!(pf[0].starts_with("smtpd_tls_enable_rpk in main.cf needs Postfix 3.9; this server runs Postfix 3.7.11 (package postfix"), "{}", pf[0]);
+    assert!(pf[1].contains("needs Postfix 3.11;"), "{}", pf[1]);
+    // smtpd_forbid_bare_newline was backported to 3.7.9: known to 3.7.11.
+    assert!(
+        pf[2].contains("no parameter smtpd_relay_restrictionz"),
+        "{}",
+        pf[2]
+    );
+    // On 3.11 all three exist; 3.10.5 has the backported one.
+    let fs = lint_snapshot(t.path(), &["--postfix-version", "3.11"]);
+    assert_eq!(with_code(&fs, "PF005").len(), 1, "{fs:#?}");
+    let fs = lint_snapshot(t.path(), &["--postfix-version", "3.10.2"]);
+    let pf5 = with_code(&fs, "PF005");
+    assert!(pf5.iter().any(|f| f["message"]
+        .as_str()
+        .unwrap()
+        .contains("needs Postfix 3.11 (or 3.10.5 in the 3.10 series)")));
+}
+
+/// #15.2: every parameter that postconf(5) of Postfix 3.11.0 documents is known (the list is
+/// the `%PARAM` names of its postconf.proto, kept in fixtures/postfix/postconf-3.11.0.params),
+/// and every parameter this machine's Postfix prints with `postconf -d` exists in its version
+/// according to the catalogue.
+#[test]
+fn catalogue_knows_every_documented_parameter() {
+    let p = relaydoctor::postfix::params::get();
+    let list = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/postfix/postconf-3.11.0.params"),
+    )
+    .unwrap();
+    let names: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(names.len() > 900);
+    for n in &names {
+        assert_eq!(p.catalogue.exists_in(n, (3, 11, 0)), Some(true), "{n}");
+    }
+    let Ok(out) = Command::new("postconf").arg("-d").output() else {
+        eprintln!("SKIP: no postconf here");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mail_version = "))
+        .and_then(relaydoctor::postfix::params::parse_version)
+        .unwrap();
+    let mut wrong = Vec::new();
+    for name in text.lines().filter_map(|l| l.split(" =").next()) {
+        if p.catalogue.exists_in(name, version) == Some(false) {
+            wrong.push(name.to_string());
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "postconf -d knows these, the catalogue says no: {wrong:?}"
+    );
 }

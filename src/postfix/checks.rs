@@ -288,8 +288,8 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     "PF103",
                     Mta::Postfix,
                     format!(
-                        "on listener {name}, compatibility_level is not set, so Postfix {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted",
-                        show_version(m.version())
+                        "on listener {name}, compatibility_level is not set, so {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted",
+                        m.version_described()
                     ),
                 )
                 .help(format!("Set `compatibility_level = {level}` (the level this Postfix's own main.cf ships with), which makes the default smtpd_relay_restrictions `permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination`; or add reject_unauth_destination to smtpd_recipient_restrictions."))
@@ -877,7 +877,14 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
     let used = Used::collect(m);
     let mut sugg: Option<Suggester> = None;
     // A name is a built-in of the version in use; newer names are checked against it.
+    // postconf(5) of every release (rules/postfix-param-versions.toml) decides first: a name
+    // documented only by newer releases is ignored by this one.
     let known = |name: &str| -> Result<(), Option<String>> {
+        match p.catalogue.exists_in(name, m.version()) {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(p.catalogue.needs(name, m.version())),
+            None => {}
+        }
         if p.defaults.contains_key(name) || p.legacy().contains(name) {
             return Ok(());
         }
@@ -906,8 +913,8 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
         }
         let mut msg = match &since {
             Some(v) => format!(
-                "{name} {where_} exists only in Postfix {v} and later; Postfix {} does not know it, ignores the setting and warns `unused parameter`",
-                show_version(m.version())
+                "{name} {where_} needs Postfix {v}; this server runs {}, which ignores it (postconf warns `unused parameter`)",
+                m.version_described()
             ),
             None => format!(
                 "Postfix has no parameter {name} {where_}: it ignores the setting (postconf warns `unused parameter: {name}=...`), so it has no effect"
@@ -1466,12 +1473,8 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     // checked cannot read as a contradiction (a snapshot does not record its version).
     let basis = if ctx.options.target_version.is_some() {
         format!("checked for the target version {vs}")
-    } else if ctx.options.postfix_version.is_some() {
-        format!("checked for Postfix {vs} (--postfix-version)")
-    } else if !ctx.root.is_snapshot() {
-        format!("the installed Postfix is {vs}")
     } else {
-        format!("the snapshot does not record which Postfix runs, so this was checked for {vs}, the newest version relaydoctor knows; pass --postfix-version X.Y to check for yours")
+        format!("checked for Postfix {vs} ({})", m.version_source())
     };
     for u in uses {
         let Some(d) = p.deprecation(&u.name) else {

@@ -160,7 +160,9 @@ pub struct Model {
     pub host: HostFacts,
     version_opt: Option<String>,
     live: bool,
-    version: OnceCell<Version>,
+    root: crate::context::Root,
+    /// The Postfix version in use and where it came from (see `version`).
+    version: OnceCell<(Version, String)>,
     live_mynetworks: OnceCell<Option<String>>,
     config_directory: String,
     /// Lookup tables named in the smtpd restriction lists, restriction classes and
@@ -233,6 +235,7 @@ impl Model {
             host: HostFacts::detect(ctx),
             version_opt: ctx.options.postfix_version.clone(),
             live: !ctx.root.is_snapshot(),
+            root: ctx.root.clone(),
             version: OnceCell::new(),
             live_mynetworks: OnceCell::new(),
             config_directory,
@@ -489,7 +492,8 @@ impl Model {
             host: self.host.clone(),
             version_opt: Some(params::show_version(version)),
             live: false,
-            version: OnceCell::from(version),
+            root: self.root.clone(),
+            version: OnceCell::from((version, "the version compared against".to_string())),
             live_mynetworks: OnceCell::new(),
             config_directory: self.config_directory.clone(),
             tables,
@@ -545,16 +549,51 @@ impl Model {
     /// Resolved only when a version-dependent answer is needed (running postconf costs as
     /// much as a whole lint).
     pub fn version(&self) -> Version {
-        *self.version.get_or_init(|| {
+        self.version_and_source().0
+    }
+
+    /// Where `version` came from: `--postfix-version`, the installed package (for a snapshot,
+    /// its own package database), the live `postconf`, or an assumption.
+    pub fn version_source(&self) -> &str {
+        &self.version_and_source().1
+    }
+
+    /// "Postfix 3.7.11 (package postfix 3.7.11-0+deb12u1 in var/lib/dpkg/status)": every
+    /// version-dependent message names the version and its source.
+    pub fn version_described(&self) -> String {
+        format!(
+            "Postfix {} ({})",
+            params::show_version(self.version()),
+            self.version_source()
+        )
+    }
+
+    fn version_and_source(&self) -> &(Version, String) {
+        self.version.get_or_init(|| {
             if let Some(v) = self.version_opt.as_deref().and_then(params::parse_version) {
-                return v;
+                return (v, "--postfix-version".into());
+            }
+            if let Some(i) = crate::packages::installed(&self.root, &["postfix"]) {
+                if let Some(v) = params::parse_version(i.upstream()) {
+                    return (
+                        v,
+                        format!("package {} {} in {}", i.package, i.version, i.source),
+                    );
+                }
             }
             if self.live {
                 if let Some(v) = installed_version() {
-                    return v;
+                    return (v, "postconf mail_version".into());
                 }
             }
-            params::get().newest
+            let newest = params::get().newest;
+            let why = if self.live {
+                "no installed Postfix found"
+            } else {
+                "the snapshot records no Postfix package"
+            };
+            // The package databases read are listed in src/packages.rs.
+            (newest, format!("assumed: {why}; pass --postfix-version"))
         })
     }
 
@@ -913,31 +952,6 @@ fn snapshot_interfaces(ctx: &Context) -> Option<Vec<ipnet::IpNet>> {
 }
 
 /// `Version: 3.7.11-0+deb12u1` of the installed `postfix` package in /var/lib/dpkg/status.
-fn dpkg_version() -> Option<Version> {
-    dpkg_status_version(&std::fs::read_to_string("/var/lib/dpkg/status").ok()?)
-}
-
-fn dpkg_status_version(status: &str) -> Option<Version> {
-    let start = if status.starts_with("Package: postfix\n") {
-        0
-    } else {
-        status.find("\nPackage: postfix\n")? + 1
-    };
-    let stanza = status.get(start..)?;
-    let stanza = stanza.split("\n\n").next()?;
-    if !stanza.contains("Status: install ok installed") {
-        return None;
-    }
-    let v = stanza
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))?
-        .trim();
-    // Drop an epoch ("1:") and the Debian revision ("-0+deb12u1").
-    let v = v.rsplit_once(':').map(|(_, b)| b).unwrap_or(v);
-    let v = v.split(['-', '+', '~']).next()?;
-    params::parse_version(v)
-}
-
 /// The default mynetworks the installed Postfix computes for this configuration directory
 /// (it depends on mynetworks_style and the interfaces of this host).
 fn live_mynetworks(dir: &Path) -> Option<String> {
@@ -967,9 +981,6 @@ fn live_mynetworks(dir: &Path) -> Option<String> {
 fn installed_version() -> Option<Version> {
     static V: OnceLock<Option<Version>> = OnceLock::new();
     *V.get_or_init(|| {
-        if let Some(v) = dpkg_version() {
-            return Some(v);
-        }
         let out = std::process::Command::new("postconf")
             .args(["-h", "mail_version"])
             .stderr(std::process::Stdio::null())
@@ -1037,14 +1048,6 @@ mod tests {
         // compatibility_level unset (0): relay_domains = $mydestination, mynetworks_style = subnet.
         assert!(m.scope(None).value("relay_domains").ends_with("localhost"));
         assert_eq!(m.scope(None).value("mynetworks_style"), "subnet");
-    }
-
-    #[test]
-    fn dpkg_status_gives_the_installed_version() {
-        let st = "Package: postfix-mysql\nStatus: install ok installed\nVersion: 3.5.1-1\n\nPackage: postfix\nStatus: install ok installed\nPriority: optional\nVersion: 1:3.7.11-0+deb12u1\n\n";
-        assert_eq!(dpkg_status_version(st), Some((3, 7, 11)));
-        let removed = "Package: postfix\nStatus: deinstall ok config-files\nVersion: 3.7.11-0\n";
-        assert_eq!(dpkg_status_version(removed), None);
     }
 
     #[test]

@@ -848,7 +848,8 @@ fn reply(d: &Decision) -> String {
 fn finding(ctx: &Context, m: &Model, cmp: &Compare, code: &str, g: &Group, all: &[Row]) -> Finding {
     let when = if code == "PF120" {
         format!(
-            "after upgrading to Postfix {} (compatibility_level = {})",
+            "after upgrading from {} to Postfix {} (compatibility_level = {})",
+            m.version_described(),
             params::show_version(cmp.v_tgt),
             show_level(cmp.compat_tgt)
         )
