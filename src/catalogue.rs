@@ -96,15 +96,15 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Rule>, String> {
         .collect()
 }
 
-/// The rules of one catalogue file, parsed on first use. A parse error is a build defect
-/// (the test suite parses every file); it is reported on stderr and the file skipped rather
-/// than panicking on a user's machine.
+/// The rules of one catalogue file, parsed on first use. The files are compiled in, so a
+/// parse error is a build defect: the test suite parses every file (and debug builds stop
+/// here); a release build skips the file rather than crash on a user's machine.
 fn file_rules(index: usize) -> &'static [Rule] {
     static FILES: [OnceLock<Vec<Rule>>; 5] = [const { OnceLock::new() }; 5];
     FILES[index].get_or_init(|| {
         let (file, text) = SOURCES[index];
         parse(file, text).unwrap_or_else(|e| {
-            eprintln!("relaydoctor: internal error in rule catalogue: {e}");
+            debug_assert!(false, "internal error in rule catalogue {file}: {e}");
             Vec::new()
         })
     })

@@ -1,6 +1,5 @@
 //! relaydoctor: finds why mail servers refuse to relay, or relay for everyone.
 
-pub mod app;
 pub mod args;
 pub mod baseline;
 pub mod catalogue;
