@@ -73,6 +73,13 @@ pub fn context(
             )));
         }
     }
+    if let Some(v) = &t.exim_version {
+        if crate::exim::version::parse(v).is_none_or(|(major, _)| major != 4) {
+            return Err(Failure::new(format!(
+                "--exim-version {v}: not an Exim 4 version (e.g. 4.96)"
+            )));
+        }
+    }
     let defines = t
         .defines
         .iter()
@@ -85,6 +92,7 @@ pub fn context(
         root,
         Options {
             postfix_version: t.postfix_version.clone(),
+            exim_version: t.exim_version.clone(),
             target_version,
             target_compat,
             exim_defines: defines,

@@ -180,6 +180,9 @@ pub struct ConfigArgs {
     /// Postfix version whose defaults apply (default: the installed one, else the newest known)
     #[arg(long, value_name = "X.Y")]
     pub postfix_version: Option<String>,
+    /// Exim version whose behaviour applies (default: the installed one, else current Exim)
+    #[arg(long, value_name = "X.Y")]
+    pub exim_version: Option<String>,
     /// Exim macro definition, like exim's -D (repeatable)
     #[arg(long = "define", value_name = "NAME=VALUE")]
     pub defines: Vec<String>,

@@ -61,6 +61,8 @@ impl Root {
 pub struct Options {
     /// Postfix version whose defaults apply (`--postfix-version`).
     pub postfix_version: Option<String>,
+    /// Exim version whose behaviour applies (`--exim-version`; default: the installed one).
+    pub exim_version: Option<String>,
     /// Pre-upgrade check: the version to compare against (`--target-version`).
     pub target_version: Option<String>,
     /// Compatibility level assumed after the upgrade (`--target-compat`).

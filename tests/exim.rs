@@ -4,51 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::{findings, simulate};
+
 fn base() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args(args)
-        .output()
-        .expect("run relaydoctor");
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.code() == Some(0) || out.status.code() == Some(1),
-        "{args:?} exited {:?}: {s}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), s)
-}
-
-fn findings(root: &Path, extra: &[&str]) -> Vec<(String, String, u64)> {
-    let r = root.to_string_lossy().to_string();
-    let mut args = vec!["lint", "--root", r.as_str(), "--format", "json"];
-    args.extend_from_slice(extra);
-    let (_, out) = run(&args);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["file"].as_str().unwrap_or("").to_string(),
-                f["line"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
-fn simulate(root: &Path, extra: &[&str]) -> serde_json::Value {
-    let r = root.to_string_lossy().to_string();
-    let mut args = vec!["simulate", "--root", r.as_str(), "--format", "json"];
-    args.extend_from_slice(extra);
-    let (_, out) = run(&args);
-    serde_json::from_str(&out).expect("json")
+    common::repo("")
 }
 
 #[test]
@@ -90,7 +51,7 @@ fn demo_server_decisions() {
         &demo,
         &["--client", "203.0.113.9", "--rcpt", "bob@gmail.example"],
     );
-    let d = &v["decisions"][0];
+    let d = &v[0];
     assert_eq!(d["mta"], "exim");
     assert_eq!(d["service"], "smtp");
     assert_eq!(d["result"], "reject");
@@ -113,7 +74,7 @@ fn demo_server_decisions() {
             "a@partner.example",
         ],
     );
-    let d = &v["decisions"][0];
+    let d = &v[0];
     assert_eq!(d["result"], "depends");
     assert!(
         d["depends_on"][0]
@@ -127,7 +88,7 @@ fn demo_server_decisions() {
         &demo,
         &["--client", "10.20.3.4", "--rcpt", "bob@gmail.example"],
     );
-    assert_eq!(v["decisions"][0]["result"], "accept");
+    assert_eq!(v[0]["result"], "accept");
     // Authenticated users relay.
     let v = simulate(
         &demo,
@@ -140,7 +101,7 @@ fn demo_server_decisions() {
             "bob@gmail.example",
         ],
     );
-    assert_eq!(v["decisions"][0]["result"], "accept");
+    assert_eq!(v[0]["result"], "accept");
 }
 
 #[test]
@@ -328,8 +289,8 @@ fn undecidable_steps_make_depends_or_say_either_way() {
         either.path(),
         &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
     );
-    let d = &v["decisions"][0];
-    assert_eq!(d["result"], "accept", "{v}");
+    let d = &v[0];
+    assert_eq!(d["result"], "accept", "{v:?}");
     let trace = d["trace"].to_string();
     // The stranger's branch (not in the list), flagged as not mattering.
     assert!(
@@ -348,9 +309,9 @@ fn undecidable_steps_make_depends_or_say_either_way() {
         differs.path(),
         &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
     );
-    let d = &v["decisions"][0];
-    assert_eq!(d["result"], "depends", "{v}");
-    assert!(!d["depends_on"].as_array().unwrap().is_empty(), "{v}");
+    let d = &v[0];
+    assert_eq!(d["result"], "depends", "{v:?}");
+    assert!(!d["depends_on"].as_array().unwrap().is_empty(), "{v:?}");
 
     // simulate knows the HELO name it was given.
     let helo = tree(&[(
@@ -369,12 +330,12 @@ fn undecidable_steps_make_depends_or_say_either_way() {
             "mx.example.net",
         ],
     );
-    assert_eq!(v["decisions"][0]["result"], "accept", "{v}");
+    assert_eq!(v[0]["result"], "accept", "{v:?}");
     let v = simulate(
         helo.path(),
         &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
     );
-    assert_eq!(v["decisions"][0]["result"], "depends", "{v}");
+    assert_eq!(v[0]["result"], "depends", "{v:?}");
 }
 
 #[test]
@@ -412,8 +373,7 @@ fn callouts_are_reported_only_where_their_failure_refuses_mail() {
 
 fn lint_json(root: &Path) -> Vec<serde_json::Value> {
     let r = root.to_string_lossy().to_string();
-    let (_, out) = run(&["lint", "--root", r.as_str(), "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let v = common::run_ok(&["lint", "--root", r.as_str(), "--format", "json"]).json();
     v["findings"].as_array().cloned().unwrap_or_default()
 }
 
@@ -546,8 +506,8 @@ fn simulate_shows_each_acl_line_once() {
         t.path(),
         &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
     );
-    let d = &v["decisions"][0];
-    assert_eq!(d["result"], "accept", "{v}");
+    let d = &v[0];
+    assert_eq!(d["result"], "accept", "{v:?}");
     let lines: Vec<u64> = d["trace"]
         .as_array()
         .unwrap()
@@ -556,7 +516,7 @@ fn simulate_shows_each_acl_line_once() {
         .collect();
     let mut dedup = lines.clone();
     dedup.dedup();
-    assert_eq!(lines, dedup, "{v}");
+    assert_eq!(lines, dedup, "{v:?}");
 }
 
 #[test]
@@ -597,16 +557,15 @@ fn a_debian_template_on_its_own_gives_one_info_for_update_exim4_macros() {
          require domains = +local_domains\n  accept\n",
     )]);
     let p = t.path().join("srv/exim4.conf.template");
-    let (_, out) = run(&["lint", "--format", "json", &p.display().to_string()]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let v = common::run_ok(&["lint", "--format", "json", &p.display().to_string()]).json();
     let ex004: Vec<_> = v["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|x| x["code"] == "EX004")
         .collect();
-    assert_eq!(ex004.len(), 1, "{v}");
-    assert_eq!(ex004[0]["severity"], "info", "{v}");
+    assert_eq!(ex004.len(), 1, "{v:?}");
+    assert_eq!(ex004[0]["severity"], "info", "{v:?}");
 }
 
 fn trace_effects(d: &serde_json::Value) -> String {
@@ -634,9 +593,9 @@ fn localhost_in_relay_from_hosts_is_decided_like_exim() {
             "",
         ],
     );
-    let d = &v["decisions"][0];
-    assert_eq!(d["result"], "accept", "{v}");
-    assert!(trace_effects(d).contains("localhost"), "{v}");
+    let d = &v[0];
+    assert_eq!(d["result"], "accept", "{v:?}");
+    assert!(trace_effects(d).contains("localhost"), "{v:?}");
     // Another address is not localhost: refused as Exim does (550 relay not permitted).
     let v = simulate(
         &conf,
@@ -651,7 +610,7 @@ fn localhost_in_relay_from_hosts_is_decided_like_exim() {
             "client.example",
         ],
     );
-    assert_eq!(v["decisions"][0]["result"], "reject", "{v}");
+    assert_eq!(v[0]["result"], "reject", "{v:?}");
     // A snapshot's own /etc/hosts decides.
     let d = tree(&[
         (
@@ -667,7 +626,7 @@ fn localhost_in_relay_from_hosts_is_decided_like_exim() {
         ("192.0.2.8", "reject"),
     ] {
         let v = simulate(d.path(), &["--client", ip, "--rcpt", "x@gmail.com"]);
-        assert_eq!(v["decisions"][0]["result"], want, "{ip}: {v}");
+        assert_eq!(v[0]["result"], want, "{ip}: {v:?}");
     }
 }
 
@@ -683,11 +642,11 @@ fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
         d.path(),
         &["--client", "198.51.100.1", "--rcpt", "x@gmail.com"],
     );
-    let dec = &v["decisions"][0];
-    assert_eq!(dec["result"], "depends", "{v}");
+    let dec = &v[0];
+    assert_eq!(dec["result"], "depends", "{v:?}");
     assert!(
         dec["depends_on"].to_string().contains("*.partner.example"),
-        "{v}"
+        "{v:?}"
     );
     // With the name given (--client-name, as exim -bh -oMs sets it), the pattern decides.
     for (name, want) in [
@@ -705,7 +664,7 @@ fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
                 "x@gmail.com",
             ],
         );
-        assert_eq!(v["decisions"][0]["result"], want, "{name}: {v}");
+        assert_eq!(v[0]["result"], want, "{name}: {v:?}");
     }
     // A plain name not in /etc/hosts is a DNS lookup.
     let d = tree(&[
@@ -719,12 +678,12 @@ fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
         d.path(),
         &["--client", "198.51.100.1", "--rcpt", "x@gmail.com"],
     );
-    assert_eq!(v["decisions"][0]["result"], "depends", "{v}");
+    assert_eq!(v[0]["result"], "depends", "{v:?}");
     assert!(
-        v["decisions"][0]["depends_on"]
+        v[0]["depends_on"]
             .to_string()
             .contains("relay.partner.example"),
-        "{v}"
+        "{v:?}"
     );
 
     // configure.default without --sender: verify = sender decides between `250 Accepted`
@@ -732,19 +691,19 @@ fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
     // result depends on it; the trace must not call it "the same either way".
     let conf = base().join("fixtures/exim/oracle/exim-configure-default");
     let v = simulate(&conf, &["--client", "127.0.0.1", "--rcpt", "x@gmail.com"]);
-    let dec = &v["decisions"][0];
-    assert_eq!(dec["result"], "depends", "{v}");
+    let dec = &v[0];
+    assert_eq!(dec["result"], "depends", "{v:?}");
     assert!(
         dec["depends_on"].to_string().contains("verify = sender"),
-        "{v}"
+        "{v:?}"
     );
     assert!(
         dec["text"].to_string().contains("Sender verify failed"),
-        "{v}"
+        "{v:?}"
     );
     assert!(
         !trace_effects(dec).contains("same result either way"),
-        "{v}"
+        "{v:?}"
     );
     // A stranger is refused either way, but the reply text depends on the verification.
     let v = simulate(
@@ -758,8 +717,8 @@ fn host_names_and_sender_verification_are_depends_not_silent_no_match() {
             "client.example",
         ],
     );
-    let dec = &v["decisions"][0];
-    assert_eq!(dec["result"], "reject", "{v}");
+    let dec = &v[0];
+    assert_eq!(dec["result"], "reject", "{v:?}");
     let t = trace_effects(dec);
     assert!(!t.contains("same result either way"), "{t}");
     assert!(t.contains("the reply text depends on it"), "{t}");
@@ -785,13 +744,13 @@ fn sasl_user_without_a_server_authenticator_stays_unauthenticated() {
             "client.example",
         ],
     );
-    let d = &v["decisions"][0];
-    assert_eq!(d["result"], "reject", "{v}");
-    assert_eq!(d["text"], "relay not permitted", "{v}");
+    let d = &v[0];
+    assert_eq!(d["result"], "reject", "{v:?}");
+    assert_eq!(d["text"], "relay not permitted", "{v:?}");
     let first = &d["trace"][0];
     assert!(
         first["effect"].as_str().unwrap().contains("offers no AUTH"),
-        "{v}"
+        "{v:?}"
     );
     // With an authenticator, the same user relays.
     let demo = base().join("fixtures/demo/exim-server");
@@ -806,8 +765,8 @@ fn sasl_user_without_a_server_authenticator_stays_unauthenticated() {
             "x@gmail.com",
         ],
     );
-    assert_eq!(v["decisions"][0]["result"], "accept", "{v}");
-    assert!(!v.to_string().contains("offers no AUTH"), "{v}");
+    assert_eq!(v[0]["result"], "accept", "{v:?}");
+    assert!(!format!("{v:?}").contains("offers no AUTH"), "{v:?}");
 }
 
 #[test]
@@ -816,8 +775,7 @@ fn ex140_severity_agrees_with_the_catalogue() {
     let f = lint_json(&demo);
     let ex140: Vec<_> = f.iter().filter(|x| x["code"] == "EX140").collect();
     assert!(!ex140.is_empty(), "{f:?}");
-    let (_, out) = run(&["rules", "EX140", "--format", "json"]);
-    let cat: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let cat = common::run_ok(&["rules", "EX140", "--format", "json"]).json();
     let cat = if cat.is_array() { cat[0].clone() } else { cat };
     for x in ex140 {
         // No defer_ok: the catalogue's severity.
@@ -964,4 +922,65 @@ fn debian_config_autogenerated_is_linted_and_reported_when_stale() {
             .any(|x| x.0 == "EX110" && x.1.starts_with("etc/exim4")),
         "{f:?}"
     );
+}
+
+/// EX161 follows the Exim version in use: nothing before 4.94 (taint checks of file names
+/// arrived then), an error from 4.94, a warning on 4.95 with allow_insecure_tainted_data (it
+/// only logs), and the version read from a snapshot's dpkg status when no flag says.
+#[test]
+fn taint_findings_follow_the_exim_version() {
+    let bad = base().join("fixtures/exim/taint/bad");
+    let n161 = |extra: &[&str]| {
+        findings(&bad, extra)
+            .iter()
+            .filter(|f| f.0 == "EX161")
+            .count()
+    };
+    assert_eq!(n161(&["--exim-version", "4.93"]), 0);
+    assert_eq!(n161(&["--exim-version", "4.96"]), 5);
+    assert_eq!(n161(&[]), 5, "unknown version: assume a current Exim");
+    let bad_run = common::run(&[
+        "lint",
+        "--root",
+        &bad.display().to_string(),
+        "--exim-version",
+        "5",
+    ]);
+    assert_eq!(bad_run.code, 2, "{}", bad_run.stderr);
+
+    let conf = std::fs::read_to_string(bad.join("etc/exim/exim.conf")).unwrap();
+    let insecure = conf.replace(
+        "auth_advertise_hosts = *",
+        "auth_advertise_hosts = *\nallow_insecure_tainted_data = yes",
+    );
+    let t = common::tree(&[
+        ("etc/exim/exim.conf", insecure.as_str()),
+        (
+            "var/lib/dpkg/status",
+            "Package: exim4-daemon-light\nStatus: install ok installed\nVersion: 4.95-4\n\n",
+        ),
+    ]);
+    let fs = common::lint_json(t.path(), &[]);
+    let ex161 = common::with_code(&fs, "EX161");
+    assert_eq!(ex161.len(), 5);
+    assert!(
+        ex161.iter().all(|f| f["severity"] == "warning"),
+        "{ex161:?}"
+    );
+    assert!(
+        ex161[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4.95 (package exim4-daemon-light 4.95-4 in var/lib/dpkg/status)"),
+        "{ex161:?}"
+    );
+    assert!(
+        common::with_code(&fs, "EX160").is_empty(),
+        "4.95 has the option"
+    );
+    let fs = common::lint_json(t.path(), &["--exim-version", "4.96"]);
+    assert_eq!(common::with_code(&fs, "EX160").len(), 1);
+    assert!(common::with_code(&fs, "EX161")
+        .iter()
+        .all(|f| f["severity"] == "error"));
 }

@@ -395,3 +395,112 @@ fn host_name_patterns_match_exim_bh_with_a_given_name() {
     assert_eq!((compared, depends), (15, 5));
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// The replies of one `exim -C conf -bh ip` session fed `input`, with the LOG lines.
+fn exim_session(bin: &Path, conf: &Path, ip: &str, input: &str) -> String {
+    let mut child = Command::new(bin)
+        .arg("-C")
+        .arg(conf)
+        .arg("-bh")
+        .arg(ip)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run exim");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The reply codes of a session, in order (final lines only).
+fn codes(session: &str) -> Vec<u16> {
+    session
+        .lines()
+        .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+        .filter_map(|l| l[..3].parse().ok())
+        .collect()
+}
+
+/// EX161 (#16 item 1, #21 item 6): each tainted file name relaydoctor reports is one Exim
+/// 4.96 refuses, with the consequence the finding names, and the untainted twin works.
+#[test]
+fn tainted_file_names_are_refused_where_ex161_says() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let b64 = base64_encode(b"\0alice\0secret");
+    let session = format!(
+        "EHLO c\r\nAUTH PLAIN {b64}\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nQUIT\r\n"
+    );
+    for kind in ["bad", "good"] {
+        let root = base.join("fixtures/exim/taint").join(kind);
+        let text = std::fs::read_to_string(root.join("etc/exim/exim.conf")).unwrap();
+        let conf = tmp.path().join(format!("taint-{kind}.conf"));
+        let run_text = text
+            .replace("/etc/", &format!("{}/etc/", root.display()))
+            .replace("/var/mail", &tmp.path().join("mail").display().to_string());
+        std::fs::write(&conf, run_text).unwrap();
+        let ctx = Context::new(
+            Root::snapshot(&root),
+            Options {
+                exim_version: Some("4.96".into()),
+                ..Default::default()
+            },
+        );
+        let targets = exim::discover(&ctx, &mut Vec::new());
+        let mut lines: Vec<usize> = exim::lint(&ctx, &targets[0])
+            .iter()
+            .filter(|f| f.code == "EX161")
+            .map(|f| f.location.as_ref().map_or(0, |l| l.line))
+            .collect();
+        lines.sort();
+        let replies = codes(&exim_session(&bin, &conf, "192.0.2.9", &session));
+        let bt = Command::new(&bin)
+            .arg("-C")
+            .arg(&conf)
+            .args(["-bt", "alice@example.org"])
+            .output()
+            .unwrap();
+        let bt = String::from_utf8_lossy(&bt.stdout).to_string();
+        // greeting, EHLO, AUTH, MAIL, RCPT, QUIT
+        if kind == "bad" {
+            assert_eq!(lines, [11, 23, 29, 36, 45], "EX161 lines");
+            assert_eq!(replies, [220, 250, 435, 250, 451, 221], "{kind}");
+            assert!(
+                bt.contains("cannot be resolved at this time: Tainted name"),
+                "{bt}"
+            );
+        } else {
+            assert!(lines.is_empty(), "EX161 on the untainted twin: {lines:?}");
+            assert_eq!(replies, [220, 250, 235, 250, 250, 221], "{kind}");
+            assert!(bt.contains("router = users"), "{bt}");
+        }
+    }
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

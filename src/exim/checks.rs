@@ -1216,60 +1216,33 @@ fn replace_in_line(origin: &Origin, old: &str, new: &str, why: &str) -> Option<F
     })
 }
 
-fn version_ge(v: &str, major: u32, minor: u32) -> bool {
-    let mut it = v.split('.').map(|p| {
-        p.chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect::<String>()
-            .parse::<u32>()
-            .unwrap_or(0)
-    });
-    let a = it.next().unwrap_or(0);
-    let b = it.next().unwrap_or(0);
-    (a, b) >= (major, minor)
+/// The Exim version the version-dependent rules apply: `--target-version` (a pre-upgrade
+/// check), else the one in use (`--exim-version`, the installed package); None when unknown.
+fn effective_version(ctx: &Context) -> Option<super::version::EximVersion> {
+    if let Some(t) = ctx.options.target_version.as_deref() {
+        let (major, minor) = super::version::parse(t)?;
+        return Some(super::version::EximVersion {
+            major,
+            minor,
+            source: format!("{t} (--target-version)"),
+        });
+    }
+    super::version::detect(ctx)
 }
 
-/// EX160 allow_insecure_tainted_data (removed in 4.96); EX161 tainted file paths (4.94+).
+/// EX160 allow_insecure_tainted_data (removed in 4.96); EX161 tainted data where Exim refuses
+/// it (src/exim/taint.rs).
 fn upgrade(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
-    let Some(target) = ctx.options.target_version.as_deref() else {
-        return;
-    };
-    if version_ge(target, 4, 96) {
-        if let Some(o) = cfg.option("allow_insecure_tainted_data") {
-            out.push(f("EX160", format!("allow_insecure_tainted_data was removed in Exim 4.96: with --target-version {target}, Exim refuses to start with this option (\"unknown option\"), so no mail is accepted or delivered"), &o.origin));
+    let version = effective_version(ctx);
+    if let Some(o) = cfg.option("allow_insecure_tainted_data") {
+        let which = match &version {
+            Some(v) if v.at_least(4, 96) => Some(format!("Exim {}", v.source)),
+            Some(_) => None,
+            None => Some("Exim 4.96 and later (the version in use is not known here; --exim-version sets it)".to_string()),
+        };
+        if let Some(which) = which {
+            out.push(f("EX160", format!("allow_insecure_tainted_data was added in Exim 4.95 and removed in 4.96: {which} refuses to start with this option (\"unknown option\"), so no mail is accepted or delivered"), &o.origin));
         }
     }
-    if version_ge(target, 4, 94) && cfg.option("allow_insecure_tainted_data").is_none() {
-        for d in cfg.routers.iter().chain(cfg.transports.iter()) {
-            for o in &d.options {
-                if !matches!(
-                    o.name.as_str(),
-                    "file"
-                        | "directory"
-                        | "require_files"
-                        | "router_home_directory"
-                        | "home_directory"
-                        | "create_file"
-                        | "maildir_tag"
-                ) {
-                    continue;
-                }
-                let v = &o.value;
-                let tainted = ["$local_part", "${local_part", "$domain", "${domain"]
-                    .iter()
-                    .any(|t| {
-                        v.match_indices(t).any(|(i, _)| {
-                            !v[i..].starts_with("$local_part_data")
-                                && !v[i..].starts_with("${local_part_data")
-                                && !v[i..].starts_with("$domain_data")
-                                && !v[i..].starts_with("${domain_data")
-                        })
-                    });
-                if tainted && !o.name.starts_with("require") {
-                    out.push(f("EX161", format!(
-                        "{} `{} = {}` builds a path from tainted $local_part/$domain: from Exim 4.94 such deliveries fail with `Tainted filename`; use $local_part_data / $domain_data from a lookup or check_local_user", d.name, o.name, v), &o.origin));
-                }
-            }
-        }
-    }
+    super::taint::check(cfg, version.as_ref(), out);
 }

@@ -9,6 +9,8 @@ pub mod lists;
 pub mod model;
 pub mod parse;
 pub mod reader;
+pub mod taint;
+pub mod version;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
