@@ -984,3 +984,44 @@ fn taint_findings_follow_the_exim_version() {
         .iter()
         .all(|f| f["severity"] == "error"));
 }
+
+/// #21 items 4 and 5: one advertising model. EX130 only for an authenticator that is offered
+/// in clear; with no tls_* options a current Exim still offers STARTTLS (self-signed
+/// certificate, ChangeLog 4.88), so AUTH over TLS only is a warning, and an error where TLS
+/// cannot start (tls_advertise_hosts empty, or Exim 4.87 without a certificate).
+#[test]
+fn auth_and_tls_advertising_follow_one_model() {
+    let conf = |main: &str, cond: &str| {
+        format!("primary_hostname = mx.example.org\ndomainlist local_domains = example.org\nacl_smtp_rcpt = acl_check_rcpt\n{main}\nbegin acl\nacl_check_rcpt:\n  accept authenticated = *\n  require message = relay not permitted\n          domains = +local_domains\n  accept\nbegin authenticators\nplain:\n  driver = plaintext\n  public_name = PLAIN\n  server_prompts = :\n  server_condition = ${{if eq{{$auth3}}{{secret}}}}\n{cond}\n")
+    };
+    let lint = |main: &str, cond: &str, extra: &[&str]| {
+        let t = common::tree(&[("etc/exim/exim.conf", conf(main, cond).as_str())]);
+        common::lint_json(t.path(), extra)
+            .iter()
+            .filter(|f| matches!(f["code"].as_str(), Some("EX122" | "EX123" | "EX130")))
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["code"].as_str().unwrap(),
+                    f["severity"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let tls_only = "  server_advertise_condition = ${if def:tls_in_cipher}";
+    assert_eq!(lint("", tls_only, &[]), ["EX123 warning"]);
+    assert_eq!(
+        lint("", tls_only, &["--exim-version", "4.87"]),
+        ["EX123 error"]
+    );
+    assert_eq!(
+        lint("tls_advertise_hosts =", tls_only, &[]),
+        ["EX123 error"]
+    );
+    assert!(lint("tls_certificate = /etc/exim/c.pem", tls_only, &[]).is_empty());
+    // Never offered: EX122 says so, and EX130 does not claim it is offered in clear.
+    let never = "  server_advertise_condition = no";
+    assert_eq!(lint("", never, &[]), ["EX122 error"]);
+    assert_eq!(lint("auth_advertise_hosts =", "", &[]), ["EX122 error"]);
+    assert_eq!(lint("", "", &[]), ["EX130 warning"]);
+}

@@ -504,3 +504,29 @@ fn base64_encode(data: &[u8]) -> String {
     }
     out
 }
+
+/// #21 items 4 and 5 against Exim: with no tls_* options STARTTLS is still advertised, and an
+/// authenticator whose server_advertise_condition is false is refused with 503.
+#[test]
+fn starttls_default_and_unadvertised_auth_match_exim() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("adv.conf");
+    std::fs::write(&conf, "primary_hostname = mx.example.org\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept authenticated = *\n  deny\nbegin authenticators\nplain:\n  driver = plaintext\n  public_name = PLAIN\n  server_prompts = :\n  server_condition = yes\n  server_advertise_condition = no\n").unwrap();
+    let b64 = base64_encode(b"\0alice\0secret");
+    let out = exim_session(
+        &bin,
+        &conf,
+        "192.0.2.9",
+        &format!("EHLO c\r\nAUTH PLAIN {b64}\r\nQUIT\r\n"),
+    );
+    assert!(out.contains("250-STARTTLS"), "{out}");
+    assert!(
+        !out.contains("AUTH PLAIN\r\n") && !out.contains("250-AUTH"),
+        "{out}"
+    );
+    assert_eq!(codes(&out), [220, 250, 503, 221], "{out}");
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 
+use super::advertise::{tls_guarded, Auth, Tls};
 use super::lists::{self, expand, split};
 use super::model::{Config, Stmt, Verb};
 use super::reader::{LogicalLine, Origin};
@@ -698,14 +699,9 @@ fn relay_domains(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
     }
     if let Some(o) = cfg.option("percent_hack_domains") {
         if split(&o.value).iter().any(|i| i == "*") {
-            out.push(f("EX113", "percent_hack_domains = * makes Exim treat user%remote.example@yourdomain as mail for user@remote.example: a local-domain address relays to any domain", &o.origin));
+            out.push(f("EX113", "percent_hack_domains = * rewrites user%remote.example@yourdomain to user@remote.example before the RCPT ACL runs: the ACL's relay check still applies to remote.example, but any ACL statement or router that trusts the original local domain becomes a relay route; the percent hack is deprecated", &o.origin).help("remove percent_hack_domains unless something depends on it"));
         }
     }
-}
-
-fn tls_configured(cfg: &Config) -> bool {
-    cfg.option("tls_certificate")
-        .is_some_and(|o| !o.value.trim().is_empty())
 }
 
 /// The macro of an `.ifdef`/`.ifndef` block that holds a setting of `option` which the
@@ -756,14 +752,6 @@ fn guarding_macro(cfg: &Config, option: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn tls_guarded(s: &str) -> bool {
-    let s = s.to_ascii_lowercase();
-    s.contains("tls_in_cipher")
-        || s.contains("tls_cipher")
-        || s.contains("encrypted")
-        || s.contains("tls_in_ver")
 }
 
 /// Evidence that users submit mail through this server: a submission port (587, or 465 /
@@ -845,29 +833,22 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
             if let Some(a) = advertise {
                 out.push(f("EX122", "auth_advertise_hosts is empty: Exim never advertises AUTH, so `accept authenticated = *` can never match and mail clients that need to relay get `550 relay not permitted`", &a.origin).severity(Severity::Error));
             }
-        }
-    }
-    if !tls_configured(cfg) {
-        let guard = guarding_macro(cfg, "tls_certificate");
-        if let Some(a) = advertise {
-            if tls_guarded(&a.value) {
-                out.push(match &guard {
-                    Some(m) => f("EX123", format!("auth_advertise_hosts only offers AUTH over TLS, and tls_certificate is only set when the macro {m} is defined (it is not defined in these files; Debian defines it in exim4.conf.localmacros): unless {m} is defined, AUTH is never offered and mail clients get `550 relay not permitted`"), &a.origin).severity(Severity::Info),
-                    None => f("EX123", "auth_advertise_hosts only offers AUTH over TLS, but tls_certificate is not set, so TLS never starts and AUTH is never offered: mail clients cannot authenticate and get `550 relay not permitted`", &a.origin),
-                });
-            }
-        }
-        for d in &servers {
-            if let Some(s) = d.setting("server_advertise_condition") {
-                if tls_guarded(&s.value) {
-                    out.push(match &guard {
-                        Some(m) => f("EX123", format!("authenticator {} is only offered over TLS, and tls_certificate is only set when the macro {m} is defined (not defined in these files; Debian defines it in exim4.conf.localmacros): unless {m} is defined, it is never offered and its users cannot authenticate", d.name), &s.origin).severity(Severity::Info),
-                        None => f("EX123", format!("authenticator {} is only offered over TLS, but tls_certificate is not set: it is never offered, so its users cannot authenticate", d.name), &s.origin),
-                    });
-                }
+        } else {
+            let never: Vec<String> = servers
+                .iter()
+                .filter_map(|d| match super::advertise::auth(ctx, cfg, Some(d)) {
+                    Auth::Never(why) => Some(format!("{}: {why}", d.name)),
+                    _ => None,
+                })
+                .collect();
+            if never.len() == servers.len() {
+                out.push(f("EX122", format!("`{}` can never match: no authenticator is ever offered ({}), so clients that try AUTH get `503 AUTH command used when not advertised` and mail clients that need to relay get `550 relay not permitted`", stmt.render(), never.join("; ")), &stmt.origin).severity(Severity::Error));
             }
         }
     }
+    let version = effective_version(ctx);
+    let tls = super::advertise::tls(ctx, cfg, version.as_ref());
+    tls_only_auth(cfg, &tls, &servers, out);
     let adv_guard = advertise.is_some_and(|a| tls_guarded(&a.value));
     // Authenticators whose TLS guard a macro switched off, by the macro definition: one
     // finding there (where the admin set it) for all of them.
@@ -878,7 +859,9 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
         let plain = driver == "plaintext"
             || (matches!(driver, "dovecot" | "cyrus_sasl")
                 && matches!(public.as_str(), "PLAIN" | "LOGIN"));
-        if !plain || adv_guard {
+        // Only what is offered without TLS can leak a password (#21 item 4): not an
+        // authenticator that auth_advertise_hosts or its own condition never offers.
+        if !plain || adv_guard || super::advertise::auth(ctx, cfg, Some(d)) != Auth::Always {
             continue;
         }
         let guarded = d
@@ -886,14 +869,9 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
             .is_some_and(|s| tls_guarded(&s.value));
         if !guarded {
             // With TLS off, the TLS guard alone would switch AUTH off for everyone.
-            let tls_off = !tls_configured(cfg)
-                || cfg.option("tls_advertise_hosts").is_some_and(|o| {
-                    expand(ctx, &o.value)
-                        .map(|v| split(&v).is_empty())
-                        .unwrap_or(false)
-                });
+            let tls_off = matches!(tls, Tls::Off(_));
             let advice = if tls_off {
-                "TLS is off here (tls_advertise_hosts empty or no tls_certificate): enable TLS first (tls_certificate, tls_privatekey, tls_advertise_hosts = *), then add `server_advertise_condition = ${if def:tls_in_cipher}`; adding the condition alone would disable AUTH completely"
+                "TLS is off here (tls_advertise_hosts empty, or an Exim without a certificate it can use): enable TLS first (tls_certificate, tls_privatekey, tls_advertise_hosts = *), then add `server_advertise_condition = ${if def:tls_in_cipher}`; adding the condition alone would disable AUTH completely"
             } else {
                 "Add `server_advertise_condition = ${if def:tls_in_cipher}`"
             };
@@ -925,7 +903,7 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
             ("authenticators", "skips their", "are")
         };
         let advice = if tls_off {
-            format!("TLS is off here (tls_advertise_hosts empty or no tls_certificate): enable TLS first (Debian: MAIN_TLS_ENABLE = yes with a certificate), then remove this {name} definition; removing it alone would disable AUTH completely")
+            format!("TLS is off here (tls_advertise_hosts empty, or an Exim without a certificate it can use): enable TLS first (Debian: MAIN_TLS_ENABLE = yes with a certificate), then remove this {name} definition; removing it alone would disable AUTH completely")
         } else {
             format!("remove this {name} definition so the managed files' TLS guard applies again (mail clients then authenticate after STARTTLS)")
         };
@@ -935,6 +913,54 @@ fn auth(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                 auths.join(" and ")), &def)
             .help(advice),
         );
+    }
+}
+
+/// EX123: AUTH offered only over TLS (auth_advertise_hosts or an authenticator's
+/// server_advertise_condition) while STARTTLS cannot work, or works only with the self-signed
+/// certificate Exim generates (a warning: clients that verify certificates refuse it).
+fn tls_only_auth(
+    cfg: &Config,
+    tls: &Tls,
+    servers: &[&super::model::Driver],
+    out: &mut Vec<Finding>,
+) {
+    if *tls == Tls::Certificate {
+        return;
+    }
+    // Debian: tls_certificate only under `.ifdef MAIN_TLS_ENABLE` (exim4.conf.localmacros).
+    let guard = guarding_macro(cfg, "tls_certificate");
+    let mut places: Vec<(String, &Origin)> = Vec::new();
+    if let Some(a) = cfg.option("auth_advertise_hosts") {
+        if tls_guarded(&a.value) {
+            places.push((
+                "auth_advertise_hosts only offers AUTH".to_string(),
+                &a.origin,
+            ));
+        }
+    }
+    for d in servers {
+        if let Some(s) = d.setting("server_advertise_condition") {
+            if tls_guarded(&s.value) {
+                places.push((
+                    format!("authenticator {} is only offered", d.name),
+                    &s.origin,
+                ));
+            }
+        }
+    }
+    for (what, origin) in places {
+        let fd = match (tls, &guard) {
+            (_, Some(m)) => f("EX123", format!("{what} over TLS, and tls_certificate is only set when the macro {m} is defined (not in these files; Debian defines it in exim4.conf.localmacros): {m} decides whether a real certificate is used{}", match tls {
+                Tls::Off(why) => format!("; without it {why}, so AUTH never appears and mail clients get `550 relay not permitted`"),
+                _ => "; without it Exim uses a self-signed certificate, which clients that verify certificates refuse".to_string(),
+            }), origin).severity(Severity::Info),
+            (Tls::Off(why), None) => f("EX123", format!("{what} over TLS, but {why}: AUTH never appears, so mail clients cannot authenticate and get `550 relay not permitted`"), origin),
+            (_, None) => f("EX123", format!("{what} over TLS, and tls_certificate is unset: Exim (4.88 and later) uses a self-signed certificate it generates, which mail clients that verify certificates refuse, so those users cannot authenticate"), origin)
+                .severity(Severity::Warning)
+                .help("set tls_certificate and tls_privatekey to a certificate clients trust"),
+        };
+        out.push(fd);
     }
 }
 

@@ -2,6 +2,7 @@
 //! configuration Exim would run, ACL relay decisions and checks.
 
 pub mod acl;
+pub mod advertise;
 pub mod autogen;
 pub mod checks;
 pub mod debian;
