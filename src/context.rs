@@ -20,24 +20,85 @@ impl Root {
         Root { dir: None }
     }
 
+    /// `/` is the live system, anything else a snapshot (for callers that keep a root
+    /// directory as a plain path).
+    pub fn of(dir: &Path) -> Root {
+        match dir == Path::new("/") {
+            true => Root::live(),
+            false => Root::snapshot(dir),
+        }
+    }
+
     pub fn snapshot(dir: impl Into<PathBuf>) -> Root {
         Root {
             dir: Some(dir.into()),
         }
     }
 
-    /// Where an absolute path of the configured server is on this machine.
+    /// Where an absolute path of the configured server is on this machine. In a snapshot
+    /// this resolves like chroot(2) (see `contain`): the result never lies outside the root.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         match &self.dir {
-            Some(root) if path.is_absolute() => {
-                let rel: PathBuf = path
-                    .components()
-                    .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
-                    .collect();
-                root.join(rel)
-            }
+            Some(root) if path.is_absolute() => self.contain(&root.join(strip_root(path))),
             _ => path.to_path_buf(),
         }
+    }
+
+    /// The physical path for I/O on `real` (a path under the root; one outside it is taken
+    /// from the root): symlinks followed inside the root, `..` stopped at it. The live
+    /// system's paths are returned unchanged.
+    pub fn contain(&self, real: &Path) -> PathBuf {
+        let Some(root) = &self.dir else {
+            return real.to_path_buf();
+        };
+        let inside = real.strip_prefix(root).unwrap_or(real);
+        match crate::contain::resolve(root, inside) {
+            Ok(c) => c.path,
+            // A symlink loop: the lexical path, `..` stopped at the root; opening it fails
+            // with ELOOP as it should.
+            Err(_) => root.join(clamp_dotdot(inside)),
+        }
+    }
+
+    /// Why `real` (a path under the snapshot) would leave it if followed as this machine
+    /// sees it: an absolute symlink or `..` above the root on its way. None on a live system.
+    pub fn escape(&self, real: &Path) -> Option<crate::contain::Escape> {
+        let root = self.dir.as_ref()?;
+        let inside = real.strip_prefix(root).unwrap_or(real);
+        crate::contain::resolve(root, inside).ok()?.escape
+    }
+
+    /// Open a regular file for reading, contained in the snapshot, never a FIFO or device,
+    /// refused over `limit` bytes.
+    pub fn open(
+        &self,
+        real: &Path,
+        limit: u64,
+    ) -> Result<(std::fs::File, std::fs::Metadata), crate::contain::OpenError> {
+        crate::contain::open_regular(self.dir.as_deref(), real, limit)
+    }
+
+    /// A whole small file (configuration, list, hostname), contained and capped at the
+    /// configuration size limit. Use this instead of std::fs::read on configured paths.
+    pub fn read(&self, real: &Path) -> std::io::Result<Vec<u8>> {
+        crate::contain::read(self.dir.as_deref(), real, crate::source::MAX_FILE_BYTES)
+            .map_err(crate::contain::OpenError::into_io)
+    }
+
+    /// `read` as UTF-8 (invalid bytes are an error, as with std::fs::read_to_string).
+    pub fn read_to_string(&self, real: &Path) -> std::io::Result<String> {
+        String::from_utf8(self.read(real)?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    /// Entries of a directory inside the root.
+    pub fn read_dir(&self, real: &Path) -> std::io::Result<std::fs::ReadDir> {
+        std::fs::read_dir(self.contain(real))
+    }
+
+    /// stat(2) of a path inside the root (symlinks followed inside it).
+    pub fn metadata(&self, real: &Path) -> std::io::Result<std::fs::Metadata> {
+        std::fs::metadata(self.contain(real))
     }
 
     /// How a real path is shown to the user: relative to the root for a snapshot.
@@ -54,6 +115,27 @@ impl Root {
     pub fn is_snapshot(&self) -> bool {
         self.dir.is_some()
     }
+}
+
+fn strip_root(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+        .collect()
+}
+
+/// `..` applied lexically and stopped at the top.
+fn clamp_dotdot(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Options that change how configurations are interpreted.
@@ -101,10 +183,10 @@ impl Context {
         if let Some(s) = self.lock().get(&display) {
             return Ok(Arc::clone(s));
         }
-        let s = match SourceFile::load(real, &display) {
+        let s = match SourceFile::load_in(&self.root, real, &display) {
             Ok(s) => Arc::new(s),
             Err(e) => {
-                if !matches!(e, LoadError::Missing(_)) {
+                if !matches!(e, LoadError::Missing(_) | LoadError::Outside(..)) {
                     self.rejected
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -151,12 +233,25 @@ impl Context {
                 let code = match e {
                     LoadError::Binary(..) => "RD002",
                     LoadError::TooLarge(..) => "RD004",
+                    LoadError::Outside(..) => "RD006",
                     _ => "RD001",
                 };
                 findings.push(Finding::new(code, mta, e.to_string()).at(file_location(&e)));
                 None
             }
         }
+    }
+
+    /// RD006 for a path of the snapshot that was not followed because it leaves it.
+    pub fn outside_finding(&self, real: &Path, mta: Mta) -> Finding {
+        let display = self.root.display(real);
+        let why = self
+            .root
+            .escape(real)
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "it resolves outside".into());
+        let e = LoadError::Outside(display, why);
+        Finding::new("RD006", mta, e.to_string()).at(file_location(&e))
     }
 
     /// Count a file read without `load` (checked in pieces, its text not kept) as read.

@@ -20,7 +20,24 @@ pub fn walk_files(
         .follow_links(true)
         .max_depth(max_depth)
         .sort_by_file_name();
-    for entry in walker {
+    let mut walker = walker.into_iter();
+    while let Some(entry) = walker.next() {
+        // walkdir follows symlinks as this machine sees them: one that leaves a snapshot
+        // is followed inside it instead, or reported (issue #14).
+        if let Ok(e) = &entry {
+            if e.path_is_symlink() && ctx.root.escape(e.path()).is_some() {
+                let inside = ctx.root.contain(e.path());
+                if e.file_type().is_dir() {
+                    walker.skip_current_dir();
+                }
+                if inside.is_file() {
+                    files.push(inside);
+                } else {
+                    findings.push(ctx.outside_finding(e.path(), mta));
+                }
+                continue;
+            }
+        }
         match entry {
             Ok(e) if e.file_type().is_file() => files.push(e.into_path()),
             Ok(_) => {}

@@ -24,11 +24,9 @@ pub fn identify(flag: Option<&str>, root: &Root) -> Host {
     }
     let first_line = |p: &Path| -> Option<String> {
         // Never open a FIFO or device (a hostile snapshot's etc/hostname would block).
-        let meta = std::fs::metadata(p).ok()?;
-        if !meta.is_file() || meta.len() > 4096 {
-            return None;
-        }
-        let text = std::fs::read_to_string(p).ok()?;
+        let (f, meta) = root.open(p, 4096).ok()?;
+        let text =
+            String::from_utf8(crate::contain::read_capped(f, meta.len(), 4096).ok()?).ok()?;
         let l = text.lines().next()?.trim().to_string();
         (!l.is_empty()).then_some(l)
     };

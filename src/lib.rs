@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contain;
 pub mod context;
 pub mod discover;
 pub mod dnsbl;

@@ -65,9 +65,13 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<
         let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
             // Reading the directory up front turns "permission denied" into a clear error.
-            std::fs::read_dir(&real).map_err(|e| format!("{}: {e}", p.display()))?;
+            ctx.root
+                .read_dir(&real)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
         } else {
-            std::fs::File::open(&real).map_err(|e| format!("{}: {e}", p.display()))?;
+            ctx.root
+                .open(&real, crate::source::MAX_FILE_BYTES)
+                .map_err(|e| format!("{}: {}", p.display(), e.into_io()))?;
         }
         let before = sets.len();
         if let Some(t) = postfix::detect(ctx, &real) {

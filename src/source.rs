@@ -1,8 +1,6 @@
 //! A loaded configuration file: where it came from, its text, and the mapping from byte
 //! offsets to line:column that every finding and fix relies on.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Files larger than this are refused with a finding rather than read: no real MTA
@@ -52,6 +50,8 @@ pub enum LoadError {
     NotAFile(PathBuf),
     TooLarge(PathBuf, u64),
     Binary(PathBuf, usize),
+    /// Missing inside the snapshot; the path (through a symlink or `..`) wanted to leave it.
+    Outside(PathBuf, String),
 }
 
 impl std::fmt::Display for LoadError {
@@ -70,6 +70,11 @@ impl std::fmt::Display for LoadError {
                 "{}: binary data (NUL byte at offset {off}), not a text configuration",
                 p.display()
             ),
+            LoadError::Outside(p, why) => write!(
+                f,
+                "{}: points outside the snapshot ({why}); not read",
+                p.display()
+            ),
         }
     }
 }
@@ -81,7 +86,8 @@ impl LoadError {
             | LoadError::Unreadable(p, _)
             | LoadError::NotAFile(p)
             | LoadError::TooLarge(p, _)
-            | LoadError::Binary(p, _) => p,
+            | LoadError::Binary(p, _)
+            | LoadError::Outside(p, _) => p,
         }
     }
 }
@@ -101,26 +107,35 @@ impl SourceFile {
         }
     }
 
-    /// Read `real`, showing it as `display`. Binary files (a NUL byte) and oversized files
-    /// are refused; invalid UTF-8 is decoded lossily and flagged in `lossy`.
+    /// Read `real` on the live system, showing it as `display`; see `load_in`.
     pub fn load(real: &Path, display: &Path) -> Result<SourceFile, LoadError> {
-        let meta = match fs::metadata(real) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(LoadError::Missing(display.to_path_buf()))
-            }
-            Err(e) => return Err(LoadError::Unreadable(display.to_path_buf(), e.to_string())),
-        };
-        if !meta.is_file() {
-            return Err(LoadError::NotAFile(display.to_path_buf()));
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(LoadError::TooLarge(display.to_path_buf(), meta.len()));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        fs::File::open(real)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| LoadError::Unreadable(display.to_path_buf(), e.to_string()))?;
+        SourceFile::load_in(&crate::context::Root::live(), real, display)
+    }
+
+    /// Read `real` (a path under `root`), showing it as `display`. The read is contained in
+    /// a snapshot root (crate::contain); special files are not opened; binary files (a NUL
+    /// byte) and files over the limit are refused; invalid UTF-8 is decoded lossily and
+    /// flagged in `lossy`.
+    pub fn load_in(
+        root: &crate::context::Root,
+        real: &Path,
+        display: &Path,
+    ) -> Result<SourceFile, LoadError> {
+        use crate::contain::OpenError;
+        let shown = || display.to_path_buf();
+        let bytes = root
+            .open(real, MAX_FILE_BYTES)
+            .and_then(|(f, meta)| crate::contain::read_capped(f, meta.len(), MAX_FILE_BYTES))
+            .map_err(|e| match e {
+                OpenError::Missing => LoadError::Missing(shown()),
+                OpenError::Outside(esc) => LoadError::Outside(shown(), esc.to_string()),
+                OpenError::NotAFile => LoadError::NotAFile(shown()),
+                OpenError::TooLarge(n) => LoadError::TooLarge(shown(), n),
+                OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    LoadError::Missing(shown())
+                }
+                OpenError::Io(e) => LoadError::Unreadable(shown(), e.to_string()),
+            })?;
         if let Some(off) = memchr_nul(&bytes) {
             return Err(LoadError::Binary(display.to_path_buf(), off));
         }

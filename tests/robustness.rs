@@ -12,6 +12,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
 fn tree() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("etc/postfix-out");
@@ -44,8 +46,49 @@ fn lint_cmd(root: &Path) -> Command {
     c
 }
 
-fn run(mut c: Command) -> Run {
-    let out = c.output().expect("run relaydoctor");
+/// Every run is bounded by the harness: a hang (a FIFO, a deadlock, an expansion blow-up)
+/// is killed and fails the test instead of stalling the suite.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn output_within(mut c: Command, limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run relaydoctor");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    let reader = std::thread::spawn(move || {
+        let mut out = (Vec::new(), Vec::new());
+        use std::io::Read;
+        let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = se.read_to_end(&mut v);
+            v
+        });
+        let _ = so.read_to_end(&mut out.0);
+        out.1 = err.join().unwrap_or_default();
+        let status = child.wait().expect("wait");
+        let _ = tx.send(());
+        std::process::Output {
+            status,
+            stdout: out.0,
+            stderr: out.1,
+        }
+    });
+    if rx.recv_timeout(limit).is_err() {
+        // The child is ours (spawned above); kill it by its pid only.
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        panic!("relaydoctor did not finish within {limit:?} (killed)");
+    }
+    reader.join().expect("reader")
+}
+
+fn run(c: Command) -> Run {
+    let out = output_within(c, RUN_LIMIT);
     let code = out.status.code().unwrap_or(-1);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -230,6 +273,201 @@ fn expansion_loop_and_deep_chain() {
         msgs.iter().any(|m| m.contains("more than 100 levels")),
         "{msgs:?}"
     );
+    rest_checked(&r);
+}
+
+/// A directory outside every snapshot, holding a file whose marker must never be printed.
+fn host_secret() -> (tempfile::TempDir, PathBuf, &'static str) {
+    const MARK: &str = "hostsecret-7f3a9c";
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("shadow");
+    fs::write(
+        &f,
+        format!("root:{MARK}:19000:0:99999:7:::\nmynetworks = 0.0.0.0/0 {MARK}\n192.0.2.1:allow,{MARK}=\"1\"\n"),
+    )
+    .unwrap();
+    (d, f, MARK)
+}
+
+#[test]
+fn symlink_out_of_the_snapshot_is_not_read_in_any_format() {
+    let (_host, secret, mark) = host_secret();
+    let t = tree();
+    std::os::unix::fs::symlink(&secret, pf(&t).join("main.cf")).unwrap();
+    // The same file through `..` from a relative link: climbs as far as it likes.
+    let up = "../".repeat(40) + secret.to_str().unwrap().trim_start_matches('/');
+    fs::create_dir_all(t.path().join("etc/postfix-two")).unwrap();
+    std::os::unix::fs::symlink(&up, t.path().join("etc/postfix-two/main.cf")).unwrap();
+    for format in ["text", "json", "sarif", "github", "nagios", "prometheus"] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
+        c.args(["lint", "--format", format, "--root"]).arg(t.path());
+        let out = output_within(c, RUN_LIMIT);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains(mark),
+            "{format}: printed the host file: {all}"
+        );
+        if format == "json" {
+            assert!(all.contains("RD006"), "{format}: {all}");
+            assert!(all.contains("points outside the snapshot"), "{all}");
+        }
+    }
+    let r = run(lint_cmd(t.path()));
+    assert!(has(&r, "RD006", "etc/postfix/main.cf"), "{:?}", r.findings);
+    assert!(
+        has(&r, "RD006", "etc/postfix-two/main.cf"),
+        "{:?}",
+        r.findings
+    );
+    rest_checked(&r);
+}
+
+#[test]
+fn absolute_symlinks_resolve_inside_the_snapshot() {
+    // chroot semantics: /etc/postfix/main.cf -> /srv/cfg/main.cf reads the snapshot's copy.
+    let t = tree();
+    fs::create_dir_all(t.path().join("srv/cfg")).unwrap();
+    fs::write(
+        t.path().join("srv/cfg/main.cf"),
+        "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8 # lan\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/srv/cfg/main.cf", pf(&t).join("main.cf")).unwrap();
+    let r = run(lint_cmd(t.path()));
+    assert!(
+        !r.findings.iter().any(|f| f["code"] == "RD006"),
+        "{:?}",
+        r.findings
+    );
+    assert!(
+        r.findings.iter().any(|f| f["code"] == "PF003"),
+        "{:?}",
+        r.findings
+    );
+}
+
+#[test]
+fn tcpserver_rules_path_with_dotdot_stays_inside() {
+    let (host, _secret, mark) = host_secret();
+    let t = tempfile::tempdir().unwrap();
+    let svc = t.path().join("service/qmail-smtpd");
+    fs::create_dir_all(&svc).unwrap();
+    fs::create_dir_all(t.path().join("var/qmail/control")).unwrap();
+    fs::write(t.path().join("var/qmail/control/me"), "mx.example.com\n").unwrap();
+    fs::write(
+        t.path().join("var/qmail/control/rcpthosts"),
+        "example.com\n",
+    )
+    .unwrap();
+    // tcp rules source `shadow` and its compiled `shadow.cdb` on the host, reached by
+    // `/../../..` from the snapshot.
+    fs::copy(
+        common::repo("fixtures/rules/QM001/bad/etc/tcp.smtp.cdb"),
+        host.path().join("shadow.cdb"),
+    )
+    .unwrap();
+    let rules = format!("/../../..{}/shadow.cdb", host.path().display());
+    fs::write(
+        svc.join("run"),
+        format!(
+            "#!/bin/sh\nexec tcpserver -v -R -x {rules} 0 smtp /var/qmail/bin/qmail-smtpd 2>&1\n"
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
+    c.args(["lint", "--format", "json", "--root"]).arg(t.path());
+    let out = output_within(c, RUN_LIMIT);
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!all.contains(mark), "printed the host file: {all}");
+}
+
+#[test]
+fn mynetworks_file_with_dotdot_is_not_read_by_simulate() {
+    let (host, _secret, mark) = host_secret();
+    let t = tree();
+    fs::write(
+        pf(&t).join("main.cf"),
+        format!(
+            "compatibility_level = 3.6\nmynetworks = /../../..{}/shadow\n",
+            host.path().display()
+        ),
+    )
+    .unwrap();
+    fs::write(pf(&t).join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    for cmd in ["simulate", "lint"] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
+        c.arg(cmd);
+        if cmd == "simulate" {
+            c.args([
+                "--client",
+                "192.0.2.1",
+                "--rcpt",
+                "a@example.net",
+                "--instance",
+                "postfix",
+            ]);
+        }
+        c.arg("--root").arg(t.path());
+        let out = output_within(c, RUN_LIMIT);
+        let all = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!all.contains(mark), "{cmd} printed the host file: {all}");
+    }
+}
+
+#[test]
+fn fix_never_writes_through_a_symlinked_config_dir() {
+    let host = tempfile::tempdir().unwrap();
+    let text = "compatibility_level = 3.6\nrelay_domains = a.example\nrelay_domains = b.example\n";
+    fs::write(host.path().join("main.cf"), text).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir_all(t.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink(host.path(), t.path().join("etc/postfix")).unwrap();
+    let mut c = lint_cmd(t.path());
+    c.arg("--fix");
+    let out = output_within(c, RUN_LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        fs::read_to_string(host.path().join("main.cf")).unwrap(),
+        text
+    );
+    let left: Vec<_> = fs::read_dir(host.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "files appeared on the host: {left:?}");
+    assert!(
+        stdout.contains("RD006") || stdout.contains("outside"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn special_files_are_never_opened() {
+    let t = tree();
+    let fifo = pf(&t).join("main.cf");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "mkfifo");
+    for name in ["etc/hostname", "etc/mailname"] {
+        let _ = Command::new("mkfifo").arg(t.path().join(name)).status();
+    }
+    // A symlink to a device: /dev/zero is re-rooted into the snapshot (absent there), and a
+    // device inside the snapshot is refused unopened.
+    fs::create_dir_all(t.path().join("etc/postfix-zero")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", t.path().join("etc/postfix-zero/main.cf")).unwrap();
+    let r = run(lint_cmd(t.path()));
+    assert!(has(&r, "RD001", "etc/postfix/main.cf"), "{:?}", r.findings);
+    let msg = r.findings.iter().find(|f| f["code"] == "RD001").unwrap()["message"].to_string();
+    assert!(msg.contains("not a regular file"), "{msg}");
     rest_checked(&r);
 }
 

@@ -278,7 +278,9 @@ fn seed(ctx: &Context, vars: &[Var], configtype: &str) -> Vec<(String, Origin)> 
         &semi(val("dc_relay_domains")),
         generated("dc_relay_domains"),
     );
-    let mailname = std::fs::read_to_string(ctx.root.resolve(Path::new("/etc/mailname")))
+    let mailname = ctx
+        .root
+        .read_to_string(&ctx.root.resolve(Path::new("/etc/mailname")))
         .map(|s| s.lines().next().unwrap_or("").trim().to_string())
         .unwrap_or_default();
     push("ETC_MAILNAME", &mailname, generated("ETC_MAILNAME"));

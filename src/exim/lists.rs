@@ -221,7 +221,7 @@ fn hosts_file(ctx: &Context) -> Option<HostsEntries> {
         c.borrow_mut()
             .entry(real.clone())
             .or_insert_with(|| {
-                let text = std::fs::read_to_string(&real).ok()?;
+                let text = ctx.root.read_to_string(&real).ok()?;
                 let mut out = Vec::new();
                 for l in text.lines() {
                     let l = l.split('#').next().unwrap_or("");
@@ -255,7 +255,10 @@ fn lookup(item: &str) -> Option<(&str, &str)> {
 
 fn file_items(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
     let real = ctx.root.resolve(Path::new(path));
-    let text = std::fs::read_to_string(&real).map_err(|e| format!("the list file {path} ({e})"))?;
+    let text = ctx
+        .root
+        .read_to_string(&real)
+        .map_err(|e| format!("the list file {path} ({e})"))?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
@@ -266,8 +269,10 @@ fn file_items(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
 /// Keys of an lsearch-style file (first field, up to `:` or white space).
 pub fn lsearch_keys(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
     let real = ctx.root.resolve(Path::new(path));
-    let text =
-        std::fs::read_to_string(&real).map_err(|e| format!("the lookup file {path} ({e})"))?;
+    let text = ctx
+        .root
+        .read_to_string(&real)
+        .map_err(|e| format!("the lookup file {path} ({e})"))?;
     let mut keys = Vec::new();
     for l in text.lines() {
         if l.starts_with('#') || l.trim().is_empty() || l.starts_with([' ', '\t']) {

@@ -100,7 +100,7 @@ pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
 }
 
 /// Whether an explicitly named path (real) is an Exim configuration.
-pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
+pub fn detect(ctx: &Context, path: &Path) -> Option<Target> {
     if path.is_dir() {
         if path.join("exim4.conf").is_file() {
             return Some(Target {
@@ -130,7 +130,7 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let head = std::fs::read(path).ok()?;
+    let head = ctx.root.read(path).ok()?;
     let head = String::from_utf8_lossy(&head[..head.len().min(256 * 1024)]).to_string();
     let exim_like = head.lines().any(|l| {
         let l = l.trim_start();
@@ -249,7 +249,8 @@ pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
     } else {
         "/proc/sys/kernel/hostname"
     };
-    std::fs::read_to_string(ctx.root.resolve(Path::new(p)))
+    ctx.root
+        .read_to_string(&ctx.root.resolve(Path::new(p)))
         .ok()
         .and_then(|s| s.lines().next().map(|l| l.trim().to_ascii_lowercase()))
         .filter(|s| !s.is_empty())

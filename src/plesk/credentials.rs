@@ -109,11 +109,13 @@ pub fn resolve(db: &DbSettings, warnings: &mut Vec<String>) -> Result<Credential
     if let Some(url) = db.env_url.as_deref().filter(|u| !u.is_empty()) {
         return from_url(url, ENV_URL, &db.root, t);
     }
-    let shadow = db.root.join("etc/psa/.psa.shadow");
+    // Inside a snapshot like chroot: a file symlinked out of it is not read (issue #14).
+    let inside = crate::context::Root::of(&db.root);
+    let shadow = inside.resolve(Path::new("/etc/psa/.psa.shadow"));
     if let Some(p) = &db.dsn_file {
         return from_dsn_file(p, &p.display().to_string(), &shadow, &db.root, t);
     }
-    let dsn = db.root.join("etc/psa/private/dsn.ini");
+    let dsn = inside.resolve(Path::new("/etc/psa/private/dsn.ini"));
     if dsn.is_file() {
         return from_dsn_file(&dsn, &dsn.display().to_string(), &shadow, &db.root, t);
     }
@@ -323,7 +325,8 @@ fn from_dsn_file(
     root: &Path,
     t: Timeouts,
 ) -> Result<Credentials, CredError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::context::Root::live()
+        .read_to_string(&path)
         .map_err(|e| CredError(format!("{shown}: cannot read: {e}")))?;
     let (kv, prefix) = match parse_ini_section(&text, "general") {
         Some(kv) if kv.iter().any(|(k, _)| k.starts_with("database.")) => (kv, "database."),
@@ -402,7 +405,9 @@ fn from_parts(
 /// that string).
 fn read_shadow(path: &Path) -> Result<String, CredError> {
     let shown = path.display();
-    let raw = std::fs::read(path).map_err(|e| CredError(format!("{shown}: cannot read: {e}")))?;
+    let raw = crate::context::Root::live()
+        .read(path)
+        .map_err(|e| CredError(format!("{shown}: cannot read: {e}")))?;
     let secret = String::from_utf8_lossy(&raw)
         .trim_end_matches(['\n', '\r'])
         .to_string();
@@ -439,15 +444,16 @@ fn place(
 pub fn my_cnf_socket(root: &Path) -> Option<String> {
     let mut texts = Vec::new();
     for f in MY_CNF {
-        let path = root.join(f);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let path = reroot(root, f);
+        let Ok(text) = crate::context::Root::live().read_to_string(&path) else {
             continue;
         };
         for line in text.lines() {
             let l = line.trim();
             if let Some(dir) = l.strip_prefix("!includedir") {
                 let dir = reroot(root, dir.trim());
-                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                let mut files: Vec<PathBuf> = crate::context::Root::of(root)
+                    .read_dir(&dir)
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 files.sort();
@@ -455,10 +461,14 @@ pub fn my_cnf_socket(root: &Path) -> Option<String> {
                     .iter()
                     .filter(|p| p.extension().is_some_and(|e| e == "cnf"))
                 {
-                    texts.extend(std::fs::read_to_string(p).ok());
+                    texts.extend(crate::context::Root::live().read_to_string(&p).ok());
                 }
             } else if let Some(file) = l.strip_prefix("!include") {
-                texts.extend(std::fs::read_to_string(reroot(root, file.trim())).ok());
+                texts.extend(
+                    crate::context::Root::live()
+                        .read_to_string(&reroot(root, file.trim()))
+                        .ok(),
+                );
             }
         }
         texts.push(text);
@@ -486,7 +496,7 @@ pub fn my_cnf_socket(root: &Path) -> Option<String> {
 
 /// An absolute path from a file under `root`, as the server would see it.
 fn reroot(root: &Path, p: &str) -> PathBuf {
-    root.join(p.trim_start_matches('/'))
+    crate::context::Root::of(root).resolve(&Path::new("/").join(p.trim_start_matches('/')))
 }
 
 pub fn find_socket(root: &Path) -> Option<String> {

@@ -110,7 +110,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
         }
     }
     // postmulti(1): secondary instances may live anywhere; the default main.cf lists them.
-    if let Ok(text) = std::fs::read_to_string(default.join("main.cf")) {
+    if let Ok(text) = ctx.root.read_to_string(&default.join("main.cf")) {
         let m = parse::parse_main(&text);
         if let Some(e) = m
             .entries

@@ -90,7 +90,8 @@ impl HostFacts {
     pub fn detect(ctx: &Context) -> HostFacts {
         let read = |p: &str| -> Option<String> {
             let real = ctx.root.resolve(Path::new(p));
-            std::fs::read_to_string(real)
+            ctx.root
+                .read_to_string(&real)
                 .ok()
                 .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
                 .filter(|s| !s.is_empty())
@@ -867,10 +868,12 @@ impl Scope<'_> {
 /// gets its address by DHCP/SLAAC (then the address is not in the snapshot).
 fn snapshot_interfaces(ctx: &Context) -> Option<Vec<ipnet::IpNet>> {
     let read_dir = |p: &str| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(ctx.root.resolve(Path::new(p)))
+        let mut v: Vec<String> = ctx
+            .root
+            .read_dir(&ctx.root.resolve(Path::new(p)))
             .map(|d| {
                 d.filter_map(|e| e.ok())
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter_map(|e| ctx.root.read_to_string(&e.path()).ok())
                     .collect()
             })
             .unwrap_or_default();
@@ -878,7 +881,10 @@ fn snapshot_interfaces(ctx: &Context) -> Option<Vec<ipnet::IpNet>> {
         v
     };
     let mut texts: Vec<String> = Vec::new();
-    if let Ok(t) = std::fs::read_to_string(ctx.root.resolve(Path::new("/etc/network/interfaces"))) {
+    if let Ok(t) = ctx
+        .root
+        .read_to_string(&ctx.root.resolve(Path::new("/etc/network/interfaces")))
+    {
         texts.push(t);
     }
     texts.extend(read_dir("/etc/network/interfaces.d"));

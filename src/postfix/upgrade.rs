@@ -240,7 +240,7 @@ fn map_may_permit(ctx: &Context, map: &str) -> bool {
         return true;
     }
     let real = ctx.root.resolve(std::path::Path::new(path));
-    let Ok(text) = std::fs::read_to_string(real) else {
+    let Ok(text) = ctx.root.read_to_string(&real) else {
         return true;
     };
     text.lines()

@@ -52,17 +52,18 @@ fn is_control_dir(dir: &Path) -> bool {
     CONTROL_NAMES.iter().any(|n| dir.join(n).is_file())
 }
 
-fn read_text_prefix(p: &Path) -> String {
+fn read_text_prefix(ctx: &Context, p: &Path) -> String {
     use std::io::Read;
     let mut buf = Vec::new();
-    if let Ok(f) = std::fs::File::open(p) {
+    // Contained in a snapshot, and never a FIFO or device (issue #14).
+    if let Ok((f, _)) = ctx.root.open(p, u64::MAX) {
         let _ = f.take(256 * 1024).read_to_end(&mut buf);
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-fn is_service_file(p: &Path) -> bool {
-    p.is_file() && runscript::looks_like_service(&read_text_prefix(p))
+fn is_service_file(ctx: &Context, p: &Path) -> bool {
+    p.is_file() && runscript::looks_like_service(&read_text_prefix(ctx, p))
 }
 
 /// Names that are not tcprules sources even in a rules directory.
@@ -78,11 +79,11 @@ fn skip_rules_name(name: &str) -> bool {
 }
 
 /// A tcprules source: lines that look like `address:allow|deny...`.
-fn looks_like_rules(p: &Path) -> bool {
+fn looks_like_rules(ctx: &Context, p: &Path) -> bool {
     if p.extension().is_some_and(|e| e == "cdb") {
         return p.is_file();
     }
-    let t = read_text_prefix(p);
+    let t = read_text_prefix(ctx, p);
     let mut rules = 0;
     for l in t.lines() {
         let l = l.trim_end();
@@ -126,8 +127,8 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     ] {
         for d in list_dir(ctx, &r(base), Mta::Qmail, findings) {
             let run = d.join("run");
-            if is_service_file(&run) {
-                let canon = std::fs::canonicalize(&run).unwrap_or(run.clone());
+            if is_service_file(ctx, &run) {
+                let canon = ctx.root.contain(&run);
                 if seen.insert(canon) {
                     t.services.push(run);
                 }
@@ -135,7 +136,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
         }
     }
     for f in list_dir(ctx, &r("/etc/xinetd.d"), Mta::Qmail, findings) {
-        if is_service_file(&f) {
+        if is_service_file(ctx, &f) {
             t.services.push(f);
         }
     }
@@ -153,7 +154,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            if f.is_file() && !skip_rules_name(&name) && looks_like_rules(&f) {
+            if f.is_file() && !skip_rules_name(&name) && looks_like_rules(ctx, &f) {
                 rules.push(f);
             }
         }
@@ -167,7 +168,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
             if (name.starts_with("tcp.") || name.starts_with("rules."))
                 && f.is_file()
                 && !skip_rules_name(&name)
-                && looks_like_rules(&f)
+                && looks_like_rules(ctx, &f)
             {
                 rules.push(f);
             }
@@ -187,7 +188,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
 }
 
 /// Whether an explicitly named path (real) is a qmail configuration.
-pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
+pub fn detect(ctx: &Context, path: &Path) -> Option<Target> {
     if path.is_dir() {
         // A server root, /var/qmail, or the control directory itself.
         for c in ["var/qmail/control", "control", ""] {
@@ -215,7 +216,7 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
             ..Target::default()
         });
     }
-    if is_service_file(path) {
+    if is_service_file(ctx, path) {
         return Some(Target {
             path: path.to_path_buf(),
             services: vec![path.to_path_buf()],
@@ -223,7 +224,7 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
             ..Target::default()
         });
     }
-    if !skip_rules_name(&name) && looks_like_rules(path) {
+    if !skip_rules_name(&name) && looks_like_rules(ctx, path) {
         return Some(Target {
             path: path.to_path_buf(),
             rules: vec![path.to_path_buf()],

@@ -235,7 +235,7 @@ pub fn load_control_with(
                     .map(|m| (m.src.text.as_str(), &m.entries[..]))
                     .unwrap_or(("", &[]));
                 let (mut prefix, mut diverged) = (0usize, false);
-                let cdb = CdbState::load_with(&cdb_real, |k| {
+                let cdb = CdbState::load_with(&ctx.root.contain(&cdb_real), |k| {
                     if diverged {
                         return;
                     }
@@ -359,7 +359,7 @@ pub fn load_rules(ctx: &Context, path: &Path, findings: &mut Vec<Finding>) -> Ru
     errors.sort_by_key(|e| e.line);
     RulesFile {
         cdb_display: ctx.root.display(&cdb_real),
-        cdb: CdbState::load(&cdb_real),
+        cdb: CdbState::load(&ctx.root.contain(&cdb_real)),
         cdb_real,
         source,
         rules,

@@ -131,7 +131,19 @@ impl Lines {
         if !meta.is_file() || meta.len() > crate::source::MAX_FILE_BYTES {
             return Err(());
         }
-        let file = File::open(path).map_err(|_| ())?;
+        // Not through a symlink (it may leave a snapshot: the full check, which reads
+        // inside the root, handles those) and never blocking on a FIFO swapped in.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+                .map_err(|_| ())?
+        };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(());
+        }
         Ok(Some(Lines {
             file,
             buf: vec![0; CHUNK],
@@ -219,6 +231,9 @@ pub struct Streamed {
 pub fn check(dir: &Path) -> Option<Streamed> {
     let more_path = dir.join("morercpthosts");
     let cdb_path = dir.join("morercpthosts.cdb");
+    if std::fs::symlink_metadata(&cdb_path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return None;
+    }
     std::thread::scope(|sc| {
         // morercpthosts against its cdb, in lockstep: qmail-newmrh writes one record per
         // line, lowercased, in file order.
