@@ -113,7 +113,10 @@ pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
             "{name}: not valid UTF-8; refusing to rewrite it (fix by hand)"
         ));
     }
-    let current = fs::read(&plan.real).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let current = ctx
+        .root
+        .read(&plan.real)
+        .map_err(|e| format!("{name}: cannot read: {e}"))?;
     if current != src.original() {
         return Err(format!(
             "{name}: changed since relaydoctor read it; run again"
@@ -123,10 +126,13 @@ pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
     // A symlinked configuration (main.cf -> /srv/cfg/main.cf) is fixed in the file it points
     // to, the one that was read: renaming over the link would replace it with a regular
     // file and leave the real configuration unchanged.
+    // In a snapshot the link is followed inside it (chroot-style, crate::contain): a fix
+    // never writes outside the root.
     let is_link = fs::symlink_metadata(&plan.real).is_ok_and(|m| m.file_type().is_symlink());
-    let target = match is_link {
-        true => fs::canonicalize(&plan.real).map_err(|e| format!("{name}: {e}"))?,
-        false => plan.real.clone(),
+    let target = match (ctx.root.is_snapshot(), is_link) {
+        (true, _) => ctx.root.contain(&plan.real),
+        (false, true) => fs::canonicalize(&plan.real).map_err(|e| format!("{name}: {e}"))?,
+        (false, false) => plan.real.clone(),
     };
     let backup = backup_path(&target);
     write_atomic(&target, &current, Some(&backup))

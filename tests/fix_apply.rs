@@ -145,3 +145,28 @@ fn apply_fixes_the_file_a_symlink_points_to_and_keeps_the_link() {
         fs::canonicalize(root.join("srv/cfg")).ok().as_deref()
     );
 }
+
+#[test]
+fn an_absolute_symlink_in_a_snapshot_is_fixed_inside_the_snapshot() {
+    // main.cf -> /srv/cfg/main.cf means the snapshot's srv/cfg/main.cf (chroot), never this
+    // machine's /srv/cfg/main.cf.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("etc/postfix")).unwrap();
+    fs::create_dir_all(root.join("srv/cfg")).unwrap();
+    let real = root.join("srv/cfg/main.cf");
+    fs::write(&real, "mynetworks = 127.0.0.0/8 # office\n").unwrap();
+    let link = root.join("etc/postfix/main.cf");
+    std::os::unix::fs::symlink("/srv/cfg/main.cf", &link).unwrap();
+
+    let ctx = Context::new(Root::snapshot(root), Options::default());
+    let src = ctx.load(&link).unwrap();
+    let start = src.text.find(" # office").unwrap();
+    let f = finding_with_edit(&link, "etc/postfix/main.cf", start, start + 9, "");
+    let backup = fix::apply(&ctx, &fix::plan(&[f], false)[0]).unwrap();
+    assert_eq!(
+        fs::read_to_string(&real).unwrap(),
+        "mynetworks = 127.0.0.0/8\n"
+    );
+    assert!(backup.starts_with(root), "{}", backup.display());
+}
