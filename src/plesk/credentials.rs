@@ -326,7 +326,7 @@ fn from_dsn_file(
     t: Timeouts,
 ) -> Result<Credentials, CredError> {
     let text = crate::context::Root::live()
-        .read_to_string(&path)
+        .read_to_string(path)
         .map_err(|e| CredError(format!("{shown}: cannot read: {e}")))?;
     let (kv, prefix) = match parse_ini_section(&text, "general") {
         Some(kv) if kv.iter().any(|(k, _)| k.starts_with("database.")) => (kv, "database."),
@@ -461,7 +461,7 @@ pub fn my_cnf_socket(root: &Path) -> Option<String> {
                     .iter()
                     .filter(|p| p.extension().is_some_and(|e| e == "cnf"))
                 {
-                    texts.extend(crate::context::Root::live().read_to_string(&p).ok());
+                    texts.extend(crate::context::Root::live().read_to_string(p).ok());
                 }
             } else if let Some(file) = l.strip_prefix("!include") {
                 texts.extend(
