@@ -312,3 +312,30 @@ fn white_list_review() {
         .unwrap()
         .contains("node 2"));
 }
+
+#[test]
+fn many_expired_locks_are_counted_listed_in_part_and_all_backed_up() {
+    let Some(s) = server() else { return };
+    let db = s.psa_onyx(
+        "many_expired",
+        "INSERT INTO smtp_poplocks (ip_address, ip_mask, lock_time, serviceNodeId) \
+         SELECT CONCAT('10.9.', seq DIV 256, '.', seq MOD 256), 32, NOW() - INTERVAL 2 DAY, 1 \
+         FROM seq_1_to_1500",
+    );
+    s.source(&db, &fixture("multinode-onyx.sql"));
+    let r = root(s, &db);
+    let o = go(r.path(), &["repair", "--format", "json"]);
+    let v = json(&o);
+    let ops = v["operations"].as_array().unwrap();
+    let expired = ops.iter().find(|o| o["reason"] == "expired").unwrap();
+    assert_eq!(expired["count"], 1501, "{}", o.stdout);
+    assert_eq!(expired["rows"].as_array().unwrap().len(), 1000);
+    let dups = ops.iter().find(|o| o["reason"] == "duplicate").unwrap();
+    assert_eq!(dups["count"], 2, "{}", o.stdout);
+    let backups = tempfile::tempdir().unwrap();
+    let b = backups.path().to_str().unwrap();
+    let o = go(r.path(), &["repair", "--apply", "--backup-dir", b]);
+    assert!(o.stderr.contains("backup of the 1503 row(s)"), "{}", o.stderr);
+    let left = s.sql_db(&db, "SELECT COUNT(*) FROM smtp_poplocks");
+    assert_eq!(left.trim(), "6", "{}{}", o.stdout, o.stderr);
+}

@@ -2,7 +2,7 @@
 //! generations, the mail server settings per service node, each row of smtp_poplocks
 //! (streamed through [`RowChecker`]), the white list, and the table's health.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use super::model::{CheckTable, Damage, RawSettings, Schema, NEW_TABLE, NODE_COLUMN, TABLE};
@@ -526,7 +526,7 @@ pub fn fault_parsed(p: &Parsed, now: i64, poplock_minutes: Option<i64>) -> Optio
 /// and lock rows. A 64-bit hash keeps 1,000,000 rows in 16 MB; a collision (about 1 in 10^7
 /// at that size) could only overstate the duplicate count of the check, never a repair,
 /// which compares the rows themselves.
-fn dup_key(row: &RawRow) -> u64 {
+pub fn dup_key(row: &RawRow) -> u64 {
     // FNV-1a over the fields with separators: a quarter of SipHash's cost per row, and no
     // adversary controls which rows a check sees as duplicates (it only counts them).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -583,7 +583,8 @@ impl<'a> RowChecker<'a> {
         }
     }
 
-    pub fn row(&mut self, raw: &RawRow) {
+    /// Judge one row; returns its fault, if any (a repair plan keeps the rows it needs).
+    pub fn row(&mut self, raw: &RawRow) -> Option<Fault> {
         let s = &mut self.stats;
         s.rows += 1;
         let node = raw.node_id();
@@ -598,7 +599,8 @@ impl<'a> RowChecker<'a> {
             *locks += 1;
         }
         let parsed = Parsed::of(raw);
-        match fault_parsed(&parsed, self.now, self.minutes.for_row(raw)) {
+        let fault = fault_parsed(&parsed, self.now, self.minutes.for_row(raw));
+        match fault {
             Some(f) => {
                 if f == Fault::InvalidIp && raw.ip.as_deref().is_some_and(|b| b.contains(&b':')) {
                     s.invalid_ipv6 += 1;
@@ -614,7 +616,9 @@ impl<'a> RowChecker<'a> {
                 .dup_keys
                 .push((dup_key(raw), parsed.lock.unwrap_or(i64::MIN))),
         }
-        let Some((ip, m)) = parsed.net() else { return };
+        let Some((ip, m)) = parsed.net() else {
+            return fault;
+        };
         // Plesk's own 127.0.0.1/8 is written this way: not worth a word.
         if values::host_bits_set(ip, m) && !values::is_default_whitelist(ip, m) {
             self.host_bits.add(raw);
@@ -642,17 +646,20 @@ impl<'a> RowChecker<'a> {
                 }
             }
         }
+        fault
     }
 
-    /// The findings about the rows. `verdict` gives each node's settings.
+    /// The findings about the rows. `verdict` gives each node's settings; `duplicated`, when
+    /// given, receives the [`dup_key`]s of valid POP locks that occur more than once.
     pub fn finish(
         mut self,
         db: &str,
         schema: &Schema,
         verdict: &SettingsVerdict,
         out: &mut Vec<Finding>,
+        duplicated: Option<&mut HashSet<u64>>,
     ) -> Stats {
-        self.count_duplicates();
+        self.count_duplicates(duplicated);
         let service = svc(db, TABLE);
         self.fault_findings(&service, schema, out);
         self.whitelist_findings(&service, verdict, out);
@@ -679,7 +686,7 @@ impl<'a> RowChecker<'a> {
         self.stats
     }
 
-    fn count_duplicates(&mut self) {
+    fn count_duplicates(&mut self, mut duplicated: Option<&mut HashSet<u64>>) {
         let keys = &mut self.dup_keys;
         keys.sort_unstable();
         let mut i = 0;
@@ -693,6 +700,9 @@ impl<'a> RowChecker<'a> {
                 self.stats.whitelist_duplicates += (j - i - 1) as u64;
             } else {
                 self.stats.duplicates += (j - i - 1) as u64;
+                if let (Some(set), true) = (duplicated.as_deref_mut(), j - i > 1) {
+                    set.insert(keys[i].0);
+                }
             }
             i = j;
         }

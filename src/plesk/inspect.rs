@@ -1,9 +1,11 @@
 //! One inspection: model.rs reads, checks.rs judges. The rows stream from the scan into
 //! the row checks (and, for a repair plan, into a vector).
 
+use std::collections::HashSet;
+
 use mysql::Conn;
 
-use super::checks::{self, Minutes, RowChecker, SettingsVerdict, Stats};
+use super::checks::{self, Fault, Minutes, RowChecker, SettingsVerdict, Stats};
 use super::connect::{self, DbError};
 use super::credentials::Credentials;
 use super::model::{self, CheckTable, Damage, Schema, NEW_TABLE, OLD_TABLE, TABLE};
@@ -19,8 +21,13 @@ pub struct Inspection {
     pub damage: Vec<Damage>,
     /// Server time (NOW()) as naive seconds.
     pub now: i64,
-    /// Every row, when the caller asked for them (repair planning).
+    /// The rows a repair plan needs, when the caller asked for them: every faulty and
+    /// white-list row, the valid POP locks whose (address, mask, node) occurs more than once,
+    /// and up to [`EXPIRED_SAMPLE`] expired locks (the rest are deleted by predicate and only
+    /// counted), so a million-row table is never held in memory.
     pub rows: Option<Vec<RawRow>>,
+    /// Expired locks not in `rows`.
+    pub expired_unlisted: u64,
     /// The scan could not read the table (damage); row checks incomplete.
     pub scan_failed: bool,
 }
@@ -30,6 +37,9 @@ impl Inspection {
         &self.settings.minutes
     }
 }
+
+/// Expired POP locks listed by value in a repair plan (the diff and JSON show them).
+pub const EXPIRED_SAMPLE: usize = 1000;
 
 pub struct Options {
     pub collect_rows: bool,
@@ -66,6 +76,7 @@ pub fn inspect(
         damage: Vec::new(),
         now,
         rows: None,
+        expired_unlisted: 0,
         scan_failed: false,
     };
     if !schema.exists {
@@ -78,6 +89,7 @@ pub fn inspect(
         .iter()
         .all(|n| schema.column(n).is_some());
     let mut rows = opts.collect_rows.then(Vec::new);
+    let mut sampled = 0usize;
     let minutes = insp.settings.minutes.clone();
     let mut rc = RowChecker::new(now, &minutes);
     // Read the rows first: opening a damaged table fails with the code that classifies it.
@@ -85,12 +97,22 @@ pub fn inspect(
         let spin = crate::progress::Progress::spinner(opts.progress, "scanning smtp_poplocks");
         let mut n = 0u64;
         let scanned = model::scan(conn, &db, &schema, |raw| {
-            rc.row(&raw);
+            let fault = rc.row(&raw);
             n += 1;
             if n % 65_536 == 0 && spin.is_visible() {
                 spin.set_message(&format!("scanning smtp_poplocks: {n} rows"));
             }
-            if let Some(r) = rows.as_mut() {
+            let Some(r) = rows.as_mut() else { return };
+            let keep = match fault {
+                Some(Fault::Expired) => {
+                    sampled += 1;
+                    sampled <= EXPIRED_SAMPLE
+                }
+                Some(_) => true,
+                // Valid locks: only duplicated ones matter, found by a second pass.
+                None => raw.is_whitelist(),
+            };
+            if keep {
                 r.push(raw);
             }
         });
@@ -132,11 +154,44 @@ pub fn inspect(
         });
     }
     checks::health(&db, &insp.damage, &check, insp.scan_failed, &mut findings);
-    insp.stats = rc.finish(&db, &schema, &insp.settings, &mut findings);
+    let mut duplicated = HashSet::new();
+    let want_dups = rows.is_some().then_some(&mut duplicated);
+    insp.stats = rc.finish(&db, &schema, &insp.settings, &mut findings, want_dups);
+    insp.expired_unlisted = sampled.saturating_sub(EXPIRED_SAMPLE) as u64;
+    if let (Some(r), false) = (rows.as_mut(), duplicated.is_empty()) {
+        collect_duplicates(conn, creds, &schema, now, &minutes, &duplicated, r)?;
+    }
     insp.findings = sorted(findings);
     insp.schema = schema;
     insp.rows = rows;
     Ok(insp)
+}
+
+/// The second pass of a repair plan: the valid POP locks whose key occurs more than once.
+fn collect_duplicates(
+    conn: &mut Conn,
+    creds: &Credentials,
+    schema: &Schema,
+    now: i64,
+    minutes: &Minutes,
+    duplicated: &HashSet<u64>,
+    rows: &mut Vec<RawRow>,
+) -> Result<(), DbError> {
+    model::scan(conn, &creds.db, schema, |raw| {
+        if !raw.is_whitelist()
+            && duplicated.contains(&checks::dup_key(&raw))
+            && checks::fault(&raw, now, minutes.for_row(&raw)).is_none()
+        {
+            rows.push(raw);
+        }
+    })
+    .map_err(|e| {
+        DbError(connect::describe_during(
+            creds,
+            &e,
+            "the scan of smtp_poplocks",
+        ))
+    })
 }
 
 /// Worst first, then by code: the Nagios line names the first.

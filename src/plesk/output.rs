@@ -131,6 +131,7 @@ fn op_json(db: &str, plan: &Plan) -> Vec<serde_json::Value> {
         ops.push(json!({
             "kind": "delete",
             "reason": op.reason.key(),
+            "count": op.deleted(),
             "rows": rows,
             "sql": plan::op_sql(db, op, None, plan),
         }));

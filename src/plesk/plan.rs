@@ -63,13 +63,16 @@ impl Reason {
 pub struct DeleteOp {
     pub reason: Reason,
     pub groups: Vec<Group>,
+    /// Rows deleted but not listed in `groups` (expired locks beyond the sample, deleted by
+    /// the expiry predicate).
+    pub unlisted: u64,
 }
 
 impl DeleteOp {
     pub fn deleted(&self) -> u64 {
-        self.groups.iter().map(|g| g.count - g.keep).sum()
+        self.groups.iter().map(|g| g.count - g.keep).sum::<u64>() + self.unlisted
     }
-    /// The rows deleted, one entry per copy.
+    /// The rows deleted and listed, one entry per copy.
     pub fn rows(&self) -> impl Iterator<Item = &RawRow> {
         self.groups
             .iter()
@@ -247,9 +250,18 @@ pub fn plan(insp: &mut Inspection, include_whitelist: bool) -> Plan {
                 .push(Group { row, count, keep });
         }
     }
+    let unlisted = insp.expired_unlisted;
     plan.deletes = ops
         .into_iter()
-        .map(|(reason, groups)| DeleteOp { reason, groups })
+        .map(|(reason, groups)| DeleteOp {
+            reason,
+            groups,
+            unlisted: if reason == Reason::Expired {
+                unlisted
+            } else {
+                0
+            },
+        })
         .collect();
     plan
 }
@@ -387,7 +399,7 @@ pub fn diff(db: &str, plan: &Plan, max_groups: usize) -> String {
     if groups.len() > shown {
         let _ = writeln!(
             out,
-            "... {} more affected row values not shown (--format json lists every row)",
+            "... {} more affected row values not shown (--format json lists them; every deleted row is in the backup)",
             groups.len() - shown
         );
     }
