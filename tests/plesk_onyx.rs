@@ -335,7 +335,11 @@ fn many_expired_locks_are_counted_listed_in_part_and_all_backed_up() {
     let backups = tempfile::tempdir().unwrap();
     let b = backups.path().to_str().unwrap();
     let o = go(r.path(), &["repair", "--apply", "--backup-dir", b]);
-    assert!(o.stderr.contains("backup of the 1503 row(s)"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("backup of the 1503 row(s)"),
+        "{}",
+        o.stderr
+    );
     let left = s.sql_db(&db, "SELECT COUNT(*) FROM smtp_poplocks");
     assert_eq!(left.trim(), "6", "{}{}", o.stdout, o.stderr);
 }

@@ -577,6 +577,26 @@ mod tests {
     }
 
     #[test]
+    fn my_cnf_socket_client_sections_first_and_includedir() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc/mysql");
+        std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+        std::fs::write(
+            etc.join("my.cnf"),
+            "[mysqld]\nsocket = /srv/server.sock\n!includedir /etc/mysql/conf.d/\n",
+        )
+        .unwrap();
+        assert_eq!(my_cnf_socket(d.path()).as_deref(), Some("/srv/server.sock"));
+        std::fs::write(
+            etc.join("conf.d/client.cnf"),
+            "[client-server]\nsocket=/run/client.sock\n",
+        )
+        .unwrap();
+        assert_eq!(my_cnf_socket(d.path()).as_deref(), Some("/run/client.sock"));
+        assert_eq!(my_cnf_socket(&d.path().join("none")), None);
+    }
+
+    #[test]
     fn tls_parameter() {
         assert_eq!(
             strip_require_ssl("mysql://u:p@h/psa?require_ssl=true"),
