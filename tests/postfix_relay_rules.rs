@@ -695,7 +695,8 @@ fn deprecation_names_the_version_checked() {
         "{snap:?}"
     );
     assert!(
-        snap[0].contains("checked for Postfix 3.11 (assumed: the snapshot records no Postfix package"),
+        snap[0]
+            .contains("checked for Postfix 3.11 (assumed: the snapshot records no Postfix package"),
         "{snap:?}"
     );
     let given = run(&["--postfix-version", "3.10"]);
@@ -951,4 +952,63 @@ fn safety_check_failure_does_not_hide_plaintext_auth() {
     let fs = lint(main, Some(SMTP));
     assert_eq!(with_code(&fs, "PF103").len(), 1, "{fs:?}");
     assert_eq!(with_code(&fs, "PF104").len(), 1, "{fs:?}");
+}
+
+// ------------------------------------------------------------------ PF014 (#21 item 1)
+
+/// PF014 against the real smtpd: an unknown restriction name and a check_*_access without its
+/// table both make smtpd answer 451 4.3.5 to a stranger; the healthy list answers 554. lint
+/// reports the first two, pointing at the word, and not the third.
+#[test]
+fn unknown_restrictions_agree_with_real_smtpd() {
+    let cases = [
+        (
+            "permit_mynetworks, permit_my_networks, reject_unauth_destination",
+            Some("permit_my_networks"),
+        ),
+        (
+            "permit_mynetworks, check_client_access, reject_unauth_destination",
+            Some("check_client_access"),
+        ),
+        ("permit_mynetworks, reject_unauth_destination", None),
+    ];
+    for (list, word) in cases {
+        let main = format!("{BASE}smtpd_relay_restrictions = {list}\n");
+        let fs = lint(&main, Some(SMTP));
+        let pf = with_code(&fs, "PF014");
+        match word {
+            Some(w) => {
+                assert_eq!(pf.len(), 1, "{list}: {fs:?}");
+                assert_eq!(pf[0]["severity"], "error");
+                assert_eq!(pf[0]["line"], 3);
+                let col = pf[0]["column"].as_u64().unwrap() as usize;
+                let line = main.lines().nth(2).unwrap();
+                assert!(line[col - 1..].starts_with(w), "{list}: column {col}");
+            }
+            None => assert!(pf.is_empty(), "{list}: {fs:?}"),
+        }
+    }
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    for (k, (list, word)) in cases.iter().enumerate() {
+        let main = format!("{BASE}smtpd_relay_restrictions = {list}\n");
+        let name = format!("pfrules-pf014-{k}");
+        let sc = Scenario {
+            name: &name,
+            main: &main,
+            listeners: &[""],
+            files: &[],
+            postmap: &[],
+        };
+        let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+        let reply = smtpd_support::ask(run.ports[0], "203.0.113.5", None, "a@victim.example");
+        drop(run);
+        let reply = reply.unwrap_or_default();
+        if word.is_some() {
+            assert!(reply.starts_with("451 4.3.5"), "{list}: {reply}");
+        } else {
+            assert!(reply.starts_with("554 5.7.1"), "{list}: {reply}");
+        }
+    }
 }

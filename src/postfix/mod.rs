@@ -10,6 +10,7 @@ pub mod parse;
 pub mod policy;
 pub mod reach;
 pub mod relay_rules;
+pub mod restrictions;
 pub mod syntax;
 pub mod template;
 pub mod upgrade;
