@@ -63,6 +63,7 @@ pub struct Eval<'a> {
     sub_cache: std::cell::RefCell<std::collections::HashMap<String, Vec<Branch>>>,
 }
 
+/// ACL modifiers: they do not decide whether a statement matches.
 const MODIFIERS: &[&str] = &[
     "message",
     "log_message",
@@ -79,41 +80,9 @@ const MODIFIERS: &[&str] = &[
     "debug",
 ];
 
+/// An ACL condition or modifier Exim knows (acl.c conditions[], 4.96 and later releases).
 pub fn is_known_condition(name: &str) -> bool {
-    MODIFIERS.contains(&name)
-        || name.starts_with("acl_")
-        || matches!(
-            name,
-            "endpass"
-                | "acl"
-                | "authenticated"
-                | "condition"
-                | "dnslists"
-                | "domains"
-                | "encrypted"
-                | "hosts"
-                | "local_parts"
-                | "ratelimit"
-                | "recipients"
-                | "regex"
-                | "mime_regex"
-                | "sender_domains"
-                | "senders"
-                | "seen"
-                | "spam"
-                | "malware"
-                | "spf"
-                | "spf_guess"
-                | "verify"
-                | "dkim_signers"
-                | "dkim_status"
-                | "dmarc_status"
-                | "decode"
-                | "demime"
-                | "bmi_optin"
-                | "wellknown"
-                | "queue_only"
-        )
+    super::tables::acl_condition(name) != super::tables::Known::No
 }
 
 fn step(origin: &super::reader::Origin, entry: String, effect: &str) -> TraceStep {

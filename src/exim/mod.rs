@@ -10,6 +10,7 @@ pub mod lists;
 pub mod model;
 pub mod parse;
 pub mod reader;
+pub mod tables;
 pub mod taint;
 pub mod version;
 
