@@ -12,8 +12,7 @@ mod smtpd_support;
 
 use relaydoctor::context::{Context, Options, Root};
 use relaydoctor::postfix::model::Model;
-use relaydoctor::postfix::policy::{self, Client};
-use relaydoctor::relay::{ClientClass, Query, Verdict};
+use relaydoctor::relay::Verdict;
 use smtpd_support::Scenario;
 
 const SCENARIOS: &[Scenario] = &[
@@ -349,106 +348,15 @@ const SCENARIOS: &[Scenario] = &[
 /// Compares relaydoctor's decision with the running smtpd for every listener, client class and
 /// recipient of one scenario; returns (compared, depends, mismatches).
 fn compare(sc: &Scenario, run: &smtpd_support::Running) -> (usize, usize, Vec<String>) {
-    let ctx = Context::new(
-        Root::live(),
-        Options {
-            postfix_version: Some("3.7".into()),
-            ..Default::default()
-        },
-    );
-    let mut f = Vec::new();
-    let model = Model::load(&ctx, &run.conf, &mut f);
-    let (mut compared, mut depends, mut mismatches) = (0, 0, Vec::new());
-    for (li, si) in model.smtpd_listeners().iter().enumerate() {
-        let Some(port) = run.ports.get(li) else {
-            continue;
-        };
-        for cc in ClientClass::ALL {
-            let (addr, login) = match cc {
-                ClientClass::Stranger => ("203.0.113.5", None),
-                ClientClass::Trusted => ("192.0.2.7", None),
-                ClientClass::Authenticated => ("203.0.113.5", Some("alice")),
-            };
-            // The concrete client the harness plays (as `simulate` would see it).
-            let q = Query {
-                client_ip: addr.into(),
-                sasl_user: login.map(String::from),
-                helo: Some("client.test".into()),
-                sender: Some("sender@sender.test".into()),
-                // The harness never sends STARTTLS.
-                tls: Some(false),
-                ..Default::default()
-            };
-            let client = Client::for_query(&model, *si, &q);
-            for rcpt in [
-                "root@example.com",
-                "someone@relay.example",
-                "someone@external.example",
-            ] {
-                let rc =
-                    policy::classify(&model, *si, relaydoctor::relay::domain_of(rcpt).as_str());
-                let d = policy::evaluate(&model, *si, client.clone(), rc, rcpt);
-                let mut real = smtpd_support::ask(*port, addr, login, rcpt);
-                // A disagreement is asked again (twice, after a pause) before it counts: on a
-                // loaded machine smtpd has now and then answered an XCLIENT LOGIN session as
-                // unauthenticated (seen once in ~20 runs); a real mismatch stays one.
-                for _ in 0..2 {
-                    let class = real
-                        .as_deref()
-                        .map(smtpd_support::reply_class)
-                        .unwrap_or(Verdict::Unavailable);
-                    // A closed connection is not retried: after a fatal error smtpd is
-                    // throttled and every retry would wait for the read timeout.
-                    if class == d.result
-                        || class == Verdict::Unavailable
-                        || d.result == Verdict::Depends
-                    {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                    real = smtpd_support::ask(*port, addr, login, rcpt);
-                }
-                let real_class = real
-                    .as_deref()
-                    .map(smtpd_support::reply_class)
-                    .unwrap_or(Verdict::Unavailable);
-                if d.result == Verdict::Depends {
-                    depends += 1;
-                    eprintln!(
-                        "depends: {} / listener {li} / {} -> {rcpt}: {}",
-                        sc.name,
-                        cc.as_str(),
-                        d.depends_on.join(", ")
-                    );
-                    continue;
-                }
-                compared += 1;
-                // The class must match, and so must the reply code and the enhanced status
-                // code when there is one.
-                let mut words = real.as_deref().unwrap_or("").split_whitespace();
-                let real_code: Option<u16> = words.next().and_then(|c| c.parse().ok());
-                let real_dsn = words.next().filter(|w| w.contains('.'));
-                let code_differs = d.result != Verdict::Unavailable
-                    && (real_code != d.code
-                        || (real_dsn.is_some() && real_dsn != d.enhanced.as_deref()));
-                if d.result != real_class || code_differs {
-                    mismatches.push(format!(
-                        "{} / listener {} / {} -> {}: smtpd {:?} ({}), relaydoctor {:?} ({})",
-                        sc.name,
-                        li,
-                        cc.as_str(),
-                        rcpt,
-                        real_class,
-                        real.unwrap_or_else(|| "connection closed".into()),
-                        d.result,
-                        d.reply_line()
-                    ));
-                }
-            }
-        }
-    }
-    (compared, depends, mismatches)
+    let t = smtpd_support::compare(sc.name, run, &smtpd_support::clients(None), &RCPTS);
+    (t.compared, t.depends.len(), t.mismatches)
 }
+
+const RCPTS: [&str; 3] = [
+    "root@example.com",
+    "someone@relay.example",
+    "someone@external.example",
+];
 
 /// Scenarios run at the same time (each its own master and ports): the time is mostly
 /// spent waiting for masters and smtpd processes, not computing.

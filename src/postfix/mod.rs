@@ -233,7 +233,6 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
             target.files.master
         ));
     }
-    let domain = crate::relay::domain_of(&q.rcpt);
     let mut out = Vec::new();
     for si in model.smtpd_listeners() {
         let client = policy::Client::for_query(&model, si, q);
@@ -241,49 +240,7 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
             out.push(d);
             continue;
         }
-        let (class, unknown) = policy::classify_checked(&model, si, &domain);
-        let mut d = policy::evaluate(&model, si, client.clone(), class, &q.rcpt);
-        // A domain list relaydoctor cannot read (proxy:mysql:..., a missing map) might list
-        // the domain; when that would change the reply, the answer depends on that table.
-        // A `/file/name` in a domain list that does not exist: the address-class lookup
-        // fails and smtpd answers 451 4.3.0 (trivial-rewrite logs `open file ...: No such
-        // file or directory`; verified with Postfix 3.7).
-        if let Some((_, table)) = unknown
-            .iter()
-            .find(|(_, t)| t.ends_with(policy::MISSING_LIST_FILE))
-        {
-            d.result = crate::relay::Verdict::Defer;
-            d.code = Some(451);
-            d.enhanced = Some("4.3.0".into());
-            d.text = Some(format!("<{}>: Temporary lookup failure", q.rcpt));
-            let name = table.split(" = ").next().unwrap_or("");
-            let origin = model.scope(Some(si)).get(name).map(|e| e.origin.clone());
-            // The restriction lists ran with a class Postfix never gets to: only this step counts.
-            d.trace = vec![crate::relay::TraceStep {
-                file: origin
-                    .as_ref()
-                    .and_then(|o| o.file.clone())
-                    .unwrap_or_else(|| "main.cf".into()),
-                line: origin.map_or(0, |o| o.line),
-                entry: format!(
-                    "{table}: Postfix cannot tell whether {domain} is listed (`open file ...: No such file or directory`)"
-                ),
-                effect: "defer".into(),
-            }];
-            out.push(d);
-            continue;
-        }
-        for (other, table) in unknown {
-            let alt = policy::evaluate(&model, si, client.clone(), other, &q.rcpt);
-            if alt.result != d.result || alt.code != d.code {
-                d.result = crate::relay::Verdict::Depends;
-                d.depends_on.push(format!(
-                    "whether {domain} is listed in {table} (relaydoctor cannot read that table; if it is listed, the reply is {})",
-                    alt.reply_line()
-                ));
-            }
-        }
-        out.push(d);
+        out.push(policy::decide(&model, si, client, &q.rcpt));
     }
     Ok(out)
 }

@@ -66,6 +66,8 @@ pub struct Client {
     pub tls_why: Option<String>,
     /// The SASL login name (sender login maps compare it).
     pub login: Option<String>,
+    /// Why a login the query names cannot happen on this listener (shown in the trace).
+    pub auth_refused: Option<String>,
 }
 
 impl Client {
@@ -106,16 +108,30 @@ impl Client {
             },
             None => (false, None),
         };
+        let scope = model.scope(Some(si));
+        let yes = |p: &str| scope.value(p).trim().eq_ignore_ascii_case("yes");
+        // smtpd.c: with smtpd_tls_auth_only (or the obsolete smtpd_enforce_tls), SASL is
+        // activated only after STARTTLS; a plaintext session cannot log in, not even with
+        // XCLIENT LOGIN= (verified with Postfix 3.7).
+        let auth_only = yes("smtpd_tls_auth_only") || yes("smtpd_enforce_tls");
         let (tls, tls_why) = match q.tls {
             Some(t) => (t, format!("--tls {}", if t { "yes" } else { "no" })),
+            None if q.sasl_user.is_some() && auth_only => (
+                true,
+                "not given: a client that logs in has used STARTTLS here (smtpd_tls_auth_only = yes); use --tls yes|no".to_string(),
+            ),
             None => {
                 let (t, why) = listener_tls(model, si);
                 (t, format!("not given: {why}; use --tls yes|no"))
             }
         };
+        let auth_refused = (q.sasl_user.is_some() && auth_only && !tls).then(|| {
+            "smtpd_tls_auth_only = yes: AUTH is offered only after STARTTLS, and this session is plaintext (--tls no): the client is not logged in".to_string()
+        });
         Client {
             in_mynetworks,
-            authenticated: q.sasl_user.is_some(),
+            authenticated: q.sasl_user.is_some() && auth_refused.is_none(),
+            auth_refused,
             ip,
             name: q.client_name.clone(),
             helo: q.helo.clone(),
@@ -333,6 +349,8 @@ struct Eval<'a> {
     depends: Vec<String>,
     /// Unknowns that could refuse where the rest accepts (DNS lists, DNS lookups).
     refuse_unknown: Vec<String>,
+    /// The reply code each of them would refuse with, when known (DNS lists).
+    refuse_codes: Vec<Option<u16>>,
     /// What the answer becomes later (address verification once the probe finished).
     later: Vec<String>,
     /// reject_unlisted_recipient already ran (smtpd checks the recipient maps once).
@@ -626,6 +644,14 @@ impl Eval<'_> {
                     // is_map_command(): "need maptype:mapname".
                     None => Self::config_error(),
                 }
+            }
+            r if r.starts_with("check_")
+                && r.ends_with("_access")
+                && self.dns_access_skipped(r, arg) =>
+            {
+                // The name to look up is `unknown` or absent (smtpd skips the check), or
+                // is under a reserved top-level domain (NXDOMAIN: nothing to match).
+                Step::NoMatch
             }
             r if r.starts_with("check_") && r.ends_with("_access") => {
                 // _a_/_mx_/_ns_ variants need DNS; ccert/sasl need session facts.
@@ -1051,6 +1077,7 @@ pub fn evaluate(
         pending: Vec::new(),
         depends: Vec::new(),
         refuse_unknown: Vec::new(),
+        refuse_codes: Vec::new(),
         later: Vec::new(),
         rcpt_checked: false,
         tls_noted: false,
@@ -1062,6 +1089,15 @@ pub fn evaluate(
     };
     let name = listener_name(model, si);
     let mut d = Decision::new(Mta::Postfix, name, Verdict::Accept);
+    if let Some(why) = ev.client.auth_refused.clone() {
+        let o = ev.origin_of("smtpd_tls_auth_only");
+        ev.trace.push(TraceStep {
+            file: o.file,
+            line: o.line,
+            entry: why,
+            effect: "not authenticated".into(),
+        });
+    }
     if !ev.has_safety("smtpd_relay_restrictions", 0)
         && !ev.has_safety("smtpd_recipient_restrictions", 0)
     {
@@ -1124,6 +1160,9 @@ pub fn evaluate(
     if outcome.is_none() && !ev.discard {
         outcome = implicit_unlisted(&mut ev);
     }
+    if let Some((v, c, e, t)) = outcome.take() {
+        outcome = Some(soft_bounce(&mut ev, v, c, e, t));
+    }
     match outcome {
         Some((v, c, e, t)) => {
             d.result = v;
@@ -1139,10 +1178,10 @@ pub fn evaluate(
     }
     if ev.stale
         || (!ev.depends.is_empty() && d.result != Verdict::Accept)
-        || (!ev.refuse_unknown.is_empty() && d.result != Verdict::Reject)
+        || refused_differently(&ev.refuse_codes, &d)
     {
         // A map or policy service could have permitted (or refused) earlier; a DNS list
-        // could have refused what the rest accepts.
+        // could have refused what the rest accepts, or refused with another reply.
         d.result = Verdict::Depends;
     }
     d.depends_on = std::mem::take(&mut ev.depends);
@@ -1170,6 +1209,45 @@ fn plaintext_refused(ev: &mut Eval) -> Option<TraceStep> {
         entry: format!("{why}; {}", ev.client.tls_why.clone().unwrap_or_default()),
         effect: "reject (MAIL FROM before STARTTLS)".into(),
     })
+}
+
+/// A DNS list (or another unknown that can refuse) was reached: the reply could differ
+/// unless the decision is a refusal with the same code as every such unknown.
+fn refused_differently(codes: &[Option<u16>], d: &Decision) -> bool {
+    let same = d.result == Verdict::Reject && codes.iter().all(|c| *c == d.code);
+    !codes.is_empty() && !same
+}
+
+/// soft_bounce = yes: smtpd turns every 5xx reply into 4xx, the enhanced status code with
+/// it (smtpd_check.c smtpd_check_reject(), smtpd_chat.c), so a refusal becomes a deferral.
+fn soft_bounce(
+    ev: &mut Eval,
+    v: Verdict,
+    code: u16,
+    dsn: String,
+    text: String,
+) -> (Verdict, u16, String, String) {
+    if code / 100 != 5
+        || !ev
+            .scope
+            .value("soft_bounce")
+            .trim()
+            .eq_ignore_ascii_case("yes")
+    {
+        return (v, code, dsn, text);
+    }
+    let o = ev.origin_of("soft_bounce");
+    ev.trace.push(TraceStep {
+        file: o.file,
+        line: o.line,
+        entry: format!("soft_bounce = yes: {code} becomes {}", code - 100),
+        effect: "defer".into(),
+    });
+    let dsn = match dsn.strip_prefix('5') {
+        Some(rest) => format!("4{rest}"),
+        None => dsn,
+    };
+    (Verdict::Defer, code - 100, dsn, text)
 }
 
 /// smtpd_reject_unlisted_recipient = yes: after every list permitted, the recipient is
@@ -1208,6 +1286,52 @@ fn implicit_unlisted(ev: &mut Eval) -> Option<(Verdict, u16, String, String)> {
         Step::Defer(c, e, t) => Some((Verdict::Defer, c, e, t)),
         _ => None,
     }
+}
+
+/// `simulate`'s answer on listener `si` to one RCPT from `client`: the recipient's class
+/// (a domain list relaydoctor cannot read makes the answer `depends` when it would change
+/// it), then `evaluate`.
+pub fn decide(model: &Model, si: usize, client: Client, rcpt: &str) -> Decision {
+    let domain = crate::relay::domain_of(rcpt);
+    let (class, unknown) = classify_checked(model, si, &domain);
+    let mut d = evaluate(model, si, client.clone(), class, rcpt);
+    // A domain list relaydoctor cannot read (proxy:mysql:..., a missing map) might list
+    // the domain; when that would change the reply, the answer depends on that table.
+    // A `/file/name` in a domain list that does not exist: the address-class lookup
+    // fails and smtpd answers 451 4.3.0 (trivial-rewrite logs `open file ...: No such
+    // file or directory`; verified with Postfix 3.7).
+    if let Some((_, table)) = unknown.iter().find(|(_, t)| t.ends_with(MISSING_LIST_FILE)) {
+        d.result = Verdict::Defer;
+        d.code = Some(451);
+        d.enhanced = Some("4.3.0".into());
+        d.text = Some(format!("<{}>: Temporary lookup failure", rcpt));
+        let name = table.split(" = ").next().unwrap_or("");
+        let origin = model.scope(Some(si)).get(name).map(|e| e.origin.clone());
+        // The restriction lists ran with a class Postfix never gets to: only this step counts.
+        d.trace = vec![TraceStep {
+            file: origin
+                .as_ref()
+                .and_then(|o| o.file.clone())
+                .unwrap_or_else(|| "main.cf".into()),
+            line: origin.map_or(0, |o| o.line),
+            entry: format!(
+                "{table}: Postfix cannot tell whether {domain} is listed (`open file ...: No such file or directory`)"
+            ),
+            effect: "defer".into(),
+        }];
+        return d;
+    }
+    for (other, table) in unknown {
+        let alt = evaluate(model, si, client.clone(), other, rcpt);
+        if alt.result != d.result || alt.code != d.code {
+            d.result = Verdict::Depends;
+            d.depends_on.push(format!(
+                "whether {domain} is listed in {table} (relaydoctor cannot read that table; if it is listed, the reply is {})",
+                alt.reply_line()
+            ));
+        }
+    }
+    d
 }
 
 /// Example recipient domains of each class, from the configuration.

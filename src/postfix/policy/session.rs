@@ -16,8 +16,10 @@ use crate::relay::{RecipientClass, TraceStep};
 pub(super) enum Unknown {
     /// Could permit where the rest refuses (a whitelist, a certificate).
     Permit,
-    /// Could refuse where the rest accepts (a DNS list, a DNS lookup).
+    /// Could refuse where the rest accepts (a DNS lookup, a table), reply not known.
     Refuse,
+    /// Could refuse with this reply code (a DNS list: maps_rbl_reject_code).
+    RefuseWith(u16),
 }
 
 impl Eval<'_> {
@@ -26,7 +28,14 @@ impl Eval<'_> {
     pub(super) fn unknown(&mut self, what: Unknown, why: String) -> Step {
         match what {
             Unknown::Permit => self.depends.push(why),
-            Unknown::Refuse => self.refuse_unknown.push(why),
+            Unknown::Refuse => {
+                self.refuse_unknown.push(why);
+                self.refuse_codes.push(None);
+            }
+            Unknown::RefuseWith(code) => {
+                self.refuse_unknown.push(why);
+                self.refuse_codes.push(Some(code));
+            }
         }
         Step::NoMatch
     }
@@ -97,10 +106,10 @@ impl Eval<'_> {
                     };
                     self.depends
                         .push(format!("{shown}: whether the client presents a certificate that is trusted or listed"));
-                    self.refuse_unknown.push(format!(
-                        "{shown}: what a listed certificate's entry answers"
-                    ));
-                    Step::NoMatch
+                    self.unknown(
+                        Unknown::Refuse,
+                        format!("{shown}: what a listed certificate's entry answers"),
+                    )
                 }
             }
             "reject_rbl_client" | "reject_rhsbl_client" | "reject_rhsbl_reverse_client" => {
@@ -116,8 +125,9 @@ impl Eval<'_> {
                     "reject_rbl_client" => addr,
                     _ => self.client.name.clone().unwrap_or_default(),
                 };
+                let code = self.code("maps_rbl_reject_code", 554);
                 self.unknown(
-                    Unknown::Refuse,
+                    Unknown::RefuseWith(code),
                     format!("DNS: whether {who} is listed in {zone} ({r})"),
                 )
             }
@@ -139,7 +149,7 @@ impl Eval<'_> {
                 };
                 match value {
                     Some(v) if !rep || r == "reject_rhsbl_recipient" => self.unknown(
-                        Unknown::Refuse,
+                        Unknown::RefuseWith(self.code("maps_rbl_reject_code", 554)),
                         format!(
                             "DNS: whether the domain of {v} is listed in {} ({r})",
                             arg.unwrap_or("(missing zone)")
@@ -154,13 +164,18 @@ impl Eval<'_> {
                     Step::NoMatch
                 } else {
                     self.unknown(
-                        Unknown::Refuse,
+                        Unknown::RefuseWith(self.code("maps_rbl_reject_code", 554)),
                         format!("DNS: whether {addr} is listed in maps_rbl_domains ({zones})"),
                     )
                 }
             }
             "reject_unknown_helo_hostname" | "reject_unknown_hostname" => {
                 match self.client.helo.clone().filter(|_| !rep) {
+                    Some(h) if reserved(&h) => super::coded(
+                        self.code("unknown_hostname_reject_code", 450),
+                        "4.7.1",
+                        format!("<{h}>: Helo command rejected: Host not found"),
+                    ),
                     Some(h) if !h.starts_with('[') => self.unknown(
                         Unknown::Refuse,
                         format!("DNS: whether HELO name {h} has an A or MX record ({r})"),
@@ -170,6 +185,11 @@ impl Eval<'_> {
             }
             "reject_unknown_sender_domain" | "reject_unknown_address" => {
                 match self.client.sender.clone().filter(|s| !s.is_empty() && !rep) {
+                    Some(s) if reserved(&crate::relay::domain_of(&s)) => super::coded(
+                        self.code("unknown_address_reject_code", 450),
+                        "4.1.8",
+                        format!("<{s}>: Sender address rejected: Domain not found"),
+                    ),
                     Some(s) => self.unknown(
                         Unknown::Refuse,
                         format!(
@@ -184,6 +204,13 @@ impl Eval<'_> {
             "reject_unknown_recipient_domain" => {
                 if self.rcpt == RecipientClass::Local {
                     Step::NoMatch
+                } else if reserved(&crate::relay::domain_of(&self.rcpt_addr)) {
+                    let a = self.rcpt_addr.clone();
+                    super::coded(
+                        self.code("unknown_address_reject_code", 450),
+                        "4.1.2",
+                        format!("<{a}>: Recipient address rejected: Domain not found"),
+                    )
                 } else {
                     let a = self.rcpt_addr.clone();
                     self.unknown(
@@ -243,8 +270,10 @@ impl Eval<'_> {
                     let a = arg.unwrap_or("(missing map)");
                     self.depends
                         .push(format!("{r} {a} (the SASL login name's entry)"));
-                    self.refuse_unknown
-                        .push(format!("{r} {a} (the SASL login name's entry)"));
+                    self.unknown(
+                        Unknown::Refuse,
+                        format!("{r} {a} (the SASL login name's entry)"),
+                    );
                 }
                 Step::NoMatch
             }
@@ -269,6 +298,47 @@ impl Eval<'_> {
                 )
             }
         }
+    }
+
+    /// A check_*_{a,mx,ns}_access (or ccert/sasl) restriction that smtpd skips or that
+    /// finds nothing: no client name (`unknown`), no HELO or sender, a name under a
+    /// reserved top-level domain, no TLS, no login.
+    pub(super) fn dns_access_skipped(&self, r: &str, arg: Option<&str>) -> bool {
+        let c = &self.client;
+        if arg.is_some_and(|a| self.empty_table(a)) {
+            // Whatever DNS answers, a table without entries matches nothing.
+            return true;
+        }
+        if c.representative {
+            return false;
+        }
+        let name = if r.starts_with("check_client_") || r.starts_with("check_reverse_client_") {
+            c.name.clone()
+        } else if r.starts_with("check_helo_") {
+            c.helo.clone()
+        } else if r.starts_with("check_sender_") {
+            c.sender
+                .clone()
+                .filter(|s| !s.is_empty())
+                .map(|s| crate::relay::domain_of(&s))
+        } else if r.starts_with("check_recipient_") {
+            Some(crate::relay::domain_of(&self.rcpt_addr))
+        } else if r == "check_ccert_access" {
+            return c.tls != Some(true);
+        } else if r == "check_sasl_access" {
+            return !(c.authenticated && self.sasl_enabled);
+        } else {
+            return false;
+        };
+        name.is_none_or(|n| reserved(&n))
+    }
+
+    /// A table that was read and has no entries (not static:).
+    fn empty_table(&self, spec: &str) -> bool {
+        matches!(
+            self.model.table(spec),
+            Some(crate::postfix::maps::Opened::Table(t)) if t.entries().is_empty() && !t.is_static()
+        )
     }
 
     /// A reply code parameter, or its default.
@@ -404,4 +474,14 @@ fn non_fqdn_ok(addr: &str) -> bool {
         Some((_, d)) => d.starts_with('[') || d.trim_end_matches('.').contains('.'),
         None => false,
     }
+}
+
+/// Names under the top-level domains reserved by RFC 2606 / RFC 6761 (`test`, `example`,
+/// `invalid`) never resolve in the public DNS: a lookup answers NXDOMAIN, which smtpd
+/// treats as a permanent "not found" (reject_unknown_mailhost(),
+/// reject_unknown_hostname()), and an MX/NS/A access check finds nothing to look up.
+pub(super) fn reserved(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    let tld = n.rsplit('.').next().unwrap_or("");
+    n.contains('.') && matches!(tld, "test" | "example" | "invalid")
 }
