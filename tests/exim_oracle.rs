@@ -652,3 +652,55 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// #16 items 4 and 6: simulate substitutes the session (--helo, --client, --rcpt) into
+/// conditions, decides constant comparisons, and answers a defer with 451, as `exim -bh` does.
+#[test]
+fn session_values_constants_and_defer_match_exim_bh() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let conf_text = "primary_hostname = mx.example.org\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  defer   condition = ${if eq{$sender_helo_name}{bad.example}}\n  deny    condition = ${if eq{1}{1}}\n          condition = ${if eq{$sender_host_address}{198.51.100.7}}\n  deny    condition = ${if eqi{$domain}{BLOCKED.example}{yes}{no}}\n  accept  condition = ${if !eq{a}{b}}\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("root");
+    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
+    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
+    let conf = tmp.path().join("s.conf");
+    std::fs::write(&conf, conf_text).unwrap();
+    let ctx = Context::new(Root::snapshot(&t), Options::default());
+    let targets = exim::discover(&ctx, &mut Vec::new());
+    let loaded = exim::load(&ctx, &targets[0]);
+    for (helo, ip, domain, want) in [
+        ("bad.example", "192.0.2.9", "example.net", 451),
+        ("good.example", "198.51.100.7", "example.net", 550),
+        ("good.example", "192.0.2.9", "blocked.example", 550),
+        ("good.example", "192.0.2.9", "example.net", 250),
+    ] {
+        let env = exim::acl::Envelope {
+            ip: ip.parse().ok(),
+            host_name: None,
+            auth_id: None,
+            sender: Some(String::new()),
+            rcpt_local: "bob".into(),
+            rcpt_domain: domain.into(),
+            port: None,
+            helo: Some(helo.into()),
+        };
+        let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
+        let session = format!("HELO {helo}\r\nMAIL FROM:<>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
+        let theirs = codes(&exim_session(&bin, &conf, ip, &session));
+        assert_eq!(
+            theirs.get(3),
+            Some(&want),
+            "exim: {helo} {ip} {domain}: {theirs:?}"
+        );
+        assert_eq!(
+            d.code,
+            Some(want),
+            "relaydoctor: {helo} {ip} {domain}: {:?} {:?}",
+            d.result,
+            d.depends_on
+        );
+    }
+}

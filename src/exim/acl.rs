@@ -432,7 +432,8 @@ impl<'a> Eval<'a> {
                     .clone()
                     .unwrap_or_else(|| "Temporary local problem - please try later".into());
                 st.trace.push(step(&stmt.origin, entry, "defer"));
-                let (code, text) = split_code(&text, 450);
+                // Exim answers a defer with 451 (checked with Exim 4.96 -bh), not 450.
+                let (code, text) = split_code(&text, 451);
                 vec![self.end(st, Verdict::Defer, code, text, by)]
             }
             Verb::Require | Verb::Warn => {
@@ -598,24 +599,33 @@ impl<'a> Eval<'a> {
                 }
                 _ => M::Unknown(format!("the HELO name ({})", v.trim())),
             },
-            "condition" => match expand(self.ctx, v) {
-                Ok(x) => {
-                    let x = x.trim().to_ascii_lowercase();
-                    if x.is_empty() || x == "no" || x == "false" || x == "0" {
-                        M::No
-                    } else if x == "yes" || x == "true" || x.parse::<i64>().is_ok() {
-                        M::Yes
-                    } else {
-                        M::Unknown(format!("condition = {}", c.value()))
-                    }
-                }
-                Err(e) => M::Unknown(e),
-            },
             "verify" => self.verify(v),
             "dnslists" => M::Unknown(format!("the DNS blocklist lookup dnslists = {}", v.trim())),
             "ratelimit" => M::Unknown(format!("the rate limit ratelimit = {}", v.trim())),
             "spf" | "spf_guess" => M::Unknown("the SPF check".into()),
+            // Constant comparisons, also once the session's values are filled in (#16 item 6).
+            "condition" => match super::cond::eval_if(&super::cond::substitute(v, self.env)) {
+                Some(true) => M::Yes,
+                Some(false) => M::No,
+                None => self.expanded_condition(c),
+            },
             other => M::Unknown(format!("the ACL condition {other}")),
+        }
+    }
+
+    fn expanded_condition(&self, c: &Cond) -> M {
+        match expand(self.ctx, c.value()) {
+            Ok(x) => {
+                let x = x.trim().to_ascii_lowercase();
+                if x.is_empty() || x == "no" || x == "false" || x == "0" {
+                    M::No
+                } else if x == "yes" || x == "true" || x.parse::<i64>().is_ok() {
+                    M::Yes
+                } else {
+                    M::Unknown(format!("condition = {}", c.value()))
+                }
+            }
+            Err(e) => M::Unknown(e),
         }
     }
 

@@ -82,6 +82,7 @@ fn always_false(ctx: &Context, v: &str) -> bool {
             "" | "0" | "no" | "false"
         )
     }) || matches!(v.trim(), "${if false}" | "${if false{yes}{no}}")
+        || super::cond::eval_if(v) == Some(false)
 }
 
 /// How authenticator `d` (or AUTH in general, for None) is advertised.

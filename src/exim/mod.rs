@@ -5,6 +5,7 @@ pub mod acl;
 pub mod advertise;
 pub mod autogen;
 pub mod checks;
+pub mod cond;
 pub mod debian;
 pub mod lists;
 pub mod model;
