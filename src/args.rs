@@ -324,3 +324,83 @@ pub fn explain(a: &cli::ExplainArgs) -> Result<crate::explain::Settings, Failure
 pub fn fresh_context(ctx: &Context) -> Context {
     Context::new(ctx.root.clone(), ctx.options.clone())
 }
+
+/// `dns`, resolved: the engine's settings and how the result is shown.
+pub struct DnsSettings {
+    pub engine: crate::dns::Settings,
+    pub format: OutputFormat,
+    pub color: bool,
+    pub threshold: Severity,
+    pub select: Vec<String>,
+    pub ignore: Vec<String>,
+}
+
+pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
+    check_codes(&a.select, "--select")?;
+    check_codes(&a.ignore, "--ignore")?;
+    let ctx = context(&a.target.config, None, None)?;
+    // A snapshot's own interfaces are not this machine's: the addresses must be given.
+    if ctx.root.is_snapshot() && a.server_ip.is_empty() {
+        return Err(Failure::new(
+            "--root: a snapshot's addresses are not this machine's; pass the address(es) the server receives mail at with --server-ip IP (repeatable)",
+        ));
+    }
+    let mut servers = Vec::new();
+    for r in &a.resolver {
+        servers.push(crate::dns::resolve::parse_server(r).ok_or_else(|| {
+            Failure::new(format!("--resolver {r}: not an address (IP or IP:PORT)"))
+        })?);
+    }
+    if !(a.timeout > 0.0 && a.timeout <= 300.0) {
+        return Err(Failure::new(format!(
+            "--timeout {}: give seconds between 0 and 300 (e.g. 2 or 0.5)",
+            a.timeout
+        )));
+    }
+    if a.concurrency == 0 || a.concurrency > 4096 {
+        return Err(Failure::new(format!(
+            "--concurrency {}: give 1 to 4096 queries in flight",
+            a.concurrency
+        )));
+    }
+    let resolv_conf = if servers.is_empty() {
+        let p = ctx.root.resolve(std::path::Path::new("/etc/resolv.conf"));
+        Some(std::fs::read_to_string(&p).map_err(|e| {
+            Failure::new(format!(
+                "{}: {e}; pass --resolver IP[:PORT]",
+                ctx.root.display(&p).display()
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok(DnsSettings {
+        engine: crate::dns::Settings {
+            ctx,
+            paths: a.target.paths.clone(),
+            server_ips: a.server_ip.clone(),
+            resolver: crate::dns::ResolverSpec {
+                servers,
+                resolv_conf,
+                timeout: std::time::Duration::from_secs_f64(a.timeout),
+                concurrency: a.concurrency,
+            },
+            domains: a.domain.clone(),
+        },
+        format: a.format,
+        color: color(a.color.color) && a.output.is_none(),
+        threshold: fail_on(a.fail_on),
+        select: a.select.clone(),
+        ignore: a.ignore.clone(),
+    })
+}
+
+/// How a dns run is delivered (known even when its settings cannot be resolved).
+pub fn dns_delivery(a: &cli::DnsArgs) -> Delivery {
+    Delivery {
+        nagios: a.format == OutputFormat::Nagios,
+        prometheus: a.format == OutputFormat::Prometheus,
+        quiet: a.quiet,
+        output: a.output.clone(),
+    }
+}

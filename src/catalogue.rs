@@ -22,6 +22,8 @@ pub const CATEGORIES: &[&str] = &[
     "missing-file",
     "db-integrity",
     "db-settings",
+    "mx-misrouted",
+    "reverse-dns",
 ];
 
 /// The catalogue files, one per MTA, embedded at build time.
@@ -31,6 +33,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("rules/exim.toml", include_str!("../rules/exim.toml")),
     ("rules/qmail.toml", include_str!("../rules/qmail.toml")),
     ("rules/plesk.toml", include_str!("../rules/plesk.toml")),
+    ("rules/dns.toml", include_str!("../rules/dns.toml")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,7 +103,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Rule>, String> {
 /// parse error is a build defect: the test suite parses every file (and debug builds stop
 /// here); a release build skips the file rather than crash on a user's machine.
 fn file_rules(index: usize) -> &'static [Rule] {
-    static FILES: [OnceLock<Vec<Rule>>; 5] = [const { OnceLock::new() }; 5];
+    static FILES: [OnceLock<Vec<Rule>>; 6] = [const { OnceLock::new() }; 6];
     FILES[index].get_or_init(|| {
         let (file, text) = SOURCES[index];
         parse(file, text).unwrap_or_else(|e| {
@@ -131,6 +134,7 @@ pub fn get(code: &str) -> Option<&'static Rule> {
         Some("EX") => 2,
         Some("QM") => 3,
         Some("PL") => 4,
+        Some("DN") => 5,
         _ => return all().get(code),
     };
     file_rules(index).iter().find(|r| r.code == code)

@@ -33,6 +33,23 @@ compare as the log's wall clock unless both sides carry a zone (RFC 3339).
 
 Exit codes: 0 no refusal found, 1 refusals found, 2 relaydoctor could not do its job.";
 
+const DNS_EXAMPLES: &str = "\
+Examples:
+  relaydoctor dns --server-ip 192.0.2.25        # cron, while DNS changes propagate after a migration
+  relaydoctor dns                               # live system: its interface addresses
+  relaydoctor dns --root /srv/snapshot/mx1 --server-ip 192.0.2.25 --resolver 127.0.0.1
+  relaydoctor dns --domain example.com --select DN1 --format json
+  relaydoctor dns --format nagios --quiet
+
+Checks: the MX of every domain the configuration accepts (and of --domain) reaches one of the
+server's addresses (DN1xx); every blocklist zone lists its test entry 127.0.0.2 (or `test`) and
+not 127.0.0.1 (or `invalid`), and Spamhaus does not refuse the resolver (DN2xx); each server
+address has a PTR record that resolves back and matches the HELO name (DN3xx). DNS failures and
+timeouts are reported as \"could not check\" (info); with --format nagios, a run where nothing
+could be checked is UNKNOWN.
+
+Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 relaydoctor could not do its job.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "relaydoctor",
@@ -102,6 +119,9 @@ Examples:
   relaydoctor rules
   relaydoctor rules PF101")]
     Rules(RulesArgs),
+    /// Check the DNS of the accepted domains (MX), the blocklists in use and reverse DNS
+    #[command(after_help = DNS_EXAMPLES)]
+    Dns(DnsArgs),
     /// Check or repair Plesk's smtp_poplocks table and mail relay settings
     #[command(subcommand)]
     Plesk(PleskCommand),
@@ -230,6 +250,49 @@ pub struct LintArgs {
     /// Postfix compatibility_level assumed after the upgrade
     #[arg(long, value_name = "LEVEL", value_parser = version_arg)]
     pub target_compat: Option<String>,
+    /// Print nothing when there is no finding at or above --fail-on (for cron)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DnsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// An address this server receives mail at (repeatable; required with --root) [default:
+    /// the live host's global interface addresses and its listeners' addresses]
+    #[arg(long = "server-ip", value_name = "IP")]
+    pub server_ip: Vec<std::net::IpAddr>,
+    /// The DNS resolver to ask (repeatable) [default: the nameservers of /etc/resolv.conf of
+    /// the root]
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub resolver: Vec<String>,
+    /// Also check this domain (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub domain: Vec<String>,
+    /// Queries in flight at once
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds to wait for one answer before trying again (two tries per query)
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Write the report to FILE (atomically)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub color: ColorArgs,
+    /// Only these rule codes or prefixes (comma-separated, e.g. DN1,DN201)
+    #[arg(long, value_delimiter = ',', value_name = "CODES")]
+    pub select: Vec<String>,
+    /// Skip these rule codes or prefixes (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "CODES")]
+    pub ignore: Vec<String>,
+    /// Lowest severity that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
     /// Print nothing when there is no finding at or above --fail-on (for cron)
     #[arg(long, short)]
     pub quiet: bool,

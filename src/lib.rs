@@ -9,6 +9,7 @@ pub mod config;
 pub mod contain;
 pub mod context;
 pub mod discover;
+pub mod dns;
 pub mod dnsbl;
 pub mod exim;
 pub mod explain;

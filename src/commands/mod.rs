@@ -2,6 +2,7 @@
 //! engine call and gets back an [`Outcome`] or a [`Failure`]. This module alone prints,
 //! scrubs secrets, writes `-o` files and maps results to exit codes.
 
+mod dns;
 mod lint;
 mod meta;
 mod plesk;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> i32 {
             let how = args::lint_delivery(&a, host_name);
             deliver(args::lint(&a).and_then(lint::run), &how)
         }
+        Command::Dns(a) => deliver(args::dns(&a).and_then(dns::run), &args::dns_delivery(&a)),
         Command::Simulate(a) => {
             let host = args::host(host_name, a.target.config.root.as_deref());
             deliver(

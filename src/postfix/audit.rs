@@ -66,7 +66,7 @@ fn locate(ctx: &Context, m: &Model, si: Option<usize>, name: &str) -> Option<Loc
 /// Where list item `word` of parameter `name` is written: the item itself when it appears in
 /// the value as written (a multi-line list reports the line of the entry, not of the
 /// parameter), else the parameter's line (the item came from a $variable).
-fn locate_item(
+pub fn locate_item(
     ctx: &Context,
     m: &Model,
     si: Option<usize>,
