@@ -58,7 +58,10 @@ pub fn global(ip: IpAddr) -> bool {
         }
         IpAddr::V6(v) => {
             let s = v.segments()[0];
-            !(v.is_loopback() || v.is_unspecified() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80)
+            !(v.is_loopback()
+                || v.is_unspecified()
+                || (s & 0xfe00) == 0xfc00
+                || (s & 0xffc0) == 0xfe80)
         }
     }
 }

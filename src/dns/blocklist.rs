@@ -29,7 +29,10 @@ pub fn test_names(z: &Zone) -> (String, String) {
         } else {
             "test"
         };
-        (format!("{listed}.{}", z.zone), format!("invalid.{}", z.zone))
+        (
+            format!("{listed}.{}", z.zone),
+            format!("invalid.{}", z.zone),
+        )
     } else {
         (
             format!("2.0.0.127.{}", z.zone),

@@ -122,7 +122,11 @@ pub fn run(s: &Settings) -> Result<Audit, Failure> {
     for d in &s.domains {
         match sources::public_name(d) {
             Some(n) => src.add_cli_domain(&n),
-            None => return Err(Failure::new(format!("--domain {d}: not a public domain name"))),
+            None => {
+                return Err(Failure::new(format!(
+                    "--domain {d}: not a public domain name"
+                )))
+            }
         }
     }
     src.dedup();
@@ -139,7 +143,10 @@ pub fn run(s: &Settings) -> Result<Audit, Failure> {
         }
         notes.push(format!(
             "this server's addresses (from its interfaces and listeners): {}",
-            v.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         v
     } else {

@@ -157,7 +157,10 @@ fn describe(h: &Host) -> String {
 }
 
 fn my_addrs(me: &[IpAddr]) -> String {
-    me.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+    me.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// DN101: the accepted domain's MX hosts are all elsewhere.

@@ -59,7 +59,10 @@ pub async fn check(dns: &Dns, ip: IpAddr, helos: &[Helo]) -> (Vec<Finding>, Tall
             let f = finding(
                 "DN300",
                 at,
-                format!("could not resolve the reverse name {} of {ip}: {e}", names.join(", ")),
+                format!(
+                    "could not resolve the reverse name {} of {ip}: {e}",
+                    names.join(", ")
+                ),
                 "Run the check again, or pass --resolver with a resolver that answers.",
             );
             return (vec![f], Tally::unchecked());

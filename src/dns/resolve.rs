@@ -96,11 +96,10 @@ impl Dns {
         opts.num_concurrent_reqs = 1;
         opts.preserve_intermediates = true;
         opts.try_tcp_on_error = true;
-        let resolver =
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-                .with_options(opts)
-                .build()
-                .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
+        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
         Ok(Dns {
             resolver,
             limit: Arc::new(Semaphore::new(spec.concurrency.max(1))),

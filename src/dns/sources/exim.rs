@@ -116,7 +116,8 @@ fn routed(cfg: &Config, name: &str) -> Option<String> {
         let for_it = route_list
             .split(';')
             .any(|rule| rule.split_whitespace().next() == Some(name) || rule.contains('*'));
-        (hit || (domains.is_empty() && for_it)).then(|| format!("manualroute router {} ({})", r.name, r.origin.describe()))
+        (hit || (domains.is_empty() && for_it))
+            .then(|| format!("manualroute router {} ({})", r.name, r.origin.describe()))
     })
 }
 
@@ -166,8 +167,7 @@ fn helo(cfg: &Config, primary: &str, out: &mut Sources) {
             name: primary.to_string(),
             origin: origin(
                 "primary_hostname",
-                cfg.option("primary_hostname")
-                    .map(|o| o.origin.location()),
+                cfg.option("primary_hostname").map(|o| o.origin.location()),
             ),
         });
     }

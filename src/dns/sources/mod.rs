@@ -153,16 +153,14 @@ pub fn public_name(name: &str) -> Option<String> {
 /// The line of `path` (a server path) whose first word is `key`, for a finding that points at
 /// a lookup file's entry.
 pub fn key_location(ctx: &Context, path: &str, key: &str) -> Option<Location> {
-    let src = ctx.load(&ctx.root.resolve(std::path::Path::new(path))).ok()?;
-    let line = src
-        .text
-        .lines()
-        .position(|l| {
-            l.split(|c: char| c == ':' || c.is_whitespace())
-                .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case(key))
-        })?
-        + 1;
+    let src = ctx
+        .load(&ctx.root.resolve(std::path::Path::new(path)))
+        .ok()?;
+    let line = src.text.lines().position(|l| {
+        l.split(|c: char| c == ':' || c.is_whitespace())
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case(key))
+    })? + 1;
     Some(src.line_location(line))
 }
 

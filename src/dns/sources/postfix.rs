@@ -142,7 +142,10 @@ fn routed(ctx: &Context, m: &Model, name: &str) -> Option<String> {
         }
     }
     let rt = scope.value("relay_transport");
-    if rt.split_once(':').is_some_and(|(_, h)| !h.trim().is_empty()) {
+    if rt
+        .split_once(':')
+        .is_some_and(|(_, h)| !h.trim().is_empty())
+    {
         return Some(format!("relay_transport = {rt}"));
     }
     let rh = scope.value("relayhost");

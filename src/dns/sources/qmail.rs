@@ -44,7 +44,10 @@ fn domains(f: &DomainFile, via: &str, out: &mut Sources) {
         if let Some(n) = public_name(f.entry(span)) {
             out.domains.push(Domain {
                 name: n,
-                origin: origin(via, Some(f.src.location(span.start as usize, span.end as usize))),
+                origin: origin(
+                    via,
+                    Some(f.src.location(span.start as usize, span.end as usize)),
+                ),
                 relay: false,
                 routed: None,
             });
@@ -93,7 +96,13 @@ fn helo(ctx: &Context, c: &model::Control, out: &mut Sources) {
         (None, Some((me, _))) => (Arc::clone(me), "control/me"),
         (None, None) => return,
     };
-    let name = src.text.lines().next().unwrap_or("").trim().to_ascii_lowercase();
+    let name = src
+        .text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if !name.is_empty() {
         out.helos.push(Helo {
             origin: origin(via, Some(src.line_location(1))),
