@@ -396,11 +396,12 @@ pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
 }
 
 /// How a dns run is delivered (known even when its settings cannot be resolved).
-pub fn dns_delivery(a: &cli::DnsArgs) -> Delivery {
+pub fn dns_delivery(a: &cli::DnsArgs, host_name: Option<&str>) -> Delivery {
     Delivery {
         nagios: a.format == OutputFormat::Nagios,
         prometheus: a.format == OutputFormat::Prometheus,
         quiet: a.quiet,
         output: a.output.clone(),
+        host: Some(host(host_name, a.target.config.root.as_deref())),
     }
 }

@@ -38,7 +38,7 @@ pub fn run(s: DnsSettings) -> Result<Outcome, Failure> {
         };
         (out, status)
     };
-    let mut o = Outcome::new(out, status);
+    let mut o = Outcome::new(out, status).json(s.format == OutputFormat::Json);
     o.healthy = !fails && !nothing_checked;
     if audit.tally.unchecked > 0 && s.format == OutputFormat::Text {
         o.notes.push(format!(

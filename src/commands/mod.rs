@@ -29,7 +29,10 @@ pub fn run(cli: Cli) -> i32 {
             let how = args::lint_delivery(&a, host_name);
             deliver(args::lint(&a).and_then(lint::run), &how)
         }
-        Command::Dns(a) => deliver(args::dns(&a).and_then(dns::run), &args::dns_delivery(&a)),
+        Command::Dns(a) => deliver(
+            args::dns(&a).and_then(dns::run),
+            &args::dns_delivery(&a, host_name),
+        ),
         Command::Simulate(a) => {
             let host = args::host(host_name, a.target.config.root.as_deref());
             deliver(

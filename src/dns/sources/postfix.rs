@@ -10,7 +10,7 @@ use crate::finding::{Location, Mta};
 use crate::postfix::audit::locate_item;
 use crate::postfix::maps::{self, Opened};
 use crate::postfix::model::Model;
-use crate::postfix::policy::list_items;
+use crate::postfix::syntax::list_items;
 use crate::postfix::Target;
 
 /// Domain lists (postconf(5)); each item is a name, a `/file` of names or a `type:table`
