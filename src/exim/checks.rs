@@ -11,7 +11,7 @@ use super::model::{Config, Stmt, Verb};
 use super::reader::{LogicalLine, Origin};
 use super::Loaded;
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
+use crate::finding::{Finding, Fix, Mta, Severity};
 use crate::relay::{ClientClass, RecipientClass, Verdict};
 
 fn f(code: &str, msg: impl Into<String>, o: &Origin) -> Finding {
@@ -314,17 +314,10 @@ fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
                         let line = src.text.get(o.origin.start..o.origin.end).unwrap_or("");
                         if let Some(pos) = line.rfind(name) {
                             let start = o.origin.start + pos;
-                            fd = fd.fix(Fix {
-                                applicability: Applicability::Safe,
-                                description: format!("name the existing ACL {n}"),
-                                edits: vec![Edit {
-                                    real_file: src.real.clone(),
-                                    file: src.display.clone(),
-                                    start,
-                                    end: start + name.len(),
-                                    replacement: n,
-                                }],
-                            });
+                            fd = fd.fix(Fix::safe(
+                                format!("name the existing ACL {n}"),
+                                vec![src.edit(start..start + name.len(), n)],
+                            ));
                         }
                     }
                 }
@@ -1230,17 +1223,10 @@ fn replace_in_line(origin: &Origin, old: &str, new: &str, why: &str) -> Option<F
     let line = src.text.get(origin.start..origin.end)?;
     let at = line.find(old)?;
     let start = origin.start + at;
-    Some(Fix {
-        applicability: Applicability::Unsafe,
-        description: why.to_string(),
-        edits: vec![Edit {
-            real_file: src.real.clone(),
-            file: src.display.clone(),
-            start,
-            end: start + old.len(),
-            replacement: new.to_string(),
-        }],
-    })
+    Some(Fix::review(
+        why,
+        vec![src.edit(start..start + old.len(), new)],
+    ))
 }
 
 /// The Exim version the version-dependent rules apply: `--target-version` (a pre-upgrade
