@@ -252,9 +252,11 @@ fn unset_compatibility_level_names_the_cause() {
         .as_str()
         .unwrap()
         .contains("compatibility_level is not set"));
+    // The level Postfix 3.11 (assumed for a snapshot without a package record) ships with:
+    // LAST_COMPAT_LEVEL in src/global/mail_params.h of v3.11.0.
     assert_eq!(
         pf[0]["fix"]["edits"][0]["replacement"],
-        "compatibility_level = 3.6\n"
+        "compatibility_level = 3.11\n"
     );
     assert!(with_code(&lint(BASE, Some(SMTP)), "PF103").is_empty());
     // Two listeners, one cause in main.cf: the edit is offered once (applying the same
@@ -1011,4 +1013,22 @@ fn unknown_restrictions_agree_with_real_smtpd() {
             assert!(reply.starts_with("554 5.7.1"), "{list}: {reply}");
         }
     }
+}
+
+/// PF003 in a match list (#22): Postfix ends the list at the `#` with a warning (match_list.c;
+/// 3.8 and later through mystrtokq_cw()), it does not gain the words as entries.
+#[test]
+fn hash_in_a_match_list_ends_the_list() {
+    let fs = lint(
+        "compatibility_level = 3.6\nmydestination = example.com\nmynetworks = 127.0.0.0/8 # office\n",
+        Some(SMTP),
+    );
+    let pf = with_code(&fs, "PF003");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("mynetworks: #comment after other text is not allowed")
+            && msg.contains("ignores everything from the `#` on"),
+        "{msg}"
+    );
 }

@@ -483,7 +483,7 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                             "PF107",
                             Mta::Postfix,
                             format!(
-                                "{p} uses {item} but {shown} does not exist: Postfix logs `fatal: open database {shown}: No such file or directory` and every lookup in it fails, so mail that needs it is deferred (`451 4.3.0 Temporary lookup failure`)"
+                                "{p} uses {item} but {shown} does not exist: the daemons log `error: open database {shown}: No such file or directory` and `warning: {item} is unavailable` at each lookup, so mail that needs it is deferred (`451 4.3.0 Temporary lookup failure`)"
                             ),
                         )
                         .severity(Severity::Error)

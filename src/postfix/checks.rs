@@ -117,7 +117,7 @@ fn broad_trust(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
 /// smtpd_relay_restrictions; COMPATIBILITY_README). Verified with Postfix 3.7: a main.cf
 /// without compatibility_level and without reject_unauth_destination in
 /// smtpd_recipient_restrictions makes smtpd log the safety-check fatal on every connection.
-fn compat_unset_cause(m: &Model, si: usize) -> Option<&'static str> {
+fn compat_unset_cause(m: &Model, si: usize) -> Option<String> {
     let scope = m.scope(Some(si));
     let relay_default = scope
         .get("smtpd_relay_restrictions")
@@ -133,9 +133,10 @@ fn compat_unset_cause(m: &Model, si: usize) -> Option<&'static str> {
     if !relay_default || level_set || !level0 {
         return None;
     }
-    // compatibility_level = 3.6 is what Postfix 3.6+ ships in main.cf; older versions do not
-    // know that level and take 2.
-    Some(if m.version() >= (3, 6, 0) { "3.6" } else { "2" })
+    // The level this version's own main.cf ships with and its startup warning asks for
+    // (LAST_COMPAT_LEVEL in src/global/mail_params.h: 2 for 3.0-3.5, 3.6 for 3.6-3.10, 3.11).
+    let asked = super::upgrade::asked_level(m.version()).unwrap_or((2, 0, 0));
+    Some(super::upgrade::show_level(asked))
 }
 
 // ------------------------------------------------------------ PF104
@@ -685,6 +686,24 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
                 )
                 .severity(Severity::Error)
                 .help("Move the comment to its own line above the parameter (a line whose first non-blank character is `#`). Until then mail that is not permitted earlier in the list is deferred with 451.")
+            } else if super::syntax::MATCH_LISTS.contains(&e.name.as_str()) {
+                // match_list.c: the list ends at a word starting with `#` (2.8-3.7: `comment at
+                // end of line is not supported`; 3.8+, mystrtokq_cw(): `#comment after other
+                // text is not allowed`).
+                let log = if m.version() >= (3, 8, 0) {
+                    format!("{}: #comment after other text is not allowed", e.name)
+                } else {
+                    format!("{}: comment at end of line is not supported", e.name)
+                };
+                Finding::new(
+                    "PF003",
+                    Mta::Postfix,
+                    format!(
+                        "`{comment}` is not a comment: `#` starts a comment only at the beginning of a line; in the list {} Postfix logs `warning: {log}` and ignores everything from the `#` on, including any entries written after it",
+                        e.name
+                    ),
+                )
+                .help("Move the comment to its own line above the parameter.")
             } else {
                 Finding::new(
                     "PF003",

@@ -23,6 +23,32 @@ pub const RESTRICTION_LISTS: &[&str] = &[
 /// first five of [`RESTRICTION_LISTS`].
 pub const RCPT_LISTS: &[&str] = RESTRICTION_LISTS.split_at(5).0;
 
+/// Parameters whose value Postfix reads as a match list (src/util/match_list.c: host, domain,
+/// address and user lists): there a word starting with `#` ends the list, with a warning,
+/// since Postfix 2.8 (HISTORY 20100601).
+pub const MATCH_LISTS: &[&str] = &[
+    "mynetworks",
+    "mydestination",
+    "relay_domains",
+    "virtual_alias_domains",
+    "virtual_mailbox_domains",
+    "permit_mx_backup_networks",
+    "debug_peer_list",
+    "fast_flush_domains",
+    "smtpd_client_event_limit_exceptions",
+    "smtpd_authorized_xclient_hosts",
+    "smtpd_authorized_xforward_hosts",
+    "smtpd_sasl_exceptions_networks",
+    "smtpd_authorized_verp_clients",
+    "authorized_submit_users",
+    "authorized_flush_users",
+    "authorized_mailq_users",
+    "qmqpd_authorized_clients",
+    "postscreen_access_list",
+    "local_header_rewrite_clients",
+    "smtp_tls_per_site",
+];
+
 /// The items of a Postfix list value: separated by commas and/or whitespace, where a
 /// `{ ... }` group (a brace-quoted item or an `inline:{ ... }` table) is one item
 /// (postconf(5), "list values"; Postfix 3.0 and later accept `{ }` grouping).

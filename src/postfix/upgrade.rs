@@ -29,9 +29,13 @@ use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta, Severity};
 use crate::relay::{ClientClass, Decision, RecipientClass, Verdict};
 
-/// The compatibility_level that Postfix `v` asks for in its startup warnings.
+/// The compatibility_level that Postfix `v` asks for in its startup warnings: its
+/// LAST_COMPAT_LEVEL (src/global/mail_params.h): `2` in 3.0-3.5, `3.6` in 3.6-3.10, `3.11` in
+/// 3.11 (COMPATIBILITY_README).
 pub fn asked_level(v: Version) -> Option<Version> {
-    if v >= (3, 6, 0) {
+    if v >= (3, 11, 0) {
+        Some((3, 11, 0))
+    } else if v >= (3, 6, 0) {
         Some((3, 6, 0))
     } else if v >= (3, 0, 0) {
         Some((2, 0, 0))
@@ -612,7 +616,9 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         }
         None => {
             // The cheap test first: most configurations set the level the version asks for,
-            // and resolving the version may read dpkg's status file.
+            // and resolving the version may read dpkg's status file. Level 3.11 changes only
+            // client-side TLS defaults (COMPATIBILITY_README), no smtpd relay answer, so a
+            // configuration at 3.6 has nothing to report here.
             if cur_level >= (3, 6, 0) {
                 return;
             }
