@@ -1,9 +1,10 @@
 //! Applying fixes: collect the safe edits per file, render unified diffs, write atomically.
 //!
 //! Edits are byte ranges in the original text, so a fix never reformats lines it does not
-//! change. Writing goes through a temp file in the same directory and a rename, keeps the
-//! file's mode and owner, leaves `FILE.relaydoctor.bak`, and refuses a file whose bytes
-//! changed since relaydoctor read it.
+//! change. Writing (fix/write.rs) checks the file again right before the new version goes
+//! in and refuses one that changed, keeps owner, mode (set-ID bits too), extended
+//! attributes and hard links, leaves numbered backups, and syncs the directory; temp files
+//! are removed on signals, and leftovers of a killed run are RD007 (fix/temp.rs).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,6 +14,11 @@ use std::path::{Path, PathBuf};
 
 use crate::context::Context;
 use crate::finding::{Applicability, Edit, Finding};
+
+mod temp;
+mod write;
+
+pub use temp::leftovers;
 
 /// The edits to make in one file, sorted and without overlaps.
 #[derive(Debug, Clone)]
@@ -90,6 +96,12 @@ pub fn apply_edits(text: &str, edits: &[Edit]) -> String {
 
 /// Unified diff of one file's plan against the text relaydoctor read.
 pub fn diff(ctx: &Context, plan: &FilePlan) -> Option<String> {
+    if temp::is_removal(plan) {
+        return Some(format!(
+            "# remove {} (a temp file left by an interrupted --fix)\n",
+            plan.display.display()
+        ));
+    }
     let src = ctx.source(&plan.display)?;
     let new = apply_edits(&src.text, &plan.edits);
     let name = plan.display.display().to_string();
@@ -102,9 +114,35 @@ pub fn diff(ctx: &Context, plan: &FilePlan) -> Option<String> {
     )
 }
 
-/// Write one file's fixes. Returns the backup path.
+/// Write one file's fixes. Returns the backup path (for a leftover temp file: the path
+/// removed).
 pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
+    apply_with(ctx, plan).map(|w| w.backup)
+}
+
+/// `apply`, with the sentence the command layer shows for it.
+pub fn apply_note(ctx: &Context, plan: &FilePlan) -> Result<String, String> {
+    let shown = |p: &Path| ctx.root.display(p).display().to_string();
+    let w = apply_with(ctx, plan)?;
+    let name = plan.display.display();
+    Ok(match (temp::is_removal(plan), w.in_place_links) {
+        (true, _) => format!("removed the leftover temp file {name}"),
+        (false, Some(n)) => format!(
+            "fixed {name} in place: it has {n} hard links, which a rename would split (backup: {})",
+            shown(&w.backup)
+        ),
+        (false, None) => format!("fixed {name} (backup: {})", shown(&w.backup)),
+    })
+}
+
+fn apply_with(ctx: &Context, plan: &FilePlan) -> Result<write::Written, String> {
     let name = plan.display.display().to_string();
+    if temp::is_removal(plan) {
+        return temp::remove(ctx, plan).map(|p| write::Written {
+            backup: p,
+            in_place_links: None,
+        });
+    }
     let src = ctx
         .source(&plan.display)
         .ok_or_else(|| format!("{name}: was not read in this run"))?;
@@ -113,50 +151,26 @@ pub fn apply(ctx: &Context, plan: &FilePlan) -> Result<PathBuf, String> {
             "{name}: not valid UTF-8; refusing to rewrite it (fix by hand)"
         ));
     }
-    let current = ctx
-        .root
-        .read(&plan.real)
-        .map_err(|e| format!("{name}: cannot read: {e}"))?;
-    if current != src.original() {
-        return Err(format!(
-            "{name}: changed since relaydoctor read it; run again"
-        ));
-    }
     let new = apply_edits(&src.text, &plan.edits);
     // A symlinked configuration (main.cf -> /srv/cfg/main.cf) is fixed in the file it points
     // to, the one that was read: renaming over the link would replace it with a regular
-    // file and leave the real configuration unchanged.
-    // In a snapshot the link is followed inside it (chroot-style, crate::contain): a fix
-    // never writes outside the root.
+    // file and leave the real configuration unchanged. In a snapshot the link is followed
+    // inside it (chroot-style, crate::contain): a fix never writes outside the root.
     let is_link = fs::symlink_metadata(&plan.real).is_ok_and(|m| m.file_type().is_symlink());
     let target = match (ctx.root.is_snapshot(), is_link) {
         (true, _) => ctx.root.contain(&plan.real),
         (false, true) => fs::canonicalize(&plan.real).map_err(|e| format!("{name}: {e}"))?,
         (false, false) => plan.real.clone(),
     };
-    let backup = backup_path(&target);
-    write_atomic(&target, &current, Some(&backup))
-        .and_then(|_| write_atomic(&target, new.as_bytes(), None))
-        .map_err(|e| format!("{name}: {e}"))?;
-    Ok(backup)
+    write::replace_checked(&target, src.original(), new.as_bytes())
+        .map_err(|e| format!("{name}: {e}"))
 }
 
+/// The first backup name; later ones are numbered (FILE.relaydoctor.bak.1, ...).
 pub fn backup_path(real: &Path) -> PathBuf {
     let mut s = real.as_os_str().to_os_string();
     s.push(".relaydoctor.bak");
     PathBuf::from(s)
-}
-
-/// Write `bytes` to `target` (or, with `copy_to`, write the bytes to that path instead)
-/// through a temp file in the same directory and a rename, with `target`'s mode and owner.
-pub fn write_atomic(target: &Path, bytes: &[u8], copy_to: Option<&Path>) -> Result<(), String> {
-    let meta = fs::metadata(target).map_err(|e| format!("cannot stat: {e}"))?;
-    persist_via_temp(
-        copy_to.unwrap_or(target),
-        bytes,
-        meta.mode() & 0o7777,
-        Some((meta.uid(), meta.gid())),
-    )
 }
 
 /// Write a new file (or replace one) atomically: temp file in the same directory + rename.
@@ -166,37 +180,19 @@ pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mode = fs::metadata(path)
         .map(|m| m.mode() & 0o7777)
         .unwrap_or(0o644);
-    persist_via_temp(path, bytes, mode, None)
+    persist_via_temp(path, bytes, mode)
 }
 
-fn persist_via_temp(
-    dest: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<(), String> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".relaydoctor.")
-        .tempfile_in(dir)
-        .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
+fn persist_via_temp(dest: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    let tmp = temp::TempGuard::beside(dest)?;
+    let mut f = tmp.file();
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write: {e}"))?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot set mode: {e}"))?;
-    // Keeping the owner needs privilege when it is not ours; as non-root on our own file it
-    // is a no-op. Failing to keep another user's ownership is an error: the MTA may not read
-    // a root-owned copy of its file.
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid))
-            .map_err(|e| format!("cannot keep owner {uid}:{gid}: {e}"))?;
-    }
-    tmp.persist(dest)
-        .map_err(|e| format!("cannot rename into place: {}", e.error))?;
+    tmp.persist(dest)?;
+    write::sync_dir(dest);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
-use crate::finding::Finding;
+use crate::finding::{Finding, Mta};
 use crate::relay::{Decision, Query};
 use crate::report::Report;
 use crate::{exim, postfix, qmail};
@@ -107,13 +107,17 @@ pub fn run_with_progress(
 ) -> Result<Report, String> {
     let spinner = crate::progress::Progress::spinner(progress, "discovering configuration");
     let (sets, mut findings) = collect(ctx, paths)?;
+    let mut temp_dirs = Default::default();
     for set in &sets {
         spinner.set_message(&format!("checking {}", set.describe(ctx)));
-        match set {
-            ConfigSet::Postfix(t) => findings.extend(postfix::lint(ctx, t)),
-            ConfigSet::Exim(t) => findings.extend(exim::lint(ctx, t)),
-            ConfigSet::Qmail(t) => findings.extend(qmail::lint(ctx, t)),
-        }
+        let (mta, found) = match set {
+            ConfigSet::Postfix(t) => (Mta::Postfix, postfix::lint(ctx, t)),
+            ConfigSet::Exim(t) => (Mta::Exim, exim::lint(ctx, t)),
+            ConfigSet::Qmail(t) => (Mta::Qmail, qmail::lint(ctx, t)),
+        };
+        findings.extend(found);
+        // Temp files a killed --fix left beside the files this MTA's checks read (RD007).
+        findings.extend(crate::fix::leftovers(ctx, mta, &mut temp_dirs));
     }
     let mut report = Report {
         findings,

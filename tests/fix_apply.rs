@@ -8,6 +8,8 @@ use relaydoctor::context::{Context, Options, Root};
 use relaydoctor::finding::{Applicability, Edit, Finding, Fix, Mta};
 use relaydoctor::fix;
 
+mod common;
+
 fn finding_with_edit(
     file: &std::path::Path,
     shown: &str,
@@ -169,4 +171,155 @@ fn an_absolute_symlink_in_a_snapshot_is_fixed_inside_the_snapshot() {
         "mynetworks = 127.0.0.0/8\n"
     );
     assert!(backup.starts_with(root), "{}", backup.display());
+}
+
+/// A snapshot with main.cf holding `text`, loaded, and the plan removing `# office`.
+fn planned(
+    text: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Context,
+    Vec<fix::FilePlan>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("etc/postfix")).unwrap();
+    let main = dir.path().join("etc/postfix/main.cf");
+    fs::write(&main, text).unwrap();
+    let ctx = Context::new(Root::snapshot(dir.path()), Options::default());
+    let src = ctx.load(&main).unwrap();
+    let start = src.text.find(" # office").unwrap();
+    let f = finding_with_edit(&main, "etc/postfix/main.cf", start, start + 9, "");
+    let plans = fix::plan(&[f], false);
+    (dir, main, ctx, plans)
+}
+
+#[test]
+fn setuid_and_setgid_bits_survive() {
+    let (_d, main, ctx, plans) = planned("mynetworks = 127.0.0.0/8 # office\n");
+    fs::set_permissions(&main, fs::Permissions::from_mode(0o6750)).unwrap();
+    fix::apply(&ctx, &plans[0]).unwrap();
+    assert_eq!(fs::metadata(&main).unwrap().mode() & 0o7777, 0o6750);
+}
+
+#[test]
+fn hard_links_are_written_in_place_and_stay_linked() {
+    let (d, main, ctx, plans) = planned("mynetworks = 127.0.0.0/8 # office\n");
+    let other = d.path().join("main.cf.link");
+    fs::hard_link(&main, &other).unwrap();
+    let note = fix::apply_note(&ctx, &plans[0]).unwrap();
+    assert!(
+        note.contains("in place") && note.contains("2 hard links"),
+        "{note}"
+    );
+    assert_eq!(
+        fs::read_to_string(&other).unwrap(),
+        "mynetworks = 127.0.0.0/8\n"
+    );
+    assert_eq!(
+        fs::metadata(&main).unwrap().ino(),
+        fs::metadata(&other).unwrap().ino()
+    );
+}
+
+#[test]
+fn extended_attributes_are_copied() {
+    let (_d, main, ctx, plans) = planned("mynetworks = 127.0.0.0/8 # office\n");
+    if rustix::fs::setxattr(
+        &main,
+        "user.relaydoctor",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_err()
+    {
+        eprintln!("SKIP: this filesystem has no user xattrs");
+        return;
+    }
+    fix::apply(&ctx, &plans[0]).unwrap();
+    let mut buf = [0u8; 16];
+    let n = rustix::fs::getxattr(&main, "user.relaydoctor", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], b"kept");
+}
+
+#[test]
+fn backups_are_numbered_and_never_overwritten() {
+    let (d, main, _ctx, _) = planned("a = 1 # office\n");
+    for round in 0..3 {
+        let ctx = Context::new(Root::snapshot(d.path()), Options::default());
+        let src = ctx.load(&main).unwrap();
+        let f = finding_with_edit(&main, "etc/postfix/main.cf", 0, 1, "b");
+        let _ = src;
+        let backup = fix::apply(&ctx, &fix::plan(&[f], false)[0]).unwrap();
+        let want = match round {
+            0 => fix::backup_path(&main),
+            n => std::path::PathBuf::from(format!("{}.{n}", fix::backup_path(&main).display())),
+        };
+        assert_eq!(backup, want);
+    }
+    // The first backup still holds the original.
+    assert_eq!(
+        fs::read_to_string(fix::backup_path(&main)).unwrap(),
+        "a = 1 # office\n"
+    );
+}
+
+#[test]
+fn leftover_temp_files_are_reported_and_removed_by_fix() {
+    let t = common::copy_tree(&common::repo("fixtures/rules/RD007/bad"));
+    let temp = t.path().join("etc/postfix/.relaydoctor.x7Qk2p");
+    assert!(temp.exists());
+    let r = t.path().to_string_lossy().into_owned();
+    let out = common::run_ok(&["lint", "--root", &r, "--fix"]);
+    assert!(
+        out.stderr.contains("removed the leftover temp file")
+            || out.stdout.contains("removed the leftover temp file"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!temp.exists());
+    assert!(t.path().join("etc/postfix/main.cf").exists());
+}
+
+#[test]
+fn concurrent_edits_are_never_lost() {
+    // An editor that rewrites main.cf (read, append a line, write a temp file, rename: what
+    // sed -i and most editors do) races repeated --fix rounds. Every line it added must be
+    // in the final file.
+    let (d, main, _ctx, _) = planned("mynetworks = 127.0.0.0/8 # office\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (m2, s2) = (main.clone(), stop.clone());
+    let editor = std::thread::spawn(move || {
+        let mut n = 0;
+        while !s2.load(std::sync::atomic::Ordering::SeqCst) && n < 400 {
+            let mut t = fs::read_to_string(&m2).unwrap();
+            t.push_str(&format!("edit{n} = {n} # office\n"));
+            let tmp = m2.with_extension("editor-tmp");
+            fs::write(&tmp, t).unwrap();
+            fs::rename(&tmp, &m2).unwrap();
+            n += 1;
+        }
+        n
+    });
+    let mut fixed = 0;
+    for _ in 0..200 {
+        let ctx = Context::new(Root::snapshot(d.path()), Options::default());
+        let Ok(src) = ctx.load(&main) else { continue };
+        let Some(start) = src.text.find(" # office") else {
+            continue;
+        };
+        let f = finding_with_edit(&main, "etc/postfix/main.cf", start, start + 9, "");
+        if fix::apply(&ctx, &fix::plan(&[f], false)[0]).is_ok() {
+            fixed += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let edits = editor.join().unwrap();
+    let last = fs::read_to_string(&main).unwrap();
+    let lost: Vec<usize> = (0..edits)
+        .filter(|n| !last.contains(&format!("edit{n} = {n}")))
+        .collect();
+    eprintln!("{edits} edits, {fixed} fixes applied, lost: {lost:?}");
+    assert!(lost.is_empty(), "lost edits {lost:?}");
 }

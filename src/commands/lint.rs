@@ -89,12 +89,8 @@ fn apply_fixes(
     notes.extend(withheld);
     let mut failed = false;
     for p in &fix::plan(&fixable, false) {
-        match fix::apply(&s.ctx, p) {
-            Ok(backup) => notes.push(format!(
-                "fixed {} (backup: {})",
-                p.display.display(),
-                s.ctx.root.display(&backup).display()
-            )),
+        match fix::apply_note(&s.ctx, p) {
+            Ok(note) => notes.push(note),
             Err(e) => {
                 notes.push(e);
                 failed = true;
