@@ -20,6 +20,7 @@ pub mod host;
 pub mod lint;
 pub mod outcome;
 pub mod packages;
+pub mod partial;
 pub mod plesk;
 pub mod postfix;
 pub mod progress;

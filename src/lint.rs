@@ -119,6 +119,7 @@ pub fn run_with_progress(
         // Temp files a killed --fix left beside the files this MTA's checks read (RD007).
         findings.extend(crate::fix::leftovers(ctx, mta, &mut temp_dirs));
     }
+    crate::partial::group_missing(ctx, &mut findings);
     let mut report = Report {
         findings,
         files: ctx.files_read(),

@@ -399,3 +399,35 @@ fn rules_without_x_are_reported_only_when_no_service_reads_them() {
     let got = findings(t.path());
     assert!(!got.iter().any(|f| f.0 == "QM017"), "{got:?}");
 }
+
+#[test]
+fn files_a_snapshot_lacks_are_one_warning_per_directory() {
+    // Two services name rules cdbs the snapshot does not hold (src/partial.rs).
+    let run = |port: &str, cdb: &str| {
+        format!(
+            "#!/bin/sh\nexec tcpserver -v -R -x {cdb} 0 {port} /var/qmail/bin/qmail-smtpd 2>&1\n"
+        )
+    };
+    let (smtp, sub) = (
+        run("smtp", "/etc/tcp.smtp.cdb"),
+        run("587", "/etc/tcp.submission.cdb"),
+    );
+    let t = tree(&[
+        ("var/qmail/control/rcpthosts", "example.com\n"),
+        ("service/qmail-smtpd/run", &smtp),
+        ("service/qmail-submission/run", &sub),
+    ]);
+    let fs = common::lint_json(t.path(), &[]);
+    let qm016 = common::with_code(&fs, "QM016");
+    assert_eq!(qm016.len(), 1, "{fs:#?}");
+    assert_eq!(qm016[0]["severity"], "warning");
+    let msg = qm016[0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("2 files under /etc that the configuration names are not in the snapshot (tcp.smtp.cdb, tcp.submission.cdb)"),
+        "{msg}"
+    );
+    assert!(qm016[0]["help"]
+        .as_str()
+        .unwrap()
+        .contains("dropping connection"));
+}

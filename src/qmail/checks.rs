@@ -1277,10 +1277,10 @@ fn rule_counts(r: &RulesFile) -> (usize, usize) {
 fn rules_cdb_missing(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Finding>) {
     let Some(x) = &s.rules_cdb else { return };
     let Some(r) = m.rules_for(ctx, s) else { return };
-    if s.allow_no_rules {
-        return;
-    }
     let why = match &r.cdb {
+        // tcpserver.c: -X excuses only a missing file (`if (errno != error_noent)
+        // drop_rules(); if (!flagallownorules) drop_rules();`).
+        CdbState::Missing if s.allow_no_rules => return,
         CdbState::Missing => "does not exist".to_string(),
         CdbState::Unreadable(e) => format!("cannot be read ({e})"),
         CdbState::Ok(..) => return,
@@ -1293,7 +1293,7 @@ fn rules_cdb_missing(ctx: &Context, m: &Model, s: &Service, out: &mut Vec<Findin
         qm(
             "QM016",
             format!(
-                "tcpserver -x {x}: the rules file {why}, so tcpserver drops every connection to {}{port} (`unable to read rules`): clients see the connection close without a greeting",
+                "tcpserver -x {x}: the rules file {why}, so tcpserver drops every connection to {}{port} (`tcpserver: warning: dropping connection, unable to read {x}`): clients see the connection close without a greeting",
                 s.name
             ),
         )
