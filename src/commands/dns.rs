@@ -29,13 +29,7 @@ pub fn run(s: DnsSettings) -> Result<Outcome, Failure> {
             s.color,
             super::unix_now(),
         );
-        let status = if s.format == OutputFormat::Nagios {
-            Status::Nagios(report::nagios::status(report).1 as u8)
-        } else if fails {
-            Status::Findings
-        } else {
-            Status::Clean
-        };
+        let status = super::report_status(s.format, report, fails);
         (out, status)
     };
     let mut o = Outcome::new(out, status).json(s.format == OutputFormat::Json);

@@ -65,13 +65,7 @@ fn lint_in(s: &LintSettings, ctx: &Context) -> Result<Report, Failure> {
 fn render(s: &LintSettings, ctx: &Context, report: &Report) -> Outcome {
     let fails = report.fails(s.threshold);
     let out = report::render(s.format, report, Some(ctx), s.color, super::unix_now());
-    let status = if s.format == OutputFormat::Nagios {
-        Status::Nagios(report::nagios::status(report).1 as u8)
-    } else if fails {
-        Status::Findings
-    } else {
-        Status::Clean
-    };
+    let status = super::report_status(s.format, report, fails);
     let mut o = Outcome::new(out, status).json(s.format == OutputFormat::Json);
     // --quiet: silent unless something at or above --fail-on was found.
     o.healthy = !fails;

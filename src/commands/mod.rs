@@ -160,6 +160,22 @@ fn scrub_text<'a>(t: &'a str, secrets: &[String]) -> std::borrow::Cow<'a, str> {
     }
 }
 
+/// How a findings report ended: the Nagios state for `--format nagios`, else findings at or
+/// above the threshold (`fails`) or clean.
+fn report_status(
+    format: crate::report::OutputFormat,
+    report: &crate::report::Report,
+    fails: bool,
+) -> Status {
+    if format == crate::report::OutputFormat::Nagios {
+        Status::Nagios(crate::report::nagios::status(report).1 as u8)
+    } else if fails {
+        Status::Findings
+    } else {
+        Status::Clean
+    }
+}
+
 fn exit_code(s: Status) -> i32 {
     match s {
         Status::Clean => EXIT_CLEAN,
