@@ -145,7 +145,9 @@ pub fn check_items(items: &[String], classes: &HashSet<String>) -> Vec<Problem> 
         if it.starts_with('#') {
             break;
         }
-        if it.starts_with('{') || it.contains(':') || classes.contains(it) {
+        // A `$name` reference is expanded before smtpd reads the list (an undefined one to
+        // nothing, which PF006 reports); its words are checked where they are defined.
+        if it.starts_with('{') || it.starts_with('$') || it.contains(':') || classes.contains(it) {
             after_arg_of = None;
             i += 1;
             continue;
@@ -320,6 +322,11 @@ mod tests {
             .into_iter()
             .map(|p| (p.item, p.severity))
             .collect()
+    }
+
+    #[test]
+    fn parameter_references_are_not_restriction_names() {
+        assert!(problems("permit_mynetworks, $mua_client_restrictions, reject").is_empty());
     }
 
     #[test]
