@@ -30,7 +30,7 @@ mod smtpd_support;
 
 use std::path::{Path, PathBuf};
 
-use relaydoctor::postfix::policy;
+use relaydoctor::postfix::{parse, policy};
 use relaydoctor::relay::RecipientClass;
 use smtpd_support::Scenario;
 
@@ -283,63 +283,11 @@ impl Prepared {
     }
 }
 
-/// Logical lines of a Postfix file: comments and blank lines dropped, continuation lines
-/// (starting with whitespace) joined to the line before.
-fn logical_lines(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let t = line.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        match out.last_mut() {
-            Some(prev) if line.starts_with([' ', '\t']) => {
-                prev.push(' ');
-                prev.push_str(t.trim_end());
-            }
-            _ => out.push(line.trim_end().to_string()),
-        }
-    }
-    out
-}
-
-/// master.cf fields, `{ ... }` kept as one field.
-fn fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0usize;
-    for c in line.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                cur.push(c);
-            }
-            c if c.is_whitespace() && depth == 0 => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 fn prepare(main: &str, master: Option<&str>) -> Prepared {
     let mut p = Prepared::default();
     let mut out = String::new();
-    for line in logical_lines(main) {
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
-        };
-        let name = name.trim();
+    for e in parse::parse_main(main).entries {
+        let (name, value) = (e.name.as_str(), e.value.as_str());
         if MACHINE.contains(&name) {
             p.stub(format!("{name}: setting replaced by the harness's"));
             continue;
@@ -364,33 +312,19 @@ fn prepare(main: &str, master: Option<&str>) -> Prepared {
         p.stub("no master.cf: Postfix's stock smtp inet listener".into());
         return p;
     };
-    for line in logical_lines(master) {
-        let f = fields(&line);
-        if f.len() < 8 || f[7] != "smtpd" || !matches!(f[1].as_str(), "inet" | "pass") {
+    for svc in parse::parse_master(master).services {
+        if !svc.complete() || svc.command() != "smtpd" || !matches!(svc.kind(), "inet" | "pass") {
             continue;
         }
         let mut extra = String::new();
-        let mut i = 8;
-        while i < f.len() {
-            if f[i] != "-o" {
-                i += 1;
-                continue;
-            }
-            let Some(arg) = f.get(i + 1) else {
-                break;
-            };
-            i += 2;
-            let inner = arg.trim_start_matches('{').trim_end_matches('}');
-            let Some((name, value)) = inner.split_once('=') else {
-                continue;
-            };
-            let (name, mut value) = (name.trim().to_string(), value.trim().to_string());
+        for o in &svc.overrides {
+            let (name, mut value) = (o.name.clone(), o.value.clone());
             if MACHINE.contains(&name.as_str()) {
-                p.stub(format!("{}: -o {name} dropped", f[0]));
+                p.stub(format!("{}: -o {name} dropped", svc.name()));
                 continue;
             }
             if name == "smtpd_tls_security_level" && value == "encrypt" {
-                p.stub(format!("{}: encrypt downgraded to may", f[0]));
+                p.stub(format!("{}: encrypt downgraded to may", svc.name()));
                 value = "may".into();
             }
             let value = p.tables(&value);

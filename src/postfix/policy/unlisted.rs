@@ -69,7 +69,10 @@ impl Eval<'_> {
         }
         let mut unread: Vec<String> = Vec::new();
         for p in rewrite {
-            match self.find_addr(p, &addr, &local, &domain, is_local) {
+            match self
+                .find_value(p, &addr, &local, &domain, is_local)
+                .map(|v| v.is_some())
+            {
                 Ok(true) => return Step::NoMatch,
                 Ok(false) => {}
                 Err(why) => unread.push(why),
@@ -113,7 +116,10 @@ impl Eval<'_> {
             if self.scope.value(param).trim().is_empty() {
                 return Step::NoMatch;
             }
-            match self.find_addr(param, &addr, &local, &domain, is_local) {
+            match self
+                .find_value(param, &addr, &local, &domain, is_local)
+                .map(|v| v.is_some())
+            {
                 Ok(true) => return Step::NoMatch,
                 Ok(false) => {}
                 Err(why) => {
@@ -180,22 +186,9 @@ impl Eval<'_> {
         }
     }
 
-    /// mail_addr_find() in the tables of parameter `param`: the address, the local part
-    /// (local domains only), then `@domain`. Err names a table that could not be read
-    /// (when no readable table lists the address).
-    fn find_addr(
-        &self,
-        param: &str,
-        addr: &str,
-        local: &str,
-        domain: &str,
-        is_local: bool,
-    ) -> Result<bool, String> {
-        self.find_value(param, addr, local, domain, is_local)
-            .map(|v| v.is_some())
-    }
-
-    /// The value mail_addr_find() finds for the address in the tables of `param`.
+    /// mail_addr_find() in the tables of parameter `param`: the value found for the
+    /// address, the local part (local domains only), then `@domain`. Err names a table that
+    /// could not be read (when no readable table lists the address).
     pub(super) fn find_value(
         &self,
         param: &str,
