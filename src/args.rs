@@ -364,8 +364,10 @@ pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
         )));
     }
     let resolv_conf = if servers.is_empty() {
+        // Through the root like every other read: a snapshot's resolv.conf is often a
+        // symlink (to ../run/systemd/resolve/stub-resolv.conf), which must stay inside it.
         let p = ctx.root.resolve(std::path::Path::new("/etc/resolv.conf"));
-        Some(std::fs::read_to_string(&p).map_err(|e| {
+        Some(ctx.root.read_to_string(&p).map_err(|e| {
             Failure::new(format!(
                 "{}: {e}; pass --resolver IP[:PORT]",
                 ctx.root.display(&p).display()
@@ -374,6 +376,7 @@ pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
     } else {
         None
     };
+    let plesk = plesk_domains(a.plesk, a.target.config.root.as_deref());
     Ok(DnsSettings {
         engine: crate::dns::Settings {
             ctx,
@@ -386,6 +389,7 @@ pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
                 concurrency: a.concurrency,
             },
             domains: a.domain.clone(),
+            plesk,
         },
         format: a.format,
         color: color(a.color.color) && a.output.is_none(),
@@ -393,6 +397,24 @@ pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
         select: a.select.clone(),
         ignore: a.ignore.clone(),
     })
+}
+
+/// `dns --plesk`, or a live Plesk server (its /etc/psa exists): read Plesk's mail domains
+/// with the credentials `plesk check` uses. A snapshot's database is not this machine's, so
+/// a `--root` run reads it only when asked.
+fn plesk_domains(asked: bool, root: Option<&std::path::Path>) -> crate::dns::PleskDomains {
+    let db = crate::plesk::DbSettings {
+        root: root.unwrap_or(std::path::Path::new("/")).to_path_buf(),
+        env_url: std::env::var(crate::plesk::credentials::ENV_URL).ok(),
+        ..Default::default()
+    };
+    if asked {
+        crate::dns::PleskDomains::Required(db)
+    } else if root.is_none() && std::path::Path::new("/etc/psa").is_dir() {
+        crate::dns::PleskDomains::Auto(db)
+    } else {
+        crate::dns::PleskDomains::Off
+    }
 }
 
 /// How a dns run is delivered (known even when its settings cannot be resolved).

@@ -270,6 +270,12 @@ pub struct DnsArgs {
     /// Also check this domain (repeatable)
     #[arg(long, value_name = "NAME")]
     pub domain: Vec<String>,
+    /// Also check the domains with mail service in Plesk's psa database, and fail when it
+    /// cannot be read (credentials as for `plesk check`: RELAYDOCTOR_DB_URL, the root's
+    /// /etc/psa/private/dsn.ini or /etc/psa/.psa.shadow) [default: on a live Plesk server,
+    /// when it can be read]
+    #[arg(long)]
+    pub plesk: bool,
     /// Queries in flight at once
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,

@@ -4,6 +4,7 @@
 //! server roots: `bad` triggers every check, `good` is its healthy twin.
 
 mod common;
+mod plesk_support;
 
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -180,13 +181,29 @@ fn postfix_blocklists_are_asked_for_their_test_entries() {
     assert!(has(&fs, "DN201", main, 8), "dead zone: {fs:?}");
     assert!(has(&fs, "DN202", main, 9), "lists everyone: {fs:?}");
     assert!(has(&fs, "DN203", main, 10), "refuses the resolver: {fs:?}");
+    // Domain-based lists are asked for `test` and `invalid` (RFC 5782 section 5).
+    assert!(has(&fs, "DN201", main, 11), "dead domain list: {fs:?}");
+    assert!(
+        has(&fs, "DN202", main, 12),
+        "domain list lists everyone: {fs:?}"
+    );
+    assert!(fs.iter().any(|f| f["code"] == "DN201"
+        && f["message"]
+            .as_str()
+            .unwrap()
+            .contains("test.rhs.dead.example")));
+    assert!(fs.iter().any(|f| f["code"] == "DN202"
+        && f["message"]
+            .as_str()
+            .unwrap()
+            .contains("every sender domain is refused")));
     // Unfiltered: every client is refused now, an error.
     let f203 = fs.iter().find(|f| f["code"] == "DN203").unwrap();
     assert_eq!(f203["severity"], "error");
     assert!(message(&fs, "DN203").contains("every client is refused now"));
     // bl.live.example answers 127.0.0.2 and not 127.0.0.1: nothing to say.
     assert!(!message(&fs, "DN201").contains("bl.live.example"));
-    assert_eq!(fs.len(), 3, "{fs:?}");
+    assert_eq!(fs.len(), 5, "{fs:?}");
 }
 
 #[test]
@@ -288,6 +305,22 @@ fn qmail_rcpthosts_and_rblsmtpd() {
     );
     assert!(has(&fs, "DN201", "service/qmail-smtpd/run", 4), "{fs:?}");
     assert!(has(&fs, "DN202", "service/qmail-smtpd/run", 4), "{fs:?}");
+    // rblsmtpd -r reads TXT records (rblsmtpd(8)): a zone that answers only A is dead for it,
+    // while `-r zone:text` (the A form) in the good twin is healthy.
+    let aonly: Vec<_> = fs
+        .iter()
+        .filter(|f| {
+            f["code"] == "DN201" && f["message"].as_str().unwrap().contains("bl.aonly.example")
+        })
+        .collect();
+    assert_eq!(aonly.len(), 1, "{fs:?}");
+    assert!(
+        aonly[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no TXT record"),
+        "{aonly:?}"
+    );
     assert!(has(&fs, "DN303", "var/qmail/control/me", 1), "{fs:?}");
     // `.wildcard.example` matches subdomains: there is no one name to ask about.
     assert!(!fs.iter().any(|f| f["message"]
@@ -449,4 +482,86 @@ fn a_snapshot_needs_server_ip_and_bad_flags_are_refused() {
     ]);
     assert_eq!(run.code, 3, "{}", run.stdout);
     assert!(Path::new(&root("postfix/good")).is_dir());
+}
+
+/// `--plesk`: the domains with mail service in a real psa database (a private MariaDB with
+/// fixtures/plesk/mail-domains.sql) are checked like the configuration's; domains whose mail
+/// service is off, disabled domains and web-only aliases are not.
+#[test]
+fn plesk_mail_domains_are_checked_with_plesk() {
+    let Some(d) = dnsmasq() else { return };
+    let Some(db_server) = plesk_support::shared() else {
+        assert!(std::env::var_os("CI").is_none(), "MariaDB is not installed");
+        eprintln!("SKIP: MariaDB not installed");
+        return;
+    };
+    let db = db_server.database("dns_plesk");
+    db_server.source(&db, &plesk_support::fixture("mail-domains.sql"));
+    let resolver = format!("127.0.0.1:{}", d.port);
+    let good = root("postfix/good");
+    let base = [
+        "dns",
+        "--root",
+        &good,
+        "--resolver",
+        &resolver,
+        "--timeout",
+        "2",
+        "--server-ip",
+        "192.0.2.25",
+    ];
+    let mut c = plesk_support::relaydoctor(&db_server.url(&db));
+    c.args(base).args(["--plesk", "--format", "json"]);
+    let out = plesk_support::run(c);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let fs = v["findings"].as_array().unwrap();
+    let about = |name: &str| {
+        fs.iter()
+            .filter(|f| f["message"].as_str().unwrap().contains(name))
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(about("moved.example"), ["DN101"], "{fs:?}");
+    assert_eq!(about("nullmx.example"), ["DN105"], "{fs:?}");
+    for off in [
+        "implicit-old.example",
+        "dangling.example",
+        "cname.example",
+        "literal.example",
+        "gone.example",
+    ] {
+        assert!(about(off).is_empty(), "{off} has no mail service: {fs:?}");
+    }
+    assert!(fs.iter().all(|f| f["mta"] == "plesk"), "{fs:?}");
+    // Text output says where the domains came from (notes go to stderr with text only).
+    let mut c = plesk_support::relaydoctor(&db_server.url(&db));
+    c.args(base).arg("--plesk");
+    let out = plesk_support::run(c);
+    assert!(
+        out.stderr
+            .contains("3 domains with mail service from Plesk's psa database"),
+        "{}",
+        out.stderr
+    );
+
+    // Without --plesk a snapshot's database is not read: the good twin stays clean.
+    let mut c = plesk_support::relaydoctor(&db_server.url(&db));
+    c.args(base);
+    assert_eq!(plesk_support::run(c).code, 0);
+
+    // --plesk and a database that cannot be reached: an error (exit 2), said in words,
+    // without the password.
+    let mut c = plesk_support::relaydoctor(&format!(
+        "mysql://admin:{}@127.0.0.1:1/psa",
+        plesk_support::PASSWORD
+    ));
+    c.args(base).arg("--plesk");
+    let out = plesk_support::run(c);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("cannot read Plesk's mail domains"),
+        "{}",
+        out.stderr
+    );
 }

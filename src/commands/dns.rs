@@ -32,7 +32,9 @@ pub fn run(s: DnsSettings) -> Result<Outcome, Failure> {
         let status = super::report_status(s.format, report, fails);
         (out, status)
     };
-    let mut o = Outcome::new(out, status).json(s.format == OutputFormat::Json);
+    let mut o = Outcome::new(out, status)
+        .json(s.format == OutputFormat::Json)
+        .secrets(audit.secrets.clone());
     o.healthy = !fails && !nothing_checked;
     if audit.tally.unchecked > 0 && s.format == OutputFormat::Text {
         o.notes.push(format!(

@@ -48,11 +48,23 @@ fn show(ips: &[Ipv4Addr]) -> String {
         .join(", ")
 }
 
+/// The answer as text: the A records, or the TXT records for a zone that lists by TXT.
+fn as_text(a: Answer<Ipv4Addr>) -> Answer<String> {
+    match a {
+        Answer::Found(v) => Answer::Found(v.iter().map(Ipv4Addr::to_string).collect()),
+        Answer::NxDomain => Answer::NxDomain,
+        Answer::NoData => Answer::NoData,
+        Answer::Failed(e) => Answer::Failed(e),
+    }
+}
+
 pub async fn check(dns: &Dns, z: &Zone) -> (Vec<Finding>, Tally) {
     let (yes, no) = test_names(z);
-    let (listed, unlisted) = tokio::join!(dns.a(&yes), dns.a(&no));
-    // An error code on either entry: the zone refuses this resolver.
-    let mut errors: Vec<Ipv4Addr> = [&listed, &unlisted]
+    let (a_yes, a_no) = tokio::join!(dns.a(&yes), dns.a(&no));
+    // An error code on either entry: the zone refuses this resolver. Spamhaus says so in A
+    // records, so they are asked for even where the MTA reads TXT (rblsmtpd then refuses
+    // everyone with the error text).
+    let mut errors: Vec<Ipv4Addr> = [&a_yes, &a_no]
         .into_iter()
         .filter_map(|a| match a {
             Answer::Found(v) => Some(v.iter().filter(|ip| ERROR_CODES.contains(ip))),
@@ -66,6 +78,12 @@ pub async fn check(dns: &Dns, z: &Zone) -> (Vec<Finding>, Tally) {
     if !errors.is_empty() {
         return (vec![refused(z, &yes, &errors)], Tally::checked());
     }
+    let (listed, unlisted) = if z.txt {
+        tokio::join!(dns.txt(&yes), dns.txt(&no))
+    } else {
+        (as_text(a_yes), as_text(a_no))
+    };
+    let record = if z.txt { "TXT" } else { "A" };
     let mut out = Vec::new();
     match &listed {
         Answer::Failed(e) => {
@@ -86,7 +104,7 @@ pub async fn check(dns: &Dns, z: &Zone) -> (Vec<Finding>, Tally) {
                 "the blocklist {} ({}) does not list its test entry {yes} ({}): the zone is dead or unreachable from this resolver, so it blocks nothing, and a dead zone's domain can be re-registered to list everyone",
                 z.zone,
                 z.origin.via,
-                if listed == Answer::NxDomain { "NXDOMAIN" } else { "no A record" }
+                if listed == Answer::NxDomain { "NXDOMAIN".to_string() } else if z.txt { "no TXT record, and rblsmtpd -r lists a client only by its TXT record".to_string() } else { format!("no {record} record") }
             ),
             format!("Remove {} from {}.", z.zone, z.origin.via),
         )),
@@ -97,10 +115,10 @@ pub async fn check(dns: &Dns, z: &Zone) -> (Vec<Finding>, Tally) {
             "DN202",
             z,
             format!(
-                "the blocklist {} ({}) lists {no} ({}), which no blocklist may list: it answers for everything, so every {} is refused",
+                "the blocklist {} ({}) lists {no} ({record} {}), which no blocklist may list: it answers for everything, so every {} is refused",
                 z.zone,
                 z.origin.via,
-                show(ips),
+                ips.join(", "),
                 if z.domain_based { "sender domain" } else { "client" }
             ),
             format!("Remove {} from {} now.", z.zone, z.origin.via),

@@ -34,6 +34,17 @@ pub struct Settings {
     pub resolver: ResolverSpec,
     /// `--domain`: checked besides the configuration's domains.
     pub domains: Vec<String>,
+    /// Plesk's mail domains from the psa database.
+    pub plesk: PleskDomains,
+}
+
+/// Whether to read the domains with mail service from Plesk's psa database.
+pub enum PleskDomains {
+    Off,
+    /// A live Plesk server (its /etc/psa exists): read them, and say so when it fails.
+    Auto(crate::plesk::DbSettings),
+    /// `--plesk`: a failure to read them is an error.
+    Required(crate::plesk::DbSettings),
 }
 
 /// How many checks got an answer and how many met a temporary failure.
@@ -71,6 +82,8 @@ pub struct Audit {
     pub server_ips: Vec<IpAddr>,
     /// Things to say on stderr (nothing to check, where the addresses came from).
     pub notes: Vec<String>,
+    /// Strings never to print (the psa database password).
+    pub secrets: Vec<String>,
 }
 
 /// Anything a finding can point at through its configuration origin.
@@ -129,8 +142,9 @@ pub fn run(s: &Settings) -> Result<Audit, Failure> {
             }
         }
     }
-    src.dedup();
     let mut notes = Vec::new();
+    let secrets = plesk_domains(&s.plesk, &mut src, &mut notes)?;
+    src.dedup();
     let server_ips = if s.server_ips.is_empty() {
         let mut v = addrs::live();
         v.extend(src.listen.iter().copied().filter(|ip| addrs::global(*ip)));
@@ -171,7 +185,49 @@ pub fn run(s: &Settings) -> Result<Audit, Failure> {
         tally,
         server_ips,
         notes,
+        secrets,
     })
+}
+
+/// Adds Plesk's mail domains; returns the secrets of the database connection.
+fn plesk_domains(
+    mode: &PleskDomains,
+    src: &mut sources::Sources,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>, Failure> {
+    let (db, required) = match mode {
+        PleskDomains::Off => return Ok(Vec::new()),
+        PleskDomains::Auto(db) => (db, false),
+        PleskDomains::Required(db) => (db, true),
+    };
+    match crate::plesk::domains::mail_domains(db) {
+        Ok(m) => {
+            notes.extend(m.warnings.iter().map(|w| format!("warning: {w}")));
+            notes.push(format!(
+                "{} domains with mail service from Plesk's psa database (credentials from {})",
+                m.names.len(),
+                m.source
+            ));
+            for n in &m.names {
+                if let Some(n) = sources::public_name(n) {
+                    src.add_plesk_domain(&n);
+                }
+            }
+            Ok(m.secrets)
+        }
+        Err(e) if required => Err(Failure::new(format!(
+            "--plesk: cannot read Plesk's mail domains: {}",
+            e.message
+        ))
+        .secrets(e.secrets)),
+        Err(e) => {
+            notes.push(format!(
+                "this looks like a Plesk server, but its psa database could not be read, so Plesk's domains are not checked (pass --plesk to make this an error): {}",
+                e.message
+            ));
+            Ok(e.secrets)
+        }
+    }
 }
 
 async fn check_all(

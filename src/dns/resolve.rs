@@ -214,6 +214,28 @@ impl Dns {
         }
     }
 
+    /// TXT records, each as its strings joined (rblsmtpd(8): "listed by that source if
+    /// d.c.b.a.base has a TXT record", and the text becomes the client's error message).
+    pub async fn txt(&self, name: &str) -> Answer<String> {
+        match self.lookup(name, RecordType::TXT).await {
+            Answer::Found(d) => {
+                let v: Vec<_> = d
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        RData::TXT(t) => Some(t.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                if v.is_empty() {
+                    Answer::NoData
+                } else {
+                    Answer::Found(v)
+                }
+            }
+            other => map_empty(other),
+        }
+    }
+
     pub async fn ptr(&self, ip: IpAddr) -> Answer<String> {
         let name = Name::from(ip).to_ascii();
         match self.lookup(&name, RecordType::PTR).await {

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod checks;
 pub mod connect;
 pub mod credentials;
+pub mod domains;
 pub mod inspect;
 pub mod model;
 pub mod output;

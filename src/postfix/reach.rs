@@ -21,6 +21,14 @@ enum Binds {
     Only(Vec<IpAddr>),
 }
 
+/// The address a master.cf service name binds, e.g. `192.0.2.25:smtp` or
+/// `[2001:db8::25]:submission` (master(5): "service name ... host:port"); `None` for a bare
+/// port (the service binds inet_interfaces) or a host name.
+pub fn bound_address(service_name: &str) -> Option<IpAddr> {
+    let (host, _port) = service_name.rsplit_once(':')?;
+    host.trim_matches(|c| c == '[' || c == ']').parse().ok()
+}
+
 /// `Some(decision)` when the client at `ip` cannot connect to listener `si`: `unavailable`,
 /// with the reason in the text and the trace.
 pub fn unreachable(model: &Model, si: usize, ip: Option<IpAddr>) -> Option<Decision> {
@@ -147,6 +155,17 @@ mod tests {
         );
         let m = Model::load(&ctx, &etc, &mut Vec::new());
         (d, m)
+    }
+
+    #[test]
+    fn bound_addresses_of_service_names() {
+        assert_eq!(bound_address("192.0.2.25:smtp"), "192.0.2.25".parse().ok());
+        assert_eq!(
+            bound_address("[2001:db8::25]:587"),
+            "2001:db8::25".parse().ok()
+        );
+        assert_eq!(bound_address("smtp"), None);
+        assert_eq!(bound_address("mail.example.com:smtp"), None);
     }
 
     #[test]

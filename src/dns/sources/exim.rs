@@ -135,6 +135,7 @@ fn dnslists(cfg: &Config, out: &mut Sources) {
                     out.zones.push(Zone {
                         zone,
                         domain_based: !key.is_empty() && !key.contains("host_address"),
+                        txt: false,
                         filtered: item.contains('=') || item.contains('&'),
                         origin: origin("dnslists", Some(c.origin.location())),
                     });

@@ -47,6 +47,9 @@ pub struct Zone {
     /// The configuration only counts certain answers (Postfix `zone=127.0.0.[2..11]`,
     /// Exim `zone=a.b.c.d,...` or `&mask`): error answers do not refuse anyone.
     pub filtered: bool,
+    /// Listed means "has a TXT record" rather than an A record: qmail's `rblsmtpd -r zone`
+    /// (rblsmtpd(8); `-r zone:text` asks for the A record instead).
+    pub txt: bool,
     pub origin: Origin,
 }
 
@@ -100,6 +103,20 @@ impl Sources {
         });
     }
 
+    /// A domain with mail service in Plesk's psa database (src/plesk/domains.rs).
+    pub fn add_plesk_domain(&mut self, name: &str) {
+        self.domains.push(Domain {
+            name: name.to_string(),
+            origin: Origin {
+                mta: Mta::Plesk,
+                via: "Plesk mail domains".into(),
+                location: None,
+            },
+            relay: false,
+            routed: None,
+        });
+    }
+
     /// One entry per name: a domain accepted anywhere wins over the same domain as a relay
     /// domain (Postfix's default relay_domains is $mydestination); zones keep their first
     /// reference, with `filtered` only when every reference filters.
@@ -115,10 +132,10 @@ impl Sources {
             }
         }
         self.domains = by_name.into_values().collect();
-        let mut zones: BTreeMap<(String, bool), Zone> = BTreeMap::new();
+        let mut zones: BTreeMap<(String, bool, bool), Zone> = BTreeMap::new();
         for z in self.zones.drain(..) {
             zones
-                .entry((z.zone.clone(), z.domain_based))
+                .entry((z.zone.clone(), z.domain_based, z.txt))
                 .and_modify(|p| p.filtered &= z.filtered)
                 .or_insert(z);
         }

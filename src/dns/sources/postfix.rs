@@ -10,6 +10,7 @@ use crate::finding::{Location, Mta};
 use crate::postfix::audit::locate_item;
 use crate::postfix::maps::{self, Opened};
 use crate::postfix::model::Model;
+use crate::postfix::reach::bound_address;
 use crate::postfix::syntax::list_items;
 use crate::postfix::Target;
 
@@ -71,6 +72,16 @@ pub fn read(ctx: &Context, t: &Target, out: &mut Sources) {
     for item in list_items(&m.scope(None).value("inet_interfaces")) {
         if let Ok(ip) = item.trim_matches(|c| c == '[' || c == ']').parse() {
             out.listen.push(ip);
+        }
+    }
+    // master.cf `192.0.2.25:smtp inet ... smtpd` (or postscreen): a listener bound to one
+    // address, whatever inet_interfaces says.
+    for svc in m.services() {
+        if svc.complete()
+            && svc.kind() == "inet"
+            && ["smtpd", "postscreen"].contains(&svc.command())
+        {
+            out.listen.extend(bound_address(svc.name()));
         }
     }
 }
@@ -192,6 +203,7 @@ fn push_zone(
         out.zones.push(Zone {
             zone,
             domain_based,
+            txt: false,
             filtered: filter.is_some(),
             origin: origin(param, locate_item(ctx, m, si, param, spec)),
         });
@@ -221,4 +233,37 @@ fn helo(ctx: &Context, m: &Model, out: &mut Sources) {
         name,
         origin: origin(param, locate_item(ctx, m, None, param, raw.trim())),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::context::{Context, Options, Root};
+
+    /// master.cf `IP:port` listeners are this server's addresses too (for the live run
+    /// without --server-ip), besides inet_interfaces.
+    #[test]
+    fn listener_addresses_come_from_inet_interfaces_and_master_cf() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc/postfix");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("main.cf"),
+            "inet_interfaces = 192.0.2.30, localhost\nmydestination = example.com\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("master.cf"),
+            "smtp inet n - y - - smtpd\n192.0.2.25:smtp inet n - y - 1 postscreen\n[2001:db8::25]:submission inet n - y - - smtpd\n198.51.100.1:smtp inet n - y - - qmqpd\n127.0.0.1:10025 inet n - n - - smtpd\n",
+        )
+        .unwrap();
+        let ctx = Context::new(Root::snapshot(d.path()), Options::default());
+        let mut src = super::super::collect(&ctx, &[]).unwrap();
+        src.dedup();
+        let got: Vec<String> = src.listen.iter().map(|ip| ip.to_string()).collect();
+        assert_eq!(
+            got,
+            ["127.0.0.1", "192.0.2.25", "192.0.2.30", "2001:db8::25"],
+            "qmqpd is not a mail listener"
+        );
+    }
 }

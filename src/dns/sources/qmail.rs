@@ -55,9 +55,10 @@ fn domains(f: &DomainFile, via: &str, out: &mut Sources) {
     }
 }
 
-/// `rblsmtpd ... -r zone ...`: every `-r` argument on the command line that runs rblsmtpd
-/// (rblsmtpd looks up the TXT record, or the A record with `-r zone:`, of d.c.b.a.zone; the
-/// test entries of RFC 5782 answer both).
+/// `rblsmtpd ... -r zone ...`: every `-r` argument on the command line that runs rblsmtpd.
+/// rblsmtpd(8): "listed by that source if d.c.b.a.base has a TXT record"; with
+/// `-r zone:text` it asks for the A record and answers `text` instead (rblsmtpd.c `rbl()`:
+/// `altreply` after the first `:` switches `dns_txt` to `dns_ip4`).
 fn rblsmtpd(src: &Arc<SourceFile>, out: &mut Sources) {
     let text = &src.text;
     let mut offset = 0;
@@ -75,13 +76,18 @@ fn rblsmtpd(src: &Arc<SourceFile>, out: &mut Sources) {
                 [flag, _] if flag.starts_with("-r") && flag.len() > 2 => &flag[2..],
                 _ => continue,
             };
-            let zone = zone_arg.trim_end_matches(':').trim_matches(['\'', '"']);
+            let arg = zone_arg.trim_matches(['\'', '"']);
+            let (zone, txt) = match arg.split_once(':') {
+                Some((zone, _altreply)) => (zone, false),
+                None => (arg, true),
+            };
             if let Some(z) = public_name(zone) {
                 let pos = code.find(zone).map(|p| start + p).unwrap_or(start);
                 out.zones.push(Zone {
                     zone: z,
                     domain_based: false,
                     filtered: false,
+                    txt,
                     origin: origin("rblsmtpd -r", Some(src.location(pos, pos + zone.len()))),
                 });
             }
