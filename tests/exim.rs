@@ -1025,3 +1025,55 @@ fn auth_and_tls_advertising_follow_one_model() {
     assert_eq!(lint("auth_advertise_hosts =", "", &[]), ["EX122 error"]);
     assert_eq!(lint("", "", &[]), ["EX130 warning"]);
 }
+
+/// Issue #16 items 6 and 8: branches that end alike and differ in one undecidable condition
+/// are one outcome, and a `<;` list in an expression does not split the text output's bullets.
+#[test]
+fn depends_outcomes_collapse_and_semicolon_lists_stay_whole() {
+    let t = tree(&[(
+        "etc/exim/exim.conf",
+        "hostlist relay_from_hosts = <; ${env{RELAY_FROM_HOSTS}{$value}{}}\n\
+         domainlist local_domains = ${env{LOCAL_DOMAINS}{$value}{@}}\n\
+         acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n\
+         \x20 accept domains = +local_domains\n\
+         \x20        hosts = +relay_from_hosts\n\
+         \x20 accept hosts = +relay_from_hosts\n\
+         \x20 deny message = relay not permitted\n",
+    )]);
+    let root = t.path().to_string_lossy().into_owned();
+    let args = [
+        "simulate",
+        "--root",
+        root.as_str(),
+        "--client",
+        "203.0.113.9",
+        "--rcpt",
+        "u@remote.example",
+    ];
+    let json = simulate(t.path(), &args[3..]);
+    let text = json[0]["text"].as_str().unwrap();
+    // accept if relay_from_hosts (whatever local_domains says); reject otherwise.
+    assert_eq!(json[0]["result"], "depends", "{json:?}");
+    assert_eq!(text.matches("accept 250").count(), 1, "{text}");
+    assert!(
+        !json[0]["depends_on"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().contains("LOCAL_DOMAINS")),
+        "local_domains does not change the answer: {json:?}"
+    );
+    let out = common::run_ok(&args).stdout;
+    let bullets: Vec<&str> = out.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(bullets.len(), 2, "{out}");
+    assert!(
+        bullets
+            .iter()
+            .all(|b| b.starts_with("  - accept") || b.starts_with("  - reject")),
+        "{out}"
+    );
+    assert!(
+        bullets[0].contains("`<; ${env{RELAY_FROM_HOSTS}{$value}{}}`"),
+        "{out}"
+    );
+}

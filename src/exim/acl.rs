@@ -830,40 +830,47 @@ fn decide_raw(service: &str, branches: &[Branch]) -> Decision {
         return d;
     }
     d.result = Verdict::Depends;
+    // One way to each answer per distinct set of conditions (src/exim/merge.rs).
+    let ways = super::merge::merge(
+        branches
+            .iter()
+            .map(|b| {
+                let answer = format!(
+                    "{} {}{}",
+                    b.verdict.as_str(),
+                    b.code.map(|c| c.to_string()).unwrap_or_default(),
+                    match &b.text {
+                        Some(t) if b.verdict != Verdict::Accept => format!(" {t}"),
+                        _ => String::new(),
+                    }
+                );
+                (answer, b.assumed.clone())
+            })
+            .collect(),
+    );
     let mut reasons: Vec<String> = Vec::new();
-    for b in branches {
-        for (r, _) in &b.assumed {
+    for (_, cond) in &ways {
+        for (r, _) in cond {
             if !reasons.contains(r) {
                 reasons.push(r.clone());
             }
         }
     }
     d.depends_on = reasons;
-    let mut outcomes: Vec<String> = Vec::new();
-    for b in branches {
-        let cond: Vec<String> = b
-            .assumed
-            .iter()
-            .map(|(r, v)| format!("{r} {}", if *v { "true" } else { "false" }))
-            .collect();
-        let o = format!(
-            "{} {}{}{}",
-            b.verdict.as_str(),
-            b.code.map(|c| c.to_string()).unwrap_or_default(),
-            match &b.text {
-                Some(t) if b.verdict != Verdict::Accept => format!(" {t}"),
-                _ => String::new(),
-            },
+    let outcomes: Vec<String> = ways
+        .iter()
+        .map(|(answer, cond)| {
+            let cond: Vec<String> = cond
+                .iter()
+                .map(|(r, v)| format!("{r} {}", if *v { "true" } else { "false" }))
+                .collect();
             if cond.is_empty() {
-                String::new()
+                answer.clone()
             } else {
-                format!(" if {}", cond.join(" and "))
+                format!("{answer} if {}", cond.join(" and "))
             }
-        );
-        if !outcomes.contains(&o) {
-            outcomes.push(o);
-        }
-    }
+        })
+        .collect();
     d.text = Some(outcomes.join("; "));
     d
 }

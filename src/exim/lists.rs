@@ -135,13 +135,60 @@ pub fn expand(ctx: &Context, s: &str) -> Result<String, String> {
     Err(format!("the expansion `{}`", shorten(t)))
 }
 
+/// An expression short enough to read in a trace, never cut in the middle (issue #16 item
+/// 8): a long one keeps its outer structure and elides the innermost brace groups as
+/// `{...}`, deepest first, so that braces stay balanced and the operator stays visible.
 fn shorten(s: &str) -> String {
+    const WIDE: usize = 120;
     let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one.chars().count() > 80 {
-        format!("{}...", one.chars().take(77).collect::<String>())
-    } else {
-        one
+    let deepest = one
+        .chars()
+        .scan(0usize, |d, c| {
+            match c {
+                '{' => *d += 1,
+                '}' => *d = d.saturating_sub(1),
+                _ => {}
+            }
+            Some(*d)
+        })
+        .max()
+        .unwrap_or(0);
+    let mut out = one;
+    let mut level = deepest;
+    while out.chars().count() > WIDE && level >= 2 {
+        out = elide_below(&out, level);
+        level -= 1;
     }
+    out
+}
+
+/// `s` with the contents of every brace group that opens at nesting depth `level` (1 is the
+/// outermost) replaced by `...`.
+fn elide_below(s: &str, level: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth <= level {
+                    out.push('{');
+                }
+                if depth == level {
+                    out.push_str("...");
+                }
+            }
+            '}' => {
+                if depth <= level {
+                    out.push('}');
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ if depth < level => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `{a}{b}{c}` -> ["a", "b", "c"], honouring nesting and backslash escapes.
@@ -690,6 +737,20 @@ fn glob_rest(pat: &str, s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_expressions_keep_their_structure() {
+        let e = "${lookup{$sender_host_address}lsearch{/etc/exim/a/very/long/path/to/the/relay/hosts/file}{${if eq{$value}{yes}{1}{0}}}{0}}";
+        let s = super::shorten(e);
+        assert!(s.len() <= 120, "{s}");
+        assert!(s.contains("relay/hosts/file"), "{s}");
+        assert_eq!(s.matches('{').count(), s.matches('}').count(), "{s}");
+        assert!(
+            s.starts_with("${lookup{$sender_host_address}lsearch{"),
+            "{s}"
+        );
+        assert_eq!(super::shorten("${env{X}{$value}{}}"), "${env{X}{$value}{}}");
+    }
 
     #[test]
     fn split_handles_separators_and_escapes() {

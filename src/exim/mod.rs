@@ -8,6 +8,7 @@ pub mod checks;
 pub mod cond;
 pub mod debian;
 pub mod lists;
+pub mod merge;
 pub mod model;
 pub mod parse;
 pub mod reader;

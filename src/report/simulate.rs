@@ -9,6 +9,38 @@ pub fn json(decisions: &[Decision]) -> String {
     format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
 }
 
+/// The outcomes of a `depends` text: split at each "; " that starts a new answer ("accept",
+/// "reject 550 ...", ...), never inside an expression such as Exim's `<; a ; b` list (issue
+/// #16 item 8). One outcome (or none) gives an empty list.
+fn outcomes(t: &str) -> Vec<&str> {
+    const ANSWERS: [Verdict; 5] = [
+        Verdict::Accept,
+        Verdict::Reject,
+        Verdict::Defer,
+        Verdict::Unavailable,
+        Verdict::Depends,
+    ];
+    let starts_answer = |rest: &str| {
+        ANSWERS.iter().any(|v| {
+            rest.strip_prefix(v.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with(' '))
+        })
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in t.match_indices("; ") {
+        if i >= start && starts_answer(&t[i + 2..]) {
+            out.push(&t[start..i]);
+            start = i + 2;
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    out.push(&t[start..]);
+    out
+}
+
 pub fn text(decisions: &[Decision], color: bool) -> String {
     use colored::Colorize;
     use std::fmt::Write as _;
@@ -31,7 +63,7 @@ pub fn text(decisions: &[Decision], color: bool) -> String {
         // A `depends` decision may list its possible outcomes joined by "; ": one per line,
         // so each can be read on its own.
         let outcomes: Vec<&str> = match (&d.result, &d.text) {
-            (Verdict::Depends, Some(t)) if t.contains("; ") => t.split("; ").collect(),
+            (Verdict::Depends, Some(t)) => outcomes(t),
             _ => Vec::new(),
         };
         if outcomes.is_empty() {
@@ -74,4 +106,22 @@ pub fn text(decisions: &[Decision], color: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outcomes;
+
+    #[test]
+    fn outcomes_split_only_where_an_answer_starts() {
+        let t = "accept 250 if the expansion `<; ${env{X}}` true; reject 550 no if the expansion `<; ${env{X}}` false";
+        assert_eq!(
+            outcomes(t),
+            [
+                "accept 250 if the expansion `<; ${env{X}}` true",
+                "reject 550 no if the expansion `<; ${env{X}}` false"
+            ]
+        );
+        assert!(outcomes("reject 550 a; b").is_empty());
+    }
 }
