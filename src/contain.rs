@@ -253,7 +253,11 @@ pub fn read(root: Option<&Path>, real: &Path, limit: u64) -> Result<Vec<u8>, Ope
 impl OpenError {
     pub fn into_io(self) -> io::Error {
         match self {
-            OpenError::Missing => io::Error::from(io::ErrorKind::NotFound),
+            // The words of ENOENT, as every other tool says it (a bare ErrorKind prints
+            // "entity not found").
+            OpenError::Missing => {
+                io::Error::new(io::ErrorKind::NotFound, "No such file or directory")
+            }
             OpenError::Outside(e) => io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("points outside the snapshot ({e})"),

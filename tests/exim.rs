@@ -331,8 +331,38 @@ fn undecidable_steps_make_depends_or_say_either_way() {
         ],
     );
     assert_eq!(v[0]["result"], "accept", "{v:?}");
+    // Without --helo: Exim >= 4.95 requires HELO before MAIL from every host by default
+    // (hosts_require_helo = *; `exim -bh` 4.96 answers `503 HELO or EHLO required`), so a
+    // client that reaches RCPT has said HELO (issue #16 item 6). Before 4.95, or with an
+    // empty hosts_require_helo, the HELO name is open.
     let v = simulate(
         helo.path(),
+        &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
+    );
+    assert_eq!(v[0]["result"], "accept", "{v:?}");
+    assert!(
+        format!("{v:?}").contains("hosts_require_helo is * by default since Exim 4.95"),
+        "{v:?}"
+    );
+    let v = simulate(
+        helo.path(),
+        &[
+            "--client",
+            "203.0.113.5",
+            "--rcpt",
+            "u@gmail.com",
+            "--exim-version",
+            "4.94",
+        ],
+    );
+    assert_eq!(v[0]["result"], "depends", "{v:?}");
+    let no_req = tree(&[(
+        "etc/exim/exim.conf",
+        "hosts_require_helo =\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  \
+         deny condition = ${if !def:sender_helo_name}\n       message = say helo\n  accept\n",
+    )]);
+    let v = simulate(
+        no_req.path(),
         &["--client", "203.0.113.5", "--rcpt", "u@gmail.com"],
     );
     assert_eq!(v[0]["result"], "depends", "{v:?}");
@@ -1076,4 +1106,41 @@ fn depends_outcomes_collapse_and_semicolon_lists_stay_whole() {
         bullets[0].contains("`<; ${env{RELAY_FROM_HOSTS}{$value}{}}`"),
         "{out}"
     );
+}
+
+/// Issue #16 item 1: AUTH through an authenticator that reads a file named by tainted data
+/// always fails on Exim >= 4.94 (435; the oracle test of EX161 checks that answer with
+/// `exim -bh`), so simulate has no authenticated branch there; on 4.93 the login works.
+#[test]
+fn a_taint_broken_authenticator_gives_no_authenticated_branch() {
+    let conf = "primary_hostname = mx.example.org\ndomainlist local_domains = example.org\n\
+        acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept authenticated = *\n\
+        \x20 require message = relay not permitted\n          domains = +local_domains\n  accept\n\
+        begin authenticators\nplain_server:\n  driver = plaintext\n  public_name = PLAIN\n\
+        \x20 server_prompts = :\n  server_condition = ${if eq{$auth3}{${readfile{/etc/exim/pw/$auth2}}}}\n";
+    let t = tree(&[("etc/exim/exim.conf", conf)]);
+    let ask = |version: &str| {
+        simulate(
+            t.path(),
+            &[
+                "--client",
+                "198.51.100.1",
+                "--sasl-user",
+                "bob",
+                "--rcpt",
+                "x@gmail.com",
+                "--helo",
+                "client.example",
+                "--exim-version",
+                version,
+            ],
+        )
+    };
+    let v = ask("4.96");
+    assert_eq!(v[0]["result"], "reject", "{v:?}");
+    let effect = v[0]["trace"][0]["effect"].as_str().unwrap();
+    assert!(effect.contains("AUTH cannot succeed here"), "{v:?}");
+    assert!(effect.contains("435"), "{v:?}");
+    let v = ask("4.93");
+    assert_eq!(v[0]["result"], "accept", "{v:?}");
 }

@@ -529,6 +529,33 @@ impl<'a> Eval<'a> {
     }
 
     /// Decide one condition, with what a decided match rested on (for the trace).
+    /// Why a client that reaches the RCPT ACL must have sent HELO/EHLO: hosts_require_helo
+    /// (Exim 4.95 NewStuff 16; default `*` in globals.c) matches it, and MAIL before HELO
+    /// gets `503 HELO or EHLO required` (checked with `exim -bh` 4.96). None before 4.95, or
+    /// when the list does not (surely) match the client.
+    fn helo_required(&self, m: &Matcher) -> Option<String> {
+        let version = super::checks::effective_version(self.ctx);
+        if version.as_ref().is_some_and(|v| !v.at_least(4, 95)) {
+            return None;
+        }
+        match self.cfg.option("hosts_require_helo") {
+            None => Some(format!(
+                "hosts_require_helo is * by default since Exim 4.95{}: MAIL before HELO gets 503, so a client that gets this far has said HELO",
+                match &version {
+                    Some(v) => format!(" ({})", v.source),
+                    None => String::new(),
+                }
+            )),
+            Some(o) => match m.list(ListKind::Host, &o.value, "", 0) {
+                M::Yes => Some(format!(
+                    "hosts_require_helo = {} matches the client: MAIL before HELO gets 503, so a client that gets this far has said HELO",
+                    o.value.trim()
+                )),
+                _ => None,
+            },
+        }
+    }
+
     fn cond_noted(&self, c: &Cond) -> (M, Vec<String>) {
         let m = self.matcher();
         let r = self.cond_raw(c, &m);
@@ -588,17 +615,32 @@ impl<'a> Eval<'a> {
                 }
                 _ => M::Unknown(format!("the port the client connected to ({})", v.trim())),
             },
-            "condition" if helo_test(v).is_some() => match (helo_test(v), &self.env.helo) {
-                // Only simulate knows the HELO name; lint leaves it open.
-                (Some(want_defined), Some(_)) => {
-                    if want_defined {
-                        M::Yes
-                    } else {
-                        M::No
+            "condition" if helo_test(v).is_some() => {
+                // Only simulate knows the HELO name; without one, a client that reaches RCPT
+                // has said HELO wherever Exim requires it (hosts_require_helo).
+                let required = match self.env.helo {
+                    Some(_) => None,
+                    None => self.helo_required(m),
+                };
+                match (helo_test(v), &self.env.helo, required) {
+                    (Some(want_defined), Some(_), _) => {
+                        if want_defined {
+                            M::Yes
+                        } else {
+                            M::No
+                        }
                     }
+                    (Some(want_defined), None, Some(why)) => {
+                        m.notes.borrow_mut().push(why);
+                        if want_defined {
+                            M::Yes
+                        } else {
+                            M::No
+                        }
+                    }
+                    _ => M::Unknown(format!("the HELO name ({})", v.trim())),
                 }
-                _ => M::Unknown(format!("the HELO name ({})", v.trim())),
-            },
+            }
             "verify" => self.verify(v),
             "dnslists" => M::Unknown(format!("the DNS blocklist lookup dnslists = {}", v.trim())),
             "ratelimit" => M::Unknown(format!("the rate limit ratelimit = {}", v.trim())),

@@ -1231,7 +1231,7 @@ fn replace_in_line(origin: &Origin, old: &str, new: &str, why: &str) -> Option<F
 
 /// The Exim version the version-dependent rules apply: `--target-version` (a pre-upgrade
 /// check), else the one in use (`--exim-version`, the installed package); None when unknown.
-fn effective_version(ctx: &Context) -> Option<super::version::EximVersion> {
+pub fn effective_version(ctx: &Context) -> Option<super::version::EximVersion> {
     if let Some(t) = ctx.options.target_version.as_deref() {
         let (major, minor) = super::version::parse(t)?;
         return Some(super::version::EximVersion {

@@ -597,9 +597,11 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
                     file: PathBuf::from("(SMTP)"),
                     line: 0,
                     entry: format!("AUTH as {user} (--sasl-user)"),
-                    effect: format!(
-                        "ignored: Exim offers no AUTH here ({why}), so the client is simulated as unauthenticated"
-                    ),
+                    effect: if why.starts_with(LOGIN_FAILS) {
+                        format!("ignored: AUTH cannot succeed here ({why}), so the client is simulated as unauthenticated")
+                    } else {
+                        format!("ignored: Exim offers no AUTH here ({why}), so the client is simulated as unauthenticated")
+                    },
                 },
             );
         }
@@ -609,9 +611,24 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
 }
 
 /// Why Exim would not offer AUTH at all, if it would not.
+/// How [`auth_not_offered`] says that AUTH is offered but can never succeed.
+const LOGIN_FAILS: &str = "every login fails with 435 Unable to authenticate at present";
+
 fn auth_not_offered(ctx: &Context, cfg: &Config) -> Option<String> {
-    if cfg.server_authenticators().is_empty() {
+    let servers = cfg.server_authenticators();
+    if servers.is_empty() {
         return Some("no authenticator has a server side".into());
+    }
+    // Offered, but every login fails: AUTH through an authenticator that reads a file named
+    // by tainted data answers 435 on Exim >= 4.94/4.95 (ChangeLog 4.94 JH/20, 4.95), so the
+    // authenticated branch does not exist (issue #16 item 1).
+    let version = checks::effective_version(ctx);
+    let broken: Vec<String> = servers
+        .iter()
+        .filter_map(|d| taint::broken_authenticator(cfg, version.as_ref(), d))
+        .collect();
+    if broken.len() == servers.len() {
+        return Some(format!("{LOGIN_FAILS}: {}", broken.join("; ")));
     }
     let empty = cfg.option("auth_advertise_hosts").is_some_and(|o| {
         lists::expand(ctx, &o.value)

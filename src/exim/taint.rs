@@ -350,6 +350,26 @@ fn refusal(version: Option<&EximVersion>, cfg: &Config) -> Option<(Severity, Str
     }
 }
 
+/// Why AUTH through server authenticator `d` always fails under `version`: an option that
+/// names a file by tainted data where Exim refuses it (every login answers `435 Unable to
+/// authenticate at present`). None when it can work, or when the version allows it.
+pub fn broken_authenticator(
+    cfg: &Config,
+    version: Option<&EximVersion>,
+    d: &Driver,
+) -> Option<String> {
+    let (_, why) = refusal(version, cfg)?;
+    d.options.iter().find_map(|o| {
+        let h = scan(&o.value).into_iter().find(|h| !h.unquoted_query)?;
+        Some(format!(
+            "authenticator {}: `{}` names a file by tainted {}, which {why}",
+            d.name,
+            o.name,
+            h.vars.join(", ")
+        ))
+    })
+}
+
 /// EX161 findings for the whole configuration.
 pub fn check(cfg: &Config, version: Option<&EximVersion>, out: &mut Vec<Finding>) {
     let mut add = |place: &Place, name: &str, hits: Vec<Hit>, list: bool, o: &Origin| {
