@@ -102,9 +102,6 @@ fn condition(p: pest::iterators::Pair<'_, Rule>, line: &LogicalLine) -> Cond {
 pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
     let mut cfg = Config::default();
     let mut sec = Section::Main;
-    let mut err = |line: &LogicalLine, msg: String| {
-        findings.push(Finding::new("EX002", Mta::Exim, msg).at(line.origin.location()));
-    };
     for (idx, line) in lines.iter().enumerate() {
         let line = line.clone();
         let text = line.text.as_str();
@@ -138,6 +135,7 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
                 }
                 None => {
                     err(
+                        findings,
                         &line,
                         format!(
                             "unknown configuration section \"begin {name}\"; Exim refuses to start"
@@ -149,142 +147,166 @@ pub fn build(lines: Vec<LogicalLine>, findings: &mut Vec<Finding>) -> Config {
             continue;
         }
         match sec {
-            Section::Main => {
-                if let Some(Ok(mut p)) = text
-                    .contains("list")
-                    .then(|| EximLine::parse(Rule::named_list, text))
-                {
-                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let kind = pair_text(&mut it, false);
-                    let name = pair_text(&mut it, false);
-                    let value = pair_text(&mut it, true);
-                    let kind = match kind.trim_end_matches("_cache") {
-                        "domainlist" => ListKind::Domain,
-                        "hostlist" => ListKind::Host,
-                        "addresslist" => ListKind::Address,
-                        _ => ListKind::LocalPart,
-                    };
-                    if cfg.lists.iter().any(|l| l.name == name) {
-                        err(&line, format!("there is already a named list called \"{name}\"; Exim refuses to start"));
-                    }
-                    cfg.lists.push(NamedList {
-                        kind,
-                        name,
-                        value,
-                        origin: line.origin.clone(),
-                        macros_used: line.macros_used.clone(),
-                    });
-                } else if let Some(o) = option(&line) {
-                    cfg.options.push(o);
-                } else {
-                    err(
-                        &line,
-                        format!("option setting expected: `{text}`; Exim refuses to start"),
-                    );
-                }
-            }
-            Section::Acl => {
-                if let Some(Ok(mut p)) =
-                    starts_with_verb(text).then(|| EximLine::parse(Rule::acl_verb_line, text))
-                {
-                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let v = it.next().and_then(|x| verb(x.as_str()));
-                    let first = it
-                        .find(|c| c.as_rule() == Rule::acl_condition)
-                        .map(|c| condition(c, &line));
-                    match (cfg.acls.last_mut(), v) {
-                        (Some(acl), Some(v)) => acl.stmts.push(Stmt {
-                            verb: v,
-                            origin: line.origin.clone(),
-                            conds: first.into_iter().collect(),
-                        }),
-                        _ => err(
-                            &line,
-                            format!(
-                                "ACL statement `{text}` before any ACL name; Exim refuses to start"
-                            ),
-                        ),
-                    }
-                } else if let Some(Ok(mut p)) =
-                    looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
-                {
-                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = pair_text(&mut it, false);
-                    cfg.acls.push(Acl {
-                        name,
-                        origin: line.origin.clone(),
-                        stmts: Vec::new(),
-                    });
-                } else if let Ok(mut p) = EximLine::parse(Rule::acl_condition_line, text) {
-                    let c = p
-                        .next()
-                        .and_then(|x| x.into_inner().next())
-                        .map(|c| condition(c, &line));
-                    match (cfg.acls.last_mut().and_then(|a| a.stmts.last_mut()), c) {
-                        (Some(s), Some(c)) => s.conds.push(c),
-                        _ => err(
-                            &line,
-                            format!(
-                                "ACL condition `{text}` outside a statement; Exim refuses to start"
-                            ),
-                        ),
-                    }
-                } else {
-                    err(
-                        &line,
-                        format!("ACL line not understood: `{text}`; Exim refuses to start"),
-                    );
-                }
-            }
+            Section::Main => main_line(&mut cfg, &line, findings),
+            Section::Acl => acl_line(&mut cfg, &line, findings),
             Section::Routers | Section::Transports | Section::Authenticators => {
-                if let Some(Ok(mut p)) =
-                    looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
-                {
-                    let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
-                    let name = pair_text(&mut it, false);
-                    let rest = pair_text(&mut it, true);
-                    let mut d = Driver {
-                        name,
-                        origin: line.origin.clone(),
-                        options: Vec::new(),
-                    };
-                    if !rest.is_empty() {
-                        let l2 = LogicalLine {
-                            text: rest,
-                            origin: line.origin.clone(),
-                            macros_used: line.macros_used.clone(),
-                        };
-                        if let Some(o) = option(&l2) {
-                            d.options.push(o);
-                        }
-                    }
-                    let list = match sec {
-                        Section::Routers => &mut cfg.routers,
-                        Section::Transports => &mut cfg.transports,
-                        _ => &mut cfg.authenticators,
-                    };
-                    list.push(d);
-                } else if let Some(o) = option(&line) {
-                    let list = match sec {
-                        Section::Routers => &mut cfg.routers,
-                        Section::Transports => &mut cfg.transports,
-                        _ => &mut cfg.authenticators,
-                    };
-                    match list.last_mut() {
-                        Some(d) => d.options.push(o),
-                        None => err(&line, format!("option `{text}` before any driver instance name; Exim refuses to start")),
-                    }
-                } else {
-                    err(
-                        &line,
-                        format!("driver option expected: `{text}`; Exim refuses to start"),
-                    );
-                }
+                driver_line(&mut cfg, sec, &line, findings)
             }
             Section::Retry | Section::Rewrite | Section::LocalScan | Section::Unknown => {}
         }
     }
     cfg
+}
+
+/// A configuration error at `line`: Exim refuses to start.
+fn err(findings: &mut Vec<Finding>, line: &LogicalLine, msg: String) {
+    findings.push(Finding::new("EX002", Mta::Exim, msg).at(line.origin.location()));
+}
+
+/// A main-section line: a named list or an option setting.
+fn main_line(cfg: &mut Config, line: &LogicalLine, findings: &mut Vec<Finding>) {
+    let text = line.text.as_str();
+    if let Some(Ok(mut p)) = text
+        .contains("list")
+        .then(|| EximLine::parse(Rule::named_list, text))
+    {
+        let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+        let kind = pair_text(&mut it, false);
+        let name = pair_text(&mut it, false);
+        let value = pair_text(&mut it, true);
+        let kind = match kind.trim_end_matches("_cache") {
+            "domainlist" => ListKind::Domain,
+            "hostlist" => ListKind::Host,
+            "addresslist" => ListKind::Address,
+            _ => ListKind::LocalPart,
+        };
+        if cfg.lists.iter().any(|l| l.name == name) {
+            err(
+                findings,
+                line,
+                format!("there is already a named list called \"{name}\"; Exim refuses to start"),
+            );
+        }
+        cfg.lists.push(NamedList {
+            kind,
+            name,
+            value,
+            origin: line.origin.clone(),
+            macros_used: line.macros_used.clone(),
+        });
+    } else if let Some(o) = option(line) {
+        cfg.options.push(o);
+    } else {
+        err(
+            findings,
+            line,
+            format!("option setting expected: `{text}`; Exim refuses to start"),
+        );
+    }
+}
+
+/// An ACL-section line: a statement, an ACL name, or a condition continuing a statement.
+fn acl_line(cfg: &mut Config, line: &LogicalLine, findings: &mut Vec<Finding>) {
+    let text = line.text.as_str();
+    if let Some(Ok(mut p)) =
+        starts_with_verb(text).then(|| EximLine::parse(Rule::acl_verb_line, text))
+    {
+        let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+        let v = it.next().and_then(|x| verb(x.as_str()));
+        let first = it
+            .find(|c| c.as_rule() == Rule::acl_condition)
+            .map(|c| condition(c, line));
+        match (cfg.acls.last_mut(), v) {
+            (Some(acl), Some(v)) => acl.stmts.push(Stmt {
+                verb: v,
+                origin: line.origin.clone(),
+                conds: first.into_iter().collect(),
+            }),
+            _ => err(
+                findings,
+                line,
+                format!("ACL statement `{text}` before any ACL name; Exim refuses to start"),
+            ),
+        }
+    } else if let Some(Ok(mut p)) =
+        looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
+    {
+        let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+        let name = pair_text(&mut it, false);
+        cfg.acls.push(Acl {
+            name,
+            origin: line.origin.clone(),
+            stmts: Vec::new(),
+        });
+    } else if let Ok(mut p) = EximLine::parse(Rule::acl_condition_line, text) {
+        let c = p
+            .next()
+            .and_then(|x| x.into_inner().next())
+            .map(|c| condition(c, line));
+        match (cfg.acls.last_mut().and_then(|a| a.stmts.last_mut()), c) {
+            (Some(s), Some(c)) => s.conds.push(c),
+            _ => err(
+                findings,
+                line,
+                format!("ACL condition `{text}` outside a statement; Exim refuses to start"),
+            ),
+        }
+    } else {
+        err(
+            findings,
+            line,
+            format!("ACL line not understood: `{text}`; Exim refuses to start"),
+        );
+    }
+}
+
+/// A line in the routers, transports or authenticators section: a driver instance name
+/// (optionally with its first option on the same line) or an option of the last driver.
+fn driver_line(cfg: &mut Config, sec: Section, line: &LogicalLine, findings: &mut Vec<Finding>) {
+    let text = line.text.as_str();
+    let list = match sec {
+        Section::Routers => &mut cfg.routers,
+        Section::Transports => &mut cfg.transports,
+        _ => &mut cfg.authenticators,
+    };
+    if let Some(Ok(mut p)) =
+        looks_like_header(text).then(|| EximLine::parse(Rule::instance_header, text))
+    {
+        let mut it = p.next().map(|x| x.into_inner()).into_iter().flatten();
+        let name = pair_text(&mut it, false);
+        let rest = pair_text(&mut it, true);
+        let mut d = Driver {
+            name,
+            origin: line.origin.clone(),
+            options: Vec::new(),
+        };
+        if !rest.is_empty() {
+            let l2 = LogicalLine {
+                text: rest,
+                origin: line.origin.clone(),
+                macros_used: line.macros_used.clone(),
+            };
+            if let Some(o) = option(&l2) {
+                d.options.push(o);
+            }
+        }
+        list.push(d);
+    } else if let Some(o) = option(line) {
+        match list.last_mut() {
+            Some(d) => d.options.push(o),
+            None => err(
+                findings,
+                line,
+                format!("option `{text}` before any driver instance name; Exim refuses to start"),
+            ),
+        }
+    } else {
+        err(
+            findings,
+            line,
+            format!("driver option expected: `{text}`; Exim refuses to start"),
+        );
+    }
 }
 
 /// Cheap pre-checks so that pest only runs the rule that can match (a failed parse builds

@@ -191,6 +191,24 @@ const CONDS: &[(&str, usize, usize, i8)] = &[
 /// next_cstate[state][action]: 0 = reading, 1 = skipping to .else/.elif, 2 = skipping to .endif.
 const NEXT: [[u8; 4]; 3] = [[0, 1, 2, 2], [2, 2, 0, 1], [2, 2, 2, 2]];
 
+/// `.include PATH` / `.include_if_exists PATH` (a name followed by a space or tab; the path
+/// may be in double quotes): the path and whether it is `_if_exists`.
+fn include_directive(text: &str) -> Option<(&str, bool)> {
+    let rest = text.strip_prefix(".include")?;
+    let (if_exists, path) = match rest.strip_prefix("_if_exists") {
+        Some(p) => (true, p),
+        None => (false, rest),
+    };
+    if !path.starts_with([' ', '\t']) {
+        return None;
+    }
+    let mut p = path.trim();
+    if p.len() >= 2 && p.starts_with('"') && p.ends_with('"') {
+        p = &p[1..p.len() - 1];
+    }
+    Some((p, if_exists))
+}
+
 pub struct Reader<'a> {
     ctx: &'a Context,
     pub macros: Vec<Macro>,
@@ -471,47 +489,14 @@ impl<'a> Reader<'a> {
                 continue;
             }
             if let Some(rest) = text.strip_prefix('.') {
-                let mut handled = false;
-                for &(name, a1, a2, pushpop) in CONDS {
-                    if !rest.starts_with(name) {
-                        continue;
-                    }
-                    handled = true;
-                    // readconf.c accepts ' ', 't' (sic), newline or end after the name.
-                    match rest.as_bytes().get(name.len()) {
-                        None | Some(b' ') | Some(b't') => {}
-                        Some(_) => {
-                            self.err("EX002", &phys.origin, format!(
-                                "`{}` is ignored by Exim: the directive name must be followed by a space", text.trim_end()));
-                            break;
-                        }
-                    }
-                    let found = !used.is_empty();
-                    let action = if found { a1 } else { a2 };
-                    if pushpop > 0 {
-                        if cstack.len() >= 9 {
-                            self.err(
-                                "EX002",
-                                &phys.origin,
-                                format!(".{name} nested too deeply (Exim allows 10 levels); Exim refuses to start"),
-                            );
-                        }
-                        cstack.push((cstate, phys.origin.clone()));
-                        cstate = NEXT[cstate as usize][action];
-                    } else if cstack.is_empty() {
-                        self.err(
-                            "EX002",
-                            &phys.origin,
-                            format!(".{name} without matching .ifdef; Exim refuses to start"),
-                        );
-                    } else if pushpop < 0 {
-                        cstate = cstack.pop().map(|(s, _)| s).unwrap_or(0);
-                    } else {
-                        cstate = NEXT[cstate as usize][action];
-                    }
-                    break;
-                }
-                if handled {
+                if self.conditional(
+                    rest,
+                    &text,
+                    !used.is_empty(),
+                    &phys.origin,
+                    &mut cstate,
+                    &mut cstack,
+                ) {
                     continue;
                 }
             }
@@ -521,20 +506,9 @@ impl<'a> Reader<'a> {
             // Debian: update-exim4.conf inserts its macros after this line (sed on the
             // concatenated text, so only a line starting in column 0 counts).
             let seed_here = phys.text.starts_with("UPEX4CmacrosUPEX4C");
-            if let Some(rest) = text.strip_prefix(".include") {
-                let (if_exists, path) = if let Some(p) = rest.strip_prefix("_if_exists") {
-                    (true, p)
-                } else {
-                    (false, rest)
-                };
-                if path.starts_with([' ', '\t']) {
-                    let mut p = path.trim();
-                    if p.len() >= 2 && p.starts_with('"') && p.ends_with('"') {
-                        p = &p[1..p.len() - 1];
-                    }
-                    self.include(p, if_exists, &phys, &mut stack);
-                    continue;
-                }
+            if let Some((p, if_exists)) = include_directive(&text) {
+                self.include(p, if_exists, &phys, &mut stack);
+                continue;
             }
             if cur.is_none() {
                 if text.is_empty() {
@@ -590,6 +564,63 @@ impl<'a> Reader<'a> {
             findings: self.findings,
             files: self.files,
         }
+    }
+
+    /// One `.ifdef`/`.ifndef`/`.elifdef`/`.elifndef`/`.else`/`.endif` line (`rest` is the
+    /// text after the dot; `found` says whether a macro was substituted in it). Updates the
+    /// conditional state and stack; returns whether the line was such a directive.
+    fn conditional(
+        &mut self,
+        rest: &str,
+        text: &str,
+        found: bool,
+        origin: &Origin,
+        cstate: &mut u8,
+        cstack: &mut Vec<(u8, Origin)>,
+    ) -> bool {
+        let Some(&(name, a1, a2, pushpop)) = CONDS.iter().find(|c| rest.starts_with(c.0)) else {
+            return false;
+        };
+        // readconf.c accepts ' ', 't' (sic), newline or end after the name.
+        match rest.as_bytes().get(name.len()) {
+            None | Some(b' ') | Some(b't') => {}
+            Some(_) => {
+                self.err(
+                    "EX002",
+                    origin,
+                    format!(
+                        "`{}` is ignored by Exim: the directive name must be followed by a space",
+                        text.trim_end()
+                    ),
+                );
+                return true;
+            }
+        }
+        let action = if found { a1 } else { a2 };
+        if pushpop > 0 {
+            if cstack.len() >= 9 {
+                self.err(
+                    "EX002",
+                    origin,
+                    format!(
+                        ".{name} nested too deeply (Exim allows 10 levels); Exim refuses to start"
+                    ),
+                );
+            }
+            cstack.push((*cstate, origin.clone()));
+            *cstate = NEXT[*cstate as usize][action];
+        } else if cstack.is_empty() {
+            self.err(
+                "EX002",
+                origin,
+                format!(".{name} without matching .ifdef; Exim refuses to start"),
+            );
+        } else if pushpop < 0 {
+            *cstate = cstack.pop().map(|(s, _)| s).unwrap_or(0);
+        } else {
+            *cstate = NEXT[*cstate as usize][action];
+        }
+        true
     }
 
     fn finish_line(
