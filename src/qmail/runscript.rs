@@ -409,20 +409,7 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
         let mut only_assignments = true;
         let mut prev: Option<&[String]> = None;
         for (sep, cmd) in commands(&ws) {
-            let mut k = 0;
-            let mut pattern = None;
-            while let Some(w) = cmd.get(k) {
-                let in_case = blocks.last().is_some_and(|b| b.case);
-                if matches!(w.as_str(), "then" | "else" | "do" | "{" | "}" | "!") {
-                    k += 1;
-                } else if in_case && w.ends_with(')') && !w.contains('=') {
-                    pattern = Some(w.clone());
-                    k += 1;
-                } else {
-                    break;
-                }
-            }
-            let rest = cmd.get(k..).unwrap_or(&[]);
+            let (rest, pattern) = command_words(cmd, &blocks);
             let after_andor = matches!(sep, Some("&&") | Some("||"));
             let andor_cond = prev
                 .filter(|_| after_andor)
@@ -472,76 +459,14 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
                         .join("; ")
                 })
             });
-            let conditional = condition.is_some();
-            let mut k = 0;
-            let exported = rest.first().map(|w| w == "export").unwrap_or(false);
-            if exported {
-                k += 1;
-            }
-            let mut assigned_any = false;
-            while let Some(w) = rest.get(k) {
-                let raw = w.trim_start_matches('\u{0}');
-                match raw.split_once('=') {
-                    Some((name, _)) if is_name(name) => {
-                        let value = if w.starts_with('\u{0}') {
-                            None
-                        } else {
-                            expand(&w[name.len() + 1..], &vars)
-                        };
-                        let keep_old = conditional
-                            && vars
-                                .get(name)
-                                .map(|o| o.value.as_deref().is_some_and(|v| !v.is_empty()))
-                                .unwrap_or(false)
-                            && value.as_deref().is_some_and(str::is_empty);
-                        let was_exported = vars.get(name).map(|o| o.exported).unwrap_or(false);
-                        if !keep_old {
-                            vars.insert(
-                                name.to_string(),
-                                ShVar {
-                                    value,
-                                    line: line_no,
-                                    exported: exported || was_exported,
-                                    conditional,
-                                    condition: condition.clone(),
-                                },
-                            );
-                        }
-                        assigned_any = true;
-                    }
-                    _ if exported && is_name(raw) => {
-                        let e = vars.entry(raw.to_string()).or_insert(ShVar {
-                            value: None,
-                            line: line_no,
-                            exported: true,
-                            conditional,
-                            condition: condition.clone(),
-                        });
-                        e.exported = true;
-                    }
-                    _ => break,
-                }
-                k += 1;
-            }
-            if !(assigned_any && k >= rest.len() || exported) {
+            if !assign(rest, line_no, condition, &mut vars) {
                 only_assignments = false;
             }
         }
         if only_assignments {
             continue;
         }
-        // The server command: expand every word, then split expanded words again (an
-        // unquoted $CMD holding a whole command line).
-        let mut expanded: Vec<Option<String>> = Vec::new();
-        for w in &ws {
-            match expand(w, &vars) {
-                Some(x) if w.contains('$') => {
-                    expanded.extend(x.split_whitespace().map(|s| Some(s.to_string())))
-                }
-                Some(x) => expanded.push(Some(x)),
-                None => expanded.push(Some(w.trim_start_matches('\u{0}').to_string())),
-            }
-        }
+        let expanded = expand_command(&ws, &vars);
         let has = |n: &str| expanded.iter().flatten().any(|w| basename(w) == n);
         if (has("tcpserver") || has("sslserver")) && has("qmail-smtpd") {
             command = Some((line_no, expanded));
@@ -579,6 +504,104 @@ pub fn parse_run_script(file: Arc<SourceFile>, dir_name: &str) -> Option<Service
     svc.env.sort_by_key(|e| e.line);
     read_command(&mut svc, &cmd);
     Some(svc)
+}
+
+/// A simple command without its leading block words (`then`, `do`, `{`, `!`, ...) and, in
+/// a case block, the `pattern)` it starts with.
+fn command_words<'a>(cmd: &'a [String], blocks: &[Block]) -> (&'a [String], Option<String>) {
+    let mut k = 0;
+    let mut pattern = None;
+    while let Some(w) = cmd.get(k) {
+        let in_case = blocks.last().is_some_and(|b| b.case);
+        if matches!(w.as_str(), "then" | "else" | "do" | "{" | "}" | "!") {
+            k += 1;
+        } else if in_case && w.ends_with(')') && !w.contains('=') {
+            pattern = Some(w.clone());
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    (cmd.get(k..).unwrap_or(&[]), pattern)
+}
+
+/// Follow the assignments (`A=b`, `export A=b C`) that start the command `rest` under
+/// `condition` (None: unconditional). True when the command is nothing but assignments or
+/// an `export`.
+fn assign(
+    rest: &[String],
+    line_no: usize,
+    condition: Option<String>,
+    vars: &mut HashMap<String, ShVar>,
+) -> bool {
+    let conditional = condition.is_some();
+    let mut k = 0;
+    let exported = rest.first().map(|w| w == "export").unwrap_or(false);
+    if exported {
+        k += 1;
+    }
+    let mut assigned_any = false;
+    while let Some(w) = rest.get(k) {
+        let raw = w.trim_start_matches('\u{0}');
+        match raw.split_once('=') {
+            Some((name, _)) if is_name(name) => {
+                let value = if w.starts_with('\u{0}') {
+                    None
+                } else {
+                    expand(&w[name.len() + 1..], vars)
+                };
+                let keep_old = conditional
+                    && vars
+                        .get(name)
+                        .map(|o| o.value.as_deref().is_some_and(|v| !v.is_empty()))
+                        .unwrap_or(false)
+                    && value.as_deref().is_some_and(str::is_empty);
+                let was_exported = vars.get(name).map(|o| o.exported).unwrap_or(false);
+                if !keep_old {
+                    vars.insert(
+                        name.to_string(),
+                        ShVar {
+                            value,
+                            line: line_no,
+                            exported: exported || was_exported,
+                            conditional,
+                            condition: condition.clone(),
+                        },
+                    );
+                }
+                assigned_any = true;
+            }
+            _ if exported && is_name(raw) => {
+                let e = vars.entry(raw.to_string()).or_insert(ShVar {
+                    value: None,
+                    line: line_no,
+                    exported: true,
+                    conditional,
+                    condition: condition.clone(),
+                });
+                e.exported = true;
+            }
+            _ => break,
+        }
+        k += 1;
+    }
+    assigned_any && k >= rest.len() || exported
+}
+
+/// The server command: expand every word, then split expanded words again (an unquoted
+/// $CMD holding a whole command line).
+fn expand_command(ws: &[String], vars: &HashMap<String, ShVar>) -> Vec<Option<String>> {
+    let mut expanded: Vec<Option<String>> = Vec::new();
+    for w in ws {
+        match expand(w, vars) {
+            Some(x) if w.contains('$') => {
+                expanded.extend(x.split_whitespace().map(|s| Some(s.to_string())))
+            }
+            Some(x) => expanded.push(Some(x)),
+            None => expanded.push(Some(w.trim_start_matches('\u{0}').to_string())),
+        }
+    }
+    expanded
 }
 
 /// Options of tcpserver/sslserver that take an argument.
