@@ -29,6 +29,9 @@ pub struct Zone {
     /// The reply filter to use (Postfix `zone=FILTER` syntax), for filter zones.
     #[serde(default)]
     pub filter: Option<String>,
+    /// A domain list (RHSBL): it answers an error, or nothing, to client IP queries.
+    #[serde(default)]
+    pub domains: bool,
 }
 
 #[derive(Deserialize)]

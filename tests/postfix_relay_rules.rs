@@ -610,6 +610,60 @@ fn postscreen_dnsbl_follows_action_weight_and_threshold() {
     assert!(pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_sites = zen.spamhaus.org=127.0.0.[2..11]*3\n").is_empty());
 }
 
+/// Issue #15 item 9: weights add up, and the DBL is a domain list.
+#[test]
+fn postscreen_weights_add_up_and_dbl_is_not_an_ip_list() {
+    let base = "compatibility_level = 3.6\nmydestination = example.com\n";
+    let pf106 = |extra: &str| -> Vec<serde_json::Value> {
+        let fs = lint(&format!("{base}{extra}"), None);
+        with_code(&fs, "PF106").into_iter().cloned().collect()
+    };
+    // Two unfiltered Spamhaus zones, each below the threshold, together at it: through a
+    // public resolver both answer 127.255.255.254 for every client, 2 + 1 >= 3.
+    let fs = pf106("postscreen_dnsbl_action = enforce\npostscreen_dnsbl_threshold = 3\npostscreen_dnsbl_sites = zen.spamhaus.org*2, bl.spamcop.net, sbl.spamhaus.org*1\n");
+    let sum: Vec<_> = fs
+        .iter()
+        .filter(|f| f["message"].as_str().unwrap().contains("add up to 3"))
+        .collect();
+    assert_eq!(sum.len(), 1, "{fs:#?}");
+    assert_eq!(sum[0]["severity"], "error");
+    assert_eq!(sum[0]["line"], 5);
+    let msg = sum[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("zen.spamhaus.org (weight 2), sbl.spamhaus.org (weight 1)"),
+        "{msg}"
+    );
+    // Healthy twins: filtered, or below the threshold together, or not enforced.
+    for twin in [
+        "postscreen_dnsbl_action = enforce\npostscreen_dnsbl_threshold = 3\npostscreen_dnsbl_sites = zen.spamhaus.org=127.0.0.[2..11]*2, sbl.spamhaus.org=127.0.0.[2..11]*1\n",
+        "postscreen_dnsbl_action = enforce\npostscreen_dnsbl_threshold = 4\npostscreen_dnsbl_sites = zen.spamhaus.org*2, sbl.spamhaus.org*1\n",
+        "postscreen_dnsbl_threshold = 3\npostscreen_dnsbl_sites = zen.spamhaus.org*2, sbl.spamhaus.org*1\n",
+    ] {
+        assert!(
+            !pf106(twin).iter().any(|f| f["message"].as_str().unwrap().contains("add up to")),
+            "{twin}"
+        );
+    }
+    // dbl.spamhaus.org asked about client IPs: 127.0.1.255 for every query.
+    let fs = pf106("smtpd_client_restrictions = reject_rbl_client dbl.spamhaus.org\n");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "error");
+    assert!(
+        fs[0]["message"].as_str().unwrap().contains("127.0.1.255"),
+        "{fs:#?}"
+    );
+    // Filtered, it blocks nothing: a warning.
+    let fs =
+        pf106("smtpd_client_restrictions = reject_rbl_client dbl.spamhaus.org=127.0.1.[2..99]\n");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "warning");
+    // As a domain list it is right: no finding with the filter.
+    assert!(pf106(
+        "smtpd_sender_restrictions = reject_rhsbl_sender dbl.spamhaus.org=127.0.1.[2..99]\n"
+    )
+    .is_empty());
+}
+
 #[test]
 fn pf106_points_at_the_entry_of_a_multiline_list() {
     let main = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_recipient_restrictions =\n    permit_mynetworks,\n    reject_unauth_destination,\n    reject_rbl_client zen.spamhaus.org\n";

@@ -176,25 +176,64 @@ struct Postscreen {
     threshold: i64,
 }
 
-/// Judge one zone reference (`zone` or `zone=filter`, postscreen: `zone=filter*weight`).
-fn judge_zone(
-    spec: &str,
-    used_by: &str,
-    loc: Option<Location>,
-    svc: Option<String>,
-    ps: Option<&Postscreen>,
-) -> Option<Finding> {
-    // Postfix syntax: zone[=d.d.d.d-pattern][*weight] (postconf(5) postscreen_dnsbl_sites).
+/// `zone[=d.d.d.d-pattern][*weight]` (postconf(5) postscreen_dnsbl_sites): zone, filter and
+/// weight (default 1).
+fn zone_parts(spec: &str) -> (&str, Option<&str>, i64) {
     let mut parts = spec.splitn(2, '*');
     let no_weight = parts.next().unwrap_or(spec);
     let weight: i64 = parts
         .next()
         .and_then(|w| w.trim().parse().ok())
         .unwrap_or(1);
-    let (zone, filter) = match no_weight.split_once('=') {
-        Some((z, fl)) => (z, Some(fl)),
-        None => (no_weight, None),
+    match no_weight.split_once('=') {
+        Some((z, fl)) => (z, Some(fl), weight),
+        None => (no_weight, None, weight),
+    }
+}
+
+/// A domain blocklist asked about client IP addresses (reject_rbl_client, postscreen):
+/// Spamhaus's DBL answers 127.0.1.255 ("ERROR: IP queries not allowed", Spamhaus zone
+/// documentation, "Available Zones") to every such query.
+fn domain_list_asked_for_ips(
+    zone: &str,
+    filter: Option<&str>,
+    used_by: &str,
+    refusal: &str,
+    blocks_alone: bool,
+) -> (String, Severity, String) {
+    let (what, sev) = match filter {
+        Some(_) => (
+            "with the reply filter it never matches, so the entry blocks nothing".to_string(),
+            Severity::Warning,
+        ),
+        None if blocks_alone => (
+            format!("every client looks listed and all mail is refused with {refusal}"),
+            Severity::Error,
+        ),
+        None => (
+            "every client looks listed and gets its weight added to the postscreen score"
+                .to_string(),
+            Severity::Warning,
+        ),
     };
+    (
+        format!("{used_by} asks the domain blocklist {zone} about client IP addresses: it lists domain names, and answers 127.0.1.255 (IP queries not allowed) to every IP query; {what}"),
+        sev,
+        format!("Remove {zone} from {used_by}; to check sender domains use `reject_rhsbl_sender {zone}=127.0.1.[2..99]`."),
+    )
+}
+
+/// Judge one zone reference (`zone` or `zone=filter`, postscreen: `zone=filter*weight`);
+/// `ip_query`: the zone is asked about client IP addresses (not domain names).
+fn judge_zone(
+    spec: &str,
+    used_by: &str,
+    loc: Option<Location>,
+    svc: Option<String>,
+    ps: Option<&Postscreen>,
+    ip_query: bool,
+) -> Option<Finding> {
+    let (zone, filter, weight) = zone_parts(spec);
     let z = crate::dnsbl::lookup(zone)?;
     use crate::dnsbl::Kind;
     // How a listing turns into a refusal here; None: it cannot refuse by itself.
@@ -238,6 +277,9 @@ fn judge_zone(
         }
     };
     let (msg, sev, help) = match z.kind {
+        _ if z.domains && ip_query => {
+            domain_list_asked_for_ips(zone, filter, used_by, &refusal, blocks_alone)
+        }
         Kind::Defunct => (
             format!(
                 "{used_by} uses the DNS blocklist {zone}, which is defunct (since {}): {}; {}{note}",
@@ -321,7 +363,15 @@ fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 }
                 let used_by = format!("{r} in {list} (listener {name})");
                 let loc = locate_item(ctx, m, si, list, zone);
-                f.extend(judge_zone(zone, &used_by, loc, Some(id.clone()), None));
+                let ip_query = !r.starts_with("reject_rhsbl");
+                f.extend(judge_zone(
+                    zone,
+                    &used_by,
+                    loc,
+                    Some(id.clone()),
+                    None,
+                    ip_query,
+                ));
             }
         }
     }
@@ -334,16 +384,72 @@ fn dnsbl(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             .parse()
             .unwrap_or(1),
     };
-    for zone in list_items(&scope.value("postscreen_dnsbl_sites")) {
-        let loc = locate_item(ctx, m, None, "postscreen_dnsbl_sites", &zone);
+    let sites = list_items(&scope.value("postscreen_dnsbl_sites"));
+    for zone in &sites {
+        let loc = locate_item(ctx, m, None, "postscreen_dnsbl_sites", zone);
         f.extend(judge_zone(
-            &zone,
+            zone,
             "postscreen_dnsbl_sites",
             loc,
             None,
             Some(&ps),
+            true,
         ));
     }
+    f.extend(weights_add_up(ctx, m, &sites, &ps));
+}
+
+/// postscreen adds the weights of every site that lists a client (postscreen(8)). Through a
+/// public resolver each unfiltered Spamhaus zone answers 127.255.255.254, so it "lists"
+/// every client: when their weights together reach postscreen_dnsbl_threshold and the action
+/// refuses, every client is refused, though no one of them could do it alone (issue #15
+/// item 9). The zones that reach the threshold alone are reported by `judge_zone` already.
+fn weights_add_up(ctx: &Context, m: &Model, sites: &[String], ps: &Postscreen) -> Option<Finding> {
+    let action = ps.action.to_ascii_lowercase();
+    if action != "enforce" && action != "drop" {
+        return None;
+    }
+    let unfiltered: Vec<(&str, i64)> = sites
+        .iter()
+        .map(|s| zone_parts(s))
+        .filter(|(zone, filter, _)| {
+            filter.is_none()
+                && crate::dnsbl::lookup(zone).is_some_and(|z| z.kind == crate::dnsbl::Kind::Filter)
+        })
+        .map(|(zone, _, w)| (zone, w))
+        .collect();
+    let sum: i64 = unfiltered.iter().map(|(_, w)| w).sum();
+    let alone = unfiltered.iter().any(|(_, w)| *w >= ps.threshold);
+    if unfiltered.len() < 2 || alone || sum < ps.threshold {
+        return None;
+    }
+    let list = unfiltered
+        .iter()
+        .map(|(z, w)| format!("{z} (weight {w})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reply = if action == "drop" {
+        "`521 5.7.1 Service unavailable` and a dropped connection"
+    } else {
+        "`550 5.7.1 Service unavailable; client [...] blocked using ...`"
+    };
+    let mut fd = Finding::new(
+        "PF106",
+        Mta::Postfix,
+        format!(
+            "postscreen_dnsbl_sites has unfiltered Spamhaus zones whose weights add up to {sum}, at or above postscreen_dnsbl_threshold = {}: {list}. Through a public or open resolver each of them answers 127.255.255.254 for every client, so every client reaches the threshold and is refused with {reply} (postscreen_dnsbl_action = {action})",
+            ps.threshold
+        ),
+    )
+    .severity(Severity::Error)
+    .help("Add the reply filter to each zone (e.g. `zen.spamhaus.org=127.0.0.[2..11]*2`), and query Spamhaus through your own resolver.");
+    if let Some(l) = unfiltered
+        .first()
+        .and_then(|(z, _)| locate_item(ctx, m, None, "postscreen_dnsbl_sites", z))
+    {
+        fd = fd.at(l);
+    }
+    Some(fd)
 }
 
 // ------------------------------------------------------------ PF107 / PF108
