@@ -52,11 +52,7 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<
         );
         if sets.is_empty() && findings.is_empty() {
             let root = ctx.root.dir.as_deref().unwrap_or(Path::new("/"));
-            return Err(format!(
-                "no Postfix, Exim or qmail configuration found under {} \
-                 (looked for etc/postfix*/main.cf, etc/exim4, etc/exim.conf, var/qmail/control)",
-                root.display()
-            ));
+            return Err(nothing_found(root));
         }
         return Ok((sets, findings));
     }
@@ -92,6 +88,19 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<
         }
     }
     Ok((sets, findings))
+}
+
+/// The error when discovery finds nothing: every place each MTA's discovery looked (paths as
+/// the server sees them, under the root), from the same tables the discovery reads.
+fn nothing_found(root: &Path) -> String {
+    format!(
+        "no Postfix, Exim or qmail configuration found under {}; looked for\n  \
+         Postfix: {}\n  Exim: {}\n  qmail: {}",
+        root.display(),
+        postfix::places().join(", "),
+        exim::places().join(", "),
+        qmail::places().join(", "),
+    )
 }
 
 /// Lint everything `collect` finds.

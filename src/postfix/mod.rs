@@ -91,43 +91,64 @@ fn named_pair(dir: &Path, name: &str) -> Option<Files> {
     })
 }
 
-/// Configurations of this MTA on the live system or snapshot: /etc/postfix and postmulti
-/// instances /etc/postfix-* (each with a main.cf), plus any directory listed in the default
-/// instance's multi_instance_directories.
+/// Where packages put Postfix's config_directory, in the order they are looked at. Each
+/// directory holding a main.cf is checked, and so is each postmulti(1) instance beside it
+/// (`<dir>-*`, e.g. /etc/postfix-out).
+/// - /etc/postfix: Postfix's own default (DEF_CONFIG_DIR, src/global/mail_params.h), used by
+///   Debian, RHEL/Fedora, Gentoo (mail-mta/postfix ebuild: `postfix-install
+///   config_directory="/etc/postfix"`) and Alpine (main/postfix/APKBUILD: `make ...
+///   config_directory=/etc/postfix`), and by the FreeBSD port with its INST_BASE option.
+/// - /usr/local/etc/postfix: the FreeBSD port (freebsd-ports mail/postfix/Makefile:
+///   `-DDEF_CONFIG_DIR=\"${ETCDIR}\"`, ETCDIR being ${PREFIX}/etc/${PORTNAME}).
+pub const PLACES: &[&str] = &["/etc/postfix", "/usr/local/etc/postfix"];
+
+/// Every place `discover` looks, for the "nothing found" message.
+pub fn places() -> Vec<String> {
+    let mut out = Vec::new();
+    for p in PLACES {
+        out.push(format!("{p}/main.cf"));
+        out.push(format!("{p}-*/main.cf"));
+    }
+    out.push("the multi_instance_directories of those main.cf".into());
+    out
+}
+
+/// Configurations of this MTA on the live system or snapshot: each directory of `PLACES`
+/// with its postmulti instances, plus any directory listed in a default instance's
+/// multi_instance_directories.
 pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
-    let etc = ctx.root.resolve(Path::new("/etc"));
     let mut dirs: Vec<PathBuf> = Vec::new();
-    let default = etc.join("postfix");
-    if default.is_dir() {
-        dirs.push(default.clone());
-    }
-    for p in crate::discover::list_dir(ctx, &etc, Mta::Postfix, findings) {
-        let is_instance = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("postfix-"));
-        if is_instance && p.is_dir() && p.join("main.cf").exists() {
-            dirs.push(p);
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |dirs: &mut Vec<PathBuf>, d: PathBuf| {
+        // A symlinked /etc/postfix -> /usr/local/etc/postfix is one configuration.
+        if seen.insert(same_file(ctx, &d)) {
+            dirs.push(d);
         }
-    }
-    // postmulti(1): secondary instances may live anywhere; the default main.cf lists them.
-    if let Ok(text) = ctx.root.read_to_string(&default.join("main.cf")) {
-        let m = parse::parse_main(&text);
-        if let Some(e) = m
-            .entries
-            .iter()
-            .rev()
-            .find(|e| e.name == "multi_instance_directories")
-        {
-            for d in e
-                .value
-                .split([' ', ',', '\t'])
-                .filter(|d| d.starts_with('/'))
-            {
-                let real = ctx.root.resolve(Path::new(d));
-                if real.join("main.cf").exists() && !dirs.contains(&real) {
-                    dirs.push(real);
-                }
+    };
+    for place in PLACES {
+        let default = ctx.root.resolve(Path::new(place));
+        if default.is_dir() {
+            add(&mut dirs, default.clone());
+        }
+        let parent = default.parent().map(Path::to_path_buf).unwrap_or_default();
+        let prefix = format!(
+            "{}-",
+            default.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
+        for p in crate::discover::list_dir(ctx, &parent, Mta::Postfix, findings) {
+            let is_instance = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix));
+            if is_instance && p.is_dir() && p.join("main.cf").exists() {
+                add(&mut dirs, p);
+            }
+        }
+        // postmulti(1): secondary instances may live anywhere; the default main.cf lists them.
+        for d in multi_instance_dirs(ctx, &default) {
+            let real = ctx.root.resolve(Path::new(&d));
+            if real.join("main.cf").exists() {
+                add(&mut dirs, real);
             }
         }
     }
@@ -139,6 +160,34 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
         out.push(Target::dir(d));
     }
     out
+}
+
+/// What identifies a directory: its path with symlinks followed (inside the root).
+fn same_file(ctx: &Context, p: &Path) -> PathBuf {
+    if ctx.root.is_snapshot() {
+        return ctx.root.contain(p);
+    }
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The absolute directories a default instance's main.cf lists in multi_instance_directories.
+fn multi_instance_dirs(ctx: &Context, default: &Path) -> Vec<String> {
+    let Ok(text) = ctx.root.read_to_string(&default.join("main.cf")) else {
+        return Vec::new();
+    };
+    let m = parse::parse_main(&text);
+    m.entries
+        .iter()
+        .rev()
+        .find(|e| e.name == "multi_instance_directories")
+        .map(|e| {
+            e.value
+                .split([' ', ',', '\t'])
+                .filter(|d| d.starts_with('/'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether an explicitly named path (real) is a Postfix configuration: a directory holding

@@ -100,6 +100,47 @@ fn looks_like_rules(ctx: &Context, p: &Path) -> bool {
     rules > 0
 }
 
+/// Where qmail's control directory is, in the order looked at: qmail's own (conf-qmail
+/// /var/qmail + control), Debian's qmail package (/etc/qmail, with /var/qmail/control a link
+/// to it) and /var/lib/qmail/control.
+const CONTROL_PLACES: &[&str] = &["/var/qmail/control", "/etc/qmail", "/var/lib/qmail/control"];
+
+/// Supervision trees whose `<service>/run` may start qmail-smtpd (only a service's own `run`
+/// is read; its `log/run` starts multilog and is never taken for the smtpd):
+/// - /service: daemontools' svscanboot (and Life with qmail's `ln -s
+///   /var/qmail/supervise/qmail-smtpd /service`);
+/// - /etc/service: daemontools-run and runit on Debian/Ubuntu;
+/// - /var/service: runit on Void and others;
+/// - /var/qmail/supervise: Life with qmail's service directories;
+/// - /var/qmail/service: qmail-conf's (qmail-smtpd-conf ... /var/qmail/service/smtpd);
+/// - /etc/sv and /etc/runit/runsvdir/default: runit's service definitions and run level.
+const SERVICE_PLACES: &[&str] = &[
+    "/service",
+    "/etc/service",
+    "/var/service",
+    "/var/qmail/supervise",
+    "/var/qmail/service",
+    "/etc/sv",
+    "/etc/runit/runsvdir/default",
+];
+
+/// xinetd services (Plesk starts qmail-smtpd from /etc/xinetd.d/smtp_psa).
+const XINETD_DIR: &str = "/etc/xinetd.d";
+
+/// tcpserver rule files and directories looked at.
+const RULES_FILES: &[&str] = &["/etc/tcp.smtp", "/etc/tcp.smtp.cdb"];
+const RULES_DIRS: &[&str] = &["/etc/tcprules.d", "/etc/tcp"];
+
+/// Every place `discover` looks, for the "nothing found" message.
+pub fn places() -> Vec<String> {
+    let mut out: Vec<String> = CONTROL_PLACES.iter().map(|p| p.to_string()).collect();
+    out.extend(SERVICE_PLACES.iter().map(|p| format!("{p}/*/run")));
+    out.push(format!("{XINETD_DIR}/*"));
+    out.extend(RULES_FILES.iter().map(|p| p.to_string()));
+    out.extend(RULES_DIRS.iter().map(|p| format!("{p}/*")));
+    out
+}
+
 /// Configurations of this MTA on the live system or snapshot.
 pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     let r = |p: &str| ctx.root.resolve(Path::new(p));
@@ -107,7 +148,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
         path: r("/var/qmail"),
         ..Target::default()
     };
-    for c in ["/var/qmail/control", "/etc/qmail", "/var/lib/qmail/control"] {
+    for c in CONTROL_PLACES {
         let d = r(c);
         if d.is_dir() && is_control_dir(&d) {
             t.path = d.clone();
@@ -117,14 +158,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     }
     // Run scripts (daemontools, runit) and xinetd services.
     let mut seen = std::collections::HashSet::new();
-    for base in [
-        "/service",
-        "/etc/service",
-        "/var/service",
-        "/var/qmail/supervise",
-        "/etc/sv",
-        "/etc/runit/runsvdir/default",
-    ] {
+    for base in SERVICE_PLACES {
         for d in list_dir(ctx, &r(base), Mta::Qmail, findings) {
             let run = d.join("run");
             if is_service_file(ctx, &run) {
@@ -135,20 +169,20 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
             }
         }
     }
-    for f in list_dir(ctx, &r("/etc/xinetd.d"), Mta::Qmail, findings) {
+    for f in list_dir(ctx, &r(XINETD_DIR), Mta::Qmail, findings) {
         if is_service_file(ctx, &f) {
             t.services.push(f);
         }
     }
     // tcpserver rules in the usual places.
     let mut rules = Vec::new();
-    for f in ["/etc/tcp.smtp", "/etc/tcp.smtp.cdb"] {
+    for f in RULES_FILES {
         let p = r(f);
         if p.is_file() {
             rules.push(p);
         }
     }
-    for d in ["/etc/tcprules.d", "/etc/tcp"] {
+    for d in RULES_DIRS {
         for f in list_dir(ctx, &r(d), Mta::Qmail, findings) {
             let name = f
                 .file_name()
