@@ -8,7 +8,7 @@ use super::params::{self, show_version};
 use super::parse::{ProblemKind, Span};
 use super::syntax::{commented_header, yn};
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Mta, Severity};
+use crate::finding::{Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
 
 pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
@@ -266,8 +266,11 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         let Some(svc) = m.services().get(si) else {
             continue;
         };
-        let id = svc.id();
-        let name = svc.name().to_string();
+        let l = Listener {
+            si,
+            id: svc.id(),
+            name: svc.name().to_string(),
+        };
         let domains = policy::sample_domains(m, si);
         let ext = domains
             .iter()
@@ -283,41 +286,7 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             &rcpt,
         );
         if stranger.result == Verdict::Unavailable {
-            let loc = decision_location(ctx, m, si, stranger.trace.first());
-            let fatal = stranger.text.as_deref().unwrap_or("fatal");
-            let mut fd = match compat_unset_cause(m, si) {
-                Some(level) => Finding::new(
-                    "PF103",
-                    Mta::Postfix,
-                    format!(
-                        "on listener {name}, compatibility_level is not set, so {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted",
-                        m.version_described()
-                    ),
-                )
-                .help(format!("Set `compatibility_level = {level}` (the level this Postfix's own main.cf ships with), which makes the default smtpd_relay_restrictions `permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination`; or add reject_unauth_destination to smtpd_recipient_restrictions."))
-                .fix(Fix {
-                    applicability: Applicability::Unsafe,
-                    description: format!("add `compatibility_level = {level}` at the top of main.cf (this also changes the other compatibility defaults, e.g. relay_domains and mynetworks_style at level 2)"),
-                    edits: m
-                        .main
-                        .as_ref()
-                        .map(|mm| vec![edit(&mm.source, 0, 0, format!("compatibility_level = {level}\n"))])
-                        .unwrap_or_default(),
-                }),
-                None => Finding::new(
-                    "PF103",
-                    Mta::Postfix,
-                    format!(
-                        "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted"
-                    ),
-                )
-                .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`."),
-            }
-            .service(&id);
-            if let Some(l) = loc {
-                fd = fd.at(l);
-            }
-            f.push(fd);
+            f.push(smtpd_unavailable(ctx, m, &l, &stranger));
         }
         // A listener only loopback clients can reach is no relay for strangers on the
         // internet (content-filter re-injection ports, inet_interfaces = loopback-only).
@@ -339,24 +308,7 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         }
         super::relay_rules::dovecot_sasl(ctx, m, si, f);
         if stranger.result == Verdict::Accept && reachable {
-            let permit = stranger.trace.iter().rev().find(|s| s.effect == "permit");
-            let why = match permit {
-                Some(p) => format!("`{}` permits it", p.entry),
-                None => "no restriction refuses it".into(),
-            };
-            let mut fd = Finding::new(
-                "PF101",
-                Mta::Postfix,
-                format!(
-                    "open relay on listener {name}: a client outside mynetworks that does not log in gets `250 2.1.5 Ok` for RCPT TO:<{rcpt}> ({why}), so anyone can send mail anywhere through this server; spammers find such servers within hours and the server's IP lands on blocklists"
-                ),
-            )
-            .service(&id)
-            .help("Make the relay decision end in reject_unauth_destination: `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`, and put permits that depend on the client before it only if they are meant to allow relaying.");
-            if let Some(l) = decision_location(ctx, m, si, permit) {
-                fd = fd.at(l);
-            }
-            f.push(super::relay_rules::bind_loopback_fix(m, si, fd));
+            f.push(open_relay(ctx, m, &l, &rcpt, &stranger));
         }
         if reachable {
             broad_trust(ctx, m, si, f);
@@ -366,55 +318,13 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         if reachable {
             plaintext_auth(ctx, m, si, sasl, f);
         }
-        let scope = m.scope(Some(si));
-        let mentions_sasl = [
-            "smtpd_relay_restrictions",
-            "smtpd_recipient_restrictions",
-            "smtpd_client_restrictions",
-        ]
-        .iter()
-        .any(|l| {
-            // Only a list set for this listener (-o) shows it is meant for logged-in users;
-            // main.cf's global lists name permit_sasl_authenticated for all listeners,
-            // including port 25 where SASL is usually off on purpose.
-            scope.get(l).is_some_and(|e| {
-                e.origin.kind == super::model::OriginKind::MasterOverride
-                    && e.value.is_ok_and(|v| {
-                        super::syntax::list_items(&v)
-                            .iter()
-                            .any(|i| i == "permit_sasl_authenticated")
-                    })
-            })
-        });
-        // A listener is meant for logged-in users when its own -o lines enable SASL or name
-        // permit_sasl_authenticated, or it is a submission port. SASL switched on globally in
-        // main.cf alone does not make an internal re-injection port a submission service.
-        let sasl_here = scope.get("smtpd_sasl_auth_enable").is_some_and(|e| {
-            e.origin.kind == super::model::OriginKind::MasterOverride
-                && e.value.is_ok_and(|v| v.eq_ignore_ascii_case("yes"))
-        });
-        let submission_port = matches!(
-            name.rsplit(':').next().unwrap_or(""),
-            "submission" | "submissions" | "smtps" | "587" | "465"
-        );
-        // SASL enabled on a listener whose effective lists name permit_sasl_authenticated
-        // (main.cf's or its own) means users log in there, port 25 included: small hosting
-        // servers take their users' mail on 25, and a permit_sasl_authenticated after
-        // reject_unauth_destination is their "authentication enabled, still Relay access
-        // denied".
-        let sasl_listed = sasl
-            && super::syntax::RCPT_LISTS.iter().any(|l| {
-                super::syntax::list_items(&scope.value(l))
-                    .iter()
-                    .any(|i| i == "permit_sasl_authenticated")
-            });
-        if !(sasl_here || mentions_sasl || sasl_listed || (sasl && submission_port)) {
+        if !meant_for_login(m, &l, sasl) {
             continue;
         }
         // A loopback-only listener (content-filter re-injection such as 127.0.0.1:10025) is
         // not where mail clients submit, unless its own -o lines enable SASL. An -o that only
         // follows a commented-out service header there is PF009's finding, not intent.
-        let sasl_meant = sasl_here && !override_orphaned(m, si, "smtpd_sasl_auth_enable");
+        let sasl_meant = sasl_here(m, si) && !override_orphaned(m, si, "smtpd_sasl_auth_enable");
         if !(reachable || sasl_meant) {
             continue;
         }
@@ -426,59 +336,197 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             &rcpt,
         );
         if matches!(auth.result, Verdict::Reject | Verdict::Defer) {
-            let step = auth
-                .trace
-                .iter()
-                .rev()
-                .find(|s| s.effect == "reject" || s.effect == "defer");
-            let cause = if !sasl {
-                format!(
-                    "SASL is not enabled on this listener (smtpd_sasl_auth_enable = no), so permit_sasl_authenticated never matches and `{}` refuses them",
-                    step.map(|s| s.entry.as_str()).unwrap_or("the relay restriction")
-                )
-            } else {
-                format!(
-                    "`{}` refuses them before permit_sasl_authenticated is reached",
-                    step.map(|s| s.entry.as_str()).unwrap_or("a restriction")
-                )
-            };
-            // The list and entry that refuse: "smtpd_client_restrictions: reject" etc.
-            let (list, entry) = step
-                .and_then(|s| s.entry.split_once(": "))
-                .unwrap_or(("the relay list", "reject_unauth_destination"));
-            let help = if !sasl {
-                "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here.".to_string()
-            } else if list == "smtpd_relay_restrictions" || list == "smtpd_recipient_restrictions" {
-                format!("Put permit_sasl_authenticated before `{entry}` (and before any reject) in {list}.")
-            } else {
-                format!("The refusal comes from {list}, which smtpd evaluates before the relay decision: put permit_sasl_authenticated before `{entry}` in {list}.")
-            };
-            let mut fd = Finding::new(
-                "PF102",
-                Mta::Postfix,
-                format!(
-                    "on listener {name}, users who log in still get `{}` when they send to an external domain: {cause}",
-                    auth.reply_line()
-                ),
-            )
-            .service(&id)
-            .help(help);
-            if let Some(l) = decision_location(ctx, m, si, step) {
-                fd = fd.at(l);
-            }
-            f.push(fd);
+            f.push(login_refused(ctx, m, &l, sasl, &auth));
         }
     }
 }
 
-fn edit(src: &SourceFile, start: usize, end: usize, replacement: impl Into<String>) -> Edit {
-    Edit {
-        real_file: src.real.clone(),
-        file: src.display.clone(),
-        start,
-        end,
-        replacement: replacement.into(),
+/// The smtpd listener relay_listeners is judging.
+struct Listener {
+    si: usize,
+    id: String,
+    name: String,
+}
+
+/// PF103: smtpd has no working relay restriction and stops on every connection.
+fn smtpd_unavailable(
+    ctx: &Context,
+    m: &Model,
+    l: &Listener,
+    stranger: &crate::relay::Decision,
+) -> Finding {
+    let (si, name) = (l.si, &l.name);
+    let loc = decision_location(ctx, m, si, stranger.trace.first());
+    let fatal = stranger.text.as_deref().unwrap_or("fatal");
+    let mut fd = match compat_unset_cause(m, si) {
+        Some(level) => Finding::new(
+            "PF103",
+            Mta::Postfix,
+            format!(
+                "on listener {name}, compatibility_level is not set, so {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted",
+                m.version_described()
+            ),
+        )
+        .help(format!("Set `compatibility_level = {level}` (the level this Postfix's own main.cf ships with), which makes the default smtpd_relay_restrictions `permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination`; or add reject_unauth_destination to smtpd_recipient_restrictions."))
+        .fix(Fix::review(
+            format!("add `compatibility_level = {level}` at the top of main.cf (this also changes the other compatibility defaults, e.g. relay_domains and mynetworks_style at level 2)"),
+            m.main
+                .as_ref()
+                .map(|mm| vec![mm.source.edit(0..0, format!("compatibility_level = {level}\n"))])
+                .unwrap_or_default(),
+        )),
+        None => Finding::new(
+            "PF103",
+            Mta::Postfix,
+            format!(
+                "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted"
+            ),
+        )
+        .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`."),
     }
+    .service(&l.id);
+    if let Some(l) = loc {
+        fd = fd.at(l);
+    }
+    fd
+}
+
+/// PF101: a stranger may relay through this listener.
+fn open_relay(
+    ctx: &Context,
+    m: &Model,
+    l: &Listener,
+    rcpt: &str,
+    stranger: &crate::relay::Decision,
+) -> Finding {
+    let (si, name) = (l.si, &l.name);
+    let permit = stranger.trace.iter().rev().find(|s| s.effect == "permit");
+    let why = match permit {
+        Some(p) => format!("`{}` permits it", p.entry),
+        None => "no restriction refuses it".into(),
+    };
+    let mut fd = Finding::new(
+        "PF101",
+        Mta::Postfix,
+        format!(
+            "open relay on listener {name}: a client outside mynetworks that does not log in gets `250 2.1.5 Ok` for RCPT TO:<{rcpt}> ({why}), so anyone can send mail anywhere through this server; spammers find such servers within hours and the server's IP lands on blocklists"
+        ),
+    )
+    .service(&l.id)
+    .help("Make the relay decision end in reject_unauth_destination: `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`, and put permits that depend on the client before it only if they are meant to allow relaying.");
+    if let Some(l) = decision_location(ctx, m, si, permit) {
+        fd = fd.at(l);
+    }
+    super::relay_rules::bind_loopback_fix(m, si, fd)
+}
+
+/// Whether the listener is meant for logged-in users: its own -o lines enable SASL or name
+/// permit_sasl_authenticated, it is a submission port, or SASL is on and its lists name
+/// permit_sasl_authenticated.
+fn meant_for_login(m: &Model, l: &Listener, sasl: bool) -> bool {
+    let (si, name) = (l.si, &l.name);
+    let scope = m.scope(Some(si));
+    let mentions_sasl = [
+        "smtpd_relay_restrictions",
+        "smtpd_recipient_restrictions",
+        "smtpd_client_restrictions",
+    ]
+    .iter()
+    .any(|l| {
+        // Only a list set for this listener (-o) shows it is meant for logged-in users;
+        // main.cf's global lists name permit_sasl_authenticated for all listeners,
+        // including port 25 where SASL is usually off on purpose.
+        scope.get(l).is_some_and(|e| {
+            e.origin.kind == super::model::OriginKind::MasterOverride
+                && e.value.is_ok_and(|v| {
+                    super::syntax::list_items(&v)
+                        .iter()
+                        .any(|i| i == "permit_sasl_authenticated")
+                })
+        })
+    });
+    // A listener is meant for logged-in users when its own -o lines enable SASL or name
+    // permit_sasl_authenticated, or it is a submission port. SASL switched on globally in
+    // main.cf alone does not make an internal re-injection port a submission service.
+    let sasl_here = sasl_here(m, si);
+    let submission_port = matches!(
+        name.rsplit(':').next().unwrap_or(""),
+        "submission" | "submissions" | "smtps" | "587" | "465"
+    );
+    // SASL enabled on a listener whose effective lists name permit_sasl_authenticated
+    // (main.cf's or its own) means users log in there, port 25 included: small hosting
+    // servers take their users' mail on 25, and a permit_sasl_authenticated after
+    // reject_unauth_destination is their "authentication enabled, still Relay access
+    // denied".
+    let sasl_listed = sasl
+        && super::syntax::RCPT_LISTS.iter().any(|l| {
+            super::syntax::list_items(&scope.value(l))
+                .iter()
+                .any(|i| i == "permit_sasl_authenticated")
+        });
+    sasl_here || mentions_sasl || sasl_listed || (sasl && submission_port)
+}
+
+/// The listener's own -o lines switch SASL on.
+fn sasl_here(m: &Model, si: usize) -> bool {
+    m.scope(Some(si))
+        .get("smtpd_sasl_auth_enable")
+        .is_some_and(|e| {
+            e.origin.kind == super::model::OriginKind::MasterOverride
+                && e.value.is_ok_and(|v| v.eq_ignore_ascii_case("yes"))
+        })
+}
+
+/// PF102: users who log in are still refused relaying.
+fn login_refused(
+    ctx: &Context,
+    m: &Model,
+    l: &Listener,
+    sasl: bool,
+    auth: &crate::relay::Decision,
+) -> Finding {
+    let (si, name) = (l.si, &l.name);
+    let step = auth
+        .trace
+        .iter()
+        .rev()
+        .find(|s| s.effect == "reject" || s.effect == "defer");
+    let cause = if !sasl {
+        format!(
+            "SASL is not enabled on this listener (smtpd_sasl_auth_enable = no), so permit_sasl_authenticated never matches and `{}` refuses them",
+            step.map(|s| s.entry.as_str()).unwrap_or("the relay restriction")
+        )
+    } else {
+        format!(
+            "`{}` refuses them before permit_sasl_authenticated is reached",
+            step.map(|s| s.entry.as_str()).unwrap_or("a restriction")
+        )
+    };
+    // The list and entry that refuse: "smtpd_client_restrictions: reject" etc.
+    let (list, entry) = step
+        .and_then(|s| s.entry.split_once(": "))
+        .unwrap_or(("the relay list", "reject_unauth_destination"));
+    let help = if !sasl {
+        "Enable SASL on this listener (`-o smtpd_sasl_auth_enable=yes`), or stop relying on permit_sasl_authenticated here.".to_string()
+    } else if list == "smtpd_relay_restrictions" || list == "smtpd_recipient_restrictions" {
+        format!("Put permit_sasl_authenticated before `{entry}` (and before any reject) in {list}.")
+    } else {
+        format!("The refusal comes from {list}, which smtpd evaluates before the relay decision: put permit_sasl_authenticated before `{entry}` in {list}.")
+    };
+    let mut fd = Finding::new(
+        "PF102",
+        Mta::Postfix,
+        format!(
+            "on listener {name}, users who log in still get `{}` when they send to an external domain: {cause}",
+            auth.reply_line()
+        ),
+    )
+    .service(&l.id)
+    .help(help);
+    if let Some(l) = decision_location(ctx, m, si, step) {
+        fd = fd.at(l);
+    }
+    fd
 }
 
 fn at(src: &SourceFile, s: Span) -> crate::finding::Location {
@@ -580,11 +628,10 @@ fn syntax(m: &Model, f: &mut Vec<Finding>) {
                     )
                     .at(at(src, p.span))
                     .help("A line that starts with whitespace continues the previous line; there is none here. Make it a comment or remove the indentation.")
-                    .fix(Fix {
-                        applicability: Applicability::Safe,
-                        description: "comment out the ignored line".into(),
-                        edits: vec![edit(src, start, start, "#")],
-                    }),
+                    .fix(Fix::safe(
+                        "comment out the ignored line",
+                        vec![src.edit(start..start, "#")],
+                    )),
                 );
             }
         }
@@ -650,11 +697,10 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
             .iter()
             .map(|&(_, s, e)| format!("{}\n", &text[s..e]))
             .collect();
-        let mut edits = vec![edit(src, e.span.start, e.span.start, moved)];
-        edits.extend(comments.iter().map(|&(d, _, e)| edit(src, d, e, "")));
-        let fix = Fix {
-            applicability: Applicability::Safe,
-            description: if comments.len() == 1 {
+        let mut edits = vec![src.edit(e.span.start..e.span.start, moved)];
+        edits.extend(comments.iter().map(|&(d, _, e)| src.edit(d..e, "")));
+        let fix = Fix::safe(
+            if comments.len() == 1 {
                 format!(
                     "move `{}` to its own line above {}",
                     short(&text[comments[0].1..comments[0].2]),
@@ -668,7 +714,7 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
                 )
             },
             edits,
-        };
+        );
         // smtpd_*_restrictions and restriction classes: smtpd looks `#` up as a restriction.
         let restriction_list = (e.name.starts_with("smtpd_") && e.name.ends_with("_restrictions"))
             || classes.contains(&e.name.as_str());
@@ -763,11 +809,10 @@ fn duplicates(m: &Model, f: &mut Vec<Finding>) {
             .severity(severity)
             .at(at(src, e.name_span))
             .help("Keep one definition. If this earlier value is the one you want, move it to the later line.")
-            .fix(Fix {
-                applicability: Applicability::Safe,
-                description: format!("remove the overridden {} on line {}", e.name, e.line),
-                edits: vec![edit(src, e.span.start, end, "")],
-            }),
+            .fix(Fix::safe(
+                format!("remove the overridden {} on line {}", e.name, e.line),
+                vec![src.edit(e.span.start..end, "")],
+            )),
         );
     }
 }
@@ -951,15 +996,14 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
                     // Never safe: the renamed setting starts to take effect (a misspelt
                     // smtpd_relay_restrictions that switches on a forgotten access map
                     // changes who may relay), and the closest name may be the wrong one.
-                    .fix(Fix {
-                        applicability: Applicability::Unsafe,
-                        description: if clash {
+                    .fix(Fix::review(
+                        if clash {
                             format!("rename {name} to {c} (which is also set elsewhere: review which value should win)")
                         } else {
                             format!("rename {name} to {c}: the value then takes effect, review it first")
                         },
-                        edits: vec![edit(src, name_span.start, name_span.end, c)],
-                    });
+                        vec![src.edit(name_span.start..name_span.end, c)],
+                    ));
             } else {
                 finding = finding.help("Check the spelling against postconf(5); a parameter you define for your own use must be referenced as $name somewhere to count as used.");
             }
@@ -1246,7 +1290,7 @@ fn short_override_blanks(m: &Model, f: &mut Vec<Finding>) {
             } else {
                 ","
             };
-            edits.push(edit(src, prev_end, a.span.start, sep));
+            edits.push(src.edit(prev_end..a.span.start, sep));
             prev_end = a.span.end;
             prev_text = a.text.clone();
         }
@@ -1286,11 +1330,10 @@ fn short_override_blanks(m: &Model, f: &mut Vec<Finding>) {
                 "Write the list without blanks (`-o {}={joined}`) or use the long form `-o {{ {} = ... }}` (Postfix 3.0+).",
                 o.name, o.name
             ))
-            .fix(Fix {
-                applicability: Applicability::Safe,
-                description: format!("join the value without blanks: -o {}={joined}", o.name),
+            .fix(Fix::safe(
+                format!("join the value without blanks: -o {}={joined}", o.name),
                 edits,
-            }),
+            )),
         );
     }
 }
@@ -1348,7 +1391,7 @@ fn orphaned_overrides(m: &Model, f: &mut Vec<Finding>) {
                 let st = src.line_start(line);
                 let lt = src.line_text(line);
                 if !lt.trim_start().starts_with('#') && !lt.trim().is_empty() {
-                    edits.push(edit(src, st, st, "#"));
+                    edits.push(src.edit(st..st, "#"));
                 }
                 line += 1;
             }
@@ -1367,14 +1410,13 @@ fn orphaned_overrides(m: &Model, f: &mut Vec<Finding>) {
                 .service(s.id())
                 .at(at(src, *c))
                 .help("Comment out the indented lines together with the header (or restore the header).")
-                .fix(Fix {
-                    applicability: Applicability::Unsafe,
-                    description: format!(
+                .fix(Fix::review(
+                    format!(
                         "comment out lines {first_line}-{last_line} so they no longer apply to {}",
                         s.id()
                     ),
                     edits,
-                }),
+                )),
             );
         }
     }
@@ -1385,100 +1427,7 @@ fn orphaned_overrides(m: &Model, f: &mut Vec<Finding>) {
 fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     let p = params::get();
     // Collect uses first; resolving the version (may run postconf) only when there are any.
-    struct Use<'a> {
-        src: &'a SourceFile,
-        span: Span,
-        name: String,
-        service: Option<String>,
-        scope_has_replacement: bool,
-    }
-    let mut uses: Vec<Use> = Vec::new();
-    let restriction_words = |v: &str| -> Vec<String> {
-        v.split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let classes = restriction_classes(m);
-    let is_restriction_list =
-        |name: &str| name.ends_with("_restrictions") || classes.contains(name);
-    // Words are only split where a deprecated restriction name occurs at all.
-    let restriction_names: Vec<&str> = p
-        .deprecated
-        .iter()
-        .filter(|d| d.kind == "restriction")
-        .map(|d| d.name.as_str())
-        .collect();
-    if let Some(main) = &m.main {
-        let src = &main.source;
-        for e in &main.parsed.entries {
-            if let Some(d) = p.deprecation(&e.name) {
-                if d.kind == "parameter" {
-                    uses.push(Use {
-                        src,
-                        span: e.name_span,
-                        name: e.name.clone(),
-                        service: None,
-                        scope_has_replacement: m.main_entry(&d.replacement).is_some(),
-                    });
-                }
-            }
-            if is_restriction_list(&e.name) && restriction_names.iter().any(|r| e.value.contains(r))
-            {
-                for w in e.words(&src.text) {
-                    let t = w.text(&src.text).trim_end_matches(',');
-                    if p.deprecation(t).is_some_and(|d| d.kind == "restriction") {
-                        uses.push(Use {
-                            src,
-                            span: Span::new(w.start, w.start + t.len()),
-                            name: t.to_string(),
-                            service: None,
-                            scope_has_replacement: false,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    if let Some(master) = &m.master {
-        let src = &master.source;
-        for s in m.services() {
-            for o in &s.overrides {
-                if let Some(d) = p.deprecation(&o.name) {
-                    if d.kind == "parameter" {
-                        uses.push(Use {
-                            src,
-                            span: o.name_span,
-                            name: o.name.clone(),
-                            service: Some(s.id()),
-                            scope_has_replacement: s
-                                .overrides
-                                .iter()
-                                .any(|x| x.name == d.replacement),
-                        });
-                    }
-                }
-                if is_restriction_list(&o.name) {
-                    let raw = o.value_span.text(&src.text);
-                    let mut off = 0;
-                    for w in restriction_words(raw) {
-                        let pos = raw[off..].find(&w).map(|i| i + off).unwrap_or(off);
-                        off = pos + w.len();
-                        if p.deprecation(&w).is_some_and(|d| d.kind == "restriction") {
-                            let st = o.value_span.start + pos;
-                            uses.push(Use {
-                                src,
-                                span: Span::new(st, st + w.len()),
-                                name: w.clone(),
-                                service: Some(s.id()),
-                                scope_has_replacement: false,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let uses = deprecated_uses(m);
     if uses.is_empty() {
         return;
     }
@@ -1500,67 +1449,179 @@ fn deprecated(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         let Some(d) = p.deprecation(&u.name) else {
             continue;
         };
-        let removed = params::parse_version(&d.removed).filter(|r| version >= *r);
-        let warned = params::parse_version(&d.warn).is_some_and(|w| version >= w);
-        let repl = if d.replacement.is_empty() {
-            "remove it (leave the default)".to_string()
-        } else {
-            format!("use {} instead", d.replacement)
-        };
-        let mut finding = if removed.is_some() {
-            Finding::new(
-                "PF011",
-                Mta::Postfix,
-                format!(
-                    "restriction {} was removed in Postfix {}: from that version on smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl} ({basis})",
-                    u.name, d.removed, u.name
-                ),
-            )
-        } else if warned {
-            let what = if d.kind == "restriction" {
-                format!(
-                    "smtpd logs `support for restriction \"{}\" will be removed`",
-                    u.name
-                )
-            } else {
-                format!(
-                    "postconf and the daemons log `support for parameter \"{}\" will be removed`",
-                    u.name
-                )
-            };
-            let gone = if d.removed.is_empty() {
-                "a future release will drop it".to_string()
-            } else {
-                format!("Postfix {} removes it", d.removed)
-            };
-            Finding::new(
-                "PF010",
-                Mta::Postfix,
-                format!(
-                    "{} {} is deprecated since Postfix {}: from that version on {what}; {gone} and then the setting stops working; {repl} ({basis})",
-                    d.kind, u.name, d.warn
-                ),
-            )
-        } else {
-            continue;
-        };
-        finding = finding.at(at(u.src, u.span));
-        if let Some(s) = u.service {
-            finding = finding.service(s);
-        }
-        if d.rename && !d.replacement.is_empty() {
-            finding = finding.fix(Fix {
-                applicability: if u.scope_has_replacement {
-                    Applicability::Unsafe
-                } else {
-                    Applicability::Safe
-                },
-                description: format!("rename {} to {}", u.name, d.replacement),
-                edits: vec![edit(u.src, u.span.start, u.span.end, d.replacement.clone())],
-            });
-        }
-        f.push(finding);
+        f.extend(deprecation_finding(u, d, version, &basis));
     }
+}
+
+/// One use of a deprecated parameter or restriction name.
+struct DeprecatedUse<'a> {
+    src: &'a SourceFile,
+    span: Span,
+    name: String,
+    service: Option<String>,
+    scope_has_replacement: bool,
+}
+
+/// Every deprecated parameter name and restriction in main.cf and master.cf's -o lines.
+fn deprecated_uses(m: &Model) -> Vec<DeprecatedUse<'_>> {
+    let p = params::get();
+    let mut uses: Vec<DeprecatedUse> = Vec::new();
+    let restriction_words = |v: &str| -> Vec<String> {
+        v.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let classes = restriction_classes(m);
+    let is_restriction_list =
+        |name: &str| name.ends_with("_restrictions") || classes.contains(name);
+    // Words are only split where a deprecated restriction name occurs at all.
+    let restriction_names: Vec<&str> = p
+        .deprecated
+        .iter()
+        .filter(|d| d.kind == "restriction")
+        .map(|d| d.name.as_str())
+        .collect();
+    if let Some(main) = &m.main {
+        let src = &main.source;
+        for e in &main.parsed.entries {
+            if let Some(d) = p.deprecation(&e.name) {
+                if d.kind == "parameter" {
+                    uses.push(DeprecatedUse {
+                        src,
+                        span: e.name_span,
+                        name: e.name.clone(),
+                        service: None,
+                        scope_has_replacement: m.main_entry(&d.replacement).is_some(),
+                    });
+                }
+            }
+            if is_restriction_list(&e.name) && restriction_names.iter().any(|r| e.value.contains(r))
+            {
+                for w in e.words(&src.text) {
+                    let t = w.text(&src.text).trim_end_matches(',');
+                    if p.deprecation(t).is_some_and(|d| d.kind == "restriction") {
+                        uses.push(DeprecatedUse {
+                            src,
+                            span: Span::new(w.start, w.start + t.len()),
+                            name: t.to_string(),
+                            service: None,
+                            scope_has_replacement: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if let Some(master) = &m.master {
+        let src = &master.source;
+        for s in m.services() {
+            for o in &s.overrides {
+                if let Some(d) = p.deprecation(&o.name) {
+                    if d.kind == "parameter" {
+                        uses.push(DeprecatedUse {
+                            src,
+                            span: o.name_span,
+                            name: o.name.clone(),
+                            service: Some(s.id()),
+                            scope_has_replacement: s
+                                .overrides
+                                .iter()
+                                .any(|x| x.name == d.replacement),
+                        });
+                    }
+                }
+                if is_restriction_list(&o.name) {
+                    let raw = o.value_span.text(&src.text);
+                    let mut off = 0;
+                    for w in restriction_words(raw) {
+                        let pos = raw[off..].find(&w).map(|i| i + off).unwrap_or(off);
+                        off = pos + w.len();
+                        if p.deprecation(&w).is_some_and(|d| d.kind == "restriction") {
+                            let st = o.value_span.start + pos;
+                            uses.push(DeprecatedUse {
+                                src,
+                                span: Span::new(st, st + w.len()),
+                                name: w.clone(),
+                                service: Some(s.id()),
+                                scope_has_replacement: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    uses
+}
+
+/// PF011 (removed in the version checked) or PF010 (warned about), or None when the
+/// version checked still takes it silently.
+fn deprecation_finding(
+    u: DeprecatedUse,
+    d: &params::Deprecated,
+    version: params::Version,
+    basis: &str,
+) -> Option<Finding> {
+    let removed = params::parse_version(&d.removed).filter(|r| version >= *r);
+    let warned = params::parse_version(&d.warn).is_some_and(|w| version >= w);
+    let repl = if d.replacement.is_empty() {
+        "remove it (leave the default)".to_string()
+    } else {
+        format!("use {} instead", d.replacement)
+    };
+    let mut finding = if removed.is_some() {
+        Finding::new(
+            "PF011",
+            Mta::Postfix,
+            format!(
+                "restriction {} was removed in Postfix {}: from that version on smtpd answers every recipient that reaches it with `451 4.3.5 Server configuration error` (and logs `support for restriction \"{}\" has been removed`), so mail through this list is deferred; {repl} ({basis})",
+                u.name, d.removed, u.name
+            ),
+        )
+    } else if warned {
+        let what = if d.kind == "restriction" {
+            format!(
+                "smtpd logs `support for restriction \"{}\" will be removed`",
+                u.name
+            )
+        } else {
+            format!(
+                "postconf and the daemons log `support for parameter \"{}\" will be removed`",
+                u.name
+            )
+        };
+        let gone = if d.removed.is_empty() {
+            "a future release will drop it".to_string()
+        } else {
+            format!("Postfix {} removes it", d.removed)
+        };
+        Finding::new(
+            "PF010",
+            Mta::Postfix,
+            format!(
+                "{} {} is deprecated since Postfix {}: from that version on {what}; {gone} and then the setting stops working; {repl} ({basis})",
+                d.kind, u.name, d.warn
+            ),
+        )
+    } else {
+        return None;
+    };
+    finding = finding.at(at(u.src, u.span));
+    if let Some(s) = u.service {
+        finding = finding.service(s);
+    }
+    if d.rename && !d.replacement.is_empty() {
+        let description = format!("rename {} to {}", u.name, d.replacement);
+        let edits = vec![u.src.edit(u.span.start..u.span.end, d.replacement.clone())];
+        // Renaming where the replacement is set too changes which value wins.
+        finding = finding.fix(if u.scope_has_replacement {
+            Fix::review(description, edits)
+        } else {
+            Fix::safe(description, edits)
+        });
+    }
+    Some(finding)
 }
 
 // ------------------------------------------------------------ PF012

@@ -10,7 +10,7 @@ use super::model::{Model, OriginKind};
 use super::policy::{self, Client};
 use super::syntax::list_items;
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta};
+use crate::finding::{Finding, Fix, Location, Mta};
 use crate::relay::{ClientClass, RecipientClass, Verdict};
 
 /// The host part of an inet service name: `127.0.0.1:10025` -> `127.0.0.1`, `[::1]:10025` ->
@@ -84,19 +84,10 @@ pub fn bind_loopback_fix(m: &Model, si: usize, fd: Finding) -> Finding {
     fd.help(format!(
         "A content filter on this host re-injects through loopback: write the service as `{bound} inet ...` so only local clients can connect (and keep its permissive -o lines)."
     ))
-    .fix(Fix {
-        applicability: Applicability::Unsafe,
-        description: format!(
-            "listen on {bound} only (unsafe if the content filter runs on another host)"
-        ),
-        edits: vec![Edit {
-            real_file: src.real.clone(),
-            file: src.display.clone(),
-            start: field.span.start,
-            end: field.span.end,
-            replacement: bound,
-        }],
-    })
+    .fix(Fix::review(
+        format!("listen on {bound} only (unsafe if the content filter runs on another host)"),
+        vec![src.edit(field.span.start..field.span.end, bound)],
+    ))
 }
 
 /// file:line where `name` is set in the scope of listener `si`.
@@ -414,17 +405,10 @@ pub fn dovecot_sasl(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
                 } else {
                     "\n"
                 };
-                fd = fd.fix(Fix {
-                    applicability: Applicability::Unsafe,
-                    description: "add `smtpd_sasl_path = private/auth` after smtpd_sasl_type (Dovecot must listen on /var/spool/postfix/private/auth)".into(),
-                    edits: vec![Edit {
-                        real_file: src.real.clone(),
-                        file: src.display.clone(),
-                        start: end,
-                        end,
-                        replacement: format!("{nl}smtpd_sasl_path = private/auth\n"),
-                    }],
-                });
+                fd = fd.fix(Fix::review(
+                    "add `smtpd_sasl_path = private/auth` after smtpd_sasl_type (Dovecot must listen on /var/spool/postfix/private/auth)",
+                    vec![src.edit(end..end, format!("{nl}smtpd_sasl_path = private/auth\n"))],
+                ));
             }
         }
         fd
@@ -449,17 +433,10 @@ pub fn dovecot_sasl(ctx: &Context, m: &Model, si: usize, f: &mut Vec<Finding>) {
             ));
             if let (Some(file), Some(vs)) = (e.origin.file.as_ref(), e.origin.value_span) {
                 if let Some(src) = ctx.source(file) {
-                    fd = fd.fix(Fix {
-                        applicability: Applicability::Safe,
-                        description: format!("use the path relative to the queue directory: {rel}"),
-                        edits: vec![Edit {
-                            real_file: src.real.clone(),
-                            file: src.display.clone(),
-                            start: vs.start,
-                            end: vs.end,
-                            replacement: rel.to_string(),
-                        }],
-                    });
+                    fd = fd.fix(Fix::safe(
+                        format!("use the path relative to the queue directory: {rel}"),
+                        vec![src.edit(vs.start..vs.end, rel)],
+                    ));
                 }
             }
         } else {

@@ -26,7 +26,7 @@ use super::model::{Model, OriginKind, Overlay};
 use super::params::{self, Version};
 use super::policy::{self, Client};
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta, Severity};
+use crate::finding::{Edit, Finding, Fix, Location, Mta, Severity};
 use crate::relay::{ClientClass, Decision, RecipientClass, Verdict};
 
 /// The compatibility_level that Postfix `v` asks for in its startup warnings: its
@@ -981,121 +981,156 @@ fn make_fix(
     let mut ov = Overlay::default();
     let mut edits: Vec<Edit> = Vec::new();
     let mut force_unsafe = false;
-    let desc;
-    match &g.why {
-        Why::Removed(w) => {
-            let loc = g.location.as_ref()?;
-            let src = ctx.source(&loc.file)?;
-            let start = src.line_start(loc.line) + char_offset(src.line_text(loc.line), loc.column);
-            let end = start + w.len();
-            if src.text.get(start..end) != Some(w.as_str()) {
+    let desc = match &g.why {
+        Why::Removed(w) => removed_fix(ctx, m, g, w, &mut ov, &mut edits, &mut force_unsafe)?,
+        Why::Defaults(set) => defaults_fix(m, cmp, g, set, &mut ov, &mut edits)?,
+        Why::Other => return None,
+    };
+    let ok = fix_verified(cmp, g, all, &ov);
+    let safe = ok && !force_unsafe;
+    let help = if safe {
+        format!("{desc} (relaydoctor re-evaluated every listener with this change: it restores today's answers and changes nothing else). Apply it before the upgrade, then raise compatibility_level.")
+    } else if ok {
+        format!("{desc}: review it, the replacement is not exactly equivalent for clients relaydoctor cannot model.")
+    } else {
+        format!("{desc}: review it, with this change relaydoctor still sees other answers change.")
+    };
+    let fix = if safe {
+        Fix::safe(desc, edits)
+    } else {
+        Fix::review(desc, edits)
+    };
+    Some((fix, help))
+}
+
+/// The replacement of a restriction the target version removed (`w` at the group's
+/// location): its edit and the overlay that models it; the description, or None when
+/// there is no mechanical replacement. `force_unsafe`: the replacement is not equivalent.
+fn removed_fix(
+    ctx: &Context,
+    m: &Model,
+    g: &Group,
+    w: &String,
+    ov: &mut Overlay,
+    edits: &mut Vec<Edit>,
+    force_unsafe: &mut bool,
+) -> Option<String> {
+    let loc = g.location.as_ref()?;
+    let src = ctx.source(&loc.file)?;
+    let start = src.line_start(loc.line) + char_offset(src.line_text(loc.line), loc.column);
+    let end = start + w.len();
+    if src.text.get(start..end) != Some(w.as_str()) {
+        return None;
+    }
+    let in_master = m
+        .master
+        .as_ref()
+        .is_some_and(|mm| mm.source.display == loc.file);
+    let sep = if in_master { "," } else { ", " };
+    let repl: Vec<String> = match w.as_str() {
+        "check_relay_domains" => {
+            *force_unsafe = true;
+            vec![
+                "permit_auth_destination".into(),
+                "reject_unauth_destination".into(),
+            ]
+        }
+        "reject_maps_rbl" => {
+            let zones = super::syntax::list_items(&m.scope(Some(g.si)).value("maps_rbl_domains"));
+            if zones.is_empty() {
                 return None;
             }
-            let in_master = m
-                .master
-                .as_ref()
-                .is_some_and(|mm| mm.source.display == loc.file);
-            let sep = if in_master { "," } else { ", " };
-            let repl: Vec<String> = match w.as_str() {
-                "check_relay_domains" => {
-                    force_unsafe = true;
-                    vec![
-                        "permit_auth_destination".into(),
-                        "reject_unauth_destination".into(),
-                    ]
+            zones
+                .iter()
+                .flat_map(|z| ["reject_rbl_client".to_string(), z.clone()])
+                .collect()
+        }
+        "permit_naked_ip_address" => {
+            *force_unsafe = true;
+            Vec::new()
+        }
+        _ => return None,
+    };
+    let text = if w == "reject_maps_rbl" {
+        repl.chunks(2)
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join(sep)
+    } else {
+        repl.join(sep)
+    };
+    ov.rewrites.push((vec![w.clone()], repl));
+    let desc = if text.is_empty() {
+        format!("remove {w}")
+    } else {
+        format!("replace {w} with {text}")
+    };
+    edits.push(src.edit(start..end, text));
+    Some(desc)
+}
+
+/// Pins of today's values for the defaults that change: their edits and overlay; the
+/// description, or None when a pin cannot be written.
+fn defaults_fix(
+    m: &Model,
+    cmp: &Compare,
+    g: &Group,
+    set: &[Cause],
+    ov: &mut Overlay,
+    edits: &mut Vec<Edit>,
+) -> Option<String> {
+    let mut pins: Vec<Pin> = Vec::new();
+    for c in set {
+        if *c == Cause::RelayList {
+            let e = m.scope(Some(g.si)).get("smtpd_recipient_restrictions");
+            let (scope, raw) = match &e {
+                Some(e) if e.origin.kind == OriginKind::MasterOverride => {
+                    (Some(g.si), e.raw.clone())
                 }
-                "reject_maps_rbl" => {
-                    let zones =
-                        super::syntax::list_items(&m.scope(Some(g.si)).value("maps_rbl_domains"));
-                    if zones.is_empty() {
-                        return None;
-                    }
-                    zones
-                        .iter()
-                        .flat_map(|z| ["reject_rbl_client".to_string(), z.clone()])
-                        .collect()
-                }
-                "permit_naked_ip_address" => {
-                    force_unsafe = true;
-                    Vec::new()
-                }
-                _ => return None,
+                Some(e) if e.origin.kind == OriginKind::MainCf => (None, e.raw.clone()),
+                _ => (None, String::new()),
             };
-            let text = if w == "reject_maps_rbl" {
-                repl.chunks(2)
-                    .map(|c| c.join(" "))
-                    .collect::<Vec<_>>()
-                    .join(sep)
+            let line = relay_prefix(&raw);
+            let value = if scope.is_some() {
+                // master.cf -o values cannot hold blanks: commas separate as well.
+                line.replace(", ", ",").replace(' ', ",")
             } else {
-                repl.join(sep)
+                line
             };
-            ov.rewrites.push((vec![w.clone()], repl));
-            desc = if text.is_empty() {
-                format!("remove {w}")
-            } else {
-                format!("replace {w} with {text}")
-            };
-            edits.push(Edit {
-                real_file: src.real.clone(),
-                file: src.display.clone(),
-                start,
-                end,
-                replacement: text,
+            pins.push(Pin {
+                scope,
+                name: c.param().into(),
+                value,
+            });
+        } else {
+            let cur = cmp.m.scope(Some(g.si)).get(c.param())?;
+            pins.push(Pin {
+                scope: None,
+                name: c.param().into(),
+                value: c.pin_text(&cur.raw),
             });
         }
-        Why::Defaults(set) => {
-            let mut pins: Vec<Pin> = Vec::new();
-            for c in set {
-                if *c == Cause::RelayList {
-                    let e = m.scope(Some(g.si)).get("smtpd_recipient_restrictions");
-                    let (scope, raw) = match &e {
-                        Some(e) if e.origin.kind == OriginKind::MasterOverride => {
-                            (Some(g.si), e.raw.clone())
-                        }
-                        Some(e) if e.origin.kind == OriginKind::MainCf => (None, e.raw.clone()),
-                        _ => (None, String::new()),
-                    };
-                    let line = relay_prefix(&raw);
-                    let value = if scope.is_some() {
-                        // master.cf -o values cannot hold blanks: commas separate as well.
-                        line.replace(", ", ",").replace(' ', ",")
-                    } else {
-                        line
-                    };
-                    pins.push(Pin {
-                        scope,
-                        name: c.param().into(),
-                        value,
-                    });
-                } else {
-                    let cur = cmp.m.scope(Some(g.si)).get(c.param())?;
-                    pins.push(Pin {
-                        scope: None,
-                        name: c.param().into(),
-                        value: c.pin_text(&cur.raw),
-                    });
-                }
-            }
-            for p in &pins {
-                if p.scope.is_some() && (p.value.contains(' ') || p.value.contains('{')) {
-                    return None;
-                }
-                ov.pins.push((p.scope, p.name.clone(), p.value.clone()));
-                edits.push(pin_edit(m, p)?);
-            }
-            desc = format!(
-                "keep today's behaviour: {}",
-                pins.iter()
-                    .map(|p| format!("{} = {}", p.name, shown(&p.value)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        Why::Other => return None,
     }
-    // Verify, with the other causes of change pinned to today's values (they have their own
-    // findings and fixes): the fixed target must answer every question of this group as
-    // today, and every other question as today or as without the fix.
+    for p in &pins {
+        if p.scope.is_some() && (p.value.contains(' ') || p.value.contains('{')) {
+            return None;
+        }
+        ov.pins.push((p.scope, p.name.clone(), p.value.clone()));
+        edits.push(pin_edit(m, p)?);
+    }
+    Some(format!(
+        "keep today's behaviour: {}",
+        pins.iter()
+            .map(|p| format!("{} = {}", p.name, shown(&p.value)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Verify, with the other causes of change pinned to today's values (they have their own
+/// findings and fixes): the fixed target must answer every question of this group as
+/// today, and every other question as today or as without the fix.
+fn fix_verified(cmp: &Compare, g: &Group, all: &[Row], ov: &Overlay) -> bool {
     let mine: &[Cause] = match &g.why {
         Why::Defaults(set) => set,
         _ => &[],
@@ -1105,7 +1140,6 @@ fn make_fix(
         .into_iter()
         .filter(|c| !mine.contains(c))
         .collect();
-    let mut ok = true;
     for r in all {
         let others: Vec<Cause> = if r.listener == g.si {
             others.clone()
@@ -1115,7 +1149,7 @@ fn make_fix(
                 .filter(|c| !mine.contains(c))
                 .collect()
         };
-        let fixed = cmp.target_with(r, &others, &ov);
+        let fixed = cmp.target_with(r, &others, ov);
         let unfixed = cmp.target_with(r, &others, &Overlay::default());
         let ours = g
             .rows
@@ -1127,30 +1161,10 @@ fn make_fix(
             differs(&fixed, &r.current) && differs(&fixed, &unfixed)
         };
         if bad {
-            ok = false;
-            break;
+            return false;
         }
     }
-    let safe = ok && !force_unsafe;
-    let help = if safe {
-        format!("{desc} (relaydoctor re-evaluated every listener with this change: it restores today's answers and changes nothing else). Apply it before the upgrade, then raise compatibility_level.")
-    } else if ok {
-        format!("{desc}: review it, the replacement is not exactly equivalent for clients relaydoctor cannot model.")
-    } else {
-        format!("{desc}: review it, with this change relaydoctor still sees other answers change.")
-    };
-    Some((
-        Fix {
-            applicability: if safe {
-                Applicability::Safe
-            } else {
-                Applicability::Unsafe
-            },
-            description: desc,
-            edits,
-        },
-        help,
-    ))
+    true
 }
 
 fn char_offset(line: &str, column: usize) -> usize {
@@ -1216,11 +1230,5 @@ fn insert(src: &crate::source::SourceFile, pos: usize, text: String) -> Edit {
     } else {
         text
     };
-    Edit {
-        real_file: src.real.clone(),
-        file: src.display.clone(),
-        start: pos,
-        end: pos,
-        replacement: text,
-    }
+    src.edit(pos..pos, text)
 }

@@ -42,14 +42,68 @@ impl Eval<'_> {
 
     /// Restrictions other than permit/reject basics, relay checks and access maps.
     pub(super) fn session_restriction(&mut self, list: &str, r: &str, arg: Option<&str>) -> Step {
+        if let Some(step) = self.client_identity(r, arg) {
+            return step;
+        }
+        if let Some(step) = self.dns_list(r, arg) {
+            return step;
+        }
+        if let Some(step) = self.names(r) {
+            return step;
+        }
         let rep = self.client.representative;
-        let addr = self
-            .client
-            .ip
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let unk_code = self.code("unknown_client_reject_code", 450);
         match r {
+            "reject_unverified_sender" | "reject_unverified_recipient" => {
+                self.unverified(r == "reject_unverified_sender")
+            }
+            "reject_unlisted_recipient" | "check_recipient_maps" => self.unlisted_recipient(),
+            "reject_unlisted_sender" => self.unlisted_sender(),
+            "reject_authenticated_sender_login_mismatch"
+            | "reject_known_sender_login_mismatch"
+            | "reject_unauthenticated_sender_login_mismatch"
+            | "reject_sender_login_mismatch" => self.login_mismatch(r),
+            "check_sasl_access" => {
+                if self.sasl_enabled && self.client.authenticated && !rep {
+                    let a = arg.unwrap_or("(missing map)");
+                    self.depends
+                        .push(format!("{r} {a} (the SASL login name's entry)"));
+                    self.unknown(
+                        Unknown::Refuse,
+                        format!("{r} {a} (the SASL login name's entry)"),
+                    );
+                }
+                Step::NoMatch
+            }
+            "permit_inet_interfaces" => self.inet_interfaces_client(),
+            // A client that waits for each reply (RFC 5321) never trips it.
+            "reject_unauth_pipelining" => Step::NoMatch,
+            // One RCPT per question: never a multi-recipient bounce.
+            "reject_multi_recipient_bounce" => Step::NoMatch,
+            // Only ETRN requests are checked against it.
+            "check_etrn_access" => Step::NoMatch,
+            "sleep" => Step::NoMatch,
+            // Before 3.9 (removal is handled before this): permits a HELO of an IP address.
+            "permit_naked_ip_address" => match &self.client.helo {
+                Some(h) if h.parse::<std::net::IpAddr>().is_ok() => Step::Permit,
+                _ => Step::NoMatch,
+            },
+            _ => {
+                let _ = list;
+                self.unknown(
+                    Unknown::Refuse,
+                    format!("{r} (not evaluated by relaydoctor)"),
+                )
+            }
+        }
+    }
+
+    /// The client's name and TLS: reverse and forward-confirmed names, encryption, client
+    /// certificates; None for any other restriction.
+    fn client_identity(&mut self, r: &str, arg: Option<&str>) -> Option<Step> {
+        let rep = self.client.representative;
+        let addr = self.client_addr();
+        let unk_code = self.code("unknown_client_reject_code", 450);
+        Some(match r {
             // reject_unknown_client(): name_status != OK; the code is
             // unknown_client_reject_code for a permanent failure (XCLIENT NAME=[UNAVAILABLE],
             // NXDOMAIN), 450 for a temporary one.
@@ -105,21 +159,31 @@ impl Eval<'_> {
                         None => r.to_string(),
                     };
                     self.depends
-                        .push(format!("{shown}: whether the client presents a certificate that is trusted or listed"));
+                            .push(format!("{shown}: whether the client presents a certificate that is trusted or listed"));
                     self.unknown(
                         Unknown::Refuse,
                         format!("{shown}: what a listed certificate's entry answers"),
                     )
                 }
             }
+            _ => return None,
+        })
+    }
+
+    /// DNS block and white lists of the client, HELO, sender or recipient; None for any
+    /// other restriction.
+    fn dns_list(&mut self, r: &str, arg: Option<&str>) -> Option<Step> {
+        let rep = self.client.representative;
+        let addr = self.client_addr();
+        Some(match r {
             "reject_rbl_client" | "reject_rhsbl_client" | "reject_rhsbl_reverse_client" => {
                 let zone = arg.unwrap_or("(missing zone)");
                 if rep {
-                    return Step::NoMatch;
+                    return Some(Step::NoMatch);
                 }
                 // reject_rhsbl_client: skipped when the client name is `unknown`.
                 if r != "reject_rbl_client" && self.client.name.is_none() {
-                    return Step::NoMatch;
+                    return Some(Step::NoMatch);
                 }
                 let who = match r {
                     "reject_rbl_client" => addr,
@@ -134,7 +198,7 @@ impl Eval<'_> {
             "permit_dnswl_client" | "permit_rhswl_client" => {
                 let zone = arg.unwrap_or("(missing zone)");
                 if rep || (r == "permit_rhswl_client" && self.client.name.is_none()) {
-                    return Step::NoMatch;
+                    return Some(Step::NoMatch);
                 }
                 self.unknown(
                     Unknown::Permit,
@@ -169,6 +233,15 @@ impl Eval<'_> {
                     )
                 }
             }
+            _ => return None,
+        })
+    }
+
+    /// The HELO name's and the addresses' syntax and DNS existence; None for any other
+    /// restriction.
+    fn names(&mut self, r: &str) -> Option<Step> {
+        let rep = self.client.representative;
+        Some(match r {
             "reject_unknown_helo_hostname" | "reject_unknown_hostname" => {
                 match self.client.helo.clone().filter(|_| !rep) {
                     Some(h) if reserved(&h) => super::coded(
@@ -256,48 +329,16 @@ impl Eval<'_> {
                     _ => Step::NoMatch,
                 }
             }
-            "reject_unverified_sender" | "reject_unverified_recipient" => {
-                self.unverified(r == "reject_unverified_sender")
-            }
-            "reject_unlisted_recipient" | "check_recipient_maps" => self.unlisted_recipient(),
-            "reject_unlisted_sender" => self.unlisted_sender(),
-            "reject_authenticated_sender_login_mismatch"
-            | "reject_known_sender_login_mismatch"
-            | "reject_unauthenticated_sender_login_mismatch"
-            | "reject_sender_login_mismatch" => self.login_mismatch(r),
-            "check_sasl_access" => {
-                if self.sasl_enabled && self.client.authenticated && !rep {
-                    let a = arg.unwrap_or("(missing map)");
-                    self.depends
-                        .push(format!("{r} {a} (the SASL login name's entry)"));
-                    self.unknown(
-                        Unknown::Refuse,
-                        format!("{r} {a} (the SASL login name's entry)"),
-                    );
-                }
-                Step::NoMatch
-            }
-            "permit_inet_interfaces" => self.inet_interfaces_client(),
-            // A client that waits for each reply (RFC 5321) never trips it.
-            "reject_unauth_pipelining" => Step::NoMatch,
-            // One RCPT per question: never a multi-recipient bounce.
-            "reject_multi_recipient_bounce" => Step::NoMatch,
-            // Only ETRN requests are checked against it.
-            "check_etrn_access" => Step::NoMatch,
-            "sleep" => Step::NoMatch,
-            // Before 3.9 (removal is handled before this): permits a HELO of an IP address.
-            "permit_naked_ip_address" => match &self.client.helo {
-                Some(h) if h.parse::<std::net::IpAddr>().is_ok() => Step::Permit,
-                _ => Step::NoMatch,
-            },
-            _ => {
-                let _ = list;
-                self.unknown(
-                    Unknown::Refuse,
-                    format!("{r} (not evaluated by relaydoctor)"),
-                )
-            }
-        }
+            _ => return None,
+        })
+    }
+
+    /// The client address as Postfix logs it (`unknown` without one).
+    fn client_addr(&self) -> String {
+        self.client
+            .ip
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into())
     }
 
     /// A check_*_{a,mx,ns}_access (or ccert/sasl) restriction that smtpd skips or that
