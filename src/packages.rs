@@ -76,7 +76,7 @@ pub fn installed(root: &Root, packages: &[&str]) -> Option<Installed> {
     ];
     for (path, find) in dbs {
         let real = root.resolve(Path::new(path));
-        let Some(text) = read_small(&real) else {
+        let Some(text) = read_small(root, &real) else {
             continue;
         };
         for p in packages {
@@ -90,7 +90,7 @@ pub fn installed(root: &Root, packages: &[&str]) -> Option<Installed> {
             .into_iter()
             .chain([root.resolve(Path::new("/usr/share/doc"))])
         {
-            if let Some((version, real)) = versioned_dir(&dir, p) {
+            if let Some((version, real)) = versioned_dir(root, &dir, p) {
                 return Some(found(root, p, version, &real));
             }
         }
@@ -106,12 +106,10 @@ fn found(root: &Root, package: &str, version: String, real: &Path) -> Installed 
     }
 }
 
-fn read_small(path: &Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_DB {
-        return None;
-    }
-    let bytes = std::fs::read(path).ok()?;
+/// A package database file, read inside the root (a snapshot's `var/lib/dpkg/status`
+/// symlinked to the host's is not followed out of it), never a FIFO, at most MAX_DB bytes.
+fn read_small(root: &Root, path: &Path) -> Option<String> {
+    let bytes = crate::contain::read(root.dir.as_deref(), path, MAX_DB).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -159,7 +157,7 @@ fn paragraphs(text: &str) -> impl Iterator<Item = &str> {
 /// Gentoo's package database category directories (`var/db/pkg/mail-mta`, ...).
 fn gentoo_dirs(root: &Root) -> Vec<PathBuf> {
     let db = root.resolve(Path::new("/var/db/pkg"));
-    let Ok(rd) = std::fs::read_dir(&db) else {
+    let Ok(rd) = root.read_dir(&db) else {
         return Vec::new();
     };
     let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
@@ -169,11 +167,11 @@ fn gentoo_dirs(root: &Root) -> Vec<PathBuf> {
 
 /// `NAME-VERSION` in `dir` (a directory whose name is the package name, a dash and a version
 /// starting with a digit): the highest version when several are left behind.
-fn versioned_dir(dir: &Path, package: &str) -> Option<(String, PathBuf)> {
-    let rd = std::fs::read_dir(dir).ok()?;
+fn versioned_dir(root: &Root, dir: &Path, package: &str) -> Option<(String, PathBuf)> {
+    let rd = root.read_dir(dir).ok()?;
     let prefix = format!("{package}-");
     rd.flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| root.metadata(&e.path()).is_ok_and(|m| m.is_dir()))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let v = name.strip_prefix(&prefix)?;

@@ -50,14 +50,34 @@ fn lint_cmd(root: &Path) -> Command {
 /// is killed and fails the test instead of stalling the suite.
 const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-fn output_within(mut c: Command, limit: std::time::Duration) -> std::process::Output {
+fn output_within(c: Command, limit: std::time::Duration) -> std::process::Output {
+    output_fed(c, None, limit)
+}
+
+/// `output_within` with `stdin` written to the child (from a thread of its own, so a child
+/// that stops reading cannot block the harness).
+fn output_fed(
+    mut c: Command,
+    stdin: Option<Vec<u8>>,
+    limit: std::time::Duration,
+) -> std::process::Output {
     use std::process::Stdio;
     let mut child = c
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run relaydoctor");
+    if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&data);
+        });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let pid = child.id();
     let reader = std::thread::spawn(move || {
@@ -350,19 +370,21 @@ fn absolute_symlinks_resolve_inside_the_snapshot() {
     );
 }
 
+/// A minimal qmail: control/me and control/rcpthosts.
+fn qmail_control(root: &Path) {
+    let c = root.join("var/qmail/control");
+    fs::create_dir_all(&c).unwrap();
+    fs::write(c.join("me"), "mx.example.com\n").unwrap();
+    fs::write(c.join("rcpthosts"), "example.com\n").unwrap();
+}
+
 #[test]
 fn tcpserver_rules_path_with_dotdot_stays_inside() {
     let (host, _secret, mark) = host_secret();
     let t = tempfile::tempdir().unwrap();
     let svc = t.path().join("service/qmail-smtpd");
     fs::create_dir_all(&svc).unwrap();
-    fs::create_dir_all(t.path().join("var/qmail/control")).unwrap();
-    fs::write(t.path().join("var/qmail/control/me"), "mx.example.com\n").unwrap();
-    fs::write(
-        t.path().join("var/qmail/control/rcpthosts"),
-        "example.com\n",
-    )
-    .unwrap();
+    qmail_control(t.path());
     // tcp rules source `shadow` and its compiled `shadow.cdb` on the host, reached by
     // `/../../..` from the snapshot.
     fs::copy(
@@ -400,24 +422,30 @@ fn mynetworks_file_with_dotdot_is_not_read_by_simulate() {
     .unwrap();
     fs::write(pf(&t).join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
     for cmd in ["simulate", "lint"] {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
-        c.arg(cmd);
-        if cmd == "simulate" {
-            c.args([
-                "--client",
-                "192.0.2.1",
-                "--rcpt",
-                "a@example.net",
-                "--instance",
-                "postfix",
-            ]);
-        }
-        c.arg("--root").arg(t.path());
-        let out = output_within(c, RUN_LIMIT);
-        let all = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
+        let all = printed(cmd, &[], t.path());
         assert!(!all.contains(mark), "{cmd} printed the host file: {all}");
     }
+}
+
+/// stdout and stderr of `lint` or `simulate` (of the Postfix instance, a client at
+/// 192.0.2.1 sending to a@example.net) over `root`, with `extra` arguments.
+fn printed(cmd: &str, extra: &[&str], root: &Path) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
+    c.arg(cmd);
+    if cmd == "simulate" {
+        c.args([
+            "--client",
+            "192.0.2.1",
+            "--rcpt",
+            "a@example.net",
+            "--instance",
+            "postfix",
+        ]);
+    }
+    c.args(extra).arg("--root").arg(root);
+    let out = output_within(c, RUN_LIMIT);
+    assert_ne!(out.status.code(), Some(101), "{cmd} panicked");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[test]
@@ -563,4 +591,273 @@ fn symlink_loop_in_tree() {
     );
     assert!(has(&r, "PF003", "etc/postfix/main.cf"));
     rest_checked(&r);
+}
+
+fn pf012_messages(r: &Run) -> Vec<String> {
+    r.findings
+        .iter()
+        .filter(|f| f["code"] == "PF012")
+        .map(|f| format!("{}:{} {}", f["file"], f["line"], f["message"]))
+        .collect()
+}
+
+#[test]
+fn mynetworks_read_back_through_its_own_default() {
+    // Both overflowed the stack (SIGABRT): mynetworks' default reads mynetworks_style, whose
+    // default reads compatibility_level.
+    for (main, name) in [
+        ("compatibility_level = $mynetworks\n", "compatibility_level"),
+        (
+            "compatibility_level = 3.6\nmynetworks_style = $mynetworks\n",
+            "mynetworks_style",
+        ),
+        (
+            "compatibility_level = 3.6\ninet_interfaces = $mynetworks\n",
+            "inet_interfaces",
+        ),
+    ] {
+        let t = tree();
+        fs::write(pf(&t).join("main.cf"), main).unwrap();
+        let r = run(lint_cmd(t.path()));
+        let msgs = pf012_messages(&r);
+        assert!(
+            msgs.iter().any(|m| m.contains("etc/postfix/main.cf")
+                && m.contains(name)
+                && m.contains("loops")),
+            "{main}: {msgs:?}"
+        );
+        rest_checked(&r);
+    }
+}
+
+#[test]
+fn exponential_expansion_is_bounded() {
+    // e0 = $e1 $e1, ... 30 levels: 2^30 copies of "x" if built (Postfix would build it all).
+    let t = tree();
+    let mut text = String::from("compatibility_level = 3.6\nmyhostname = mail.example.com\n");
+    for i in 0..30 {
+        text.push_str(&format!("e{i} = $e{} $e{}\n", i + 1, i + 1));
+    }
+    text.push_str("e30 = x\nsmtpd_banner = $e0\n");
+    fs::write(pf(&t).join("main.cf"), text).unwrap();
+    let r = run(lint_cmd(t.path()));
+    let msgs = pf012_messages(&r);
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("grows beyond") && m.contains("etc/postfix/main.cf")),
+        "{msgs:?}"
+    );
+    rest_checked(&r);
+}
+
+#[test]
+fn many_undefined_references_are_linear() {
+    // 32k references to one undefined name took 40 s (each re-expanded the whole value).
+    let t = tree();
+    let refs = "$a ".repeat(32_000);
+    fs::write(
+        pf(&t).join("main.cf"),
+        format!("compatibility_level = 3.6\nsmtpd_banner = {refs}\n"),
+    )
+    .unwrap();
+    let r = run(lint_cmd(t.path()));
+    let pf006 = r.findings.iter().filter(|f| f["code"] == "PF006").count();
+    assert!(pf006 >= 1, "{:?}", &r.findings[..r.findings.len().min(3)]);
+    rest_checked(&r);
+}
+
+// ------------------------------------------------------------ explain --log read errors
+
+fn log_lines() -> String {
+    fs::read_to_string(common::repo("fixtures/logs/postfix-real.log")).unwrap()
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// `explain --log ...` in JSON, bounded by the harness: (exit code, stdout JSON, stderr).
+fn explain_logs(logs: &[&str], stdin: Option<Vec<u8>>) -> (i32, Value, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
+    c.args([
+        "explain",
+        "--no-simulate",
+        "--year",
+        "2026",
+        "--format",
+        "json",
+    ]);
+    for l in logs {
+        c.args(["--log", l]);
+    }
+    let out = output_fed(c, stdin, RUN_LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("json: {e}: {stdout}{stderr}"));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+#[test]
+fn explain_corrupt_or_truncated_gzip_ends_with_the_file_and_offset() {
+    let text = log_lines();
+    // Many lines, so the decoder fails after the first chunks were handed to the parser.
+    let big = text.repeat(400);
+    let good = gzip(&big);
+    let truncated = good[..good.len() / 2].to_vec();
+    let mut corrupt = good.clone();
+    let mid = corrupt.len() / 2;
+    for b in &mut corrupt[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let plain = d.path().join("mail.log");
+    fs::write(&plain, &text).unwrap();
+    for (what, bytes) in [("truncated", truncated), ("corrupt", corrupt)] {
+        let gz = d.path().join(format!("{what}.gz"));
+        fs::write(&gz, &bytes).unwrap();
+        let gz_s = gz.to_str().unwrap();
+        // Alone, second of several files, and through standard input.
+        for (logs, stdin, named) in [
+            (vec![gz_s], None, gz_s.to_string()),
+            (vec![plain.to_str().unwrap(), gz_s], None, gz_s.to_string()),
+            (vec!["-"], Some(bytes.clone()), "standard input".to_string()),
+        ] {
+            let (code, v, stderr) = explain_logs(&logs, stdin);
+            let ctx = format!("{what} {logs:?}: {stderr}");
+            assert_eq!(code, 2, "{ctx}");
+            assert!(
+                stderr.contains(&named) && stderr.contains("after byte"),
+                "{ctx}"
+            );
+            // What was read before the error is kept and reported.
+            let lines = v["stats"]["lines"].as_u64().unwrap();
+            assert!(lines > 54, "{ctx}: {lines} lines");
+            assert!(
+                v["stats"]["read_errors"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 1),
+                "{ctx}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ secrets by role
+
+#[test]
+fn secrets_are_masked_by_role_in_every_format_and_diff() {
+    const SECRETS: [&str; 5] = [
+        "Typ0Secret9",
+        "Indir3ctPw9",
+        "Macr0Secret9",
+        "R0uteSecret9",
+        "Tcp5ecret9",
+    ];
+    let t = tree();
+    let files = [
+        // Misspelled password map (PF005 renames it) and one reached through $sasl_pw; the
+        // duplicates and `# old` make PF004/PF003 quote the values in every format.
+        (
+            "etc/postfix/main.cf",
+            "compatibility_level = 3.6\nsmtp_sasl_pasword_maps = static:typo:Typ0Secret9\nsmtp_sasl_pasword_maps = static:typo:Typ0Secret9 # old\nsasl_pw = static:u:Indir3ctPw9\nsasl_pw = static:u:Indir3ctPw9 # old\nsmtp_sasl_password_maps = $sasl_pw\nsmtp_sasl_auth_enable = yes\n",
+        ),
+        // The macro holds the client_send secret.
+        (
+            "etc/exim4/exim4.conf",
+            "PW = ^u^Macr0Secret9\nPW = ^u^Macr0Secret9\nbegin authenticators\nplain:\n  driver = plaintext\n  public_name = PLAIN\n  client_send = PW\n",
+        ),
+        ("var/qmail/control/me", "mx.example.com\n"),
+        ("var/qmail/control/rcpthosts", "example.com\n"),
+        ("var/qmail/control/locals", "example.com\n"),
+        // qmail-remote's auth patch: domain:relay:port|user|password.
+        (
+            "var/qmail/control/smtproutes",
+            ":relay.example.net:587|myuser|R0uteSecret9\n",
+        ),
+        (
+            "etc/tcp.smtp",
+            ":allow,RELAYCLIENT=\"\",SMTPAUTH_PASS=\"Tcp5ecret9\"\n",
+        ),
+    ];
+    for (p, text) in files {
+        let p = t.path().join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    let mut runs: Vec<(String, Vec<&str>)> = ["text", "json", "sarif", "github", "nagios"]
+        .iter()
+        .map(|f| (f.to_string(), vec!["--format", f]))
+        .collect();
+    runs.push(("--diff".into(), vec!["--diff"]));
+    for (what, args) in runs {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_relaydoctor"));
+        c.arg("lint").args(&args).arg("--root").arg(t.path());
+        let out = output_within(c, RUN_LIMIT);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for s in SECRETS {
+            assert!(!all.contains(s), "{what}: printed {s}: {all}");
+        }
+        // The lines that hold them were printed, masked (so the test can fail).
+        let expect: &[&str] = match what.as_str() {
+            "text" => &[
+                "static:********",
+                "PW = ********",
+                "587|********",
+                "SMTPAUTH_PASS=\"********\"",
+            ],
+            "--diff" => &["+smtp_sasl_password_maps = static:********"],
+            "nagios" => &[],
+            _ => &["static:********"],
+        };
+        for e in expect {
+            assert!(all.contains(e), "{what}: no `{e}` in {all}");
+        }
+    }
+}
+
+// ------------------------------------------------------------ reads go through Root
+
+#[test]
+fn lookup_tables_and_cdb_symlinked_out_of_the_snapshot_are_not_read() {
+    const MAIN: &str = "compatibility_level = 3.6\nsmtpd_relay_restrictions = check_client_access hash:/etc/postfix/access, permit_mynetworks, reject_unauth_destination\nmynetworks = 127.0.0.0/8\n";
+    // A Postfix access map (and its .db) symlinked to the host.
+    let (t, (host, secret, mark)) = (tree(), host_secret());
+    fs::write(pf(&t).join("main.cf"), MAIN).unwrap();
+    fs::write(pf(&t).join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    std::os::unix::fs::symlink(&secret, pf(&t).join("access")).unwrap();
+    std::os::unix::fs::symlink(&secret, pf(&t).join("access.db")).unwrap();
+    // qmail: tcp.smtp.cdb symlinked to a host cdb whose rules carry the mark.
+    qmail_control(t.path());
+    let cdb = relaydoctor::qmail::cdb::build(&[(
+        b"".as_slice(),
+        format!("+RELAYCLIENT=\0+{mark}=1\0").as_bytes(),
+    )]);
+    fs::write(host.path().join("rules.cdb"), cdb).unwrap();
+    fs::write(
+        t.path().join("etc/tcp.smtp"),
+        "127.:allow,RELAYCLIENT=\"\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        host.path().join("rules.cdb"),
+        t.path().join("etc/tcp.smtp.cdb"),
+    )
+    .unwrap();
+    for cmd in ["lint", "simulate"] {
+        for format in ["text", "json"] {
+            let all = printed(cmd, &["--format", format], t.path());
+            assert!(
+                !all.contains(mark),
+                "{cmd} {format}: printed the host file: {all}"
+            );
+        }
+    }
 }

@@ -87,6 +87,10 @@ pub struct Stats {
     pub duplicates_unchecked: u64,
     /// Line numbers (input, line) of the first lines not understood, for the report.
     pub unknown_examples: Vec<(String, u64)>,
+    /// Inputs that ended in a read error (corrupt or truncated gzip): the file, the byte
+    /// offset and what was kept. The lines before the error are in the counts above.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_errors: Vec<String>,
 }
 
 /// Where events go: kept one by one, or grouped.
@@ -471,7 +475,7 @@ pub fn run(mut a: Settings) -> Result<Outcome, Failure> {
             Some(r) if p.is_absolute() => Root::snapshot(r).resolve(p),
             _ => p.clone(),
         };
-        if reader::looks_like_log(&real) {
+        if reader::looks_like_log(a.root.as_deref(), &real) {
             return Err(Failure::new(format!(
                 "{}: this looks like a mail log; use --log FILE (a PATH argument names the \
                  configuration to simulate against, e.g. /etc/postfix)",
@@ -491,7 +495,15 @@ pub fn run(mut a: Settings) -> Result<Outcome, Failure> {
     let an = analyze(&a, &text)?;
     let mut config = configuration(&mut a, paths);
     let out = render(&a, &an, &mut config);
-    Ok(Outcome::findings(out, an.stats.events > 0).json(a.json))
+    let mut outcome = Outcome::findings(out, an.stats.events > 0).json(a.json);
+    if !an.stats.read_errors.is_empty() {
+        // The report covers what was read; the run still says it could not read everything.
+        outcome.status = crate::outcome::Status::PartialFailure;
+        for e in &an.stats.read_errors {
+            outcome = outcome.note(e.clone());
+        }
+    }
+    Ok(outcome)
 }
 
 /// Read every input into the analyzer: whole logs grouped, texts event by event.

@@ -301,6 +301,9 @@ pub struct Producer<R> {
     /// Number of the next chunk's first line.
     line: u64,
     eof: bool,
+    /// A read error (corrupt or truncated gzip): the lines before it are still handed out,
+    /// then `next_chunk` returns it once.
+    error: Option<std::io::Error>,
     years: YearRule,
     live: PidSet,
 }
@@ -314,6 +317,7 @@ impl<R: Read> Producer<R> {
             carry: Vec::new(),
             line: 1,
             eof: false,
+            error: None,
             years,
             live: PidSet::new(),
         }
@@ -322,7 +326,10 @@ impl<R: Read> Producer<R> {
     /// Fill `c` with the next chunk; false at the end of input.
     pub fn next_chunk(&mut self, c: &mut Chunk) -> std::io::Result<bool> {
         if self.eof {
-            return Ok(false);
+            return match self.error.take() {
+                Some(e) => Err(e),
+                None => Ok(false),
+            };
         }
         c.hits.clear();
         c.lines = 0;
@@ -344,7 +351,12 @@ impl<R: Read> Producer<R> {
                     }
                     Ok(n) => filled += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    // Keep what was read: this chunk ends here, the error comes next.
+                    Err(e) => {
+                        self.error = Some(e);
+                        self.eof = true;
+                        break;
+                    }
                 }
             }
             if self.eof {
@@ -449,16 +461,23 @@ fn threaded_run<R: Read + Send>(
                 let sent = match p.next_chunk(&mut c) {
                     Ok(true) => full_tx.send(Ok(c)),
                     Ok(false) => return,
-                    Err(e) => full_tx.send(Err(e)),
+                    Err(e) => {
+                        // An error ends the input: a decoder may repeat it forever.
+                        let _ = full_tx.send(Err(e));
+                        return;
+                    }
                 };
                 if sent.is_err() {
-                    // The parser stopped (error): stop reading.
+                    // The parser stopped: stop reading.
                     return;
                 }
             });
         if started.is_err() {
             return None;
         }
+        // Owned by this closure, so it is dropped (and a blocked producer's send fails) when
+        // the closure returns, before the scope joins the producer.
+        let full_rx = full_rx;
         for c in full_rx.iter() {
             match c {
                 Ok(c) => {
@@ -474,13 +493,20 @@ fn threaded_run<R: Read + Send>(
 }
 
 /// Open a log (`-` is standard input), decompressing gzip (also multi-member, as logrotate
-/// and `cat a.gz b.gz` make) by its magic bytes rather than its name.
+/// and `cat a.gz b.gz` make) by its magic bytes rather than its name. A file that cannot be
+/// opened is an error; one that fails while being read (corrupt or truncated gzip) keeps the
+/// lines read before and adds the failure to `stats.read_errors`.
 pub fn stream_path(p: &Path, an: &mut Analyzer) -> Result<(), String> {
     let name = p.display().to_string();
     an.stats.inputs.push(name.clone());
+    let offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lines_before = an.stats.lines;
     let res = if name == "-" {
         // Not the locked handle: the reader thread needs a handle it can take along.
-        let mut r = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+        let mut r = std::io::BufReader::with_capacity(
+            1 << 16,
+            Counting::new(std::io::stdin(), offset.clone()),
+        );
         let gz = r
             .fill_buf()
             .map(|b| b.starts_with(&[0x1f, 0x8b]))
@@ -498,14 +524,45 @@ pub fn stream_path(p: &Path, an: &mut Analyzer) -> Result<(), String> {
         let mut magic = [0u8; 2];
         let got = f.read(&mut magic).map_err(|e| format!("{name}: {e}"))?;
         let head = std::io::Cursor::new(magic[..got].to_vec());
-        let chained = head.chain(f);
+        let chained = Counting::new(head.chain(f), offset.clone());
         if got == 2 && magic == [0x1f, 0x8b] {
             stream_log(flate2::read::MultiGzDecoder::new(chained), &name, an)
         } else {
             stream_log(chained, &name, an)
         }
     };
-    res.map_err(|e| format!("{name}: {e}"))
+    if let Err(e) = res {
+        let shown = if name == "-" { "standard input" } else { &name };
+        let msg = format!(
+            "{shown}: read error after byte {} of the input ({e}); the {} lines before it are in the report",
+            offset.load(std::sync::atomic::Ordering::Relaxed),
+            an.stats.lines - lines_before
+        );
+        an.stats.read_errors.push(msg);
+    }
+    Ok(())
+}
+
+/// A reader that counts the bytes it has handed out (the position of a read error in the
+/// file, before decompression).
+struct Counting<R> {
+    inner: R,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R> Counting<R> {
+    fn new(inner: R, n: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Counting { inner, n }
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.n
+            .fetch_add(got as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(got)
+    }
 }
 
 /// Pasted text: every line is examined; indented lines continue the previous one (bounces
@@ -547,13 +604,12 @@ pub fn stream_text<R: BufRead>(mut r: R, input: &str, an: &mut Analyzer) -> Resu
 /// (after gzip decompression when it is compressed) start with a log timestamp, which no
 /// Postfix, Exim or qmail configuration file does. Used to tell a user who passed a log as
 /// explain's configuration PATH to use `--log FILE`. Unreadable files are not logs here.
-pub fn looks_like_log(p: &Path) -> bool {
-    let Ok(f) = std::fs::File::open(p) else {
+/// `root` is the --root snapshot `p` lies in (None: the live system).
+pub fn looks_like_log(root: Option<&Path>, p: &Path) -> bool {
+    // Through crate::contain: inside a --root snapshot, never a FIFO (open would block).
+    let Ok((f, _)) = crate::contain::open_regular(root, p, u64::MAX) else {
         return false;
     };
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return false;
-    }
     let mut head = Vec::with_capacity(8192);
     let mut r = std::io::BufReader::new(f);
     let gz = r.fill_buf().is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
@@ -819,8 +875,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cf = dir.path().join("main.cf");
         std::fs::write(&cf, "# comment\nmyhostname = mx.example.com\n").unwrap();
-        assert!(!looks_like_log(&cf));
-        assert!(!looks_like_log(dir.path()));
+        assert!(!looks_like_log(None, &cf));
+        assert!(!looks_like_log(None, dir.path()));
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs");
         for f in [
             "postfix-real.log",
@@ -828,7 +884,7 @@ mod tests {
             "exim-rejectlog",
             "qmail-patches.log",
         ] {
-            assert!(looks_like_log(&p.join(f)), "{f}");
+            assert!(looks_like_log(None, &p.join(f)), "{f}");
         }
     }
 }

@@ -52,40 +52,8 @@ pub struct Credentials {
 impl Credentials {
     /// Remove every secret from a message.
     pub fn scrub(&self, msg: &str) -> String {
-        scrub_all(msg, &self.secrets)
+        crate::secrets::mask(msg, &self.secrets)
     }
-}
-
-/// Replaces each secret where it stands as a token (not inside a longer word): a password
-/// echoed in a message is delimited by quotes, `:`, `@` or blanks, while masking every
-/// substring would garble the text ("a" in `'admin'@'localhost'`) and, by showing which
-/// words were masked, tell the reader the password.
-pub fn scrub_all(msg: &str, secrets: &[String]) -> String {
-    let mut out = msg.to_string();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        let mut result = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        let mut prev: Option<char> = None;
-        while let Some(i) = rest.find(s.as_str()) {
-            let before = rest[..i].chars().next_back().or(prev);
-            let after = rest[i + s.len()..].chars().next();
-            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            let alnum = |c: char| c.is_alphanumeric();
-            let inside_word =
-                (word(before) && s.starts_with(alnum)) || (word(after) && s.ends_with(alnum));
-            result.push_str(&rest[..i]);
-            if !inside_word {
-                result.push_str("********");
-            } else {
-                result.push_str(s);
-            }
-            prev = s.chars().next_back();
-            rest = &rest[i + s.len()..];
-        }
-        result.push_str(rest);
-        out = result;
-    }
-    out
 }
 
 /// A credentials problem: message already free of secrets.
@@ -236,7 +204,7 @@ fn from_url(url: &str, source: &str, root: &Path, t: Timeouts) -> Result<Credent
     };
     let opts = Opts::from_url(&url).map_err(|e| {
         // The URL parser's messages do not carry the password, but scrub anyway.
-        CredError(scrub_all(
+        CredError(crate::secrets::mask(
             &format!(
                 "{source}: bad database URL ({e}); expected mysql://USER:PASSWORD@HOST:PORT/psa"
             ),
@@ -549,24 +517,6 @@ fn endpoint(opts: &Opts, db: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrub_masks_the_secret_as_a_token_only() {
-        let secrets = |p: &str| vec![p.to_string()];
-        let denied = "Access denied for user 'admin'@'localhost' (using password: YES)";
-        // A short password that is part of other words leaves them alone.
-        assert_eq!(scrub_all(denied, &secrets("a")), denied);
-        assert_eq!(
-            scrub_all("mysql://admin:s3cr3t@db/psa: refused", &secrets("s3cr3t")),
-            "mysql://admin:********@db/psa: refused"
-        );
-        assert_eq!(
-            scrub_all("password 'Zq7-x' rejected", &secrets("Zq7-x")),
-            "password '********' rejected"
-        );
-        // Punctuation-edged secrets are masked even next to letters.
-        assert_eq!(scrub_all("x:-p@ss-y", &secrets("-p@ss-")), "x:********y");
-    }
 
     #[test]
     fn ini() {

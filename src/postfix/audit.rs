@@ -584,7 +584,7 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 for suf in sufs {
                     let db = PathBuf::from(format!("{}{suf}", real.display()));
                     let shown = format!("{path}{suf}");
-                    let fd = match (std::fs::metadata(&db), std::fs::metadata(&real)) {
+                    let fd = match (ctx.root.metadata(&db), ctx.root.metadata(&real)) {
                         (Err(_), _) => Finding::new(
                             "PF107",
                             Mta::Postfix,

@@ -1076,10 +1076,13 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                 continue;
             }
             let raw = e.value_span.text(&src.text);
+            // Expanded once per entry, not once per reference (32k references were quadratic).
+            let mut shown: Option<String> = None;
             for (off, n) in plain_refs(raw) {
                 if defined(n) {
                     continue;
                 }
+                let shown = shown.get_or_insert_with(|| shown_value(&m.scope(None).value(&e.name)));
                 let start = e.value_span.start + off;
                 let len = if raw[off + 1..].starts_with(['{', '(']) {
                     n.len() + 3
@@ -1093,7 +1096,7 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                         format!(
                             "${n} is not defined in main.cf and is not a Postfix parameter: it expands to nothing (postconf warns `undefined parameter: {n}`), so {} is {}{}",
                             e.name,
-                            shown_value(&m.scope(None).value(&e.name)),
+                            shown,
                             list_effect(&e.name)
                         ),
                     )
@@ -1111,6 +1114,7 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                     continue;
                 }
                 let raw = o.value_span.text(&src.text);
+                let mut value: Option<String> = None;
                 for (off, n) in plain_refs(raw) {
                     if defined(n) || s.overrides.iter().any(|x| x.name == n) {
                         continue;
@@ -1121,7 +1125,7 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                     } else {
                         n.len() + 1
                     };
-                    let value = m.scope(Some(si)).value(&o.name);
+                    let value = value.get_or_insert_with(|| m.scope(Some(si)).value(&o.name));
                     f.push(
                         Finding::new(
                             "PF006",
@@ -1130,7 +1134,7 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
                                 "${n} is not defined in main.cf: it expands to nothing (postconf warns `undefined parameter: {n}`), so on service {} {} is {}{}",
                                 s.id(),
                                 o.name,
-                                shown_value(&value),
+                                shown_value(value),
                                 list_effect(&o.name)
                             ),
                         )
@@ -1626,6 +1630,41 @@ fn deprecation_finding(
 
 // ------------------------------------------------------------ PF012
 
+/// `$mynetworks` read back while mynetworks' own default is computed (see
+/// `Model::mynetworks_loop`): reported at the main.cf entries the default depends on.
+fn mynetworks_loop(m: &Model, f: &mut Vec<Finding>) {
+    let Some(main) = m.main.as_ref().filter(|_| m.mynetworks_loop()) else {
+        return;
+    };
+    for name in [
+        "mynetworks_style",
+        "compatibility_level",
+        "inet_interfaces",
+        "inet_protocols",
+    ] {
+        let Some(e) = m.main_entry(name).filter(|e| e.value.contains('$')) else {
+            continue;
+        };
+        f.push(
+            Finding::new(
+                "PF012",
+                Mta::Postfix,
+                format!(
+                    "{name} = {}: mynetworks is not set, and its default is computed from mynetworks_style (whose default depends on compatibility_level), inet_interfaces and inet_protocols, so a reference to $mynetworks here loops: {}",
+                    short(&e.value),
+                    match name {
+                        "mynetworks_style" => "Postfix expands it to nothing and stops (postconf 3.7.11: `fatal: bad mynetworks_style value: ; specify exactly one value`)",
+                        "compatibility_level" => "postconf 3.7.11 crashes (segmentation fault) computing it",
+                        _ => "Postfix expands it to nothing (postconf 3.7.11 shows both values empty)",
+                    }
+                ),
+            )
+            .at(at(&main.source, e.value_span))
+            .help("Give this parameter a literal value, or set mynetworks explicitly."),
+        );
+    }
+}
+
 fn expansion(m: &Model, f: &mut Vec<Finding>) {
     let mut reported: HashSet<Vec<String>> = HashSet::new();
     let describe = |e: &ExpandError| -> (Vec<String>, String) {
@@ -1645,6 +1684,12 @@ fn expansion(m: &Model, f: &mut Vec<Finding>) {
                 vec![c.first().cloned().unwrap_or_default(), "deep".into()],
                 format!(
                     "{e}: Postfix stops with `unreasonable macro call nesting` and `fatal: macro processing error` when it reads this value"
+                ),
+            ),
+            ExpandError::TooLong(c) => (
+                vec![c.first().cloned().unwrap_or_default(), "long".into()],
+                format!(
+                    "{e}: Postfix limits only the nesting depth (mac_expand.c), so every daemon that reads this value builds all of it in memory and may stop with `fatal: out of memory`"
                 ),
             ),
             ExpandError::Syntax(s) => (
@@ -1675,6 +1720,7 @@ fn expansion(m: &Model, f: &mut Vec<Finding>) {
             }
         }
     }
+    mynetworks_loop(m, f);
     if let Some(master) = &m.master {
         let src = &master.source;
         for (si, s) in m.services().iter().enumerate() {

@@ -11,11 +11,25 @@
 //! with postconf 3.7.11). A loop always hits that limit; relaydoctor reports it as a loop.
 //! Results are memoised together with how deep their expansion went, so the limit is applied
 //! exactly even when a memoised value is reused at a different depth.
+//!
+//! Length: mac_expand.c bounds only the nesting (`if (mc->level++ > 100)`, "unreasonable macro
+//! call nesting"); the result VSTRING grows until vstring_extend() or mymalloc() stop the
+//! process (`fatal: vstring_extend: length overflow` / `out of memory`). `e0 = $e1 $e1`,
+//! `e1 = $e2 $e2`, ... 30 levels deep is legal nesting but doubles the value per level, so a
+//! daemon reading it allocates gigabytes. relaydoctor refuses to build a value longer than
+//! [`MAX_VALUE`], or to copy more than [`MAX_SUBSTITUTED`] bytes of substitutions in one scope,
+//! and reports the chain ([`ExpandError::TooLong`], PF012) instead: time and memory stay bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Postfix's limit on nested expansion (mac_expand.c).
 pub const MAX_NESTING: usize = 100;
+/// Longest expanded value relaydoctor builds (the largest real main.cf value seen in the
+/// corpus, a long mynetworks list, is a few hundred KiB).
+pub const MAX_VALUE: usize = 4 << 20;
+/// Bytes that `$name` substitution may copy in one expansion scope before every further
+/// expansion fails: bounds the work of many parameters each reading a huge value.
+pub const MAX_SUBSTITUTED: usize = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExpandError {
@@ -23,6 +37,9 @@ pub enum ExpandError {
     Loop(Vec<String>),
     /// A chain deeper than Postfix allows; the chain from the parameter read to the deepest name.
     TooDeep(Vec<String>),
+    /// The value grows beyond [`MAX_VALUE`] (or the scope's substitution budget): the chain
+    /// from the parameter read to the name whose substitution crossed the limit.
+    TooLong(Vec<String>),
     /// Malformed expression (unbalanced braces, bad relational operator).
     Syntax(String),
 }
@@ -34,6 +51,13 @@ impl std::fmt::Display for ExpandError {
             ExpandError::TooDeep(c) => write!(
                 f,
                 "expansion nested more than {MAX_NESTING} levels deep (${} -> ... -> ${})",
+                c.first().map(String::as_str).unwrap_or(""),
+                c.last().map(String::as_str).unwrap_or("")
+            ),
+            ExpandError::TooLong(c) => write!(
+                f,
+                "expansion grows beyond {} MiB (${} -> ... -> ${}): each level repeats the one below",
+                MAX_VALUE >> 20,
                 c.first().map(String::as_str).unwrap_or(""),
                 c.last().map(String::as_str).unwrap_or("")
             ),
@@ -67,6 +91,9 @@ pub struct Expander<L: Lookup> {
     stack: Vec<String>,
     /// Names referenced but defined nowhere (they expand to empty), in first-seen order.
     pub undefined: Vec<String>,
+    undefined_set: HashSet<String>,
+    /// Bytes copied by `$name` substitution so far (bounded by MAX_SUBSTITUTED).
+    substituted: usize,
 }
 
 type Res = Result<(String, usize), ExpandError>;
@@ -78,6 +105,8 @@ impl<L: Lookup> Expander<L> {
             memo: HashMap::new(),
             stack: Vec::new(),
             undefined: Vec::new(),
+            undefined_set: HashSet::new(),
+            substituted: 0,
         }
     }
 
@@ -118,9 +147,12 @@ impl<L: Lookup> Expander<L> {
             return Err(ExpandError::TooDeep(chain));
         }
         let Some(raw) = self.lookup.raw(name) else {
-            if !self.undefined.iter().any(|n| n == name) {
+            // Memoised too: 32k references to one undefined name cost one lookup.
+            if self.undefined_set.insert(name.to_string()) {
                 self.undefined.push(name.to_string());
             }
+            self.memo
+                .insert(name.to_string(), Memo::Done(String::new(), 0));
             return Ok((String::new(), 0));
         };
         self.stack.push(name.to_string());
@@ -175,7 +207,7 @@ impl<L: Lookup> Expander<L> {
                     };
                     let inner = &text[i + 2..end];
                     let (v, d) = self.braced(inner, level)?;
-                    out.push_str(&v);
+                    self.append(&mut out, &v, inner)?;
                     depth = depth.max(d);
                     i = end + 1;
                 }
@@ -185,7 +217,7 @@ impl<L: Lookup> Expander<L> {
                         j += 1;
                     }
                     let (v, d) = self.param_at(&text[i + 1..j], level + 1)?;
-                    out.push_str(&v);
+                    self.append(&mut out, &v, &text[i + 1..j])?;
                     depth = depth.max(d + 1);
                     i = j;
                 }
@@ -199,6 +231,24 @@ impl<L: Lookup> Expander<L> {
         }
         out.push_str(&text[lit_start.min(text.len())..]);
         Ok((out, depth))
+    }
+
+    /// `out += v` for a substitution of `name`, within MAX_VALUE and the scope's budget.
+    fn append(&mut self, out: &mut String, v: &str, name: &str) -> Result<(), ExpandError> {
+        self.substituted = self.substituted.saturating_add(v.len());
+        if out.len() + v.len() > MAX_VALUE || self.substituted > MAX_SUBSTITUTED {
+            let mut chain = self.stack.clone();
+            let end: String = name
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !end.is_empty() {
+                chain.push(end);
+            }
+            return Err(ExpandError::TooLong(chain));
+        }
+        out.push_str(v);
+        Ok(())
     }
 
     /// The inside of `${...}` / `$(...)`.

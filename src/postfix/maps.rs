@@ -184,7 +184,7 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
     let mut note = None;
     if let Some(suf) = suffix {
         let compiled = PathBuf::from(format!("{}{suf}", real.display()));
-        match (std::fs::metadata(&compiled), std::fs::metadata(&real)) {
+        match (ctx.root.metadata(&compiled), ctx.root.metadata(&real)) {
             (Err(_), _) => {
                 return Opened::Depends(format!(
                     "{spec} (compiled file {name}{suf} is missing: smtpd cannot open the table)"

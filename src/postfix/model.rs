@@ -5,7 +5,7 @@
 //! The relay policy engine asks `Model::scope(Some(service))` for any parameter of one smtpd
 //! listener and gets the expanded value with where it was set (`Origin`: file, line, spans).
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -165,6 +165,9 @@ pub struct Model {
     /// The Postfix version in use and where it came from (see `version`).
     version: OnceCell<(Version, String)>,
     live_mynetworks: OnceCell<Option<String>>,
+    /// Whether mynetworks is being derived right now, and whether its derivation read
+    /// `$mynetworks` back (see `mynetworks_loop`).
+    deriving_mynetworks: Cell<(bool, bool)>,
     config_directory: String,
     /// Lookup tables named in the smtpd restriction lists, restriction classes and
     /// mynetworks, opened once per run (see `preload_tables`), by their spec.
@@ -239,6 +242,7 @@ impl Model {
             root: ctx.root.clone(),
             version: OnceCell::new(),
             live_mynetworks: OnceCell::new(),
+            deriving_mynetworks: Cell::default(),
             config_directory,
             tables: HashMap::new(),
             list_files: HashMap::new(),
@@ -496,6 +500,7 @@ impl Model {
             root: self.root.clone(),
             version: OnceCell::from((version, "the version compared against".to_string())),
             live_mynetworks: OnceCell::new(),
+            deriving_mynetworks: Cell::default(),
             config_directory: self.config_directory.clone(),
             tables,
             list_files: self.list_files.clone(),
@@ -688,6 +693,20 @@ impl Model {
             // loopback, which every style includes, is assumed (and `mynetworks_unknown`
             // says so).
             "mynetworks" => {
+                // Its default reads mynetworks_style (whose own default reads
+                // compatibility_level), inet_interfaces and inet_protocols: a `$mynetworks` in
+                // any of them comes back here. Postfix expands it to nothing at that point
+                // (`mynetworks_style = $mynetworks` ends in postconf 3.7.11's `fatal: bad
+                // mynetworks_style value: ; specify exactly one value`; with
+                // `compatibility_level = $mynetworks` postconf itself overflows its stack).
+                let (deriving, _) = self.deriving_mynetworks.get();
+                if self.live_mynetworks.get().is_none() {
+                    if deriving {
+                        self.deriving_mynetworks.set((true, true));
+                        return Some((String::new(), Origin::builtin(OriginKind::Default)));
+                    }
+                    self.deriving_mynetworks.set((true, false));
+                }
                 let v = self
                     .live_mynetworks
                     .get_or_init(|| {
@@ -699,6 +718,8 @@ impl Model {
                     })
                     .clone()
                     .unwrap_or_else(|| "127.0.0.0/8 [::1]/128".into());
+                let (_, looped) = self.deriving_mynetworks.get();
+                self.deriving_mynetworks.set((false, looped));
                 return Some((v, Origin::builtin(OriginKind::Default)));
             }
             // Per-service names that Postfix sets when a daemon starts (mail_task.c,
@@ -743,6 +764,13 @@ impl Model {
                 mydomain: OnceCell::new(),
             })),
         }
+    }
+
+    /// Whether computing mynetworks' default read `$mynetworks` back (through
+    /// mynetworks_style, compatibility_level, inet_interfaces or inet_protocols).
+    pub fn mynetworks_loop(&self) -> bool {
+        let _ = self.raw(None, "mynetworks");
+        self.deriving_mynetworks.get().1
     }
 
     /// Whether `name` is a parameter that Postfix does not expand when reading main.cf.

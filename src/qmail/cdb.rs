@@ -18,6 +18,9 @@ pub struct Cdb {
     data: std::sync::OnceLock<Vec<u8>>,
     /// Where to read the bytes from when they are first needed (None: given in memory).
     path: Option<std::path::PathBuf>,
+    /// The snapshot `path` lies in (None: the live system): every later read of the file
+    /// is contained in it like the first (crate::contain), never following a symlink out.
+    root: Option<std::path::PathBuf>,
     /// Size of the file when it was checked.
     size: usize,
     /// Lookups made by positioned reads before the whole file was read (see `find`).
@@ -82,6 +85,7 @@ impl Cdb {
         let cdb = Cdb {
             data: std::sync::OnceLock::from(data),
             path: None,
+            root: None,
             size,
             piecemeal: Default::default(),
             file: Default::default(),
@@ -109,10 +113,22 @@ impl Cdb {
     /// `read`, calling `visit` with each record's key in file order during the checking
     /// pass (buffered reads, one reused key buffer: nothing is kept). Same checks and same
     /// errors as `parse`.
-    pub fn read_with(path: &std::path::Path, mut visit: impl FnMut(&[u8])) -> Result<Cdb, String> {
+    pub fn read_with(path: &std::path::Path, visit: impl FnMut(&[u8])) -> Result<Cdb, String> {
+        Cdb::read_in(None, path, visit)
+    }
+
+    /// `read_with` for a file under the snapshot `root` (None: the live system): opened
+    /// through crate::contain, so a symlink out of the snapshot, a FIFO or a file over the
+    /// size limit is refused.
+    pub fn read_in(
+        root: Option<&std::path::Path>,
+        path: &std::path::Path,
+        mut visit: impl FnMut(&[u8]),
+    ) -> Result<Cdb, String> {
         use std::io::{BufReader, Read};
-        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        let size = f.metadata().map_err(|e| e.to_string())?.len();
+        let (f, meta) = crate::contain::open_regular(root, path, crate::source::MAX_FILE_BYTES)
+            .map_err(|e| e.into_io().to_string())?;
+        let size = meta.len();
         let size = usize::try_from(size).map_err(|e| e.to_string())?;
         let mut r = BufReader::with_capacity(256 * 1024, f);
         let mut header = vec![0u8; 2048.min(size)];
@@ -149,6 +165,7 @@ impl Cdb {
         Ok(Cdb {
             data: std::sync::OnceLock::new(),
             path: Some(path.to_path_buf()),
+            root: root.map(std::path::Path::to_path_buf),
             size,
             piecemeal: Default::default(),
             file: Default::default(),
@@ -162,7 +179,10 @@ impl Cdb {
         self.data.get_or_init(|| {
             self.path
                 .as_ref()
-                .and_then(|p| std::fs::read(p).ok())
+                .and_then(|p| {
+                    crate::contain::read(self.root.as_deref(), p, crate::source::MAX_FILE_BYTES)
+                        .ok()
+                })
                 .unwrap_or_default()
         })
     }
@@ -254,7 +274,13 @@ impl Cdb {
         use std::os::unix::fs::FileExt;
         let f = self
             .file
-            .get_or_init(|| self.path.as_ref().and_then(|p| std::fs::File::open(p).ok()))
+            .get_or_init(|| {
+                let p = self.path.as_ref()?;
+                let limit = crate::source::MAX_FILE_BYTES;
+                crate::contain::open_regular(self.root.as_deref(), p, limit)
+                    .ok()
+                    .map(|(f, _)| f)
+            })
             .as_ref()?;
         f.read_exact_at(buf, off as u64).ok()
     }

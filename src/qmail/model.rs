@@ -47,17 +47,17 @@ pub enum CdbState {
 }
 
 impl CdbState {
-    pub fn load(real: &Path) -> CdbState {
-        CdbState::load_with(real, |_| {})
+    pub fn load(root: Option<&Path>, real: &Path) -> CdbState {
+        CdbState::load_with(root, real, |_| {})
     }
 
     /// `load`, showing `visit` every record key in file order as the file is checked.
-    pub fn load_with(real: &Path, visit: impl FnMut(&[u8])) -> CdbState {
+    pub fn load_with(root: Option<&Path>, real: &Path, visit: impl FnMut(&[u8])) -> CdbState {
         match std::fs::metadata(real) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CdbState::Missing,
             Err(e) => CdbState::Unreadable(e.to_string()),
             Ok(m) if !m.is_file() => CdbState::Unreadable("not a regular file".into()),
-            Ok(m) => match Cdb::read_with(real, visit) {
+            Ok(m) => match Cdb::read_in(root, real, visit) {
                 Ok(c) => CdbState::Ok(Box::new(c), m.modified().ok()),
                 Err(e) => CdbState::Unreadable(e),
             },
@@ -235,20 +235,24 @@ pub fn load_control_with(
                     .map(|m| (m.src.text.as_str(), &m.entries[..]))
                     .unwrap_or(("", &[]));
                 let (mut prefix, mut diverged) = (0usize, false);
-                let cdb = CdbState::load_with(&ctx.root.contain(&cdb_real), |k| {
-                    if diverged {
-                        return;
-                    }
-                    match entries.get(prefix) {
-                        Some(e)
-                            if k.eq_ignore_ascii_case(e.text(text).as_bytes())
-                                && !k.iter().any(u8::is_ascii_uppercase) =>
-                        {
-                            prefix += 1
+                let cdb = CdbState::load_with(
+                    ctx.root.dir.as_deref(),
+                    &ctx.root.contain(&cdb_real),
+                    |k| {
+                        if diverged {
+                            return;
                         }
-                        _ => diverged = true,
-                    }
-                });
+                        match entries.get(prefix) {
+                            Some(e)
+                                if k.eq_ignore_ascii_case(e.text(text).as_bytes())
+                                    && !k.iter().any(u8::is_ascii_uppercase) =>
+                            {
+                                prefix += 1
+                            }
+                            _ => diverged = true,
+                        }
+                    },
+                );
                 let same = !diverged && prefix == entries.len();
                 if cdb.cdb().is_none() {
                     (prefix, diverged) = (0, true);
@@ -359,7 +363,7 @@ pub fn load_rules(ctx: &Context, path: &Path, findings: &mut Vec<Finding>) -> Ru
     errors.sort_by_key(|e| e.line);
     RulesFile {
         cdb_display: ctx.root.display(&cdb_real),
-        cdb: CdbState::load(&ctx.root.contain(&cdb_real)),
+        cdb: CdbState::load(ctx.root.dir.as_deref(), &ctx.root.contain(&cdb_real)),
         cdb_real,
         source,
         rules,

@@ -240,7 +240,8 @@ pub fn check(dir: &Path) -> Option<Streamed> {
         let a = sc.spawn(|| -> Option<CdbState> {
             let mut more = Lines::open(&more_path, true).ok()??;
             let mut same = true;
-            let cdb = CdbState::load_with(&cdb_path, |k| {
+            // Symlinks were refused above: the path is read as it is.
+            let cdb = CdbState::load_with(None, &cdb_path, |k| {
                 if same {
                     same = matches!(more.next_line(), Ok(Some(l))
                         if k.eq_ignore_ascii_case(l) && !k.iter().any(u8::is_ascii_uppercase));
