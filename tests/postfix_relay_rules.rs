@@ -1087,3 +1087,34 @@ fn hash_in_a_match_list_ends_the_list() {
         "{msg}"
     );
 }
+
+/// Issue #15 item 8: lint's stranger stands for every client outside the lists. A
+/// POP-before-SMTP map that happens to hold its sample address (203.0.113.5) permits one
+/// client, not strangers: no open relay; a map entry that covers every address still is one.
+#[test]
+fn the_representative_stranger_is_not_one_listed_client() {
+    let main = "compatibility_level = 3.6\nmydestination = example.com\n\
+        smtpd_relay_restrictions = permit_mynetworks, check_client_access texthash:/etc/postfix/pop-before-smtp, reject_unauth_destination\n";
+    let files = |map: &str| lint_with(main, Some(MASTER), &[("pop-before-smtp", map)]);
+    let one = files("198.51.100.9 OK\n203.0.113.5 OK\n");
+    assert!(with_code(&one, "PF101").is_empty(), "{one:#?}");
+    let parents = files("203.0.113 OK\n");
+    assert!(with_code(&parents, "PF101").is_empty(), "{parents:#?}");
+    // cidr: a broad range permits strangers.
+    let main_cidr = main.replace(
+        "texthash:/etc/postfix/pop-before-smtp",
+        "cidr:/etc/postfix/pop-before-smtp",
+    );
+    let all = lint_with(
+        &main_cidr,
+        Some(MASTER),
+        &[("pop-before-smtp", "0.0.0.0/0 OK\n")],
+    );
+    assert!(!with_code(&all, "PF101").is_empty(), "{all:#?}");
+    let host = lint_with(
+        &main_cidr,
+        Some(MASTER),
+        &[("pop-before-smtp", "203.0.113.5/32 OK\n")],
+    );
+    assert!(with_code(&host, "PF101").is_empty(), "{host:#?}");
+}

@@ -39,6 +39,35 @@ mod unlisted;
 /// map entry covering it, or any broad public range, affects strangers in general, while an
 /// entry for one partner's address does not.
 pub const STRANGER_IP: &str = "203.0.113.5";
+/// Addresses of unrelated public networks that stand for "a client from the internet"
+/// together: an access-map entry that matches all of them matches strangers in general
+/// (see `Eval::addr_lookup`). The first is [`STRANGER_IP`].
+const STRANGER_SAMPLES: [&str; 3] = [STRANGER_IP, "198.51.100.77", "100.200.30.4"];
+
+/// check_addr_access() for one address: the address, then in fixed tables its parent
+/// networks `1.2.3`, `1.2`, `1` (smtpd_check.c `check_addr_access`).
+fn addr_lookup_one(table: &Table, ip: IpAddr) -> Option<(&Entry, String)> {
+    let addr = ip.to_string();
+    let delim = if addr.contains(':') { ':' } else { '.' };
+    let mut key = addr.clone();
+    let mut first = true;
+    loop {
+        if first || table.fixed {
+            if let Some(e) = table.get(&key) {
+                return Some((e, format!("client address key {key}")));
+            }
+        }
+        first = false;
+        match key.rfind(delim) {
+            Some(i) => key.truncate(i),
+            None => return None,
+        }
+        if key.is_empty() {
+            return None;
+        }
+    }
+}
+
 /// The address lint uses for a trusted client (TEST-NET-1).
 pub const TRUSTED_IP: &str = "192.0.2.7";
 
@@ -766,45 +795,34 @@ impl Eval<'_> {
     }
 
     /// check_addr_access(): the address, then (fixed tables only) its parent networks
-    /// `1.2.3`, `1.2`, `1`. For lint's stranger, a cidr entry that permits a broad public
-    /// range counts as matching: some strangers are in it.
+    /// `1.2.3`, `1.2`, `1`. For lint's stranger, an entry speaks for strangers in general
+    /// only when it matches sample addresses of unrelated networks alike, or permits a
+    /// broad public range (some strangers are in it): the one sample address may sit in a
+    /// single partner's entry, a POP-before-SMTP map for one (issue #15 item 8).
     fn addr_lookup<'t>(&self, table: &'t Table, ip: IpAddr) -> Option<(&'t Entry, String)> {
-        let addr = ip.to_string();
-        if !table.fixed && !table.is_static() && self.client.representative {
-            for e in table.entries() {
-                if table.get(&addr).is_some_and(|m| std::ptr::eq(m, e)) {
-                    return Some((e, format!("client address {addr}")));
-                }
-                if e.network().is_some_and(|n| maps::broad_public(&n)) && permits(&e.value) {
-                    return Some((
-                        e,
-                        format!(
-                            "a broad public range: clients from {} addresses are permitted",
-                            e.network().map(|n| n.to_string()).unwrap_or_default()
-                        ),
-                    ));
-                }
-            }
+        if !(self.client.representative && ip.to_string() == STRANGER_IP) {
+            return addr_lookup_one(table, ip);
+        }
+        let hits: Vec<_> = STRANGER_SAMPLES
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .map(|a| addr_lookup_one(table, a))
+            .collect();
+        if hits.iter().all(Option::is_some) {
+            return hits.into_iter().next().flatten();
+        }
+        if table.fixed || table.is_static() {
             return None;
         }
-        let delim = if addr.contains(':') { ':' } else { '.' };
-        let mut key = addr.clone();
-        let mut first = true;
-        loop {
-            if first || table.fixed {
-                if let Some(e) = table.get(&key) {
-                    return Some((e, format!("client address key {key}")));
-                }
-            }
-            first = false;
-            match key.rfind(delim) {
-                Some(i) => key.truncate(i),
-                None => return None,
-            }
-            if key.is_empty() {
-                return None;
-            }
-        }
+        table.entries().iter().find_map(|e| {
+            let n = e.network()?;
+            (maps::broad_public(&n) && permits(&e.value)).then(|| {
+                (
+                    e,
+                    format!("a broad public range: clients from {n} addresses are permitted"),
+                )
+            })
+        })
     }
 
     /// check_table_result(): what the action of an access-map entry does.
@@ -1633,7 +1651,9 @@ mod tests {
     #[test]
     fn stale_indexed_map_is_depends() {
         let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access hash:/etc/postfix/c, reject_unauth_destination\n";
-        let (d, _m) = model(main, SMTP, &[("c.db", ""), ("c", "203.0.113.5 OK\n")]);
+        // Every sample stranger is listed: the entries speak for strangers in general.
+        let keys: String = STRANGER_SAMPLES.iter().map(|a| format!("{a} OK\n")).collect();
+        let (d, _m) = model(main, SMTP, &[("c.db", ""), ("c", &keys)]);
         // Source newer than the compiled file.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let db = std::fs::File::options()
