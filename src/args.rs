@@ -427,3 +427,113 @@ pub fn dns_delivery(a: &cli::DnsArgs, host_name: Option<&str>) -> Delivery {
         host: Some(host(host_name, a.target.config.root.as_deref())),
     }
 }
+
+/// `probe`, resolved: the engine's settings and how the result is shown.
+pub struct ProbeSettings {
+    pub engine: crate::probe::Settings,
+    pub format: OutputFormat,
+    pub color: bool,
+    pub threshold: Severity,
+}
+
+/// An address for --from/--local-rcpt/--external-rcpt: local@domain, nothing that would
+/// break the SMTP command line.
+fn mailbox(flag: &str, v: &str) -> Result<String, Failure> {
+    let ok = v
+        .split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !v.contains(['<', '>', ' ', '\r', '\n']);
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(Failure::new(format!(
+            "{flag} {v}: not an address (local@domain)"
+        )))
+    }
+}
+
+pub fn probe(a: &cli::ProbeArgs) -> Result<ProbeSettings, Failure> {
+    let mut targets = Vec::new();
+    for t in &a.targets {
+        targets.extend(crate::probe::parse_target(t).map_err(Failure::new)?);
+    }
+    if !(a.timeout > 0.0 && a.timeout <= 300.0) {
+        return Err(Failure::new(format!(
+            "--timeout {}: give seconds between 0 and 300 (e.g. 10 or 2.5)",
+            a.timeout
+        )));
+    }
+    let password =
+        match (&a.password_env, &a.password_file) {
+            (Some(var), _) => Some(std::env::var(var).map_err(|_| {
+                Failure::new(format!("--password-env {var}: the variable is not set"))
+            })?),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| Failure::new(format!("--password-file {}: {e}", f.display())))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+    if a.user.is_some() != password.is_some() {
+        return Err(Failure::new(
+            "--user needs --password-env VAR or --password-file FILE (and they need --user)",
+        ));
+    }
+    let helo = match &a.helo {
+        Some(h) => h.clone(),
+        None => crate::host::identify(None, &Root::live()).name,
+    };
+    if helo.is_empty() || helo.contains(char::is_whitespace) {
+        return Err(Failure::new(format!("--helo {helo:?}: not a host name")));
+    }
+    let opt = |flag: &str, v: &Option<String>| v.as_deref().map(|v| mailbox(flag, v)).transpose();
+    Ok(ProbeSettings {
+        engine: crate::probe::Settings {
+            targets,
+            timeout: std::time::Duration::from_secs_f64(a.timeout),
+            helo,
+            from: opt("--from", &a.from)?.unwrap_or_else(|| "relaydoctor-probe@example.org".into()),
+            external_rcpt: opt("--external-rcpt", &a.external_rcpt)?
+                .unwrap_or_else(|| "relaytest@example.net".into()),
+            local_rcpt: opt("--local-rcpt", &a.local_rcpt)?,
+            user: a.user.clone(),
+            password,
+            allow_plaintext_auth: a.allow_plaintext_auth,
+            ca_file: a.ca_file.clone(),
+        },
+        format: a.format,
+        color: color(a.color.color) && a.output.is_none(),
+        threshold: fail_on(a.fail_on),
+    })
+}
+
+/// How a probe run is delivered (known even when its settings cannot be resolved).
+pub fn probe_delivery(a: &cli::ProbeArgs, host_name: Option<&str>) -> Delivery {
+    Delivery {
+        nagios: a.format == OutputFormat::Nagios,
+        prometheus: a.format == OutputFormat::Prometheus,
+        quiet: a.quiet,
+        output: a.output.clone(),
+        host: Some(probe_host(a, host_name)),
+    }
+}
+
+/// The server the results are about: --host-name, else the first target's host.
+fn probe_host(a: &cli::ProbeArgs, host_name: Option<&str>) -> crate::host::Host {
+    let first = a
+        .targets
+        .first()
+        .and_then(|t| crate::probe::parse_target(t).ok())
+        .and_then(|v| v.into_iter().next());
+    match (host_name, first) {
+        (None, Some(t)) => crate::host::Host {
+            name: t.host,
+            source: "the probe's first target".into(),
+        },
+        _ => host(host_name, None),
+    }
+}

@@ -24,6 +24,8 @@ pub const CATEGORIES: &[&str] = &[
     "db-settings",
     "mx-misrouted",
     "reverse-dns",
+    "tls",
+    "config-drift",
 ];
 
 /// The catalogue files, one per MTA, embedded at build time.
@@ -34,6 +36,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("rules/qmail.toml", include_str!("../rules/qmail.toml")),
     ("rules/plesk.toml", include_str!("../rules/plesk.toml")),
     ("rules/dns.toml", include_str!("../rules/dns.toml")),
+    ("rules/probe.toml", include_str!("../rules/probe.toml")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,7 +106,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Rule>, String> {
 /// parse error is a build defect: the test suite parses every file (and debug builds stop
 /// here); a release build skips the file rather than crash on a user's machine.
 fn file_rules(index: usize) -> &'static [Rule] {
-    static FILES: [OnceLock<Vec<Rule>>; 6] = [const { OnceLock::new() }; 6];
+    static FILES: [OnceLock<Vec<Rule>>; 7] = [const { OnceLock::new() }; 7];
     FILES[index].get_or_init(|| {
         let (file, text) = SOURCES[index];
         parse(file, text).unwrap_or_else(|e| {
@@ -135,6 +138,7 @@ pub fn get(code: &str) -> Option<&'static Rule> {
         Some("QM") => 3,
         Some("PL") => 4,
         Some("DN") => 5,
+        Some("PR") => 6,
         _ => return all().get(code),
     };
     file_rules(index).iter().find(|r| r.code == code)

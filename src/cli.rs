@@ -50,6 +50,21 @@ could be checked is UNKNOWN.
 
 Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 relaydoctor could not do its job.";
 
+const PROBE_EXAMPLES: &str = "\
+Examples:
+  relaydoctor probe mail.example.com                     # ports 25, 587 and 465
+  relaydoctor probe mail.example.com:587 --user alice@example.com --password-env SMTP_PASSWORD
+  relaydoctor probe 192.0.2.25:25 --local-rcpt postmaster@example.com --format json
+  relaydoctor probe mail.example.com --format nagios --quiet
+
+Each target is asked about 20 MAIL FROM/RCPT TO questions without logging in (plain relay, the
+nmap smtp-open-relay address forms, look-alike domains) and, with --user, the same after a login
+over TLS. DATA is never sent, so nothing is ever queued; one connection at a time, at most 30
+transactions per target, QUIT at the end. The text output lists every line sent (the password
+hidden) and ends with the client settings that work.
+
+Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 no target could be reached.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "relaydoctor",
@@ -122,6 +137,9 @@ Examples:
     /// Check the DNS of the accepted domains (MX), the blocklists in use and reverse DNS
     #[command(after_help = DNS_EXAMPLES)]
     Dns(DnsArgs),
+    /// Ask a running SMTP server: TLS, AUTH, relay tests, and the client settings that work
+    #[command(after_help = PROBE_EXAMPLES)]
+    Probe(ProbeArgs),
     /// Check or repair Plesk's smtp_poplocks table and mail relay settings
     #[command(subcommand)]
     Plesk(PleskCommand),
@@ -524,4 +542,55 @@ fn version_arg(s: &str) -> Result<String, String> {
     } else {
         Err(format!("`{s}` is not a version such as 3.9 or 4.97"))
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// host[:port] (repeatable); a bare host means ports 25, 587 and 465 (465: implicit TLS)
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Log in as NAME (AUTH PLAIN or LOGIN, over TLS only unless --allow-plaintext-auth)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Read the password from environment variable VAR
+    #[arg(long, value_name = "VAR", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+    /// Read the password from the first line of FILE
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Send the password even where the session has no TLS
+    #[arg(long)]
+    pub allow_plaintext_auth: bool,
+    /// Envelope sender of the tests [default: relaydoctor-probe@example.org]
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// A recipient the server receives mail for (mail-refused test, and after login)
+    #[arg(long, value_name = "ADDR")]
+    pub local_rcpt: Option<String>,
+    /// A recipient in a domain the server must not relay to [default: relaytest@example.net]
+    #[arg(long, value_name = "ADDR")]
+    pub external_rcpt: Option<String>,
+    /// The name sent with EHLO [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Seconds to wait on connect and on every read and write
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Also trust the CA certificates (PEM) in FILE
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Write the report to FILE (atomically)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub color: ColorArgs,
+    /// Lowest severity that makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+    /// Print nothing when there is no finding at or above --fail-on (for cron)
+    #[arg(long, short)]
+    pub quiet: bool,
 }

@@ -23,6 +23,7 @@ pub mod packages;
 pub mod partial;
 pub mod plesk;
 pub mod postfix;
+pub mod probe;
 pub mod progress;
 pub mod qmail;
 pub mod relay;

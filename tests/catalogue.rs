@@ -17,7 +17,7 @@ fn codes_in_source(dir: &Path, out: &mut BTreeSet<String>) {
                 if b[i] == b'"' && b.get(i + 6) == Some(&b'"') {
                     let s = &text[i + 1..i + 6];
                     let (pre, num) = s.split_at(2);
-                    if ["PF", "EX", "QM", "PL", "RD", "DN"].contains(&pre)
+                    if ["PF", "EX", "QM", "PL", "RD", "DN", "PR"].contains(&pre)
                         && num.bytes().all(|c| c.is_ascii_digit())
                     {
                         out.insert(s.to_string());

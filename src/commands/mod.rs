@@ -6,6 +6,7 @@ mod dns;
 mod lint;
 mod meta;
 mod plesk;
+mod probe;
 
 use std::io::Write;
 
@@ -32,6 +33,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Dns(a) => deliver(
             args::dns(&a).and_then(dns::run),
             &args::dns_delivery(&a, host_name),
+        ),
+        Command::Probe(a) => deliver(
+            args::probe(&a).and_then(probe::run),
+            &args::probe_delivery(&a, host_name),
         ),
         Command::Simulate(a) => {
             let host = args::host(host_name, a.target.config.root.as_deref());

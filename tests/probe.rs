@@ -1,0 +1,450 @@
+//! `relaydoctor probe` against real Postfix smtpd listeners on loopback (the private master of
+//! tests/smtpd_support), never a mock: an open relay (check_client_access static:OK), a closed
+//! server with STARTTLS (a good certificate, an expired one, one for another name, none), a
+//! real SASL login (Cyrus sasldb), and the CLI's exit codes. Certificates come from the
+//! `openssl` command; nothing is ever queued (the queue directory stays empty).
+
+mod common;
+mod smtpd_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use smtpd_support::Scenario;
+
+const PASSWORD: &str = "s3cret-Pa55word";
+
+/// The test CA and three server certificates for `localhost`: good, expired, and one for
+/// another name, all issued by the CA (`openssl ca` sets exact dates, which `req -x509` cannot).
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_certs() -> Certs {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    open_dir(d);
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(key);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=relaydoctor test CA",
+    ]);
+    openssl(d, &ca);
+    std::fs::write(d.join("index.txt"), "").unwrap();
+    std::fs::write(d.join("serial"), "01\n").unwrap();
+    std::fs::write(
+        d.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    for (name, cn, start, end) in [
+        ("good", "localhost", "20250101000000Z", "20450101000000Z"),
+        ("expired", "localhost", "20200101000000Z", "20210101000000Z"),
+        (
+            "other",
+            "other.example.test",
+            "20250101000000Z",
+            "20450101000000Z",
+        ),
+    ] {
+        let mut req = vec!["req"];
+        req.extend(key);
+        let keyfile = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let subj = format!("/CN={cn}");
+        req.extend(["-keyout", &keyfile, "-out", &csr, "-subj", &subj]);
+        openssl(d, &req);
+        let ext = format!("{name}.ext");
+        std::fs::write(d.join(&ext), format!("subjectAltName = DNS:{cn}\n")).unwrap();
+        let pem = format!("{name}.pem");
+        openssl(
+            d,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-cert",
+                "ca.pem",
+                "-keyfile",
+                "ca.key",
+                "-in",
+                &csr,
+                "-out",
+                &pem,
+                "-startdate",
+                start,
+                "-enddate",
+                end,
+                "-extfile",
+                &ext,
+                "-notext",
+            ],
+        );
+    }
+    for e in std::fs::read_dir(d).unwrap() {
+        open_file(&e.unwrap().path());
+    }
+    Certs { dir: t }
+}
+
+fn open_dir(d: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn open_file(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// A Cyrus sasldb with alice@mail.example.test, readable by the postfix user.
+fn make_sasldb(dir: &Path) -> PathBuf {
+    let db = dir.join("sasldb2");
+    let mut child = Command::new("saslpasswd2")
+        .args(["-p", "-c", "-f"])
+        .arg(&db)
+        .args(["-u", "mail.example.test", "alice"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("saslpasswd2 (Debian package sasl2-bin)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSWORD.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "saslpasswd2 failed");
+    open_file(&db);
+    db
+}
+
+/// Files in the private Postfix's queue (incoming, active, deferred, ...): must stay 0.
+fn queued(run: &smtpd_support::Running) -> usize {
+    let q = run.conf.parent().unwrap().join("queue");
+    [
+        "maildrop", "incoming", "active", "deferred", "hold", "corrupt",
+    ]
+    .iter()
+    .map(|d| {
+        walkdir::WalkDir::new(q.join(d))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .count()
+    })
+    .sum()
+}
+
+const BASE: &str = "compatibility_level = 3.6\nmyhostname = mail.example.test\nmydomain = example.test\nmydestination = $myhostname, example.test\nlocal_recipient_maps =\nmynetworks = 192.0.2.0/24\n";
+
+fn probe(args: &[&str]) -> common::Run {
+    let mut all = vec!["probe", "--timeout", "10", "--helo", "probe.client.test"];
+    all.extend_from_slice(args);
+    common::run(&all)
+}
+
+fn codes(j: &Value) -> Vec<String> {
+    let mut v: Vec<String> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn open_relay_is_found_and_quoted() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let main = format!(
+        "{BASE}smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, check_client_access static:OK, reject_unauth_destination\n"
+    );
+    let sc = Scenario {
+        name: "open relay through static:OK",
+        main: &main,
+        listeners: &[""],
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap();
+    let target = format!("127.0.0.1:{}", run.ports[0]);
+    let r = probe(&[&target, "--format", "json"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let j = r.json();
+    let open: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PR101")
+        .collect();
+    assert!(
+        open.iter().any(|f| f["message"].as_str().unwrap().contains(
+            "MAIL FROM:<relaydoctor-probe@example.org> RCPT TO:<relaytest@example.net> got `250 2.1.5 Ok`"
+        )),
+        "{open:#?}"
+    );
+    assert_eq!(open[0]["category"], "open-relay");
+    assert_eq!(j["targets"][0]["client_address"], "127.0.0.1");
+    assert_eq!(j["host"]["name"], "127.0.0.1");
+    // The text form lists what was sent: MAIL/RCPT/RSET/QUIT, never DATA.
+    let t = probe(&[&target]);
+    assert_eq!(t.code, 1);
+    assert!(
+        t.stdout.contains("    RCPT TO:<relaytest@example.net>\n"),
+        "{}",
+        t.stdout
+    );
+    assert!(t.stdout.contains("    QUIT\n"));
+    assert!(!t.stdout.contains("    DATA\n"), "{}", t.stdout);
+    let sent = j["targets"][0]["sent"].as_array().unwrap();
+    assert!(sent.iter().all(|l| l != "DATA"));
+    assert!(t.stdout.contains("Settings that work:"));
+    assert!(t.stdout.contains("relay mail for anyone"), "{}", t.stdout);
+    assert_eq!(queued(&run), 0, "a message was queued");
+}
+
+#[test]
+fn closed_server_tls_and_login() {
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let certs = make_certs();
+    let db = make_sasldb(certs.dir.path());
+    let tls = |name: &str| {
+        format!(
+            "  -o smtpd_tls_security_level=may\n  -o smtpd_tls_cert_file={}\n  -o smtpd_tls_key_file={}\n",
+            certs.path(&format!("{name}.pem")),
+            certs.path(&format!("{name}.key"))
+        )
+    };
+    let sasl = "  -o smtpd_sasl_auth_enable=yes\n";
+    let listeners = [
+        // 0: what a submission port should be.
+        format!("{}{sasl}  -o smtpd_tls_auth_only=yes\n", tls("good")),
+        // 1: expired certificate; 2: certificate for another name.
+        tls("expired"),
+        tls("other"),
+        // 3: no TLS, AUTH in the clear.
+        format!("  -o smtpd_tls_security_level=none\n{sasl}"),
+        // 4: login works, relaying is refused anyway.
+        format!(
+            "{}{sasl}  -o smtpd_tls_auth_only=yes\n  -o smtpd_relay_restrictions=reject_unauth_destination\n",
+            tls("good")
+        ),
+    ];
+    let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
+    let main = format!("{BASE}smtpd_sasl_local_domain = mail.example.test\n");
+    let sc = Scenario {
+        name: "closed, TLS and SASL",
+        main: &main,
+        listeners: &listeners,
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap();
+    // Debian's Postfix reads Cyrus SASL's smtpd.conf from $config_directory/sasl/ (it ignores
+    // cyrus_sasl_config_path); smtpd processes start per connection, so writing it now, before
+    // the first connection, is in time.
+    let sasl_dir = run.conf.join("sasl");
+    std::fs::create_dir_all(&sasl_dir).unwrap();
+    std::fs::write(
+        sasl_dir.join("smtpd.conf"),
+        format!(
+            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    open_file(&sasl_dir.join("smtpd.conf"));
+    let at = |i: usize| format!("localhost:{}", run.ports[i]);
+    let ca = certs.path("ca.pem");
+    let local = ["--local-rcpt", "postmaster@example.test"];
+    std::env::set_var("RD_PROBE_PW", PASSWORD);
+    std::env::set_var("RD_PROBE_BAD", "wrong-password");
+    // `probe --format json` of listener i, trusting the test CA when `trust`, logged in as
+    // alice with the password in environment variable `pw`: (exit code, findings' codes, JSON).
+    let json_of = |i: usize, trust: bool, pw: Option<&str>| {
+        let target = at(i);
+        let mut args = vec![target.as_str(), "--format", "json"];
+        if trust {
+            args.extend(["--ca-file", ca.as_str()]);
+        }
+        if let Some(var) = pw {
+            args.extend(["--user", "alice", "--password-env", var]);
+        }
+        let r = probe(&args);
+        let j = r.json();
+        (r.code, codes(&j), j)
+    };
+
+    // 0 without login: clean, TLS verified against the test CA, every relay form refused.
+    let r = probe(&[
+        &at(0),
+        "--ca-file",
+        &ca,
+        "--format",
+        "json",
+        local[0],
+        local[1],
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let j = r.json();
+    let t0 = &j["targets"][0];
+    assert_eq!(t0["tls"]["mode"], "starttls");
+    assert_eq!(t0["tls"]["established"], true);
+    assert_eq!(t0["tls"]["certificate"]["valid"], true, "{t0:#}");
+    assert_eq!(t0["tls"]["certificate"]["names"][0], "localhost");
+    assert_eq!(t0["auth_mechanisms"]["before_tls"], serde_json::json!([]));
+    let after = t0["auth_mechanisms"]["after_tls"].as_array().unwrap();
+    assert!(after.contains(&"PLAIN".into()) && after.contains(&"LOGIN".into()));
+    let tests = t0["tests"].as_array().unwrap();
+    assert!(tests.len() >= 19, "{tests:#?}");
+    for t in tests {
+        let local_rcpt = t["rcpt_to"] == "postmaster@example.test";
+        assert_eq!(t["accepted"], local_rcpt, "{t:#}");
+    }
+
+    // 0 with a login: the settings that work, the password nowhere in the output.
+    let r = probe(&[
+        &at(0),
+        "--ca-file",
+        &ca,
+        "--user",
+        "alice",
+        "--password-env",
+        "RD_PROBE_PW",
+        local[0],
+        local[1],
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("AUTH PLAIN <credentials hidden>"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("ACCEPTED external recipient after login (logged in)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "To send as alice, set the mail client's outgoing (SMTP) server to localhost and use port {} with STARTTLS with AUTH PLAIN as alice",
+            run.ports[0]
+        )),
+        "{}",
+        r.stdout
+    );
+    for secret in [
+        PASSWORD,
+        "czNjcmV0LVBhNTV3b3Jk",
+        "AGFsaWNlAHMzY3JldC1QYTU1d29yZA==",
+    ] {
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{secret} leaked"
+        );
+    }
+
+    // A wrong password: PR121.
+    let (_, found, j) = json_of(0, true, Some("RD_PROBE_BAD"));
+    assert_eq!(found, ["PR121"], "{j:#}");
+
+    // Without the test CA the chain is untrusted, and nothing else is wrong.
+    let (_, found, j) = json_of(0, false, None);
+    assert_eq!(found, ["PR140"], "{j:#}");
+
+    // 1 expired, 2 another name: one tls finding each.
+    let (code, found, j) = json_of(1, true, None);
+    assert_eq!(code, 1);
+    assert_eq!(found, ["PR141"], "{j:#}");
+    assert_eq!(j["findings"][0]["category"], "tls");
+    assert!(j["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired at 2021-01-01T00:00:00Z"));
+    let (_, found, j) = json_of(2, true, None);
+    assert_eq!(found, ["PR142"], "{j:#}");
+
+    // 3: AUTH before TLS, no STARTTLS; the password is not sent without TLS.
+    let (_, found, j) = json_of(3, false, Some("RD_PROBE_PW"));
+    assert_eq!(found, ["PR122", "PR130", "PR144"], "{j:#}");
+    let sent = j["targets"][0]["sent"].as_array().unwrap();
+    assert!(!sent.iter().any(|l| l.as_str().unwrap().starts_with("AUTH")));
+
+    // 4: logged in, still refused: PR120 quoting the refusal.
+    let (_, found, j) = json_of(4, true, Some("RD_PROBE_PW"));
+    assert_eq!(found, ["PR120"], "{j:#}");
+    assert!(j["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("554 5.7.1 <relaytest@example.net>: Relay access denied"));
+    assert_eq!(queued(&run), 0, "a message was queued");
+}
+
+#[test]
+fn exit_codes_without_a_server() {
+    // A port nobody listens on: connection refused, nothing probed, exit 2.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = probe(&[&format!("127.0.0.1:{port}")]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no SMTP server answered"), "{}", r.stderr);
+    let r = probe(&[&format!("127.0.0.1:{port}"), "--format", "nagios"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.starts_with("RELAYDOCTOR UNKNOWN"), "{}", r.stdout);
+    for bad in [
+        vec!["127.0.0.1:99999"],
+        vec!["bad host"],
+        vec!["127.0.0.1:25", "--user", "alice"],
+        vec!["127.0.0.1:25", "--timeout", "0"],
+        vec!["127.0.0.1:25", "--from", "no-at-sign"],
+    ] {
+        let r = probe(&bad);
+        assert_eq!(r.code, 2, "{bad:?}: {}{}", r.stdout, r.stderr);
+    }
+}
