@@ -1118,3 +1118,42 @@ fn the_representative_stranger_is_not_one_listed_client() {
     );
     assert!(with_code(&host, "PF101").is_empty(), "{host:#?}");
 }
+
+/// Issue #15 item 11: missing files wherever Postfix would fail on them: proxy:TYPE: config
+/// files, the CA file, and `/file` entries of mydestination; their healthy twins are quiet.
+#[test]
+fn missing_proxy_config_ca_and_list_files_are_pf108() {
+    let base = "compatibility_level = 3.6\n";
+    let pf108 = |main: &str, files: &[(&str, &str)]| -> Vec<String> {
+        with_code(
+            &lint_with(&format!("{base}{main}"), Some(MASTER), files),
+            "PF108",
+        )
+        .iter()
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect()
+    };
+    let cases: [(&str, (&str, &str), &str); 3] = [
+        (
+            "virtual_mailbox_domains = proxy:mysql:/etc/postfix/mysql-domains.cf\n",
+            ("mysql-domains.cf", "hosts = 127.0.0.1\n"),
+            "warning: mysql:/etc/postfix/mysql-domains.cf is unavailable",
+        ),
+        (
+            "smtpd_tls_CAfile = /etc/postfix/ca.pem\n",
+            ("ca.pem", "-----BEGIN CERTIFICATE-----\n"),
+            "454 4.7.0",
+        ),
+        (
+            "mydestination = $myhostname, /etc/postfix/mailname\n",
+            ("mailname", "example.com\n"),
+            "451 4.3.0 Temporary lookup failure",
+        ),
+    ];
+    for (main, file, effect) in cases {
+        let missing = pf108(main, &[]);
+        assert_eq!(missing.len(), 1, "{main}: {missing:#?}");
+        assert!(missing[0].contains(effect), "{main}: {missing:#?}");
+        assert!(pf108(main, &[file]).is_empty(), "{main}");
+    }
+}

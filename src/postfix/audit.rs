@@ -478,13 +478,23 @@ const MAP_PARAMS: &[&str] = &[
     "mynetworks",
     "header_checks",
     "body_checks",
+    // A match list like the others: `/etc/mailname` in it is read as a list file.
+    "mydestination",
 ];
 
 const CERT_PARAMS: &[&str] = &[
     "smtpd_tls_cert_file",
     "smtpd_tls_key_file",
     "smtpd_tls_chain_files",
+    // tls_certkey.c tls_set_ca_certificate_info(): CA data that cannot be loaded logs
+    // `cannot load Certification Authority data ...: disabling TLS support`.
+    "smtpd_tls_CAfile",
+    "smtpd_tls_CApath",
 ];
+
+/// Table types whose "file" is a configuration file (cfg_parser.c reads it; mysql_table(5),
+/// pgsql_table(5), ldap_table(5), sqlite_table(5), memcache_table(5), mongodb_table(5)).
+const CONFIG_FILE_TYPES: &[&str] = &["mysql", "pgsql", "ldap", "sqlite", "memcache", "mongodb"];
 
 /// Compiled files Postfix opens for an indexed map type (DATABASE_README): `hash:/x` opens
 /// /x.db, `lmdb:` /x.lmdb, `cdb:` /x.cdb, `dbm:`/`sdbm:` /x.dir and /x.pag.
@@ -522,7 +532,12 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 let item = item.trim_matches(|c| c == '{' || c == '}');
                 if CERT_PARAMS.contains(p) {
                     if item.starts_with('/') && seen.insert(item.to_string()) {
-                        check_file(ctx, item, p, &loc, &svc_id, f, "certificate or key");
+                        let what = if p.contains("_CA") {
+                            "CA certificates"
+                        } else {
+                            "certificate or key"
+                        };
+                        check_file(ctx, item, p, &loc, &svc_id, f, what);
                     }
                     continue;
                 }
@@ -533,10 +548,24 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     }
                     continue;
                 }
-                let Some((kind, path)) = item.split_once(':') else {
+                // proxy:TYPE:/file: proxymap opens the same table (proxymap(8)).
+                let inner = item.strip_prefix("proxy:").unwrap_or(item);
+                let Some((kind, path)) = inner.split_once(':') else {
                     continue;
                 };
                 if !path.starts_with('/') || !seen.insert(item.to_string()) {
+                    continue;
+                }
+                if CONFIG_FILE_TYPES.contains(&kind) {
+                    check_file(
+                        ctx,
+                        path,
+                        p,
+                        &loc,
+                        &svc_id,
+                        f,
+                        &format!("{kind} configuration file (for {item})"),
+                    );
                     continue;
                 }
                 let real = ctx.root.resolve(Path::new(path));
@@ -651,10 +680,21 @@ fn check_file(
     if ctx.root.resolve(Path::new(path)).exists() {
         return true;
     }
+    let config_effect;
     let effect = if what == "list file" {
         // Verified with Postfix 3.7 (relay_domains = /missing/file).
         "Postfix logs `open file ...: No such file or directory` and answers `451 4.3.0 Temporary lookup failure` to recipients whose domain it has to look up in the list"
-    } else if what.starts_with("certificate") {
+    } else if let Some(kind) = CONFIG_FILE_TYPES
+        .iter()
+        .find(|k| what.starts_with(&format!("{k} configuration file")))
+    {
+        // dict_surrogate.c: a table that cannot be opened is replaced by one that fails
+        // every lookup, after `warning: TYPE:NAME is unavailable. open NAME: ...`; postmap
+        // says `fatal: open /x.cf: No such file or directory` (seen with Postfix 3.7's
+        // memcache: tables).
+        config_effect = format!("the daemons log `warning: {kind}:{path} is unavailable. open {path}: No such file or directory`, and every lookup in the table fails, so mail that needs it is deferred (`451 4.3.0`)");
+        config_effect.as_str()
+    } else if what.starts_with("certificate") || what.starts_with("CA") {
         "smtpd cannot start TLS: clients get `454 4.7.0 TLS not available due to local problem`, and listeners that require TLS accept no mail"
     } else {
         "Postfix cannot build or open the table, so lookups in it fail and mail that needs it is deferred"

@@ -1652,7 +1652,10 @@ mod tests {
     fn stale_indexed_map_is_depends() {
         let main = "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, check_client_access hash:/etc/postfix/c, reject_unauth_destination\n";
         // Every sample stranger is listed: the entries speak for strangers in general.
-        let keys: String = STRANGER_SAMPLES.iter().map(|a| format!("{a} OK\n")).collect();
+        let keys: String = STRANGER_SAMPLES
+            .iter()
+            .map(|a| format!("{a} OK\n"))
+            .collect();
         let (d, _m) = model(main, SMTP, &[("c.db", ""), ("c", &keys)]);
         // Source newer than the compiled file.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
