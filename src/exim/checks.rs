@@ -115,6 +115,7 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     }
     dnsbl(cfg, out);
     upgrade(ctx, cfg, out);
+    super::ports::run(ctx, cfg, out);
     if loaded.kind == super::Kind::Cpanel {
         cpanel_host_files(ctx, cfg, &mut reported, out);
     } // A wide relay host list (EX111) already explains an open relay through `accept hosts =`:

@@ -11,6 +11,7 @@ pub mod lists;
 pub mod merge;
 pub mod model;
 pub mod parse;
+pub mod ports;
 pub mod reader;
 pub mod tables;
 pub mod taint;

@@ -25,6 +25,7 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     expansion(m, f);
     relay(ctx, m, f);
     super::audit::run(ctx, m, f);
+    super::ports::run(ctx, m, f);
 }
 
 // ------------------------------------------------------------ PF101 (trust too broad)

@@ -8,6 +8,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod policy;
+pub mod ports;
 pub mod reach;
 pub mod relay_rules;
 pub mod restrictions;
