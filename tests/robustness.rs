@@ -866,3 +866,34 @@ fn lookup_tables_and_cdb_symlinked_out_of_the_snapshot_are_not_read() {
         }
     }
 }
+
+#[test]
+fn exim_macro_doubling_is_bounded() {
+    // M30 = xxxxxxxx, M29 = M30 M30, ... M00: 2^30 copies if built (Exim would build them).
+    let t = tree();
+    let mut text = String::from("M30 = xxxxxxxx\n");
+    for i in (0..30).rev() {
+        text.push_str(&format!("M{i:02} = M{:02} M{:02}\n", i + 1, i + 1));
+    }
+    text.push_str("primary_hostname = M00\n");
+    let conf = t.path().join("etc/exim4/exim4.conf");
+    fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    fs::write(&conf, text).unwrap();
+    let r = run(lint_cmd(t.path()));
+    let hit = r.findings.iter().find(|f| {
+        f["code"] == "EX002"
+            && f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("longer than"))
+    });
+    let hit = hit.unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert!(hit["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("etc/exim4/exim4.conf"));
+    assert!(
+        hit["line"].as_u64().is_some_and(|l| l > 1 && l <= 31),
+        "{hit}"
+    );
+    rest_checked(&r);
+}

@@ -220,6 +220,11 @@ pub struct Reader<'a> {
     builtin_names: std::collections::HashSet<String>,
 }
 
+/// Longest line macro substitution may produce. Exim has no limit (macros_expand() grows
+/// big_buffer by BIG_BUFFER_SIZE as needed), so a definition chain that doubles per level
+/// reaches gigabytes; no real configuration line comes near this.
+pub const MAX_EXPANDED: usize = 4 << 20;
+
 fn is_upper(b: u8) -> bool {
     b.is_ascii_uppercase()
 }
@@ -284,8 +289,9 @@ impl<'a> Reader<'a> {
     }
 
     /// readconf.c macros_expand(): substitute macros on one physical line.
-    /// Returns the new text and the names substituted.
-    pub fn expand(&self, line: &str, logical_start: bool) -> (String, Vec<String>) {
+    /// Returns the new text and the names substituted, or why the line was not expanded:
+    /// one longer than MAX_EXPANDED (macros defined from each other can double per level).
+    pub fn expand(&self, line: &str, logical_start: bool) -> Result<(String, Vec<String>), String> {
         let mut buf = line.trim_start().to_string();
         let mut used = Vec::new();
         let b = buf.as_bytes();
@@ -304,7 +310,7 @@ impl<'a> Reader<'a> {
         }
         s = skip_to_candidate(&buf, s);
         if s >= buf.len() {
-            return (buf, used);
+            return Ok((buf, used));
         }
         let from = if buf.as_bytes()[s] == b'_' {
             0
@@ -316,22 +322,44 @@ impl<'a> Reader<'a> {
             if s >= buf.len() {
                 break;
             }
-            let mut t = s;
             // Every occurrence of a macro name starts at a candidate position (an upper-case
             // letter, or `_` + upper case for built-ins), so a byte scan finds the same
             // matches as Exim's strstr() without building a searcher per macro and line.
-            while let Some(p) = find_from(&buf, t, m.name.as_bytes()) {
-                buf.replace_range(p..p + m.name.len(), &m.value);
-                t = skip_to_candidate(&buf, p + m.value.len());
-                if !used.iter().any(|u| u == &m.name) {
-                    used.push(m.name.to_string());
+            let name = m.name.as_bytes();
+            let Some(mut p) = find_from(&buf, s, name) else {
+                continue;
+            };
+            // One pass building the new line (replacing in place moved the rest of the line
+            // for every occurrence). Like Exim, the search goes on after the inserted value.
+            let mut out = String::with_capacity(buf.len());
+            out.push_str(&buf[..p]);
+            loop {
+                out.push_str(&m.value);
+                if out.len() > MAX_EXPANDED {
+                    return Err(format!(
+                        "substituting macro {} makes this line longer than {} MiB (macros defined from each other double per level): Exim grows its line buffer without limit for it (readconf.c macros_expand()), taking minutes and gigabytes of memory before it starts; the line is not read",
+                        m.name,
+                        MAX_EXPANDED >> 20
+                    ));
                 }
-                if t >= buf.len() {
-                    break;
+                let after = p + name.len();
+                match find_from(&buf, skip_to_candidate(&buf, after), name) {
+                    Some(q) => {
+                        out.push_str(&buf[after..q]);
+                        p = q;
+                    }
+                    None => {
+                        out.push_str(&buf[after..]);
+                        break;
+                    }
                 }
             }
+            buf = out;
+            if !used.iter().any(|u| u == &m.name) {
+                used.push(m.name.to_string());
+            }
         }
-        (buf.trim_start().to_string(), used)
+        Ok((buf.trim_start().to_string(), used))
     }
 
     /// macro_read_assignment(); `text` is a complete logical line starting with an upper-case
@@ -484,7 +512,13 @@ impl<'a> Reader<'a> {
                 continue;
             }
             last_origin = Some(phys.origin.clone());
-            let (text, used) = self.expand(&phys.text, logical_start);
+            let (text, used) = match self.expand(&phys.text, logical_start) {
+                Ok(x) => x,
+                Err(why) => {
+                    self.err("EX002", &phys.origin, why);
+                    continue;
+                }
+            };
             if text.starts_with('#') {
                 continue;
             }

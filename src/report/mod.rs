@@ -13,6 +13,22 @@ pub mod text;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
 
+/// A JSON array whose elements are made one at a time while it is written: the JSON and
+/// SARIF reports of 300k findings never hold a `serde_json::Value` per finding (those took
+/// gigabytes). Each element is still a `Value`, so its keys come out sorted as before.
+pub struct LazySeq<'a, T>(pub &'a [T], pub &'a dyn Fn(&T) -> serde_json::Value);
+
+impl<T> serde::Serialize for LazySeq<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for x in self.0 {
+            seq.serialize_element(&(self.1)(x))?;
+        }
+        seq.end()
+    }
+}
+
 /// The formats a findings report can be rendered in: people, programs, code scanning, CI
 /// annotations, monitoring. (Also the `--format` values of `lint`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

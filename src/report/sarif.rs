@@ -143,8 +143,51 @@ pub fn value(report: &Report) -> Value {
     })
 }
 
+/// `value`'s document, with the results written one at a time (keys in `Value`'s sorted
+/// order).
+#[derive(serde::Serialize)]
+struct Doc<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    runs: [Run<'a>; 1],
+    version: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Run<'a> {
+    #[serde(rename = "columnKind")]
+    column_kind: &'static str,
+    results: super::LazySeq<'a, Finding>,
+    tool: Value,
+}
+
 pub fn render(report: &Report) -> String {
-    let mut s = serde_json::to_string_pretty(&value(report)).unwrap_or_else(|_| "{}".into());
+    let mut head = value(&Report {
+        findings: Vec::new(),
+        files: report.files,
+    });
+    let run = &mut head["runs"][0];
+    let index: BTreeMap<String, usize> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((r["id"].as_str()?.to_string(), i)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let one = |f: &Finding| result(f, index.get(f.code.as_str()).copied());
+    let doc = Doc {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        runs: [Run {
+            column_kind: "unicodeCodePoints",
+            results: super::LazySeq(&report.findings, &one),
+            tool: run["tool"].take(),
+        }],
+        version: "2.1.0",
+    };
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into());
     s.push('\n');
     s
 }
