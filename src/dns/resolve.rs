@@ -127,27 +127,35 @@ impl Dns {
         }
     }
 
-    pub async fn mx(&self, domain: &str) -> Answer<Mx> {
-        match self.lookup(domain, RecordType::MX).await {
+    /// The records of type `t` at `name` that `pick` takes; NODATA when it takes none.
+    async fn records<T>(
+        &self,
+        name: &str,
+        t: RecordType,
+        pick: impl Fn(RData) -> Option<T>,
+    ) -> Answer<T> {
+        match self.lookup(name, t).await {
             Answer::Found(d) => {
-                let mx: Vec<Mx> = d
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::MX(m) => Some(Mx {
-                            preference: m.preference,
-                            host: trim_name(&m.exchange),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                if mx.is_empty() {
+                let v: Vec<T> = d.into_iter().filter_map(pick).collect();
+                if v.is_empty() {
                     Answer::NoData
                 } else {
-                    Answer::Found(mx)
+                    Answer::Found(v)
                 }
             }
             other => map_empty(other),
         }
+    }
+
+    pub async fn mx(&self, domain: &str) -> Answer<Mx> {
+        self.records(domain, RecordType::MX, |r| match r {
+            RData::MX(m) => Some(Mx {
+                preference: m.preference,
+                host: trim_name(&m.exchange),
+            }),
+            _ => None,
+        })
+        .await
     }
 
     /// A and AAAA of `host`. NXDOMAIN/NODATA only when both say so; a failure of either
@@ -195,66 +203,30 @@ impl Dns {
 
     /// A records only (blocklist answers are IPv4 addresses, RFC 5782 section 2.3).
     pub async fn a(&self, name: &str) -> Answer<std::net::Ipv4Addr> {
-        match self.lookup(name, RecordType::A).await {
-            Answer::Found(d) => {
-                let v: Vec<_> = d
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::A(a) => Some(a.0),
-                        _ => None,
-                    })
-                    .collect();
-                if v.is_empty() {
-                    Answer::NoData
-                } else {
-                    Answer::Found(v)
-                }
-            }
-            other => map_empty(other),
-        }
+        self.records(name, RecordType::A, |r| match r {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .await
     }
 
     /// TXT records, each as its strings joined (rblsmtpd(8): "listed by that source if
     /// d.c.b.a.base has a TXT record", and the text becomes the client's error message).
     pub async fn txt(&self, name: &str) -> Answer<String> {
-        match self.lookup(name, RecordType::TXT).await {
-            Answer::Found(d) => {
-                let v: Vec<_> = d
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::TXT(t) => Some(t.to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                if v.is_empty() {
-                    Answer::NoData
-                } else {
-                    Answer::Found(v)
-                }
-            }
-            other => map_empty(other),
-        }
+        self.records(name, RecordType::TXT, |r| match r {
+            RData::TXT(t) => Some(t.to_string()),
+            _ => None,
+        })
+        .await
     }
 
     pub async fn ptr(&self, ip: IpAddr) -> Answer<String> {
         let name = Name::from(ip).to_ascii();
-        match self.lookup(&name, RecordType::PTR).await {
-            Answer::Found(d) => {
-                let v: Vec<_> = d
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RData::PTR(p) => Some(trim_name(&p.0)),
-                        _ => None,
-                    })
-                    .collect();
-                if v.is_empty() {
-                    Answer::NoData
-                } else {
-                    Answer::Found(v)
-                }
-            }
-            other => map_empty(other),
-        }
+        self.records(&name, RecordType::PTR, |r| match r {
+            RData::PTR(p) => Some(trim_name(&p.0)),
+            _ => None,
+        })
+        .await
     }
 }
 

@@ -253,7 +253,7 @@ impl<'a> Eval<'a> {
         }
         let by = Some((stmt.origin.file.clone(), stmt.origin.line));
         if k >= stmt.conds.len() {
-            return self.all_true(acl, i, stmt, st, depth, by);
+            return self.settled(acl, i, stmt, st, depth, by, true);
         }
         let c = &stmt.conds[k];
         if c.name == "endpass" {
@@ -287,7 +287,7 @@ impl<'a> Eval<'a> {
             M::No if notes.is_empty() => self.failed(acl, i, stmt, c, st, depth, by),
             M::No => {
                 st.trace.push(step(&c.origin, c.render(), &noted("false")));
-                self.failed_noted(acl, i, stmt, st, depth, by)
+                self.settled(acl, i, stmt, st, depth, by, false)
             }
             M::Unknown(reason) => self.split(acl, i, k, stmt, c, reason, st, depth, by),
         }
@@ -357,7 +357,7 @@ impl<'a> Eval<'a> {
             if holds {
                 out.extend(self.walk(acl, i, k + 1, s2, depth));
             } else {
-                out.extend(self.failed_noted(acl, i, stmt, s2, depth, by.clone()));
+                out.extend(self.settled(acl, i, stmt, s2, depth, by.clone(), false));
             }
         }
         out
@@ -375,10 +375,12 @@ impl<'a> Eval<'a> {
         by: Option<(std::path::PathBuf, usize)>,
     ) -> Vec<Branch> {
         st.trace.push(step(&c.origin, c.render(), "false"));
-        self.failed_noted(acl, i, stmt, st, depth, by)
+        self.settled(acl, i, stmt, st, depth, by, false)
     }
 
-    fn failed_noted(
+    /// The statement's conditions are settled: all true (`passed`), or one false.
+    #[allow(clippy::too_many_arguments)]
+    fn settled(
         &self,
         acl: &Acl,
         i: usize,
@@ -386,37 +388,25 @@ impl<'a> Eval<'a> {
         mut st: State,
         depth: usize,
         by: Option<(std::path::PathBuf, usize)>,
-    ) -> Vec<Branch> {
-        match stmt.verb {
-            Verb::Require => {
-                vec![self.refuse(st, stmt, "reject: a require condition failed", by)]
-            }
-            Verb::Accept | Verb::Discard if st.endpass => {
-                vec![self.refuse(st, stmt, "reject: a condition after endpass failed", by)]
-            }
-            _ => {
-                st.trace.push(step(&stmt.origin, stmt.render(), "no match"));
-                self.walk(acl, i + 1, 0, st, depth)
-            }
-        }
-    }
-
-    fn all_true(
-        &self,
-        acl: &Acl,
-        i: usize,
-        stmt: &Stmt,
-        mut st: State,
-        depth: usize,
-        by: Option<(std::path::PathBuf, usize)>,
+        passed: bool,
     ) -> Vec<Branch> {
         let entry = stmt.render();
-        match stmt.verb {
-            Verb::Accept | Verb::Discard => {
+        match (passed, stmt.verb) {
+            (false, Verb::Require) => {
+                vec![self.refuse(st, stmt, "reject: a require condition failed", by)]
+            }
+            (false, Verb::Accept | Verb::Discard) if st.endpass => {
+                vec![self.refuse(st, stmt, "reject: a condition after endpass failed", by)]
+            }
+            (false, _) => {
+                st.trace.push(step(&stmt.origin, entry, "no match"));
+                self.walk(acl, i + 1, 0, st, depth)
+            }
+            (true, Verb::Accept | Verb::Discard) => {
                 st.trace.push(step(&stmt.origin, entry, "accept"));
                 vec![self.end(st, Verdict::Accept, 250, "Accepted".into(), by)]
             }
-            Verb::Deny | Verb::Drop => {
+            (true, Verb::Deny | Verb::Drop) => {
                 let text = st
                     .message
                     .clone()
@@ -426,7 +416,7 @@ impl<'a> Eval<'a> {
                 let (code, text) = split_code(&text, 550);
                 vec![self.end(st, Verdict::Reject, code, text, by)]
             }
-            Verb::Defer => {
+            (true, Verb::Defer) => {
                 let text = st
                     .message
                     .clone()
@@ -436,7 +426,7 @@ impl<'a> Eval<'a> {
                 let (code, text) = split_code(&text, 451);
                 vec![self.end(st, Verdict::Defer, code, text, by)]
             }
-            Verb::Require | Verb::Warn => {
+            (true, Verb::Require | Verb::Warn) => {
                 st.trace.push(step(&stmt.origin, entry, "pass"));
                 self.walk(acl, i + 1, 0, st, depth)
             }
@@ -517,7 +507,7 @@ impl<'a> Eval<'a> {
                 out.extend(self.walk(acl, i, k + 1, s2, depth));
             } else {
                 s2.trace.push(step(&c.origin, c.render(), "false"));
-                out.extend(self.failed_noted(acl, i, stmt, s2, depth, by.clone()));
+                out.extend(self.settled(acl, i, stmt, s2, depth, by.clone(), false));
             }
         }
         out

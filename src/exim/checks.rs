@@ -1120,11 +1120,7 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                 let mut fix_offered = false;
                 for item in split(c.value()) {
                     let item = item.trim().to_string();
-                    let zone = item
-                        .split(['=', '&', '!', '/'])
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_lowercase();
+                    let zone = dnslist_zone(&item);
                     // The zone table is shared with the Postfix checker (rules/dnsbl.toml).
                     let known = crate::dnsbl::lookup(&zone);
                     let risky = known.filter(|z| {
@@ -1167,6 +1163,14 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
     }
 }
 
+/// The zone of a dnslists item (`zone=codes`, `zone&mask`, `zone!=...`, `zone/key`), lower case.
+fn dnslist_zone(item: &str) -> String {
+    item.split(['=', '&', '!', '/'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
 /// The dnslists value with every unfiltered Spamhaus zone given the listing-code filter and
 /// the dead or aggressive zones (EX150) removed, as an edit of the condition's line.
 fn dnslists_fix(c: &super::model::Cond, filter: &str) -> Option<Fix> {
@@ -1181,11 +1185,7 @@ fn dnslists_fix(c: &super::model::Cond, filter: &str) -> Option<Fix> {
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
     for item in split(raw) {
-        let zone = item
-            .split(['=', '&', '!', '/'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let zone = dnslist_zone(&item);
         let known = crate::dnsbl::lookup(&zone);
         match known.map(|z| &z.kind) {
             Some(crate::dnsbl::Kind::Defunct | crate::dnsbl::Kind::Aggressive) => {

@@ -776,27 +776,16 @@ mod tests {
             },
             notes: Default::default(),
         };
-        assert_eq!(
-            m.list(ListKind::Domain, "!a.example", "b.example", 0),
-            M::Yes
-        );
-        assert_eq!(
-            m.list(ListKind::Domain, "!a.example", "a.example", 0),
-            M::No
-        );
-        assert_eq!(
-            m.list(ListKind::Domain, "@ : x.org", "mx.example.org", 0),
-            M::Yes
-        );
-        assert_eq!(
-            m.list(ListKind::Host, "192.0.2.0/24 : 203.0.113.0/24", "", 0),
-            M::Yes
-        );
-        assert_eq!(m.list(ListKind::Host, ": 127.0.0.1", "", 0), M::No);
-        assert_eq!(
-            m.list(ListKind::Domain, "*.example.org", "a.example.org", 0),
-            M::Yes
-        );
+        for (kind, list, item, want) in [
+            (ListKind::Domain, "!a.example", "b.example", M::Yes),
+            (ListKind::Domain, "!a.example", "a.example", M::No),
+            (ListKind::Domain, "@ : x.org", "mx.example.org", M::Yes),
+            (ListKind::Host, "192.0.2.0/24 : 203.0.113.0/24", "", M::Yes),
+            (ListKind::Host, ": 127.0.0.1", "", M::No),
+            (ListKind::Domain, "*.example.org", "a.example.org", M::Yes),
+        ] {
+            assert_eq!(m.list(kind, list, item, 0), want, "{list} ~ {item}");
+        }
         assert!(matches!(
             m.list(ListKind::Host, "${lookup mysql{x}}", "", 0),
             M::Unknown(_)

@@ -508,13 +508,19 @@ mod tests {
     use crate::explain::stamp::YearRule;
 
     fn feed(lines: &[&str]) -> Vec<Event> {
+        feed_with(lines, |_| {})
+    }
+
+    /// Feed the lines in order, calling `after_line` with the parser after each one.
+    fn feed_with<S: AsRef<str>>(lines: &[S], mut after_line: impl FnMut(&Postfix)) -> Vec<Event> {
         let y = YearRule::new(Some(2026), 0);
         let mut p = Postfix::default();
         let mut out = Vec::new();
         for (n, l) in lines.iter().enumerate() {
-            let h = split(l, &y);
+            let h = split(l.as_ref(), &y);
             let o = Origin::new("t", n as u64 + 1);
             p.line(&h, &o, &mut out);
+            after_line(&p);
         }
         p.finish(&mut out);
         out
@@ -562,16 +568,9 @@ mod tests {
         let lines: Vec<String> = (0..1000)
             .map(|i| format!("Nov 28 02:46:29 mx postfix/smtpd[7]: NOQUEUE: reject: RCPT from unknown[198.51.100.8]: 554 5.7.1 <u{i}@x.example>: Relay access denied; from=<a@b.example> to=<u{i}@x.example> proto=ESMTP helo=<x>"))
             .collect();
-        let y = YearRule::new(Some(2026), 0);
-        let mut p = Postfix::default();
-        let mut out = Vec::new();
-        for (n, l) in lines.iter().enumerate() {
-            let h = split(l, &y);
-            let o = Origin::new("t", n as u64 + 1);
-            p.line(&h, &o, &mut out);
-            assert!(p.retained().1 <= MAX_PENDING_PER_SESSION);
-        }
-        p.finish(&mut out);
+        let out = feed_with(&lines, |p| {
+            assert!(p.retained().1 <= MAX_PENDING_PER_SESSION)
+        });
         assert_eq!(out.len(), 1000);
         assert!(out.iter().all(|e| e.auth == Auth::Unknown));
     }

@@ -225,11 +225,27 @@ pub fn apply(
         .map_err(|e| DbError(format!("{e}; nothing was changed")))?;
     load_plan(conn, creds, plan, notify)?;
     timing("load plan into a temporary table", t0, notify);
+    let job = Job {
+        creds,
+        schema,
+        plan,
+        notify,
+        t0,
+    };
     if schema.transactional() {
-        apply_transaction(conn, creds, schema, plan, backup, notify, t0)
+        apply_transaction(conn, job, backup)
     } else {
-        apply_swap(conn, creds, schema, plan, backup, notify, t0)
+        apply_swap(conn, job, backup)
     }
+}
+
+/// What either way of applying the plan works from.
+struct Job<'a> {
+    creds: &'a Credentials,
+    schema: &'a Schema,
+    plan: &'a Plan,
+    notify: Notify<'a>,
+    t0: std::time::Instant,
 }
 
 fn announce(path: &Path, plan: &Plan, notify: Notify) {
@@ -244,15 +260,8 @@ fn announce(path: &Path, plan: &Plan, notify: Notify) {
 /// before they touch InnoDB (no row-lock deadlocks with them); autocommit=0 keeps the
 /// change one transaction until COMMIT (the pattern the MariaDB manual gives for LOCK
 /// TABLES with transactional tables).
-fn apply_transaction(
-    conn: &mut Conn,
-    creds: &Credentials,
-    schema: &Schema,
-    plan: &Plan,
-    backup: Backup,
-    notify: Notify,
-    t0: std::time::Instant,
-) -> Result<Applied, DbError> {
+fn apply_transaction(conn: &mut Conn, job: Job, backup: Backup) -> Result<Applied, DbError> {
+    let (creds, schema, plan, notify, t0) = (job.creds, job.schema, job.plan, job.notify, job.t0);
     let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
     let t = q(&creds.db, TABLE);
     let removed_total: u64 = plan.by_value().map(|g| g.count).sum::<u64>() + plan.expired_rows();
@@ -305,15 +314,8 @@ fn apply_transaction(
 }
 
 /// MyISAM / Aria: build the kept rows into a new table and swap it in.
-fn apply_swap(
-    conn: &mut Conn,
-    creds: &Credentials,
-    schema: &Schema,
-    plan: &Plan,
-    backup: Backup,
-    notify: Notify,
-    t0: std::time::Instant,
-) -> Result<Applied, DbError> {
+fn apply_swap(conn: &mut Conn, job: Job, backup: Backup) -> Result<Applied, DbError> {
+    let (creds, schema, plan, notify, t0) = (job.creds, job.schema, job.plan, job.notify, job.t0);
     let err = |e: mysql::Error| DbError(connect::describe(creds, &e));
     let db = &creds.db;
     let (t, new, old) = (q(db, TABLE), q(db, NEW_TABLE), q(db, OLD_TABLE));

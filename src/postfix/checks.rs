@@ -1175,28 +1175,28 @@ fn list_effect(name: &str) -> &'static str {
 fn master_fields(m: &Model, f: &mut Vec<Finding>) {
     let Some(master) = &m.master else { return };
     let src = &master.source;
-    let fatal = |line: usize, what: &str| {
-        format!(
-            "{what}: `postfix start` and `postfix reload` stop with `fatal: ... master.cf: line {line}: ...` (the same check as postconf -M), so while this entry is broken no Postfix service (SMTP, delivery, queue) runs"
+    // PF007 at `span`: a master.cf entry Postfix refuses to start with.
+    let fatal = |line: usize, what: String, span: Span| {
+        Finding::new(
+            "PF007",
+            Mta::Postfix,
+            format!(
+                "{what}: `postfix start` and `postfix reload` stop with `fatal: ... master.cf: line {line}: ...` (the same check as postconf -M), so while this entry is broken no Postfix service (SMTP, delivery, queue) runs"
+            ),
         )
+        .at(at(src, span))
     };
     for s in m.services() {
         if s.fields.len() < 8 {
-            f.push(
-                Finding::new(
-                    "PF007",
-                    Mta::Postfix,
-                    fatal(
-                        s.line,
-                        &format!(
-                            "service entry `{}` has {} fields; master.cf needs 8 (service type private unpriv chroot wakeup maxproc command)",
-                            short(s.span.text(&src.text).lines().next().unwrap_or("")),
-                            s.fields.len()
-                        ),
-                    ),
-                )
-                .at(at(src, s.span)),
-            );
+            f.push(fatal(
+                s.line,
+                format!(
+                    "service entry `{}` has {} fields; master.cf needs 8 (service type private unpriv chroot wakeup maxproc command)",
+                    short(s.span.text(&src.text).lines().next().unwrap_or("")),
+                    s.fields.len()
+                ),
+                s.span,
+            ));
             continue;
         }
         let checks: [FieldCheck; 6] = [
@@ -1227,21 +1227,15 @@ fn master_fields(m: &Model, f: &mut Vec<Finding>) {
                 "maxproc" => "`-` or a number",
                 _ => "`y`, `n` or `-`",
             };
-            f.push(
-                Finding::new(
-                    "PF007",
-                    Mta::Postfix,
-                    fatal(
-                        s.line,
-                        &format!(
-                            "invalid {what} field `{}` in service {} (expected {expect})",
-                            fd.text,
-                            s.name()
-                        ),
-                    ),
-                )
-                .at(at(src, fd.span)),
-            );
+            f.push(fatal(
+                s.line,
+                format!(
+                    "invalid {what} field `{}` in service {} (expected {expect})",
+                    fd.text,
+                    s.name()
+                ),
+                fd.span,
+            ));
         }
     }
 }

@@ -365,12 +365,7 @@ impl<L: Lookup> Expander<L> {
                         "non-numeric operand in \"${{{t}}}\""
                     )));
                 };
-                match *op {
-                    "<" => x1 < x2,
-                    "<=" => x1 <= x2,
-                    ">" => x1 > x2,
-                    _ => x1 >= x2,
-                }
+                compare(op, x1, x2)
             }
             _ => {
                 let (Some(l1), Some(l2)) = (parse_level(av), parse_level(bvv)) else {
@@ -378,12 +373,7 @@ impl<L: Lookup> Expander<L> {
                         "bad compatibility level in \"${{{t}}}\""
                     )));
                 };
-                match *op {
-                    "<level" => l1 < l2,
-                    "<=level" => l1 <= l2,
-                    ">level" => l1 > l2,
-                    _ => l1 >= l2,
-                }
+                compare(op.trim_end_matches("level"), l1, l2)
             }
         };
         let d = da.max(db);
@@ -395,6 +385,16 @@ impl<L: Lookup> Expander<L> {
             }
             None => Ok((String::new(), d)),
         }
+    }
+}
+
+/// `a OP b` for OP one of <, <=, >, >= (the numeric and the compatibility-level tests).
+fn compare<T: Ord>(op: &str, a: T, b: T) -> bool {
+    match op {
+        "<" => a < b,
+        "<=" => a <= b,
+        ">" => a > b,
+        _ => a >= b,
     }
 }
 

@@ -1574,16 +1574,20 @@ mod tests {
         for (n, t) in files {
             std::fs::write(etc.join(n), t).unwrap();
         }
+        let m = load_37(d.path());
+        (d, m)
+    }
+
+    /// The Postfix model of the snapshot at `root`, read as Postfix 3.7.
+    fn load_37(root: &std::path::Path) -> Model {
         let ctx = Context::new(
-            Root::snapshot(d.path()),
+            Root::snapshot(root),
             Options {
                 postfix_version: Some("3.7".into()),
                 ..Default::default()
             },
         );
-        let mut f = Vec::new();
-        let m = Model::load(&ctx, &etc, &mut f);
-        (d, m)
+        Model::load(&ctx, &root.join("etc/postfix"), &mut Vec::new())
     }
 
     const SMTP: &str = "smtp inet n - y - - smtpd\n";
@@ -1664,14 +1668,7 @@ mod tests {
             .open(d.path().join("etc/postfix/c.db"))
             .unwrap();
         db.set_modified(old).unwrap();
-        let ctx = Context::new(
-            Root::snapshot(d.path()),
-            Options {
-                postfix_version: Some("3.7".into()),
-                ..Default::default()
-            },
-        );
-        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        let m = load_37(d.path());
         let dec = stranger_external(&m);
         assert_eq!(dec.result, Verdict::Depends);
         assert!(dec.depends_on[0].contains("stale"), "{dec:?}");
@@ -1833,14 +1830,7 @@ mod tests {
             "auto lo\niface lo inet loopback\niface eth0 inet static\n  address 10.1.2.5\n  netmask 255.255.255.0\n",
         )
         .unwrap();
-        let ctx = Context::new(
-            Root::snapshot(d.path()),
-            Options {
-                postfix_version: Some("3.7".into()),
-                ..Default::default()
-            },
-        );
-        let m = Model::load(&ctx, &d.path().join("etc/postfix"), &mut Vec::new());
+        let m = load_37(d.path());
         assert_eq!(mynetworks_match(&m, 0, ip("10.1.2.9")), Ok(true));
         assert_eq!(mynetworks_match(&m, 0, ip("10.1.3.9")), Ok(false));
         assert_eq!(

@@ -134,30 +134,15 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
                 )
             });
             if let Some(why) = why {
-                n += 1;
-                if n <= MAX_PER_FILE {
-                    out.push(
-                        qm(
-                            "QM015",
-                            format!("{name} entry {:?} {why}", text.trim_end_matches('\r')),
-                        )
-                        .at(f.src.location(e.start as usize, e.end as usize)),
-                    );
-                }
+                bad_entry(out, &mut n, name, text, why, || {
+                    f.src.location(e.start as usize, e.end as usize)
+                });
             }
         }
         summary(out, "QM015", &f.src, n, name);
     }
     if let Some((src, vds, errs)) = &c.virtualdomains {
-        for e in errs.iter().take(MAX_PER_FILE) {
-            out.push(
-                qm(
-                    "QM015",
-                    format!("virtualdomains line {}: {}", e.line, e.message),
-                )
-                .at(src.location(e.start, e.end)),
-            );
-        }
+        line_errors(out, src, errs, "virtualdomains");
         let mut n = 0;
         let vds: &[_] = if c.virtualdomains_blanks { vds } else { &[] };
         for v in vds {
@@ -167,33 +152,52 @@ fn control_syntax(c: &Control, out: &mut Vec<Finding>) {
                 bad_domain_entry(prepend).map(|_| "has whitespace or a carriage return in its prepend part: deliveries go to a user name with that byte in it")
             });
             if let Some(why) = why {
-                n += 1;
-                if n <= MAX_PER_FILE {
-                    out.push(
-                        qm(
-                            "QM015",
-                            format!(
-                                "virtualdomains entry {:?} {why}",
-                                key.trim_end_matches('\r')
-                            ),
-                        )
-                        .at(src.location(v.key.start as usize, v.prepend.end as usize)),
-                    );
-                }
+                bad_entry(out, &mut n, "virtualdomains", key, why, || {
+                    src.location(v.key.start as usize, v.prepend.end as usize)
+                });
             }
         }
         summary(out, "QM015", src, n, "virtualdomains");
     }
     if let Some((src, _, errs)) = &c.smtproutes {
-        for e in errs.iter().take(MAX_PER_FILE) {
-            out.push(
-                qm(
-                    "QM015",
-                    format!("smtproutes line {}: {}", e.line, e.message),
-                )
+        line_errors(out, src, errs, "smtproutes");
+    }
+}
+
+/// QM015 for entry `text` of control file `what`; `n` counts them for the summary, and
+/// only the first MAX_PER_FILE of a file are listed.
+fn bad_entry(
+    out: &mut Vec<Finding>,
+    n: &mut usize,
+    what: &str,
+    text: &str,
+    why: &str,
+    location: impl FnOnce() -> crate::finding::Location,
+) {
+    *n += 1;
+    if *n <= MAX_PER_FILE {
+        out.push(
+            qm(
+                "QM015",
+                format!("{what} entry {:?} {why}", text.trim_end_matches('\r')),
+            )
+            .at(location()),
+        );
+    }
+}
+
+/// QM015 for the first lines of control file `what` that qmail ignores.
+fn line_errors(
+    out: &mut Vec<Finding>,
+    src: &SourceFile,
+    errs: &[super::parse::LineError],
+    what: &str,
+) {
+    for e in errs.iter().take(MAX_PER_FILE) {
+        out.push(
+            qm("QM015", format!("{what} line {}: {}", e.line, e.message))
                 .at(src.location(e.start, e.end)),
-            );
-        }
+        );
     }
 }
 

@@ -22,6 +22,7 @@ use super::runscript::{Launcher, Service};
 use crate::context::Context;
 use crate::finding::Mta;
 use crate::relay::{Decision, Query, TraceStep, Verdict};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 pub const NOGATEWAY: &str = "sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)";
@@ -267,38 +268,7 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
     let mut relay_cond: Option<String> = None;
     if let Some(s) = s {
         let shown = s.file.display.clone();
-        for e in &s.env {
-            if e.name == "RELAYCLIENT" {
-                if e.conditional {
-                    // Set only when the script's condition holds: the run script alone
-                    // cannot say whether this client relays.
-                    let cond = e
-                        .condition
-                        .as_deref()
-                        .map(|c| format!(" (`{c}`)"))
-                        .unwrap_or_default();
-                    relay_cond = Some(format!(
-                        "RELAYCLIENT is set at {}:{} only when its condition{cond} holds: then every recipient is accepted (relay), otherwise `553 {NOGATEWAY}`",
-                        shown.display(),
-                        e.line
-                    ));
-                    d.trace.push(step(
-                        &shown,
-                        e.line,
-                        format!("RELAYCLIENT=\"{}\"", e.value.as_deref().unwrap_or("?")),
-                        "relay for every client, only when the condition holds",
-                    ));
-                } else if let Some(v) = &e.value {
-                    relayclient = Some(v.clone());
-                    d.trace.push(step(
-                        &shown,
-                        e.line,
-                        format!("RELAYCLIENT=\"{v}\""),
-                        "relay for every client of this service",
-                    ));
-                }
-            }
-        }
+        (relayclient, relay_cond) = script_relayclient(&mut d, s);
         d.dynamic_notes(s);
         // tcpserver rules
         if let Some(x) = &s.rules_cdb {
@@ -328,7 +298,71 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
         d.depends_on
             .push("no qmail-smtpd run script found: assumed tcpserver without rules".into());
     }
-    // AUTH
+    let mut d = match authenticate(d, s, q) {
+        ControlFlow::Break(done) => return done,
+        ControlFlow::Continue(d) => d,
+    };
+    if let Some(v) = relayclient {
+        return d.accept_relay(Some(v));
+    }
+    let Some(c) = m.control.as_ref() else {
+        d.result = Verdict::Depends;
+        d.depends_on
+            .push("control/rcpthosts and morercpthosts.cdb (control directory not given)".into());
+        return d;
+    };
+    recipient(&mut d, c, q, relay_cond, relay_depends);
+    d
+}
+
+/// RELAYCLIENT as the run script sets it: (its value when set unconditionally, what the
+/// condition is when it is set only under one).
+fn script_relayclient(d: &mut Decision, s: &Service) -> (Option<String>, Option<String>) {
+    let shown = s.file.display.clone();
+    let mut relayclient = None;
+    let mut relay_cond = None;
+    for e in &s.env {
+        if e.name == "RELAYCLIENT" {
+            if e.conditional {
+                // Set only when the script's condition holds: the run script alone
+                // cannot say whether this client relays.
+                let cond = e
+                    .condition
+                    .as_deref()
+                    .map(|c| format!(" (`{c}`)"))
+                    .unwrap_or_default();
+                relay_cond = Some(format!(
+                    "RELAYCLIENT is set at {}:{} only when its condition{cond} holds: then every recipient is accepted (relay), otherwise `553 {NOGATEWAY}`",
+                    shown.display(),
+                    e.line
+                ));
+                d.trace.push(step(
+                    &shown,
+                    e.line,
+                    format!("RELAYCLIENT=\"{}\"", e.value.as_deref().unwrap_or("?")),
+                    "relay for every client, only when the condition holds",
+                ));
+            } else if let Some(v) = &e.value {
+                relayclient = Some(v.clone());
+                d.trace.push(step(
+                    &shown,
+                    e.line,
+                    format!("RELAYCLIENT=\"{v}\""),
+                    "relay for every client of this service",
+                ));
+            }
+        }
+    }
+    (relayclient, relay_cond)
+}
+
+/// SMTP AUTH: Break with the final decision when the client's login (or a required one it
+/// lacks) decides, Continue otherwise.
+fn authenticate(
+    mut d: Decision,
+    s: Option<&Service>,
+    q: &Query,
+) -> ControlFlow<Decision, Decision> {
     let auth = s.map(auth_mode).unwrap_or(Auth::Off);
     let shown = s.map(|s| s.file.display.clone()).unwrap_or_default();
     let line = s.map(|s| s.line).unwrap_or(1);
@@ -344,12 +378,12 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
                     ),
                     "authenticated: RELAYCLIENT set",
                 ));
-                return d.accept_relay(None);
+                return ControlFlow::Break(d.accept_relay(None));
             }
             Auth::Unknown(why) => {
                 d.depends_on.push(why.clone());
                 d.result = Verdict::Depends;
-                return d;
+                return ControlFlow::Break(d);
             }
             Auth::Off => {
                 d.trace.push(step(
@@ -370,17 +404,20 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
         d.result = Verdict::Reject;
         d.code = Some(530);
         d.text = Some("authentication required (#5.7.1)".into());
-        return d;
+        return ControlFlow::Break(d);
     }
-    if let Some(v) = relayclient {
-        return d.accept_relay(Some(v));
-    }
-    let Some(c) = m.control.as_ref() else {
-        d.result = Verdict::Depends;
-        d.depends_on
-            .push("control/rcpthosts and morercpthosts.cdb (control directory not given)".into());
-        return d;
-    };
+    ControlFlow::Continue(d)
+}
+
+/// qmail-smtpd's recipient check for a client without RELAYCLIENT: rcpthosts and
+/// morercpthosts.cdb.
+fn recipient(
+    d: &mut Decision,
+    c: &Control,
+    q: &Query,
+    relay_cond: Option<String>,
+    relay_depends: Option<String>,
+) {
     let domain = q.rcpt_domain();
     let rh = c.display.join("rcpthosts");
     match rcpt_check(c, &domain) {
@@ -423,7 +460,7 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
                 // A conditional RELAYCLIENT is neither a grant nor a refusal.
                 d.result = Verdict::Depends;
                 d.depends_on.push(why);
-                return d;
+                return;
             }
             d.result = Verdict::Reject;
             if let Some(why) = relay_depends {
@@ -433,7 +470,6 @@ pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decis
             d.text = Some(NOGATEWAY.into());
         }
     }
-    d
 }
 
 /// tcpserver's connection-time rule lookup. Returns a final decision when the connection is

@@ -617,17 +617,7 @@ fn read_command(svc: &mut Service, cmd: &[Option<String>]) {
     };
     // `env A=b` or `A=b` words before the server set its environment.
     for w in cmd[..si].iter().flatten() {
-        if let Some((n, v)) = w.split_once('=') {
-            if is_name(n) && n != "PATH" {
-                svc.env.push(EnvVar {
-                    name: n.to_string(),
-                    value: Some(v.to_string()),
-                    line: svc.line,
-                    conditional: false,
-                    condition: None,
-                });
-            }
-        }
+        env_word(svc, w);
     }
     let ssl = cmd[si].as_deref().map(basename) == Some("sslserver");
     svc.launcher = if ssl {
@@ -753,22 +743,26 @@ fn read_chain(svc: &mut Service, chain: &[Option<String>]) {
                 }
                 return;
             }
-            Some(w) => {
-                if let Some((n, v)) = w.split_once('=') {
-                    if is_name(n) && n != "PATH" {
-                        svc.env.push(EnvVar {
-                            name: n.to_string(),
-                            value: Some(v.to_string()),
-                            line: svc.line,
-                            conditional: false,
-                            condition: None,
-                        });
-                    }
-                }
-            }
+            Some(w) => env_word(svc, w),
             None => {}
         }
         k += 1;
+    }
+}
+
+/// A `NAME=value` word of the command line (after `env`, or before the server) sets
+/// qmail-smtpd's environment; PATH only finds programs.
+fn env_word(svc: &mut Service, w: &str) {
+    if let Some((n, v)) = w.split_once('=') {
+        if is_name(n) && n != "PATH" {
+            svc.env.push(EnvVar {
+                name: n.to_string(),
+                value: Some(v.to_string()),
+                line: svc.line,
+                conditional: false,
+                condition: None,
+            });
+        }
     }
 }
 

@@ -47,11 +47,7 @@ pub fn read(ctx: &Context, t: &Target, out: &mut Sources) {
 }
 
 fn origin(via: &str, location: Option<Location>) -> Origin {
-    Origin {
-        mta: Mta::Exim,
-        via: via.to_string(),
-        location,
-    }
+    Origin::new(Mta::Exim, via, location)
 }
 
 /// The names of named domain list `list`: plain names, `@` (the primary host name), other

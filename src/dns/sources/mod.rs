@@ -25,6 +25,16 @@ pub struct Origin {
     pub location: Option<Location>,
 }
 
+impl Origin {
+    pub fn new(mta: Mta, via: &str, location: Option<Location>) -> Origin {
+        Origin {
+            mta,
+            via: via.to_string(),
+            location,
+        }
+    }
+}
+
 /// A domain this server receives mail for (or relays for, as backup MX).
 #[derive(Debug, Clone)]
 pub struct Domain {

@@ -33,14 +33,8 @@ const RBL: &[(&str, bool)] = &[
     ("reject_rhsbl_recipient", true),
 ];
 
-const RESTRICTIONS: &[&str] = &[
-    "smtpd_client_restrictions",
-    "smtpd_helo_restrictions",
-    "smtpd_sender_restrictions",
-    "smtpd_relay_restrictions",
-    "smtpd_recipient_restrictions",
-    "smtpd_data_restrictions",
-];
+/// The lists searched for DNS list restrictions: client to DATA (not end-of-data or ETRN).
+const RESTRICTIONS: &[&str] = crate::postfix::syntax::RESTRICTION_LISTS.split_at(6).0;
 
 pub fn read(ctx: &Context, t: &Target, out: &mut Sources) {
     let mut ignored = Vec::new();
@@ -87,11 +81,7 @@ pub fn read(ctx: &Context, t: &Target, out: &mut Sources) {
 }
 
 fn origin(via: &str, location: Option<Location>) -> Origin {
-    Origin {
-        mta: Mta::Postfix,
-        via: via.to_string(),
-        location,
-    }
+    Origin::new(Mta::Postfix, via, location)
 }
 
 /// The names a domain-list parameter matches, with where each is written.

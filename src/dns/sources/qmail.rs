@@ -31,11 +31,7 @@ pub fn read(ctx: &Context, t: &Target, out: &mut Sources) {
 }
 
 fn origin(via: &str, location: Option<Location>) -> Origin {
-    Origin {
-        mta: Mta::Qmail,
-        via: via.to_string(),
-        location,
-    }
+    Origin::new(Mta::Qmail, via, location)
 }
 
 /// Entries starting with `.` match every subdomain (qmail-smtpd(8)): no single name to ask.
