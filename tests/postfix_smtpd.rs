@@ -142,6 +142,16 @@ const SCENARIOS: &[Scenario] = &[
         postmap: &[],
     },
     Scenario {
+        name: "regexp maps: first match wins, if blocks, case-insensitive by default",
+        main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_relay_restrictions = permit_mynetworks, check_recipient_access regexp:$config_directory/rcpt.re, check_client_access regexp:$config_directory/clients.re, reject_unauth_destination\n",
+        listeners: &[""],
+        files: &[
+            ("rcpt.re", "if /@RELAY\\.example$/\n/^someone@/ OK\nendif\n/^root@/ REJECT no mail for root\n"),
+            ("clients.re", "/^203\\.0\\.113\\.5$/ DUNNO\n/^203\\./ OK\n"),
+        ],
+        postmap: &[],
+    },
+    Scenario {
         name: "texthash sender map: a forged sender domain gets OK",
         main: "compatibility_level = 3.6\nmydestination = $myhostname, localhost, example.com\nsmtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, check_sender_access texthash:$config_directory/senders, reject_unauth_destination\n",
         listeners: &["", "  -o smtpd_sasl_auth_enable=yes\n"],

@@ -6,8 +6,9 @@
 //! and `static:` (DATABASE_README). For the indexed types (hash, btree, lmdb, cdb, dbm, sdbm)
 //! smtpd reads the compiled file, which is read here through its source (the path without the
 //! type); when the source is newer than the compiled file, smtpd still answers from the
-//! old contents, and the table carries a note saying so. Every other type (regexp, pcre,
-//! ldap, mysql, proxy, ...) is not evaluated: lookups in it are `depends`.
+//! old contents, and the table carries a note saying so. `regexp:` and `pcre:` are read by
+//! src/postfix/regexp_table.rs. Every other type (ldap, mysql, proxy, nis, ...) is not
+//! evaluated: lookups in it are `depends`.
 //!
 //! Files are read through `Context::load_checked` (once per run: the context caches them),
 //! so unreadable files become RD findings and matched entries can be shown with their line.
@@ -31,6 +32,8 @@ pub struct Entry {
     pub line: usize,
     /// cidr rules: every (network, negated) condition, enclosing `if` blocks first.
     conds: Vec<(IpNet, bool)>,
+    /// regexp/pcre rules: every (pattern, negated) condition, enclosing `if` blocks first.
+    pats: Vec<super::regexp_table::Cond>,
 }
 
 impl Entry {
@@ -57,6 +60,8 @@ pub struct Table {
     index: HashMap<String, usize>,
     /// static: answers every lookup with this value.
     static_value: Option<String>,
+    /// regexp:/pcre: the first rule whose patterns match answers.
+    regexp: bool,
     /// Something the admin should know about the answers (e.g. a stale compiled file).
     pub note: Option<String>,
 }
@@ -75,6 +80,11 @@ impl Table {
         if self.static_value.is_some() {
             // A static table has one entry, which answers every key.
             return self.entries.first();
+        }
+        if self.regexp {
+            return self.entries.iter().find(|e| {
+                !e.pats.is_empty() && e.pats.iter().all(|(re, neg)| re.is_match(key) != *neg)
+            });
         }
         if self.fixed {
             return self
@@ -118,7 +128,7 @@ fn net_contains(net: &IpNet, ip: &IpAddr) -> bool {
 }
 
 /// Types whose source smtpd reads itself.
-const DIRECT: &[&str] = &["cidr", "texthash", "inline", "static"];
+const DIRECT: &[&str] = &["cidr", "texthash", "inline", "static", "regexp", "pcre"];
 /// Indexed types: smtpd reads `path + suffix` built by postmap from the source `path`.
 fn compiled_suffix(kind: &str) -> Option<&'static str> {
     match kind {
@@ -154,6 +164,7 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
                 value: v.clone(),
                 line: 0,
                 conds: Vec::new(),
+                pats: Vec::new(),
             });
             t.static_value = Some(v);
             return Opened::Table(t);
@@ -201,9 +212,28 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
     let Some(src) = ctx.load_checked(&real, Mta::Postfix, findings) else {
         return Opened::Depends(format!("{spec} ({name} is missing or unreadable)"));
     };
-    let mut t = table(spec, Some(src.display.clone()), kind != "cidr");
+    let regexp = kind == "regexp" || kind == "pcre";
+    let mut t = table(spec, Some(src.display.clone()), kind != "cidr" && !regexp);
     t.note = note;
-    if kind == "cidr" {
+    if regexp {
+        match super::regexp_table::parse(&src.text, kind == "pcre") {
+            Ok(rules) => {
+                t.regexp = true;
+                for r in rules {
+                    t.entries.push(Entry {
+                        key: r.pattern,
+                        // `$1` in a result stays as written: the answer's kind (OK, REJECT,
+                        // an address) is what the relay decision needs.
+                        value: r.result,
+                        line: r.line,
+                        conds: Vec::new(),
+                        pats: r.conds,
+                    });
+                }
+            }
+            Err(e) => return Opened::Depends(format!("{spec} ({kind}: {e})")),
+        }
+    } else if kind == "cidr" {
         parse_cidr(&mut t, &src.text);
     } else {
         for (line, key, value) in postmap_lines(&src.text) {
@@ -230,6 +260,7 @@ fn table(spec: &str, file: Option<PathBuf>, fixed: bool) -> Table {
         entries: Vec::new(),
         index: HashMap::new(),
         static_value: None,
+        regexp: false,
         note: None,
     }
 }
@@ -257,6 +288,7 @@ fn push_fixed(t: &mut Table, key: &str, value: &str, line: usize) {
         value: value.to_string(),
         line,
         conds: Vec::new(),
+        pats: Vec::new(),
     });
 }
 
@@ -335,6 +367,7 @@ fn parse_cidr(t: &mut Table, text: &str) {
             value,
             line: n,
             conds,
+            pats: Vec::new(),
         });
     }
 }

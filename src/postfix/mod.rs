@@ -10,6 +10,7 @@ pub mod parse;
 pub mod policy;
 pub mod ports;
 pub mod reach;
+pub mod regexp_table;
 pub mod relay_rules;
 pub mod restrictions;
 pub mod syntax;
