@@ -115,7 +115,8 @@ pub fn check(ctx: &Context, loaded: &Loaded, generated: &Path, findings: &mut Ve
         .source(&shown)
         .filter(|s| !s.text.is_empty())
         .map(|s| s.line_location(1));
-    let help = "run `update-exim4.conf` to rebuild it from /etc/exim4, then `systemctl restart exim4` so the daemon reads it";
+    // /etc/init.d/exim4 runs update-exim4.conf itself on start, restart and reload.
+    let help = "run `systemctl reload exim4`: Debian's init script rebuilds it with update-exim4.conf and the daemon rereads it";
     if let (Some((t, newest)), Some(g)) = (newer.first(), gen_time) {
         let others = if newer.len() > 1 {
             format!(" and {} other input file(s)", newer.len() - 1)

@@ -364,7 +364,7 @@ fn smtpd_unavailable(
             "PF103",
             Mta::Postfix,
             format!(
-                "on listener {name}, compatibility_level is not set, so {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted",
+                "on listener {name}, compatibility_level is not set, so {} runs at level 0, where the built-in smtpd_relay_restrictions is empty, and smtpd_recipient_restrictions has no working reject_unauth_destination either: smtpd stops with `{fatal}` each time master starts it, so clients of this listener connect but never get a greeting and no mail is accepted",
                 m.version_described()
             ),
         )
@@ -380,7 +380,7 @@ fn smtpd_unavailable(
             "PF103",
             Mta::Postfix,
             format!(
-                "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{fatal}` on every connection, so clients of this listener see the connection close and no mail is accepted"
+                "on listener {name}, neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains a working reject_unauth_destination (or defer_unauth_destination, reject, defer): smtpd stops with `{fatal}` each time master starts it, so clients of this listener connect but never get a greeting and no mail is accepted"
             ),
         )
         .help("Add reject_unauth_destination after the permits, e.g. `smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`."),
@@ -1162,7 +1162,7 @@ fn shown_value(v: &str) -> String {
 
 fn list_effect(name: &str) -> &'static str {
     if name == "smtpd_relay_restrictions" || name == "smtpd_recipient_restrictions" {
-        ": with the relay and recipient lists both lacking reject_unauth_destination smtpd refuses to run (`fatal: ... specify at least one working instance of: reject_unauth_destination, ...`) and clients see the connection close"
+        ": with the relay and recipient lists both lacking reject_unauth_destination smtpd refuses to run (`fatal: ... specify at least one working instance of: reject_unauth_destination, ...`) and clients get no greeting"
     } else if name.starts_with("smtpd_") && name.ends_with("_restrictions") {
         ": an empty list permits every client at that stage, so the restrictions meant for it do not apply"
     } else {
@@ -1586,7 +1586,7 @@ fn deprecation_finding(
             )
         } else {
             format!(
-                "postconf and the daemons log `support for parameter \"{}\" will be removed`",
+                "postconf, which `postfix start`, `reload` and `check` run, logs `support for parameter \"{}\" will be removed`",
                 u.name
             )
         };

@@ -513,7 +513,17 @@ pub fn xclient_hosts(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
         let (severity, what) = match everyone {
             Some(e) => (
                 Severity::Error,
-                format!("`{e}` authorizes every client on the internet"),
+                // 0.0.0.0/0 is an IPv4 pattern: IPv6 clients need [::]/0 (and the reverse).
+                format!(
+                    "`{e}` authorizes every {} on the internet",
+                    if e.starts_with("static:") {
+                        "client"
+                    } else if e.contains(':') {
+                        "IPv6 client"
+                    } else {
+                        "IPv4 client"
+                    }
+                ),
             ),
             None if networks.len() == 1 => (
                 Severity::Warning,
