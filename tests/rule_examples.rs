@@ -174,6 +174,7 @@ const POSTFIX: &[(&str, PfFile, Pf, Pf)] = &[
     ("PF109", PfFile::Main, Pf::Clean, Pf::Clean),
     ("PF110", PfFile::Master, Pf::Clean, Pf::Clean),
     ("PF111", PfFile::Main, Pf::Clean, Pf::Clean),
+    ("PF112", PfFile::Master, Pf::Clean, Pf::Clean),
 ];
 
 /// Where an Exim example goes in the base configuration.
@@ -237,6 +238,7 @@ const EXIM: &[(&str, Slot, Ex, Ex)] = &[
         Ex::Starts,
     ),
     ("EX161", Slot::Transport, Ex::Starts, Ex::Starts),
+    ("EX180", Slot::Main, Ex::Starts, Ex::Starts),
 ];
 
 /// qmail tcp rules: (rule, client address asked with tcprulescheck, RELAYCLIENT value the bad
@@ -520,6 +522,26 @@ fn smtpd_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
             None,
             "root@localhost",
             '2',
+        ),
+        // PF112: without wrapper mode port 465 speaks plain SMTP (a client that starts TLS
+        // fails); with it, a plain client gets no greeting (smtpd waits for a TLS handshake).
+        (
+            "PF112",
+            "bad",
+            master("PF112", "bad"),
+            "198.51.100.9",
+            None,
+            "root@localhost",
+            '2',
+        ),
+        (
+            "PF112",
+            "good",
+            master("PF112", "good"),
+            "198.51.100.9",
+            None,
+            "root@localhost",
+            'x',
         ),
     ]
 }
