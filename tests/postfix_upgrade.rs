@@ -106,10 +106,11 @@ fn a_readable_black_list_permits_no_one() {
             })
             .count()
     };
-    // Only the strangers' 554 -> 454 (relay list first) remains, as a warning.
+    // Only the strangers' 554 -> 454 (relay list first) remains: refused either way, so
+    // info (#21 item 2).
     let fs = with_code(&lint(t.path(), TARGET), "PF120");
     assert_eq!(answers_ok(fs.clone()), 0, "{fs:#?}");
-    assert!(fs.iter().all(|f| f["severity"] == "warning"), "{fs:#?}");
+    assert!(fs.iter().all(|f| f["severity"] == "info"), "{fs:#?}");
     // The same table with one OK entry: its clients lose relay.
     std::fs::write(&map, "198.51.100.0/24 REJECT\n192.0.2.9 OK\n").unwrap();
     let fs = with_code(&lint(t.path(), TARGET), "PF120");
@@ -173,8 +174,12 @@ fn relay_before_recipient_changes_which_reply_comes_first() {
     let msg = fs[0]["message"].as_str().unwrap();
     assert!(msg.contains("relay list now runs before"), "{msg}");
     assert!(msg.contains("`454 4.7.1"), "{msg}");
-    // 554 becomes 454: no one gains or loses relay, so a warning.
-    assert_eq!(fs[0]["severity"], "warning");
+    // 554 becomes 454: no one gains or loses relay, so info, and the message says so.
+    assert_eq!(fs[0]["severity"], "info");
+    assert!(
+        msg.contains("refused either way; only the reply code changes"),
+        "{msg}"
+    );
     assert_eq!(
         fs[0]["fix"]["edits"][0]["replacement"],
         "smtpd_relay_before_recipient_restrictions = no\n"
@@ -256,6 +261,17 @@ fn compatibility_level_behind_only_when_raising_it_changes_a_decision() {
     let msg = fs[0]["message"].as_str().unwrap();
     assert!(msg.contains("raised from 0 to 3.6"), "{msg}");
     assert!(msg.contains("own subnet"), "{msg}");
+    // LAN hosts lose relay: a warning, not info.
+    assert_eq!(fs[0]["severity"], "warning");
+    // Raising 2 -> 3.6 only moves the relay list first: strangers get 454 instead of 554,
+    // refused either way, so info (#21 item 2).
+    let t = root(
+        "compatibility_level = 2\nmydestination = example.com\nmynetworks = 127.0.0.0/8\nrelay_domains =\nsmtpd_recipient_restrictions = permit_mynetworks, reject\n",
+        SMTP,
+    );
+    let fs = with_code(&lint(t.path(), &[]), "PF121");
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_eq!(fs[0]["severity"], "info", "{fs:#?}");
     // Same level, but nothing depends on the changing defaults: silent.
     let t = root(
         "mydestination = example.com\nmynetworks = 127.0.0.0/8\nrelay_domains =\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n",

@@ -933,9 +933,28 @@ fn finding(ctx: &Context, m: &Model, cmp: &Compare, code: &str, g: &Group, all: 
         (r.current.result == Verdict::Accept) != (r.target.result == Verdict::Accept)
             || r.target.result == Verdict::Unavailable
     });
-    let mut fd = Finding::new(code, Mta::Postfix, format!("{when}, {changes}: {because}"))
-        .service(m.services().get(g.si).map(|s| s.id()).unwrap_or_default());
-    if !opens_or_loses {
+    // Refused before and after (554 -> 454 when the relay list moves first): only the reply
+    // code changes, no client gains or loses anything, so info (issue #21 item 2). A removed
+    // restriction's 451 is a configuration error Postfix logs, so it stays a warning.
+    let refused = |v: Verdict| matches!(v, Verdict::Reject | Verdict::Defer);
+    let reply_only = !matches!(g.why, Why::Removed(_))
+        && g.rows
+            .iter()
+            .all(|r| refused(r.current.result) && refused(r.target.result));
+    let tail = if reply_only {
+        ". They are refused either way; only the reply code changes"
+    } else {
+        ""
+    };
+    let mut fd = Finding::new(
+        code,
+        Mta::Postfix,
+        format!("{when}, {changes}: {because}{tail}"),
+    )
+    .service(m.services().get(g.si).map(|s| s.id()).unwrap_or_default());
+    if reply_only {
+        fd = fd.severity(Severity::Info);
+    } else if !opens_or_loses {
         fd = fd.severity(Severity::Warning);
     }
     if let Some(l) = g.location.clone() {
