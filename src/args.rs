@@ -504,6 +504,19 @@ pub fn probe(a: &cli::ProbeArgs) -> Result<ProbeSettings, Failure> {
             password,
             allow_plaintext_auth: a.allow_plaintext_auth,
             ca_file: a.ca_file.clone(),
+            root: match &a.root {
+                Some(dir) => Some(context(
+                    &cli::ConfigArgs {
+                        root: Some(dir.clone()),
+                        postfix_version: None,
+                        exim_version: None,
+                        defines: Vec::new(),
+                    },
+                    None,
+                    None,
+                )?),
+                None => None,
+            },
         },
         format: a.format,
         color: color(a.color.color) && a.output.is_none(),

@@ -579,6 +579,10 @@ pub struct ProbeArgs {
     /// Also trust the CA certificates (PEM) in FILE
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Compare the answers with the configuration under DIR (`/` for this host's): config
+    /// drift, and whether the probe's own address is trusted
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Output format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

@@ -191,26 +191,41 @@ fn codes(j: &Value) -> Vec<String> {
     v
 }
 
+/// A snapshot root holding the running instance's main.cf (edited by `edit`) and master.cf.
+fn snapshot(run: &smtpd_support::Running, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let main = std::fs::read_to_string(run.conf.join("main.cf")).unwrap();
+    let master = std::fs::read_to_string(run.conf.join("master.cf")).unwrap();
+    common::postfix_tree(&edit(main), Some(&master))
+}
+
+const OPEN: &str = "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, check_client_access static:OK, reject_unauth_destination\n";
+
 #[test]
-fn open_relay_is_found_and_quoted() {
+fn open_relay_trusted_vantage_and_drift() {
     let Some(master) = smtpd_support::require() else {
         return;
     };
-    let main = format!(
-        "{BASE}smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, check_client_access static:OK, reject_unauth_destination\n"
-    );
+    let main = format!("{BASE}{OPEN}");
     let sc = Scenario {
-        name: "open relay through static:OK",
+        name: "open relay through static:OK; a listener that trusts loopback",
         main: &main,
-        listeners: &[""],
+        listeners: &[
+            "",
+            "  -o mynetworks=127.0.0.0/8\n  -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination\n",
+        ],
         files: &[],
         postmap: &[],
     };
     let run = smtpd_support::start(&master, &sc).unwrap();
     let target = format!("127.0.0.1:{}", run.ports[0]);
-    let r = probe(&[&target, "--format", "json"]);
+    let same = snapshot(&run, |m| m);
+    let same_root = same.path().to_str().unwrap();
+    let r = probe(&[&target, "--format", "json", "--root", same_root]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let j = r.json();
+    // The configuration on disk is the running one and relays for strangers too: no drift,
+    // no trusted vantage point.
+    assert_eq!(codes(&j), ["PR101", "PR102", "PR144"], "{j:#}");
     let open: Vec<&Value> = j["findings"]
         .as_array()
         .unwrap()
@@ -223,9 +238,11 @@ fn open_relay_is_found_and_quoted() {
         )),
         "{open:#?}"
     );
+    assert!(open.iter().all(|f| f["severity"] == "error"));
     assert_eq!(open[0]["category"], "open-relay");
     assert_eq!(j["targets"][0]["client_address"], "127.0.0.1");
     assert_eq!(j["host"]["name"], "127.0.0.1");
+
     // The text form lists what was sent: MAIL/RCPT/RSET/QUIT, never DATA.
     let t = probe(&[&target]);
     assert_eq!(t.code, 1);
@@ -238,8 +255,58 @@ fn open_relay_is_found_and_quoted() {
     assert!(!t.stdout.contains("    DATA\n"), "{}", t.stdout);
     let sent = j["targets"][0]["sent"].as_array().unwrap();
     assert!(sent.iter().all(|l| l != "DATA"));
-    assert!(t.stdout.contains("Settings that work:"));
     assert!(t.stdout.contains("relay mail for anyone"), "{}", t.stdout);
+
+    // Listener 1 relays for loopback only: the probe's vantage point is trusted, and its
+    // open-relay findings say so at info.
+    let r = probe(&[
+        &format!("127.0.0.1:{}", run.ports[1]),
+        "--format",
+        "json",
+        "--root",
+        same_root,
+    ]);
+    let j = r.json();
+    assert_eq!(codes(&j), ["PR101", "PR102", "PR144", "PR150"], "{j:#}");
+    for f in j["findings"].as_array().unwrap() {
+        if f["code"] == "PR101" || f["code"] == "PR102" {
+            assert_eq!(f["severity"], "info", "{f:#}");
+        }
+    }
+
+    // main.cf on disk no longer opens the relay, the running smtpd still does: config drift.
+    let edited = snapshot(&run, |m| m.replace(OPEN, ""));
+    // Only main.cf was edited: master.cf is an hour older.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(edited.path().join("etc/postfix/master.cf"))
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let r = probe(&[
+        &target,
+        "--format",
+        "json",
+        "--root",
+        edited.path().to_str().unwrap(),
+    ]);
+    let j = r.json();
+    let drift: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PR160")
+        .collect();
+    assert_eq!(drift.len(), 1, "{j:#}");
+    let msg = drift[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("etc/postfix/main.cf was changed at")
+            && msg.contains("the running server still answers `250 2.1.5 Ok`")
+            && msg.contains("reload Postfix"),
+        "{msg}"
+    );
+    assert_eq!(drift[0]["category"], "config-drift");
     assert_eq!(queued(&run), 0, "a message was queued");
 }
 

@@ -7,6 +7,7 @@
 //! [`MAX_TRANSACTIONS`] MAIL FROM transactions per target; QUIT at the end.
 
 mod auth;
+pub mod drift;
 pub mod findings;
 pub mod relay;
 pub mod render;
@@ -109,6 +110,8 @@ pub struct Settings {
     pub password: Option<String>,
     pub allow_plaintext_auth: bool,
     pub ca_file: Option<std::path::PathBuf>,
+    /// `--root`: the configuration to compare the answers with (drift.rs).
+    pub root: Option<crate::context::Context>,
 }
 
 /// What every target's probe shares: timeouts, names, the TLS client.
@@ -256,6 +259,10 @@ pub fn run(s: &Settings) -> Result<Audit, Failure> {
         findings: targets.iter().flat_map(findings::for_target).collect(),
         files: 0,
     };
+    if let Some(ctx) = &s.root {
+        drift::check(ctx, &targets, s, &mut report.findings);
+        report.files = ctx.files_read();
+    }
     report.sort();
     Ok(Audit {
         targets,
