@@ -897,3 +897,72 @@ fn exim_macro_doubling_is_bounded() {
     );
     rest_checked(&r);
 }
+
+// ------------------------------------------------------------ --fix and signals
+
+/// Names of `--fix` temp files (`.relaydoctor.XXXXXX`) in `dir`.
+fn fix_temps(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with(".relaydoctor.") && !n.contains("bak"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn sigterm_during_fix_leaves_no_temp_file() {
+    // A main.cf big enough (30 MB of comments) that writing and syncing its fixed copy takes
+    // a while; SIGTERM is sent the moment the temp file appears beside it.
+    let t = tree();
+    let mut text = String::from(
+        "compatibility_level = 3.6\nrelay_domains = a.example\nrelay_domains = b.example\n",
+    );
+    let comment = format!("# {}\n", "x".repeat(10_000));
+    for _ in 0..3000 {
+        text.push_str(&comment);
+    }
+    fs::write(pf(&t).join("main.cf"), &text).unwrap();
+    let mut caught = false;
+    for _ in 0..3 {
+        let mut c = lint_cmd(t.path());
+        c.arg("--fix")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if !caught && !fix_temps(&pf(&t)).is_empty() {
+                // Our own child, by its pid.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+                caught = true;
+            }
+            if start.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                panic!("--fix did not finish within {RUN_LIMIT:?}");
+            }
+        };
+        let left = fix_temps(&pf(&t));
+        assert!(
+            left.is_empty(),
+            "temp files left after {status:?}: {left:?}"
+        );
+        if caught {
+            use std::os::unix::process::ExitStatusExt;
+            // It died of the signal (the handler re-raises it after removing the file).
+            assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+            // The configuration is either the old or the new one, never half of one.
+            let now = fs::read_to_string(pf(&t).join("main.cf")).unwrap();
+            assert!(now == text || now.len() < text.len(), "main.cf was damaged");
+            break;
+        }
+        // Too quick to catch: restore the file and try again.
+        fs::write(pf(&t).join("main.cf"), &text).unwrap();
+    }
+    assert!(caught, "never saw the temp file while --fix ran");
+}
