@@ -1144,3 +1144,40 @@ fn a_taint_broken_authenticator_gives_no_authenticated_branch() {
     let v = ask("4.93");
     assert_eq!(v[0]["result"], "accept", "{v:?}");
 }
+
+/// Issue #16 item 7: a recipient callout limited to the relay domains that a manualroute
+/// router sends to the site's own backend is the mail-gateway pattern: a warning that names
+/// the router, with no defer_ok fix. Without such a router it stays an error with the fix.
+#[test]
+fn a_gateway_recipient_callout_to_its_own_backend_is_a_warning() {
+    let acl = "domainlist relay_to_domains = corp.example\nacl_smtp_rcpt = acl_check_rcpt\n\
+        begin acl\nacl_check_rcpt:\n  deny domains = +relay_to_domains\n       \
+        !verify = recipient/callout=30s\n  accept\n";
+    let gateway = format!(
+        "{acl}begin routers\nto_backend:\n  driver = manualroute\n  domains = +relay_to_domains\n  \
+         route_list = * 10.0.0.25\n  transport = remote_smtp\nbegin transports\nremote_smtp:\n  driver = smtp\n"
+    );
+    let t = tree(&[("etc/exim/exim.conf", &gateway)]);
+    let fs = lint_json(t.path());
+    let ex141: Vec<_> = fs.iter().filter(|f| f["code"] == "EX141").collect();
+    assert_eq!(ex141.len(), 1, "{fs:#?}");
+    assert_eq!(ex141[0]["severity"], "warning", "{fs:#?}");
+    assert!(ex141[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("router to_backend"));
+    assert!(
+        ex141[0]["fix"].is_null(),
+        "no defer_ok on a gateway: {fs:#?}"
+    );
+    assert!(ex141[0]["help"]
+        .as_str()
+        .unwrap()
+        .contains("don't add defer_ok"));
+    // The same callout without a backend router: the recipient's own MX is called.
+    let t = tree(&[("etc/exim/exim.conf", acl)]);
+    let fs = lint_json(t.path());
+    let ex141: Vec<_> = fs.iter().filter(|f| f["code"] == "EX141").collect();
+    assert_eq!(ex141.len(), 1, "{fs:#?}");
+    assert_eq!(ex141[0]["severity"], "error", "{fs:#?}");
+}

@@ -1033,10 +1033,15 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
                     .iter()
                     .all(|d| matches!(d.as_str(), "+local_domains" | "+relay_to_domains"))
         });
+        let backend = own_domains_only.then(|| backend_router(cfg)).flatten();
         for c in s.conds.iter().filter(|c| c.name == "verify") {
             let v = c.value().trim().to_ascii_lowercase();
             let (what, opts) = v.split_once('/').unwrap_or((v.as_str(), ""));
             if !opts.contains("callout") {
+                continue;
+            }
+            if let (Some(router), "recipient", true) = (&backend, what, refusing_verb) {
+                out.push(gateway_callout(c, router));
                 continue;
             }
             let defer_ok = opts.contains("defer_ok");
@@ -1106,6 +1111,39 @@ fn callouts(ctx: &Context, cfg: &Config, acl_name: &str, out: &mut Vec<Finding>)
             out.push(fd);
         }
     }
+}
+
+/// A manualroute router that sends the relay domains to named hosts: the mail-gateway
+/// pattern, where the relay domains' mailboxes live on the site's own backend.
+fn backend_router(cfg: &Config) -> Option<String> {
+    cfg.routers
+        .iter()
+        .find(|r| {
+            r.opt("driver").map(str::trim) == Some("manualroute")
+                && r.opt("domains").is_some_and(|d| {
+                    split(d)
+                        .iter()
+                        .any(|x| matches!(x.as_str(), "+relay_to_domains" | "+local_domains"))
+                })
+        })
+        .map(|r| r.name.clone())
+}
+
+/// EX141 for a recipient callout limited to the site's own domains on a gateway that routes
+/// them to its backend (issue #16 item 7): the standard way for a gateway to refuse unknown
+/// recipients at RCPT time. A warning, and no defer_ok: with it, unknown recipients would be
+/// accepted (and bounced later) whenever the backend is down.
+fn gateway_callout(c: &super::model::Cond, router: &str) -> Finding {
+    f(
+        "EX141",
+        format!(
+            "`{}` asks your own backend (router {router} sends these domains there) whether each recipient exists: the usual mail-gateway check, but while the backend is unreachable every sender gets a 451 temporary rejection (`Could not complete recipient verify callout`)",
+            c.render()
+        ),
+        &c.origin,
+    )
+    .severity(Severity::Warning)
+    .help("Keep it, and keep the backend reachable from the gateway (monitor it); don't add defer_ok here: it would accept mail for unknown recipients while the backend is down and bounce it later (backscatter).")
 }
 
 /// EX150 dead/aggressive lists, EX151 unfiltered Spamhaus, EX152 +include_unknown/+defer_unknown.
