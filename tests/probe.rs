@@ -515,3 +515,113 @@ fn exit_codes_without_a_server() {
         assert_eq!(r.code, 2, "{bad:?}: {}{}", r.stdout, r.stderr);
     }
 }
+
+/// Exim's daemon on loopback, from the unpacked Debian build of scripts/exim-oracle.
+struct Exim(std::process::Child);
+
+impl Drop for Exim {
+    fn drop(&mut self) {
+        // Only the daemon this test started, by its own handle.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn exim_binary() -> Option<PathBuf> {
+    let out = Command::new(common::repo("scripts/exim-oracle"))
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && p.is_file()).then_some(p)
+}
+
+/// A real Exim whose local router accepts every local part: the percent hack is undone
+/// before the RCPT ACL (percent_hack_domains = *), so `user%foreign@local` is refused as a
+/// relay, but a bang path at the local domain is accepted as a local part: PR102, no PR101.
+#[test]
+fn exim_accepts_a_bang_path_but_not_the_percent_hack() {
+    let Some(_) = smtpd_support::require() else {
+        return;
+    };
+    let Some(bin) = exim_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "scripts/exim-oracle gave no exim binary"
+        );
+        eprintln!("SKIP: no exim binary");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    open_dir(t.path());
+    for d in ["spool", "log"] {
+        std::fs::create_dir(t.path().join(d)).unwrap();
+        let _ = Command::new("chown")
+            .arg("Debian-exim")
+            .arg(t.path().join(d))
+            .status();
+    }
+    let conf = t.path().join("exim.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "primary_hostname = mail.example.test\ndomainlist local_domains = mail.example.test : example.test\npercent_hack_domains = *\ntls_advertise_hosts =\nspool_directory = {0}/spool\nlog_file_path = {0}/log/%slog\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  deny message = relay not permitted\n       !domains = +local_domains\n  accept\nbegin routers\nlocal:\n  driver = accept\n  domains = +local_domains\n  transport = devnull\nbegin transports\ndevnull:\n  driver = appendfile\n  file = /dev/null\n",
+            t.path().display()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _exim = Exim(
+        Command::new(&bin)
+            .arg("-C")
+            .arg(&conf)
+            .args(["-bdf", "-oX", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 20, "exim did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = probe(&[
+        &format!("127.0.0.1:{port}"),
+        "--local-rcpt",
+        "postmaster@example.test",
+        "--format",
+        "json",
+    ]);
+    let j = r.json();
+    assert_eq!(codes(&j), ["PR102", "PR144"], "{j:#}");
+    let tests = j["targets"][0]["tests"].as_array().unwrap();
+    let reply = |rcpt: &str| {
+        let t = tests.iter().find(|t| t["rcpt_to"] == rcpt).unwrap();
+        (
+            t["accepted"].as_bool().unwrap(),
+            t["reply"]["code"].as_u64(),
+        )
+    };
+    assert_eq!(
+        reply("relaytest%example.net@mail.example.test"),
+        (false, Some(550))
+    );
+    assert_eq!(
+        reply("example.net!relaytest@mail.example.test"),
+        (true, Some(250))
+    );
+    assert_eq!(reply("relaytest@example.net"), (false, Some(550)));
+    // Every question got an answer (Exim hangs up after 3 syntax errors; the probe reconnects).
+    assert!(tests.iter().all(|t| t["stage"] != "none"), "{tests:#?}");
+    let input = t.path().join("spool/input");
+    let queued = walkdir::WalkDir::new(&input)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(queued, 0, "exim queued a message");
+}

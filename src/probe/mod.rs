@@ -359,8 +359,18 @@ impl Run<'_> {
         }
     }
 
-    /// Ask one question (RSET first when the connection was used before).
+    /// Ask one question; a connection lost on the way is replaced and the question asked
+    /// once more (a logged-in question is not: the new connection would not be logged in).
     fn ask(&mut self, q: &Question, authenticated: bool) -> Result<Test, String> {
+        let test = self.ask_once(q, authenticated)?;
+        if test.stage != "none" || authenticated {
+            return Ok(test);
+        }
+        self.ask_once(q, authenticated)
+    }
+
+    /// Ask one question (RSET first when the connection was used before).
+    fn ask_once(&mut self, q: &Question, authenticated: bool) -> Result<Test, String> {
         if self.transactions >= MAX_TRANSACTIONS {
             return Err(format!(
                 "stopped after {MAX_TRANSACTIONS} transactions (the probe's limit per target)"
@@ -392,7 +402,13 @@ impl Run<'_> {
                 test.reply_line = r.line();
                 test.accepted = stage == "RCPT" && r.positive();
                 if !r.positive() {
-                    self.refusals += 1;
+                    // Syntax errors weigh more: Exim hangs up after smtp_max_synprot_errors
+                    // (default 3) of them.
+                    self.refusals += if (500..=504).contains(&r.code) {
+                        REFUSALS_PER_CONNECTION / 2
+                    } else {
+                        1
+                    };
                 }
                 if r.code == 421 {
                     self.close(conn, false);
