@@ -1181,3 +1181,24 @@ fn a_gateway_recipient_callout_to_its_own_backend_is_a_warning() {
     assert_eq!(ex141.len(), 1, "{fs:#?}");
     assert_eq!(ex141[0]["severity"], "error", "{fs:#?}");
 }
+
+/// Issue #16 item 5: a finding about one item of a list continued over `\` lines points at
+/// that item's line, not at the line the condition starts on.
+#[test]
+fn a_continued_dnslists_item_is_reported_on_its_own_line() {
+    let conf = "acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n\
+        \x20 deny dnslists = zen.spamhaus.org=127.0.0.2 : \\\n\
+        \x20                 dnsbl.sorbs.net : \\\n\
+        \x20                 sbl.spamhaus.org\n\
+        \x20 accept\n";
+    let t = tree(&[("etc/exim/exim.conf", conf)]);
+    let fs = lint_json(t.path());
+    let at = |code: &str| -> Vec<(u64, u64)> {
+        fs.iter()
+            .filter(|f| f["code"] == code)
+            .map(|f| (f["line"].as_u64().unwrap(), f["column"].as_u64().unwrap()))
+            .collect()
+    };
+    assert_eq!(at("EX150"), [(5, 19)], "{fs:#?}");
+    assert_eq!(at("EX151"), [(6, 19)], "{fs:#?}");
+}

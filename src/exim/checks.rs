@@ -1169,7 +1169,7 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                     });
                     if let (Some(z), true) = (risky, blocking) {
                         let why = z.now.as_deref().unwrap_or("it is not a usable blocklist");
-                        out.push(f("EX150", format!("dnslists zone {zone} in `{}`: {why}; listing results are meaningless and legitimate mail may be refused", s.verb.as_str()), &c.origin));
+                        out.push(f("EX150", format!("dnslists zone {zone} in `{}`: {why}; listing results are meaningless and legitimate mail may be refused", s.verb.as_str()), &c.origin.item(&item)));
                     }
                     let needs_filter = known.is_some_and(|z| z.kind == crate::dnsbl::Kind::Filter);
                     if blocking && needs_filter && !item.contains('=') && !item.contains('&') {
@@ -1178,7 +1178,7 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                         // listing codes, never its 127.255.255.x error answers.
                         let filter = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.9,127.0.0.10,127.0.0.11";
                         let mut fd = f("EX151", format!(
-                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; list the answers that count: `{zone}={filter}`"), &c.origin);
+                            "dnslists = {item} without a return-code filter: Spamhaus answers 127.255.255.254 to queries through public resolvers and 127.255.255.255 when over the limit, so every client looks listed and all mail is refused; list the answers that count: `{zone}={filter}`"), &c.origin.item(&item));
                         // One fix per condition rewrites the whole list: every Spamhaus
                         // zone filtered, and the zones EX150 reports (closed or
                         // whole-network lists) dropped rather than kept.
@@ -1193,7 +1193,7 @@ fn dnsbl(cfg: &Config, out: &mut Vec<Finding>) {
                     if blocking && (item == "+include_unknown" || item == "+defer_unknown") {
                         out.push(f("EX152", format!(
                             "`{item}` in a `{}` dnslists condition: when the DNS lookup fails, every client is {}", s.verb.as_str(),
-                            if item == "+include_unknown" { "treated as listed and refused" } else { "deferred (451) until DNS works again" }), &c.origin));
+                            if item == "+include_unknown" { "treated as listed and refused" } else { "deferred (451) until DNS works again" }), &c.origin.item(&item)));
                     }
                 }
             }

@@ -48,6 +48,37 @@ impl Origin {
     pub fn describe(&self) -> String {
         format!("{}:{}", self.file.display(), self.line)
     }
+
+    /// The origin of one item of a value continued over `\` lines: its own line and span,
+    /// found in the physical lines of this logical line (issue #16 item 5: a dead zone on
+    /// line 140 is reported there, not at the `dnslists =` line 138). The whole line when the
+    /// item is not written literally (a macro, an expansion).
+    pub fn item(&self, item: &str) -> Origin {
+        let Some(src) = &self.src else {
+            return self.clone();
+        };
+        let text = &src.text;
+        let mut at = self.start.min(text.len());
+        let mut line = self.line;
+        loop {
+            let end = text[at..].find('\n').map(|i| at + i).unwrap_or(text.len());
+            let phys = &text[at..end];
+            if let Some(i) = phys.find(item).filter(|_| !item.is_empty()) {
+                let start = at + i;
+                return Origin {
+                    line,
+                    start,
+                    end: start + item.len(),
+                    ..self.clone()
+                };
+            }
+            if !phys.trim_end().ends_with('\\') || end >= text.len() {
+                return self.clone();
+            }
+            at = end + 1;
+            line += 1;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
