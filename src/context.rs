@@ -164,6 +164,9 @@ pub struct Context {
     /// Files read and checked in pieces without keeping their text (qmail's million-line
     /// control files, when they are consistent): they count in the summary too.
     streamed: Mutex<std::collections::BTreeSet<PathBuf>>,
+    /// Whether a path exists, as first asked (Exim's `${if exists{...}}` is evaluated for
+    /// every statement of every relay-matrix cell; the files do not change during one run).
+    exists: Mutex<BTreeMap<PathBuf, bool>>,
 }
 
 impl Context {
@@ -174,7 +177,14 @@ impl Context {
             sources: Mutex::new(BTreeMap::new()),
             rejected: Mutex::new(Default::default()),
             streamed: Mutex::new(Default::default()),
+            exists: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Whether the real path `real` exists (asked once per run).
+    pub fn exists(&self, real: &Path) -> bool {
+        let mut c = self.exists.lock().unwrap_or_else(|e| e.into_inner());
+        *c.entry(real.to_path_buf()).or_insert_with(|| real.exists())
     }
 
     /// Load (once) the file at `real`. The loaded file is remembered for rendering and fixes.

@@ -126,7 +126,7 @@ pub(crate) fn deliver(result: Result<Outcome, Failure>, how: &Delivery) -> i32 {
                     None => print_stdout(&out),
                 }
             }
-            for n in &o.notes {
+            for n in o.notes.iter().chain(crate::postfix::params::load_errors()) {
                 eprintln!("relaydoctor: {}", scrub(n));
             }
             code

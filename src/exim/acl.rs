@@ -698,10 +698,16 @@ pub fn port_test(v: &str) -> Option<(u16, bool)> {
         return None;
     }
     let t: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-    let re = super::lists::regex(
-        r"^\$\{if(!?)(?:eq|==|=)\{\$(?:received_port|interface_port)\}\{(\d+)\}(?:\{(yes|true|1|no|false|0)\}(?:\{(yes|true|1|no|false|0)?\})?)?\}$",
-        false,
-    )?;
+    // A constant pattern, compiled once per process.
+    static PORT_TEST: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let re = PORT_TEST
+        .get_or_init(|| {
+            super::lists::regex(
+                r"^\$\{if(!?)(?:eq|==|=)\{\$(?:received_port|interface_port)\}\{(\d+)\}(?:\{(yes|true|1|no|false|0)\}(?:\{(yes|true|1|no|false|0)?\})?)?\}$",
+                false,
+            )
+        })
+        .as_ref()?;
     let c = re.captures(&t)?;
     let port = c.get(2)?.as_str().parse().ok()?;
     let negated = !c.get(1)?.as_str().is_empty();

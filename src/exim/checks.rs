@@ -215,13 +215,13 @@ fn undefined_macros(cfg: &Config, debian_without_ue4cc: bool, out: &mut Vec<Find
                 .iter()
                 .map(|l| (format!("list {}", l.name), l.value.as_str(), &l.origin)),
         );
+    let Some(re) = lists::regex(PAT, false) else {
+        return;
+    };
     for (what, value, origin) in items {
         if !value.contains('_') || !value.bytes().any(|b| b.is_ascii_uppercase()) {
             continue;
         }
-        let Some(re) = lists::regex(PAT, false) else {
-            return;
-        };
         let Some(c) = re.captures(value) else {
             continue;
         };

@@ -3,50 +3,73 @@
 //! address lists the way match.c does (first match wins, `!` negates, a list that ends in a
 //! negative item matches what none of its items matched).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ipnet::IpNet;
 
 use super::model::{Config, ListKind};
 use crate::context::Context;
 
-thread_local! {
-    /// Compiled regular expressions by (pattern, caseless): list items are matched for every
-    /// cell of the relay matrix, so each pattern is compiled once.
-    static REGEX: std::cell::RefCell<std::collections::HashMap<(String, bool), Option<regex::Regex>>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+/// What list matching would otherwise compute again for every cell of the relay matrix:
+/// compiled patterns and the server's /etc/hosts. It lives on the Exim model
+/// (`Config::list_cache`), so nothing is kept between runs or shared between configurations.
+#[derive(Debug, Default)]
+pub struct ListCache {
+    /// By (pattern, caseless); None when the Rust engine cannot handle the pattern.
+    regex: Mutex<HashMap<(String, bool), Option<regex::Regex>>>,
+    /// /etc/hosts of the server (live or snapshot) by real path: None when it cannot be read.
+    hosts: Mutex<HashMap<PathBuf, Option<HostsEntries>>>,
 }
 
-thread_local! {
-    static EXISTS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, bool>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+/// A copy of a configuration starts with an empty cache (it is only a cache).
+impl Clone for ListCache {
+    fn clone(&self) -> ListCache {
+        ListCache::default()
+    }
 }
 
-/// `${if exists{...}}` is asked for every evaluated statement of every matrix cell; the file
-/// system does not change during one run.
-fn exists_cached(ctx: &Context, path: &str) -> bool {
-    let real = ctx.root.resolve(Path::new(path));
-    EXISTS.with(|c| {
-        *c.borrow_mut()
-            .entry(real.clone())
-            .or_insert_with(|| real.exists())
-    })
-}
+impl ListCache {
+    /// Compile (once) an Exim/PCRE pattern.
+    pub fn regex(&self, pat: &str, caseless: bool) -> Option<regex::Regex> {
+        let mut c = self.regex.lock().unwrap_or_else(|e| e.into_inner());
+        c.entry((pat.to_string(), caseless))
+            .or_insert_with(|| regex(pat, caseless))
+            .clone()
+    }
 
-/// Compile (once) an Exim/PCRE pattern; None when the Rust engine cannot handle it.
-pub fn regex(pat: &str, caseless: bool) -> Option<regex::Regex> {
-    REGEX.with(|c| {
-        c.borrow_mut()
-            .entry((pat.to_string(), caseless))
+    /// (name, address) pairs of the server's /etc/hosts; None when the file is not there.
+    fn hosts_file(&self, ctx: &Context) -> Option<HostsEntries> {
+        let real = ctx.root.resolve(Path::new("/etc/hosts"));
+        let mut c = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        c.entry(real.clone())
             .or_insert_with(|| {
-                regex::RegexBuilder::new(pat)
-                    .case_insensitive(caseless)
-                    .build()
-                    .ok()
+                let text = ctx.root.read_to_string(&real).ok()?;
+                let mut out = Vec::new();
+                for l in text.lines() {
+                    let l = l.split('#').next().unwrap_or("");
+                    let mut it = l.split_whitespace();
+                    let Some(ip) = it.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                        continue;
+                    };
+                    for n in it {
+                        out.push((n.to_ascii_lowercase(), ip));
+                    }
+                }
+                Some(out)
             })
             .clone()
-    })
+    }
+}
+
+/// Compile an Exim/PCRE pattern; None when the Rust engine cannot handle it.
+pub fn regex(pat: &str, caseless: bool) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(pat)
+        .case_insensitive(caseless)
+        .build()
+        .ok()
 }
 
 /// Three-valued match result: the static model cannot always know.
@@ -122,7 +145,8 @@ pub fn expand(ctx: &Context, s: &str) -> Result<String, String> {
         if let Some(args) = inner.strip_prefix("exists") {
             let groups = brace_groups(args.trim_start());
             if (2..=3).contains(&groups.len()) && !groups[0].contains('$') {
-                let exists = exists_cached(ctx, groups[0].trim());
+                // The file system does not change during one run: the context remembers.
+                let exists = ctx.exists(&ctx.root.resolve(Path::new(groups[0].trim())));
                 let pick = if exists {
                     groups[1].clone()
                 } else {
@@ -254,37 +278,6 @@ pub struct Matcher<'a> {
 
 /// (name, address) pairs of one /etc/hosts.
 type HostsEntries = Vec<(String, IpAddr)>;
-
-thread_local! {
-    /// /etc/hosts of the server (live or snapshot) by real path: None when it cannot be read.
-    static HOSTS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Option<HostsEntries>>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// (name, address) pairs of the server's /etc/hosts; None when the file is not there.
-fn hosts_file(ctx: &Context) -> Option<HostsEntries> {
-    let real = ctx.root.resolve(Path::new("/etc/hosts"));
-    HOSTS.with(|c| {
-        c.borrow_mut()
-            .entry(real.clone())
-            .or_insert_with(|| {
-                let text = ctx.root.read_to_string(&real).ok()?;
-                let mut out = Vec::new();
-                for l in text.lines() {
-                    let l = l.split('#').next().unwrap_or("");
-                    let mut it = l.split_whitespace();
-                    let Some(ip) = it.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
-                        continue;
-                    };
-                    for n in it {
-                        out.push((n.to_ascii_lowercase(), ip));
-                    }
-                }
-                Some(out)
-            })
-            .clone()
-    })
-}
 
 /// Is `item` a lookup (`type;arg`, possibly `partial-`/`net-` prefixed)?
 fn lookup(item: &str) -> Option<(&str, &str)> {
@@ -522,7 +515,7 @@ impl<'a> Matcher<'a> {
     /// lookup is involved (same chapter, "Host list patterns that match by IP address").
     fn host_by_name(&self, name: &str, ip: IpAddr) -> M {
         let name = name.to_ascii_lowercase();
-        match hosts_file(self.ctx) {
+        match self.cfg.list_cache.hosts_file(self.ctx) {
             Some(entries) => {
                 let addrs: Vec<IpAddr> = entries
                     .iter()
@@ -634,7 +627,7 @@ impl<'a> Matcher<'a> {
             return self.host_by_name(&p, ip);
         }
         if item.starts_with('^') {
-            return match regex(item, false) {
+            return match self.cfg.list_cache.regex(item, false) {
                 Some(r) => self.host_name_match(item, |n| r.is_match(n)),
                 None => M::Unknown(format!("the regular expression {item}")),
             };
@@ -659,7 +652,7 @@ impl<'a> Matcher<'a> {
             return M::Unknown(format!("the DNS MX lookup {item}"));
         }
         if item.starts_with('^') {
-            return match regex(item, true) {
+            return match self.cfg.list_cache.regex(item, true) {
                 Some(r) => yes(r.is_match(&d)),
                 None => M::Unknown(format!("the regular expression {item}")),
             };
@@ -672,7 +665,7 @@ impl<'a> Matcher<'a> {
 
     fn string_item(&self, item: &str, value: &str) -> M {
         if item.starts_with('^') {
-            return match regex(item, true) {
+            return match self.cfg.list_cache.regex(item, true) {
                 Some(r) => yes(r.is_match(value)),
                 None => M::Unknown(format!("the regular expression {item}")),
             };

@@ -146,6 +146,8 @@ pub struct Config {
     pub authenticators: Vec<Driver>,
     pub sections: Vec<(Section, Origin)>,
     pub macros: Vec<Macro>,
+    /// Compiled list patterns and /etc/hosts, computed once per configuration.
+    pub list_cache: super::lists::ListCache,
 }
 
 impl Config {

@@ -146,6 +146,9 @@ pub struct Params {
     pub newer: Vec<NewerParam>,
     pub deprecated: Vec<Deprecated>,
     pub catalogue: Catalogue,
+    /// Why an embedded table could not be read (a build defect the tests catch): the
+    /// command layer reports it; a user's run goes on with what could be read.
+    pub load_errors: Vec<String>,
 }
 
 impl Params {
@@ -227,40 +230,50 @@ impl Params {
     }
 }
 
-pub fn get() -> &'static Params {
-    static P: OnceLock<Params> = OnceLock::new();
-    P.get_or_init(|| match toml::from_str::<Raw>(SOURCE) {
-        Ok(r) => Params {
-            newest: parse_version(&r.newest_version).unwrap_or((3, 11, 0)),
-            defaults: r.defaults,
-            raw: r.raw_params.into_iter().collect(),
-            service_suffixes: r.service_param_suffixes,
-            versioned: r.versioned_default,
-            newer: r.newer_param,
-            deprecated: r.deprecated,
-            catalogue: catalogue(),
-        },
-        Err(e) => {
-            // The embedded table is checked by the tests; never crash a user's run over it.
-            eprintln!("relaydoctor: internal error in rules/postfix-params.toml: {e}");
-            Params {
-                newest: (3, 11, 0),
-                defaults: HashMap::new(),
-                raw: HashSet::new(),
-                service_suffixes: Vec::new(),
-                versioned: Vec::new(),
-                newer: Vec::new(),
-                deprecated: Vec::new(),
-                catalogue: catalogue(),
-            }
-        }
-    })
+static P: OnceLock<Params> = OnceLock::new();
+
+/// The load errors of the tables, if this run read them at all (for the command layer).
+pub fn load_errors() -> &'static [String] {
+    P.get().map(|p| p.load_errors.as_slice()).unwrap_or(&[])
 }
 
-fn catalogue() -> Catalogue {
-    Catalogue::parse(VERSIONS).unwrap_or_else(|e| {
-        eprintln!("relaydoctor: internal error in rules/postfix-param-versions.toml: {e}");
-        Catalogue::default()
+pub fn get() -> &'static Params {
+    P.get_or_init(|| {
+        let mut load_errors = Vec::new();
+        let catalogue = Catalogue::parse(VERSIONS).unwrap_or_else(|e| {
+            load_errors.push(format!(
+                "internal error in rules/postfix-param-versions.toml: {e}"
+            ));
+            Catalogue::default()
+        });
+        match toml::from_str::<Raw>(SOURCE) {
+            Ok(r) => Params {
+                newest: parse_version(&r.newest_version).unwrap_or((3, 11, 0)),
+                defaults: r.defaults,
+                raw: r.raw_params.into_iter().collect(),
+                service_suffixes: r.service_param_suffixes,
+                versioned: r.versioned_default,
+                newer: r.newer_param,
+                deprecated: r.deprecated,
+                catalogue,
+                load_errors,
+            },
+            Err(e) => {
+                // Never crash a user's run over it.
+                load_errors.push(format!("internal error in rules/postfix-params.toml: {e}"));
+                Params {
+                    newest: (3, 11, 0),
+                    defaults: HashMap::new(),
+                    raw: HashSet::new(),
+                    service_suffixes: Vec::new(),
+                    versioned: Vec::new(),
+                    newer: Vec::new(),
+                    deprecated: Vec::new(),
+                    catalogue,
+                    load_errors,
+                }
+            }
+        }
     })
 }
 
@@ -273,6 +286,8 @@ mod tests {
         let p = toml::from_str::<Raw>(SOURCE).unwrap();
         assert!(p.defaults.len() > 800);
         let p = get();
+        assert!(p.load_errors.is_empty(), "{:?}", p.load_errors);
+        assert_eq!(load_errors(), &[] as &[String]);
         for n in [
             "smtpd_relay_restrictions",
             "mynetworks_style",

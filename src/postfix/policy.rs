@@ -204,87 +204,6 @@ pub fn listener_tls(model: &Model, si: usize) -> (bool, String) {
     }
 }
 
-/// Restrictions smtpd knows (postconf(5), SMTPD_ACCESS_README). Those that take an argument
-/// are listed in `TAKES_ARG`.
-const KNOWN: &[&str] = &[
-    "permit",
-    "reject",
-    "defer",
-    "defer_if_permit",
-    "defer_if_reject",
-    "warn_if_reject",
-    "permit_mynetworks",
-    "permit_sasl_authenticated",
-    "permit_tls_clientcerts",
-    "permit_tls_all_clientcerts",
-    "permit_inet_interfaces",
-    "permit_auth_destination",
-    "permit_mx_backup",
-    "permit_dnswl_client",
-    "permit_rhswl_client",
-    "reject_unauth_destination",
-    "defer_unauth_destination",
-    "reject_unauth_pipelining",
-    "reject_rbl_client",
-    "reject_rhsbl_client",
-    "reject_rhsbl_sender",
-    "reject_rhsbl_recipient",
-    "reject_rhsbl_helo",
-    "reject_rhsbl_reverse_client",
-    "reject_unknown_client_hostname",
-    "reject_unknown_client",
-    "reject_unknown_reverse_client_hostname",
-    "reject_invalid_helo_hostname",
-    "reject_invalid_hostname",
-    "reject_non_fqdn_helo_hostname",
-    "reject_non_fqdn_hostname",
-    "reject_unknown_helo_hostname",
-    "reject_unknown_hostname",
-    "reject_non_fqdn_sender",
-    "reject_non_fqdn_recipient",
-    "reject_unknown_sender_domain",
-    "reject_unknown_recipient_domain",
-    "reject_unknown_address",
-    "reject_unlisted_sender",
-    "reject_unlisted_recipient",
-    "reject_unverified_sender",
-    "reject_unverified_recipient",
-    "reject_sender_login_mismatch",
-    "reject_authenticated_sender_login_mismatch",
-    "reject_known_sender_login_mismatch",
-    "reject_unauthenticated_sender_login_mismatch",
-    "reject_multi_recipient_bounce",
-    "reject_plaintext_session",
-    "sleep",
-    "check_policy_service",
-    "check_ccert_access",
-    "check_sasl_access",
-    "check_client_access",
-    "check_client_a_access",
-    "check_client_mx_access",
-    "check_client_ns_access",
-    "check_reverse_client_hostname_access",
-    "check_reverse_client_hostname_a_access",
-    "check_reverse_client_hostname_mx_access",
-    "check_reverse_client_hostname_ns_access",
-    "check_helo_access",
-    "check_helo_a_access",
-    "check_helo_mx_access",
-    "check_helo_ns_access",
-    "check_sender_access",
-    "check_sender_a_access",
-    "check_sender_mx_access",
-    "check_sender_ns_access",
-    "check_recipient_access",
-    "check_recipient_a_access",
-    "check_recipient_mx_access",
-    "check_recipient_ns_access",
-    "check_etrn_access",
-    "check_relay_domains",
-    "reject_maps_rbl",
-    "permit_naked_ip_address",
-];
-
 fn takes_arg(r: &str) -> bool {
     let r = r.to_ascii_lowercase();
     let r = r.as_str();
@@ -688,7 +607,8 @@ impl Eval<'_> {
                     .push(format!("{r} {}", arg.unwrap_or("(missing map)")));
                 Step::NoMatch
             }
-            _ if KNOWN.contains(&r) => self.session_restriction(list, r, arg),
+            // Every other name smtpd knows (one list: restrictions.rs, smtpd_check.c).
+            _ if super::restrictions::lookup(r).is_some() => self.session_restriction(list, r, arg),
             // An unknown restriction name; smtpd answers 451 4.3.5 for every recipient.
             _ => Self::config_error(),
         }

@@ -176,18 +176,24 @@ impl Eval<'_> {
         let rep = self.client.representative;
         let addr = self.client_addr();
         Some(match r {
-            "reject_rbl_client" | "reject_rhsbl_client" | "reject_rhsbl_reverse_client" => {
+            // reject_rbl: smtpd_check.c's old alias of reject_rbl_client.
+            "reject_rbl_client"
+            | "reject_rbl"
+            | "reject_rhsbl_client"
+            | "reject_rhsbl_reverse_client" => {
                 let zone = arg.unwrap_or("(missing zone)");
                 if rep {
                     return Some(Step::NoMatch);
                 }
                 // reject_rhsbl_client: skipped when the client name is `unknown`.
-                if r != "reject_rbl_client" && self.client.name.is_none() {
+                let by_address = matches!(r, "reject_rbl_client" | "reject_rbl");
+                if !by_address && self.client.name.is_none() {
                     return Some(Step::NoMatch);
                 }
-                let who = match r {
-                    "reject_rbl_client" => addr,
-                    _ => self.client.name.clone().unwrap_or_default(),
+                let who = if by_address {
+                    addr
+                } else {
+                    self.client.name.clone().unwrap_or_default()
                 };
                 let code = self.code("maps_rbl_reject_code", 554);
                 self.unknown(
