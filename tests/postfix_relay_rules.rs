@@ -3,28 +3,14 @@
 
 use std::process::Command;
 
+mod common;
+
 const MASTER: &str =
     "smtp inet n - y - - smtpd\nsubmission inet n - y - - smtpd\n  -o smtpd_sasl_auth_enable=yes\n";
 
 fn pf101_count(main: &str) -> usize {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("etc/postfix");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.cf"), main).unwrap();
-    std::fs::write(dir.join("master.cf"), MASTER).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args(["lint", "--format", "json", "--root"])
-        .arg(t.path())
-        .output()
-        .unwrap();
-    assert!(matches!(out.status.code(), Some(0) | Some(1)));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == "PF101")
-        .count()
+    let t = common::postfix_tree(main, Some(MASTER));
+    common::with_code(&common::lint_json(t.path(), &[]), "PF101").len()
 }
 
 #[test]
@@ -90,33 +76,15 @@ fn lint(main: &str, master: Option<&str>) -> Vec<serde_json::Value> {
 
 /// `lint`, with extra files (name, content) in etc/postfix.
 fn lint_with(main: &str, master: Option<&str>, files: &[(&str, &str)]) -> Vec<serde_json::Value> {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("etc/postfix");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.cf"), main).unwrap();
-    if let Some(ms) = master {
-        std::fs::write(dir.join("master.cf"), ms).unwrap();
-    }
-    for (name, text) in files {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args(["lint", "--format", "json", "--root"])
-        .arg(t.path())
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["findings"].as_array().unwrap().clone()
+    let mut all: Vec<(String, &str)> = vec![("etc/postfix/main.cf".into(), main)];
+    all.extend(master.map(|m| ("etc/postfix/master.cf".into(), m)));
+    all.extend(files.iter().map(|(n, t)| (format!("etc/postfix/{n}"), *t)));
+    let all: Vec<(&str, &str)> = all.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let t = common::tree(&all);
+    common::lint_json(t.path(), &[])
 }
 
-fn with_code<'a>(fs: &'a [serde_json::Value], code: &str) -> Vec<&'a serde_json::Value> {
-    fs.iter().filter(|f| f["code"] == code).collect()
-}
+use common::with_code;
 
 const SMTP: &str = "smtp inet n - n - - smtpd\n";
 const BASE: &str = "compatibility_level = 3.6\nmydestination = example.com\n";

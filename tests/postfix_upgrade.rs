@@ -4,6 +4,7 @@
 //! predicted target-side decisions against the real smtpd (Debian's Postfix 3.7) run once with
 //! the configuration's own compatibility_level and once with the target level.
 
+mod common;
 mod smtpd_support;
 
 use std::path::Path;
@@ -18,39 +19,16 @@ use smtpd_support::Scenario;
 const SMTP: &str = "smtp inet n - y - - smtpd\n";
 
 fn root(main: &str, master: &str) -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("etc/postfix");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.cf"), main).unwrap();
-    std::fs::write(dir.join("master.cf"), master).unwrap();
-    t
+    common::postfix_tree(main, Some(master))
 }
 
+/// Findings of `lint` read as Postfix 3.7.
 fn lint(root: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args([
-            "lint",
-            "--format",
-            "json",
-            "--postfix-version",
-            "3.7",
-            "--root",
-        ])
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["findings"].as_array().unwrap().clone()
+    common::lint_json(root, &[&["--postfix-version", "3.7"], args].concat())
 }
 
 fn with_code(fs: &[serde_json::Value], code: &str) -> Vec<serde_json::Value> {
-    fs.iter().filter(|f| f["code"] == code).cloned().collect()
+    common::with_code(fs, code).into_iter().cloned().collect()
 }
 
 const TARGET: &[&str] = &["--target-version", "3.9"];
@@ -555,15 +533,7 @@ const DPKG_37: &str = "Package: postfix\nStatus: install ok installed\nVersion: 
 
 /// `lint --root` without --postfix-version, on a snapshot whose dpkg status says 3.7.11.
 fn lint_snapshot(root: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
-        .args(["lint", "--format", "json", "--root"])
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["findings"].as_array().unwrap().clone()
+    common::lint_json(root, args)
 }
 
 /// #15.1: a snapshot is checked as the Postfix its package database records, and the
