@@ -455,7 +455,11 @@ fn mailbox(flag: &str, v: &str) -> Result<String, Failure> {
 pub fn probe(a: &cli::ProbeArgs) -> Result<ProbeSettings, Failure> {
     let mut targets = Vec::new();
     for t in &a.targets {
-        targets.extend(crate::probe::parse_target(t).map_err(Failure::new)?);
+        let mut parsed = crate::probe::parse_target(t).map_err(Failure::new)?;
+        for t in parsed.iter_mut() {
+            t.implicit_tls |= a.implicit_tls.contains(&t.port);
+        }
+        targets.extend(parsed);
     }
     if !(a.timeout > 0.0 && a.timeout <= 300.0) {
         return Err(Failure::new(format!(

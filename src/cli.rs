@@ -576,6 +576,10 @@ pub struct ProbeArgs {
     /// Seconds to wait on connect and on every read and write
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub timeout: f64,
+    /// Treat PORT as implicit TLS too, like 465 (repeatable; e.g. a wrapper-mode listener on
+    /// another port)
+    #[arg(long, value_name = "PORT")]
+    pub implicit_tls: Vec<u16>,
     /// Also trust the CA certificates (PEM) in FILE
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,

@@ -338,6 +338,11 @@ fn closed_server_tls_and_login() {
             "{}{sasl}  -o smtpd_tls_auth_only=yes\n  -o smtpd_relay_restrictions=reject_unauth_destination\n",
             tls("good")
         ),
+        // 5: implicit TLS (what port 465 runs).
+        format!(
+            "{}{sasl}  -o smtpd_tls_wrappermode=yes\n",
+            tls("good")
+        ),
     ];
     let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
     let main = format!("{BASE}smtpd_sasl_local_domain = mail.example.test\n");
@@ -487,6 +492,28 @@ fn closed_server_tls_and_login() {
         .as_str()
         .unwrap()
         .contains("554 5.7.1 <relaytest@example.net>: Relay access denied"));
+
+    // 5: implicit TLS, told with --implicit-tls: the login works there too.
+    let r = probe(&[
+        &at(5),
+        "--implicit-tls",
+        &run.ports[5].to_string(),
+        "--ca-file",
+        &ca,
+        "--user",
+        "alice",
+        "--password-env",
+        "RD_PROBE_PW",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "use port {} with SSL/TLS (implicit TLS) with AUTH PLAIN as alice",
+            run.ports[5]
+        )),
+        "{}",
+        r.stdout
+    );
     assert_eq!(queued(&run), 0, "a message was queued");
 }
 
