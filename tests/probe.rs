@@ -256,6 +256,9 @@ fn open_relay_trusted_vantage_and_drift() {
     let sent = j["targets"][0]["sent"].as_array().unwrap();
     assert!(sent.iter().all(|l| l != "DATA"));
     assert!(t.stdout.contains("relay mail for anyone"), "{}", t.stdout);
+    let n = probe(&[&target, "--format", "nagios"]);
+    assert_eq!(n.code, 2, "{}", n.stdout);
+    assert!(n.stdout.starts_with("RELAYDOCTOR CRITICAL"), "{}", n.stdout);
 
     // Listener 1 relays for loopback only: the probe's vantage point is trusted, and its
     // open-relay findings say so at info.
