@@ -346,6 +346,8 @@ fn closed_server_tls_and_login() {
             "{}{sasl}  -o smtpd_tls_wrappermode=yes\n",
             tls("good")
         ),
+        // 6: refuses everything, its own domain included.
+        format!("{}  -o smtpd_relay_restrictions=reject\n", tls("good")),
     ];
     let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
     let main = format!("{BASE}smtpd_sasl_local_domain = mail.example.test\n");
@@ -517,6 +519,23 @@ fn closed_server_tls_and_login() {
         "{}",
         r.stdout
     );
+
+    // 6: its own recipient refused from outside: PR110, quoting the refusal.
+    let r = probe(&[
+        &at(6),
+        "--ca-file",
+        &ca,
+        "--format",
+        "json",
+        local[0],
+        local[1],
+    ]);
+    let j = r.json();
+    assert_eq!(codes(&j), ["PR110"], "{j:#}");
+    assert!(j["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("RCPT TO:<postmaster@example.test> got `554 5.7.1"));
     assert_eq!(queued(&run), 0, "a message was queued");
 }
 
