@@ -561,6 +561,10 @@ fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
         files: &[],
         postmap: &[],
     };
+    // Only log lines written after this point count (the log file is shared and kept).
+    let log_from = std::fs::metadata(LOG)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
     let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
     // One thread per question: a listener whose smtpd cannot start answers nothing until the
     // client's 10 s timeout, and those waits overlap.
@@ -592,7 +596,39 @@ fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
             ));
         }
     }
+    // The log lines the explanations quote for these listeners.
+    for (code, want) in [
+        (
+            "PF003",
+            "warning: mynetworks: comment at end of line is not supported: # office",
+        ),
+        ("PF103", "bad command startup -- throttling"),
+        (
+            "PF103",
+            "specify at least one working instance of: reject_unauth_destination",
+        ),
+    ] {
+        if !smtpd_logged(want, log_from) {
+            fails.push(format!("{code}: smtpd did not log `{want}`"));
+        }
+    }
     qs.len()
+}
+
+/// The harness's maillog_file.
+const LOG: &str = "/var/log/relaydoctor-smtpd-test.log";
+
+/// Whether the harness's Postfix log has `want` after byte `from` (postlogd writes it
+/// asynchronously).
+fn smtpd_logged(want: &str, from: usize) -> bool {
+    for _ in 0..20 {
+        let log = std::fs::read(LOG).unwrap_or_default();
+        if String::from_utf8_lossy(log.get(from..).unwrap_or_default()).contains(want) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
 }
 
 // ---------------------------------------------------------------- Exim
