@@ -495,7 +495,10 @@ pub fn run(mut a: Settings) -> Result<Outcome, Failure> {
     let an = analyze(&a, &text)?;
     let mut config = configuration(&mut a, paths);
     let out = render(&a, &an, &mut config);
-    let mut outcome = Outcome::findings(out, an.stats.events > 0).json(a.json);
+    // The simulations quote the configuration: its secrets are masked like lint's.
+    let mut outcome = Outcome::findings(out, an.stats.events > 0)
+        .json(a.json)
+        .secrets(crate::secrets::collect(&config.ctx));
     if !an.stats.read_errors.is_empty() {
         // The report covers what was read; the run still says it could not read everything.
         outcome.status = crate::outcome::Status::PartialFailure;
