@@ -22,12 +22,13 @@
 //! a leading `warning:`/`fatal:`/`error:`/`panic:` (with an optional program name) are not
 //! compared, since the MTA builds them separately from the message text.
 
+mod common;
 mod smtpd_support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde::Deserialize;
 
@@ -765,22 +766,10 @@ fn exim_binary() -> Option<PathBuf> {
 
 /// `exim -C conf ARGS` with `input` on stdin: (exit ok, stdout, stderr).
 fn exim(bin: &Path, conf: &Path, args: &[&str], input: &str) -> (bool, String, String) {
-    let mut child = Command::new(bin)
-        .arg("-C")
-        .arg(conf)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run exim");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        Command::new(bin).arg("-C").arg(conf).args(args),
+        input.as_bytes(),
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -1012,20 +1001,12 @@ fn check_tcprules(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize 
         for (kind, example, want) in [("bad", &rule.bad, bad), ("good", &rule.good, good)] {
             let src = tcp_lines(example);
             let cdb = t.path().join(format!("{code}-{kind}.cdb"));
-            let mut child = Command::new("tcprules")
-                .arg(&cdb)
-                .arg(t.path().join("rules.tmp"))
-                .stdin(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(src.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
+            let out = common::output_with_stdin(
+                Command::new("tcprules")
+                    .arg(&cdb)
+                    .arg(t.path().join("rules.tmp")),
+                src.as_bytes(),
+            );
             let err = String::from_utf8_lossy(&out.stderr);
             if *code == "QM014" && kind == "bad" {
                 if out.status.success() || !err.contains("unable to parse this line") {

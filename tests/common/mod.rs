@@ -142,3 +142,18 @@ pub fn simulate(root: &Path, extra: &[&str]) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+/// Runs `cmd` with `input` on its stdin and captures stdout and stderr.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    // A program that exits without reading its input closes the pipe: not an error here.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
