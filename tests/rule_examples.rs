@@ -524,6 +524,17 @@ fn smtpd_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
             "root@localhost",
             '2',
         ),
+        // PF105: with the default reject_tempfail_action the stranger still gets the 554 of
+        // reject_unauth_destination, although the probe is sent first.
+        (
+            "PF105",
+            "bad",
+            main("PF105", "bad"),
+            "203.0.113.5",
+            None,
+            ext,
+            '5',
+        ),
         // PF112: without wrapper mode port 465 speaks plain SMTP (a client that starts TLS
         // fails); with it, a plain client gets no greeting (smtpd waits for a TLS handshake).
         (
