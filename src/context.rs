@@ -60,6 +60,22 @@ impl Root {
         }
     }
 
+    /// Why the server path `path` (absolute, as the server sees it) leaves the snapshot when
+    /// followed as this machine would (see [`Root::escape`]); None on a live system.
+    pub fn escape_of(&self, path: &Path) -> Option<crate::contain::Escape> {
+        let root = self.dir.as_ref()?;
+        self.escape(&root.join(strip_root(path)))
+    }
+
+    /// The server path `path` joined to the snapshot as written, symlinks not followed
+    /// (for messages about a path that leaves it).
+    pub fn lexical(&self, path: &Path) -> PathBuf {
+        match &self.dir {
+            Some(root) if path.is_absolute() => root.join(strip_root(path)),
+            _ => path.to_path_buf(),
+        }
+    }
+
     /// Why `real` (a path under the snapshot) would leave it if followed as this machine
     /// sees it: an absolute symlink or `..` above the root on its way. None on a live system.
     pub fn escape(&self, real: &Path) -> Option<crate::contain::Escape> {

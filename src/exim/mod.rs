@@ -100,12 +100,17 @@ pub fn places() -> Vec<String> {
 
 /// Configurations of this MTA on the live system or snapshot: every place of `PLACES` that
 /// holds one (a symlink to another place counts once).
-pub fn discover(ctx: &Context, _findings: &mut Vec<Finding>) -> Vec<Target> {
+pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let r = |p: &str| ctx.root.resolve(Path::new(p));
     for (place, read) in PLACES {
         let path = r(place);
+        // Linked out of a snapshot: not read, and said (RD006, issue #14 item 1).
+        if ctx.root.escape_of(Path::new(place)).is_some() {
+            findings.push(ctx.outside_finding(&ctx.root.lexical(Path::new(place)), Mta::Exim));
+            continue;
+        }
         let found = match read {
             Read::Debian => debian_target(&path),
             Read::DebianGenerated if out.is_empty() && path.is_file() => Some(Target {

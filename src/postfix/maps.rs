@@ -296,6 +296,19 @@ fn push_fixed(t: &mut Table, key: &str, value: &str, line: usize) {
 /// lines ignored, a line starting with whitespace continues the previous one. Yields (line
 /// of the logical line's start, key, value).
 fn postmap_lines(text: &str) -> Vec<(usize, String, String)> {
+    logical_lines(text)
+        .into_iter()
+        .map(|(n, l)| {
+            let (k, v) = l.split_once([' ', '\t']).unwrap_or((l.as_str(), ""));
+            (n, k.to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+/// The logical lines of a table source (postmap(1), regexp_table(5), cidr_table(5)): blank
+/// and `#` lines skipped, a line starting with whitespace continues the previous one; each
+/// with the 1-based line where it starts.
+pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for (i, l) in text.lines().enumerate() {
         let t = l.trim();
@@ -311,12 +324,7 @@ fn postmap_lines(text: &str) -> Vec<(usize, String, String)> {
         }
         out.push((i + 1, t.to_string()));
     }
-    out.into_iter()
-        .map(|(n, l)| {
-            let (k, v) = l.split_once([' ', '\t']).unwrap_or((l.as_str(), ""));
-            (n, k.to_string(), v.trim().to_string())
-        })
-        .collect()
+    out
 }
 
 /// One cidr pattern: `[!]addr[/len]`, IPv6 optionally in brackets. A pattern with host bits

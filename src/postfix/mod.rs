@@ -129,6 +129,12 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     };
     for place in PLACES {
         let default = ctx.root.resolve(Path::new(place));
+        // A snapshot's configuration directory that links out of it (etc/postfix ->
+        // /etc/postfix of this machine) is not read, and says so (RD006, issue #14 item 1).
+        if ctx.root.escape_of(Path::new(place)).is_some() {
+            findings.push(ctx.outside_finding(&ctx.root.lexical(Path::new(place)), Mta::Postfix));
+            continue;
+        }
         if default.is_dir() {
             add(&mut dirs, default.clone());
         }

@@ -30,7 +30,7 @@ pub struct Rule {
 pub fn parse(text: &str, pcre: bool) -> Result<Vec<Rule>, String> {
     let mut rules = Vec::new();
     let mut stack: Vec<Cond> = Vec::new();
-    for (line, l) in logical_lines(text) {
+    for (line, l) in super::maps::logical_lines(text) {
         let (word, rest) = l.split_once([' ', '\t']).unwrap_or((l.as_str(), ""));
         if word.eq_ignore_ascii_case("endif") {
             stack.pop();
@@ -120,27 +120,6 @@ fn pattern(s: &str, pcre: bool) -> Result<(Cond, &str), String> {
         .build()
         .map_err(|e| format!("pattern {pat} cannot be evaluated here: {e}"))?;
     Ok(((re, neg), rest))
-}
-
-/// Logical lines (1-based line of their start): blank and `#` lines skipped, a line starting
-/// with whitespace continues the previous one.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out: Vec<(usize, String)> = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if l.starts_with([' ', '\t']) {
-            if let Some((_, cur)) = out.last_mut() {
-                cur.push(' ');
-                cur.push_str(t);
-                continue;
-            }
-        }
-        out.push((i + 1, t.to_string()));
-    }
-    out
 }
 
 #[cfg(test)]
