@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::model::Model;
 use super::syntax::list_items;
 use crate::context::Context;
-use crate::finding::{Applicability, Edit, Finding, Fix, Location, Mta, Severity};
+use crate::finding::{Finding, Fix, Location, Mta, Severity};
 
 use super::syntax::RESTRICTION_LISTS as LISTS;
 
@@ -833,17 +833,10 @@ fn domain_classes(m: &Model, f: &mut Vec<Finding>) {
                         ),
                         (None, None) => (w.start, w.end),
                     };
-                    fd = fd.fix(Fix {
-                        applicability: Applicability::Unsafe,
-                        description: format!("remove {dom} from {dead}"),
-                        edits: vec![Edit {
-                            real_file: src.real.clone(),
-                            file: src.display.clone(),
-                            start,
-                            end,
-                            replacement: String::new(),
-                        }],
-                    });
+                    fd = fd.fix(Fix::review(
+                        format!("remove {dom} from {dead}"),
+                        vec![src.edit(start..end, "")],
+                    ));
                 }
                 f.push(fd);
             }
