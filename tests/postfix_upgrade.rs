@@ -646,3 +646,27 @@ fn catalogue_knows_every_documented_parameter() {
         "postconf -d knows these, the catalogue says no: {wrong:?}"
     );
 }
+
+/// Issue #21 item 3: a finding states the effect, the line and the fix; what today's answer
+/// depends on is counted, not spelled out (simulate lists it), so the message stays short.
+#[test]
+fn a_depending_answer_is_counted_not_spelled_out() {
+    let t = root(
+        "mydestination = example.com\nsmtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:9999,\n    permit_mynetworks,\n    check_recipient_access proxy:mysql:/etc/postfix/a.cf,\n    check_recipient_access proxy:mysql:/etc/postfix/b.cf,\n    reject_unauth_destination\n",
+        SMTP,
+    );
+    let fs = with_code(&lint(t.path(), &[]), "PF121");
+    assert!(!fs.is_empty(), "{fs:#?}");
+    for f in &fs {
+        let msg = f["message"].as_str().unwrap();
+        assert!(msg.len() < 1200, "{} chars: {msg}", msg.len());
+        assert!(!msg.contains("a.cf"), "{msg}");
+    }
+    assert!(
+        fs.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("depends on 3 answers lint cannot know")),
+        "{fs:#?}"
+    );
+}

@@ -842,11 +842,28 @@ fn rcpt_words(r: &Row) -> String {
 fn reply(d: &Decision) -> String {
     match d.result {
         Verdict::Unavailable => "no answer (smtpd exits)".into(),
-        Verdict::Depends => format!(
-            "{} (depends on {})",
-            d.reply_line(),
-            d.depends_on.join(", ")
-        ),
+        // Findings stay short (issue #21 item 3): one short unknown is named, more are
+        // counted and left to `simulate`, which lists and traces them.
+        Verdict::Depends => {
+            let mut on: Vec<&String> = Vec::new();
+            for x in &d.depends_on {
+                if !on.contains(&x) {
+                    on.push(x);
+                }
+            }
+            match on.as_slice() {
+                [one] if one.len() <= 120 => format!("{} (depends on {one})", d.reply_line()),
+                [_] => format!(
+                    "{} (depends on one answer lint cannot know; relaydoctor simulate shows it)",
+                    d.reply_line()
+                ),
+                _ => format!(
+                    "{} (depends on {} answers lint cannot know; relaydoctor simulate shows them)",
+                    d.reply_line(),
+                    on.len()
+                ),
+            }
+        }
         _ => d.reply_line(),
     }
 }
