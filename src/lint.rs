@@ -80,6 +80,9 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<(Vec<ConfigSet>, Vec<
             sets.push(ConfigSet::Qmail(t));
         }
         if sets.len() == before {
+            if let Some(msg) = crate::exim::cpanel::fragment(p) {
+                return Err(msg);
+            }
             return Err(format!(
                 "{}: not a Postfix, Exim or qmail configuration that relaydoctor recognises \
                  (use --root for a whole server snapshot)",

@@ -1202,3 +1202,99 @@ fn a_continued_dnslists_item_is_reported_on_its_own_line() {
     assert_eq!(at("EX150"), [(5, 19)], "{fs:#?}");
     assert_eq!(at("EX151"), [(6, 19)], "{fs:#?}");
 }
+
+/// Issue #16 item 3: cPanel's template (exim.conf.dist). Its `@NAME@` and `%BEGINNAME%`
+/// marker lines (Cpanel/Exim/Config.pm build_exim_conf_from_loaded_cfg) give EX001 once and
+/// nothing else; an ACL the markers may inject is not missing; simulate depends on the
+/// inserted blocks. A fragment named directly is said to be one; a generated /etc/exim.conf
+/// older than /etc/exim.conf.local is EX170.
+#[test]
+fn cpanel_templates_fragments_and_a_stale_generated_file() {
+    let template = "@CONFIG@\n\nprimary_hostname = mx.example.org\nacl_smtp_rcpt = acl_smtp_rcpt\n\
+        acl_smtp_data = acl_smtp_data\n\nbegin acl\n\n%BEGINACL%\nacl_smtp_rcpt:\n  accept\n%ENDACL%\n\n\
+        @ACL@\n\nbegin routers\n\n@PREROUTERS@\n\nlookuphost:\n  driver = dnslookup\n  transport = remote_smtp\n\n\
+        begin transports\n\nremote_smtp:\n  driver = smtp\n\n@RETRYSTART@\nbegin retry\n* * F,2h,15m\n@RETRYEND@\n";
+    let t = tree(&[
+        ("etc/exim.conf.dist", template),
+        ("etc/config_options", "smtputf8_advertise_hosts\n"),
+    ]);
+    let dist = t.path().join("etc/exim.conf.dist");
+    let v = common::run(&["lint", "--format", "json", dist.to_str().unwrap()]).json();
+    let fs = v["findings"].as_array().unwrap();
+    let codes: Vec<&str> = fs.iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == "EX001").count(),
+        1,
+        "{fs:#?}"
+    );
+    assert!(
+        !codes.contains(&"EX002") && !codes.contains(&"EX102"),
+        "{fs:#?}"
+    );
+    let v = common::run(&[
+        "simulate",
+        "--format",
+        "json",
+        dist.to_str().unwrap(),
+        "--client",
+        "203.0.113.9",
+        "--rcpt",
+        "u@remote.example",
+        "--helo",
+        "client.example",
+    ])
+    .json();
+    let d = &v["decisions"][0];
+    assert_eq!(d["result"], "depends", "{v:#?}");
+    assert!(
+        format!("{}", d["depends_on"]).contains("buildeximconf"),
+        "{v:#?}"
+    );
+    assert!(
+        d["text"].as_str().unwrap().starts_with("accept 250"),
+        "{v:#?}"
+    );
+    // A fragment is not a configuration.
+    let frag = t.path().join("etc/config_options");
+    let run = common::run(&["lint", frag.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("a fragment of cPanel's Exim configuration"),
+        "{}",
+        run.stderr
+    );
+    // A cPanel server whose /etc/exim.conf.local changed after /etc/exim.conf was built.
+    let conf = "primary_hostname = mx.example.org\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  require message = relay not permitted\n          domains = example.org\n  accept\n";
+    let t = tree(&[
+        ("etc/exim.conf", conf),
+        ("etc/exim.conf.local", "@CONFIG@\n"),
+        ("usr/local/cpanel/version", "11.120\n"),
+    ]);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(t.path().join("etc/exim.conf"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let fs = lint_json(t.path());
+    let ex170: Vec<_> = fs.iter().filter(|f| f["code"] == "EX170").collect();
+    assert_eq!(ex170.len(), 1, "{fs:#?}");
+    assert!(ex170[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/etc/exim.conf.local"));
+    assert!(ex170[0]["help"]
+        .as_str()
+        .unwrap()
+        .contains("/scripts/buildeximconf"));
+    // Built after its inputs: quiet.
+    std::fs::File::options()
+        .write(true)
+        .open(t.path().join("etc/exim.conf"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    assert!(!lint_json(t.path()).iter().any(|f| f["code"] == "EX170"));
+}

@@ -301,6 +301,10 @@ fn rcpt_acl(cfg: &Config, out: &mut Vec<Finding>) -> Option<String> {
                 // A working inline ACL; the relay matrix judges what it does.
                 return None;
             }
+            if super::cpanel::injects_acls(&cfg.template_markers) {
+                // A cPanel template: the ACL comes with the block buildeximconf inserts.
+                return None;
+            }
             let near = cfg
                 .acls
                 .iter()

@@ -6,6 +6,7 @@ pub mod advertise;
 pub mod autogen;
 pub mod checks;
 pub mod cond;
+pub mod cpanel;
 pub mod debian;
 pub mod lists;
 pub mod merge;
@@ -298,7 +299,10 @@ pub fn load(ctx: &Context, target: &Target) -> Loaded {
     let out = rd.read(segments);
     findings.extend(out.findings);
     checks::placeholders(&out.lines, &mut findings);
-    let mut cfg = parse::build(out.lines, &mut findings);
+    // cPanel's template markers are not Exim lines (src/exim/cpanel.rs).
+    let (lines, markers) = cpanel::strip_markers(out.lines);
+    let mut cfg = parse::build(lines, &mut findings);
+    cfg.template_markers = markers;
     cfg.macros = out.macros;
     Loaded {
         cfg,
@@ -611,6 +615,9 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let loaded = load(ctx, target);
     let mut findings = loaded.findings.clone();
     checks::run(ctx, &loaded, &mut findings);
+    if loaded.kind == Kind::Cpanel {
+        findings.extend(cpanel::stale_generated(ctx, &target.path));
+    }
     if let Some(generated) = autogen::live_file(ctx, target) {
         autogen::check(ctx, &loaded, &generated, &mut findings);
     }
@@ -659,6 +666,9 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
         };
         let branches = evaluate(ctx, &loaded.cfg, &env);
         let mut d = acl::decide(&svc.name, &branches);
+        if !loaded.cfg.template_markers.is_empty() {
+            template_depends(&mut d, &loaded.cfg.template_markers);
+        }
         if let Some((user, why)) = &no_auth {
             d.trace.insert(
                 0,
@@ -680,6 +690,28 @@ pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decisio
 }
 
 /// Why Exim would not offer AUTH at all, if it would not.
+/// A cPanel template: the blocks buildeximconf inserts at its markers can change any answer,
+/// so the template's own answer is shown as what it would be without them (issue #16 item 3).
+fn template_depends(d: &mut Decision, markers: &[String]) {
+    if d.result != crate::relay::Verdict::Depends {
+        let alone = format!(
+            "{} {}{}",
+            d.result.as_str(),
+            d.code.map(|c| c.to_string()).unwrap_or_default(),
+            d.text
+                .as_deref()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default()
+        );
+        d.text = Some(format!("{} without the inserted blocks", alone.trim_end()));
+        d.result = crate::relay::Verdict::Depends;
+    }
+    d.depends_on.push(format!(
+        "the blocks cPanel's buildeximconf inserts at the template's markers ({})",
+        markers.join(", ")
+    ));
+}
+
 /// How [`auth_not_offered`] says that AUTH is offered but can never succeed.
 const LOGIN_FAILS: &str = "every login fails with 435 Unable to authenticate at present";
 

@@ -148,6 +148,9 @@ pub struct Config {
     pub macros: Vec<Macro>,
     /// Compiled list patterns and /etc/hosts, computed once per configuration.
     pub list_cache: super::lists::ListCache,
+    /// cPanel template markers (`@ACL@`, `%BEGINACL%`): where buildeximconf inserts the
+    /// site's blocks; empty for a configuration Exim runs (src/exim/cpanel.rs).
+    pub template_markers: Vec<String>,
 }
 
 impl Config {
