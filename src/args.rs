@@ -399,6 +399,20 @@ pub fn dns(a: &cli::DnsArgs) -> Result<DnsSettings, Failure> {
     })
 }
 
+/// The configuration `probe` compares its answers with: a snapshot, or this host's own.
+fn probe_context(root: Option<PathBuf>) -> Result<crate::context::Context, Failure> {
+    context(
+        &cli::ConfigArgs {
+            root,
+            postfix_version: None,
+            exim_version: None,
+            defines: Vec::new(),
+        },
+        None,
+        None,
+    )
+}
+
 /// `dns --plesk`, or a live Plesk server (its /etc/psa exists): read Plesk's mail domains
 /// with the credentials `plesk check` uses. A snapshot's database is not this machine's, so
 /// a `--root` run reads it only when asked.
@@ -495,6 +509,9 @@ pub fn probe(a: &cli::ProbeArgs) -> Result<ProbeSettings, Failure> {
         return Err(Failure::new(format!("--helo {helo:?}: not a host name")));
     }
     let opt = |flag: &str, v: &Option<String>| v.as_deref().map(|v| mailbox(flag, v)).transpose();
+    let this_host = targets
+        .iter()
+        .all(|t: &crate::probe::Target| crate::probe::is_this_host(&t.host));
     Ok(ProbeSettings {
         engine: crate::probe::Settings {
             targets,
@@ -509,16 +526,10 @@ pub fn probe(a: &cli::ProbeArgs) -> Result<ProbeSettings, Failure> {
             allow_plaintext_auth: a.allow_plaintext_auth,
             ca_file: a.ca_file.clone(),
             root: match &a.root {
-                Some(dir) => Some(context(
-                    &cli::ConfigArgs {
-                        root: Some(dir.clone()),
-                        postfix_version: None,
-                        exim_version: None,
-                        defines: Vec::new(),
-                    },
-                    None,
-                    None,
-                )?),
+                Some(dir) => Some(probe_context(Some(dir.clone()))?),
+                // The target is this host: its own configuration is the one to compare with
+                // (issue #18, config-drift "on the live system when the target is this host").
+                None if this_host => Some(probe_context(None)?),
                 None => None,
             },
         },

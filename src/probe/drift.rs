@@ -33,9 +33,11 @@ fn service_port(name: &str) -> Option<u16> {
 }
 
 /// The decision for `port`: the service on that port, or the only service there is (Exim
-/// decides once for every port unless an ACL tests the port).
-fn for_port(decisions: Vec<Decision>, port: u16) -> Option<Decision> {
-    if decisions.len() == 1 {
+/// decides once for every port unless an ACL tests the port). On the live system only a
+/// service named for that very port counts: a probe of a private test server on some other
+/// loopback port is not a probe of the configured daemon.
+fn for_port(decisions: Vec<Decision>, port: u16, exact: bool) -> Option<Decision> {
+    if decisions.len() == 1 && !exact {
         return decisions.into_iter().next();
     }
     decisions
@@ -51,7 +53,11 @@ fn ask(ctx: &Context, client: &str, s: &Settings, rcpt: &str, port: u16) -> Opti
         rcpt: rcpt.to_string(),
         ..Default::default()
     };
-    for_port(crate::lint::simulate(ctx, &[], &q).ok()?, port)
+    for_port(
+        crate::lint::simulate(ctx, &[], &q).ok()?,
+        port,
+        !ctx.root.is_snapshot(),
+    )
 }
 
 fn class(code: u16) -> Verdict {

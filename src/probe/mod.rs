@@ -55,6 +55,22 @@ impl Target {
 }
 
 /// `host[:port]`, `[v6]:port` or a bare host (ports 25, 587 and 465).
+/// Whether `host` names this machine: `localhost`, its host name, a loopback address or one
+/// of its interfaces' global addresses (no DNS is asked).
+pub fn is_this_host(host: &str) -> bool {
+    let h = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+        return ip.is_loopback() || crate::dns::addrs::live().contains(&ip);
+    }
+    let me = crate::host::identify(None, &crate::context::Root::live()).name;
+    !me.is_empty() && h == me.to_ascii_lowercase()
+}
+
 pub fn parse_target(s: &str) -> Result<Vec<Target>, String> {
     let bad = || format!("{s}: not a target (host, host:port or [IPv6]:port)");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
@@ -570,5 +586,17 @@ fn ask_all(run: &mut Run, p: &mut Probed) {
     }
     if let Some(user) = &s.user {
         auth::login_and_ask(run, p, user);
+    }
+}
+
+#[cfg(test)]
+mod this_host_tests {
+    #[test]
+    fn loopback_and_localhost_are_this_host() {
+        assert!(super::is_this_host("127.0.0.1"));
+        assert!(super::is_this_host("[::1]"));
+        assert!(super::is_this_host("localhost"));
+        assert!(!super::is_this_host("192.0.2.25"));
+        assert!(!super::is_this_host("mail.example.net"));
     }
 }
