@@ -464,6 +464,29 @@ fn closed_server_tls_and_login() {
         );
     }
 
+    // The same login with --password-file (first line of the file), in SARIF: logged in,
+    // nothing to report, and the password in no output.
+    let pwdir = tempfile::tempdir().unwrap();
+    let pwfile = pwdir.path().join("pw");
+    std::fs::write(&pwfile, format!("{PASSWORD}\nignored second line\n")).unwrap();
+    let r = probe(&[
+        &at(0),
+        "--ca-file",
+        &ca,
+        "--user",
+        "alice",
+        "--password-file",
+        pwfile.to_str().unwrap(),
+        "--format",
+        "sarif",
+        local[0],
+        local[1],
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let sarif: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0", "{}", r.stdout);
+    assert!(!r.stdout.contains(PASSWORD) && !r.stderr.contains(PASSWORD));
+
     // A wrong password: PR121.
     let (_, found, j) = json_of(0, true, Some("RD_PROBE_BAD"));
     assert_eq!(found, ["PR121"], "{j:#}");
