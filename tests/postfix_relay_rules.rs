@@ -1125,3 +1125,26 @@ fn missing_proxy_config_ca_and_list_files_are_pf108() {
         assert!(pf108(main, &[file]).is_empty(), "{main}");
     }
 }
+
+/// Lint's "external domain" stands for real domains, which resolve: reject_unknown_recipient_domain
+/// before permit_sasl_authenticated does not refuse logged-in users in general (no PF102),
+/// while a concrete recipient under .example, which never resolves, is refused by simulate.
+#[test]
+fn unknown_recipient_domain_before_sasl_is_not_pf102() {
+    let main = "compatibility_level = 3.6\nmydestination = example.com\nsmtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination\nsmtpd_recipient_restrictions = reject_unknown_recipient_domain, permit_sasl_authenticated, reject_unauth_destination\n";
+    let fs = lint(main, Some(MASTER));
+    assert!(with_code(&fs, "PF102").is_empty(), "{fs:#?}");
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("etc/postfix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.cf"), main).unwrap();
+    std::fs::write(dir.join("master.cf"), MASTER).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["simulate", "--client", "203.0.113.9", "--sasl-user", "bob"])
+        .args(["--rcpt", "someone@nowhere.example", "--root"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Domain not found"), "{text}");
+}

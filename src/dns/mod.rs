@@ -134,7 +134,7 @@ pub fn run(s: &Settings) -> Result<Audit, Failure> {
     let mut src = sources::collect(&s.ctx, &s.paths).map_err(Failure::new)?;
     for d in &s.domains {
         match sources::public_name(d) {
-            Some(n) => src.add_cli_domain(&n),
+            Some(n) => src.add_domain(&n, crate::finding::Mta::Postfix, "--domain"),
             None => {
                 return Err(Failure::new(format!(
                     "--domain {d}: not a public domain name"
@@ -210,7 +210,7 @@ fn plesk_domains(
             ));
             for n in &m.names {
                 if let Some(n) = sources::public_name(n) {
-                    src.add_plesk_domain(&n);
+                    src.add_domain(&n, crate::finding::Mta::Plesk, "Plesk mail domains");
                 }
             }
             Ok(m.secrets)

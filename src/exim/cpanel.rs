@@ -105,7 +105,7 @@ pub fn stale_generated(ctx: &Context, generated: &Path) -> Option<Finding> {
         )
         .severity(Severity::Warning)
         .service(super::SERVICE)
-        .help("Run /scripts/buildeximconf (it validates the result with exim -C ... -bV before installing it), then /scripts/restartsrv_exim."),
+        .help("Run /scripts/buildeximconf (it checks the new file with Exim before it installs it), then restart Exim."),
     )
 }
 

@@ -533,9 +533,9 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 if CERT_PARAMS.contains(p) {
                     if item.starts_with('/') && seen.insert(item.to_string()) {
                         let what = if p.contains("_CA") {
-                            "CA certificates"
+                            Missing::CaData
                         } else {
-                            "certificate or key"
+                            Missing::CertOrKey
                         };
                         check_file(ctx, item, p, &loc, &svc_id, f, what);
                     }
@@ -544,7 +544,7 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                 if item.starts_with('/') && !item.contains(':') {
                     // `/file/name` in a list (match_list(3)): its lines are list items.
                     if seen.insert(item.to_string()) {
-                        check_file(ctx, item, p, &loc, &svc_id, f, "list file");
+                        check_file(ctx, item, p, &loc, &svc_id, f, Missing::ListFile);
                     }
                     continue;
                 }
@@ -564,7 +564,7 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                         &loc,
                         &svc_id,
                         f,
-                        &format!("{kind} configuration file (for {item})"),
+                        Missing::ConfigFile(kind, item),
                     );
                     continue;
                 }
@@ -604,7 +604,7 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                     ));
                     continue;
                 }
-                if !check_file(ctx, path, p, &loc, &svc_id, f, "lookup table source") {
+                if !check_file(ctx, path, p, &loc, &svc_id, f, Missing::TableSource) {
                     continue;
                 }
                 let Some(sufs) = compiled_suffixes(kind) else {
@@ -667,6 +667,43 @@ fn with(mut fd: Finding, loc: &Option<Location>, svc: &Option<String>) -> Findin
     fd
 }
 
+/// What a PF108 file is, which decides what its absence does.
+enum Missing<'a> {
+    ListFile,
+    CertOrKey,
+    CaData,
+    /// A database table's configuration file: (table type, the table as written).
+    ConfigFile(&'a str, &'a str),
+    TableSource,
+}
+
+impl Missing<'_> {
+    fn noun(&self) -> String {
+        match self {
+            Missing::ListFile => "list file".into(),
+            Missing::CertOrKey => "certificate or key".into(),
+            Missing::CaData => "CA certificates".into(),
+            Missing::ConfigFile(kind, item) => format!("{kind} configuration file (for {item})"),
+            Missing::TableSource => "lookup table source".into(),
+        }
+    }
+
+    fn effect(&self, path: &str) -> String {
+        match self {
+            // Verified with Postfix 3.7 (relay_domains = /missing/file).
+            Missing::ListFile => "Postfix logs `open file ...: No such file or directory` and answers `451 4.3.0 Temporary lookup failure` to recipients whose domain it has to look up in the list".into(),
+            // tls_certkey.c: missing key material or CA data disables TLS in smtpd.
+            Missing::CertOrKey | Missing::CaData => "smtpd cannot start TLS: clients get `454 4.7.0 TLS not available due to local problem`, and listeners that require TLS accept no mail".into(),
+            // dict_surrogate.c: a table that cannot be opened is replaced by one that fails
+            // every lookup, after `warning: TYPE:NAME is unavailable. open NAME: ...`;
+            // postmap says `fatal: open /x.cf: No such file or directory` (seen with
+            // Postfix 3.7's memcache: tables).
+            Missing::ConfigFile(kind, _) => format!("the daemons log `warning: {kind}:{path} is unavailable. open {path}: No such file or directory`, and every lookup in the table fails, so mail that needs it is deferred (`451 4.3.0`)"),
+            Missing::TableSource => "Postfix cannot build or open the table, so lookups in it fail and mail that needs it is deferred".into(),
+        }
+    }
+}
+
 /// PF108 when `path` (absolute, in the server's view) is absent under the root; true if present.
 fn check_file(
     ctx: &Context,
@@ -675,35 +712,20 @@ fn check_file(
     loc: &Option<Location>,
     svc: &Option<String>,
     f: &mut Vec<Finding>,
-    what: &str,
+    what: Missing,
 ) -> bool {
     if ctx.root.resolve(Path::new(path)).exists() {
         return true;
     }
-    let config_effect;
-    let effect = if what == "list file" {
-        // Verified with Postfix 3.7 (relay_domains = /missing/file).
-        "Postfix logs `open file ...: No such file or directory` and answers `451 4.3.0 Temporary lookup failure` to recipients whose domain it has to look up in the list"
-    } else if let Some(kind) = CONFIG_FILE_TYPES
-        .iter()
-        .find(|k| what.starts_with(&format!("{k} configuration file")))
-    {
-        // dict_surrogate.c: a table that cannot be opened is replaced by one that fails
-        // every lookup, after `warning: TYPE:NAME is unavailable. open NAME: ...`; postmap
-        // says `fatal: open /x.cf: No such file or directory` (seen with Postfix 3.7's
-        // memcache: tables).
-        config_effect = format!("the daemons log `warning: {kind}:{path} is unavailable. open {path}: No such file or directory`, and every lookup in the table fails, so mail that needs it is deferred (`451 4.3.0`)");
-        config_effect.as_str()
-    } else if what.starts_with("certificate") || what.starts_with("CA") {
-        "smtpd cannot start TLS: clients get `454 4.7.0 TLS not available due to local problem`, and listeners that require TLS accept no mail"
-    } else {
-        "Postfix cannot build or open the table, so lookups in it fail and mail that needs it is deferred"
-    };
     f.push(with(
         Finding::new(
             "PF108",
             Mta::Postfix,
-            format!("{param} names the {what} {path}, which does not exist: {effect}"),
+            format!(
+                "{param} names the {} {path}, which does not exist: {}",
+                what.noun(),
+                what.effect(path)
+            ),
         ),
         loc,
         svc,

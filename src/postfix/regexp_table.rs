@@ -97,6 +97,7 @@ fn pattern(s: &str, pcre: bool) -> Result<(Cond, &str), String> {
     let mut insensitive = true;
     let mut multi = false;
     let mut dotall = false;
+    let mut blanks_ignored = false;
     for f in flags.chars() {
         match f {
             'i' => insensitive = !insensitive,
@@ -105,9 +106,9 @@ fn pattern(s: &str, pcre: bool) -> Result<(Cond, &str), String> {
                 return Err("basic regular expression syntax (flag x) is not evaluated".into())
             }
             's' if pcre => dotall = !dotall,
-            // pcre_table(5) `x` ignores whitespace in the pattern; the others change
-            // matching in ways not modelled here.
-            'x' => return Err("pcre flag x is not evaluated".into()),
+            // pcre_table(5) `x`: blanks and `#` comments in the pattern are ignored, as in
+            // the regex crate's `x` mode. The other PCRE flags are not modelled.
+            'x' => blanks_ignored = !blanks_ignored,
             other => return Err(format!("flag {other} is not evaluated")),
         }
     }
@@ -117,6 +118,7 @@ fn pattern(s: &str, pcre: bool) -> Result<(Cond, &str), String> {
         .case_insensitive(insensitive)
         .multi_line(multi)
         .dot_matches_new_line(dotall)
+        .ignore_whitespace(blanks_ignored)
         .build()
         .map_err(|e| format!("pattern {pat} cannot be evaluated here: {e}"))?;
     Ok(((re, neg), rest))
@@ -147,5 +149,8 @@ mod tests {
         assert!(parse("/(a)\\1/ OK\n", true).is_err());
         assert!(parse("/a/x OK\n", false).is_err());
         assert!(parse("a OK\n", false).is_err());
+        // pcre's x flag: blanks in the pattern do not count.
+        let rules = parse("/^a b$/x OK\n", true).unwrap();
+        assert!(lookup(&rules, "ab").is_some());
     }
 }

@@ -99,29 +99,13 @@ pub fn collect(ctx: &Context, paths: &[PathBuf]) -> Result<Sources, String> {
 }
 
 impl Sources {
-    /// `--domain NAME`: asked for on the command line, no configuration line.
-    pub fn add_cli_domain(&mut self, name: &str) {
+    /// A domain named outside the configuration files: `--domain` (shown as Postfix's, the
+    /// MTA a bare domain is usually asked about) or Plesk's mail domains
+    /// (src/plesk/domains.rs). No configuration line to point at.
+    pub fn add_domain(&mut self, name: &str, mta: Mta, via: &str) {
         self.domains.push(Domain {
             name: name.to_string(),
-            origin: Origin {
-                mta: Mta::Postfix,
-                via: "--domain".into(),
-                location: None,
-            },
-            relay: false,
-            routed: None,
-        });
-    }
-
-    /// A domain with mail service in Plesk's psa database (src/plesk/domains.rs).
-    pub fn add_plesk_domain(&mut self, name: &str) {
-        self.domains.push(Domain {
-            name: name.to_string(),
-            origin: Origin {
-                mta: Mta::Plesk,
-                via: "Plesk mail domains".into(),
-                location: None,
-            },
+            origin: Origin::new(mta, via, None),
             relay: false,
             routed: None,
         });
