@@ -1,4 +1,4 @@
-//! ACL evaluation (acl.c semantics, Exim specification chapter 43): statements in order,
+//! ACL evaluation (acl.c semantics, Exim 4.96 specification chapter 44): statements in order,
 //! conditions ANDed left to right, the first false condition ends the statement, modifiers
 //! always true, `endpass` turns a later failure of `accept` into a denial, `require` denies
 //! when a condition fails, and every ACL ends in an implicit deny. Conditions the static model
