@@ -325,6 +325,58 @@ fn references_are_precise() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The `.SH` headings of an installed man page, or None when it is not installed here.
+fn man_headings(name: &str, section: &str) -> Option<BTreeSet<String>> {
+    let page = format!("/usr/share/man/man{section}/{name}.{section}.gz");
+    let text = gunzip(Path::new(&page))?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix(".SH "))
+            .map(|h| h.trim().trim_matches('"').to_string())
+            .collect(),
+    )
+}
+
+/// A man page reference that names sections in capitals (`qmail-smtpd(8) CONTROL FILES,
+/// rcpthosts`, `tcprules(1) ADDRESSES, INSTRUCTIONS`) names headings the installed page has.
+/// Pages not installed here (qmail's) are not checked; those that are must match.
+#[test]
+fn man_page_sections_exist() {
+    let man_ref = regex::Regex::new(r"^([\w.+-]+)\((\d)\):? (.+)$").unwrap();
+    let heading = regex::Regex::new(r"^[A-Z][A-Z ]*[A-Z]$").unwrap();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for r in relaydoctor::catalogue::all().values() {
+        for x in &r.references {
+            let Some(c) = man_ref.captures(x) else {
+                continue;
+            };
+            let Some(headings) = man_headings(&c[1], &c[2]) else {
+                continue;
+            };
+            for item in c[3].split(", ") {
+                let item = item.split(" (").next().unwrap_or(item).trim();
+                if !heading.is_match(item) {
+                    continue;
+                }
+                checked += 1;
+                if !headings.contains(item) {
+                    problems.push(format!(
+                        "{}: {x:?}: {}({}) has no section {item}",
+                        r.code, &c[1], &c[2]
+                    ));
+                }
+            }
+        }
+    }
+    if man_headings("postconf", "5").is_none() {
+        skip_or_panic("postconf(5) is not installed");
+    } else {
+        assert!(checked >= 5, "only {checked} man page sections checked");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn a_made_up_exim_chapter_is_refused() {
     let spec = "1. Introduction\n    1.1. Exim documentation\n44. Access control lists\n    44.13. ACL return codes\n=====\n|percent_hack_domains|Use: main|\n";
