@@ -558,11 +558,105 @@ fn smtpd_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
     ]
 }
 
+/// The DNS world of the blocklist questions, served by the private resolver
+/// (tests/resolver_support) that the MTAs under test use as their only nameserver.
+const DNS_ZONE: &[&str] = &[
+    // Spamhaus asked through a public resolver answers every query with the error code
+    // 127.255.255.254 (spamhaus.org/faqs/dnsbl-usage, "Error codes")...
+    "--address=/zen.spamhaus.org/127.255.255.254",
+    // ...except that the RFC 5782 (section 5) test entry 127.0.0.2 is listed as ever.
+    "--host-record=2.0.0.127.zen.spamhaus.org,127.0.0.2",
+    // A closed list that now answers "listed" for every address, as NJABL and AHBL did after
+    // their shutdown (the case EX150/PF106 warn of). The zone is the examples'.
+    "--address=/dnsbl.sorbs.net/127.0.0.2",
+    // A list whose servers fail: its queries go to a loopback port where nothing answers, so
+    // the lookup fails (glibc: TRY_AGAIN) after the resolver's 1 s timeout.
+    "--server=/bl.example.net/127.0.0.1#9",
+];
+
+/// The blocklist questions, asked of a smtpd that uses the private resolver of DNS_ZONE.
+/// A stranger (203.0.113.5) gets Spamhaus's error code; the test entry 127.0.0.2 is listed.
+/// mynetworks leaves out 127.0.0.0/8 so that the test entry is not trusted.
+fn smtpd_dns_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
+    let listener = |k: &str| {
+        let ex = if k == "bad" {
+            &r["PF106"].bad
+        } else {
+            &r["PF106"].good
+        };
+        format!(
+            "{}  -o mynetworks=192.0.2.0/24\n",
+            as_overrides(&pf_text(ex, PfFile::Main))
+        )
+    };
+    let local = "root@localhost";
+    vec![
+        // Unfiltered, the error code refuses everyone; the filter lets it through...
+        (
+            "PF106",
+            "bad",
+            listener("bad"),
+            "203.0.113.5",
+            None,
+            local,
+            '5',
+        ),
+        (
+            "PF106",
+            "good",
+            listener("good"),
+            "203.0.113.5",
+            None,
+            local,
+            '2',
+        ),
+        // ...and still refuses a listed client.
+        (
+            "PF106",
+            "bad",
+            listener("bad"),
+            "127.0.0.2",
+            None,
+            local,
+            '5',
+        ),
+        (
+            "PF106",
+            "good",
+            listener("good"),
+            "127.0.0.2",
+            None,
+            local,
+            '5',
+        ),
+    ]
+}
+
+/// Replies whose text an explanation quotes: (rule, kind, client, text the reply contains).
+const SMTPD_REPLY_TEXT: &[(&str, &str, &str, &str)] = &[(
+    "PF106",
+    "bad",
+    "203.0.113.5",
+    "554 5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
+)];
+
 fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
     let Some(master) = smtpd_support::require() else {
         return 0;
     };
-    let qs = smtpd_questions(r);
+    let mut qs = smtpd_questions(r);
+    // The master's only nameserver is the private resolver: verify(8)'s probes (PF105) and
+    // the blocklist lookups never reach the host's resolver.
+    let dns = match smtpd_support::resolver::Resolver::start(DNS_ZONE) {
+        Ok(d) => {
+            qs.extend(smtpd_dns_questions(r));
+            Some(d)
+        }
+        Err(why) => {
+            skip_or_panic(&format!("blocklist questions: {why}"));
+            None
+        }
+    };
     let listeners: Vec<&str> = qs.iter().map(|q| q.2.as_str()).collect();
     let sc = smtpd_support::Scenario {
         name: "rule-examples",
@@ -577,7 +671,7 @@ fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
     let log_from = std::fs::metadata(LOG)
         .map(|m| m.len() as usize)
         .unwrap_or(0);
-    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let run = smtpd_support::start_with_dns(&master, &sc, dns).unwrap_or_else(|e| panic!("{e}"));
     // One thread per question: a listener whose smtpd cannot start answers nothing until the
     // client's 10 s timeout, and those waits overlap.
     let replies: Vec<(Option<String>, std::time::Duration)> = std::thread::scope(|s| {
@@ -597,6 +691,14 @@ fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
     for ((code, kind, _, addr, _, rcpt, want), (reply, took)) in qs.iter().zip(replies) {
         if *want == 'x' {
             eprintln!("{code} {kind}: no reply after {took:?}");
+        }
+        for (c, k, a, text) in SMTPD_REPLY_TEXT {
+            let same = (c, k, a) == (code, kind, addr);
+            if same && !reply.as_deref().is_some_and(|l| l.contains(text)) {
+                fails.push(format!(
+                    "{code} {kind} ({addr}): want `{text}`, got {reply:?}"
+                ));
+            }
         }
         let got = reply
             .as_deref()
@@ -654,6 +756,7 @@ acl_smtp_rcpt = acl_check_rcpt
 tls_certificate = /etc/exim/cert.pem
 tls_privatekey = /etc/exim/key.pem
 never_users = root
+spool_directory = @SPOOL@
 @MAIN@
 begin acl
 
@@ -669,7 +772,7 @@ local:
 outbound:
   driver = manualroute
   domains = ! +local_domains
-  route_list = * 192.0.2.25
+  route_list = * 127.0.0.9
   transport = remote_smtp
 
 begin transports
@@ -680,6 +783,7 @@ local_delivery:
 
 remote_smtp:
   driver = smtp
+  port = @PORT@
 
 begin authenticators
 
@@ -777,10 +881,12 @@ fn exim_binary() -> Option<PathBuf> {
 
 /// `exim -C conf ARGS` with `input` on stdin: (exit ok, stdout, stderr).
 fn exim(bin: &Path, conf: &Path, args: &[&str], input: &str) -> (bool, String, String) {
-    let out = common::output_with_stdin(
-        Command::new(bin).arg("-C").arg(conf).args(args),
-        input.as_bytes(),
-    );
+    exim_in(Command::new(bin), conf, args, input)
+}
+
+/// `exim` run by `cmd` (the binary itself, or the binary in a private resolver's namespace).
+fn exim_in(mut cmd: Command, conf: &Path, args: &[&str], input: &str) -> (bool, String, String) {
+    let out = common::output_with_stdin(cmd.arg("-C").arg(conf).args(args), input.as_bytes());
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -788,16 +894,23 @@ fn exim(bin: &Path, conf: &Path, args: &[&str], input: &str) -> (bool, String, S
     )
 }
 
-/// The reply to the last SMTP command of `session` (after the greeting) under `-bh ip`.
-fn exim_reply(bin: &Path, conf: &Path, ip: &str, auth: bool, session: &[&str]) -> String {
+/// The reply to the last SMTP command of `session` (after the greeting) under `-bh ip`
+/// (`-bhc ip` with `callouts`: the callouts are made), exim run by `cmd`.
+fn exim_reply(
+    cmd: Command,
+    conf: &Path,
+    ip: &str,
+    (auth, callouts): (bool, bool),
+    session: &[&str],
+) -> String {
     let mut args = vec![];
     if auth {
         args.extend(["-oMaa", "PLAIN", "-oMai", "alice"]);
     }
-    args.extend(["-bh", ip]);
+    args.extend([if callouts { "-bhc" } else { "-bh" }, ip]);
     let mut input: String = session.iter().map(|c| format!("{c}\r\n")).collect();
     input.push_str("QUIT\r\n");
-    let (_, out, _) = exim(bin, conf, &args, &input);
+    let (_, out, _) = exim_in(cmd, conf, &args, &input);
     let finals: Vec<&str> = out
         .lines()
         .filter(|l| {
@@ -936,13 +1049,126 @@ const EXIM_BH: &[BhQuestion] = &[
     ),
 ];
 
+/// What a network question needs: a callout (made by `-bhc` to the dead next hop
+/// 127.0.0.9:@PORT@, where nothing listens) or the private resolver of DNS_ZONE.
+#[derive(Clone, Copy, PartialEq)]
+enum Net {
+    Callout,
+    Dns,
+}
+
+/// Questions whose answer depends on another server: (rule, need, client, SMTP commands,
+/// reply for bad, reply for good). A reply is its class or, where the explanation quotes
+/// it, the whole reply.
+type NetQuestion = (
+    &'static str,
+    Net,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+);
+
+const FROM_SENDER: &[&str] = &[
+    "EHLO c.example",
+    "MAIL FROM:<u@sender.example>",
+    "RCPT TO:<a@example.org>",
+];
+
+const EXIM_NET: &[NetQuestion] = &[
+    // An unreachable sender server defers (451) rather than refuses; without the callout
+    // the sender routes and is accepted.
+    (
+        "EX140",
+        Net::Callout,
+        "203.0.113.5",
+        FROM_SENDER,
+        "451 Could not complete sender verify callout",
+        "2",
+    ),
+    // An unreachable next hop defers the recipient.
+    (
+        "EX141",
+        Net::Callout,
+        "203.0.113.5",
+        &[
+            "EHLO c.example",
+            "MAIL FROM:<>",
+            "RCPT TO:<a@relay.example>",
+        ],
+        "451 Could not complete recipient verify callout",
+        "2",
+    ),
+    // A list that lists everyone refuses a stranger; the filtered zen lets its error code
+    // through; both refuse the test entry.
+    ("EX150", Net::Dns, "203.0.113.5", FROM_SENDER, "5", "2"),
+    ("EX150", Net::Dns, "127.0.0.2", FROM_SENDER, "5", "5"),
+    // Unfiltered, Spamhaus's error code makes every client look listed.
+    ("EX151", Net::Dns, "203.0.113.5", FROM_SENDER, "5", "2"),
+    ("EX151", Net::Dns, "127.0.0.2", FROM_SENDER, "5", "5"),
+    // A failing list: +include_unknown refuses, the default lets the client on.
+    ("EX152", Net::Dns, "203.0.113.5", FROM_SENDER, "5", "2"),
+];
+
+/// Asks EXIM_NET of the configurations in `confs`; the DNS questions only where a private
+/// resolver can run. Returns how many questions were asked.
+fn check_exim_net(
+    bin: &Path,
+    confs: &BTreeMap<(String, &str), PathBuf>,
+    fails: &mut Vec<String>,
+) -> usize {
+    let dns = match smtpd_support::resolver::Resolver::start(DNS_ZONE) {
+        Ok(d) => Some(d),
+        Err(why) => {
+            skip_or_panic(&format!("Exim blocklist questions: {why}"));
+            None
+        }
+    };
+    let mut asked = 0;
+    for (code, need, ip, session, bad, good) in EXIM_NET {
+        let cmd = || match (&dns, need) {
+            (_, Net::Callout) => Some(Command::new(bin)),
+            (Some(d), Net::Dns) => Some(d.command(bin)),
+            (None, Net::Dns) => None,
+        };
+        for (kind, want) in [("bad", bad), ("good", good)] {
+            let Some(cmd) = cmd() else { continue };
+            let conf = &confs[&(code.to_string(), kind)];
+            let reply = exim_reply(cmd, conf, ip, (false, *need == Net::Callout), session);
+            asked += 1;
+            if !reply.starts_with(*want) {
+                fails.push(format!(
+                    "{code} {kind} (exim -bh {ip}, {}): want {want}, got {reply}",
+                    if *need == Net::Dns {
+                        "private resolver"
+                    } else {
+                        "callout"
+                    }
+                ));
+            }
+        }
+    }
+    asked
+}
+
 fn check_exim(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> (usize, usize) {
     let Some(bin) = exim_binary() else {
         skip_or_panic("scripts/exim-oracle did not provide an exim binary");
         return (0, 0);
     };
-    // Exim accepts a -C file as root only from a directory others cannot write.
+    // Exim accepts a -C file as root only from a directory others cannot write; the exim
+    // user must reach the spool directory (the callout cache) inside it.
     let t = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let spool = t.path().join("spool");
+    // The next hop's port: free now, so a callout finds nothing listening (refused).
+    let dead = std::net::TcpListener::bind("127.0.0.9:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
     let mut confs = BTreeMap::new();
     for (code, slot, bad, good) in EXIM {
         let rule = &r[*code];
@@ -951,8 +1177,10 @@ fn check_exim(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> (usize, us
             // The password file of EX114's good example: alice's password is "secret".
             let passwd = t.path().join("passwd");
             std::fs::write(&passwd, format!("alice:{PASSWD}\n")).unwrap();
-            let text =
-                exim_config(example, *slot).replace("/etc/exim4/passwd", &passwd.to_string_lossy());
+            let text = exim_config(example, *slot)
+                .replace("/etc/exim4/passwd", &passwd.to_string_lossy())
+                .replace("@SPOOL@", &spool.to_string_lossy())
+                .replace("@PORT@", &dead.to_string());
             std::fs::write(&conf, text).unwrap();
             let (ok, out, err) = exim(&bin, &conf, &["-bV"], "");
             let text = format!("{out}{err}");
@@ -970,7 +1198,7 @@ fn check_exim(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> (usize, us
     for (code, ip, auth, session, bad, good) in EXIM_BH {
         for (kind, want) in [("bad", bad), ("good", good)] {
             let conf = &confs[&(code.to_string(), kind)];
-            let reply = exim_reply(&bin, conf, ip, *auth, session);
+            let reply = exim_reply(Command::new(&bin), conf, ip, (*auth, false), session);
             if !reply.starts_with(*want) {
                 fails.push(format!(
                     "{code} {kind} (exim -bh {ip}): want {want}xx, got {reply}"
@@ -978,7 +1206,8 @@ fn check_exim(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> (usize, us
             }
         }
     }
-    (EXIM.len(), EXIM_BH.len())
+    let net = check_exim_net(&bin, &confs, fails);
+    (EXIM.len(), EXIM_BH.len() * 2 + net)
 }
 
 // ---------------------------------------------------------------- qmail
@@ -1089,7 +1318,7 @@ fn examples_run_in_the_real_mta() {
     eprintln!("exim: {:?}", t.elapsed());
     let tcp = check_tcprules(&all, &mut fails);
     eprintln!(
-        "postconf: {} rules; smtpd: {asked} questions; exim -bV: {bv} rules, -bh: {bh} rules; tcprules: {tcp} rules; no oracle: {}",
+        "postconf: {} rules; smtpd: {asked} questions; exim -bV: {bv} rules, -bh/-bhc: {bh} questions; tcprules: {tcp} rules; no oracle: {}",
         POSTFIX.len(),
         NO_ORACLE.len()
     );

@@ -2,6 +2,10 @@
 //! loopback ports, `smtpd_authorized_xclient_hosts = 127.0.0.0/8`) run by `master -c DIR -d`
 //! with its own queue directory, and an SMTP client that asks one RCPT question per
 //! connection with XCLIENT ADDR= [LOGIN=].
+//!
+//! The master runs with a private resolver (resolver.rs) where that can run here, so that
+//! smtpd's DNS lookups (reject_rbl_client, reject_unknown_*, verify(8)'s probes) reach only
+//! a dnsmasq the test started and never the host's resolver.
 
 #![allow(dead_code)]
 
@@ -15,6 +19,9 @@ use relaydoctor::context::{Context, Options, Root};
 use relaydoctor::postfix::model::Model;
 use relaydoctor::postfix::policy::{self, Client};
 use relaydoctor::relay::{ClientClass, Query, Verdict};
+
+#[path = "../resolver_support/mod.rs"]
+pub mod resolver;
 
 pub const INTERNAL: &str = "\
 pickup    unix  n       -       n       60      1       pickup
@@ -76,6 +83,8 @@ pub struct Running {
     pub conf: PathBuf,
     pub ports: Vec<u16>,
     _master: Master,
+    /// Dropped after the master (fields drop in order).
+    _dns: Option<resolver::Resolver>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,11 +92,31 @@ pub struct Running {
 /// A port can be taken between choosing and binding it (the choice comes from the
 /// ephemeral range other tests' clients use too), and a loaded machine can be slow to start
 /// the master, so a failed start is retried with new ports; the error says why it failed.
+/// smtpd's DNS lookups get NXDOMAIN from a private resolver; where none can run here
+/// (no root, no dnsmasq, no mount namespace) the master runs as it is.
 pub fn start(master: &Path, sc: &Scenario) -> Result<Running, String> {
+    start_with_dns(master, sc, resolver::Resolver::start(&[]).ok())
+}
+
+/// `start` with the private resolver `dns` (its zone data chosen by the test), or with the
+/// host's resolver when `dns` is None.
+pub fn start_with_dns(
+    master: &Path,
+    sc: &Scenario,
+    dns: Option<resolver::Resolver>,
+) -> Result<Running, String> {
     let mut why = String::new();
     for _ in 0..4 {
-        match start_once(master, sc) {
-            Ok(run) => return Ok(run),
+        match start_once(master, sc, dns.as_ref()) {
+            Ok((conf, ports, master, dir)) => {
+                return Ok(Running {
+                    conf,
+                    ports,
+                    _master: master,
+                    _dns: dns,
+                    _dir: dir,
+                })
+            }
             Err(e) => why = e,
         }
     }
@@ -105,7 +134,11 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
         .collect()
 }
 
-fn start_once(master: &Path, sc: &Scenario) -> Result<Running, String> {
+fn start_once(
+    master: &Path,
+    sc: &Scenario,
+    dns: Option<&resolver::Resolver>,
+) -> Result<(PathBuf, Vec<u16>, Master, tempfile::TempDir), String> {
     let t = tempfile::tempdir().map_err(|e| e.to_string())?;
     // The daemons run as the postfix user and must reach the queue directory.
     {
@@ -173,7 +206,11 @@ fn start_once(master: &Path, sc: &Scenario) -> Result<Running, String> {
         .arg("check")
         .stderr(Stdio::null())
         .status();
-    let child = Command::new(master)
+    let mut cmd = match dns {
+        Some(r) => r.command(master),
+        None => Command::new(master),
+    };
+    let child = cmd
         .arg("-c")
         .arg(&conf)
         .arg("-d")
@@ -192,12 +229,7 @@ fn start_once(master: &Path, sc: &Scenario) -> Result<Running, String> {
             err.trim()
         ));
     }
-    Ok(Running {
-        conf,
-        ports,
-        _master: guard,
-        _dir: t,
-    })
+    Ok((conf, ports, guard, t))
 }
 
 fn master_binary() -> Option<PathBuf> {
