@@ -640,9 +640,25 @@ const SMTPD_REPLY_TEXT: &[(&str, &str, &str, &str)] = &[(
     "554 5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
 )];
 
-fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
+/// The listener Exim's callouts reach (the last one of the smtpd questions' master): a
+/// smtpd for which Exim, connecting from 127.0.0.1, is a stranger, so a recipient in
+/// sender.example gets `554 5.7.1 ... Relay access denied` (reject_unauth_destination; the
+/// default defer_unauth_destination's 454 would make Exim defer the sender, not refuse it).
+const CALLOUT_TARGET: &str = "  -o mynetworks=192.0.2.0/24\n  -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination\n";
+
+/// The private Postfix of the smtpd questions, kept running for Exim's callouts.
+struct CalloutTarget {
+    _run: smtpd_support::Running,
+    port: u16,
+    log_from: usize,
+}
+
+fn check_smtpd(
+    r: &BTreeMap<String, Rule>,
+    fails: &mut Vec<String>,
+) -> (usize, Option<CalloutTarget>) {
     let Some(master) = smtpd_support::require() else {
-        return 0;
+        return (0, None);
     };
     let mut qs = smtpd_questions(r);
     // The master's only nameserver is the private resolver: verify(8)'s probes (PF105) and
@@ -657,7 +673,8 @@ fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
             None
         }
     };
-    let listeners: Vec<&str> = qs.iter().map(|q| q.2.as_str()).collect();
+    let mut listeners: Vec<&str> = qs.iter().map(|q| q.2.as_str()).collect();
+    listeners.push(CALLOUT_TARGET);
     let sc = smtpd_support::Scenario {
         name: "rule-examples",
         // Level 0 would leave smtpd_relay_restrictions empty (Postfix 3.3+), and every
@@ -726,7 +743,13 @@ fn check_smtpd(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> usize {
             fails.push(format!("{code}: smtpd did not log `{want}`"));
         }
     }
-    qs.len()
+    let port = run.ports[qs.len()];
+    let target = CalloutTarget {
+        _run: run,
+        port,
+        log_from,
+    };
+    (qs.len(), Some(target))
 }
 
 /// The harness's maillog_file.
@@ -1049,11 +1072,13 @@ const EXIM_BH: &[BhQuestion] = &[
     ),
 ];
 
-/// What a network question needs: a callout (made by `-bhc` to the dead next hop
-/// 127.0.0.9:@PORT@, where nothing listens) or the private resolver of DNS_ZONE.
+/// What a network question needs: a callout made by `-bhc` to the dead next hop
+/// 127.0.0.9:@PORT@ where nothing listens (Callout) or to the private Postfix's
+/// CALLOUT_TARGET (Target), or the private resolver of DNS_ZONE.
 #[derive(Clone, Copy, PartialEq)]
 enum Net {
     Callout,
+    Target,
     Dns,
 }
 
@@ -1086,6 +1111,25 @@ const EXIM_NET: &[NetQuestion] = &[
         "451 Could not complete sender verify callout",
         "2",
     ),
+    // A server that refuses the address (5xx) refuses the sender.
+    (
+        "EX140",
+        Net::Target,
+        "203.0.113.5",
+        FROM_SENDER,
+        "550 Sender verify failed",
+        "2",
+    ),
+    // `random` probes a made-up local part first (the target logs it, see
+    // check_exim_net); both are refused here, so the sender is.
+    (
+        "EX142",
+        Net::Target,
+        "203.0.113.5",
+        FROM_SENDER,
+        "550 Sender verify failed",
+        "2",
+    ),
     // An unreachable next hop defers the recipient.
     (
         "EX141",
@@ -1110,11 +1154,36 @@ const EXIM_NET: &[NetQuestion] = &[
     ("EX152", Net::Dns, "203.0.113.5", FROM_SENDER, "5", "2"),
 ];
 
+/// `conf` rewritten to call out to the private Postfix on `port` (127.0.0.1 is this host:
+/// the router must be told to send there anyway, `self = send`, and the transport to
+/// connect, `allow_localhost`), with a callout cache of its own.
+fn targeting(conf: &Path, port: u16) -> PathBuf {
+    let text = std::fs::read_to_string(conf).unwrap();
+    let name = conf.file_stem().unwrap().to_string_lossy();
+    let mut out = String::new();
+    for l in text.lines() {
+        match l.trim_start() {
+            "route_list = * 127.0.0.9" => out.push_str("  route_list = * 127.0.0.1\n  self = send"),
+            t if t.starts_with("port = ") => {
+                out.push_str(&format!("  port = {port}\n  allow_localhost"))
+            }
+            t if t.starts_with("spool_directory = ") => out.push_str(&format!("{l}-{name}")),
+            _ => out.push_str(l),
+        }
+        out.push('\n');
+    }
+    let path = conf.with_file_name(format!("{name}-target.conf"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 /// Asks EXIM_NET of the configurations in `confs`; the DNS questions only where a private
-/// resolver can run. Returns how many questions were asked.
+/// resolver can run, the Target ones only with the private Postfix. Returns how many
+/// questions were asked.
 fn check_exim_net(
     bin: &Path,
     confs: &BTreeMap<(String, &str), PathBuf>,
+    target: Option<&CalloutTarget>,
     fails: &mut Vec<String>,
 ) -> usize {
     let dns = match smtpd_support::resolver::Resolver::start(DNS_ZONE) {
@@ -1126,32 +1195,45 @@ fn check_exim_net(
     };
     let mut asked = 0;
     for (code, need, ip, session, bad, good) in EXIM_NET {
-        let cmd = || match (&dns, need) {
-            (_, Net::Callout) => Some(Command::new(bin)),
-            (Some(d), Net::Dns) => Some(d.command(bin)),
-            (None, Net::Dns) => None,
-        };
         for (kind, want) in [("bad", bad), ("good", good)] {
-            let Some(cmd) = cmd() else { continue };
             let conf = &confs[&(code.to_string(), kind)];
-            let reply = exim_reply(cmd, conf, ip, (false, *need == Net::Callout), session);
+            let (cmd, conf) = match (need, &dns, target) {
+                (Net::Callout, _, _) => (Command::new(bin), conf.clone()),
+                (Net::Target, _, Some(t)) => (Command::new(bin), targeting(conf, t.port)),
+                (Net::Dns, Some(d), _) => (d.command(bin), conf.clone()),
+                _ => continue,
+            };
+            let callouts = *need != Net::Dns;
+            let reply = exim_reply(cmd, &conf, ip, (false, callouts), session);
             asked += 1;
             if !reply.starts_with(*want) {
+                let how = if callouts {
+                    "callout"
+                } else {
+                    "private resolver"
+                };
                 fails.push(format!(
-                    "{code} {kind} (exim -bh {ip}, {}): want {want}, got {reply}",
-                    if *need == Net::Dns {
-                        "private resolver"
-                    } else {
-                        "callout"
-                    }
+                    "{code} {kind} (exim -bh {ip}, {how}): want {want}, got {reply}"
                 ));
             }
+        }
+    }
+    // EX142: `random` probed a made-up local part ($primary_hostname-$tod_epoch-testing,
+    // callout_random_local_part's default) before the sender's own address.
+    let probe = "-testing@sender.example>: Relay access denied";
+    if let Some(t) = target {
+        if !smtpd_logged(probe, t.log_from) {
+            fails.push(format!("EX142: the callout target did not log `{probe}`"));
         }
     }
     asked
 }
 
-fn check_exim(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> (usize, usize) {
+fn check_exim(
+    r: &BTreeMap<String, Rule>,
+    target: Option<&CalloutTarget>,
+    fails: &mut Vec<String>,
+) -> (usize, usize) {
     let Some(bin) = exim_binary() else {
         skip_or_panic("scripts/exim-oracle did not provide an exim binary");
         return (0, 0);
@@ -1206,7 +1288,7 @@ fn check_exim(r: &BTreeMap<String, Rule>, fails: &mut Vec<String>) -> (usize, us
             }
         }
     }
-    let net = check_exim_net(&bin, &confs, fails);
+    let net = check_exim_net(&bin, &confs, target, fails);
     (EXIM.len(), EXIM_BH.len() * 2 + net)
 }
 
@@ -1312,9 +1394,9 @@ fn examples_run_in_the_real_mta() {
         check_postfix(&all[*code], *file, *bad, *good, &mut fails);
     }
     eprintln!("postconf: {:?}", t.elapsed());
-    let asked = check_smtpd(&all, &mut fails);
+    let (asked, target) = check_smtpd(&all, &mut fails);
     eprintln!("smtpd: {:?}", t.elapsed());
-    let (bv, bh) = check_exim(&all, &mut fails);
+    let (bv, bh) = check_exim(&all, target.as_ref(), &mut fails);
     eprintln!("exim: {:?}", t.elapsed());
     let tcp = check_tcprules(&all, &mut fails);
     eprintln!(
