@@ -79,7 +79,11 @@ pub fn resolve(root: &Path, inside: &Path) -> io::Result<Contained> {
             continue;
         }
         let candidate = at.join(&c);
-        let is_link = fs::symlink_metadata(&candidate).is_ok_and(|m| m.file_type().is_symlink());
+        let is_link = if pending.is_empty() {
+            is_symlink(&candidate)
+        } else {
+            directory_is_symlink(&candidate)
+        };
         if !is_link {
             stack.push(c);
             at = candidate;
@@ -107,6 +111,30 @@ pub fn resolve(root: &Path, inside: &Path) -> io::Result<Contained> {
         at = root.join(stack.iter().collect::<PathBuf>());
     }
     Ok(Contained { path: at, escape })
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// `is_symlink` for a path walked through on the way to another (a directory, or a link
+/// to one), remembered for the rest of the process: one run resolves every file of a split
+/// configuration through the same few directories, and a statx per directory per file was
+/// a tenth of a lint run (scripts/bench exim). Only directories are remembered: relaydoctor
+/// never turns a directory into a link or back, while `--fix` replaces files.
+fn directory_is_symlink(path: &Path) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(&known) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
+        return known;
+    }
+    let link = is_symlink(path);
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path.to_path_buf(), link);
+    link
 }
 
 /// Queue the components of `p` to be walked next (the queue is a stack: last is next).
@@ -157,7 +185,7 @@ pub fn open_regular(
     real: &Path,
     limit: u64,
 ) -> Result<(File, Metadata), OpenError> {
-    let (stat_path, rel) = match root {
+    let (stat_path, rel, meta) = match root {
         Some(root) => {
             let inside = real.strip_prefix(root).unwrap_or(real);
             let c = resolve(root, inside).map_err(OpenError::Io)?;
@@ -169,13 +197,12 @@ pub fn open_regular(
                         None => OpenError::Missing,
                     })
                 }
-                _ => {}
+                meta => (c.path, Some(rel), meta),
             }
-            (c.path, Some(rel))
         }
-        None => (real.to_path_buf(), None),
+        None => (real.to_path_buf(), None, fs::metadata(real)),
     };
-    let meta = match fs::metadata(&stat_path) {
+    let meta = match meta {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Missing),
         Err(e) => return Err(OpenError::Io(e)),

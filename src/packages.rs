@@ -15,7 +15,9 @@
 //!   their RPM database (`var/lib/rpm/rpmdb.sqlite`, BerkeleyDB `Packages` before RHEL 9) has no
 //!   pure-Rust reader, so those snapshots yield no version: the caller says so and falls back.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use crate::context::Root;
 
@@ -70,6 +72,27 @@ type FindVersion = fn(&str, &str) -> Option<String>;
 
 /// The first of `packages` (in the order given) that the root has installed, with its version.
 pub fn installed(root: &Root, packages: &[&str]) -> Option<Installed> {
+    // Remembered per root and question for the process: the version-dependent checks ask
+    // several times per run, and on a live system each question reads the whole dpkg
+    // status file and scans /usr/share/doc.
+    type Key = (Option<PathBuf>, Vec<String>);
+    static SEEN: OnceLock<Mutex<HashMap<Key, Option<Installed>>>> = OnceLock::new();
+    let key = (
+        root.dir.clone(),
+        packages.iter().map(|p| p.to_string()).collect(),
+    );
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(known) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return known.clone();
+    }
+    let found = look_up(root, packages);
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, found.clone());
+    found
+}
+
+fn look_up(root: &Root, packages: &[&str]) -> Option<Installed> {
     let dbs: [(&str, FindVersion); 2] = [
         ("/var/lib/dpkg/status", dpkg_version),
         ("/lib/apk/db/installed", apk_version),
