@@ -219,7 +219,10 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
-    if let (Some(main), None) = (&model.main, &model.master) {
+    // The parsed main.cf moves into the new model (a clone cost a tenth of the lint of a
+    // 100,000-line main.cf).
+    let main = model.main.take_if(|_| model.master.is_none());
+    if let Some(main) = main {
         // Without master.cf no listener would be known and every per-service check (open
         // relay, AUTH, TLS) would pass silently. An unreadable master.cf has its own finding;
         // a missing one is checked as Postfix's stock master.cf, whose only listener is
@@ -243,8 +246,9 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
                 .help("Lint the directory that holds both files (or a --root snapshot of the server) to check the real listeners; a package's copy pairs with master.cf.dpkg-dist or the live master.cf.")
                 .at(main.source.line_location(1)),
             );
-            let main = main.clone();
             model = model::Model::from_parts(ctx, &target.path, Some(main), Some(stock_master()));
+        } else {
+            model.main = Some(main);
         }
     }
     checks::run(ctx, &model, &mut findings);
