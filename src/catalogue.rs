@@ -28,15 +28,37 @@ pub const CATEGORIES: &[&str] = &[
     "config-drift",
 ];
 
-/// The catalogue files, one per MTA, embedded at build time.
+/// The catalogue files, one per MTA, embedded at build time as JSON (build.rs converts
+/// rules/*.toml; the name is the TOML file's).
 pub const SOURCES: &[(&str, &str)] = &[
-    ("rules/general.toml", include_str!("../rules/general.toml")),
-    ("rules/postfix.toml", include_str!("../rules/postfix.toml")),
-    ("rules/exim.toml", include_str!("../rules/exim.toml")),
-    ("rules/qmail.toml", include_str!("../rules/qmail.toml")),
-    ("rules/plesk.toml", include_str!("../rules/plesk.toml")),
-    ("rules/dns.toml", include_str!("../rules/dns.toml")),
-    ("rules/probe.toml", include_str!("../rules/probe.toml")),
+    (
+        "rules/general.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/general.json")),
+    ),
+    (
+        "rules/postfix.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/postfix.json")),
+    ),
+    (
+        "rules/exim.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/exim.json")),
+    ),
+    (
+        "rules/qmail.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/qmail.json")),
+    ),
+    (
+        "rules/plesk.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/plesk.json")),
+    ),
+    (
+        "rules/dns.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/dns.json")),
+    ),
+    (
+        "rules/probe.toml",
+        include_str!(concat!(env!("OUT_DIR"), "/probe.json")),
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +100,7 @@ pub struct Rule {
 
 /// Parse and validate catalogue text. Errors name the file and the rule.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Rule>, String> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+    let raw: RawFile = serde_json::from_str(text).map_err(|e| format!("{file}: {e}"))?;
     raw.rule
         .into_iter()
         .map(|r| {

@@ -44,7 +44,7 @@ fn table() -> &'static [Zone] {
     T.get_or_init(|| {
         // The table is part of the binary and tested (tests below); a broken edit yields an
         // empty table rather than a panic at run time.
-        toml::from_str::<Table>(include_str!("../rules/dnsbl.toml"))
+        serde_json::from_str::<Table>(include_str!(concat!(env!("OUT_DIR"), "/dnsbl.json")))
             .map(|t| t.zone)
             .unwrap_or_default()
     })

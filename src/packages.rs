@@ -133,13 +133,24 @@ fn found(root: &Root, package: &str, version: String, real: &Path) -> Installed 
 /// symlinked to the host's is not followed out of it), never a FIFO, at most MAX_DB bytes.
 fn read_small(root: &Root, path: &Path) -> Option<String> {
     let bytes = crate::contain::read(root.dir.as_deref(), path, MAX_DB).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    // Valid UTF-8 (the usual case) is taken as it is, without a copy.
+    Some(
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// The version of `package` in a dpkg status file, if it is installed. A package can have one
 /// paragraph per architecture (multiarch); any installed one counts.
 fn dpkg_version(text: &str, package: &str) -> Option<String> {
-    paragraphs(text).find_map(|para| {
+    // Only the paragraphs that name the package are read field by field: a server's status
+    // file holds thousands (700 KB here), and a lint asks on every run.
+    let wanted = |para: &&str| {
+        memchr::memmem::find_iter(para.as_bytes(), package.as_bytes())
+            .next()
+            .is_some()
+    };
+    paragraphs(text).filter(wanted).find_map(|para| {
         let field = |name: &str| {
             para.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
