@@ -30,35 +30,24 @@ pub const CATEGORIES: &[&str] = &[
 
 /// The catalogue files, one per MTA, embedded at build time as JSON (build.rs converts
 /// rules/*.toml; the name is the TOML file's).
+/// (TOML file, its JSON) for one rules/ table.
+macro_rules! table {
+    ($name:literal) => {
+        (
+            concat!("rules/", $name, ".toml"),
+            include_str!(concat!(env!("OUT_DIR"), "/", $name, ".json")),
+        )
+    };
+}
+
 pub const SOURCES: &[(&str, &str)] = &[
-    (
-        "rules/general.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/general.json")),
-    ),
-    (
-        "rules/postfix.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/postfix.json")),
-    ),
-    (
-        "rules/exim.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/exim.json")),
-    ),
-    (
-        "rules/qmail.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/qmail.json")),
-    ),
-    (
-        "rules/plesk.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/plesk.json")),
-    ),
-    (
-        "rules/dns.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/dns.json")),
-    ),
-    (
-        "rules/probe.toml",
-        include_str!(concat!(env!("OUT_DIR"), "/probe.json")),
-    ),
+    table!("general"),
+    table!("postfix"),
+    table!("exim"),
+    table!("qmail"),
+    table!("plesk"),
+    table!("dns"),
+    table!("probe"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]

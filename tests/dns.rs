@@ -5,38 +5,25 @@
 
 mod common;
 mod plesk_support;
+mod resolver_support;
 
 use std::net::{TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// A dnsmasq serving the test zone; killed when dropped.
 struct Dnsmasq {
-    child: Child,
+    _child: resolver_support::Stopped,
     port: u16,
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dnsmasq_bin() -> Option<PathBuf> {
-    ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
 }
 
 /// None (and a SKIP line) when dnsmasq is not installed; under CI that is a failure, since
 /// scripts/test installs dnsmasq-base.
 fn dnsmasq() -> Option<Dnsmasq> {
-    let Some(bin) = dnsmasq_bin() else {
+    let Some(bin) = resolver_support::dnsmasq_bin() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "dnsmasq is not installed (scripts/test installs dnsmasq-base)"
@@ -77,7 +64,10 @@ fn dnsmasq() -> Option<Dnsmasq> {
                 break; // the port was taken meanwhile: try another
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Dnsmasq { child, port });
+                return Some(Dnsmasq {
+                    _child: resolver_support::Stopped(child),
+                    port,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }

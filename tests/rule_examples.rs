@@ -589,47 +589,23 @@ fn smtpd_dns_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
             as_overrides(&pf_text(ex, PfFile::Main))
         )
     };
-    let local = "root@localhost";
-    vec![
-        // Unfiltered, the error code refuses everyone; the filter lets it through...
-        (
-            "PF106",
-            "bad",
-            listener("bad"),
-            "203.0.113.5",
-            None,
-            local,
-            '5',
-        ),
-        (
-            "PF106",
-            "good",
-            listener("good"),
-            "203.0.113.5",
-            None,
-            local,
-            '2',
-        ),
-        // ...and still refuses a listed client.
-        (
-            "PF106",
-            "bad",
-            listener("bad"),
-            "127.0.0.2",
-            None,
-            local,
-            '5',
-        ),
-        (
-            "PF106",
-            "good",
-            listener("good"),
-            "127.0.0.2",
-            None,
-            local,
-            '5',
-        ),
-    ]
+    // Unfiltered, the error code refuses a stranger; the filter lets it through, and both
+    // refuse the listed test entry.
+    let mut qs = Vec::new();
+    for (client, bad, good) in [("203.0.113.5", '5', '2'), ("127.0.0.2", '5', '5')] {
+        for (kind, want) in [("bad", bad), ("good", good)] {
+            qs.push((
+                "PF106",
+                kind,
+                listener(kind),
+                client,
+                None,
+                "root@localhost",
+                want,
+            ));
+        }
+    }
+    qs
 }
 
 /// Replies whose text an explanation quotes: (rule, kind, client, text the reply contains).

@@ -20,20 +20,24 @@ use std::time::{Duration, Instant};
 
 /// A running private resolver; dnsmasq is stopped when dropped.
 pub struct Resolver {
-    child: Child,
+    _child: Stopped,
     /// The loopback address dnsmasq answers on (port 53).
     pub addr: String,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Resolver {
+/// A child process (a test's dnsmasq) killed and reaped when dropped.
+pub struct Stopped(pub Child);
+
+impl Drop for Stopped {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
-fn dnsmasq_bin() -> Option<PathBuf> {
+/// Debian's dnsmasq-base binary, wherever this system keeps it.
+pub fn dnsmasq_bin() -> Option<PathBuf> {
     ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
         .iter()
         .map(PathBuf::from)
@@ -117,7 +121,11 @@ impl Resolver {
             if ready(&mut child, &addr) {
                 let conf = format!("nameserver {addr}\noptions timeout:1 attempts:1\n");
                 std::fs::write(dir.path().join("resolv.conf"), conf).map_err(|e| e.to_string())?;
-                return Ok(Resolver { child, addr, dir });
+                return Ok(Resolver {
+                    _child: Stopped(child),
+                    addr,
+                    dir,
+                });
             }
             let _ = child.kill();
             let out = child.wait_with_output().map_err(|e| e.to_string())?;
