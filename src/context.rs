@@ -183,6 +183,10 @@ pub struct Context {
     /// Whether a path exists, as first asked (Exim's `${if exists{...}}` is evaluated for
     /// every statement of every relay-matrix cell; the files do not change during one run).
     exists: Mutex<BTreeMap<PathBuf, bool>>,
+    /// Installed packages, as first asked: the version-dependent checks ask several times a
+    /// run, and each question reads the whole package database (dpkg's status file is
+    /// hundreds of KB) and scans /usr/share/doc.
+    installed: Mutex<BTreeMap<Vec<String>, Option<crate::packages::Installed>>>,
 }
 
 impl Context {
@@ -194,7 +198,18 @@ impl Context {
             rejected: Mutex::new(Default::default()),
             streamed: Mutex::new(Default::default()),
             exists: Mutex::new(BTreeMap::new()),
+            installed: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The first of `packages` installed under this run's root (see packages::installed),
+    /// looked up once per run.
+    pub fn installed(&self, packages: &[&str]) -> Option<crate::packages::Installed> {
+        let key: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
+        let mut c = self.installed.lock().unwrap_or_else(|e| e.into_inner());
+        c.entry(key)
+            .or_insert_with(|| crate::packages::installed(&self.root, packages))
+            .clone()
     }
 
     /// Whether the real path `real` exists (asked once per run).

@@ -15,9 +15,7 @@
 //!   their RPM database (`var/lib/rpm/rpmdb.sqlite`, BerkeleyDB `Packages` before RHEL 9) has no
 //!   pure-Rust reader, so those snapshots yield no version: the caller says so and falls back.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 
 use crate::context::Root;
 
@@ -72,27 +70,6 @@ type FindVersion = fn(&str, &str) -> Option<String>;
 
 /// The first of `packages` (in the order given) that the root has installed, with its version.
 pub fn installed(root: &Root, packages: &[&str]) -> Option<Installed> {
-    // Remembered per root and question for the process: the version-dependent checks ask
-    // several times per run, and on a live system each question reads the whole dpkg
-    // status file and scans /usr/share/doc.
-    type Key = (Option<PathBuf>, Vec<String>);
-    static SEEN: OnceLock<Mutex<HashMap<Key, Option<Installed>>>> = OnceLock::new();
-    let key = (
-        root.dir.clone(),
-        packages.iter().map(|p| p.to_string()).collect(),
-    );
-    let seen = SEEN.get_or_init(Default::default);
-    if let Some(known) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return known.clone();
-    }
-    let found = look_up(root, packages);
-    seen.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, found.clone());
-    found
-}
-
-fn look_up(root: &Root, packages: &[&str]) -> Option<Installed> {
     let dbs: [(&str, FindVersion); 2] = [
         ("/var/lib/dpkg/status", dpkg_version),
         ("/lib/apk/db/installed", apk_version),
@@ -108,12 +85,13 @@ fn look_up(root: &Root, packages: &[&str]) -> Option<Installed> {
             }
         }
     }
+    let dirs: Vec<PathBuf> = gentoo_dirs(root)
+        .into_iter()
+        .chain([root.resolve(Path::new("/usr/share/doc"))])
+        .collect();
     for p in packages {
-        for dir in gentoo_dirs(root)
-            .into_iter()
-            .chain([root.resolve(Path::new("/usr/share/doc"))])
-        {
-            if let Some((version, real)) = versioned_dir(root, &dir, p) {
+        for dir in &dirs {
+            if let Some((version, real)) = versioned_dir(root, dir, p) {
                 return Some(found(root, p, version, &real));
             }
         }
@@ -145,11 +123,8 @@ fn read_small(root: &Root, path: &Path) -> Option<String> {
 fn dpkg_version(text: &str, package: &str) -> Option<String> {
     // Only the paragraphs that name the package are read field by field: a server's status
     // file holds thousands (700 KB here), and a lint asks on every run.
-    let wanted = |para: &&str| {
-        memchr::memmem::find_iter(para.as_bytes(), package.as_bytes())
-            .next()
-            .is_some()
-    };
+    let name = memchr::memmem::Finder::new(package);
+    let wanted = |para: &&str| name.find(para.as_bytes()).is_some();
     paragraphs(text).filter(wanted).find_map(|para| {
         let field = |name: &str| {
             para.lines().find_map(|l| {
@@ -204,14 +179,16 @@ fn gentoo_dirs(root: &Root) -> Vec<PathBuf> {
 fn versioned_dir(root: &Root, dir: &Path, package: &str) -> Option<(String, PathBuf)> {
     let rd = root.read_dir(dir).ok()?;
     let prefix = format!("{package}-");
+    // The name first: /usr/share/doc holds a directory per installed package, and only
+    // the few that match are worth a stat.
     rd.flatten()
-        .filter(|e| root.metadata(&e.path()).is_ok_and(|m| m.is_dir()))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let v = name.strip_prefix(&prefix)?;
             v.starts_with(|c: char| c.is_ascii_digit())
                 .then(|| (v.to_string(), e.path()))
         })
+        .filter(|(_, path)| root.metadata(path).is_ok_and(|m| m.is_dir()))
         .max_by(|a, b| version_key(&a.0).cmp(&version_key(&b.0)))
 }
 

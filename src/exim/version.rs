@@ -60,7 +60,7 @@ pub fn detect(ctx: &Context) -> Option<EximVersion> {
             source: format!("{v} (--exim-version)"),
         });
     }
-    if let Some(p) = crate::packages::installed(&ctx.root, PACKAGES) {
+    if let Some(p) = ctx.installed(PACKAGES) {
         if let Some((major, minor)) = parse(p.upstream()) {
             return Some(EximVersion {
                 major,
