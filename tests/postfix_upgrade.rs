@@ -669,4 +669,12 @@ fn a_depending_answer_is_counted_not_spelled_out() {
             .contains("depends on 3 answers lint cannot know")),
         "{fs:#?}"
     );
+    // What the answer depends on is not part of the quoted reply the client sees.
+    for f in &fs {
+        let msg = f["message"].as_str().unwrap();
+        assert!(
+            !msg.contains(" (depends on") || msg.contains("` (depends on"),
+            "{msg}"
+        );
+    }
 }

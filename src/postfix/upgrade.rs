@@ -839,6 +839,8 @@ fn rcpt_words(r: &Row) -> String {
     }
 }
 
+/// The answer quoted in backticks, with what it depends on outside them (it is not part of
+/// what the client sees).
 fn reply(d: &Decision) -> String {
     match d.result {
         Verdict::Unavailable => "no answer (smtpd exits)".into(),
@@ -852,19 +854,19 @@ fn reply(d: &Decision) -> String {
                 }
             }
             match on.as_slice() {
-                [one] if one.len() <= 120 => format!("{} (depends on {one})", d.reply_line()),
+                [one] if one.len() <= 120 => format!("`{}` (depends on {one})", d.reply_line()),
                 [_] => format!(
-                    "{} (depends on one answer lint cannot know; relaydoctor simulate shows it)",
+                    "`{}` (depends on one answer lint cannot know; relaydoctor simulate shows it)",
                     d.reply_line()
                 ),
                 _ => format!(
-                    "{} (depends on {} answers lint cannot know; relaydoctor simulate shows them)",
+                    "`{}` (depends on {} answers lint cannot know; relaydoctor simulate shows them)",
                     d.reply_line(),
                     on.len()
                 ),
             }
         }
-        _ => d.reply_line(),
+        _ => format!("`{}`", d.reply_line()),
     }
 }
 
@@ -889,7 +891,7 @@ fn finding(ctx: &Context, m: &Model, cmp: &Compare, code: &str, g: &Group, all: 
     for r in &g.rows {
         let who = r.who.describe();
         let what = format!(
-            "`{}` for {} (today: `{}`)",
+            "{} for {} (today: {})",
             reply(&r.target),
             rcpt_words(r),
             reply(&r.current)
