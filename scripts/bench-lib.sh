@@ -1,4 +1,9 @@
-# Shared by scripts/bench.d/*: median wall time of a command, in seconds.
+# Shared by scripts/bench.d/*. A part run on its own (scripts/bench.d/exim) measures the release
+# build that scripts/bench builds.
+: "${RELAYDOCTOR:=$PWD/target/release/relaydoctor}"
+export RELAYDOCTOR
+
+# median wall time of a command, in seconds.
 # median_time N cmd args...   (stdout/stderr of the command are discarded)
 median_time() {
   local n=$1; shift
