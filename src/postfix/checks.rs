@@ -6,7 +6,7 @@ use super::expand::{self, ExpandError};
 use super::model::Model;
 use super::params::{self, show_version};
 use super::parse::{ProblemKind, Span};
-use super::syntax::{commented_header, yn};
+use super::syntax::{commented_header, has_byte, yn};
 use crate::context::Context;
 use crate::finding::{Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
@@ -659,7 +659,7 @@ fn hash_in_value(m: &Model, f: &mut Vec<Finding>) {
     let text = src.text.as_str();
     let classes = restriction_classes(m);
     for e in &main.parsed.entries {
-        if !e.value.contains('#') {
+        if !has_byte(&e.value, b'#') {
             continue;
         }
         let words: Vec<Span> = e.words(text).collect();
@@ -835,20 +835,24 @@ impl Used {
         let mut prefixes = Vec::new();
         let p = params::get();
         let scan = |v: &str, names: &mut HashSet<String>, prefixes: &mut Vec<String>| {
-            if v.contains('$') {
+            if has_byte(v, b'$') {
                 for (_, n) in expand::references(v) {
                     names.insert(n.to_string());
                 }
             }
-            const DBMS: [&str; 6] = [
-                "ldap:",
-                "mysql:",
-                "pgsql:",
-                "sqlite:",
-                "memcache:",
-                "mongodb:",
-            ];
-            if v.contains(':') && DBMS.iter().any(|d| v.contains(d)) {
+            // A `type:` of a database client: the word before a `:` (one SIMD scan for `:`,
+            // then a look back at each, instead of six substring searches per value).
+            let dbms = memchr::memchr_iter(b':', v.as_bytes()).any(|i| {
+                let before = v[..i]
+                    .rsplit(|c: char| c.is_whitespace() || c == ',')
+                    .next()
+                    .unwrap_or("");
+                matches!(
+                    before,
+                    "ldap" | "mysql" | "pgsql" | "sqlite" | "memcache" | "mongodb"
+                )
+            });
+            if dbms {
                 for w in v.split(|c: char| c.is_whitespace() || c == ',') {
                     if let Some((ty, rest)) = w.split_once(':') {
                         if matches!(
@@ -1073,7 +1077,7 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
     if let Some(main) = &m.main {
         let src = &main.source;
         for e in &main.parsed.entries {
-            if Model::is_raw(&e.name) || !e.value.contains('$') {
+            if Model::is_raw(&e.name) || !has_byte(&e.value, b'$') {
                 continue;
             }
             let raw = e.value_span.text(&src.text);
@@ -1111,7 +1115,7 @@ fn undefined_refs(m: &Model, f: &mut Vec<Finding>) {
         let src = &master.source;
         for (si, s) in m.services().iter().enumerate() {
             for o in &s.overrides {
-                if Model::is_raw(&o.name) || !o.value.contains('$') {
+                if Model::is_raw(&o.name) || !has_byte(&o.value, b'$') {
                     continue;
                 }
                 let raw = o.value_span.text(&src.text);
@@ -1638,7 +1642,12 @@ fn mynetworks_loop(m: &Model, f: &mut Vec<Finding>) {
         "inet_protocols",
     ]
     .into_iter()
-    .filter_map(|name| Some((name, m.main_entry(name).filter(|e| e.value.contains('$'))?)))
+    .filter_map(|name| {
+        Some((
+            name,
+            m.main_entry(name).filter(|e| has_byte(&e.value, b'$'))?,
+        ))
+    })
     .collect();
     // Without a `$` in those entries there is no loop, and the default is not computed: on a
     // live system that runs `postconf -h mynetworks`, which costs as much as the whole lint
@@ -1704,7 +1713,7 @@ fn expansion(m: &Model, f: &mut Vec<Finding>) {
         let scope = m.scope(None);
         let src = &main.source;
         for e in &main.parsed.entries {
-            if Model::is_raw(&e.name) || !e.value.contains('$') {
+            if Model::is_raw(&e.name) || !has_byte(&e.value, b'$') {
                 continue;
             }
             if m.main_entry(&e.name).is_some_and(|l| l.span != e.span) {
@@ -1726,11 +1735,11 @@ fn expansion(m: &Model, f: &mut Vec<Finding>) {
     if let Some(master) = &m.master {
         let src = &master.source;
         for (si, s) in m.services().iter().enumerate() {
-            if s.overrides.iter().all(|o| !o.value.contains('$')) {
+            if s.overrides.iter().all(|o| !has_byte(&o.value, b'$')) {
                 continue;
             }
             let scope = m.scope(Some(si));
-            for o in s.overrides.iter().filter(|o| o.value.contains('$')) {
+            for o in s.overrides.iter().filter(|o| has_byte(&o.value, b'$')) {
                 if let Some(Err(err)) = scope.get(&o.name).map(|x| x.value) {
                     let (key, msg) = describe(&err);
                     if reported.insert(key) {

@@ -265,20 +265,19 @@ impl Model {
         scopes.extend(self.smtpd_listeners().into_iter().map(Some));
         for si in scopes {
             let scope = self.scope(si);
-            let classes: std::collections::HashSet<String> =
-                super::syntax::list_items(&scope.value("smtpd_restriction_classes"))
-                    .into_iter()
-                    .collect();
+            let declared = scope.value("smtpd_restriction_classes");
+            let classes: std::collections::HashSet<&str> =
+                super::syntax::list_slices(&declared).into_iter().collect();
             // Only what an evaluation can reach: the lists and the classes they name (large
             // hosting setups declare thousands of classes that no list uses).
             let mut todo: Vec<String> = LISTS.iter().map(|s| s.to_string()).collect();
             let mut seen: std::collections::HashSet<String> = todo.iter().cloned().collect();
             while let Some(n) = todo.pop() {
-                for item in super::syntax::list_items(&scope.value(&n)) {
-                    if super::maps::split_spec(&item).is_some() {
-                        specs.push(item);
-                    } else if classes.contains(&item) && seen.insert(item.clone()) {
-                        todo.push(item);
+                for item in super::syntax::list_slices(&scope.value(&n)) {
+                    if super::maps::split_spec(item).is_some() {
+                        specs.push(item.to_string());
+                    } else if classes.contains(item) && seen.insert(item.to_string()) {
+                        todo.push(item.to_string());
                     }
                 }
             }

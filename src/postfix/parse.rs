@@ -124,7 +124,12 @@ fn is_blank(b: u8) -> bool {
 /// Join per-line segments into a value the way Postfix reads it: text within one physical
 /// line is kept as written, the break between continuation lines becomes one space.
 fn join_words(src: &str, words: &[Span]) -> String {
-    let mut s = String::new();
+    // At most the text the words cover: one allocation for a 100,000-line value.
+    let cover = match (words.first(), words.last()) {
+        (Some(a), Some(b)) => b.end - a.start,
+        _ => 0,
+    };
+    let mut s = String::with_capacity(cover);
     let mut prev: Option<Span> = None;
     for w in words {
         if let Some(p) = prev {
@@ -190,6 +195,11 @@ pub struct MainCf {
     pub problems: Vec<Problem>,
 }
 
+/// A `segment` without its trailing blanks (the grammar's `blanks`: space, tab, \x0B-\r).
+fn trim_blanks(s: &str) -> &str {
+    s.trim_end_matches([' ', '\t', '\x0B', '\x0C', '\r'])
+}
+
 pub fn parse_main(text: &str) -> MainCf {
     let (lines, mut problems) = split_logical_lines(text);
     let mut entries = Vec::with_capacity(lines.len());
@@ -208,7 +218,9 @@ pub fn parse_main(text: &str) -> MainCf {
                 let base = l.span.start;
                 let mut name = None;
                 let mut eq_end = base;
-                let mut words = Vec::new();
+                // A segment a physical line.
+                let mut words =
+                    Vec::with_capacity(1 + memchr::memchr_iter(b'\n', src.as_bytes()).count());
                 for p in entry.into_inner() {
                     match p.as_rule() {
                         Rule::name => {
@@ -219,7 +231,8 @@ pub fn parse_main(text: &str) -> MainCf {
                         Rule::value => {
                             for w in p.into_inner() {
                                 let s = w.as_span();
-                                words.push(Span::new(base + s.start(), base + s.end()));
+                                let len = trim_blanks(s.as_str()).len();
+                                words.push(Span::new(base + s.start(), base + s.start() + len));
                             }
                         }
                         _ => {}

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use super::model::Model;
-use super::syntax::{list_items, RESTRICTION_LISTS};
+use super::syntax::{list_slices, RESTRICTION_LISTS};
 use crate::finding::{Finding, Fix, Mta, Severity};
 use crate::source::SourceFile;
 
@@ -142,13 +142,13 @@ pub struct Problem {
 
 /// The problems of one restriction list, given as its items. `classes` are the restriction
 /// class names main.cf declares (smtpd looks them up case-sensitively).
-pub fn check_items(items: &[String], classes: &HashSet<String>) -> Vec<Problem> {
+pub fn check_items(items: &[&str], classes: &HashSet<String>) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut i = 0;
     // The restriction whose one argument the previous word was.
     let mut after_arg_of: Option<&str> = None;
     while i < items.len() {
-        let it = items[i].as_str();
+        let it = items[i];
         // `#...` is PF003's (a comment that is not one); `{ ... }` grouping is left alone.
         if it.starts_with('#') {
             break;
@@ -186,7 +186,7 @@ pub fn check_items(items: &[String], classes: &HashSet<String>) -> Vec<Problem> 
             i += 1;
             continue;
         };
-        let next = items.get(i + 1).map(String::as_str);
+        let next = items.get(i + 1).copied();
         let ok = match arg {
             Arg::Table | Arg::Service => next.is_some_and(|n| n.contains(':')),
             Arg::Number => {
@@ -236,7 +236,7 @@ pub fn check_items(items: &[String], classes: &HashSet<String>) -> Vec<Problem> 
 
 /// The byte span of each item of `value` within `src.text[span]`, found in order (items
 /// without whitespace appear verbatim; a `{ ... }` group gets no span).
-fn item_spans(src: &SourceFile, span: (usize, usize), items: &[String]) -> Vec<Option<usize>> {
+fn item_spans(src: &SourceFile, span: (usize, usize), items: &[&str]) -> Vec<Option<usize>> {
     let text = src.text.get(span.0..span.1).unwrap_or("");
     let mut cursor = 0;
     items
@@ -245,7 +245,7 @@ fn item_spans(src: &SourceFile, span: (usize, usize), items: &[String]) -> Vec<O
             if it.contains(char::is_whitespace) {
                 return None;
             }
-            let at = text.get(cursor..)?.find(it.as_str())? + cursor;
+            let at = text.get(cursor..)?.find(it)? + cursor;
             cursor = at + it.len();
             Some(span.0 + at)
         })
@@ -255,7 +255,12 @@ fn item_spans(src: &SourceFile, span: (usize, usize), items: &[String]) -> Vec<O
 pub fn run(m: &Model, f: &mut Vec<Finding>) {
     let classes: HashSet<String> = m
         .main_entry("smtpd_restriction_classes")
-        .map(|e| list_items(&e.value).into_iter().collect())
+        .map(|e| {
+            list_slices(&e.value)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let is_list = |n: &str| RESTRICTION_LISTS.contains(&n) || classes.contains(n);
     if let Some(main) = &m.main {
@@ -287,7 +292,7 @@ fn report(
     service: Option<String>,
     f: &mut Vec<Finding>,
 ) {
-    let items = list_items(value);
+    let items = list_slices(value);
     let problems = check_items(&items, classes);
     if problems.is_empty() {
         return;
@@ -323,7 +328,7 @@ mod tests {
 
     fn problems(v: &str) -> Vec<(usize, Severity)> {
         let classes: HashSet<String> = ["my_class".to_string()].into_iter().collect();
-        check_items(&list_items(v), &classes)
+        check_items(&list_slices(v), &classes)
             .into_iter()
             .map(|p| (p.item, p.severity))
             .collect()
@@ -364,7 +369,7 @@ mod tests {
     #[test]
     fn second_zone_gets_the_restriction_inserted() {
         let p = check_items(
-            &list_items("reject_rbl_client a.example b.example"),
+            &list_slices("reject_rbl_client a.example b.example"),
             &HashSet::new(),
         );
         assert_eq!(p[0].insert.as_deref(), Some("reject_rbl_client"));
