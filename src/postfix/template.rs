@@ -34,7 +34,7 @@ pub fn placeholder(line: &str) -> Option<&str> {
                     // grouping of table entries (postconf(5), "inline:{...}"; Postfix 3.0 and
                     // later); a Jinja expression has no lone `=`.
                     let inner = &b[i + 2..i + 2 + end];
-                    if b[i + 1] == b'{' && postfix_braces(inner) {
+                    if b[i + 1] == b'{' && (postfix_braces(inner) || inline_rules(&b[..i], inner)) {
                         continue;
                     }
                     return line.get(i..i + 2 + end + 2);
@@ -93,6 +93,19 @@ fn postfix_braces(inner: &[u8]) -> bool {
             && !matches!(inner.get(k + 1), Some(b'='))
             && !(k > 0 && matches!(inner[k - 1], b'=' | b'!' | b'<' | b'>'))
     })
+}
+
+/// Whether `{{ inner }}` right after `before` is the first rule of an inline pattern table,
+/// `cidr:{{192.168.1.0/24 OK}}` or `pcre:{{/^x/ REJECT}}` (postconf(5) "inline:{...}" and the
+/// cidr_table(5), pcre_table(5), regexp_table(5) "INLINE SPECIFICATION" form, Postfix 3.7
+/// and later): a rule starts with an address, `!` or a delimiter, a Jinja expression with a
+/// name (or `-`, Jinja's whitespace control).
+fn inline_rules(before: &[u8], inner: &[u8]) -> bool {
+    let table = [&b"cidr:"[..], b"pcre:", b"regexp:"]
+        .iter()
+        .any(|t| before.ends_with(t));
+    let first = inner.iter().find(|c| !c.is_ascii_whitespace());
+    table && first.is_some_and(|&c| !(c.is_ascii_alphabetic() || c == b'_' || c == b'-'))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -164,6 +177,22 @@ pub fn apply(files: &[&SourceFile], findings: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::placeholder;
+
+    #[test]
+    fn inline_pattern_tables_are_postfix() {
+        assert_eq!(placeholder("mynetworks = cidr:{{192.168.1.0/24 OK}}"), None);
+        assert_eq!(
+            placeholder("x = check_client_access pcre:{{/^192\\.168\\./ REJECT}}"),
+            None
+        );
+        assert_eq!(placeholder("x = regexp:{{!/^a/ OK}, {/b/ DUNNO}}"), None);
+        // Jinja in a table name is still a template.
+        assert_eq!(
+            placeholder("x = cidr:{{ postfix_dir }}/clients.cidr"),
+            Some("{{ postfix_dir }}")
+        );
+        assert_eq!(placeholder("x = pcre:{{- var }}"), Some("{{- var }}"));
+    }
 
     #[test]
     fn recognises_template_placeholders_only() {
