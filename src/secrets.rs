@@ -376,8 +376,12 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
     if pats.is_empty() {
         return text.to_string();
     }
+    // A DFA scans fastest but costs more to build than a lint's own output takes to scan:
+    // only a large text pays for it.
+    let kind = (text.len() < 1 << 20).then_some(aho_corasick::AhoCorasickKind::ContiguousNFA);
     let Ok(ac) = aho_corasick::AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .kind(kind)
         .build(&pats)
     else {
         return MASK.to_string();
