@@ -49,13 +49,27 @@ pub enum Escape {
 impl std::fmt::Display for Escape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Escape::Link { link, target } => write!(
+            // Under --root an absolute target is a path of the snapshot (chroot(2)
+            // semantics), so the file is missing from the snapshot, not "outside" it.
+            Escape::Link { link, target } if target.is_absolute() => write!(
                 f,
-                "/{} is a symlink to {}",
+                "/{} is a symlink to {}, which is not in the snapshot (an absolute link \
+                 resolves inside it, as on the server)",
                 link.display(),
                 target.display()
             ),
-            Escape::DotDot => write!(f, "the path climbs above / with .."),
+            Escape::Link { link, target } => write!(
+                f,
+                "/{} is a symlink to {}, which climbs above the snapshot's root (`..` stops \
+                 there, as on the server) to a path the snapshot does not have",
+                link.display(),
+                target.display()
+            ),
+            Escape::DotDot => write!(
+                f,
+                "the path climbs above / with `..`, which stops at the snapshot's root (as \
+                 on the server), to a path the snapshot does not have"
+            ),
         }
     }
 }
@@ -285,10 +299,7 @@ impl OpenError {
             OpenError::Missing => {
                 io::Error::new(io::ErrorKind::NotFound, "No such file or directory")
             }
-            OpenError::Outside(e) => io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("points outside the snapshot ({e})"),
-            ),
+            OpenError::Outside(e) => io::Error::new(io::ErrorKind::NotFound, e.to_string()),
             OpenError::NotAFile => io::Error::other("not a regular file"),
             OpenError::TooLarge(n) => io::Error::other(format!("{n} bytes is over the size limit")),
             OpenError::Io(e) => e,

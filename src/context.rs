@@ -76,12 +76,20 @@ impl Root {
         }
     }
 
-    /// Why `real` (a path under the snapshot) would leave it if followed as this machine
-    /// sees it: an absolute symlink or `..` above the root on its way. None on a live system.
+    /// Why `real` (a path under the snapshot) is missing from it although it names
+    /// something: an absolute symlink or `..` above the root on its way, whose target
+    /// (taken inside the root, as the server would) the snapshot lacks. None when the path
+    /// resolves to something in the snapshot (an absolute link such as main.cf ->
+    /// /etc/postfix/main.cf.real is then simply read there), and on a live system.
     pub fn escape(&self, real: &Path) -> Option<crate::contain::Escape> {
         let root = self.dir.as_ref()?;
         let inside = real.strip_prefix(root).unwrap_or(real);
-        crate::contain::resolve(root, inside).ok()?.escape
+        let c = crate::contain::resolve(root, inside).ok()?;
+        // The resolved path has no symlinks left, so this stat follows nothing on the host.
+        match std::fs::symlink_metadata(&c.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => c.escape,
+            _ => None,
+        }
     }
 
     /// Open a regular file for reading, contained in the snapshot, never a FIFO or device,
@@ -212,10 +220,12 @@ impl Context {
             .clone()
     }
 
-    /// Whether the real path `real` exists (asked once per run).
+    /// Whether the real path `real` exists (asked once per run), symlinks followed inside
+    /// the root: a snapshot's absolute link is never followed on this machine.
     pub fn exists(&self, real: &Path) -> bool {
         let mut c = self.exists.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry(real.to_path_buf()).or_insert_with(|| real.exists())
+        *c.entry(real.to_path_buf())
+            .or_insert_with(|| self.root.contain(real).exists())
     }
 
     /// Load (once) the file at `real`. The loaded file is remembered for rendering and fixes.
@@ -290,7 +300,7 @@ impl Context {
             .root
             .escape(real)
             .map(|e| e.to_string())
-            .unwrap_or_else(|| "it resolves outside".into());
+            .unwrap_or_else(|| "it is not in the snapshot".into());
         let e = LoadError::Outside(display, why);
         Finding::new("RD006", mta, e.to_string()).at(file_location(&e))
     }

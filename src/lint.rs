@@ -199,3 +199,67 @@ pub fn filter(findings: &mut Vec<Finding>, select: &[String], ignore: &[String])
 pub fn exists(ctx: &Context, path: &Path) -> bool {
     ctx.root.resolve(path).exists()
 }
+
+/// Findings about master.cf's own text, true whatever main.cf says: a bad field (PF007), a
+/// short `-o` with a blank (PF008), overrides orphaned by a commented-out header (PF009).
+const MASTER_CF_ONLY: &[&str] = &["PF007", "PF008", "PF009"];
+
+/// Postfix lint when master.cf was read but main.cf was not (missing, unreadable, binary,
+/// a link to nothing; review7 F5/F9). Postfix itself does not start then: every program
+/// reads main.cf first and stops with `fatal: open /etc/postfix/main.cf: No such file or
+/// directory` (global/mail_conf.c, mail_conf_suck: `msg_fatal("open %s: %m", path)`,
+/// v3.7.11). Nothing that depends on main.cf's content (a parameter "not defined in
+/// main.cf", a relay decision from built-in defaults) is drawn from a file that was not
+/// read: only the load findings and master.cf's own syntax are kept, plus an error saying
+/// main.cf is missing when nothing else was said about it.
+pub fn postfix_without_main_cf(
+    ctx: &Context,
+    target: &postfix::Target,
+    model: &postfix::model::Model,
+    mut findings: Vec<Finding>,
+) -> Vec<Finding> {
+    postfix::checks::run(ctx, model, &mut findings);
+    findings.retain(|f| f.code.starts_with("RD") || MASTER_CF_ONLY.contains(&f.code.as_str()));
+    let main = ctx.root.display(&target.path.join(&target.files.main));
+    let master = ctx.root.display(&target.path.join(&target.files.master));
+    let told = findings
+        .iter()
+        .any(|f| f.location.as_ref().is_some_and(|l| l.file == main));
+    if !told {
+        // No absolute path in the message: a snapshot's missing-file errors that name one
+        // become "copy it" warnings (crate::partial), and a master.cf without its main.cf
+        // is not a copy left out.
+        findings.push(
+            Finding::new(
+                "PF108",
+                Mta::Postfix,
+                format!(
+                    "{} does not exist, but {} does: Postfix does not start without main.cf, so this instance accepts no mail; nothing that depends on main.cf was checked",
+                    main.display(),
+                    master.display()
+                ),
+            )
+            .severity(crate::finding::Severity::Error)
+            .help(format!(
+                "Every Postfix program reads main.cf first and stops with `fatal: open {}: No such file or directory`; restore main.cf (from a backup or the package's copy) and lint again.",
+                server_path(ctx, &target.path.join(&target.files.main)).display()
+            ))
+            .at(crate::finding::Location {
+                file: main,
+                line: 1,
+                column: 1,
+                end_line: 1,
+                end_column: 1,
+            }),
+        );
+    }
+    findings
+}
+
+/// A path as the server names it: under the snapshot's `/`, or absolute on this machine.
+fn server_path(ctx: &Context, real: &Path) -> PathBuf {
+    if ctx.root.is_snapshot() {
+        return Path::new("/").join(ctx.root.display(real));
+    }
+    std::path::absolute(real).unwrap_or_else(|_| real.to_path_buf())
+}

@@ -72,7 +72,7 @@ impl std::fmt::Display for LoadError {
             ),
             LoadError::Outside(p, why) => write!(
                 f,
-                "{}: points outside the snapshot ({why}); not read",
+                "{}: not read: {why}; copy the target into the snapshot for a full check",
                 p.display()
             ),
         }

@@ -333,7 +333,7 @@ fn symlink_out_of_the_snapshot_is_not_read_in_any_format() {
         );
         if format == "json" {
             assert!(all.contains("RD006"), "{format}: {all}");
-            assert!(all.contains("points outside the snapshot"), "{all}");
+            assert!(all.contains("not read: "), "{all}");
         }
     }
     let r = run(lint_cmd(t.path()));
@@ -368,6 +368,149 @@ fn absolute_symlinks_resolve_inside_the_snapshot() {
         "{:?}",
         r.findings
     );
+}
+
+/// A master.cf whose findings do not depend on main.cf (PF008) beside one that does
+/// (PF006: `$mua_client_restrictions` would be "not defined in main.cf").
+const MASTER_CF: &str = "smtp inet n - y - - smtpd\n\
+submission inet n - y - - smtpd\n  -o smtpd_client_restrictions=$mua_client_restrictions\n\
+smtps inet n - y - - smtpd\n  -o smtpd_recipient_restrictions=permit_sasl_authenticated, reject\n";
+
+/// The findings located in `file` (a path relative to the snapshot).
+fn about<'a>(r: &'a Run, file: &str) -> Vec<&'a Value> {
+    r.findings.iter().filter(|f| f["file"] == file).collect()
+}
+
+#[test]
+fn absolute_links_resolving_in_the_snapshot_are_never_stated_on_the_host() {
+    // review7 F5: main.cf -> /etc/postfix/main.cf.real is the snapshot's own file, read
+    // through the in-root resolver; discovery used to stat the link on this machine, where
+    // /etc/postfix/main.cf.real does not exist, and reported a false RD001.
+    let host_target = "/etc/postfix/main.cf.real-relaydoctor-test";
+    assert!(!Path::new(host_target).exists());
+    let t = tree();
+    fs::write(
+        pf(&t).join("main.cf.real-relaydoctor-test"),
+        "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8 # lan\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(host_target, pf(&t).join("main.cf")).unwrap();
+    fs::write(pf(&t).join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    // A map directory linked the same way, with a link loop inside it.
+    fs::create_dir_all(t.path().join("srv/maps")).unwrap();
+    fs::write(t.path().join("srv/maps/access"), "").unwrap();
+    std::os::unix::fs::symlink("/etc/postfix", t.path().join("srv/maps/back")).unwrap();
+    std::os::unix::fs::symlink("/srv/maps", pf(&t).join("maps")).unwrap();
+    let r = run(lint_cmd(t.path()));
+    let codes: Vec<&Value> = about(&r, "etc/postfix/main.cf")
+        .into_iter()
+        .map(|f| &f["code"])
+        .collect();
+    assert_eq!(codes, ["PF003"], "{:?}", r.findings);
+    assert!(
+        has(&r, "RD005", "etc/postfix/maps/back"),
+        "{:?}",
+        r.findings
+    );
+    rest_checked(&r);
+    // The configuration directory itself linked absolutely inside the snapshot is read too.
+    let t = tree();
+    fs::remove_dir(pf(&t)).unwrap();
+    fs::create_dir_all(t.path().join("srv/postfix")).unwrap();
+    fs::write(
+        t.path().join("srv/postfix/main.cf"),
+        "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8 # lan\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/srv/postfix", pf(&t)).unwrap();
+    let r = run(lint_cmd(t.path()));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f["code"] == "PF003" && f["file"].as_str().unwrap().ends_with("main.cf")),
+        "{:?}",
+        r.findings
+    );
+    assert!(
+        !r.findings.iter().any(|f| f["code"] == "RD006"),
+        "{:?}",
+        r.findings
+    );
+}
+
+#[test]
+fn a_dangling_absolute_link_gets_one_finding_that_says_what_is_missing() {
+    // review7 F5: RD001 ("cannot read") and RD006 ("points outside the snapshot") used to
+    // contradict each other for one file whose target is simply not in the snapshot.
+    let t = tree();
+    std::os::unix::fs::symlink("/etc/postfix/nonexist.cf", pf(&t).join("main.cf")).unwrap();
+    fs::write(pf(&t).join("master.cf"), MASTER_CF).unwrap();
+    let r = run(lint_cmd(t.path()));
+    let main = about(&r, "etc/postfix/main.cf");
+    assert_eq!(main.len(), 1, "{main:?}");
+    assert_eq!(main[0]["code"], "RD006");
+    let msg = main[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("symlink to /etc/postfix/nonexist.cf, which is not in the snapshot")
+            && !msg.contains("outside"),
+        "{msg}"
+    );
+    // Nothing is claimed about the content of the main.cf that was not read (F9), while
+    // master.cf's own mistakes are still reported.
+    assert!(
+        !r.findings.iter().any(|f| f["code"] == "PF006"),
+        "{:?}",
+        r.findings
+    );
+    assert!(has(&r, "PF008", "etc/postfix/master.cf"));
+    rest_checked(&r);
+}
+
+#[test]
+fn a_missing_or_binary_main_cf_is_an_error_and_nothing_is_drawn_from_it() {
+    // review7 F5/F9: Postfix does not start without main.cf (`postfix: fatal: open
+    // /etc/postfix/main.cf: No such file or directory`, global/mail_conf.c); lint used to
+    // say nothing about it and report PF006 "not defined in main.cf" from the empty file.
+    let t = tree();
+    fs::write(pf(&t).join("master.cf"), MASTER_CF).unwrap();
+    let r = run(lint_cmd(t.path()));
+    let main = about(&r, "etc/postfix/main.cf");
+    assert_eq!(main.len(), 1, "{main:?}");
+    assert_eq!(
+        (&main[0]["code"], &main[0]["severity"]),
+        (&"PF108".into(), &"error".into())
+    );
+    assert!(
+        main[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Postfix does not start without main.cf"),
+        "{main:?}"
+    );
+    assert!(
+        !r.findings.iter().any(|f| f["code"] == "PF006"),
+        "{:?}",
+        r.findings
+    );
+    assert!(has(&r, "PF008", "etc/postfix/master.cf"));
+    assert_eq!(r.code, 1);
+    rest_checked(&r);
+    // A binary main.cf has its own error (RD002) and no second one; nothing from its content.
+    fs::write(
+        pf(&t).join("main.cf"),
+        b"\x7fELF\x02\x01\x01\0\0\0mynetworks = 0/0\n",
+    )
+    .unwrap();
+    let r = run(lint_cmd(t.path()));
+    let main = about(&r, "etc/postfix/main.cf");
+    assert_eq!(main.len(), 1, "{main:?}");
+    assert_eq!(main[0]["code"], "RD002");
+    assert!(
+        !r.findings.iter().any(|f| f["code"] == "PF006"),
+        "{:?}",
+        r.findings
+    );
+    assert!(has(&r, "PF008", "etc/postfix/master.cf"));
 }
 
 /// A minimal qmail: control/me and control/rcpthosts.
@@ -474,7 +617,7 @@ fn fix_never_writes_through_a_symlinked_config_dir() {
     // rather than finding nothing.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains("RD006") && stdout.contains("points outside the snapshot"),
+        stdout.contains("RD006") && stdout.contains("which is not in the snapshot"),
         "{stdout}{stderr}"
     );
 }

@@ -219,6 +219,9 @@ pub fn detect(_ctx: &Context, path: &Path) -> Option<Target> {
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut model = model::Model::load_files(ctx, &target.path, &target.files, &mut findings);
+    if model.main.is_none() && model.master.is_some() {
+        return crate::lint::postfix_without_main_cf(ctx, target, &model, findings);
+    }
     // The parsed main.cf moves into the new model (a clone cost a tenth of the lint of a
     // 100,000-line main.cf).
     let main = model.main.take_if(|_| model.master.is_none());
