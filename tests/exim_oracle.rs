@@ -170,12 +170,17 @@ fn exim_rcpt(
         .map(|l| (l[..3].parse().unwrap(), l.to_string()))
         .collect();
     // greeting, EHLO, MAIL, RCPT, QUIT
-    match finals.get(3) {
-        Some(r) => r.clone(),
-        None => finals.last().cloned().unwrap_or((
+    let no_reply = || {
+        (
             0,
             format!("no reply; stderr: {}", String::from_utf8_lossy(&out.stderr)),
-        )),
+        )
+    };
+    match finals.get(3) {
+        Some(r) => r.clone(),
+        // Exim died (a panic: `failed to open ...`): RCPT got no reply at all (EX190).
+        None if !out.status.success() => no_reply(),
+        None => finals.last().cloned().unwrap_or_else(no_reply),
     }
 }
 
@@ -396,8 +401,13 @@ fn host_name_patterns_match_exim_bh_with_a_given_name() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
-/// The replies of one `exim -C conf -bh ip` session fed `input`, with the LOG lines.
+/// The replies of one `exim -C conf -bh ip` session fed `input`.
 fn exim_session(bin: &Path, conf: &Path, ip: &str, input: &str) -> String {
+    String::from_utf8_lossy(&exim_run(bin, conf, ip, input).stdout).to_string()
+}
+
+/// One `exim -C conf -bh ip` session fed `input`: replies on stdout, LOG lines on stderr.
+fn exim_run(bin: &Path, conf: &Path, ip: &str, input: &str) -> std::process::Output {
     let mut child = Command::new(bin)
         .arg("-C")
         .arg(conf)
@@ -414,8 +424,7 @@ fn exim_session(bin: &Path, conf: &Path, ip: &str, input: &str) -> String {
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string()
+    child.wait_with_output().unwrap()
 }
 
 /// The reply codes of a session, in order (final lines only).
@@ -703,4 +712,128 @@ fn session_values_constants_and_defer_match_exim_bh() {
             d.depends_on
         );
     }
+}
+
+/// F23 / EX190: a list file or lookup file an ACL condition reaches that does not exist
+/// makes Exim log `failed to open ...` and die, so RCPT gets no reply (exit status 1); the
+/// model says `unavailable` for exactly those clients, and lint names the file at the ACL
+/// line. A client matched by an earlier item of the list never reaches the file.
+#[test]
+fn missing_list_files_drop_the_session_as_in_exim() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let conf_text = "primary_hostname = mx.example.org\nhostlist relay_from_hosts = 192.0.2.0/24 : /nonexistent-rd-ex190/relay_hosts\ndomainlist local_domains = example.org\ndomainlist relay_to_domains = lsearch;/nonexistent-rd-ex190/relay_domains\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require message = relay not permitted\n          domains = +local_domains : +relay_to_domains\n  accept\n";
+    assert!(!Path::new("/nonexistent-rd-ex190").exists());
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("root");
+    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
+    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
+    let conf = tmp.path().join("s.conf");
+    std::fs::write(&conf, conf_text).unwrap();
+    let ctx = Context::new(Root::snapshot(&t), Options::default());
+    let targets = exim::discover(&ctx, &mut Vec::new());
+    let loaded = exim::load(&ctx, &targets[0]);
+    // (client, recipient domain, Exim's RCPT reply: None = no reply, the file named in the LOG)
+    for (ip, domain, want, file) in [
+        ("192.0.2.9", "example.net", Some(250), None),
+        (
+            "203.0.113.5",
+            "example.org",
+            None,
+            Some("relay_hosts when checking"),
+        ),
+        (
+            "203.0.113.5",
+            "example.net",
+            None,
+            Some("relay_hosts when checking"),
+        ),
+    ] {
+        let env = exim::acl::Envelope {
+            ip: ip.parse().ok(),
+            host_name: None,
+            auth_id: None,
+            sender: Some(String::new()),
+            rcpt_local: "bob".into(),
+            rcpt_domain: domain.into(),
+            port: None,
+            helo: None,
+        };
+        let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
+        let session =
+            format!("HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
+        let out = exim_run(&bin, &conf, ip, &session);
+        let theirs = codes(&String::from_utf8_lossy(&out.stdout));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            theirs.get(3).copied(),
+            want,
+            "exim: {ip} {domain}: {theirs:?} {log}"
+        );
+        assert_eq!(
+            out.status.success(),
+            want.is_some(),
+            "exim exit: {ip} {domain}"
+        );
+        if let Some(f) = file {
+            assert!(
+                log.contains(&format!("LOG: failed to open /nonexistent-rd-ex190/{f}")),
+                "{log}"
+            );
+            assert_eq!(
+                d.result,
+                Verdict::Unavailable,
+                "relaydoctor: {ip} {domain}: {:?}",
+                d.text
+            );
+            assert!(d
+                .text
+                .as_deref()
+                .unwrap_or("")
+                .contains("failed to open /nonexistent-rd-ex190/"));
+        } else {
+            assert_eq!(d.code, want, "relaydoctor: {ip} {domain}: {:?}", d.result);
+        }
+    }
+    // The lsearch domain list is reached once the host list is passed: a list with a
+    // readable host file makes the domain list the item that kills the session.
+    let second = conf_text.replace(" : /nonexistent-rd-ex190/relay_hosts", "");
+    std::fs::write(t.join("etc/exim/exim.conf"), &second).unwrap();
+    std::fs::write(&conf, &second).unwrap();
+    // A fresh context: the first one keeps the files it read.
+    let ctx = Context::new(Root::snapshot(&t), Options::default());
+    let loaded = exim::load(&ctx, &targets[0]);
+    let out = exim_run(
+        &bin,
+        &conf,
+        "203.0.113.5",
+        "HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<bob@example.net>\r\nQUIT\r\n",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("LOG: failed to open /nonexistent-rd-ex190/relay_domains for linear search"),
+        "{log}"
+    );
+    assert!(!out.status.success());
+    let env = exim::acl::Envelope {
+        ip: "203.0.113.5".parse().ok(),
+        host_name: None,
+        auth_id: None,
+        sender: Some(String::new()),
+        rcpt_local: "bob".into(),
+        rcpt_domain: "example.net".into(),
+        port: None,
+        helo: None,
+    };
+    let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
+    assert_eq!(d.result, Verdict::Unavailable, "{:?}", d.text);
+    let lint = exim::lint(&ctx, &targets[0]);
+    let ex190: Vec<_> = lint.iter().filter(|f| f.code == "EX190").collect();
+    assert_eq!(ex190.len(), 1, "{lint:?}");
+    assert!(ex190[0]
+        .message
+        .contains("/nonexistent-rd-ex190/relay_domains"));
+    assert_eq!(ex190[0].location.as_ref().map(|l| l.line), Some(10));
 }

@@ -240,6 +240,7 @@ const EXIM: &[(&str, Slot, Ex, Ex)] = &[
     ),
     ("EX161", Slot::Transport, Ex::Starts, Ex::Starts),
     ("EX180", Slot::Main, Ex::Starts, Ex::Starts),
+    ("EX190", Slot::Main, Ex::Starts, Ex::Starts),
 ];
 
 /// qmail tcp rules: (rule, client address asked with tcprulescheck, RELAYCLIENT value the bad
@@ -1044,6 +1045,16 @@ const EXIM_BH: &[BhQuestion] = &[
             "RCPT TO:<a@victim.example>",
         ],
         '5',
+        '2',
+    ),
+    // EX190: the missing list file kills the session at RCPT, mail for the local domain
+    // included (`n`: no reply); guarded by `${if exists}` the item is dropped.
+    (
+        "EX190",
+        "203.0.113.5",
+        false,
+        &["EHLO c.example", "MAIL FROM:<>", "RCPT TO:<a@example.org>"],
+        'n',
         '2',
     ),
 ];

@@ -290,6 +290,35 @@ impl<'a> Eval<'a> {
                 self.settled(acl, i, stmt, st, depth, by, false)
             }
             M::Unknown(reason) => self.split(acl, i, k, stmt, c, reason, st, depth, by),
+            M::Fatal(log) => vec![self.dies(st, c, &log, by)],
+        }
+    }
+
+    /// Exim cannot open a file the condition must read: it logs to the panic log and the
+    /// process dies (match.c, LOG_PANIC_DIE), so the client's command gets no reply and the
+    /// connection drops; a daemon's other connections are not affected (each has its own
+    /// process). Checked with exim -bh 4.96: the LOG line, no reply to RCPT, exit status 1.
+    fn dies(
+        &self,
+        mut st: State,
+        c: &Cond,
+        log: &str,
+        by: Option<(std::path::PathBuf, usize)>,
+    ) -> Branch {
+        st.trace.push(step(
+            &c.origin,
+            c.render(),
+            &format!("connection dropped: Exim logs `{log}` to the panic log and exits"),
+        ));
+        Branch {
+            verdict: Verdict::Unavailable,
+            code: None,
+            text: Some(format!(
+                "no reply, the connection is dropped: Exim logs `{log}` to the panic log and the process handling the connection exits"
+            )),
+            trace: st.trace,
+            assumed: st.assumed,
+            decided_by: by,
         }
     }
 

@@ -114,6 +114,7 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
         callouts(ctx, cfg, &acl.name.clone(), out);
     }
     dnsbl(cfg, out);
+    super::listcheck::missing_files(ctx, cfg, out);
     upgrade(ctx, cfg, out);
     super::ports::run(ctx, cfg, out);
     if loaded.kind == super::Kind::Cpanel {

@@ -72,12 +72,18 @@ pub fn regex(pat: &str, caseless: bool) -> Option<regex::Regex> {
         .ok()
 }
 
-/// Three-valued match result: the static model cannot always know.
+/// Three-valued match result: the static model cannot always know. `Fatal` is a fourth
+/// outcome: Exim cannot open a list or lookup file it must read, writes the message (the
+/// text Exim logs) to the panic log and the process dies (match.c: `log_write(0,
+/// LOG_MAIN|LOG_PANIC_DIE, ...)` after a failed Ufopen() of a file item, and after a failed
+/// search_open() of a lookup item, whose lsearch_open() says "for linear search"). The SMTP
+/// client gets no reply: `exim -bh` 4.96 prints the LOG line and exits with status 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum M {
     Yes,
     No,
     Unknown(String),
+    Fatal(String),
 }
 
 /// string_nextinlist(): split a list. Leading/trailing white space of items is dropped, a
@@ -280,7 +286,7 @@ pub struct Matcher<'a> {
 type HostsEntries = Vec<(String, IpAddr)>;
 
 /// Is `item` a lookup (`type;arg`, possibly `partial-`/`net-` prefixed)?
-fn lookup(item: &str) -> Option<(&str, &str)> {
+pub fn lookup(item: &str) -> Option<(&str, &str)> {
     let (ty, arg) = item.split_once(';')?;
     let ty = ty.trim();
     if ty.is_empty()
@@ -293,12 +299,23 @@ fn lookup(item: &str) -> Option<(&str, &str)> {
     Some((ty, arg.trim()))
 }
 
-fn file_items(ctx: &Context, path: &str) -> Result<Vec<String>, String> {
+/// Whether a read error means the file is surely absent on the server: only where absolute
+/// paths name the server's own files (`Config::own_files`) and the file is not there.
+fn absent(cfg: &Config, e: &std::io::Error) -> bool {
+    cfg.own_files && e.kind() == std::io::ErrorKind::NotFound
+}
+
+fn file_items(ctx: &Context, cfg: &Config, path: &str) -> Result<Vec<String>, M> {
     let real = ctx.root.resolve(Path::new(path));
-    let text = ctx
-        .root
-        .read_to_string(&real)
-        .map_err(|e| format!("the list file {path} ({e})"))?;
+    let text = ctx.root.read_to_string(&real).map_err(|e| {
+        if absent(cfg, &e) {
+            M::Fatal(format!(
+                "failed to open {path} when checking \"...\": No such file or directory"
+            ))
+        } else {
+            M::Unknown(format!("the list file {path} ({e})"))
+        }
+    })?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
@@ -368,6 +385,7 @@ impl<'a> Matcher<'a> {
                 M::Yes => return if neg { M::No } else { M::Yes },
                 M::No => {}
                 M::Unknown(r) => return M::Unknown(r),
+                M::Fatal(r) => return M::Fatal(r),
             }
         }
         if last_negated {
@@ -402,9 +420,9 @@ impl<'a> Matcher<'a> {
             };
         }
         if item.starts_with('/') {
-            return match file_items(self.ctx, item) {
+            return match file_items(self.ctx, self.cfg, item) {
                 Ok(v) => self.items(kind, &v, value, depth + 1),
-                Err(e) => M::Unknown(e),
+                Err(m) => m,
             };
         }
         if let Some((ty, arg)) = lookup(item) {
@@ -436,9 +454,35 @@ impl<'a> Matcher<'a> {
             }
             return M::Unknown(format!("the lookup {ty};{}", shorten(arg)));
         }
+        // In a host list only a `net-` lookup is keyed by the address; any other single-key
+        // lookup (iplsearch included) is keyed by the host name, so Exim needs the name
+        // before it opens the file (spec chapter "Domain, host, address, and local part
+        // lists", sections "Host list patterns for single-key lookups by host address" and
+        // "... by host name"; checked with exim -bh 4.96: `iplsearch;/missing` with no
+        // reverse name fails the item without opening the file).
+        if kind == ListKind::Host {
+            match self.subject.ip {
+                None => return M::No,
+                Some(_) if !ty.starts_with("net") && self.subject.host_name.is_none() => {
+                    return self.host_name_match(&format!("{ty};{arg}"), |_| false);
+                }
+                Some(_) => {}
+            }
+        }
         let keys = match lsearch_keys(self.ctx, arg) {
             Ok(k) => k,
-            Err(e) => return M::Unknown(e),
+            Err(e) => {
+                let missing = self.cfg.own_files
+                    && !self.ctx.root.resolve(Path::new(arg)).exists()
+                    && arg.starts_with('/');
+                return if missing {
+                    M::Fatal(format!(
+                        "failed to open {arg} for linear search: No such file or directory"
+                    ))
+                } else {
+                    M::Unknown(e)
+                };
+            }
         };
         match kind {
             ListKind::Host => {
@@ -446,7 +490,7 @@ impl<'a> Matcher<'a> {
                     Some(ip) => ip,
                     None => return M::No,
                 };
-                if ty.starts_with("net") || base == "iplsearch" {
+                if ty.starts_with("net") {
                     let hit = keys.iter().any(|k| match ip_key(k) {
                         Some(n) => {
                             base == "iplsearch" && n.contains(&ip)

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod cond;
 pub mod cpanel;
 pub mod debian;
+pub mod listcheck;
 pub mod lists;
 pub mod merge;
 pub mod model;
@@ -304,6 +305,7 @@ pub fn load(ctx: &Context, target: &Target) -> Loaded {
     let mut cfg = parse::build(lines, &mut findings);
     cfg.template_markers = markers;
     cfg.macros = out.macros;
+    cfg.own_files = ctx.root.is_snapshot() || target.path.starts_with("/etc");
     Loaded {
         cfg,
         findings,

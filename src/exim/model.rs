@@ -151,6 +151,11 @@ pub struct Config {
     /// cPanel template markers (`@ACL@`, `%BEGINACL%`): where buildeximconf inserts the
     /// site's blocks; empty for a configuration Exim runs (src/exim/cpanel.rs).
     pub template_markers: Vec<String>,
+    /// Absolute paths in the configuration name files of the server being checked (a
+    /// --root snapshot, or the live system's own configuration under /etc), so a file that
+    /// is not there is missing on that server; false for a copied configuration given as
+    /// PATH, whose files are elsewhere (the same rule as the Postfix side's PF108).
+    pub own_files: bool,
 }
 
 impl Config {
