@@ -86,7 +86,8 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TraceStep {
     pub file: PathBuf,
-    /// 0 when the step is not a line of a file (a built-in default): `null` in JSON.
+    /// 0 when no one line decided (a built-in default, a list none of whose lines matched):
+    /// `null` in JSON.
     #[serde(serialize_with = "line_or_null")]
     pub line: usize,
     pub entry: String,

@@ -110,6 +110,10 @@ fn demo_simulate_answers_as_qmail() {
         .as_str()
         .unwrap()
         .contains("relaylock"));
+    // The refusal names no line: the domain is on none of them.
+    let refused = d[0]["trace"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(refused["file"], "var/qmail/control/rcpthosts");
+    assert!(refused["line"].is_null(), "{refused}");
     // A domain in morercpthosts.cdb is accepted from anyone.
     let d = decide(
         &root,
@@ -118,6 +122,11 @@ fn demo_simulate_answers_as_qmail() {
         &["--service", "smtp"],
     );
     assert_eq!(d[0]["result"], "accept");
+    // qmail-smtpd.c smtp_rcpt(): `250 ok`.
+    assert_eq!(
+        (d[0]["code"].as_u64(), d[0]["text"].as_str()),
+        (Some(250), Some("ok"))
+    );
     assert_eq!(
         d[0]["trace"].as_array().unwrap().last().unwrap()["file"],
         "var/qmail/control/morercpthosts.cdb"

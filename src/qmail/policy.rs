@@ -260,6 +260,16 @@ fn step(
 
 /// The decision of one service (None: no run script found, tcpserver assumed without rules).
 pub fn decide(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decision {
+    let mut d = decide_rcpt(ctx, m, s, q);
+    // qmail-smtpd.c smtp_rcpt() (netqmail 1.06) ends an accepted RCPT with `250 ok`.
+    if d.result == Verdict::Accept && d.code.is_none() && d.text.is_none() {
+        d.code = Some(250);
+        d.text = Some("ok".into());
+    }
+    d
+}
+
+fn decide_rcpt(ctx: &Context, m: &Model, s: Option<&Service>, q: &Query) -> Decision {
     let name = s.map(|s| s.name.clone()).unwrap_or_else(|| "smtp".into());
     let mut d = Decision::new(Mta::Qmail, name, Verdict::Accept);
     let ip = q.client_ip.as_str();
@@ -448,9 +458,10 @@ fn recipient(
             d.text = Some("unable to read controls (#4.3.0)".into());
         }
         RcptCheck::Refused => {
+            // No line decided: the domain is on none of them (line 0 prints the file alone).
             d.trace.push(step(
                 &rh,
-                1,
+                0,
                 domain.clone(),
                 "no match (rcpthosts, morercpthosts.cdb)",
             ));
