@@ -14,6 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod common;
+mod resolver_support;
+
 use relaydoctor::context::{Context, Options, Root};
 use relaydoctor::exim;
 use relaydoctor::relay::{ClientClass, RecipientClass, Verdict};
@@ -836,4 +839,86 @@ fn missing_list_files_drop_the_session_as_in_exim() {
         .message
         .contains("/nonexistent-rd-ex190/relay_domains"));
     assert_eq!(ex190[0].location.as_ref().map(|l| l.line), Some(10));
+}
+
+/// F6: `require verify = recipient` routes the recipient; where a dnslookup router takes the
+/// domain, the answer is the DNS's (Exim 4.96 under a private resolver: 250 for a domain with
+/// an MX, `550 Unrouteable address` for one without), so the model says depends on DNS
+/// routing; a local domain (accept router, no DNS) stays a plain accept.
+#[test]
+fn verify_recipient_depends_on_dns_routing_as_in_exim() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let dns = match resolver_support::Resolver::start(&[
+        "--mx-host=external.example,mx.external.example,10",
+        "--host-record=mx.external.example,192.0.2.25",
+    ]) {
+        Ok(r) => r,
+        Err(why) => {
+            skip(&format!("private resolver: {why}"));
+            return;
+        }
+    };
+    let conf_text = "primary_hostname = mx.example.org\ndomainlist local_domains = example.org\nhostlist relay_from_hosts = 192.0.2.0/24\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require verify = recipient\n  accept\nbegin routers\ndnslookup:\n  driver = dnslookup\n  domains = ! +local_domains\n  transport = remote_smtp\n  no_more\nlocal:\n  driver = accept\n  domains = +local_domains\n  transport = null_delivery\nbegin transports\nremote_smtp:\n  driver = smtp\nnull_delivery:\n  driver = appendfile\n  file = /dev/null\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("root");
+    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
+    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
+    let conf = tmp.path().join("s.conf");
+    std::fs::write(&conf, conf_text).unwrap();
+    let ctx = Context::new(Root::snapshot(&t), Options::default());
+    let targets = exim::discover(&ctx, &mut Vec::new());
+    let loaded = exim::load(&ctx, &targets[0]);
+    for (domain, want, via_dns) in [
+        ("external.example", "250 Accepted", true),
+        ("nowhere.example", "550 Unrouteable address", true),
+        ("example.org", "250 Accepted", false),
+    ] {
+        let mut cmd = dns.command(&bin);
+        cmd.arg("-C").arg(&conf).arg("-bh").arg("203.0.113.5");
+        let session =
+            format!("HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
+        let out = common::output_with_stdin(&mut cmd, session.as_bytes());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().any(|l| l == want),
+            "exim, {domain}: want {want}: {text}"
+        );
+        let env = exim::acl::Envelope {
+            ip: "203.0.113.5".parse().ok(),
+            host_name: None,
+            auth_id: None,
+            sender: Some(String::new()),
+            rcpt_local: "bob".into(),
+            rcpt_domain: domain.into(),
+            port: None,
+            helo: None,
+        };
+        let branches = exim::evaluate(&ctx, &loaded.cfg, &env);
+        let d = exim::acl::decide("smtp", &branches);
+        if via_dns {
+            assert_eq!(d.result, Verdict::Depends, "{domain}: {:?}", d.text);
+            assert!(
+                d.depends_on.iter().any(
+                    |r| r.starts_with(&format!("DNS routing of the recipient domain {domain}"))
+                ),
+                "{domain}: {:?}",
+                d.depends_on
+            );
+            // Each DNS answer's reply is among the model's branches, text included.
+            assert!(
+                branches.iter().any(|b| format!(
+                    "{} {}",
+                    b.code.unwrap_or(0),
+                    b.text.clone().unwrap_or_default()
+                ) == want),
+                "{domain}: no branch answers {want}"
+            );
+        } else {
+            assert_eq!(d.result, Verdict::Accept, "{domain}: {:?}", d.text);
+            assert!(d.depends_on.is_empty(), "{domain}: {:?}", d.depends_on);
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod parse;
 pub mod ports;
 pub mod reader;
+pub mod routing;
 pub mod tables;
 pub mod taint;
 pub mod version;
