@@ -149,7 +149,7 @@ impl Finding {
             mta,
             service: None,
             location: None,
-            message: message.into(),
+            message: elide_long_words(message.into()),
             help: None,
             fix: None,
         }
@@ -166,7 +166,7 @@ impl Finding {
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Finding {
-        self.help = Some(help.into());
+        self.help = Some(elide_long_words(help.into()));
         self
     }
 
@@ -193,5 +193,55 @@ impl Finding {
             ),
             None => (String::new(), 0, 0, self.code.clone()),
         }
+    }
+}
+
+/// Words longer than this are not quoted in messages (a 30 MB value pasted on one line was
+/// repeated in full in every finding about it).
+const LONGEST_QUOTED_WORD: usize = 400;
+
+/// `text` with every word (a run without whitespace) longer than [`LONGEST_QUOTED_WORD`]
+/// replaced by a note of its length. The word goes whole, never cut: output is scrubbed of
+/// secrets after rendering, and a cut password would no longer be recognised and masked.
+pub fn elide_long_words(text: String) -> String {
+    let long = |w: &str| w.len() > LONGEST_QUOTED_WORD;
+    if !text.split_whitespace().any(long) {
+        return text;
+    }
+    let mut out = String::with_capacity(LONGEST_QUOTED_WORD * 2);
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if long(word) {
+            // Quotes and punctuation around the word stay, so the sentence still reads.
+            let core = word.trim_start_matches(['`', '"', '\'', '(', '<', '[', '{']);
+            let lead = &word[..word.len() - core.len()];
+            let core =
+                core.trim_end_matches(['`', '"', '\'', ')', '>', ']', '}', ',', ':', ';', '.']);
+            let tail = &word[lead.len() + core.len()..];
+            out.push_str(&format!(
+                "{lead}[{} characters, not shown]{tail}",
+                core.chars().count()
+            ));
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod elide_tests {
+    #[test]
+    fn long_words_go_whole() {
+        let long = "x".repeat(500);
+        let got = super::elide_long_words(format!("a `{long}` b\nc"));
+        assert_eq!(got, "a `[500 characters, not shown]` b\nc");
+        assert_eq!(super::elide_long_words("a  b".into()), "a  b");
     }
 }

@@ -332,3 +332,30 @@ fn rendered_formats_snapshots() {
         .collect();
     insta::assert_snapshot!("qmail_demo_prometheus", stable);
 }
+
+/// A value pasted as one enormous word is named by its length, never echoed: not in the
+/// message, not in the quoted source line, in no format.
+#[test]
+fn an_enormous_word_is_not_echoed() {
+    let word = "x".repeat(200_000);
+    let main = format!(
+        "compatibility_level = 3.6\nsmtpd_relay_restrictions = permit_mynetworks, {word}, reject_unauth_destination\n"
+    );
+    let t = common::postfix_tree(&main, Some("smtp inet n - n - - smtpd\n"));
+    for format in ["text", "json", "sarif", "github"] {
+        let out = bin()
+            .args(["lint", "--color", "never", "--format", format, "--root"])
+            .arg(t.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{format}");
+        assert!(text.contains("PF014"), "{format}: {text}");
+        assert!(text.contains("200000 characters, not shown"), "{format}");
+        assert!(!text.contains(&word[..1000]), "{format}");
+        // SARIF carries the whole rule catalogue besides.
+        if format != "sarif" {
+            assert!(text.len() < 20_000, "{format}: {} bytes", text.len());
+        }
+    }
+}

@@ -36,6 +36,9 @@ fn bold(s: &str, color: bool) -> String {
     }
 }
 
+/// Source lines longer than this are not quoted under a finding.
+const LONGEST_EXCERPT: usize = 1000;
+
 /// Render one finding: header, source excerpt with caret, help.
 pub fn finding(out: &mut String, f: &Finding, ctx: Option<&Context>, color: bool) {
     let sev = paint(f.severity.as_str(), f.severity, color);
@@ -61,7 +64,18 @@ pub fn finding(out: &mut String, f: &Finding, ctx: Option<&Context>, color: bool
             loc.column
         );
         if let Some(src) = ctx.and_then(|c| c.source(&loc.file)) {
-            if loc.line <= src.line_count() && !src.text.is_empty() {
+            let long = src.line_text(loc.line).len() > LONGEST_EXCERPT;
+            if long && loc.line <= src.line_count() {
+                // Not cut to a window: a cut secret would escape the scrubber (see
+                // finding::elide_long_words).
+                let _ = writeln!(
+                    out,
+                    "  {} (line {} is {} characters long: not shown)",
+                    dim("|", color),
+                    loc.line,
+                    src.line_text(loc.line).chars().count()
+                );
+            } else if loc.line <= src.line_count() && !src.text.is_empty() {
                 let text = src.line_text(loc.line).replace('\t', " ");
                 let width = loc.line.to_string().len();
                 let _ = writeln!(
