@@ -263,3 +263,52 @@ fn server_path(ctx: &Context, real: &Path) -> PathBuf {
     }
     std::path::absolute(real).unwrap_or_else(|_| real.to_path_buf())
 }
+
+/// What `explain` needs to know about one Postfix smtpd listener of the configuration.
+#[derive(Debug, Clone)]
+pub struct PostfixListener {
+    /// The service name its simulated decisions carry.
+    pub service: String,
+    /// The program name its log lines carry: its syslog_name and `/smtpd`
+    /// (`postfix/smtpd` for every listener that does not set syslog_name).
+    pub program: String,
+    /// The class of the recipient's domain as this listener sees it.
+    pub rcpt_class: crate::relay::RecipientClass,
+}
+
+/// The smtpd listeners of every Postfix configuration found, with `rcpt`'s class.
+pub fn postfix_listeners(ctx: &Context, paths: &[PathBuf], rcpt: &str) -> Vec<PostfixListener> {
+    let Ok((sets, _)) = collect(ctx, paths) else {
+        return Vec::new();
+    };
+    let domain = rcpt.rsplit_once('@').map_or(rcpt, |(_, d)| d);
+    let mut out = Vec::new();
+    for set in &sets {
+        let ConfigSet::Postfix(t) = set else { continue };
+        let mut ignored = Vec::new();
+        let model = postfix::model::Model::load_files(ctx, &t.path, &t.files, &mut ignored);
+        for si in model.smtpd_listeners() {
+            let syslog = model.scope(Some(si)).value("syslog_name");
+            out.push(PostfixListener {
+                service: postfix::policy::listener_name(&model, si),
+                program: format!("{syslog}/smtpd"),
+                rcpt_class: postfix::policy::classify(&model, si, domain),
+            });
+        }
+    }
+    out
+}
+
+/// The expanded value of a main.cf parameter in the first Postfix configuration found.
+pub fn postfix_param(ctx: &Context, paths: &[PathBuf], name: &str) -> Option<String> {
+    let (sets, _) = collect(ctx, paths).ok()?;
+    sets.iter().find_map(|set| {
+        let ConfigSet::Postfix(t) = set else {
+            return None;
+        };
+        let mut ignored = Vec::new();
+        let model = postfix::model::Model::load_files(ctx, &t.path, &t.files, &mut ignored);
+        model.main.as_ref()?;
+        Some(model.scope(None).value(name))
+    })
+}

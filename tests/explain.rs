@@ -630,3 +630,100 @@ fn bounces_given_as_a_log_get_a_hint() {
     assert!(text.contains("No refusal found"), "{text}");
     assert!(!text.contains("explain - < FILE"), "{text}");
 }
+
+/// `explain --root fixtures/demo/postfix-server` of TEXT, as text.
+fn demo_text(args: &[&str]) -> String {
+    let out = bin()
+        .arg("explain")
+        .arg("--root")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/postfix-server"))
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn submission_refusal_by_the_relay_list_is_a_relay_refusal() {
+    // review7 F14: the reply says "Recipient address rejected: Access denied", but the
+    // simulation of the logged service shows smtpd_relay_restrictions (`permit_sasl_
+    // authenticated, reject` on submission) refusing an external recipient: a mail program
+    // that did not log in, not "a policy refusal that is not about relaying".
+    let line = "Dec  3 10:05:01 mx1 postfix/submission/smtpd[124]: NOQUEUE: reject: RCPT from unknown[198.51.100.9]: 554 5.7.1 <y@example.org>: Recipient address rejected: Access denied; from=<alice@customer-one.example> to=<y@example.org> proto=ESMTP helo=<laptop>";
+    let mut log = tempfile::NamedTempFile::new().unwrap();
+    writeln!(log, "{line}").unwrap();
+    let path = log.path().to_string_lossy().into_owned();
+    let out = demo_text(&["--log", &path]);
+    assert!(
+        out.contains("Relay refused (Postfix, refused by this server, AUTH not seen)"),
+        "{out}"
+    );
+    assert!(!out.contains("not about relaying"), "{out}");
+    // To a hosted (local) domain the same refusal is not called a relay refusal.
+    let local = line.replace("y@example.org", "y@customer-one.example");
+    assert!(!demo_text(&[&local]).contains("Relay refused"));
+}
+
+#[test]
+fn postscreen_reject_lines_are_parsed_and_not_simulated_as_smtpd() {
+    // review7 F24: postscreen writes `from=<...>, to=<...>, proto=..., helo=<...>`.
+    let line = "Dec  3 10:00:01 mx1 postfix/postscreen[99]: NOQUEUE: reject: RCPT from [203.0.113.5]:41234: 550 5.7.1 Service unavailable; client [203.0.113.5] blocked using zen.spamhaus.org; from=<a@b.example>, to=<u@customer-one.example>, proto=ESMTP, helo=<x>";
+    let (_, v) = json(
+        &[
+            "--root",
+            &format!(
+                "{}/fixtures/demo/postfix-server",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            line,
+        ],
+        None,
+    );
+    let e = &events(&v)[0];
+    assert_eq!(e["recipient"], "u@customer-one.example", "{e}");
+    assert_eq!(e["sender"], "a@b.example");
+    assert_eq!(e["helo"], "x");
+    assert_eq!(e["simulation"]["status"], "skipped", "{e}");
+    let why = e["simulation"]["reason"].as_str().unwrap();
+    assert!(why.contains("postscreen_dnsbl_action = ignore"), "{why}");
+    // The blocklist finding shown is postscreen's, not the smtpd restriction's.
+    let f: Vec<&str> = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        !f.is_empty() && f.iter().all(|m| m.contains("postscreen_")),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn relay_refusal_gets_the_findings_that_decide_it_and_marks_the_logged_listener() {
+    // review7 F2, F3, F12: 198.51.100.23 is in the POP-before-SMTP map of the misspelled
+    // `smtpd_relay_restriction` (PF005): that finding explains the refusal; PF010
+    // deprecations do not. `postfix/smtpd` is the listener without a syslog_name that
+    // the client can reach (the `smtpd pass` service behind postscreen).
+    let out = demo_text(&["Dec  3 10:00:01 mx1 postfix/smtpd[123]: NOQUEUE: reject: RCPT from unknown[198.51.100.23]: 454 4.7.1 <x@example.net>: Relay access denied; from=<a@b.example> to=<x@example.net> proto=ESMTP helo=<pc>"]);
+    assert!(
+        out.contains("PF005") && out.contains("did you mean smtpd_relay_restrictions"),
+        "{out}"
+    );
+    assert!(!out.contains("PF010"), "{out}");
+    assert!(out.contains("postfix smtpd: defer (454 4.7.1 <x@example.net>: Relay access denied)  <- the service in the log"), "{out}");
+    assert!(!out.contains("):0:"), "{out}");
+    assert!(
+        out.contains("compatibility_level 3.6): smtpd_relay_restrictions"),
+        "{out}"
+    );
+}
+
+#[test]
+fn no_simulation_is_claimed_when_none_ran() {
+    // review7 F4: a pasted reply names no client: nothing is simulated, and the header
+    // must not say "Simulated against".
+    let out = demo_text(&["554 5.7.1 <bob@example.net>: Relay access denied"]);
+    assert!(!out.contains("Simulated against"), "{out}");
+    assert!(out.contains("no event could be simulated"), "{out}");
+}

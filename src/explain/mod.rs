@@ -263,6 +263,9 @@ pub enum Simulation {
         /// no code to compare.
         #[serde(skip_serializing_if = "Option::is_none")]
         matches_log: Option<bool>,
+        /// The recipient's class for the logged service (Postfix), for `reclassify`.
+        #[serde(skip)]
+        rcpt_class: Option<crate::relay::RecipientClass>,
     },
 }
 
@@ -327,6 +330,14 @@ impl Config {
                 reason: format!("client address {ip:?} is not an IP address"),
             };
         }
+        if e.program
+            .as_deref()
+            .is_some_and(|p| p.ends_with("/postscreen"))
+        {
+            return Simulation::Skipped {
+                reason: self.postscreen_reason(),
+            };
+        }
         if self.simulations >= MAX_SIMULATIONS {
             return Simulation::Skipped {
                 reason: format!("only the first {MAX_SIMULATIONS} events are simulated"),
@@ -378,8 +389,17 @@ impl Config {
                         ),
                     };
                 }
-                let hint = e.program.as_deref().and_then(service_hint);
-                let service = hint.filter(|h| decisions.iter().any(|d| &d.service == h));
+                let listeners = match e.source {
+                    event::Source::Postfix => {
+                        crate::lint::postfix_listeners(&self.ctx, &self.paths, rcpt)
+                    }
+                    _ => Vec::new(),
+                };
+                let service = logged_service(e, &decisions, &listeners);
+                let rcpt_class = listeners
+                    .iter()
+                    .find(|l| service.as_ref() == Some(&l.service))
+                    .map(|l| l.rcpt_class);
                 let matches_log = e.code.filter(|_| !decisions.is_empty()).map(|code| {
                     decisions
                         .iter()
@@ -398,14 +418,37 @@ impl Config {
                     },
                     decisions,
                     service,
+                    rcpt_class,
                 }
             }
             Err(reason) => Simulation::Unavailable { reason },
         }
     }
 
-    /// Findings that bear on an event's cause, for its MTA.
-    pub fn relevant(&self, e: &Event) -> Vec<&Finding> {
+    /// Why a postscreen refusal is not simulated: postscreen decides before any smtpd
+    /// listener (and its restriction lists) sees the client, from its own settings.
+    fn postscreen_reason(&self) -> String {
+        let action = crate::lint::postfix_param(&self.ctx, &self.paths, "postscreen_dnsbl_action");
+        let mut why = "postscreen refused the client before any smtpd listener saw it: the \
+                       decision comes from the postscreen_* settings (postscreen_access_list, \
+                       postscreen_dnsbl_sites, postscreen_dnsbl_threshold, \
+                       postscreen_dnsbl_action), not from the smtpd restrictions"
+            .to_string();
+        // postconf(5): `ignore` only logs the result; `enforce` and `drop` refuse.
+        if let Some(a) = action.filter(|a| a.trim() == "ignore") {
+            why.push_str(&format!(
+                "; the configuration here has postscreen_dnsbl_action = {a}, which refuses \
+                 nobody, so the log comes from a server (or an earlier configuration) that \
+                 enforces it"
+            ));
+        }
+        why
+    }
+
+    /// Findings that bear on an event's cause, for its MTA (review7 F2): a deprecation
+    /// or what changes after an upgrade does not decide today's refusal; a misspelled
+    /// restriction list (PF005) whose real name the simulated listener falls back to does.
+    pub fn relevant(&self, e: &Event, sim: &Simulation) -> Vec<&Finding> {
         let Ok(all) = &self.findings else {
             return Vec::new();
         };
@@ -427,12 +470,134 @@ impl Config {
             event::Cause::UnknownRecipient => &["mail-refused", "stale-map"],
             event::Cause::Microsoft | event::Cause::Other => &[],
         };
+        // Not today's decision: a deprecation notice, or a change that comes with an upgrade.
+        const LATER: &[&str] = &[
+            "deprecated-feature",
+            "upgrade-changes-relay",
+            "compatibility-level-behind",
+        ];
+        let postscreen = e
+            .program
+            .as_deref()
+            .is_some_and(|p| p.ends_with("/postscreen"));
         let mta = source_mta(e.source);
         all.iter()
-            .filter(|f| cats.contains(&f.category.as_str()))
+            .filter(|f| {
+                (cats.contains(&f.category.as_str())
+                    && !(e.cause != event::Cause::ServerConfig && LATER.contains(&f.name.as_str())))
+                    || misspelled_list_in_effect(f, e, sim)
+            })
             .filter(|f| mta.is_none_or(|m| f.mta == m || f.mta == crate::finding::Mta::Plesk))
+            // A postscreen refusal is decided by postscreen's settings, an smtpd one by the
+            // restriction lists: a blocklist finding about the other one does not explain it.
+            .filter(|f| {
+                e.cause != event::Cause::Blocklist
+                    || e.source != event::Source::Postfix
+                    || f.message.contains("postscreen_") == postscreen
+            })
             .collect()
     }
+}
+
+/// A PF005 "did you mean NAME?" where NAME is a restriction list that the logged listener
+/// (any listener, when the log does not say) takes from its built-in default or main.cf:
+/// the setting meant for it is ignored, so it is what decided.
+fn misspelled_list_in_effect(f: &Finding, e: &Event, sim: &Simulation) -> bool {
+    if f.code != "PF005" || !e.cause.is_relay_related() && e.cause != event::Cause::Other {
+        return false;
+    }
+    let Some(name) = f
+        .message
+        .rsplit_once("did you mean ")
+        .map(|(_, n)| n.trim_end_matches(['?', '.', ' ']))
+        .filter(|n| n.starts_with("smtpd_") && n.ends_with("_restrictions"))
+    else {
+        return false;
+    };
+    let Simulation::Done {
+        decisions, service, ..
+    } = sim
+    else {
+        return false;
+    };
+    let prefix = format!("{name}:");
+    decisions
+        .iter()
+        .filter(|d| service.as_ref().is_none_or(|s| &d.service == s))
+        .flat_map(|d| &d.trace)
+        .any(|t| {
+            t.entry.starts_with(&prefix)
+                && (t.line == 0 || t.file.file_name().is_some_and(|n| n == "main.cf"))
+        })
+}
+
+/// The service whose decision the log shows. A Postfix line names its program as
+/// `<syslog_name>/smtpd`: the listener with that syslog_name (every listener that does not
+/// set one logs as `postfix/smtpd`), among those the client can reach when several share
+/// it (a loopback-only reinjection listener cannot have refused a remote client). Without a
+/// Postfix model, the program's middle part (`postfix/submission/smtpd` -> submission).
+fn logged_service(
+    e: &Event,
+    decisions: &[Decision],
+    listeners: &[crate::lint::PostfixListener],
+) -> Option<String> {
+    let program = e.program.as_deref()?;
+    let named: Vec<&Decision> = decisions
+        .iter()
+        .filter(|d| {
+            listeners
+                .iter()
+                .any(|l| l.program == program && l.service == d.service)
+        })
+        .collect();
+    let reachable: Vec<&Decision> = named
+        .iter()
+        .copied()
+        .filter(|d| d.result != crate::relay::Verdict::Unavailable)
+        .collect();
+    match (named.as_slice(), reachable.as_slice()) {
+        ([one], _) | (_, [one]) => return Some(one.service.clone()),
+        ([], _) => {}
+        _ => return None,
+    }
+    service_hint(program).filter(|h| decisions.iter().any(|d| &d.service == h))
+}
+
+/// A Postfix refusal with a policy text ("Recipient address rejected: Access denied")
+/// whose own simulation shows smtpd_relay_restrictions refusing a recipient that is not
+/// local to the server: that is a relay refusal (a mail program that did not log in on the
+/// submission port), whatever the reply text says (review7 F14). Postfix answers a bare
+/// `reject` in that list with the generic "Access denied" (smtpd_check.c).
+fn reclassify(e: &Event, sim: &Simulation) -> Option<Event> {
+    let Simulation::Done {
+        decisions,
+        service: Some(service),
+        rcpt_class: Some(class),
+        ..
+    } = sim
+    else {
+        return None;
+    };
+    if e.cause != event::Cause::Other
+        || e.source != event::Source::Postfix
+        || e.auth == event::Auth::Yes
+        || *class == crate::relay::RecipientClass::Local
+    {
+        return None;
+    }
+    let d = decisions.iter().find(|d| &d.service == service)?;
+    let refused = matches!(
+        d.result,
+        crate::relay::Verdict::Reject | crate::relay::Verdict::Defer
+    );
+    let last = d.trace.last()?;
+    if !refused || !last.entry.starts_with("smtpd_relay_restrictions:") {
+        return None;
+    }
+    let mut e = e.clone();
+    e.cause = event::Cause::RelayDenied;
+    e.recipient_class = Some(*class);
+    Some(e)
 }
 
 /// The MTA whose configuration decided a piece of evidence (None for a pasted reply).
@@ -549,19 +714,35 @@ fn render(a: &Settings, an: &Analyzer, config: &mut Config) -> String {
     match &an.sink {
         Sink::Events(events) => {
             let sims: Vec<Simulation> = events.iter().map(|e| sim(config, e, a)).collect();
+            let events: Vec<Event> = events
+                .iter()
+                .zip(&sims)
+                .map(|(e, s)| reclassify(e, s).unwrap_or_else(|| e.clone()))
+                .collect();
             if a.json {
-                render::events_json(&an.stats, events, &sims, config)
+                render::events_json(&an.stats, &events, &sims, config)
             } else {
-                render::events_text(&an.stats, events, &sims, config, color)
+                render::events_text(&an.stats, &events, &sims, config, color)
             }
         }
         Sink::Groups(g) => {
             let groups = g.sorted();
             let sims: Vec<Simulation> = groups.iter().map(|g| sim(config, &g.example, a)).collect();
+            // A group's title and advice follow its example, reclassified by its simulation.
+            let examples: Vec<Event> = groups
+                .iter()
+                .zip(&sims)
+                .map(|(g, s)| reclassify(&g.example, s).unwrap_or_else(|| g.example.clone()))
+                .collect();
+            let view = render::GroupsView {
+                groups: &groups,
+                examples: &examples,
+                sims: &sims,
+            };
             if a.json {
-                render::groups_json(&an.stats, &groups, &sims, config, a.top)
+                render::groups_json(&an.stats, &view, config, a.top)
             } else {
-                render::groups_text(&an.stats, &groups, &sims, config, a.top, color)
+                render::groups_text(&an.stats, &view, config, a.top, color)
             }
         }
     }
@@ -592,8 +773,13 @@ fn configuration(a: &mut Settings, paths: Vec<PathBuf>) -> Config {
     } else {
         match &a.root {
             Some(r) => format!("the snapshot --root {}", r.display()),
-            None => "the live system (/etc/postfix, /etc/exim4, /var/qmail as installed here)"
-                .to_string(),
+            // Only what was found here (review7 F4): no MTA is claimed that is not installed.
+            None => {
+                let found: Vec<String> = crate::lint::collect(&ctx, &paths)
+                    .map(|(sets, _)| sets.iter().map(|s| s.describe(&ctx)).collect())
+                    .unwrap_or_default();
+                format!("the live system ({})", found.join(", "))
+            }
         }
     };
     Config {

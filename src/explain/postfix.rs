@@ -333,13 +333,15 @@ impl Postfix {
         e.stage = Some(stage.trim().to_string());
         e.client_name = opt(Some(name));
         e.client_ip = opt(Some(addr));
-        // `from=<a> to=<b> proto=ESMTP helo=<h>`: one pass over the tokens.
+        // `from=<a> to=<b> proto=ESMTP helo=<h>`: one pass over the tokens. postscreen
+        // separates them with `, ` (postscreen_smtpd.c, v3.7.11: `from=<%s>, to=<%s>,
+        // proto=%s, helo=<%s>`): the comma is not part of the value (review7 F24).
         for tok in memchr::Memchr::new(b' ', env.as_bytes())
             .chain(std::iter::once(env.len()))
             .scan(0, |from, end| {
                 let t = &env[*from..end];
                 *from = end + 1;
-                Some(t)
+                Some(t.strip_suffix(',').unwrap_or(t))
             })
         {
             let (k, v) = match memchr::memchr(b'=', tok.as_bytes()) {

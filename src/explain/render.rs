@@ -177,7 +177,8 @@ fn not_authenticated(source: Source) -> &'static str {
     match source {
         Source::Postfix => {
             "If the client is sure it authenticated: AUTH may be off on the listener it uses \
-             (smtpd_sasl_auth_enable=yes only for submission in master.cf), or the client's \
+             (e.g. when smtpd_sasl_auth_enable=yes is set only for submission in master.cf), \
+             or the client's \
              network was expected in mynetworks or POP-before-SMTP (Plesk smtp_poplocks) and \
              is not."
         }
@@ -292,6 +293,7 @@ fn sim_text(out: &mut String, sim: &Simulation, indent: &str) {
             decisions,
             service,
             matches_log,
+            ..
         } => {
             let _ = writeln!(
                 out,
@@ -340,14 +342,12 @@ fn sim_text(out: &mut String, sim: &Simulation, indent: &str) {
                     let _ = writeln!(out, "{indent}    depends on: {}", d.depends_on.join(", "));
                 }
                 for t in &d.trace {
-                    let _ = writeln!(
-                        out,
-                        "{indent}    {}:{}: {} -> {}",
-                        t.file.display(),
-                        t.line,
-                        t.entry,
-                        t.effect
-                    );
+                    // A built-in default has no line (review7 F3): no `:0`.
+                    let at = match t.line {
+                        0 => t.file.display().to_string(),
+                        l => format!("{}:{l}", t.file.display()),
+                    };
+                    let _ = writeln!(out, "{indent}    {at}: {} -> {}", t.entry, t.effect);
                 }
             }
         }
@@ -432,7 +432,7 @@ pub fn events_text(
     color: bool,
 ) -> String {
     let mut out = String::new();
-    config_text(&mut out, cfg);
+    config_text(&mut out, cfg, sims);
     for (i, (e, sim)) in events.iter().zip(sims).enumerate() {
         let head = format!(
             "{}. {} ({}): {}",
@@ -492,7 +492,7 @@ pub fn events_text(
             let _ = writeln!(out, "   advice:      {a}");
         }
         sim_text(&mut out, sim, "   ");
-        findings_text(&mut out, &cfg.relevant(e), "   ");
+        findings_text(&mut out, &cfg.relevant(e, sim), "   ");
         out.push('\n');
     }
     if events.is_empty() {
@@ -502,7 +502,24 @@ pub fn events_text(
     out
 }
 
-fn group_title(g: &Group) -> String {
+/// Groups with their examples (reclassified by their simulation) and simulations.
+pub struct GroupsView<'a> {
+    pub groups: &'a [&'a Group],
+    pub examples: &'a [Event],
+    pub sims: &'a [Simulation],
+}
+
+impl GroupsView<'_> {
+    fn rows(&self) -> impl Iterator<Item = (&Group, &Event, &Simulation)> {
+        self.groups
+            .iter()
+            .zip(self.examples)
+            .zip(self.sims)
+            .map(|((g, e), s)| (*g, e, s))
+    }
+}
+
+fn group_title(g: &Group, example: &Event) -> String {
     let k = g.key;
     let side = match k.side {
         Side::ThisServer => "refused by this server",
@@ -516,7 +533,11 @@ fn group_title(g: &Group) -> String {
         (_, Auth::No) => ", client did not authenticate",
         (_, Auth::Unknown) => ", AUTH not seen",
     };
-    format!("{} ({}, {side}{auth})", k.cause.title(), k.source.label())
+    format!(
+        "{} ({}, {side}{auth})",
+        example.cause.title(),
+        k.source.label()
+    )
 }
 
 fn counts_line(c: &[super::aggregate::Count], approx: bool) -> String {
@@ -530,18 +551,11 @@ fn counts_line(c: &[super::aggregate::Count], approx: bool) -> String {
     s.join(", ")
 }
 
-pub fn groups_text(
-    st: &Stats,
-    groups: &[&Group],
-    sims: &[Simulation],
-    cfg: &Config,
-    top: usize,
-    color: bool,
-) -> String {
+pub fn groups_text(st: &Stats, view: &GroupsView, cfg: &Config, top: usize, color: bool) -> String {
     let mut out = String::new();
-    config_text(&mut out, cfg);
-    for (g, sim) in groups.iter().zip(sims) {
-        let head = format!("{:>8}  {}", g.count, group_title(g));
+    config_text(&mut out, cfg, view.sims);
+    for (g, example, sim) in view.rows() {
+        let head = format!("{:>8}  {}", g.count, group_title(g, example));
         let _ = writeln!(
             out,
             "{}",
@@ -555,7 +569,7 @@ pub fn groups_text(
                 l.0.display()
             );
         }
-        let _ = writeln!(out, "          example: {}", reply_text(&g.example));
+        let _ = writeln!(out, "          example: {}", reply_text(example));
         for (label, t) in [
             ("clients", &g.clients),
             ("recipients", &g.recipients),
@@ -567,14 +581,14 @@ pub fn groups_text(
                 let _ = writeln!(out, "          top {label}: {}", counts_line(&c, t.pruned));
             }
         }
-        for a in advice(&g.example) {
+        for a in advice(example) {
             let _ = writeln!(out, "          advice: {a}");
         }
         sim_text(&mut out, sim, "          ");
-        findings_text(&mut out, &cfg.relevant(&g.example), "          ");
+        findings_text(&mut out, &cfg.relevant(example, sim), "          ");
         out.push('\n');
     }
-    if groups.is_empty() {
+    if view.groups.is_empty() {
         out.push_str("No refusal found in the log.\n");
         if st.unknown > 0 && st.ignored == 0 {
             // Nothing in it looked like a log line: probably pasted bounces or replies, which
@@ -599,9 +613,19 @@ fn config_json(cfg: &Config) -> serde_json::Value {
 
 /// Which configuration the simulations ran against, so that a simulation of the live
 /// system is never mistaken for one of the server that wrote the log.
-fn config_text(out: &mut String, cfg: &Config) {
-    if cfg.findings.is_ok() {
+/// A simulation is claimed only when one ran (review7 F4).
+fn config_text(out: &mut String, cfg: &Config, sims: &[Simulation]) {
+    if cfg.findings.is_err() {
+        return;
+    }
+    if sims.iter().any(|s| matches!(s, Simulation::Done { .. })) {
         let _ = writeln!(out, "Simulated against {}.\n", cfg.described);
+    } else {
+        let _ = writeln!(
+            out,
+            "Configuration here: {} (checked; no event could be simulated against it).\n",
+            cfg.described
+        );
     }
 }
 
@@ -618,7 +642,7 @@ pub fn events_json(st: &Stats, events: &[Event], sims: &[Simulation], cfg: &Conf
                     "simulation".into(),
                     serde_json::to_value(s).unwrap_or_default(),
                 );
-                o.insert("findings".into(), findings_json(&cfg.relevant(e)));
+                o.insert("findings".into(), findings_json(&cfg.relevant(e, s)));
             }
             v
         })
@@ -633,23 +657,16 @@ pub fn events_json(st: &Stats, events: &[Event], sims: &[Simulation], cfg: &Conf
     format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
 }
 
-pub fn groups_json(
-    st: &Stats,
-    groups: &[&Group],
-    sims: &[Simulation],
-    cfg: &Config,
-    top: usize,
-) -> String {
-    let items: Vec<serde_json::Value> = groups
-        .iter()
-        .zip(sims)
-        .map(|(g, s)| {
+pub fn groups_json(st: &Stats, view: &GroupsView, cfg: &Config, top: usize) -> String {
+    let items: Vec<serde_json::Value> = view
+        .rows()
+        .map(|(g, e, s)| {
             serde_json::json!({
-                "cause": g.key.cause,
+                "cause": e.cause,
                 "source": g.key.source,
                 "side": g.key.side,
                 "auth": g.key.auth,
-                "title": group_title(g),
+                "title": group_title(g, e),
                 "count": g.count,
                 "first": g.first.as_ref().map(|f| f.0.display()),
                 "last": g.last.as_ref().map(|l| l.0.display()),
@@ -658,10 +675,10 @@ pub fn groups_json(
                 "top_users": g.users.top(top),
                 "services": g.programs.top(top),
                 "approximate": g.clients.pruned || g.recipients.pruned,
-                "example": g.example,
-                "advice": advice(&g.example),
+                "example": e,
+                "advice": advice(e),
                 "simulation": s,
-                "findings": findings_json(&cfg.relevant(&g.example)),
+                "findings": findings_json(&cfg.relevant(e, s)),
             })
         })
         .collect();
