@@ -1148,3 +1148,134 @@ fn unknown_recipient_domain_before_sasl_is_not_pf102() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Domain not found"), "{text}");
 }
+
+// ------------------------------------------------------------------ PF015 (review 7 F16/F17/F15)
+
+/// mynetworks entries the address parser rejects (util/cidr_match.c) or skips (match_ops.c):
+/// the model's decisions agree with the real smtpd for clients before and after the bad
+/// entry, and lint reports each entry (error for the 451 ones, warning for the dead ones).
+#[test]
+fn bad_mynetworks_entries_agree_with_real_smtpd() {
+    // (entries after 127.0.0.0/8, lint severity of the odd entry)
+    let cases: [(&str, Option<&str>); 9] = [
+        ("192.168.1.10/24", Some("error")),
+        ("192.168.1.0/255.255.255.0", Some("error")),
+        ("192.168.001.0/24", Some("error")),
+        ("192.168.1.0/33", Some("error")),
+        ("192.168.1/24", Some("error")),
+        ("10.0.0.0/8,192.168.1.10/24", Some("error")),
+        ("192.168.1.*", Some("warning")),
+        ("10.0.0.0/8\u{a0}", Some("warning")),
+        ("192.168.1.0/24", None),
+    ];
+    for (entries, severity) in cases {
+        let main = format!("{BASE}mynetworks = 127.0.0.0/8, {entries}\n");
+        let fs = lint(&main, Some(SMTP));
+        let pf = with_code(&fs, "PF015");
+        match severity {
+            Some(s) => {
+                assert_eq!(pf.len(), 1, "{entries}: {fs:?}");
+                assert_eq!(pf[0]["severity"], s, "{entries}");
+            }
+            None => assert!(pf.is_empty(), "{entries}: {fs:?}"),
+        }
+    }
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let listeners: Vec<String> = cases
+        .iter()
+        .map(|(e, _)| format!("  -o mynetworks=127.0.0.0/8,{e}\n"))
+        .collect();
+    let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
+    // No local recipient table: the accepted local recipient does not depend on one.
+    let main = format!("{BASE}local_recipient_maps =\n");
+    let sc = Scenario {
+        name: "pfrules-pf015",
+        main: &main,
+        listeners: &listeners,
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let clients: Vec<(relaydoctor::relay::ClientClass, String, Option<&str>)> =
+        ["192.168.1.20", "203.0.113.5", "10.1.2.3"]
+            .iter()
+            .map(|a| {
+                (
+                    relaydoctor::relay::ClientClass::Stranger,
+                    a.to_string(),
+                    None,
+                )
+            })
+            .collect();
+    let t = smtpd_support::compare(
+        sc.name,
+        &run,
+        &clients,
+        &["u@external.example", "u@example.com"],
+    );
+    // The exact text of the failure (smtpd_check.c reject_dict_retry()).
+    let reply = smtpd_support::ask(run.ports[0], "203.0.113.5", None, "u@example.com");
+    drop(run);
+    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
+    assert!(t.depends.is_empty(), "{:?}", t.depends);
+    assert_eq!(t.compared, cases.len() * 3 * 2);
+    assert_eq!(
+        reply.as_deref(),
+        Some("451 4.3.0 <u@example.com>: Temporary lookup failure")
+    );
+}
+
+// ------------------------------------------------------------------ F1 (review 7): PF008's listener
+
+/// A listener whose `-o a=b, c` line leaves `c` as a command-line argument: the real smtpd
+/// exits on every connection (smtpd.c smtpd_service(): `unexpected command-line argument`),
+/// and the model says `unavailable` for every client and recipient, citing the master.cf
+/// line; the same listener without the blank answers.
+#[test]
+fn stray_argument_listener_is_unavailable_like_real_smtpd() {
+    let listeners = [
+        "  -o smtpd_recipient_restrictions=permit_sasl_authenticated, reject\n",
+        "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject\n",
+    ];
+    let master_cf = format!("smtp inet n - n - - smtpd\n{}", listeners[0]);
+    let t = common::postfix_tree(BASE, Some(&master_cf));
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args([
+            "simulate",
+            "--client",
+            "203.0.113.5",
+            "--rcpt",
+            "u@example.com",
+            "--root",
+        ])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("unavailable (fatal: unexpected command-line argument: reject)")
+            && out.contains("master.cf:2:"),
+        "{out}"
+    );
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let sc = Scenario {
+        name: "pfrules-stray-arg",
+        main: &format!("{BASE}local_recipient_maps =\n"),
+        listeners: &listeners,
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    // One question per listener: after smtpd's fatal exit master throttles the service,
+    // and every further connection would wait for the read timeout.
+    let stranger = &smtpd_support::clients(None)[..1];
+    let t = smtpd_support::compare(sc.name, &run, stranger, &["u@example.com"]);
+    drop(run);
+    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
+    assert!(t.depends.is_empty(), "{:?}", t.depends);
+    assert_eq!(t.compared, 2);
+}

@@ -166,6 +166,7 @@ const POSTFIX: &[(&str, PfFile, Pf, Pf)] = &[
     ),
     // postconf does not check restriction names (the explanation says so); smtpd does.
     ("PF014", PfFile::Main, Pf::Clean, Pf::Clean),
+    ("PF015", PfFile::Main, Pf::Clean, Pf::Clean),
     ("PF101", PfFile::Main, Pf::Clean, Pf::Clean),
     ("PF102", PfFile::Main, Pf::Clean, Pf::Clean),
     ("PF103", PfFile::Main, Pf::Clean, Pf::Clean),
@@ -450,6 +451,25 @@ fn smtpd_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
             "198.51.100.9",
             None,
             "root@localhost",
+            '2',
+        ),
+        // PF015: host bits set: the office's lookup fails (451 4.3.0); the network works.
+        (
+            "PF015",
+            "bad",
+            main("PF015", "bad"),
+            "192.168.1.20",
+            None,
+            ext,
+            '4',
+        ),
+        (
+            "PF015",
+            "good",
+            main("PF015", "good"),
+            "192.168.1.20",
+            None,
+            ext,
             '2',
         ),
         (

@@ -234,7 +234,7 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
             Err(e) => return Opened::Depends(format!("{spec} ({kind}: {e})")),
         }
     } else if kind == "cidr" {
-        parse_cidr(&mut t, &src.text);
+        parse_cidr(&mut t, &src, findings);
     } else {
         for (line, key, value) in postmap_lines(&src.text) {
             push_fixed(&mut t, &key, &value, line);
@@ -327,44 +327,66 @@ pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// One cidr pattern: `[!]addr[/len]`, IPv6 optionally in brackets. A pattern with host bits
-/// set below its mask is skipped by Postfix ("non-null host address bits"), so it is here.
-fn cidr_pattern(p: &str) -> Option<(IpNet, bool)> {
+/// One cidr pattern: `[!]addr[/len]`, IPv6 optionally in brackets, parsed by
+/// util/cidr_match.c cidr_match_parse() (see `hostaddr`); `Err` is Postfix's warning, and
+/// dict_cidr.c skips the rule ("skipping this rule").
+fn cidr_pattern(p: &str) -> Result<(IpNet, bool), String> {
     let (neg, p) = match p.strip_prefix('!') {
         Some(r) => (true, r),
         None => (false, p),
     };
-    let (addr, len) = match p.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (p, None),
-    };
-    let addr: IpAddr = addr
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    let net = match len {
-        Some(l) => IpNet::new(addr, l.parse().ok()?).ok()?,
-        None => IpNet::from(addr),
-    };
-    (net.network() == addr || net.prefix_len() == net.max_prefix_len()).then_some((net, neg))
+    super::hostaddr::cidr_match_parse(p).map(|n| (n, neg))
 }
 
-fn parse_cidr(t: &mut Table, text: &str) {
+/// dict_cidr.c dict_cidr_parse_rule(): a rule whose pattern does not parse is skipped with
+/// `warning: cidr map FILE, line N: WHY: skipping this rule`. Reported as PF015 on that line,
+/// since the admin otherwise learns only that the client did not match.
+fn skipped_rule(src: &crate::source::SourceFile, line: usize, why: &str) -> Finding {
+    let start: usize = src
+        .text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    let len = src.text[start..]
+        .find('\n')
+        .unwrap_or(src.text.len() - start);
+    Finding::new(
+        "PF015",
+        Mta::Postfix,
+        format!("cidr table rule is skipped: {why} (smtpd logs `cidr map ..., line {line}: ...: skipping this rule`), so no client matches it"),
+    )
+    .severity(crate::finding::Severity::Warning)
+    .at(src.location(start, start + len))
+    .help("Write the network as address/length with all host bits zero (192.168.1.0/24); Postfix takes no dotted masks, no leading zeros and no short addresses.")
+}
+
+fn parse_cidr(t: &mut Table, src: &crate::source::SourceFile, findings: &mut Vec<Finding>) {
+    let text = &src.text;
     // `None` for an unusable `if` pattern: Postfix skips the rules of that block.
     let mut stack: Vec<Option<(IpNet, bool)>> = Vec::new();
     for (n, key, value) in postmap_lines(text) {
         let lower = key.to_ascii_lowercase();
         if lower == "if" {
-            stack.push(cidr_pattern(&value));
+            stack.push(match cidr_pattern(&value) {
+                Ok(c) => Some(c),
+                Err(why) => {
+                    findings.push(skipped_rule(src, n, &why));
+                    None
+                }
+            });
             continue;
         }
         if lower == "endif" {
             stack.pop();
             continue;
         }
-        let Some(c) = cidr_pattern(&key) else {
-            continue;
+        let c = match cidr_pattern(&key) {
+            Ok(c) => c,
+            Err(why) => {
+                findings.push(skipped_rule(src, n, &why));
+                continue;
+            }
         };
         let Some(mut conds) = stack.iter().copied().collect::<Option<Vec<_>>>() else {
             continue;
@@ -434,7 +456,16 @@ mod tests {
         // 10.x is excluded by the if block; the last rule has host bits set and is skipped.
         assert!(t.get("10.1.1.1").is_none());
         assert!(t.get("unknown").is_none());
-        assert!(f.is_empty());
+        // ...and reported on its line with Postfix's reason (dict_cidr.c).
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].code, "PF015");
+        assert_eq!(f[0].location.as_ref().map(|l| l.line), Some(6));
+        assert!(
+            f[0].message
+                .contains("perhaps you should use \"10.0.0.0/8\" instead"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Postfix: discovery, parsing, effective configuration, relay policy and checks.
 
+pub mod addr_lint;
 pub mod audit;
 pub mod checks;
 pub mod expand;
+pub mod hostaddr;
 pub mod maps;
 pub mod model;
 pub mod params;

@@ -89,6 +89,10 @@ pub struct Client {
     pub representative: bool,
     /// Whether the client is in mynetworks cannot be known (named here for `depends_on`).
     pub mynetworks_unknown: Option<String>,
+    /// The mynetworks lookup fails for this client (a bad entry, an unopenable file): why.
+    pub mynetworks_retry: Option<String>,
+    /// mynetworks entries that never match any address, with why (shown in the trace).
+    pub mynetworks_dead: Vec<String>,
     /// The session is TLS-encrypted (None in lint's class evaluation), and why that was
     /// assumed (shown in the trace when a TLS restriction is evaluated).
     pub tls: Option<bool>,
@@ -130,12 +134,13 @@ impl Client {
             .trim_matches(|c| c == '[' || c == ']')
             .parse()
             .ok();
-        let (in_mynetworks, mynetworks_unknown) = match ip {
-            Some(a) => match mynetworks_match(model, si, a) {
-                Ok(b) => (b, None),
-                Err(why) => (false, Some(why)),
+        let (in_mynetworks, mynetworks_unknown, mynetworks_retry) = match ip {
+            Some(a) => match mynetworks_lookup(model, si, a) {
+                Ok(b) => (b, None, None),
+                Err(Miss::Unknown(why)) => (false, Some(why), None),
+                Err(Miss::Retry(why)) => (false, None, Some(why)),
             },
-            None => (false, None),
+            None => (false, None, None),
         };
         let scope = model.scope(Some(si));
         let yes = |p: &str| scope.value(p).trim().eq_ignore_ascii_case("yes");
@@ -167,6 +172,8 @@ impl Client {
             sender: q.sender.clone(),
             representative: false,
             mynetworks_unknown,
+            mynetworks_retry,
+            mynetworks_dead: dead_mynetworks(model, si),
             tls: Some(tls),
             tls_why: Some(tls_why),
             login: q.sasl_user.clone(),
@@ -414,6 +421,17 @@ impl Eval<'_> {
         Step::NoMatch
     }
 
+    /// A trace note on the mynetworks setting (why it fails or why an entry never matches).
+    fn mynetworks_note(&self, why: &str) -> TraceStep {
+        let o = self.origin_of("mynetworks");
+        TraceStep {
+            file: o.file,
+            line: o.line,
+            entry: why.to_string(),
+            effect: "note".into(),
+        }
+    }
+
     /// The access check a bare `type:table` in the current list stands for.
     fn default_acl(&self) -> &'static str {
         match self.top_list {
@@ -529,6 +547,23 @@ impl Eval<'_> {
                 Step::NoMatch
             }
             "permit_mynetworks" => {
+                if let Some(why) = &self.client.mynetworks_retry {
+                    // smtpd_check.c permit_mynetworks() returns the list error and
+                    // generic_checks() calls reject_dict_retry(state, reply_name).
+                    self.pending.push(self.mynetworks_note(why));
+                    let (name, _) = self.reply_of(list);
+                    return Step::Defer(
+                        451,
+                        "4.3.0".into(),
+                        format!("<{name}>: Temporary lookup failure"),
+                    );
+                }
+                if !self.client.in_mynetworks {
+                    // Why an entry that reads like the client's network did not match.
+                    for why in self.client.mynetworks_dead.clone() {
+                        self.pending.push(self.mynetworks_note(&why));
+                    }
+                }
                 if let Some(why) = &self.client.mynetworks_unknown {
                     self.depends.push(why.clone());
                     Step::NoMatch
@@ -1050,6 +1085,12 @@ pub fn evaluate(
         });
         return d;
     }
+    if let Some((word, step)) = stray_argument(model, si) {
+        d.result = Verdict::Unavailable;
+        d.text = Some(format!("fatal: unexpected command-line argument: {word}"));
+        d.trace.push(step);
+        return d;
+    }
     if let Some(refused) = plaintext_refused(&mut ev) {
         d.result = Verdict::Reject;
         d.code = Some(530);
@@ -1132,6 +1173,43 @@ pub fn evaluate(
 /// A client that chose plaintext (`--tls no`) on a listener that requires TLS: smtpd
 /// answers MAIL FROM with 530 5.7.0 (smtpd.c mail_cmd(), smtpd_tls_security_level =
 /// encrypt). The trace step says so.
+/// The first non-option word of listener `si`'s master.cf arguments (PF008's condition),
+/// with a trace step on its line. smtpd.c smtpd_service() (v3.7.11): `if (argv[0])
+/// msg_fatal("unexpected command-line argument: %s", argv[0]);`: option parsing stops at
+/// that word (util/sys_defs.h: GETOPT passes "+" on Linux; master/single_server.c takes
+/// "cdDi:lm:n:o:r:s:St:uvVz"), so smtpd exits on every connection before its greeting.
+fn stray_argument(model: &Model, si: usize) -> Option<(String, TraceStep)> {
+    let svc = model.services().get(si)?;
+    let master = model.master.as_ref()?;
+    let mut args = svc.other_args.iter();
+    while let Some(a) = args.next() {
+        let t = a.text.as_str();
+        if t == "--" {
+            break;
+        }
+        match t.strip_prefix('-') {
+            // An option letter that takes its value as the next word.
+            Some(o) if o.len() == 1 && "imnorst".contains(o) => {
+                args.next();
+            }
+            Some(_) => {}
+            None => {
+                let loc = master.source.location(a.span.start, a.span.end);
+                return Some((
+                    t.to_string(),
+                    TraceStep {
+                        file: loc.file,
+                        line: loc.line,
+                        entry: format!("{}: `{t}` is a command-line argument of smtpd, not part of an -o value", svc.id()),
+                        effect: format!("smtpd exits on every connection (fatal: unexpected command-line argument: {t})"),
+                    },
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn plaintext_refused(ev: &mut Eval) -> Option<TraceStep> {
     if ev.client.representative || ev.client.tls != Some(false) {
         return None;
@@ -1419,12 +1497,50 @@ pub fn in_mynetworks(model: &Model, si: usize, ip: &str) -> bool {
 /// Whether `ip` is inside the listener's effective mynetworks, as match_list(3) decides it
 /// for permit_mynetworks: items in order, first match wins, `!item` excludes; items are
 /// networks, addresses, `/file/name` (its items), or `type:table` (the address is looked
-/// up; any value matches). `Err` names what cannot be known: an unreadable table, or a
-/// mynetworks derived from interfaces a --root snapshot does not record.
+/// up; any value matches). `Err` names what cannot be known (an unreadable table, or a
+/// mynetworks derived from interfaces a --root snapshot does not record) or why the lookup
+/// fails.
 pub fn mynetworks_match(model: &Model, si: usize, ip: IpAddr) -> Result<bool, String> {
+    mynetworks_lookup(model, si, ip).map_err(|m| match m {
+        Miss::Unknown(w) | Miss::Retry(w) => w,
+    })
+}
+
+/// The entries of listener `si`'s mynetworks that match no address, each with why.
+fn dead_mynetworks(model: &Model, si: usize) -> Vec<String> {
+    list_items(&model.scope(Some(si)).value("mynetworks"))
+        .iter()
+        .filter_map(|it| {
+            let pat = it.trim_start_matches('!');
+            super::hostaddr::dead_reason(pat).map(|why| {
+                format!(
+                    "mynetworks entry `{}` never matches: {why}",
+                    pat.escape_default()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Why a mynetworks lookup has no yes/no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// Cannot be known here (named for `depends_on`).
+    Unknown(String),
+    /// smtpd's lookup fails (DICT_ERR_RETRY): permit_mynetworks answers `451 4.3.0
+    /// Temporary lookup failure` (smtpd_check.c generic_checks(), reject_dict_retry()).
+    Retry(String),
+}
+
+/// [`mynetworks_match`] telling a failing lookup from an unknown one.
+pub fn mynetworks_lookup(model: &Model, si: usize, ip: IpAddr) -> Result<bool, Miss> {
     if let Some(why) = model.mynetworks_unknown(Some(si)) {
         // Every mynetworks_style includes loopback (mynetworks.c).
-        return if ip.is_loopback() { Ok(true) } else { Err(why) };
+        return if ip.is_loopback() {
+            Ok(true)
+        } else {
+            Err(Miss::Unknown(why))
+        };
     }
     let items = list_items(&model.scope(Some(si)).value("mynetworks"));
     Ok(match_items(model, &items, ip, 0)?.unwrap_or(false))
@@ -1435,7 +1551,7 @@ fn match_items(
     items: &[String],
     ip: IpAddr,
     depth: usize,
-) -> Result<Option<bool>, String> {
+) -> Result<Option<bool>, Miss> {
     for it in items {
         let (neg, pat) = match it.strip_prefix('!') {
             Some(p) => (true, p),
@@ -1443,7 +1559,11 @@ fn match_items(
         };
         let hit = if pat.starts_with('/') {
             let Some(src) = model.list_file(pat) else {
-                return Err(format!("mynetworks file {pat} (missing or unreadable)"));
+                // match_list.c match_list_parse(): an unopenable /file becomes a pseudo
+                // table whose lookups fail (dict_surrogate), so the list lookup fails.
+                return Err(Miss::Retry(format!(
+                    "mynetworks file {pat} cannot be opened (missing or unreadable): smtpd puts a table in its place whose lookups fail"
+                )));
             };
             if depth > 10 {
                 continue;
@@ -1461,16 +1581,16 @@ fn match_items(
         } else if maps::split_spec(pat).is_some() && !pat.starts_with('[') {
             match model.table(pat) {
                 Some(Opened::Table(t)) => t.get(&ip.to_string()).is_some(),
-                Some(Opened::Depends(why)) => return Err(format!("mynetworks {why}")),
-                None => return Err(format!("mynetworks {pat} (not read)")),
+                Some(Opened::Depends(why)) => {
+                    return Err(Miss::Unknown(format!("mynetworks {why}")))
+                }
+                None => return Err(Miss::Unknown(format!("mynetworks {pat} (not read)"))),
             }
         } else {
-            let n = pat.replace(['[', ']'], "");
-            if let Ok(net) = n.parse::<ipnet::IpNet>() {
-                net.contains(&ip)
-            } else {
-                n.parse::<IpAddr>().is_ok_and(|a| a == ip)
-            }
+            // match_ops.c match_hostaddr(): a net/mask it cannot parse fails the lookup.
+            super::hostaddr::match_hostaddr(ip, pat).map_err(|w| {
+                Miss::Retry(format!("mynetworks entry {pat}: {w} (smtpd logs this and the lookup fails for every client no earlier entry matched)"))
+            })?
         };
         if hit {
             return Ok(Some(!neg));
