@@ -134,9 +134,15 @@ fn exim_rcpt(
     auth: bool,
     rcpt: &str,
     port: Option<u16>,
-    host_name: Option<&str>,
+    // The client's host name as given (-oMs), and the private resolver Exim asks.
+    (host_name, dns): (Option<&str>, Option<&resolver_support::Resolver>),
 ) -> (u16, String) {
-    let mut cmd = Command::new(bin);
+    // Under the private resolver (no records) when it can run: a reverse lookup of the
+    // client then never leaves this machine.
+    let mut cmd = match dns {
+        Some(r) => r.command(bin),
+        None => Command::new(bin),
+    };
     cmd.arg("-C").arg(conf);
     if let Some(n) = host_name {
         // $sender_host_name as given: Exim then does no reverse lookup of its own.
@@ -195,6 +201,7 @@ fn relay_decisions_match_exim_bh() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixtures(&bin, tmp.path());
+    let dns = resolver_support::Resolver::start(&[]).ok();
     assert!(fx.len() >= 20, "only {} fixture configurations", fx.len());
     let mut compared = 0;
     let mut depends = Vec::new();
@@ -249,7 +256,7 @@ fn relay_decisions_match_exim_bh() {
                         client == ClientClass::Authenticated,
                         &rcpt,
                         svc.port,
-                        None,
+                        (None, dns.as_ref()),
                     );
                     let cell = format!(
                         "{} {} {}x{} ({ip} -> {rcpt})",
@@ -373,7 +380,7 @@ fn host_name_patterns_match_exim_bh_with_a_given_name() {
                 false,
                 &rcpt,
                 None,
-                Some(name),
+                (Some(name), None),
             );
             let theirs = match code / 100 {
                 2 => Verdict::Accept,
@@ -690,14 +697,8 @@ fn session_values_constants_and_defer_match_exim_bh() {
         ("good.example", "192.0.2.9", "example.net", 250),
     ] {
         let env = exim::acl::Envelope {
-            ip: ip.parse().ok(),
-            host_name: None,
-            auth_id: None,
-            sender: Some(String::new()),
-            rcpt_local: "bob".into(),
-            rcpt_domain: domain.into(),
-            port: None,
             helo: Some(helo.into()),
+            ..envelope(ip, domain)
         };
         let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
         let session = format!("HELO {helo}\r\nMAIL FROM:<>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
@@ -754,16 +755,7 @@ fn missing_list_files_drop_the_session_as_in_exim() {
             Some("relay_hosts when checking"),
         ),
     ] {
-        let env = exim::acl::Envelope {
-            ip: ip.parse().ok(),
-            host_name: None,
-            auth_id: None,
-            sender: Some(String::new()),
-            rcpt_local: "bob".into(),
-            rcpt_domain: domain.into(),
-            port: None,
-            helo: None,
-        };
+        let env = envelope(ip, domain);
         let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
         let session =
             format!("HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
@@ -820,16 +812,7 @@ fn missing_list_files_drop_the_session_as_in_exim() {
         "{log}"
     );
     assert!(!out.status.success());
-    let env = exim::acl::Envelope {
-        ip: "203.0.113.5".parse().ok(),
-        host_name: None,
-        auth_id: None,
-        sender: Some(String::new()),
-        rcpt_local: "bob".into(),
-        rcpt_domain: "example.net".into(),
-        port: None,
-        helo: None,
-    };
+    let env = envelope("203.0.113.5", "example.net");
     let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
     assert_eq!(d.result, Verdict::Unavailable, "{:?}", d.text);
     let lint = exim::lint(&ctx, &targets[0]);
@@ -886,16 +869,7 @@ fn verify_recipient_depends_on_dns_routing_as_in_exim() {
             text.lines().any(|l| l == want),
             "exim, {domain}: want {want}: {text}"
         );
-        let env = exim::acl::Envelope {
-            ip: "203.0.113.5".parse().ok(),
-            host_name: None,
-            auth_id: None,
-            sender: Some(String::new()),
-            rcpt_local: "bob".into(),
-            rcpt_domain: domain.into(),
-            port: None,
-            helo: None,
-        };
+        let env = envelope("203.0.113.5", domain);
         let branches = exim::evaluate(&ctx, &loaded.cfg, &env);
         let d = exim::acl::decide("smtp", &branches);
         if via_dns {
@@ -920,5 +894,150 @@ fn verify_recipient_depends_on_dns_routing_as_in_exim() {
             assert_eq!(d.result, Verdict::Accept, "{domain}: {:?}", d.text);
             assert!(d.depends_on.is_empty(), "{domain}: {:?}", d.depends_on);
         }
+    }
+}
+
+/// F22 / EX191 / EX192: host list separator mistakes and IP wildcards, asked of Exim 4.96
+/// under a private resolver with no reverse names. The model agrees where it decides, says
+/// "depends" on the client's reverse name where Exim needs one, and lint reports exactly the
+/// broken lists.
+#[test]
+fn list_separator_mistakes_match_exim_bh() {
+    let Some(bin) = oracle() else {
+        skip("scripts/exim-oracle did not provide an exim binary");
+        return;
+    };
+    let dns = match resolver_support::Resolver::start(&[]) {
+        Ok(r) => r,
+        Err(why) => {
+            skip(&format!("private resolver: {why}"));
+            return;
+        }
+    };
+    // (hostlist, client, Exim's reply, the model: Some(code) or None = depends, lint rule)
+    type Case = (
+        &'static str,
+        &'static str,
+        u16,
+        Option<u16>,
+        Option<&'static str>,
+    );
+    let cases: &[Case] = &[
+        (
+            "192.168.1.0/24, 10.0.0.0/8",
+            "10.1.2.3",
+            550,
+            Some(550),
+            Some("EX191"),
+        ),
+        (
+            "192.168.1.0/24 ; 10.0.0.0/8",
+            "10.1.2.3",
+            550,
+            Some(550),
+            Some("EX191"),
+        ),
+        (
+            "127.0.0.1 : ::1 : 10.0.0.0/8",
+            "10.1.2.3",
+            550,
+            None,
+            Some("EX191"),
+        ),
+        ("192.168.1.*", "192.168.1.20", 550, None, Some("EX192")),
+        (
+            "<; 127.0.0.1 ; ::1 ; 10.0.0.0/8",
+            "10.1.2.3",
+            250,
+            Some(250),
+            None,
+        ),
+        (
+            "127.0.0.1 : ::::1 : 10.0.0.0/8",
+            "10.1.2.3",
+            250,
+            Some(250),
+            None,
+        ),
+        (
+            "192.168.1.0/24 : 10.0.0.0/8",
+            "10.1.2.3",
+            250,
+            Some(250),
+            None,
+        ),
+        ("192.168.1.10/24", "192.168.1.20", 250, Some(250), None),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (list, ip, want, model, rule)) in cases.iter().enumerate() {
+        let conf_text = format!("primary_hostname = mx.example.org\nhostlist relay_from_hosts = {list}\ndomainlist local_domains = example.org\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require message = relay not permitted\n          domains = +local_domains\n  accept\n");
+        let t = tmp.path().join(format!("root{i}"));
+        std::fs::create_dir_all(t.join("etc/exim")).unwrap();
+        std::fs::write(t.join("etc/exim/exim.conf"), &conf_text).unwrap();
+        let conf = tmp.path().join(format!("s{i}.conf"));
+        std::fs::write(&conf, &conf_text).unwrap();
+        let mut cmd = dns.command(&bin);
+        cmd.arg("-C").arg(&conf).arg("-bh").arg(ip);
+        let out = common::output_with_stdin(
+            &mut cmd,
+            b"HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<bob@victim.example>\r\nQUIT\r\n",
+        );
+        let theirs = codes(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(theirs.get(3), Some(want), "exim: {list} {ip}: {theirs:?}");
+        let ctx = Context::new(Root::snapshot(&t), Options::default());
+        let targets = exim::discover(&ctx, &mut Vec::new());
+        let loaded = exim::load(&ctx, &targets[0]);
+        let env = envelope(ip, "victim.example");
+        let d = exim::acl::decide("smtp", &exim::evaluate(&ctx, &loaded.cfg, &env));
+        match model {
+            Some(c) => assert_eq!(
+                d.code,
+                Some(*c),
+                "relaydoctor: {list} {ip}: {:?} {:?}",
+                d.result,
+                d.text
+            ),
+            None => {
+                assert_eq!(
+                    d.result,
+                    Verdict::Depends,
+                    "relaydoctor: {list} {ip}: {:?}",
+                    d.text
+                );
+                assert!(
+                    d.depends_on
+                        .iter()
+                        .all(|r| r.contains("host name from reverse DNS")
+                            && r.contains("without one Exim ends the list here")),
+                    "{list}: {:?}",
+                    d.depends_on
+                );
+            }
+        }
+        let lint = exim::lint(&ctx, &targets[0]);
+        let got: Vec<&str> = lint
+            .iter()
+            .map(|f| f.code.as_str())
+            .filter(|c| *c == "EX191" || *c == "EX192")
+            .collect();
+        assert_eq!(
+            got,
+            rule.iter().copied().collect::<Vec<_>>(),
+            "lint: {list}"
+        );
+    }
+}
+
+/// A stranger-style envelope: `ip` sends from <> to bob@`domain`, unauthenticated.
+fn envelope(ip: &str, domain: &str) -> exim::acl::Envelope {
+    exim::acl::Envelope {
+        ip: ip.parse().ok(),
+        host_name: None,
+        auth_id: None,
+        sender: Some(String::new()),
+        rcpt_local: "bob".into(),
+        rcpt_domain: domain.into(),
+        port: None,
+        helo: None,
     }
 }

@@ -242,6 +242,8 @@ const EXIM: &[(&str, Slot, Ex, Ex)] = &[
     ("EX161", Slot::Transport, Ex::Starts, Ex::Starts),
     ("EX180", Slot::Main, Ex::Starts, Ex::Starts),
     ("EX190", Slot::Main, Ex::Starts, Ex::Starts),
+    ("EX191", Slot::Main, Ex::Starts, Ex::Starts),
+    ("EX192", Slot::Main, Ex::Starts, Ex::Starts),
 ];
 
 /// qmail tcp rules: (rule, client address asked with tcprulescheck, RELAYCLIENT value the bad
@@ -1075,6 +1077,21 @@ const EXIM_BH: &[BhQuestion] = &[
         false,
         &["EHLO c.example", "MAIL FROM:<>", "RCPT TO:<a@example.org>"],
         'n',
+        '2',
+    ),
+    // EX191: `192.0.2.0/24, 198.51.100.0/24` is one malformed item that ends the host list
+    // (no DNS involved), so the office network cannot relay. EX192's questions need a
+    // reverse lookup: tests/exim_oracle.rs asks them under a private resolver.
+    (
+        "EX191",
+        "198.51.100.7",
+        false,
+        &[
+            "EHLO c.example",
+            "MAIL FROM:<>",
+            "RCPT TO:<a@victim.example>",
+        ],
+        '5',
         '2',
     ),
 ];

@@ -115,6 +115,7 @@ pub fn run(ctx: &Context, loaded: &Loaded, out: &mut Vec<Finding>) {
     }
     dnsbl(cfg, out);
     super::listcheck::missing_files(ctx, cfg, out);
+    super::listcheck::list_items(ctx, cfg, out);
     upgrade(ctx, cfg, out);
     super::ports::run(ctx, cfg, out);
     if loaded.kind == super::Kind::Cpanel {

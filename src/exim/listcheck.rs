@@ -172,3 +172,149 @@ fn kind_word(k: ListKind) -> &'static str {
         ListKind::Address => "addresslist",
     }
 }
+
+/// EX191 / EX192: host and domain list items that are separator mistakes or IP wildcards.
+/// Exim lists are separated by `:` unless the list starts with `<` and another character
+/// (spec chapter 6, "List construction", "Changing list separators"); a host list item that
+/// is not an address is a name pattern (spec chapter 10, "Host list patterns that match by
+/// host name"), which verify.c check_host() can only compare with the client's host name.
+pub fn list_items(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
+    let mut done = BTreeSet::new();
+    for l in &cfg.lists {
+        if matches!(l.kind, ListKind::Host | ListKind::Domain) {
+            check_list(
+                ctx,
+                &l.value,
+                l.kind,
+                &format!("{} {}", kind_word(l.kind), l.name),
+                &l.origin,
+                &mut done,
+                out,
+            );
+        }
+    }
+    for acl in &cfg.acls {
+        for stmt in &acl.stmts {
+            for c in &stmt.conds {
+                let kind = match c.name.as_str() {
+                    "hosts" => ListKind::Host,
+                    "domains" | "sender_domains" => ListKind::Domain,
+                    _ => continue,
+                };
+                check_list(
+                    ctx,
+                    c.value(),
+                    kind,
+                    &format!("`{}`", c.render()),
+                    &c.origin,
+                    &mut done,
+                    out,
+                );
+            }
+        }
+    }
+}
+
+fn check_list(
+    ctx: &Context,
+    value: &str,
+    kind: ListKind,
+    what: &str,
+    origin: &super::reader::Origin,
+    done: &mut BTreeSet<(std::path::PathBuf, usize, String)>,
+    out: &mut Vec<Finding>,
+) {
+    let Ok(v) = expand(ctx, value) else {
+        return;
+    };
+    let items = split(&v);
+    let mut v6_reported = false;
+    for raw in &items {
+        let item = raw.strip_prefix('!').unwrap_or(raw).trim_start();
+        if item.starts_with(['^', '/', '+', '$']) || lookup(item).is_some() {
+            continue;
+        }
+        if !done.insert((origin.file.clone(), origin.line, item.to_string())) {
+            continue;
+        }
+        let at = origin.item(item).location();
+        if let Some(sep) = item.chars().find(|c| *c == ',' || *c == ';') {
+            out.push(separator(item, sep, kind, what).at(at));
+        } else if kind == ListKind::Host && !v6_reported && ipv6_piece(item) {
+            v6_reported = true;
+            out.push(Finding::new(
+                "EX191",
+                Mta::Exim,
+                format!(
+                    "{what}: `{item}` is a piece of an IPv6 address: in a list separated by `:` every single colon of an IPv6 address separates items (and `::` stands for one literal colon), so the address is split into pieces that are not addresses; Exim compares them with the client's host name, and for a client without a reverse DNS name it ends the list at that piece, so the items after it (even plain IPv4 networks) never match. Double every colon of IPv6 addresses (`::1` -> `::::1`) or change the separator: `<; 127.0.0.1 ; ::1 ; 10.0.0.0/8`"
+                ),
+            ).at(at).service(super::SERVICE));
+        } else if kind == ListKind::Host {
+            if let Some(cidr) = ip_wildcard(item) {
+                out.push(Finding::new(
+                    "EX192",
+                    Mta::Exim,
+                    format!(
+                        "{what}: `{item}` is not an address range: Exim has no IP wildcards, so it is a host name pattern, compared with the client's name from reverse DNS (never with its address); for a client without one Exim ends the list there. Write the network as `{cidr}`"
+                    ),
+                ).at(at).service(super::SERVICE));
+            }
+        }
+    }
+}
+
+fn separator(item: &str, sep: char, kind: ListKind, what: &str) -> Finding {
+    let fixed = item
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" : ");
+    let effect = match (kind, super::lists::host_item_class(item)) {
+        (ListKind::Host, super::lists::HostItem::Malformed) => "Exim reads it as a malformed IPv4 address and ends the list there (checked with exim -bh 4.96), so none of these networks, nor any item after it, ever matches".to_string(),
+        (ListKind::Host, _) => "Exim compares it with the client's host name from reverse DNS, which never contains a `,` or `;`, and for a client without a name it ends the list there; none of these hosts matches".to_string(),
+        _ => "no domain is called that, so none of these domains matches".to_string(),
+    };
+    Finding::new(
+        "EX191",
+        Mta::Exim,
+        format!(
+            "{what}: `{item}` is one item, not {}: Exim lists are separated by `:` (or by the character after a leading `<`, as in `<{sep} a {sep} b`), not `{sep}`; {effect}. Write `{fixed}`",
+            if sep == ',' { "a comma-separated list" } else { "a semicolon-separated list" }
+        ),
+    )
+    .service(super::SERVICE)
+}
+
+/// A piece of an IPv6 address left by colon splitting: hex digits and colons (maybe a
+/// mask), at least one colon, and not an address itself.
+fn ipv6_piece(item: &str) -> bool {
+    item.contains(':')
+        && item
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '/'))
+        && super::lists::parse_net(item).is_none()
+}
+
+/// `192.168.1.*` / `10.*`: the CIDR network the writer meant.
+fn ip_wildcard(item: &str) -> Option<String> {
+    let parts: Vec<&str> = item.split('.').collect();
+    let fixed: Vec<u8> = parts
+        .iter()
+        .take_while(|p| **p != "*")
+        .map(|p| p.parse::<u8>().ok())
+        .collect::<Option<Vec<u8>>>()?;
+    if fixed.is_empty() || fixed.len() >= 4 || parts[fixed.len()..].iter().any(|p| *p != "*") {
+        return None;
+    }
+    let mut octets = fixed.clone();
+    octets.resize(4, 0);
+    Some(format!(
+        "{}.{}.{}.{}/{}",
+        octets[0],
+        octets[1],
+        octets[2],
+        octets[3],
+        fixed.len() * 8
+    ))
+}

@@ -374,11 +374,37 @@ impl<'a> Matcher<'a> {
 
     fn items(&self, kind: ListKind, items: &[String], value: &str, depth: usize) -> M {
         let mut last_negated = false;
-        for raw in items {
+        // What an item that needs missing information does (+ignore_unknown skips it,
+        // +include_unknown matches, by default the whole list fails): match.c, case ERROR.
+        let mut unknown = Unknown::Fail;
+        for (i, raw) in items.iter().enumerate() {
             let (neg, item) = match raw.strip_prefix('!') {
                 Some(r) => (true, r.trim_start()),
                 None => (false, raw.as_str()),
             };
+            if kind == ListKind::Host && self.subject.ip.is_some() {
+                match item {
+                    "+ignore_unknown" => unknown = Unknown::Ignore,
+                    "+include_unknown" => unknown = Unknown::Include,
+                    _ => {}
+                }
+                let ends = match unknown {
+                    Unknown::Fail => Some(M::No),
+                    Unknown::Include => Some(M::Yes),
+                    Unknown::Ignore => None,
+                };
+                match host_item_class(item) {
+                    HostItem::Malformed => match ends {
+                        Some(m) => return m,
+                        None => continue,
+                    },
+                    HostItem::OddLiteral if self.subject.host_name.is_none() => {
+                        let rest = self.items(kind, &items[i + 1..], value, depth);
+                        return self.needs_name(item, rest, ends);
+                    }
+                    _ => {}
+                }
+            }
             last_negated = neg;
             let m = self.item(kind, item, value, depth);
             match m {
@@ -392,6 +418,27 @@ impl<'a> Matcher<'a> {
             M::Yes
         } else {
             M::No
+        }
+    }
+
+    /// A host list item that can only be compared with the client's host name and can never
+    /// equal one (`:1` left by a single-colon IPv6 address, `a.example, b.example`), while
+    /// the name is not known: with a name the item does not match and the rest of the list
+    /// (`rest`) decides; without one Exim ends the list (`ends`: None when +ignore_unknown
+    /// skips the item).
+    fn needs_name(&self, item: &str, rest: M, ends: Option<M>) -> M {
+        let Some(without) = ends else {
+            return rest;
+        };
+        match (&rest, &without) {
+            (r, w) if r == w => rest,
+            (M::Yes, M::No) => M::Unknown(format!(
+                "the client's host name from reverse DNS (hosts item {item} needs it; without one Exim ends the list here)"
+            )),
+            (M::No, M::Yes) => M::Unknown(format!(
+                "the client's lack of a host name from reverse DNS (hosts item {item} after +include_unknown)"
+            )),
+            _ => rest,
         }
     }
 
@@ -548,7 +595,7 @@ impl<'a> Matcher<'a> {
                 }
             }
             None => M::Unknown(format!(
-                "the client's host name from reverse DNS (hosts item {item})"
+                "the client's host name from reverse DNS (hosts item {item} needs it; without one Exim ends the list here)"
             )),
         }
     }
@@ -681,6 +728,10 @@ impl<'a> Matcher<'a> {
                 glob(&item.to_ascii_lowercase(), &n.to_ascii_lowercase())
             });
         }
+        if host_item_class(item) == HostItem::OddLiteral {
+            // Not a plain name: compared with the client's name, never looked up.
+            return self.host_name_match(item, |n| n.eq_ignore_ascii_case(item));
+        }
         self.host_by_name(item, ip)
     }
 
@@ -744,6 +795,54 @@ impl<'a> Matcher<'a> {
             }
         }
     }
+}
+
+/// What an item that needs unavailable information does to a host list.
+#[derive(Clone, Copy)]
+enum Unknown {
+    Fail,
+    Ignore,
+    Include,
+}
+
+/// How verify.c check_host() reads a host list item that is neither an IP address nor a
+/// network (Exim 4.96).
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostItem {
+    /// Digits and dots only, or digits and dots before a `/` (`1.2.3`, `10.0.0.0/8, ...`):
+    /// "malformed IPv4 address or address mask", an error that ends the list like a failed
+    /// lookup.
+    Malformed,
+    /// Not a plain name (characters other than letters, digits, `.`, `-`, `_`) and no
+    /// wildcard or regular expression: compared literally with the client's host name, which
+    /// Exim must find by reverse DNS first.
+    OddLiteral,
+    /// Anything else: addresses, names, patterns, lookups, files, specials.
+    Other,
+}
+
+pub fn host_item_class(item: &str) -> HostItem {
+    if item.is_empty()
+        || matches!(item.as_bytes()[0], b'+' | b'/' | b'@' | b'^' | b'*')
+        || item.contains('*')
+        || lookup(item).is_some()
+        || ip_key(item).is_some()
+    {
+        return HostItem::Other;
+    }
+    let digits = item
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(item.len());
+    if digits == item.len() || (digits > 0 && item[digits..].starts_with('/')) {
+        return HostItem::Malformed;
+    }
+    if item
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return HostItem::Other;
+    }
+    HostItem::OddLiteral
 }
 
 fn yes(b: bool) -> M {
