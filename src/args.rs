@@ -100,6 +100,73 @@ pub fn context(
     ))
 }
 
+/// `--target-version` is a pre-upgrade check: a release older than the one running, or
+/// newer than any relaydoctor knows the defaults of, would be compared in a direction (or
+/// against defaults) the upgrade checks are not written for, and gave contradictory PF120
+/// errors ("after upgrading from 3.11 to 2.11 ... at compatibility_level 3.6", review7 F13).
+/// Postfix releases are 2.x and 3.x, Exim's 4.x.
+fn check_target_version(ctx: &Context, t: &str, discovered: bool) -> Result<(), Failure> {
+    use crate::postfix::params::{parse_version, show_version};
+    let Some(target) = parse_version(t) else {
+        return Err(Failure::new(format!(
+            "--target-version {t}: not a version such as 3.9 or 4.97"
+        )));
+    };
+    let refuse = |why: String| Err(Failure::new(format!("--target-version {t}: {why}")));
+    if target.0 == 4 {
+        let Some(running) = crate::exim::version::detect(ctx) else {
+            return Ok(());
+        };
+        if (target.0 as u32, target.1 as u32) < (running.major, running.minor) {
+            return refuse(format!(
+                "older than the running Exim {}.{} ({}); a pre-upgrade check compares with a newer release",
+                running.major, running.minor, running.source
+            ));
+        }
+        return Ok(());
+    }
+    if !matches!(target.0, 2 | 3) {
+        return refuse("not a Postfix (2.x, 3.x) or Exim (4.x) release".into());
+    }
+    let newest = crate::postfix::params::get().newest;
+    if target > newest {
+        return refuse(format!(
+            "newer than any release relaydoctor knows: it knows Postfix up to {}",
+            show_version(newest)
+        ));
+    }
+    // The running version as the checks resolve it (src/postfix/model.rs, version()).
+    let running = match &ctx.options.postfix_version {
+        Some(v) => parse_version(v).map(|r| (r, "--postfix-version".to_string())),
+        None => ctx.installed(&["postfix"]).and_then(|i| {
+            let source = format!("package {} {} in {}", i.package, i.version, i.source);
+            parse_version(i.upstream()).map(|r| (r, source))
+        }),
+    };
+    match running {
+        Some((r, source)) if target < r => refuse(format!(
+            "older than the running Postfix {} ({source}); a pre-upgrade check compares with a newer release",
+            show_version(r)
+        )),
+        // Nothing says which Postfix runs, and a Postfix configuration is there: the checks
+        // would assume the newest, and any older target would be a downgrade.
+        None if target < newest && discovered && has_postfix(ctx) => refuse(format!(
+            "the running Postfix version is not known here (no installed package found), and relaydoctor would assume the newest it knows, {}; pass --postfix-version with the version the server runs",
+            show_version(newest)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a Postfix main.cf is where discovery looks (under the root).
+fn has_postfix(ctx: &Context) -> bool {
+    crate::postfix::PLACES.iter().any(|p| {
+        ctx.root
+            .resolve(&std::path::Path::new(p).join("main.cf"))
+            .is_file()
+    })
+}
+
 /// A `--select`/`--ignore` entry that names no rule is almost always a typo; in a cron job
 /// it would silently turn the check into "healthy" forever, so it is an error.
 pub fn check_codes(list: &[String], flag: &str) -> Result<(), Failure> {
@@ -190,6 +257,9 @@ pub fn lint(a: &cli::LintArgs) -> Result<LintSettings, Failure> {
         a.target_version.clone(),
         a.target_compat.clone(),
     )?;
+    if let Some(t) = &a.target_version {
+        check_target_version(&ctx, t, a.target.paths.is_empty())?;
+    }
     // Command-line filters replace the settings file's, as with ruff and shellcheck.
     let select = if a.select.is_empty() {
         config.select.clone()

@@ -607,3 +607,50 @@ fn client_and_time_flags_are_typed() {
         .code(2)
         .stderr(predicate::str::contains("--since"));
 }
+
+#[test]
+fn a_target_version_that_is_not_an_upgrade_is_refused() {
+    // review7 F13: an older target, or one newer than relaydoctor knows, gave contradictory
+    // PF120 errors ("after upgrading from Postfix 3.11 to Postfix 2.11 ...").
+    let demo = fixture("demo/postfix-server");
+    let refused = |args: &[&str], says: &str| {
+        bin()
+            .arg("lint")
+            .args(args)
+            .arg("--root")
+            .arg(&demo)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(says.to_string()));
+    };
+    refused(
+        &["--postfix-version", "3.7", "--target-version", "3.6"],
+        "older than the running Postfix 3.7 (--postfix-version)",
+    );
+    refused(
+        &["--target-version", "2.11"],
+        "the running Postfix version is not known here",
+    );
+    refused(
+        &["--postfix-version", "3.7", "--target-version", "3.99"],
+        "it knows Postfix up to ",
+    );
+    refused(
+        &["--target-version", "9.9"],
+        "not a Postfix (2.x, 3.x) or Exim (4.x) release",
+    );
+    // An upgrade from the running version is checked as before.
+    bin()
+        .args([
+            "lint",
+            "--postfix-version",
+            "3.7",
+            "--target-version",
+            "3.9",
+            "--root",
+        ])
+        .arg(&demo)
+        .assert()
+        .code(1);
+}
