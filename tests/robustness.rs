@@ -439,6 +439,31 @@ fn absolute_links_resolving_in_the_snapshot_are_never_stated_on_the_host() {
 }
 
 #[test]
+fn a_postmulti_instance_whose_main_cf_links_absolutely_is_discovered() {
+    // review7 F5: discovery asked `main.cf exists` of the link on this machine, where
+    // /srv/... does not exist: the instance was silently skipped.
+    let t = tree();
+    fs::write(pf(&t).join("main.cf"), "compatibility_level = 3.6\n").unwrap();
+    fs::write(pf(&t).join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    let b = t.path().join("etc/postfix-b");
+    fs::create_dir_all(&b).unwrap();
+    fs::create_dir_all(t.path().join("srv/relaydoctor-test-b")).unwrap();
+    fs::write(
+        t.path().join("srv/relaydoctor-test-b/main.cf"),
+        "compatibility_level = 3.6\nrelay_domains = a.example\nrelay_domains = b.example\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/srv/relaydoctor-test-b/main.cf", b.join("main.cf")).unwrap();
+    let r = run(lint_cmd(t.path()));
+    assert!(
+        has(&r, "PF004", "etc/postfix-b/main.cf"),
+        "{:?}",
+        r.findings
+    );
+    rest_checked(&r);
+}
+
+#[test]
 fn a_dangling_absolute_link_gets_one_finding_that_says_what_is_missing() {
     // review7 F5: RD001 ("cannot read") and RD006 ("points outside the snapshot") used to
     // contradict each other for one file whose target is simply not in the snapshot.

@@ -150,14 +150,14 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(&prefix));
-            if is_instance && p.is_dir() && p.join("main.cf").exists() {
+            if is_instance && ctx.exists(&p.join("main.cf")) {
                 add(&mut dirs, p);
             }
         }
         // postmulti(1): secondary instances may live anywhere; the default main.cf lists them.
         for d in multi_instance_dirs(ctx, &default) {
             let real = ctx.root.resolve(Path::new(&d));
-            if real.join("main.cf").exists() {
+            if ctx.exists(&real.join("main.cf")) {
                 add(&mut dirs, real);
             }
         }
