@@ -1298,3 +1298,37 @@ fn cpanel_templates_fragments_and_a_stale_generated_file() {
         .unwrap();
     assert!(!lint_json(t.path()).iter().any(|f| f["code"] == "EX170"));
 }
+
+/// Review 7 F11: one conf.d fragment given to lint is reported as a fragment, naming the
+/// directory to lint, instead of errors about the wrong section; the tree itself is not.
+#[test]
+fn a_lone_debian_fragment_names_the_directory_to_lint() {
+    let tree = common::repo("fixtures/exim/oracle/debian-split-rul-misordered");
+    let confd = tree.join("etc/exim4/conf.d");
+    for (section, file) in [
+        ("transport", "30_exim4-config_remote_smtp"),
+        ("auth", "30_exim4-config_examples"),
+        ("retry", "30_exim4-config"),
+        ("rewrite", "31_exim4-config_rewriting"),
+        ("main", "02_exim4-config_options"),
+    ] {
+        let path = confd.join(section).join(file);
+        let run = common::run(&["lint", "--format", "json", &path.to_string_lossy()]);
+        let fs = run.json()["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let codes: Vec<&str> = fs.iter().filter_map(|f| f["code"].as_str()).collect();
+        assert_eq!(codes, ["EX005"], "{section}/{file}: {}", run.stdout);
+        let msg = fs[0]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(&format!("(conf.d/{section})")), "{msg}");
+        assert!(
+            msg.contains(&format!("lint {}", confd.parent().unwrap().display())),
+            "{msg}"
+        );
+    }
+    // A header with its own `begin` line is read as a configuration, and the whole tree is
+    // linted as Debian builds it: no EX005.
+    let whole = findings(&tree, &[]);
+    assert!(whole.iter().all(|(c, _, _)| c != "EX005"), "{whole:?}");
+}

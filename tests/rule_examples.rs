@@ -215,6 +215,12 @@ const EXIM: &[(&str, Slot, Ex, Ex)] = &[
         Ex::Starts,
     ),
     ("EX004", Slot::Main, Ex::Starts, Ex::Starts),
+    (
+        "EX005",
+        Slot::Main,
+        Ex::Refuses("main option \"remote_smtp\" unknown"),
+        Ex::Starts,
+    ),
     ("EX101", Slot::Main, Ex::Starts, Ex::Starts),
     ("EX102", Slot::Main, Ex::Starts, Ex::Starts),
     ("EX110", Slot::WholeAcl, Ex::Starts, Ex::Starts),

@@ -321,6 +321,24 @@ fn seed(ctx: &Context, vars: &[Var], configtype: &str) -> Vec<(String, Origin)> 
     out
 }
 
+/// A single file of Debian's split configuration (`.../conf.d/<section>/<file>`) without a
+/// `begin` line of its own: a fragment update-exim4.conf concatenates with the others (in
+/// SECTIONS order, each section's header adding its `begin`), never a configuration Exim
+/// reads alone (`exim -C fragment -bV` fails: `main option "remote_smtp" unknown`). The
+/// section, and the conf.d directory to lint instead.
+pub fn fragment(text: &str, real: &Path) -> Option<(String, std::path::PathBuf)> {
+    let section = real.parent()?;
+    let confd = section.parent()?;
+    let name = section.file_name()?.to_str()?;
+    if confd.file_name()? != "conf.d" || !SECTIONS.contains(&name) {
+        return None;
+    }
+    let has_begin = text
+        .lines()
+        .any(|l| l.trim_start().starts_with("begin ") || l.trim() == "begin");
+    (!has_begin).then(|| (name.to_string(), confd.to_path_buf()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

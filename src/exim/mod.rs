@@ -615,6 +615,9 @@ pub fn matrix(ctx: &Context, cfg: &Config, only: Option<RecipientClass>) -> Vec<
 }
 
 pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
+    if let Some(f) = fragment_alone(ctx, target) {
+        return vec![f];
+    }
     let loaded = load(ctx, target);
     let mut findings = loaded.findings.clone();
     checks::run(ctx, &loaded, &mut findings);
@@ -625,6 +628,38 @@ pub fn lint(ctx: &Context, target: &Target) -> Vec<Finding> {
         autogen::check(ctx, &loaded, &generated, &mut findings);
     }
     findings
+}
+
+/// EX005: a single conf.d fragment given as the configuration to lint. Checked as a whole
+/// configuration it only yields errors about the wrong section (review 7 F11), so the one
+/// finding says which directory holds the configuration Exim runs.
+fn fragment_alone(ctx: &Context, target: &Target) -> Option<Finding> {
+    if target.kind != Kind::Plain {
+        return None;
+    }
+    let text = ctx.root.read_to_string(&target.path).ok()?;
+    let (section, confd) = debian::fragment(&text, &target.path)?;
+    let etc = confd.parent().unwrap_or(&confd);
+    let shown = |p: &Path| server_path(ctx, p).display().to_string();
+    let file = ctx.root.display(&target.path);
+    Some(
+        Finding::new(
+            "EX005",
+            Mta::Exim,
+            format!(
+                "this file is a fragment of Debian's split configuration (conf.d/{section}): update-exim4.conf joins it with the other conf.d files into the configuration Exim runs, and alone it is not a configuration Exim can read, so it is not checked on its own; lint {} (or {}) instead",
+                shown(etc),
+                shown(&confd)
+            ),
+        )
+        .at(crate::finding::Location {
+            file,
+            line: 1,
+            column: 1,
+            end_line: 1,
+            end_column: 1,
+        }),
+    )
 }
 
 pub fn simulate(ctx: &Context, target: &Target, q: &Query) -> Result<Vec<Decision>, String> {
