@@ -150,7 +150,10 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(&prefix));
-            if is_instance && ctx.exists(&p.join("main.cf")) {
+            // In the snapshot (never followed on this machine), or a link out of it that
+            // the load reports (RD006).
+            let main = p.join("main.cf");
+            if is_instance && (ctx.exists(&main) || ctx.root.escape(&main).is_some()) {
                 add(&mut dirs, p);
             }
         }
