@@ -1327,6 +1327,34 @@ fn a_lone_debian_fragment_names_the_directory_to_lint() {
             "{msg}"
         );
     }
+    // A copy of conf.d under another name (as in collections of configurations): the
+    // directory to lint is the copy itself.
+    let copy = common::copy_tree(&confd);
+    let renamed = copy.path().join("debian-exim4-conf.d");
+    std::fs::create_dir(&renamed).unwrap();
+    for s in [
+        "main",
+        "acl",
+        "router",
+        "transport",
+        "auth",
+        "retry",
+        "rewrite",
+    ] {
+        std::fs::rename(copy.path().join(s), renamed.join(s)).unwrap();
+    }
+    let path = renamed.join("transport/30_exim4-config_remote_smtp");
+    let run = common::run(&["lint", "--format", "json", &path.to_string_lossy()]);
+    let fs = run.json()["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(fs.len(), 1, "{}", run.stdout);
+    let msg = fs[0]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.ends_with(&format!("lint {} instead", renamed.display())),
+        "{msg}"
+    );
     // A header with its own `begin` line is read as a configuration, and the whole tree is
     // linted as Debian builds it: no EX005.
     let whole = findings(&tree, &[]);

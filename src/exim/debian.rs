@@ -330,7 +330,10 @@ pub fn fragment(text: &str, real: &Path) -> Option<(String, std::path::PathBuf)>
     let section = real.parent()?;
     let confd = section.parent()?;
     let name = section.file_name()?.to_str()?;
-    if confd.file_name()? != "conf.d" || !SECTIONS.contains(&name) {
+    // The directory is conf.d, or a copy of one under another name: it holds the other
+    // section directories too.
+    let sections = SECTIONS.iter().filter(|s| confd.join(s).is_dir()).count();
+    if !SECTIONS.contains(&name) || (confd.file_name()? != "conf.d" && sections < 3) {
         return None;
     }
     let has_begin = text

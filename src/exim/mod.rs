@@ -639,17 +639,22 @@ fn fragment_alone(ctx: &Context, target: &Target) -> Option<Finding> {
     }
     let text = ctx.root.read_to_string(&target.path).ok()?;
     let (section, confd) = debian::fragment(&text, &target.path)?;
-    let etc = confd.parent().unwrap_or(&confd);
+    ctx.note_read(&target.path);
     let shown = |p: &Path| server_path(ctx, p).display().to_string();
+    // /etc/exim4 holds conf.d and update-exim4.conf.conf; a copied conf.d is linted alone.
+    let what = match confd.parent() {
+        Some(etc) if confd.file_name().is_some_and(|n| n == "conf.d") => {
+            format!("{} (or {})", shown(etc), shown(&confd))
+        }
+        _ => shown(&confd),
+    };
     let file = ctx.root.display(&target.path);
     Some(
         Finding::new(
             "EX005",
             Mta::Exim,
             format!(
-                "this file is a fragment of Debian's split configuration (conf.d/{section}): update-exim4.conf joins it with the other conf.d files into the configuration Exim runs, and alone it is not a configuration Exim can read, so it is not checked on its own; lint {} (or {}) instead",
-                shown(etc),
-                shown(&confd)
+                "this file is a fragment of Debian's split configuration (conf.d/{section}): update-exim4.conf joins it with the other conf.d files into the configuration Exim runs, and alone it is not a configuration Exim can read, so it is not checked on its own; lint {what} instead"
             ),
         )
         .at(crate::finding::Location {
