@@ -1279,3 +1279,86 @@ fn stray_argument_listener_is_unavailable_like_real_smtpd() {
     assert!(t.depends.is_empty(), "{:?}", t.depends);
     assert_eq!(t.compared, 2);
 }
+
+// ------------------------------------------------------------------ F20 (review 7): tables smtpd cannot open
+
+/// A table in a restriction list with neither compiled file nor source, and a mynetworks
+/// /file that does not exist: the real smtpd defers every client that reaches them (451 4.3.5
+/// `<name>: Client host rejected: Server configuration error` through check_access() and
+/// check_table_result(); 451 4.3.0 `Temporary lookup failure` through match_list(3)'s
+/// surrogate table), and so does the model, for the clients and recipients before and after.
+#[test]
+fn unopenable_tables_defer_like_real_smtpd() {
+    // lint names the consequence on the restriction's line; a table that exists is quiet.
+    let main = format!("{BASE}smtpd_relay_restrictions = permit_mynetworks, check_client_access hash:/etc/postfix/missing, reject_unauth_destination\n");
+    let fs = lint(&main, Some(SMTP));
+    let pf = with_code(&fs, "PF108");
+    assert_eq!(pf.len(), 1, "{fs:?}");
+    let msg = pf[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("451 4.3.5 <...>: ... rejected: Server configuration error"),
+        "{msg}"
+    );
+    let fs = lint_with(
+        &main,
+        Some(SMTP),
+        &[("missing", "x OK\n"), ("missing.db", "")],
+    );
+    assert!(with_code(&fs, "PF108").is_empty(), "{fs:?}");
+    // A configuration directory (no --root): the host's files were consulted, and said so.
+    let t = common::tree(&[("main.cf", main.as_str()), ("master.cf", SMTP)]);
+    let out = Command::new(env!("CARGO_BIN_EXE_relaydoctor"))
+        .args(["lint", "--format", "json"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let fs: Vec<serde_json::Value> = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["findings"].as_array().cloned())
+        .unwrap_or_default();
+    let pf = with_code(&fs, "PF108");
+    assert_eq!(pf.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(pf[0]["severity"], "info");
+    assert!(pf[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("looked up on this machine"));
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let listeners = [
+        "  -o smtpd_relay_restrictions=permit_mynetworks,check_client_access,hash:$config_directory/missing,reject_unauth_destination\n",
+        "  -o smtpd_recipient_restrictions=check_recipient_access,cidr:$config_directory/missing.cidr\n",
+        "  -o mynetworks=127.0.0.0/8,$config_directory/missing-nets\n",
+    ];
+    let sc = Scenario {
+        name: "pfrules-unopenable",
+        main: &format!("{BASE}local_recipient_maps =\n"),
+        listeners: &listeners,
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let clients = &smtpd_support::clients(None)[..2];
+    let t = smtpd_support::compare(
+        sc.name,
+        &run,
+        clients,
+        &["u@external.example", "u@example.com"],
+    );
+    let texts: Vec<Option<String>> = (0..3)
+        .map(|i| smtpd_support::ask(run.ports[i], "203.0.113.5", None, "u@example.com"))
+        .collect();
+    drop(run);
+    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
+    assert!(t.depends.is_empty(), "{:?}", t.depends);
+    assert_eq!(t.compared, 3 * 2 * 2);
+    assert_eq!(
+        texts,
+        [
+            Some("451 4.3.5 <unknown[203.0.113.5]>: Client host rejected: Server configuration error".to_string()),
+            Some("451 4.3.5 <u@example.com>: Recipient address rejected: Server configuration error".to_string()),
+            Some("451 4.3.0 <u@example.com>: Temporary lookup failure".to_string()),
+        ]
+    );
+}

@@ -25,10 +25,41 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     // copy of someone else's main.cf given as PATH.
     if ctx.root.is_snapshot() || m.dir.starts_with(ctx.root.resolve(Path::new("/etc"))) {
         files(ctx, m, f);
+    } else {
+        host_files(ctx, m, f);
     }
     if !ctx.root.is_snapshot() && m.dir.starts_with("/etc") {
         sasl_socket(ctx, m, f);
     }
+}
+
+/// A configuration directory given as PATH (not a --root snapshot, not this host's /etc):
+/// its absolute paths name files on the server it belongs to, which may not be this one.
+/// They are looked up on this host all the same (simulate reads tables there too), and what
+/// is missing is said once, as info, naming where it was looked for, instead of silently.
+fn host_files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
+    let mut found = Vec::new();
+    files(ctx, m, &mut found);
+    let missing: Vec<&Finding> = found.iter().filter(|x| x.code == "PF108").collect();
+    let Some(first) = missing.first() else {
+        return;
+    };
+    let mut fd = Finding::new(
+        "PF108",
+        Mta::Postfix,
+        format!(
+            "{} file(s) this configuration names by absolute path do not exist on this host; {} is a configuration directory, not a --root snapshot, so its absolute paths were looked up on this machine (simulate reads them here too). The first: {}",
+            missing.len(),
+            m.dir.display(),
+            first.message
+        ),
+    )
+    .severity(Severity::Info)
+    .help("If this configuration comes from another server, lint a copy of that server's files with --root DIR; if it runs here, create the files.");
+    if let Some(l) = &first.location {
+        fd = fd.at(l.clone());
+    }
+    f.push(fd);
 }
 
 /// The smtpd scopes to check: every smtpd listener of master.cf, or — for a main.cf without a
@@ -618,7 +649,13 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
                             "PF107",
                             Mta::Postfix,
                             format!(
-                                "{p} uses {item} but {shown} does not exist: the daemons log `error: open database {shown}: No such file or directory` and `warning: {item} is unavailable` at each lookup, so mail that needs it is deferred (`451 4.3.0 Temporary lookup failure`)"
+                                "{p} uses {item} but {shown} does not exist: the daemons log `error: open database {shown}: No such file or directory` and `warning: {item} is unavailable` at each lookup, so {}",
+                                if super::syntax::RESTRICTION_LISTS.contains(p) {
+                                    // smtpd_check.c check_access() (verified with 3.7.11).
+                                    "every client that reaches this lookup is deferred with `451 4.3.5 <...>: ... rejected: Server configuration error`, local recipients included"
+                                } else {
+                                    "mail that needs it is deferred (`451 4.3.0 Temporary lookup failure`)"
+                                }
                             ),
                         )
                         .severity(Severity::Error)
@@ -688,8 +725,16 @@ impl Missing<'_> {
         }
     }
 
-    fn effect(&self, path: &str) -> String {
+    fn effect(&self, path: &str, param: &str) -> String {
+        let restriction = super::syntax::RESTRICTION_LISTS.contains(&param);
         match self {
+            // match_list.c: the /file becomes a table whose lookups fail; permit_mynetworks
+            // then answers through reject_dict_retry() (verified with Postfix 3.7.11:
+            // tests/postfix_relay_rules.rs unopenable_tables_defer_like_real_smtpd).
+            Missing::ListFile if param == "mynetworks" => "every client that no earlier mynetworks entry matches gets `451 4.3.0 <...>: Temporary lookup failure` at permit_mynetworks, for every recipient, so inbound mail from outside is deferred too".into(),
+            // smtpd_check.c check_access(): a failing lookup answers "451 4.3.5 Server
+            // configuration error" (verified as above).
+            Missing::TableSource | Missing::ConfigFile(..) if restriction => format!("smtpd cannot open the table, and every client whose {param} evaluation reaches it is deferred with `451 4.3.5 <...>: ... rejected: Server configuration error`, local recipients included"),
             // Verified with Postfix 3.7 (relay_domains = /missing/file).
             Missing::ListFile => "Postfix logs `open file ...: No such file or directory` and answers `451 4.3.0 Temporary lookup failure` to recipients whose domain it has to look up in the list".into(),
             // tls_certkey.c: missing key material or CA data disables TLS in smtpd.
@@ -724,7 +769,7 @@ fn check_file(
             format!(
                 "{param} names the {} {path}, which does not exist: {}",
                 what.noun(),
-                what.effect(path)
+                what.effect(path, param)
             ),
         ),
         loc,

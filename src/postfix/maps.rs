@@ -72,6 +72,10 @@ pub enum Opened {
     Table(Table),
     /// Cannot be evaluated statically; the text says why (shown in `depends_on`).
     Depends(String),
+    /// smtpd cannot open it (no compiled file, no source): dict_surrogate.c puts a table in
+    /// its place whose every lookup fails with DICT_ERR_RETRY (after `warning: TYPE:NAME is
+    /// unavailable`). The text says why.
+    Unavailable(String),
 }
 
 impl Table {
@@ -197,7 +201,7 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
         let compiled = PathBuf::from(format!("{}{suf}", real.display()));
         match (ctx.root.metadata(&compiled), ctx.root.metadata(&real)) {
             (Err(_), _) => {
-                return Opened::Depends(format!(
+                return Opened::Unavailable(format!(
                     "{spec} (compiled file {name}{suf} is missing: smtpd cannot open the table)"
                 ))
             }
@@ -210,7 +214,13 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
         }
     }
     let Some(src) = ctx.load_checked(&real, Mta::Postfix, findings) else {
-        return Opened::Depends(format!("{spec} ({name} is missing or unreadable)"));
+        // Only a missing file is certain: smtpd opens tables as root, this run may not be.
+        return match ctx.root.metadata(&real) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Opened::Unavailable(format!(
+                "{spec} ({name} does not exist: smtpd cannot open the table)"
+            )),
+            _ => Opened::Depends(format!("{spec} ({name} is unreadable)")),
+        };
     };
     let regexp = kind == "regexp" || kind == "pcre";
     let mut t = table(spec, Some(src.display.clone()), kind != "cidr" && !regexp);
@@ -496,11 +506,11 @@ mod tests {
         assert_eq!(t.get("x").map(|e| e.value.as_str()), Some("DEFER later"));
         assert!(matches!(
             open(&ctx, "hash:/etc/postfix/missing", &mut f),
-            Opened::Depends(_)
+            Opened::Unavailable(_)
         ));
         assert!(matches!(
             open(&ctx, "pcre:/etc/postfix/x.pcre", &mut f),
-            Opened::Depends(_)
+            Opened::Unavailable(_)
         ));
     }
 

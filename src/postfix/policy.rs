@@ -659,6 +659,23 @@ impl Eval<'_> {
                 self.depends.push(format!("{r} {why}"));
                 return Step::NoMatch;
             }
+            Some(Opened::Unavailable(why)) => {
+                // smtpd_check.c check_access(): `if (maps->error != 0) value = "451 4.3.5
+                // Server configuration error"`, answered through check_table_result() with
+                // the restriction's reply name and class.
+                let (name, class) = self.access_reply(r);
+                self.pending.push(TraceStep {
+                    file: PathBuf::from(spec),
+                    line: 0,
+                    entry: format!("{why}: every lookup fails"),
+                    effect: "note".into(),
+                });
+                return Step::Defer(
+                    451,
+                    "4.3.5".into(),
+                    format!("<{name}>: {class} rejected: Server configuration error"),
+                );
+            }
             None => {
                 self.depends.push(format!("{r} {spec} (not read)"));
                 return Step::NoMatch;
@@ -676,17 +693,7 @@ impl Eval<'_> {
                 effect: "note".into(),
             });
         }
-        let (reply_name, reply_class) = match r {
-            "check_client_access" | "check_reverse_client_hostname_access" => {
-                (self.client_reply_name(), "Client host")
-            }
-            "check_helo_access" => (self.client.helo.clone().unwrap_or_default(), "Helo command"),
-            "check_sender_access" => (
-                self.client.sender.clone().unwrap_or_default(),
-                "Sender address",
-            ),
-            _ => (self.rcpt_addr.clone(), "Recipient address"),
-        };
+        let (reply_name, reply_class) = self.access_reply(r);
         let _ = list;
         let found: Option<(&Entry, String)> = match r {
             "check_client_access" | "check_reverse_client_hostname_access" => {
@@ -729,6 +736,21 @@ impl Eval<'_> {
             },
         );
         step
+    }
+
+    /// (reply name, reply class) of check_*_access restriction `r` (smtpd_check.c).
+    fn access_reply(&self, r: &str) -> (String, &'static str) {
+        match r {
+            "check_client_access" | "check_reverse_client_hostname_access" => {
+                (self.client_reply_name(), "Client host")
+            }
+            "check_helo_access" => (self.client.helo.clone().unwrap_or_default(), "Helo command"),
+            "check_sender_access" => (
+                self.client.sender.clone().unwrap_or_default(),
+                "Sender address",
+            ),
+            _ => (self.rcpt_addr.clone(), "Recipient address"),
+        }
     }
 
     fn parent_style(&self) -> bool {
@@ -1581,6 +1603,10 @@ fn match_items(
         } else if maps::split_spec(pat).is_some() && !pat.starts_with('[') {
             match model.table(pat) {
                 Some(Opened::Table(t)) => t.get(&ip.to_string()).is_some(),
+                // match_list(3): the surrogate's lookup error fails the list (DICT_ERR_RETRY).
+                Some(Opened::Unavailable(why)) => {
+                    return Err(Miss::Retry(format!("mynetworks {why}")))
+                }
                 Some(Opened::Depends(why)) => {
                     return Err(Miss::Unknown(format!("mynetworks {why}")))
                 }

@@ -226,7 +226,7 @@ impl Eval<'_> {
                         return Ok(Some(e.value.clone()));
                     }
                 }
-                Some(Opened::Depends(why)) => {
+                Some(Opened::Depends(why) | Opened::Unavailable(why)) => {
                     unread.get_or_insert(format!("{param}: whether {addr} is listed in {why}"));
                 }
                 None => {
