@@ -314,6 +314,28 @@ fn fixes_are_withheld_for_files_with_syntax_errors() {
     assert_eq!(std::fs::read_to_string(etc.join("main.cf")).unwrap(), text);
 }
 
+/// PF008 (a blank in a short `-o` override) kills a listener but is read exactly as Postfix
+/// reads it: the demo's master.cf keeps its other fixes, and nothing says "syntax errors".
+#[test]
+fn a_valid_but_wrong_override_does_not_withhold_fixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/postfix-server");
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(demo.join("."))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    bin()
+        .args(["lint", "--diff", "--root"])
+        .arg(dir.path())
+        .assert()
+        .stdout(predicate::str::contains("+++ b/etc/postfix/master.cf"))
+        .stdout(predicate::str::contains("withheld").not());
+}
+
 #[test]
 fn simulate_with_an_unknown_service_lists_the_real_ones() {
     bin()

@@ -155,8 +155,14 @@ fn fixable(findings: &[Finding]) -> (Vec<Finding>, Vec<String>) {
         .iter()
         .filter(|f| {
             // A `#` inside a value (PF003) is an error when it breaks a restriction list,
-            // but the file is read exactly as Postfix reads it: other fixes stay valid.
-            (f.category == "syntax" && f.severity == Severity::Error && f.name != "hash-in-value")
+            // and a blank in a short `-o` override (PF008) kills the listener, but the file
+            // is read exactly as Postfix reads it: other fixes stay valid.
+            (f.category == "syntax"
+                && f.severity == Severity::Error
+                && !matches!(
+                    f.name.as_str(),
+                    "hash-in-value" | "short-override-with-blank"
+                ))
                 || f.name == "template-placeholder"
         })
         .filter_map(|f| f.location.as_ref().map(|l| l.file.clone()))
