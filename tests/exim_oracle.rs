@@ -824,12 +824,13 @@ fn missing_list_files_drop_the_session_as_in_exim() {
     assert_eq!(ex190[0].location.as_ref().map(|l| l.line), Some(10));
 }
 
-/// F6: `require verify = recipient` routes the recipient; where a dnslookup router takes the
-/// domain, the answer is the DNS's (Exim 4.96 under a private resolver: 250 for a domain with
-/// an MX, `550 Unrouteable address` for one without), so the model says depends on DNS
-/// routing; a local domain (accept router, no DNS) stays a plain accept.
+/// F6: `require verify = recipient` (and `verify = sender`) routes the address; where a
+/// dnslookup router takes the domain, the answer is the DNS's (Exim 4.96 under a private
+/// resolver: 250 for a domain with an MX, `550 Unrouteable address` / `550 Sender verify
+/// failed` for one without), so the model says depends on DNS routing; a local domain
+/// (accept router, no DNS) stays a plain accept.
 #[test]
-fn verify_recipient_depends_on_dns_routing_as_in_exim() {
+fn verify_sender_and_recipient_depend_on_dns_routing_as_in_exim() {
     let Some(bin) = oracle() else {
         skip("scripts/exim-oracle did not provide an exim binary");
         return;
@@ -844,7 +845,7 @@ fn verify_recipient_depends_on_dns_routing_as_in_exim() {
             return;
         }
     };
-    let conf_text = "primary_hostname = mx.example.org\ndomainlist local_domains = example.org\nhostlist relay_from_hosts = 192.0.2.0/24\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require verify = recipient\n  accept\nbegin routers\ndnslookup:\n  driver = dnslookup\n  domains = ! +local_domains\n  transport = remote_smtp\n  no_more\nlocal:\n  driver = accept\n  domains = +local_domains\n  transport = null_delivery\nbegin transports\nremote_smtp:\n  driver = smtp\nnull_delivery:\n  driver = appendfile\n  file = /dev/null\n";
+    let conf_text = "primary_hostname = mx.example.org\ndomainlist local_domains = example.org\nhostlist relay_from_hosts = 192.0.2.0/24\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require verify = sender\n  require verify = recipient\n  accept\nbegin routers\ndnslookup:\n  driver = dnslookup\n  domains = ! +local_domains\n  transport = remote_smtp\n  no_more\nlocal:\n  driver = accept\n  domains = +local_domains\n  transport = null_delivery\nbegin transports\nremote_smtp:\n  driver = smtp\nnull_delivery:\n  driver = appendfile\n  file = /dev/null\n";
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path().join("root");
     std::fs::create_dir_all(t.join("etc/exim")).unwrap();
@@ -854,30 +855,56 @@ fn verify_recipient_depends_on_dns_routing_as_in_exim() {
     let ctx = Context::new(Root::snapshot(&t), Options::default());
     let targets = exim::discover(&ctx, &mut Vec::new());
     let loaded = exim::load(&ctx, &targets[0]);
-    for (domain, want, via_dns) in [
-        ("external.example", "250 Accepted", true),
-        ("nowhere.example", "550 Unrouteable address", true),
-        ("example.org", "250 Accepted", false),
+    // (sender, recipient domain, Exim's reply, whose domain the answer depends on)
+    for (sender, domain, want, via_dns) in [
+        (
+            "",
+            "external.example",
+            "250 Accepted",
+            Some("recipient domain external.example"),
+        ),
+        (
+            "",
+            "nowhere.example",
+            "550 Unrouteable address",
+            Some("recipient domain nowhere.example"),
+        ),
+        ("", "example.org", "250 Accepted", None),
+        (
+            "a@nowhere.example",
+            "example.org",
+            "550 Sender verify failed",
+            Some("sender domain nowhere.example"),
+        ),
+        (
+            "a@external.example",
+            "example.org",
+            "250 Accepted",
+            Some("sender domain external.example"),
+        ),
     ] {
         let mut cmd = dns.command(&bin);
         cmd.arg("-C").arg(&conf).arg("-bh").arg("203.0.113.5");
         let session =
-            format!("HELO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
+            format!("HELO c.example\r\nMAIL FROM:<{sender}>\r\nRCPT TO:<bob@{domain}>\r\nQUIT\r\n");
         let out = common::output_with_stdin(&mut cmd, session.as_bytes());
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.lines().any(|l| l == want),
             "exim, {domain}: want {want}: {text}"
         );
-        let env = envelope("203.0.113.5", domain);
+        let env = exim::acl::Envelope {
+            sender: Some(sender.to_string()),
+            ..envelope("203.0.113.5", domain)
+        };
         let branches = exim::evaluate(&ctx, &loaded.cfg, &env);
         let d = exim::acl::decide("smtp", &branches);
-        if via_dns {
+        if let Some(whose) = via_dns {
             assert_eq!(d.result, Verdict::Depends, "{domain}: {:?}", d.text);
             assert!(
-                d.depends_on.iter().any(
-                    |r| r.starts_with(&format!("DNS routing of the recipient domain {domain}"))
-                ),
+                d.depends_on
+                    .iter()
+                    .any(|r| r.starts_with(&format!("DNS routing of the {whose}"))),
                 "{domain}: {:?}",
                 d.depends_on
             );

@@ -719,7 +719,19 @@ impl<'a> Eval<'a> {
             "sender" => match &self.env.sender {
                 Some(s) if s.is_empty() => M::Yes,
                 _ if callout => M::Unknown(format!("the sender callout verify = {v}")),
-                _ => M::Unknown(format!("sender verification verify = {v}")),
+                Some(s) if !s.contains('@') => {
+                    M::Unknown(format!("sender verification verify = {v}"))
+                }
+                Some(s) => {
+                    // A sender domain no router takes, or one only the DNS can route, is
+                    // decided by routing; otherwise whether the address exists is unknown.
+                    let domain = s.rsplit_once('@').map_or("", |x| x.1);
+                    match super::routing::verify_sender(m, self.cfg, domain) {
+                        M::Yes => M::Unknown(format!("sender verification verify = {v}")),
+                        other => other,
+                    }
+                }
+                None => M::Unknown(format!("sender verification verify = {v}")),
             },
             "certificate" => M::No,
             "header_syntax" | "header_sender" | "not_blind" | "header_names_ascii" | "arc" => {
@@ -853,6 +865,7 @@ fn fold_steps(trace: Vec<TraceStep>) -> Vec<TraceStep> {
 fn usual(reason: &str) -> bool {
     reason.starts_with("sender verification")
         || reason.starts_with("DNS routing of the recipient domain")
+        || reason.starts_with("DNS routing of the sender domain")
         || reason.starts_with("the sender callout")
         || reason.starts_with("the recipient callout")
 }

@@ -420,6 +420,7 @@ fn relay_matrix(ctx: &Context, cfg: &Config, out: &mut Vec<Finding>) {
                         !*v || r.starts_with("sender verification")
                             // An attacker picks a recipient domain the DNS knows.
                             || r.starts_with("DNS routing of the recipient domain")
+                            || r.starts_with("DNS routing of the sender domain")
                             || r.starts_with("the sender callout")
                             || r.starts_with("the recipient callout")
                     })

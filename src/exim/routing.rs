@@ -17,8 +17,18 @@ use super::model::{Config, Driver, ListKind};
 /// routed without DNS (an address that exists is modelled as routable), M::Unknown with the
 /// reason when the answer is DNS's or a precondition cannot be decided.
 pub fn verify_recipient(m: &Matcher, cfg: &Config, domain: &str) -> M {
+    route(m, cfg, domain, "recipient", "550 Unrouteable address")
+}
+
+/// `verify = sender` routes the sender's address the same way (routers with
+/// `verify_sender = false` skipped); a failure answers `550 Sender verify failed`.
+pub fn verify_sender(m: &Matcher, cfg: &Config, domain: &str) -> M {
+    route(m, cfg, domain, "sender", "550 Sender verify failed")
+}
+
+fn route(m: &Matcher, cfg: &Config, domain: &str, what: &str, reply: &str) -> M {
     for r in &cfg.routers {
-        if skipped_for_verify(r) {
+        if skipped_for_verify(r, what) {
             continue;
         }
         match r.opt("domains") {
@@ -30,7 +40,7 @@ pub fn verify_recipient(m: &Matcher, cfg: &Config, domain: &str) -> M {
                 M::Fatal(log) => return M::Fatal(log),
                 M::Unknown(why) => {
                     return M::Unknown(format!(
-                        "recipient verification of {domain} (router {}: {why})",
+                        "{what} verification of {domain} (router {}: {why})",
                         r.name
                     ))
                 }
@@ -38,7 +48,7 @@ pub fn verify_recipient(m: &Matcher, cfg: &Config, domain: &str) -> M {
         }
         return match r.opt("driver").map(str::trim) {
             Some("dnslookup") => M::Unknown(format!(
-                "DNS routing of the recipient domain {domain} (dnslookup router {}: `550 Unrouteable address` when the domain has no MX or address record)",
+                "DNS routing of the {what} domain {domain} (dnslookup router {}: `{reply}` when the domain has no MX or address record)",
                 r.name
             )),
             _ => M::Yes,
@@ -52,11 +62,14 @@ pub fn verify_recipient(m: &Matcher, cfg: &Config, domain: &str) -> M {
     M::No
 }
 
-/// `verify = false` / `no_verify` / `no_verify_recipient`: the router is not used when
-/// verifying recipients (spec chapter 15 "Generic options for routers").
-fn skipped_for_verify(r: &Driver) -> bool {
-    ["verify", "verify_recipient"].iter().any(|o| {
-        r.opt(o)
-            .is_some_and(|v| matches!(v.trim(), "false" | "no" | "0"))
-    })
+/// `verify = false` / `no_verify` / `no_verify_recipient` (`no_verify_sender`): the router is
+/// not used when verifying recipients (senders) (spec chapter 15 "Generic options for
+/// routers").
+fn skipped_for_verify(r: &Driver, what: &str) -> bool {
+    ["verify".to_string(), format!("verify_{what}")]
+        .iter()
+        .any(|o| {
+            r.opt(o)
+                .is_some_and(|v| matches!(v.trim(), "false" | "no" | "0"))
+        })
 }
