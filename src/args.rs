@@ -204,6 +204,9 @@ pub struct Delivery {
     pub output: Option<PathBuf>,
     /// The server the result is about, added to JSON output.
     pub host: Option<crate::host::Host>,
+    /// `--format json`: a failure is a JSON document too (`"error"`), so a fleet report
+    /// shows the host as not checked instead of skipping an empty file.
+    pub json: bool,
 }
 
 /// The host identity for a command reading `root` (None: the live system).
@@ -300,6 +303,7 @@ pub fn lint_delivery(a: &cli::LintArgs, host_name: Option<&str>) -> Delivery {
         quiet: a.quiet,
         output: a.output.clone(),
         host: Some(host(host_name, a.target.config.root.as_deref())),
+        json: format == OutputFormat::Json,
     }
 }
 
@@ -515,6 +519,7 @@ pub fn dns_delivery(a: &cli::DnsArgs, host_name: Option<&str>) -> Delivery {
         quiet: a.quiet,
         output: a.output.clone(),
         host: Some(host(host_name, a.target.config.root.as_deref())),
+        json: a.format == OutputFormat::Json,
     }
 }
 
@@ -623,6 +628,7 @@ pub fn probe_delivery(a: &cli::ProbeArgs, host_name: Option<&str>) -> Delivery {
         quiet: a.quiet,
         output: a.output.clone(),
         host: Some(probe_host(a, host_name)),
+        json: a.format == OutputFormat::Json,
     }
 }
 

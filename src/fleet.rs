@@ -50,6 +50,8 @@ pub struct HostResult {
     /// The result files read for it.
     pub sources: Vec<String>,
     pub findings: Vec<Item>,
+    /// Checks that could not run on it (a result file holding `"error"`): what failed.
+    pub failed: Vec<String>,
 }
 
 impl HostResult {
@@ -67,10 +69,12 @@ impl HostResult {
         self.findings.iter().map(|f| f.severity).max()
     }
 
-    /// Ranking: open relays first, then by errors, warnings, info (most first), then name.
-    fn rank_key(&self) -> (bool, usize, usize, usize) {
+    /// Ranking: open relays first, then hosts a check could not run on, then by errors,
+    /// warnings, info (most first), then name.
+    fn rank_key(&self) -> (bool, bool, usize, usize, usize) {
         (
             self.open_relay(),
+            !self.failed.is_empty(),
             self.count(Severity::Error),
             self.count(Severity::Warning),
             self.count(Severity::Info),
@@ -131,6 +135,8 @@ struct InFile {
     version: Option<u64>,
     host: Option<InHost>,
     findings: Option<Vec<InFinding>>,
+    /// A check that could not run (exit 2 with `--format json`).
+    error: Option<String>,
     /// Present in `plesk check` output.
     database: Option<serde::de::IgnoredAny>,
     /// Present in `probe` output.
@@ -261,13 +267,6 @@ pub fn merge(inputs: &[PathBuf], baseline: Option<&Path>) -> Result<Fleet, Failu
                 continue;
             }
         };
-        let Some(findings) = file.findings.as_ref() else {
-            fleet.skipped.push(format!(
-                "{}: has no findings (not a check result)",
-                path.display()
-            ));
-            continue;
-        };
         let name = match &file.host {
             Some(h) => h.name.clone(),
             // Older results without a host object: the file name stands for the host.
@@ -275,6 +274,22 @@ pub fn merge(inputs: &[PathBuf], baseline: Option<&Path>) -> Result<Fleet, Failu
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+        };
+        if let Some(error) = &file.error {
+            let h = hosts.entry(name.clone()).or_insert_with(|| HostResult {
+                name,
+                ..HostResult::default()
+            });
+            h.sources.push(path.display().to_string());
+            h.failed.push(format!("{}: {error}", path.display()));
+            continue;
+        }
+        let Some(findings) = file.findings.as_ref() else {
+            fleet.skipped.push(format!(
+                "{}: has no findings (not a check result)",
+                path.display()
+            ));
+            continue;
         };
         let kind = names.get(kind_of(&file));
         let h = hosts.entry(name.clone()).or_insert_with(|| HostResult {

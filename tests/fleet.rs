@@ -227,6 +227,37 @@ fn foreign_files_are_skipped_with_a_word_and_nothing_is_an_error() {
     assert!(r.stderr.contains("no result files"), "{}", r.stderr);
 }
 
+/// A check that could not run writes a JSON document with `"error"` (exit 2); the report
+/// shows that host as not checked, ranks it above hosts with findings, and is not healthy.
+#[test]
+fn a_check_that_could_not_run_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    results(dir.path(), &HOSTS[3..]);
+    let failed = dir.path().join("mx-down.json");
+    let r = run(&[
+        "--host-name",
+        "mx-down",
+        "lint",
+        "/nonexistent/etc/postfix",
+        "--format",
+        "json",
+        "-o",
+        failed.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&failed).unwrap()).unwrap();
+    assert_eq!(doc["host"]["name"], "mx-down");
+    assert!(doc["error"].as_str().unwrap().contains("/nonexistent"), "{doc}");
+    let r = run(&["report", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let hosts = r.json()["hosts"].as_array().unwrap().clone();
+    assert_eq!(hosts[0]["name"], "mx-down");
+    assert!(hosts[0]["failed"][0].as_str().unwrap().contains("/nonexistent"));
+    assert!(!r.stderr.contains("skipped"), "{}", r.stderr);
+    let text = run(&["report", dir.path().to_str().unwrap()]).stdout;
+    assert!(text.contains("could not check:"), "{text}");
+}
+
 /// Chromium's DOM after the page's script ran, and its stderr (console messages).
 fn chromium_dom(file: &Path, fragment: &str) -> Option<(String, String)> {
     let out = Command::new("chromium")

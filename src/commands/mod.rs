@@ -92,7 +92,11 @@ fn simulate(s: args::SimulateSettings) -> Result<Outcome, Failure> {
 fn fleet_report(a: &crate::cli::ReportArgs) -> Result<Outcome, Failure> {
     let fleet = crate::fleet::merge(&a.inputs, a.baseline.as_deref())?;
     let threshold = args::fail_on(a.fail_on);
-    let fails = fleet.hosts.iter().any(|h| h.worst() >= Some(threshold));
+    // A host a check could not run on is not clean.
+    let fails = fleet
+        .hosts
+        .iter()
+        .any(|h| h.worst() >= Some(threshold) || !h.failed.is_empty());
     let color = args::color(a.color.color) && a.output.is_none();
     let out = crate::report::fleet::render(a.format, &fleet, color);
     let mut o = Outcome::findings(out, fails);
@@ -145,6 +149,26 @@ fn fail(f: &Failure, how: &Delivery) -> i32 {
         // A failed run must not leave the last good file in place: alerts need
         // `relaydoctor_up 0` to fire.
         let text = crate::report::prometheus::render_failure(unix_now());
+        match &how.output {
+            Some(path) => {
+                let _ = crate::fix::write_new_atomic(path, text.as_bytes());
+            }
+            None => print_stdout(&text),
+        }
+    }
+    if how.json {
+        // The result file of a check that could not run says so (the fleet report lists the
+        // host as "could not check"); an empty file was skipped as unreadable.
+        let doc = serde_json::json!({
+            "version": 1,
+            "tool": {"name": "relaydoctor", "version": env!("CARGO_PKG_VERSION")},
+            "error": msg,
+        });
+        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        if let Some(host) = &how.host {
+            text = crate::host::insert_into_json(&text, host);
+        }
+        text.push('\n');
         match &how.output {
             Some(path) => {
                 let _ = crate::fix::write_new_atomic(path, text.as_bytes());

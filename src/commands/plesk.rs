@@ -48,6 +48,7 @@ fn check(a: &PleskCheckArgs, host_name: Option<&str>) -> i32 {
         nagios: format == CheckFormat::Nagios,
         quiet: a.quiet,
         host: host(&a.db, host_name),
+        json: format == CheckFormat::Json,
         ..Delivery::default()
     };
     let result = plesk::check(&settings).map(|o| o.json(format == CheckFormat::Json));

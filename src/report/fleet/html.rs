@@ -251,6 +251,13 @@ fn host_details(out: &mut String, h: &HostResult) {
         h.findings.len(),
         esc(&h.sources.join(", ")),
     );
+    for why in &h.failed {
+        let _ = writeln!(
+            out,
+            "<li><span class=\"error\">could not check</span> {}</li>",
+            esc(why)
+        );
+    }
     let mut items: Vec<_> = h.findings.iter().collect();
     items.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
     for f in items {

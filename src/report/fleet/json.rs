@@ -73,6 +73,7 @@ pub fn render(f: &Fleet) -> String {
                 "info": h.count(Severity::Info),
             },
             "sources": h.sources,
+            "failed": h.failed,
             "findings": h.findings.iter().map(finding).collect::<Vec<_>>(),
         });
         s.push_str(if n == 0 { "\n    " } else { ",\n    " });

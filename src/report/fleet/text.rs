@@ -43,6 +43,9 @@ pub fn render(f: &Fleet, color: bool) -> String {
             h.count(Severity::Info),
             if h.open_relay() { "  OPEN RELAY" } else { "" }
         );
+        for why in &h.failed {
+            let _ = writeln!(out, "      could not check: {why}");
+        }
     }
     more(&mut out, f.hosts.len());
     out.push_str("\nRules across the fleet:\n");
