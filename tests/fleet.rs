@@ -247,12 +247,18 @@ fn a_check_that_could_not_run_is_reported_not_skipped() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&failed).unwrap()).unwrap();
     assert_eq!(doc["host"]["name"], "mx-down");
-    assert!(doc["error"].as_str().unwrap().contains("/nonexistent"), "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("/nonexistent"),
+        "{doc}"
+    );
     let r = run(&["report", dir.path().to_str().unwrap(), "--format", "json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let hosts = r.json()["hosts"].as_array().unwrap().clone();
     assert_eq!(hosts[0]["name"], "mx-down");
-    assert!(hosts[0]["failed"][0].as_str().unwrap().contains("/nonexistent"));
+    assert!(hosts[0]["failed"][0]
+        .as_str()
+        .unwrap()
+        .contains("/nonexistent"));
     assert!(!r.stderr.contains("skipped"), "{}", r.stderr);
     let text = run(&["report", dir.path().to_str().unwrap()]).stdout;
     assert!(text.contains("could not check:"), "{text}");
