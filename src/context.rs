@@ -228,6 +228,17 @@ impl Context {
             .or_insert_with(|| self.root.contain(real).exists())
     }
 
+    /// Whether the real path `real` is a regular file, symlinks followed inside the root
+    /// (`Path::is_file` would follow a snapshot's absolute link on this machine).
+    pub fn is_file(&self, real: &Path) -> bool {
+        self.root.contain(real).is_file()
+    }
+
+    /// Whether the real path `real` is a directory, symlinks followed inside the root.
+    pub fn is_dir(&self, real: &Path) -> bool {
+        self.root.contain(real).is_dir()
+    }
+
     /// Load (once) the file at `real`. The loaded file is remembered for rendering and fixes.
     pub fn load(&self, real: &Path) -> Result<Arc<SourceFile>, LoadError> {
         let display = self.root.display(real);

@@ -132,3 +132,32 @@ fn nothing_found_lists_every_place_looked_at() {
         assert!(r.stderr.contains(&place), "{place} missing: {}", r.stderr);
     }
 }
+
+/// Under --root a snapshot's absolute symlink resolves inside the snapshot, as on the server:
+/// Debian's /etc/exim4/exim4.conf and qmail's control files linked to a path of the server
+/// are found (a check on this machine's /etc found nothing and skipped the MTA).
+#[test]
+fn absolute_links_inside_a_snapshot_are_followed_inside_it() {
+    use std::os::unix::fs::symlink;
+    let exim =
+        std::fs::read_to_string(repo("fixtures/rules/EX110/bad/etc/exim/exim.conf")).unwrap();
+    let t = tree(&[
+        ("etc/exim4/exim4.conf.real-relaydoctor-test", exim.as_str()),
+        ("var/qmail/control/rcpthosts.real-relaydoctor-test", ""),
+    ]);
+    symlink(
+        "/etc/exim4/exim4.conf.real-relaydoctor-test",
+        t.path().join("etc/exim4/exim4.conf"),
+    )
+    .unwrap();
+    symlink(
+        "/var/qmail/control/rcpthosts.real-relaydoctor-test",
+        t.path().join("var/qmail/control/rcpthosts"),
+    )
+    .unwrap();
+    let fs = lint_json(t.path(), &[]);
+    assert!(!with_code(&fs, "EX110").is_empty(), "{fs:?}");
+    // An empty rcpthosts: qmail-smtpd refuses every domain (QM002).
+    assert!(!with_code(&fs, "QM002").is_empty(), "{fs:?}");
+    assert!(with_code(&fs, "RD001").is_empty(), "{fs:?}");
+}

@@ -100,7 +100,7 @@ pub fn sanitize(v: &str) -> String {
 
 /// conf.d/<section> files in run_parts order.
 pub fn run_parts(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Vec<PathBuf> {
-    if !dir.is_dir() {
+    if !ctx.is_dir(dir) {
         return Vec::new();
     }
     let mut names: Vec<String> = crate::discover::list_dir(ctx, dir, Mta::Exim, findings)
@@ -119,17 +119,19 @@ pub fn run_parts(ctx: &Context, dir: &Path, findings: &mut Vec<Finding>) -> Vec<
             continue;
         }
         let p = dir.join(n);
-        if !p.is_file() {
+        if !ctx.is_file(&p) {
             continue;
         }
         let rul = format!("{n}.rul");
         // Only stat NAME.rul when the listing has it.
         let rul_path = dir.join(&rul);
-        out.push(if names.binary_search(&rul).is_ok() && rul_path.is_file() {
-            rul_path
-        } else {
-            p
-        });
+        out.push(
+            if names.binary_search(&rul).is_ok() && ctx.is_file(&rul_path) {
+                rul_path
+            } else {
+                p
+            },
+        );
     }
     out
 }
@@ -155,7 +157,7 @@ pub fn assemble(ctx: &Context, dir: &Path, server: &Path, findings: &mut Vec<Fin
     let split = match get("dc_use_split_config") {
         Some(v) => v.value.eq_ignore_ascii_case("true"),
         // No update-exim4.conf.conf: a directory that only has conf.d is read split.
-        None => !dir.join("exim4.conf.template").is_file() && conf_d.is_dir(),
+        None => !ctx.is_file(&dir.join("exim4.conf.template")) && ctx.is_dir(&conf_d),
     };
     let mut segments = Vec::new();
     if split {
@@ -174,14 +176,14 @@ pub fn assemble(ctx: &Context, dir: &Path, server: &Path, findings: &mut Vec<Fin
         }
     } else {
         let lm = dir.join("exim4.conf.localmacros");
-        if lm.is_file() {
+        if ctx.is_file(&lm) {
             segments.push(Segment::File {
                 real: lm,
                 server: server.join("exim4.conf.localmacros"),
             });
         }
         let t = dir.join("exim4.conf.template");
-        if t.is_file() {
+        if ctx.is_file(&t) {
             segments.push(Segment::File {
                 real: t,
                 server: server.join("exim4.conf.template"),

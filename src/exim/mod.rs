@@ -115,7 +115,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
             continue;
         }
         let found = match read {
-            Read::Debian => debian_target(&path),
+            Read::Debian => debian_target(ctx, &path),
             Read::DebianGenerated if out.is_empty() && path.is_file() => Some(Target {
                 path,
                 kind: Kind::Plain,
@@ -148,16 +148,16 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
 
 /// Debian's /etc/exim4 (real path `dir`): its exim4.conf when there is one (Exim reads it
 /// instead of the generated file), else the directory update-exim4.conf builds from.
-fn debian_target(dir: &Path) -> Option<Target> {
-    if dir.join("exim4.conf").is_file() {
+fn debian_target(ctx: &Context, dir: &Path) -> Option<Target> {
+    if ctx.is_file(&dir.join("exim4.conf")) {
         return Some(Target {
             path: dir.join("exim4.conf"),
             kind: Kind::Plain,
         });
     }
-    if dir.join("update-exim4.conf.conf").is_file()
-        || dir.join("conf.d").is_dir()
-        || dir.join("exim4.conf.template").is_file()
+    if ctx.is_file(&dir.join("update-exim4.conf.conf"))
+        || ctx.is_dir(&dir.join("conf.d"))
+        || ctx.is_file(&dir.join("exim4.conf.template"))
     {
         return Some(Target {
             path: dir.to_path_buf(),
@@ -177,8 +177,8 @@ fn same_file(ctx: &Context, p: &Path) -> PathBuf {
 
 /// Whether an explicitly named path (real) is an Exim configuration.
 pub fn detect(ctx: &Context, path: &Path) -> Option<Target> {
-    if path.is_dir() {
-        if let Some(t) = debian_target(path) {
+    if ctx.is_dir(path) {
+        if let Some(t) = debian_target(ctx, path) {
             return Some(t);
         }
         // A package's configuration directory named on its own: /etc/exim (exim.conf) or
@@ -186,14 +186,14 @@ pub fn detect(ctx: &Context, path: &Path) -> Option<Target> {
         // still read as Exim (a `configure` script is not).
         for name in ["exim.conf", "configure"] {
             let f = path.join(name);
-            if f.is_file() {
+            if ctx.is_file(&f) {
                 if let Some(t) = detect(ctx, &f) {
                     return Some(t);
                 }
             }
         }
         // A bare conf.d (main/, acl/, router/ ...): treat its parent layout as Debian's.
-        if path.join("main").is_dir() && path.join("acl").is_dir() {
+        if ctx.is_dir(&path.join("main")) && ctx.is_dir(&path.join("acl")) {
             return Some(Target {
                 path: path.to_path_buf(),
                 kind: Kind::Debian,

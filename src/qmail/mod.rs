@@ -48,8 +48,8 @@ const CONTROL_NAMES: &[&str] = &[
     "plusdomain",
 ];
 
-fn is_control_dir(dir: &Path) -> bool {
-    CONTROL_NAMES.iter().any(|n| dir.join(n).is_file())
+fn is_control_dir(ctx: &Context, dir: &Path) -> bool {
+    CONTROL_NAMES.iter().any(|n| ctx.is_file(&dir.join(n)))
 }
 
 fn read_text_prefix(ctx: &Context, p: &Path) -> String {
@@ -63,7 +63,7 @@ fn read_text_prefix(ctx: &Context, p: &Path) -> String {
 }
 
 fn is_service_file(ctx: &Context, p: &Path) -> bool {
-    p.is_file() && runscript::looks_like_service(&read_text_prefix(ctx, p))
+    ctx.is_file(p) && runscript::looks_like_service(&read_text_prefix(ctx, p))
 }
 
 /// Names that are not tcprules sources even in a rules directory.
@@ -81,7 +81,7 @@ fn skip_rules_name(name: &str) -> bool {
 /// A tcprules source: lines that look like `address:allow|deny...`.
 fn looks_like_rules(ctx: &Context, p: &Path) -> bool {
     if p.extension().is_some_and(|e| e == "cdb") {
-        return p.is_file();
+        return ctx.is_file(p);
     }
     let t = read_text_prefix(ctx, p);
     let mut rules = 0;
@@ -150,7 +150,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     };
     for c in CONTROL_PLACES {
         let d = r(c);
-        if d.is_dir() && is_control_dir(&d) {
+        if ctx.is_dir(&d) && is_control_dir(ctx, &d) {
             t.path = d.clone();
             t.control = Some(d);
             break;
@@ -178,7 +178,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
     let mut rules = Vec::new();
     for f in RULES_FILES {
         let p = r(f);
-        if p.is_file() {
+        if ctx.is_file(&p) {
             rules.push(p);
         }
     }
@@ -188,7 +188,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            if f.is_file() && !skip_rules_name(&name) && looks_like_rules(ctx, &f) {
+            if ctx.is_file(&f) && !skip_rules_name(&name) && looks_like_rules(ctx, &f) {
                 rules.push(f);
             }
         }
@@ -200,7 +200,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
             if (name.starts_with("tcp.") || name.starts_with("rules."))
-                && f.is_file()
+                && ctx.is_file(&f)
                 && !skip_rules_name(&name)
                 && looks_like_rules(ctx, &f)
             {
@@ -223,7 +223,7 @@ pub fn discover(ctx: &Context, findings: &mut Vec<Finding>) -> Vec<Target> {
 
 /// Whether an explicitly named path (real) is a qmail configuration.
 pub fn detect(ctx: &Context, path: &Path) -> Option<Target> {
-    if path.is_dir() {
+    if ctx.is_dir(path) {
         // A server root, /var/qmail, or the control directory itself.
         for c in ["var/qmail/control", "control", ""] {
             let d = if c.is_empty() {
@@ -231,7 +231,7 @@ pub fn detect(ctx: &Context, path: &Path) -> Option<Target> {
             } else {
                 path.join(c)
             };
-            if d.is_dir() && is_control_dir(&d) {
+            if ctx.is_dir(&d) && is_control_dir(ctx, &d) {
                 return Some(Target {
                     path: path.to_path_buf(),
                     control: Some(d),
