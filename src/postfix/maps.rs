@@ -215,7 +215,12 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
     }
     let Some(src) = ctx.load_checked(&real, Mta::Postfix, findings) else {
         // Only a missing file is certain: smtpd opens tables as root, this run may not be.
+        // An indexed map whose compiled file exists (checked above) works without its
+        // source: smtpd reads the compiled file, whose contents are unknown here.
         return match ctx.root.metadata(&real) {
+            Err(e) if suffix.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+                Opened::Depends(format!("{spec} ({name} is missing, so the contents of the compiled file smtpd reads are unknown)"))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Opened::Unavailable(format!(
                 "{spec} ({name} does not exist: smtpd cannot open the table)"
             )),
