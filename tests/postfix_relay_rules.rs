@@ -1362,3 +1362,46 @@ fn unopenable_tables_defer_like_real_smtpd() {
         ]
     );
 }
+
+// ------------------------------------------------------------------ PF113 (review 7 F19)
+
+/// `-o relay_domains=` / `-o mydestination=` on smtpd listeners: the real smtpd still refuses
+/// a stranger's mail for those domains (trivial-rewrite decides the class from main.cf), the
+/// model agrees, and lint warns about each override; main.cf's relay_domains does work.
+#[test]
+fn listener_domain_overrides_change_nothing_like_real_smtpd() {
+    let listeners = [
+        "  -o relay_domains=example.net\n",
+        "  -o mydestination=example.org\n",
+    ];
+    let master_cf = format!(
+        "smtp inet n - n - - smtpd\n{}submission inet n - n - - smtpd\n{}",
+        listeners[0], listeners[1]
+    );
+    let fs = lint(BASE, Some(&master_cf));
+    assert_eq!(with_code(&fs, "PF113").len(), 2, "{fs:?}");
+    let fs = lint(&format!("{BASE}relay_domains = example.net\n"), Some(SMTP));
+    assert!(with_code(&fs, "PF113").is_empty(), "{fs:?}");
+    let Some(master) = smtpd_support::require() else {
+        return;
+    };
+    let sc = Scenario {
+        name: "pfrules-pf113",
+        main: &format!("{BASE}local_recipient_maps =\n"),
+        listeners: &listeners,
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let clients = &smtpd_support::clients(None)[..2];
+    let t = smtpd_support::compare(sc.name, &run, clients, &["u@example.net", "u@example.org"]);
+    let stranger = smtpd_support::ask(run.ports[0], "203.0.113.5", None, "u@example.net");
+    drop(run);
+    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
+    assert!(t.depends.is_empty(), "{:?}", t.depends);
+    assert_eq!(t.compared, 2 * 2 * 2);
+    assert_eq!(
+        stranger.as_deref(),
+        Some("454 4.7.1 <u@example.net>: Relay access denied")
+    );
+}

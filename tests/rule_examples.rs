@@ -177,6 +177,7 @@ const POSTFIX: &[(&str, PfFile, Pf, Pf)] = &[
     ("PF110", PfFile::Master, Pf::Clean, Pf::Clean),
     ("PF111", PfFile::Main, Pf::Clean, Pf::Clean),
     ("PF112", PfFile::Master, Pf::Clean, Pf::Clean),
+    ("PF113", PfFile::Master, Pf::Clean, Pf::Clean),
 ];
 
 /// Where an Exim example goes in the base configuration.
@@ -460,6 +461,16 @@ fn smtpd_questions(r: &BTreeMap<String, Rule>) -> Vec<Question> {
             None,
             "root@localhost",
             '2',
+        ),
+        // PF113: the listener's own relay_domains does not make the domain relayable.
+        (
+            "PF113",
+            "bad",
+            master("PF113", "bad"),
+            "203.0.113.5",
+            None,
+            "u@partner.example",
+            '4',
         ),
         // PF015: host bits set: the office's lookup fails (451 4.3.0); the network works.
         (

@@ -16,6 +16,7 @@ pub fn run(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
     hash_in_value(m, f);
     super::restrictions::run(m, f);
     super::addr_lint::run(m, f);
+    super::class_override::run(m, f);
     duplicates(m, f);
     unknown_params(m, f);
     undefined_refs(m, f);

@@ -3,6 +3,7 @@
 pub mod addr_lint;
 pub mod audit;
 pub mod checks;
+pub mod class_override;
 pub mod expand;
 pub mod hostaddr;
 pub mod maps;

@@ -1374,7 +1374,7 @@ pub fn decide(model: &Model, si: usize, client: Client, rcpt: &str) -> Decision 
 
 /// Example recipient domains of each class, from the configuration.
 pub fn sample_domains(model: &Model, si: usize) -> Vec<(RecipientClass, String)> {
-    let scope = model.scope(Some(si));
+    let scope = model.scope(rewrite_scope(model, si));
     let first_literal = |name: &str| -> Option<String> {
         list_items(&scope.value(name)).into_iter().find(|d| {
             !d.contains(':') && !d.contains('/') && !d.starts_with('$') && d.contains('.')
@@ -1393,6 +1393,22 @@ pub fn sample_domains(model: &Model, si: usize) -> Vec<(RecipientClass, String)>
     out
 }
 
+/// Whose settings decide the address class for listener `si`: not smtpd's own. smtpd asks
+/// the trivial-rewrite service named by its rewrite_service_name (smtpd_resolve.c
+/// smtpd_resolve_addr() -> resolve_clnt_query_from()), and permit_auth_destination /
+/// reject_unauth_destination test the RESOLVE_CLASS_* flags it returns (smtpd_check.c);
+/// trivial-rewrite reads mydestination, relay_domains, virtual_*_domains from main.cf and
+/// its own master.cf -o overrides (resolve.c). So `-o relay_domains=...` on an smtpd
+/// listener changes nothing (verified with Postfix 3.7.11: tests/postfix_relay_rules.rs).
+/// None: main.cf (no trivial-rewrite service by that name in master.cf).
+pub fn rewrite_scope(model: &Model, si: usize) -> Option<usize> {
+    let name = model.scope(Some(si)).value("rewrite_service_name");
+    model
+        .services()
+        .iter()
+        .position(|s| s.complete() && s.command() == "trivial-rewrite" && s.name() == name)
+}
+
 /// Recipient class of `domain` for listener `si`.
 pub fn classify(model: &Model, si: usize, domain: &str) -> RecipientClass {
     classify_checked(model, si, domain).0
@@ -1407,7 +1423,7 @@ pub fn classify_checked(
     si: usize,
     domain: &str,
 ) -> (RecipientClass, Vec<(RecipientClass, String)>) {
-    let scope = model.scope(Some(si));
+    let scope = model.scope(rewrite_scope(model, si));
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let mut unknown = Vec::new();
     let mut has = |name: &str, class: RecipientClass| {
