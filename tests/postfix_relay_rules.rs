@@ -1405,3 +1405,26 @@ fn listener_domain_overrides_change_nothing_like_real_smtpd() {
         Some("454 4.7.1 <u@example.net>: Relay access denied")
     );
 }
+
+// ------------------------------------------------------------------ PF005 (review 7 F8)
+
+/// PF005 offers no rename to a parameter the service's program does not read: smtp_* on an
+/// smtpd service (smtpd_bind_address -> the service name sets the address) and smtpd_* on
+/// an smtp client; a rename within the program's own parameters is still offered.
+#[test]
+fn did_you_mean_stays_within_the_program() {
+    let master = "smtp inet n - n - - smtpd\n127.0.0.1:10025 inet n - n - - smtpd\n  -o smtpd_bind_address=127.0.0.1\nrelay unix - - n - - smtp\n  -o smtp_helo_nam=x\n";
+    let fs = lint(BASE, Some(master));
+    let pf = with_code(&fs, "PF005");
+    assert_eq!(pf.len(), 2, "{fs:?}");
+    let bind = pf.iter().find(|f| f["line"] == 3).unwrap();
+    assert!(bind["fix"].is_null(), "{bind}");
+    assert!(bind["message"].as_str().unwrap().contains("does not read"), "{bind}");
+    assert!(
+        bind["help"].as_str().unwrap().contains("set by its service name (127.0.0.1:10025)"),
+        "{bind}"
+    );
+    let helo = pf.iter().find(|f| f["line"] == 5).unwrap();
+    assert!(helo["message"].as_str().unwrap().ends_with("did you mean smtp_helo_name?"), "{helo}");
+    assert!(!helo["fix"].is_null(), "{helo}");
+}

@@ -944,6 +944,18 @@ fn key(n: &str) -> Option<[u8; 2]> {
     Some([*b.first()?, *b.get(1)?])
 }
 
+/// The program whose parameter `name` is, when `command` (a master.cf service's program)
+/// does not read it: smtp(8)/lmtp(8) client parameters on smtpd(8) and the other way round
+/// (postconf(5): smtp_* "Postfix SMTP client", smtpd_* "Postfix SMTP server").
+fn not_read_by(name: &str, command: &str) -> Option<&'static str> {
+    let client = name.starts_with("smtp_") || name.starts_with("lmtp_");
+    match command {
+        "smtpd" if client => Some("the SMTP/LMTP client (smtp(8), lmtp(8))"),
+        "smtp" | "lmtp" if name.starts_with("smtpd_") => Some("the SMTP server (smtpd(8))"),
+        _ => None,
+    }
+}
+
 fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
     let p = params::get();
     let used = Used::collect(m);
@@ -975,6 +987,7 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
                       name_span: Span,
                       where_: String,
                       defined_names: &dyn Fn(&str) -> bool,
+                      svc: Option<&super::parse::Service>,
                       f: &mut Vec<Finding>| {
         let since = match known(name) {
             Ok(()) => return,
@@ -995,7 +1008,26 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
         let mut finding = Finding::new("PF005", Mta::Postfix, String::new()).at(at(src, name_span));
         if since.is_none() {
             let s = sugg.get_or_insert_with(Suggester::new);
-            if let Some(c) = s.closest(name) {
+            let closest = s.closest(name);
+            let foreign = closest.and_then(|c| svc.and_then(|v| not_read_by(c, v.command())));
+            if let (Some(c), Some(other), Some(v)) = (closest, foreign, svc) {
+                // Renaming would not make the setting work (review 7 F8): the closest name
+                // belongs to another program.
+                msg.push_str(&format!(
+                    "; the closest name, {c}, is a parameter of {other}, which the {} service does not read",
+                    v.command()
+                ));
+                finding = finding.help(if name.ends_with("_bind_address") && v.kind() == "inet" {
+                    // master(5): an inet service name is [host:]port; it is where it listens.
+                    if v.name().contains(':') {
+                        format!("The address this service listens on is set by its service name ({}); remove this line.", v.name())
+                    } else {
+                        format!("The address this service listens on is set by its service name: `{}` has no host part, so it listens on inet_interfaces; write `host:{}` as the service name to listen on one address, and remove this line.", v.name(), v.name())
+                    }
+                } else {
+                    "Remove the line, or check postconf(5) for the parameter this program reads.".to_string()
+                });
+            } else if let Some(c) = closest {
                 msg.push_str(&format!("; did you mean {c}?"));
                 let clash = defined_names(c);
                 finding = finding
@@ -1029,6 +1061,7 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
                     e.name_span,
                     "in main.cf".into(),
                     &in_main,
+                    None,
                     f,
                 );
             }
@@ -1048,6 +1081,7 @@ fn unknown_params(m: &Model, f: &mut Vec<Finding>) {
                     o.name_span,
                     format!("(-o override of service {})", s.id()),
                     &in_service,
+                    Some(s),
                     f,
                 );
             }
