@@ -1149,6 +1149,41 @@ fn unknown_recipient_domain_before_sasl_is_not_pf102() {
     assert!(text.contains("Domain not found"), "{text}");
 }
 
+// ------------------------------------------------------------------ review 7 differentials
+
+/// Runs `listeners` (their `-o` lines) on the real smtpd with `BASE` plus `local_recipient_maps
+/// =` (so accepted local recipients depend on no table), compares every client and recipient
+/// with the model (no mismatch, nothing `depends`: the count compared is returned), and
+/// returns the RCPT replies of `asks` (listener, client address, recipient) as well.
+/// `None` when Postfix cannot run here.
+fn agree_with_smtpd(
+    name: &str,
+    listeners: &[&str],
+    clients: &[(relaydoctor::relay::ClientClass, String, Option<&str>)],
+    rcpts: &[&str],
+    asks: &[(usize, &str, &str)],
+) -> Option<(usize, Vec<Option<String>>)> {
+    let master = smtpd_support::require()?;
+    let main = format!("{BASE}local_recipient_maps =\n");
+    let sc = Scenario {
+        name,
+        main: &main,
+        listeners,
+        files: &[],
+        postmap: &[],
+    };
+    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
+    let t = smtpd_support::compare(name, &run, clients, rcpts);
+    let replies = asks
+        .iter()
+        .map(|(i, addr, rcpt)| smtpd_support::ask(run.ports[*i], addr, None, rcpt))
+        .collect();
+    drop(run);
+    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
+    assert!(t.depends.is_empty(), "{:?}", t.depends);
+    Some((t.compared, replies))
+}
+
 // ------------------------------------------------------------------ PF015 (review 7 F16/F17/F15)
 
 /// mynetworks entries the address parser rejects (util/cidr_match.c) or skips (match_ops.c):
@@ -1180,24 +1215,11 @@ fn bad_mynetworks_entries_agree_with_real_smtpd() {
             None => assert!(pf.is_empty(), "{entries}: {fs:?}"),
         }
     }
-    let Some(master) = smtpd_support::require() else {
-        return;
-    };
     let listeners: Vec<String> = cases
         .iter()
         .map(|(e, _)| format!("  -o mynetworks=127.0.0.0/8,{e}\n"))
         .collect();
     let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
-    // No local recipient table: the accepted local recipient does not depend on one.
-    let main = format!("{BASE}local_recipient_maps =\n");
-    let sc = Scenario {
-        name: "pfrules-pf015",
-        main: &main,
-        listeners: &listeners,
-        files: &[],
-        postmap: &[],
-    };
-    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
     let clients: Vec<(relaydoctor::relay::ClientClass, String, Option<&str>)> =
         ["192.168.1.20", "203.0.113.5", "10.1.2.3"]
             .iter()
@@ -1209,20 +1231,17 @@ fn bad_mynetworks_entries_agree_with_real_smtpd() {
                 )
             })
             .collect();
-    let t = smtpd_support::compare(
-        sc.name,
-        &run,
-        &clients,
-        &["u@external.example", "u@example.com"],
-    );
+    let rcpts = ["u@external.example", "u@example.com"];
     // The exact text of the failure (smtpd_check.c reject_dict_retry()).
-    let reply = smtpd_support::ask(run.ports[0], "203.0.113.5", None, "u@example.com");
-    drop(run);
-    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
-    assert!(t.depends.is_empty(), "{:?}", t.depends);
-    assert_eq!(t.compared, cases.len() * 3 * 2);
+    let asks = [(0, "203.0.113.5", "u@example.com")];
+    let Some((compared, replies)) =
+        agree_with_smtpd("pfrules-pf015", &listeners, &clients, &rcpts, &asks)
+    else {
+        return;
+    };
+    assert_eq!(compared, cases.len() * 3 * 2);
     assert_eq!(
-        reply.as_deref(),
+        replies[0].as_deref(),
         Some("451 4.3.0 <u@example.com>: Temporary lookup failure")
     );
 }
@@ -1259,25 +1278,19 @@ fn stray_argument_listener_is_unavailable_like_real_smtpd() {
             && out.contains("master.cf:2:"),
         "{out}"
     );
-    let Some(master) = smtpd_support::require() else {
-        return;
-    };
-    let sc = Scenario {
-        name: "pfrules-stray-arg",
-        main: &format!("{BASE}local_recipient_maps =\n"),
-        listeners: &listeners,
-        files: &[],
-        postmap: &[],
-    };
-    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
     // One question per listener: after smtpd's fatal exit master throttles the service,
     // and every further connection would wait for the read timeout.
     let stranger = &smtpd_support::clients(None)[..1];
-    let t = smtpd_support::compare(sc.name, &run, stranger, &["u@example.com"]);
-    drop(run);
-    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
-    assert!(t.depends.is_empty(), "{:?}", t.depends);
-    assert_eq!(t.compared, 2);
+    let r = agree_with_smtpd(
+        "pfrules-stray-arg",
+        &listeners,
+        stranger,
+        &["u@example.com"],
+        &[],
+    );
+    if let Some((compared, _)) = r {
+        assert_eq!(compared, 2);
+    }
 }
 
 // ------------------------------------------------------------------ F20 (review 7): tables smtpd cannot open
@@ -1323,36 +1336,22 @@ fn unopenable_tables_defer_like_real_smtpd() {
         .as_str()
         .unwrap()
         .contains("looked up on this machine"));
-    let Some(master) = smtpd_support::require() else {
-        return;
-    };
     let listeners = [
         "  -o smtpd_relay_restrictions=permit_mynetworks,check_client_access,hash:$config_directory/missing,reject_unauth_destination\n",
         "  -o smtpd_recipient_restrictions=check_recipient_access,cidr:$config_directory/missing.cidr\n",
         "  -o mynetworks=127.0.0.0/8,$config_directory/missing-nets\n",
     ];
-    let sc = Scenario {
-        name: "pfrules-unopenable",
-        main: &format!("{BASE}local_recipient_maps =\n"),
-        listeners: &listeners,
-        files: &[],
-        postmap: &[],
-    };
-    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
     let clients = &smtpd_support::clients(None)[..2];
-    let t = smtpd_support::compare(
-        sc.name,
-        &run,
-        clients,
-        &["u@external.example", "u@example.com"],
-    );
-    let texts: Vec<Option<String>> = (0..3)
-        .map(|i| smtpd_support::ask(run.ports[i], "203.0.113.5", None, "u@example.com"))
+    let rcpts = ["u@external.example", "u@example.com"];
+    let asks: Vec<(usize, &str, &str)> = (0..3)
+        .map(|i| (i, "203.0.113.5", "u@example.com"))
         .collect();
-    drop(run);
-    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
-    assert!(t.depends.is_empty(), "{:?}", t.depends);
-    assert_eq!(t.compared, 3 * 2 * 2);
+    let Some((compared, texts)) =
+        agree_with_smtpd("pfrules-unopenable", &listeners, clients, &rcpts, &asks)
+    else {
+        return;
+    };
+    assert_eq!(compared, 3 * 2 * 2);
     assert_eq!(
         texts,
         [
@@ -1382,24 +1381,16 @@ fn listener_domain_overrides_change_nothing_like_real_smtpd() {
     assert_eq!(with_code(&fs, "PF113").len(), 2, "{fs:?}");
     let fs = lint(&format!("{BASE}relay_domains = example.net\n"), Some(SMTP));
     assert!(with_code(&fs, "PF113").is_empty(), "{fs:?}");
-    let Some(master) = smtpd_support::require() else {
+    let clients = &smtpd_support::clients(None)[..2];
+    let rcpts = ["u@example.net", "u@example.org"];
+    let asks = [(0, "203.0.113.5", "u@example.net")];
+    let Some((compared, replies)) =
+        agree_with_smtpd("pfrules-pf113", &listeners, clients, &rcpts, &asks)
+    else {
         return;
     };
-    let sc = Scenario {
-        name: "pfrules-pf113",
-        main: &format!("{BASE}local_recipient_maps =\n"),
-        listeners: &listeners,
-        files: &[],
-        postmap: &[],
-    };
-    let run = smtpd_support::start(&master, &sc).unwrap_or_else(|e| panic!("{e}"));
-    let clients = &smtpd_support::clients(None)[..2];
-    let t = smtpd_support::compare(sc.name, &run, clients, &["u@example.net", "u@example.org"]);
-    let stranger = smtpd_support::ask(run.ports[0], "203.0.113.5", None, "u@example.net");
-    drop(run);
-    assert!(t.mismatches.is_empty(), "{}", t.mismatches.join("\n"));
-    assert!(t.depends.is_empty(), "{:?}", t.depends);
-    assert_eq!(t.compared, 2 * 2 * 2);
+    assert_eq!(compared, 2 * 2 * 2);
+    let stranger = &replies[0];
     assert_eq!(
         stranger.as_deref(),
         Some("454 4.7.1 <u@example.net>: Relay access denied")
@@ -1419,12 +1410,24 @@ fn did_you_mean_stays_within_the_program() {
     assert_eq!(pf.len(), 2, "{fs:?}");
     let bind = pf.iter().find(|f| f["line"] == 3).unwrap();
     assert!(bind["fix"].is_null(), "{bind}");
-    assert!(bind["message"].as_str().unwrap().contains("does not read"), "{bind}");
     assert!(
-        bind["help"].as_str().unwrap().contains("set by its service name (127.0.0.1:10025)"),
+        bind["message"].as_str().unwrap().contains("does not read"),
+        "{bind}"
+    );
+    assert!(
+        bind["help"]
+            .as_str()
+            .unwrap()
+            .contains("set by its service name (127.0.0.1:10025)"),
         "{bind}"
     );
     let helo = pf.iter().find(|f| f["line"] == 5).unwrap();
-    assert!(helo["message"].as_str().unwrap().ends_with("did you mean smtp_helo_name?"), "{helo}");
+    assert!(
+        helo["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("did you mean smtp_helo_name?"),
+        "{helo}"
+    );
     assert!(!helo["fix"].is_null(), "{helo}");
 }

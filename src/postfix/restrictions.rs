@@ -236,7 +236,7 @@ pub fn check_items(items: &[&str], classes: &HashSet<String>) -> Vec<Problem> {
 
 /// The byte span of each item of `value` within `src.text[span]`, found in order (items
 /// without whitespace appear verbatim; a `{ ... }` group gets no span).
-pub(super) fn item_spans(
+fn item_spans(
     src: &SourceFile,
     span: (usize, usize),
     items: &[&str],
