@@ -1431,3 +1431,40 @@ fn did_you_mean_stays_within_the_program() {
     );
     assert!(!helo["fix"].is_null(), "{helo}");
 }
+
+// ------------------------------------------------------------------ F18 (review 7): inline pattern tables
+
+/// `cidr:{{...}}` and `regexp:{{...}}` (Postfix 3.7 inline tables) are evaluated like their
+/// files, and the answers agree with the real smtpd: the listed network relays, a stranger
+/// does not.
+#[test]
+fn inline_pattern_tables_agree_with_real_smtpd() {
+    let listeners = [
+        "  -o { mynetworks = 127.0.0.0/8 cidr:{{192.168.1.0/24 OK}} }\n",
+        "  -o { smtpd_relay_restrictions = check_client_access regexp:{{/^192\\.168\\.1\\./ OK}}, reject_unauth_destination }\n",
+    ];
+    let clients: Vec<(relaydoctor::relay::ClientClass, String, Option<&str>)> =
+        ["192.168.1.20", "203.0.113.5"]
+            .iter()
+            .map(|a| {
+                (
+                    relaydoctor::relay::ClientClass::Stranger,
+                    a.to_string(),
+                    None,
+                )
+            })
+            .collect();
+    let rcpts = ["u@external.example", "u@example.com"];
+    let asks = [
+        (0, "192.168.1.20", "u@external.example"),
+        (1, "192.168.1.20", "u@external.example"),
+    ];
+    let Some((compared, replies)) =
+        agree_with_smtpd("pfrules-inline", &listeners, &clients, &rcpts, &asks)
+    else {
+        return;
+    };
+    assert_eq!(compared, 2 * 2 * 2);
+    assert_eq!(replies[0].as_deref(), Some("250 2.1.5 Ok"));
+    assert_eq!(replies[1].as_deref(), Some("250 2.1.5 Ok"));
+}

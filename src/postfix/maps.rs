@@ -192,6 +192,9 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
             "{spec} ({kind}: tables are not evaluated statically)"
         ));
     }
+    if name.starts_with('{') && matches!(kind, "cidr" | "regexp" | "pcre") {
+        return inline_rules(spec, kind, name, findings);
+    }
     if !name.starts_with('/') {
         return Opened::Depends(format!("{spec} (relative table path)"));
     }
@@ -227,9 +230,43 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
             _ => Opened::Depends(format!("{spec} ({name} is unreadable)")),
         };
     };
+    let mut t = match pattern_table(spec, kind, &src, findings) {
+        Ok(t) => t,
+        Err(e) => return Opened::Depends(e),
+    };
+    t.note = note;
+    Opened::Table(t)
+}
+
+/// `cidr:{ {rule}, {rule} }`, `pcre:{...}`, `regexp:{...}`: the rules written in the table
+/// name (cidr_table(5), pcre_table(5), regexp_table(5) "INLINE SPECIFICATION", Postfix 3.7
+/// and later). Postfix writes each rule, without the blanks after `{` and before `}`, as a
+/// line of an in-memory file, read like the table file.
+fn inline_rules(spec: &str, kind: &str, name: &str, findings: &mut Vec<Finding>) -> Opened {
+    let text: String = super::syntax::list_items(strip_braces(name))
+        .iter()
+        .map(|rule| format!("{}\n", strip_braces(rule).trim()))
+        .collect();
+    let src = crate::source::SourceFile::from_text(spec, text);
+    match pattern_table(spec, kind, &src, findings) {
+        Ok(mut t) => {
+            t.file = None;
+            Opened::Table(t)
+        }
+        Err(e) => Opened::Depends(e),
+    }
+}
+
+/// A table of `kind` read from `src` (a file, or the rules of an inline table); Err with the
+/// reason for a regexp table that does not compile.
+fn pattern_table(
+    spec: &str,
+    kind: &str,
+    src: &crate::source::SourceFile,
+    findings: &mut Vec<Finding>,
+) -> Result<Table, String> {
     let regexp = kind == "regexp" || kind == "pcre";
     let mut t = table(spec, Some(src.display.clone()), kind != "cidr" && !regexp);
-    t.note = note;
     if regexp {
         match super::regexp_table::parse(&src.text, kind == "pcre") {
             Ok(rules) => {
@@ -246,16 +283,16 @@ pub fn open(ctx: &Context, spec: &str, findings: &mut Vec<Finding>) -> Opened {
                     });
                 }
             }
-            Err(e) => return Opened::Depends(format!("{spec} ({kind}: {e})")),
+            Err(e) => return Err(format!("{spec} ({kind}: {e})")),
         }
     } else if kind == "cidr" {
-        parse_cidr(&mut t, &src, findings);
+        parse_cidr(&mut t, src, findings);
     } else {
         for (line, key, value) in postmap_lines(&src.text) {
             push_fixed(&mut t, &key, &value, line);
         }
     }
-    Opened::Table(t)
+    Ok(t)
 }
 
 fn mtime(m: &std::fs::Metadata) -> u64 {

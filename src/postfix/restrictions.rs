@@ -236,11 +236,7 @@ pub fn check_items(items: &[&str], classes: &HashSet<String>) -> Vec<Problem> {
 
 /// The byte span of each item of `value` within `src.text[span]`, found in order (items
 /// without whitespace appear verbatim; a `{ ... }` group gets no span).
-fn item_spans(
-    src: &SourceFile,
-    span: (usize, usize),
-    items: &[&str],
-) -> Vec<Option<usize>> {
+fn item_spans(src: &SourceFile, span: (usize, usize), items: &[&str]) -> Vec<Option<usize>> {
     let text = src.text.get(span.0..span.1).unwrap_or("");
     let mut cursor = 0;
     items
