@@ -36,6 +36,37 @@ fn oracle() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// A configuration as a snapshot (`t`, etc/exim/exim.conf) and as the file `exim -C` reads
+/// (`conf`), loaded by relaydoctor.
+struct Case {
+    tmp: tempfile::TempDir,
+    t: PathBuf,
+    conf: PathBuf,
+    ctx: Context,
+    targets: Vec<exim::Target>,
+    loaded: exim::Loaded,
+}
+
+fn case(conf_text: &str) -> Case {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("root");
+    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
+    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
+    let conf = tmp.path().join("s.conf");
+    std::fs::write(&conf, conf_text).unwrap();
+    let ctx = Context::new(Root::snapshot(&t), Options::default());
+    let targets = exim::discover(&ctx, &mut Vec::new());
+    let loaded = exim::load(&ctx, &targets[0]);
+    Case {
+        tmp,
+        t,
+        conf,
+        ctx,
+        targets,
+        loaded,
+    }
+}
+
 fn skip(why: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("exim oracle unavailable in CI: {why}");
@@ -681,15 +712,14 @@ fn session_values_constants_and_defer_match_exim_bh() {
         return;
     };
     let conf_text = "primary_hostname = mx.example.org\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  defer   condition = ${if eq{$sender_helo_name}{bad.example}}\n  deny    condition = ${if eq{1}{1}}\n          condition = ${if eq{$sender_host_address}{198.51.100.7}}\n  deny    condition = ${if eqi{$domain}{BLOCKED.example}{yes}{no}}\n  accept  condition = ${if !eq{a}{b}}\n";
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path().join("root");
-    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
-    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
-    let conf = tmp.path().join("s.conf");
-    std::fs::write(&conf, conf_text).unwrap();
-    let ctx = Context::new(Root::snapshot(&t), Options::default());
-    let targets = exim::discover(&ctx, &mut Vec::new());
-    let loaded = exim::load(&ctx, &targets[0]);
+    let Case {
+        tmp: _tmp,
+        t: _t,
+        conf,
+        ctx,
+        targets: _targets,
+        loaded,
+    } = case(conf_text);
     for (helo, ip, domain, want) in [
         ("bad.example", "192.0.2.9", "example.net", 451),
         ("good.example", "198.51.100.7", "example.net", 550),
@@ -730,15 +760,14 @@ fn missing_list_files_drop_the_session_as_in_exim() {
     };
     let conf_text = "primary_hostname = mx.example.org\nhostlist relay_from_hosts = 192.0.2.0/24 : /nonexistent-rd-ex190/relay_hosts\ndomainlist local_domains = example.org\ndomainlist relay_to_domains = lsearch;/nonexistent-rd-ex190/relay_domains\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require message = relay not permitted\n          domains = +local_domains : +relay_to_domains\n  accept\n";
     assert!(!Path::new("/nonexistent-rd-ex190").exists());
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path().join("root");
-    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
-    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
-    let conf = tmp.path().join("s.conf");
-    std::fs::write(&conf, conf_text).unwrap();
-    let ctx = Context::new(Root::snapshot(&t), Options::default());
-    let targets = exim::discover(&ctx, &mut Vec::new());
-    let loaded = exim::load(&ctx, &targets[0]);
+    let Case {
+        tmp: _tmp,
+        t,
+        conf,
+        ctx,
+        targets,
+        loaded,
+    } = case(conf_text);
     // (client, recipient domain, Exim's RCPT reply: None = no reply, the file named in the LOG)
     for (ip, domain, want, file) in [
         ("192.0.2.9", "example.net", Some(250), None),
@@ -846,15 +875,14 @@ fn verify_sender_and_recipient_depend_on_dns_routing_as_in_exim() {
         }
     };
     let conf_text = "primary_hostname = mx.example.org\ndomainlist local_domains = example.org\nhostlist relay_from_hosts = 192.0.2.0/24\nacl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  accept  hosts = +relay_from_hosts\n  require verify = sender\n  require verify = recipient\n  accept\nbegin routers\ndnslookup:\n  driver = dnslookup\n  domains = ! +local_domains\n  transport = remote_smtp\n  no_more\nlocal:\n  driver = accept\n  domains = +local_domains\n  transport = null_delivery\nbegin transports\nremote_smtp:\n  driver = smtp\nnull_delivery:\n  driver = appendfile\n  file = /dev/null\n";
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path().join("root");
-    std::fs::create_dir_all(t.join("etc/exim")).unwrap();
-    std::fs::write(t.join("etc/exim/exim.conf"), conf_text).unwrap();
-    let conf = tmp.path().join("s.conf");
-    std::fs::write(&conf, conf_text).unwrap();
-    let ctx = Context::new(Root::snapshot(&t), Options::default());
-    let targets = exim::discover(&ctx, &mut Vec::new());
-    let loaded = exim::load(&ctx, &targets[0]);
+    let Case {
+        tmp: _tmp,
+        t: _t,
+        conf,
+        ctx,
+        targets: _targets,
+        loaded,
+    } = case(conf_text);
     // (sender, recipient domain, Exim's reply, whose domain the answer depends on)
     for (sender, domain, want, via_dns) in [
         (

@@ -1151,6 +1151,26 @@ fn unknown_recipient_domain_before_sasl_is_not_pf102() {
 
 // ------------------------------------------------------------------ review 7 differentials
 
+/// Clients that did not log in, at these addresses.
+fn strangers(
+    addrs: &[&str],
+) -> Vec<(
+    relaydoctor::relay::ClientClass,
+    String,
+    Option<&'static str>,
+)> {
+    addrs
+        .iter()
+        .map(|a| {
+            (
+                relaydoctor::relay::ClientClass::Stranger,
+                a.to_string(),
+                None,
+            )
+        })
+        .collect()
+}
+
 /// Runs `listeners` (their `-o` lines) on the real smtpd with `BASE` plus `local_recipient_maps
 /// =` (so accepted local recipients depend on no table), compares every client and recipient
 /// with the model (no mismatch, nothing `depends`: the count compared is returned), and
@@ -1220,17 +1240,7 @@ fn bad_mynetworks_entries_agree_with_real_smtpd() {
         .map(|(e, _)| format!("  -o mynetworks=127.0.0.0/8,{e}\n"))
         .collect();
     let listeners: Vec<&str> = listeners.iter().map(String::as_str).collect();
-    let clients: Vec<(relaydoctor::relay::ClientClass, String, Option<&str>)> =
-        ["192.168.1.20", "203.0.113.5", "10.1.2.3"]
-            .iter()
-            .map(|a| {
-                (
-                    relaydoctor::relay::ClientClass::Stranger,
-                    a.to_string(),
-                    None,
-                )
-            })
-            .collect();
+    let clients = strangers(&["192.168.1.20", "203.0.113.5", "10.1.2.3"]);
     let rcpts = ["u@external.example", "u@example.com"];
     // The exact text of the failure (smtpd_check.c reject_dict_retry()).
     let asks = [(0, "203.0.113.5", "u@example.com")];
@@ -1443,17 +1453,7 @@ fn inline_pattern_tables_agree_with_real_smtpd() {
         "  -o { mynetworks = 127.0.0.0/8 cidr:{{192.168.1.0/24 OK}} }\n",
         "  -o { smtpd_relay_restrictions = check_client_access regexp:{{/^192\\.168\\.1\\./ OK}}, reject_unauth_destination }\n",
     ];
-    let clients: Vec<(relaydoctor::relay::ClientClass, String, Option<&str>)> =
-        ["192.168.1.20", "203.0.113.5"]
-            .iter()
-            .map(|a| {
-                (
-                    relaydoctor::relay::ClientClass::Stranger,
-                    a.to_string(),
-                    None,
-                )
-            })
-            .collect();
+    let clients = strangers(&["192.168.1.20", "203.0.113.5"]);
     let rcpts = ["u@external.example", "u@example.com"];
     let asks = [
         (0, "192.168.1.20", "u@external.example"),
