@@ -676,3 +676,32 @@ fn a_target_version_that_is_not_an_upgrade_is_refused() {
         .assert()
         .code(1);
 }
+
+/// Linting a configuration directory runs no postconf: a default computed by running it
+/// (mynetworks on the live system) is asked for only where a check needs that value, and the
+/// missing-file check needs only what the admin wrote. A postconf spawn costs as much as
+/// the whole lint (scripts/bench postfix (a)).
+#[test]
+fn directory_lint_runs_no_postconf() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin_dir = tempfile::tempdir().unwrap();
+    let marker = bin_dir.path().join("ran");
+    let fake = bin_dir.path().join("postconf");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/rules/PF111/good/etc/postfix");
+    let path = format!("{}:/usr/bin:/bin", bin_dir.path().display());
+    let out = bin()
+        .env("PATH", path)
+        .args(["lint", "--color", "never"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c < 2), "{out:?}");
+    assert!(!marker.exists(), "lint ran postconf");
+}

@@ -551,9 +551,13 @@ fn files(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             .chain(LISTS.iter())
             .chain(CERT_PARAMS.iter());
         for p in params {
-            let Some(e) = scope.get(p) else { continue };
             // Only what the admin wrote: built-in defaults (alias_maps = hash:/etc/aliases)
-            // are not a migration leftover.
+            // are not a migration leftover. Asked before the value: computing a default
+            // can run postconf (mynetworks on a live system), which costs a whole lint.
+            if !m.is_set(si, p) {
+                continue;
+            }
+            let Some(e) = scope.get(p) else { continue };
             if e.origin.file.is_none() {
                 continue;
             }
