@@ -22,6 +22,9 @@ pub struct ListCache {
     regex: Mutex<HashMap<(String, bool), Option<regex::Regex>>>,
     /// /etc/hosts of the server (live or snapshot) by real path: None when it cannot be read.
     hosts: Mutex<HashMap<PathBuf, Option<HostsEntries>>>,
+    /// The server's name when primary_hostname is not set (`exim::primary_hostname`), read
+    /// once: every evaluated envelope asks for it.
+    pub host_name: std::sync::OnceLock<String>,
 }
 
 /// A copy of a configuration starts with an empty cache (it is only a cache).

@@ -328,12 +328,17 @@ pub fn primary_hostname(ctx: &Context, cfg: &Config) -> String {
     } else {
         "/proc/sys/kernel/hostname"
     };
-    ctx.root
-        .read_to_string(&ctx.root.resolve(Path::new(p)))
-        .ok()
-        .and_then(|s| s.lines().next().map(|l| l.trim().to_ascii_lowercase()))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "primary-hostname.invalid".into())
+    cfg.list_cache
+        .host_name
+        .get_or_init(|| {
+            ctx.root
+                .read_to_string(&ctx.root.resolve(Path::new(p)))
+                .ok()
+                .and_then(|s| s.lines().next().map(|l| l.trim().to_ascii_lowercase()))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "primary-hostname.invalid".into())
+        })
+        .clone()
 }
 
 /// Evaluate connect, MAIL and RCPT ACLs in order for one envelope.
