@@ -1288,6 +1288,11 @@ fn stray_argument_listener_is_unavailable_like_real_smtpd() {
             && out.contains("master.cf:2:"),
         "{out}"
     );
+    // Lint says why once (PF008), not also as a failed relay safety check (PF103): the
+    // listener's restrictions are the safe defaults.
+    let fs = common::lint_json(t.path(), &[]);
+    assert_eq!(with_code(&fs, "PF008").len(), 1, "{fs:?}");
+    assert!(with_code(&fs, "PF103").is_empty(), "{fs:?}");
     // One question per listener: after smtpd's fatal exit master throttles the service,
     // and every further connection would wait for the read timeout.
     let stranger = &smtpd_support::clients(None)[..1];

@@ -288,7 +288,9 @@ fn relay_listeners(ctx: &Context, m: &Model, f: &mut Vec<Finding>) {
             RecipientClass::External,
             &rcpt,
         );
-        if stranger.result == Verdict::Unavailable {
+        // PF103 is the relay safety check; a listener that dies on a stray master.cf
+        // argument instead is PF008's, whose restrictions may well be safe.
+        if stranger.result == Verdict::Unavailable && policy::stray_argument(m, si).is_none() {
             f.push(smtpd_unavailable(ctx, m, &l, &stranger));
         }
         // A listener only loopback clients can reach is no relay for strangers on the

@@ -1200,7 +1200,7 @@ pub fn evaluate(
 /// msg_fatal("unexpected command-line argument: %s", argv[0]);`: option parsing stops at
 /// that word (util/sys_defs.h: GETOPT passes "+" on Linux; master/single_server.c takes
 /// "cdDi:lm:n:o:r:s:St:uvVz"), so smtpd exits on every connection before its greeting.
-fn stray_argument(model: &Model, si: usize) -> Option<(String, TraceStep)> {
+pub(crate) fn stray_argument(model: &Model, si: usize) -> Option<(String, TraceStep)> {
     let svc = model.services().get(si)?;
     let master = model.master.as_ref()?;
     let mut args = svc.other_args.iter();
